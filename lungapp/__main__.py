@@ -1,0 +1,5 @@
+import sys
+
+from lungapp.cli import main
+
+sys.exit(main())

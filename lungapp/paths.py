@@ -1,0 +1,74 @@
+"""Where the app writes: settings, installed models, database, recordings.
+
+``LUNGAPP_HOME`` moves everything to one folder (tests, portable installs); otherwise
+the platform's user folders from platformdirs are used. Nothing here creates folders
+on import; call :func:`ensure` when about to write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "lungapp"
+
+
+def home() -> Path | None:
+    """The ``LUNGAPP_HOME`` folder, or None when it is not set."""
+    value = os.environ.get("LUNGAPP_HOME")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _platform(kind: str) -> Path:
+    import platformdirs
+
+    fn = {"data": platformdirs.user_data_dir, "config": platformdirs.user_config_dir,
+          "documents": platformdirs.user_documents_dir}[kind]
+    if kind == "documents":
+        return Path(fn()) / "lungapp"
+    return Path(fn(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    h = home()
+    return h if h else _platform("data")
+
+
+def config_dir() -> Path:
+    h = home()
+    return h / "config" if h else _platform("config")
+
+
+def models_dir() -> Path:
+    """Installed (user-trained) models, one sub-folder each."""
+    return data_dir() / "models"
+
+
+def recordings_dir() -> Path:
+    h = home()
+    return h / "recordings" if h else _platform("documents") / "recordings"
+
+
+def database_path() -> Path:
+    return data_dir() / "lungapp.sqlite3"
+
+
+def settings_path() -> Path:
+    """JSON settings shared by the CLI and the GUI (active model, last folder...)."""
+    return config_dir() / "settings.json"
+
+
+def ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def all_paths() -> dict[str, str]:
+    return {
+        "data": str(data_dir()),
+        "config": str(config_dir()),
+        "settings": str(settings_path()),
+        "models": str(models_dir()),
+        "recordings": str(recordings_dir()),
+        "database": str(database_path()),
+    }

@@ -1,0 +1,32 @@
+"""Shared fixtures. Every test runs with its own LUNGAPP_HOME so nothing touches the
+user's real settings, models or recordings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPRSOUND = (ROOT / ".." / "shared" / "data" / "sprsound").resolve()
+
+
+@pytest.fixture(autouse=True)
+def lungapp_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("lungapp_home")
+    monkeypatch.setenv("LUNGAPP_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def sprsound_dir() -> Path:
+    """../shared/data/sprsound, or skip where it is absent (a user's fresh clone)."""
+    if not (SPRSOUND / "train").is_dir():
+        pytest.skip(f"SPRSound data not found at {SPRSOUND}")
+    return SPRSOUND
+
+
+def pytest_report_header(config):
+    return [f"sprsound data: {'found' if (SPRSOUND / 'train').is_dir() else 'absent'} ({SPRSOUND})",
+            f"DISPLAY={os.environ.get('DISPLAY')!r} QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM')!r}"]
