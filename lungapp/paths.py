@@ -72,3 +72,17 @@ def all_paths() -> dict[str, str]:
         "recordings": str(recordings_dir()),
         "database": str(database_path()),
     }
+
+
+def resources_dir() -> Path:
+    """The bundled resources (model, examples, icons).
+
+    In a source checkout or editable install this is ``<repo>/resources``; in a wheel it
+    is installed as the package ``lungapp.resources``; in a PyInstaller bundle it sits
+    beside the frozen ``lungapp`` package.
+    """
+    here = Path(__file__).resolve().parent
+    for cand in (here / "resources", here.parent / "resources"):
+        if cand.is_dir():
+            return cand
+    raise FileNotFoundError(f"lungapp resources folder not found near {here}")
