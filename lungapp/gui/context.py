@@ -1,0 +1,181 @@
+"""The one object the views share: settings, the active model and the analysis queue.
+
+Created once by the main window and handed to every view (``RecordView(context)``,
+``ReviewView(context)``...). Views talk to each other only through its signals:
+
+* ``modelStateChanged(state, message)``: state is ``"loading"``, ``"ready"`` or
+  ``"error"``; message is one line for the status bar.
+* ``recordingFinished(path)``: the Record view emits it once a recording is safely on
+  disk; Review adds the file to its list and analyses it.
+* ``analysisStarted(path)``, ``analysisFinished(path, prediction)``,
+  ``analysisFailed(path, message)``, ``analysisCancelled(path)``: emitted for every
+  analysis requested anywhere through :meth:`request_analysis`.
+
+The model is loaded (and TensorFlow imported) in a worker after the window is shown;
+analyses run one at a time in their own single-thread pool, in request order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+from PySide6.QtCore import QObject, QSettings, QThreadPool, Signal
+
+from lungapp import paths
+from lungapp.gui.workers import Task, run_task
+
+LOADING, READY, ERROR = "loading", "ready", "error"
+
+
+def _load_predictor(task: Task, model_dir):
+    # Imported here: this is where TensorFlow/Keras get imported, in a worker thread.
+    from lungapp.model.inference import Predictor
+
+    task.progress(0, 0, "Loading model")
+    return Predictor.load(model_dir)
+
+
+def _predict(task: Task, predictor, path: str):
+    return predictor.predict_file(path)
+
+
+class AppContext(QObject):
+    modelStateChanged = Signal(str, str)
+    recordingFinished = Signal(str)
+    analysisStarted = Signal(str)
+    analysisFinished = Signal(str, object)
+    analysisFailed = Signal(str, str)
+    analysisCancelled = Signal(str)
+    queueChanged = Signal(int)   # analyses waiting or running
+
+    def __init__(self, parent: QObject | None = None, settings: QSettings | None = None):
+        super().__init__(parent)
+        if settings is None:
+            paths.ensure(paths.config_dir())
+            settings = QSettings(str(paths.config_dir() / "lungapp.ini"), QSettings.Format.IniFormat)
+        self.settings = settings
+        self._predictor = None
+        self._state = LOADING
+        self._message = "Model not loaded yet"
+        self._model_task: Task | None = None
+        self._model_gen = 0
+        self._queue: deque[str] = deque()
+        self._current: tuple[str, Task] | None = None
+        # One analysis at a time: a Keras model is not meant to be called from several
+        # threads at once, and this machine has few cores.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+
+    # --- model ---------------------------------------------------------------------
+    def predictor(self):
+        """The loaded Predictor, or None while loading or after a failure."""
+        return self._predictor
+
+    def model_state(self) -> str:
+        return self._state
+
+    def model_message(self) -> str:
+        return self._message
+
+    def _set_state(self, state: str, message: str) -> None:
+        self._state, self._message = state, message
+        self.modelStateChanged.emit(state, message)
+
+    def load_model(self, model_dir: str | os.PathLike | None = None) -> Task:
+        """(Re)load a model in the background; None = the active model."""
+        if self._model_task is not None and not self._model_task.is_done:
+            self._model_task.cancel()
+        self._predictor = None
+        self._set_state(LOADING, "Loading model…")
+        self._model_gen += 1
+        gen = self._model_gen
+        task = run_task(_load_predictor, model_dir, name="load model",
+                        on_finished=lambda pred, g=gen: self._model_loaded(pred, g),
+                        on_failed=lambda msg, exc, g=gen: self._model_failed(msg, g))
+        self._model_task = task
+        return task
+
+    def _model_loaded(self, predictor, gen: int) -> None:
+        if gen != self._model_gen:
+            return  # a newer load_model() superseded this one
+        self._predictor = predictor
+        card = predictor.card
+        self._set_state(READY, f"Model: {card.name} {card.version}")
+        self._pump()
+
+    def _model_failed(self, message: str, gen: int) -> None:
+        if gen != self._model_gen:
+            return
+        self._predictor = None
+        self._set_state(ERROR, f"No model: {message}")
+        self._pump()
+
+    # --- analysis queue ------------------------------------------------------------
+    def request_analysis(self, path: str) -> None:
+        """Queue a background analysis of one file (duplicates of a queued file are
+        ignored). Results arrive via analysisFinished / analysisFailed."""
+        path = os.fspath(path)
+        if path in self._queue:
+            return
+        self._queue.append(path)
+        self.queueChanged.emit(self.pending())
+        self._pump()
+
+    def pending(self) -> int:
+        return len(self._queue) + (1 if self._current else 0)
+
+    def is_queued(self, path: str) -> bool:
+        return path in self._queue or (self._current is not None and self._current[0] == path)
+
+    def cancel_analyses(self, paths_: list[str] | None = None) -> list[str]:
+        """Drop queued analyses (all, or those in ``paths_``); the one running finishes.
+        Emits analysisCancelled for each dropped file and returns them."""
+        if paths_ is None:
+            dropped = list(self._queue)
+            self._queue.clear()
+        else:
+            wanted = set(map(os.fspath, paths_))
+            dropped = [p for p in self._queue if p in wanted]
+            self._queue = deque(p for p in self._queue if p not in wanted)
+        for p in dropped:
+            self.analysisCancelled.emit(p)
+        self.queueChanged.emit(self.pending())
+        return dropped
+
+    def _pump(self) -> None:
+        if self._current is not None or not self._queue:
+            return
+        if self._state == LOADING:
+            return  # resumes from _model_loaded / _model_failed
+        if self._state == ERROR or self._predictor is None:
+            failed = list(self._queue)
+            self._queue.clear()
+            for p in failed:
+                self.analysisFailed.emit(p, self._message)
+            self.queueChanged.emit(self.pending())
+            return
+        path = self._queue.popleft()
+        task = run_task(_predict, self._predictor, path, pool=self._pool, name="analyse",
+                        on_finished=lambda pred, p=path: self._analysis_done(p, pred, None),
+                        on_failed=lambda msg, exc, p=path: self._analysis_done(p, None, msg))
+        self._current = (path, task)
+        self.analysisStarted.emit(path)
+
+    def _analysis_done(self, path: str, prediction, message: str | None) -> None:
+        self._current = None
+        if message is None:
+            self.analysisFinished.emit(path, prediction)
+        else:
+            self.analysisFailed.emit(path, message)
+        self.queueChanged.emit(self.pending())
+        self._pump()
+
+    # --- shutdown ------------------------------------------------------------------
+    def shutdown(self, timeout_ms: int = 3000) -> None:
+        """Drop queued work and wait briefly for running work (called on quit)."""
+        self._queue.clear()
+        if self._model_task is not None:
+            self._model_task.cancel()
+        self._pool.waitForDone(timeout_ms)
+        self.settings.sync()
