@@ -1,0 +1,404 @@
+"""Decode any audio file a clinician or a public dataset may hand us, to mono float32.
+
+One entry point, :func:`load_audio`, reads WAV (8/16/24/32-bit integer, 32/64-bit
+float), FLAC, OGG (Vorbis, Opus), MP3 and the other formats libsndfile reads, at any
+sample rate from :data:`MIN_RATE` to :data:`MAX_RATE` Hz and with any channel count
+(averaged to mono), and can resample to a requested rate with
+:func:`scipy.signal.resample_poly`. :func:`audio_info` reads only the header.
+
+Memory: files are decoded in blocks; each block is mixed down and resampled before the
+next is read, so loading a 1-hour 48 kHz stereo file at 8 kHz needs about the size of the
+8 kHz output, not of the decoded 48 kHz stereo signal.
+
+Errors: everything a user can cause (missing, unreadable, empty, truncated, corrupt,
+non-audio or unsupported files, NaN/Inf samples, audio too short) raises
+:class:`lungapp.errors.AudioError`, whose message names the file and the problem.
+Invalid *arguments* (a negative ``max_seconds``, a non-integer rate) are programming
+errors and raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import firwin, resample_poly
+
+from lungapp.errors import AudioError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "MAX_RATE",
+    "MIN_RATE",
+    "Audio",
+    "AudioInfo",
+    "audio_info",
+    "is_audio_path",
+    "load_audio",
+    "resample",
+]
+
+#: Lowercase file suffixes the app lists when it scans folders for recordings.
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3",
+    ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64", ".au", ".snd",
+)
+
+#: Supported sample rates of audio files, in Hz (inclusive).
+MIN_RATE = 2_000
+MAX_RATE = 192_000
+
+# Rates a caller may request (the spectrogram config accepts the same range).
+_MIN_TARGET_RATE = 100
+_MAX_TARGET_RATE = 384_000
+
+# Samples (frames x channels) decoded per block: 2**18 float32 = 1 MiB per block.
+_BLOCK_SAMPLES = 1 << 18
+
+_NO_SAMPLES = "contains no audio samples (empty or truncated audio data)"
+
+# Leading bytes of the audio containers we can name when their header is damaged.
+_MAGIC = (
+    (b"RIFF", "WAV"), (b"RIFX", "WAV"), (b"RF64", "RF64/WAV"), (b"BW64", "WAV"),
+    (b"riff", "W64"), (b"fLaC", "FLAC"), (b"OggS", "OGG"), (b"FORM", "AIFF"),
+    (b"caff", "CAF"), (b".snd", "AU"), (b"ID3", "MP3"),
+)
+
+
+def is_audio_path(path) -> bool:
+    """True when ``path``'s suffix (case-insensitive) is in :data:`AUDIO_EXTENSIONS`."""
+    return os.path.splitext(os.fspath(path))[1].lower() in AUDIO_EXTENSIONS
+
+
+@dataclass(frozen=True, eq=False)
+class Audio:
+    """A decoded recording.
+
+    samples: float32, shape (n,), mono; 1.0 is full scale (integer formats are scaled
+        to [-1, 1); float files are passed through unclipped).
+    rate: sample rate of ``samples`` in Hz (the requested rate, else ``original_rate``).
+    original_rate: the file's sample rate in Hz.
+    channels: the file's channel count (before the mix-down to mono).
+    duration_s: ``len(samples) / rate``, in seconds.
+    path: the file that was read.
+    """
+
+    samples: np.ndarray
+    rate: int
+    original_rate: int
+    channels: int
+    duration_s: float
+    path: str
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """A file's header: rate (Hz), channels, frames (per channel; estimated by the
+    decoder for MP3), duration_s, and libsndfile's ``format`` (e.g. ``"WAV"``) and
+    ``subtype`` (e.g. ``"PCM_16"``)."""
+
+    path: str
+    rate: int
+    channels: int
+    frames: int
+    duration_s: float
+    format: str
+    subtype: str
+
+
+# --- resampling ----------------------------------------------------------------------
+
+def _ratio(from_rate: int, to_rate: int) -> tuple[int, int]:
+    """(up, down), coprime, for resampling ``from_rate`` Hz to ``to_rate`` Hz."""
+    for name, value in (("from_rate", from_rate), ("to_rate", to_rate)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer number of Hz, not {value!r}")
+    g = math.gcd(int(from_rate), int(to_rate))
+    return int(to_rate) // g, int(from_rate) // g
+
+
+@lru_cache(maxsize=16)
+def _filter(up: int, down: int) -> np.ndarray:
+    """The FIR low-pass that ``resample_poly(x, up, down)`` designs by default
+    (Kaiser window, beta 5, 2 * 10 * max(up, down) + 1 taps), float64, read-only.
+    Designed once per ratio so that block-by-block resampling does not redo it."""
+    max_rate = max(up, down)
+    h = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    h.setflags(write=False)
+    return h
+
+
+def resample(x, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample a 1-D signal from ``from_rate`` Hz to ``to_rate`` Hz.
+
+    x: 1-D array (any real dtype), shape (n,).
+    Returns float32 of shape (ceil(n * to_rate / from_rate),), computed in float64 with
+    :func:`scipy.signal.resample_poly` (its default Kaiser-windowed FIR filter, zero
+    padding at the ends). Equal rates return a float32 copy.
+    """
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"expected a 1-D signal, got shape {x.shape}")
+    up, down = _ratio(from_rate, to_rate)
+    x = x.astype(np.float64, copy=False)
+    if up == down:
+        return x.astype(np.float32)
+    return resample_poly(x, up, down, window=_filter(up, down)).astype(np.float32)
+
+
+class _ChunkedResampler:
+    """``resample_poly`` over a signal that arrives in blocks, equal (to float64
+    rounding) to ``resample_poly`` of the whole signal.
+
+    Output sample ``k`` is a weighted sum of input samples ``n`` with
+    ``|k * down - n * up| <= half_len``. Each :meth:`push` resamples the retained input
+    tail plus the new block and returns only the outputs whose whole filter support has
+    arrived; the tail is kept from a multiple of ``down`` (so that its first output
+    lands exactly on a whole-signal output index) covering the support of the next
+    output. Hand-written because scipy has no streaming polyphase resampler with
+    ``resample_poly``'s exact filter and phase (``upfirdn`` is batch only).
+    """
+
+    def __init__(self, up: int, down: int):
+        self.up, self.down = up, down
+        self.h = _filter(up, down)
+        self.half_len = (len(self.h) - 1) // 2
+        self._buf = np.zeros(0, dtype=np.float64)
+        self._start = 0      # input index of self._buf[0]; a multiple of down
+        self._n_in = 0       # input samples received
+        self._next = 0       # index of the next output sample to emit
+
+    def _run(self) -> np.ndarray:
+        """Outputs of the retained buffer, starting at output index ``_next``."""
+        y = resample_poly(self._buf, self.up, self.down, window=self.h)
+        return y[self._next - self._start * self.up // self.down:]
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Add input samples (1-D); return the newly completed outputs (float64, 1-D)."""
+        block = np.asarray(block, dtype=np.float64)
+        self._buf = np.concatenate([self._buf, block]) if len(self._buf) else block.copy()
+        self._n_in += len(block)
+        # Last output whose support ends at or before input index n_in - 1.
+        last = ((self._n_in - 1) * self.up - self.half_len) // self.down
+        if last < self._next:
+            return np.zeros(0, dtype=np.float64)
+        out = self._run()[: last + 1 - self._next]
+        self._next = last + 1
+        # Keep input from the first sample the next output needs, rounded down to a
+        # multiple of down.
+        need = -(-(self._next * self.down - self.half_len) // self.up)  # ceil division
+        new_start = max(self._start, (max(need, 0) // self.down) * self.down)
+        self._buf = self._buf[new_start - self._start:]
+        self._start = new_start
+        return out
+
+    def finish(self) -> np.ndarray:
+        """Return the remaining outputs (the signal is zero beyond its end, as in
+        ``resample_poly``); afterwards ceil(n_in * up / down) outputs were emitted."""
+        if self._n_in == 0:
+            return np.zeros(0, dtype=np.float64)
+        out = self._run()
+        self._next += len(out)
+        self._buf = np.zeros(0, dtype=np.float64)
+        return out
+
+
+class _Output:
+    """A growable float32 array, preallocated to the expected length so that the
+    finished signal is not copied (peak memory ~ the output size)."""
+
+    def __init__(self, capacity: int):
+        self._a = np.empty(max(int(capacity), 0), dtype=np.float32)
+        self.n = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        end = self.n + len(chunk)
+        if end > len(self._a):
+            grown = np.empty(max(end, 2 * len(self._a)), dtype=np.float32)
+            grown[: self.n] = self._a[: self.n]
+            self._a = grown
+        self._a[self.n:end] = chunk
+        self.n = end
+
+    def result(self) -> np.ndarray:
+        if self.n == len(self._a):
+            return self._a
+        if self.n >= 0.9 * len(self._a):
+            return self._a[: self.n]   # a view; the few unused samples are not worth a copy
+        return self._a[: self.n].copy()
+
+
+# --- validation ----------------------------------------------------------------------
+
+def _describe(exc: Exception) -> str:
+    """libsndfile's own message without soundfile's "Error opening '<path>': " prefix."""
+    text = getattr(exc, "error_string", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _sniff(head: bytes) -> str | None:
+    """Name of the audio container ``head`` (a file's first bytes) starts like, or None."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "MP3"  # an MPEG audio frame sync word
+    return None
+
+
+def _check_file(path: str) -> bytes:
+    """Raise AudioError unless ``path`` is a readable, non-empty regular file; return
+    its first 16 bytes."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise AudioError("file not found", path) from None
+    except NotADirectoryError:
+        raise AudioError("file not found (a folder in its path is a file)", path) from None
+    except PermissionError:
+        raise AudioError("no permission to read this file (or a folder in its path)", path) from None
+    except (OSError, ValueError) as e:
+        raise AudioError(f"cannot access the file ({getattr(e, 'strerror', None) or e})", path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError("is a folder, not an audio file", path)
+    if not stat.S_ISREG(st.st_mode):
+        # Opening a pipe or device could block forever.
+        raise AudioError("is not a regular file (a pipe, socket or device?)", path)
+    if st.st_size == 0:
+        raise AudioError("the file is empty (0 bytes)", path)
+    try:
+        with open(path, "rb") as f:
+            return f.read(16)
+    except PermissionError:
+        raise AudioError("no permission to read this file", path) from None
+    except OSError as e:
+        raise AudioError(f"cannot read the file ({e.strerror or e})", path) from None
+
+
+def _open(path: str) -> sf.SoundFile:
+    """Open ``path`` with libsndfile after the checks above; validate the header."""
+    head = _check_file(path)
+    try:
+        f = sf.SoundFile(path)
+    except Exception as e:  # noqa: BLE001 - soundfile raises RuntimeError, TypeError, ValueError...
+        kind = _sniff(head)
+        if kind is None:
+            ext = os.path.splitext(path)[1].lower()
+            claimed = f" despite its {ext} name" if ext in AUDIO_EXTENSIONS else ""
+            raise AudioError(
+                f"not a supported audio file{claimed}: its content is not WAV, FLAC, OGG, "
+                f"MP3, AIFF or another format libsndfile reads", path) from None
+        raise AudioError(f"truncated, corrupt or unsupported {kind} file: its header cannot "
+                         f"be read ({_describe(e)})", path) from None
+    try:
+        _check_header(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _check_header(f: sf.SoundFile, path: str) -> None:
+    if not MIN_RATE <= f.samplerate <= MAX_RATE:
+        raise AudioError(f"unsupported sample rate {f.samplerate} Hz "
+                         f"(supported: {MIN_RATE}..{MAX_RATE} Hz)", path)
+    if f.channels < 1:
+        raise AudioError(f"invalid channel count {f.channels}", path)
+    if f.frames <= 0:
+        raise AudioError(_NO_SAMPLES, path)
+
+
+def _fmt_pair(a: float, b: float) -> tuple[str, str]:
+    """Format two durations with the fewest decimals (>= 2) that tell them apart."""
+    for digits in (2, 3, 4, 6):
+        sa, sb = f"{a:.{digits}f}", f"{b:.{digits}f}"
+        if sa != sb:
+            return sa, sb
+    return f"{a!r}", f"{b!r}"
+
+
+# --- the API -------------------------------------------------------------------------
+
+def audio_info(path) -> AudioInfo:
+    """Read only the header of ``path`` (fast). Raises AudioError for the same file
+    problems as :func:`load_audio` that a header reveals (missing, folder, no permission,
+    empty, corrupt, not audio, unsupported rate, no samples)."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        return AudioInfo(path=path, rate=int(f.samplerate), channels=int(f.channels),
+                         frames=int(f.frames), duration_s=f.frames / f.samplerate,
+                         format=str(f.format), subtype=str(f.subtype))
+
+
+def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
+               max_seconds: float | None = None) -> Audio:
+    """Decode ``path`` to mono float32, optionally resampled to ``rate`` Hz.
+
+    rate: the wanted sample rate in Hz, or None to keep the file's own rate.
+    min_seconds: raise AudioError when the (possibly cut) audio is shorter than this.
+    max_seconds: decode only the first ``max_seconds`` seconds (None = all).
+
+    Channels are averaged to mono; resampling uses :func:`scipy.signal.resample_poly`
+    block by block and equals resampling the whole decoded signal (to ~1e-7). Raises
+    :class:`AudioError` for every problem with the file (see the module docstring).
+    """
+    path = os.fspath(path)
+    if rate is not None:
+        _ratio(rate, rate)  # type check
+        if not _MIN_TARGET_RATE <= rate <= _MAX_TARGET_RATE:
+            raise ValueError(f"rate must be {_MIN_TARGET_RATE}..{_MAX_TARGET_RATE} Hz, not {rate}")
+    if not (isinstance(min_seconds, (int, float)) and math.isfinite(min_seconds) and min_seconds >= 0):
+        raise ValueError(f"min_seconds must be a finite number >= 0, not {min_seconds!r}")
+    if max_seconds is not None:
+        if not (isinstance(max_seconds, (int, float)) and math.isfinite(max_seconds) and max_seconds > 0):
+            raise ValueError(f"max_seconds must be a finite number > 0, not {max_seconds!r}")
+        if max_seconds < min_seconds:
+            raise ValueError(f"max_seconds ({max_seconds}) is below min_seconds ({min_seconds})")
+
+    with _open(path) as f:
+        rate0, channels = int(f.samplerate), int(f.channels)
+        out_rate = rate0 if rate is None else int(rate)
+        up, down = _ratio(rate0, out_rate)
+        resampler = _ChunkedResampler(up, down) if up != down else None
+
+        limit = f.frames if max_seconds is None else min(f.frames, max(1, round(max_seconds * rate0)))
+        # Preallocate the expected output, but never trust a (possibly corrupt) header
+        # with more than 64 samples per byte of file (FLAC rarely compresses beyond 8x).
+        size = os.path.getsize(path)
+        expected = min(limit, 64 * size + _BLOCK_SAMPLES)
+        out = _Output(-(-expected * up // down))
+        block_frames = max(256, _BLOCK_SAMPLES // channels)
+
+        n_read = 0
+        while n_read < limit:
+            try:
+                block = f.read(min(block_frames, limit - n_read), dtype="float32", always_2d=True)
+            except Exception as e:  # noqa: BLE001 - libsndfile/soundfile errors of any type
+                raise AudioError(f"the audio data is truncated or corrupt after "
+                                 f"{n_read / rate0:.2f} s ({_describe(e)})", path) from None
+            if len(block) == 0:
+                break
+            mono = block[:, 0] if channels == 1 else block.mean(axis=1, dtype=np.float64)
+            if not np.isfinite(mono).all():
+                bad = n_read + int(np.flatnonzero(~np.isfinite(mono))[0])
+                raise AudioError(f"contains NaN or infinite sample values "
+                                 f"(first at {bad / rate0:.3f} s)", path)
+            n_read += len(block)
+            out.append(mono if resampler is None else resampler.push(mono))
+        if resampler is not None:
+            out.append(resampler.finish())
+
+    if n_read == 0:
+        raise AudioError(_NO_SAMPLES, path)
+    samples = out.result()
+    duration = len(samples) / out_rate
+    if n_read / rate0 < min_seconds:
+        have, need = _fmt_pair(n_read / rate0, float(min_seconds))
+        raise AudioError(f"audio is {have} s long; at least {need} s is needed", path)
+    return Audio(samples=samples, rate=out_rate, original_rate=rate0, channels=channels,
+                 duration_s=duration, path=path)
