@@ -1,0 +1,206 @@
+"""The model card: the JSON file that makes a Keras file a usable lungapp model.
+
+A model folder holds ``card.json`` plus the Keras file(s) it lists. The card says what
+the model outputs, the features it needs (the one spectrogram engine's config), how
+window outputs become a recording's result, the decision threshold chosen by
+cross-validation, the CV metrics, the training data and the library versions. Loading
+validates the card; a model without a valid card is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lungapp.errors import ModelError
+from lungapp.fsutil import atomic_write_json
+from lungapp.model.features import FeatureConfig
+
+CARD_NAME = "card.json"
+CARD_FORMAT = "lungapp-model-card"
+CARD_VERSION = 1
+TASKS = ("binary", "4class")
+OUTPUT_KINDS = ("softmax", "sigmoid")
+INPUT_KINDS = ("audio", "image")
+_POOLING = re.compile(r"^(mean|max|topk:[1-9][0-9]*)$")
+_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.keras$")
+
+FOUR_CLASSES = ("Normal", "CAS", "DAS", "CAS & DAS")
+
+
+@dataclass
+class ModelCard:
+    """See the module docstring. ``classes`` are the recording-level classes reported
+    to users (normal class first); ``outputs`` name the model's output units:
+
+    * ``output_kind="softmax"``: outputs == classes, one probability distribution.
+    * ``output_kind="sigmoid"``: independent flags, either ``["abnormal"]`` (classes
+      ``["Normal", "Abnormal"]``) or ``["CAS", "DAS"]`` (the four classes, derived as
+      Normal=(1-c)(1-d), CAS=c(1-d), DAS=(1-c)d, CAS & DAS=cd).
+    """
+
+    name: str
+    version: str
+    task: str
+    classes: list[str]
+    features: FeatureConfig
+    model_files: list[str]
+    threshold: float = 0.5
+    threshold_rule: str = ""
+    output_kind: str = "softmax"
+    outputs: list[str] = field(default_factory=list)
+    pooling: str = "mean"
+    input_kind: str = "audio"
+    created: str = ""
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    quality_gate: dict = field(default_factory=dict)
+    intended_use: str = ("Decision support for clinicians and researchers. Not a diagnostic "
+                         "device: every result must be confirmed by a qualified clinician.")
+    limitations: list[str] = field(default_factory=list)
+    description: str = ""
+
+    def __post_init__(self):
+        if not self.outputs:
+            self.outputs = list(self.classes)
+        if not self.created:
+            self.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        self.validate()
+
+    @property
+    def normal_class(self) -> str:
+        return self.classes[0]
+
+    def validate(self) -> None:
+        """Raise ValueError listing every problem in the card."""
+        p = []
+        if not isinstance(self.name, str) or not self.name.strip():
+            p.append("name must be a non-empty string")
+        if not isinstance(self.version, str) or not self.version.strip():
+            p.append("version must be a non-empty string")
+        if self.task not in TASKS:
+            p.append(f"task must be one of {TASKS}, not {self.task!r}")
+        if (not isinstance(self.classes, list) or len(self.classes) < 2
+                or len(set(self.classes)) != len(self.classes)
+                or not all(isinstance(c, str) and c for c in self.classes)):
+            p.append("classes must be a list of at least two distinct names")
+        elif self.task == "4class" and list(self.classes) != list(FOUR_CLASSES):
+            p.append(f"a 4class model must have classes {list(FOUR_CLASSES)}")
+        elif self.task == "binary" and len(self.classes) != 2:
+            p.append("a binary model must have exactly two classes (normal first)")
+        if self.output_kind not in OUTPUT_KINDS:
+            p.append(f"output_kind must be one of {OUTPUT_KINDS}")
+        elif self.output_kind == "softmax" and list(self.outputs) != list(self.classes):
+            p.append("softmax outputs must equal classes")
+        elif self.output_kind == "sigmoid" and list(self.outputs) not in (["abnormal"], ["CAS", "DAS"]):
+            p.append('sigmoid outputs must be ["abnormal"] or ["CAS", "DAS"]')
+        elif self.output_kind == "sigmoid" and self.outputs == ["CAS", "DAS"] and self.task != "4class":
+            p.append('sigmoid outputs ["CAS", "DAS"] go with task 4class')
+        if not isinstance(self.features, FeatureConfig):
+            p.append("features must be a FeatureConfig")
+        if (not isinstance(self.threshold, (int, float)) or isinstance(self.threshold, bool)
+                or not math.isfinite(self.threshold) or not 0.0 <= self.threshold <= 1.0):
+            p.append(f"threshold must be a number in [0, 1], not {self.threshold!r}")
+        if not isinstance(self.pooling, str) or not _POOLING.match(self.pooling):
+            p.append(f"pooling must be 'mean', 'max' or 'topk:K', not {self.pooling!r}")
+        if self.input_kind not in INPUT_KINDS:
+            p.append(f"input_kind must be one of {INPUT_KINDS}")
+        if (not isinstance(self.model_files, list) or not self.model_files
+                or not all(isinstance(f, str) and _FILE.match(f) for f in self.model_files)):
+            p.append("model_files must list one or more .keras file names (no folders)")
+        for name in ("metrics", "training", "versions", "quality_gate"):
+            if not isinstance(getattr(self, name), dict):
+                p.append(f"{name} must be an object")
+        if p:
+            raise ValueError("; ".join(p))
+
+    def to_dict(self) -> dict:
+        d = {"format": CARD_FORMAT, "format_version": CARD_VERSION}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = v.to_dict() if isinstance(v, FeatureConfig) else v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelCard":
+        """Parse and validate; raises ValueError naming every problem."""
+        if not isinstance(d, dict):
+            raise ValueError("the card must be a JSON object")
+        if d.get("format") != CARD_FORMAT:
+            raise ValueError(f'"format" must be "{CARD_FORMAT}" (is this a lungapp model card?)')
+        if d.get("format_version") != CARD_VERSION:
+            raise ValueError(f"unsupported card format_version {d.get('format_version')!r} "
+                             f"(this lungapp reads version {CARD_VERSION})")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        required = {"name", "version", "task", "classes", "features", "model_files"}
+        missing = sorted(required - set(d))
+        if missing:
+            raise ValueError(f"missing keys: {missing}")
+        kwargs = {k: v for k, v in d.items() if k in fields}
+        kwargs["features"] = FeatureConfig.from_dict(d["features"])
+        return cls(**kwargs)
+
+
+def card_path(model_dir) -> Path:
+    return Path(model_dir) / CARD_NAME
+
+
+def load_card(model_dir) -> ModelCard:
+    """Read and validate ``model_dir/card.json``; check the listed model files exist.
+    Raises ModelError naming the folder and the problem."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError("model folder not found" if not model_dir.exists() else "not a folder", model_dir)
+    path = card_path(model_dir)
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise ModelError(f"no model card ({CARD_NAME}) in this folder; a model without a valid "
+                         "card is refused", model_dir) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model card is not valid JSON ({exc})", path) from None
+    try:
+        card = ModelCard.from_dict(raw)
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"invalid model card: {exc}", path) from None
+    missing = [f for f in card.model_files if not (model_dir / f).is_file()]
+    if missing:
+        raise ModelError(f"model file(s) listed in the card are missing: {', '.join(missing)}", model_dir)
+    return card
+
+
+def write_card(model_dir, card: ModelCard) -> Path:
+    card.validate()
+    from lungapp.model.metrics import json_safe
+
+    return atomic_write_json(card_path(model_dir), json_safe(card.to_dict()))
+
+
+def library_versions() -> dict:
+    """Versions of the libraries that made or read a model (for the card)."""
+    import platform
+
+    import numpy
+    import scipy
+
+    import lungapp
+
+    out = {"lungapp": lungapp.__version__, "python": platform.python_version(),
+           "numpy": numpy.__version__, "scipy": scipy.__version__}
+    try:
+        import keras
+
+        out["keras"] = keras.__version__
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:
+        pass
+    return out

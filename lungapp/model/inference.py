@@ -1,0 +1,253 @@
+"""Run a model card's Keras model(s) on a recording: windows -> probabilities -> result.
+
+TensorFlow/Keras is imported only when a model is loaded (:meth:`Predictor.load`), so
+importing this module is cheap. Models are loaded with Keras' safe mode: a model file
+with a Lambda layer or other custom code is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lungapp.errors import AudioError, ModelError
+from lungapp.model.card import ModelCard, load_card
+from lungapp.model.features import FeatureConfig, image_features, windows_from_samples
+
+#: Recordings shorter than this are refused by the decoder ("too short to analyse").
+MIN_SECONDS = 1.0
+POOR_QUALITY_LABEL = "Poor quality - please record again"
+_BATCH = 64
+
+
+@dataclass
+class WindowResult:
+    start_s: float
+    end_s: float
+    probabilities: dict[str, float]
+    abnormal_probability: float
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 4), "end_s": round(self.end_s, 4),
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                "abnormal_probability": round(self.abnormal_probability, 6)}
+
+
+@dataclass
+class Prediction:
+    """A recording's result. ``decision`` is "normal", "abnormal" or "poor quality";
+    when the quality gate refuses the recording, ``label`` asks to record again and the
+    model's probabilities are kept for transparency but are not a diagnosis."""
+
+    file: str | None
+    duration_s: float
+    label: str
+    decision: str
+    abnormal_probability: float
+    probabilities: dict[str, float]
+    windows: list[WindowResult]
+    model: dict
+    threshold: float
+    quality: object | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        q = self.quality
+        return {
+            "file": self.file, "duration_s": round(self.duration_s, 4), "label": self.label,
+            "decision": self.decision,
+            "abnormal_probability": round(self.abnormal_probability, 6),
+            "threshold": self.threshold,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "quality": None if q is None else {"ok": q.ok, "reason": q.reason,
+                                               "metrics": _round_dict(q.metrics)},
+            "windows": [w.to_dict() for w in self.windows],
+            "model": self.model,
+        }
+
+
+def _round_dict(d: dict) -> dict:
+    return {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in d.items()}
+
+
+def outputs_to_classes(out: np.ndarray, card: ModelCard) -> np.ndarray:
+    """Model outputs (n, len(card.outputs)) -> class probabilities (n, len(card.classes))."""
+    out = np.asarray(out, dtype=np.float64)
+    if card.output_kind == "softmax":
+        return out
+    if card.outputs == ["abnormal"]:
+        a = out[:, 0]
+        return np.stack([1 - a, a], axis=1)
+    c, d = out[:, 0], out[:, 1]
+    return np.stack([(1 - c) * (1 - d), c * (1 - d), (1 - c) * d, c * d], axis=1)
+
+
+def _pool(values: np.ndarray, rule: str) -> np.ndarray:
+    """Pool per-window values (n, k) over windows -> (k,) by the card's rule."""
+    if rule == "mean":
+        return values.mean(axis=0)
+    if rule == "max":
+        return values.max(axis=0)
+    k = min(int(rule.split(":")[1]), len(values))
+    return np.sort(values, axis=0)[-k:].mean(axis=0)
+
+
+def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
+    """Window model outputs (n, n_outputs) -> recording class probabilities (n_classes,).
+
+    sigmoid models pool each flag over windows (a wheeze in one window and a crackle in
+    another make a "CAS & DAS" recording); softmax models pool the abnormal probability
+    and share it among abnormal classes in proportion to their window evidence.
+    """
+    if card.output_kind == "sigmoid":
+        flags = _pool(np.asarray(window_out, dtype=np.float64), card.pooling)
+        return outputs_to_classes(flags[None, :], card)[0]
+    probs = np.asarray(window_out, dtype=np.float64)
+    p_abn_w = 1.0 - probs[:, 0]
+    p_abn = float(_pool(p_abn_w[:, None], card.pooling)[0])
+    abn = probs[:, 1:]
+    share = (abn * p_abn_w[:, None]).sum(axis=0) if p_abn_w.sum() > 0 else abn.sum(axis=0)
+    share = share / share.sum() if share.sum() > 0 else np.full(abn.shape[1], 1.0 / abn.shape[1])
+    return np.concatenate([[1.0 - p_abn], p_abn * share])
+
+
+class Predictor:
+    """A loaded model. Use :meth:`load`; then :meth:`predict_file` / :meth:`predict_audio`."""
+
+    def __init__(self, model_dir: Path, card: ModelCard, model):
+        self.model_dir = Path(model_dir)
+        self.card = card
+        self._model = model
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    @classmethod
+    def load(cls, model_dir=None) -> "Predictor":
+        """Load the model in ``model_dir`` (None: the active model). Raises ModelError."""
+        from lungapp.model.registry import active_model_dir
+
+        model_dir = Path(model_dir) if model_dir is not None else active_model_dir()
+        card = load_card(model_dir)
+        models = [load_keras_model(model_dir / f) for f in card.model_files]
+        for f, m in zip(card.model_files, models):
+            _check_shapes(model_dir / f, m, card)
+        return cls(model_dir, card, _ensemble(models))
+
+    # --- raw model calls ---------------------------------------------------------------
+    def window_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Model outputs for windows X (n, *input_shape) -> (n, n_outputs) float64.
+        Calls the model directly in batches (model.predict is ~5x slower per call)."""
+        outs = [np.asarray(self._model(X[i: i + _BATCH], training=False))
+                for i in range(0, len(X), _BATCH)]
+        return np.concatenate(outs).astype(np.float64)
+
+    # --- recordings --------------------------------------------------------------------
+    def predict_file(self, path) -> Prediction:
+        """Decode ``path`` (any supported audio file, or an image for image models) and
+        predict. Raises AudioError naming the file for unreadable audio."""
+        if self.card.input_kind == "image":
+            X = image_features(path, self.card.features)
+            return self._result(str(path), 0.0, X, np.zeros(1), quality=None)
+        from lungapp.audio import load_audio
+
+        audio = load_audio(path, rate=self.card.features.rate, min_seconds=MIN_SECONDS)
+        return self.predict_audio(audio.samples, audio.rate, path=str(path))
+
+    def predict_audio(self, samples, rate: int, path: str | None = None) -> Prediction:
+        """Predict a mono signal ``samples`` (float, [-1, 1]) sampled at ``rate`` Hz."""
+        fc: FeatureConfig = self.card.features
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1 or len(x) == 0:
+            raise AudioError("expected a non-empty mono signal", path)
+        if not np.all(np.isfinite(x)):
+            raise AudioError("audio contains NaN or infinite samples", path)
+        if rate != fc.rate:
+            from lungapp.audio import resample
+
+            x = resample(x, rate, fc.rate)
+        quality = None
+        if self.card.quality_gate.get("enabled", True):
+            from lungapp.model import quality as qmod
+
+            params = {k: v for k, v in self.card.quality_gate.items() if k != "enabled"}
+            quality = qmod.assess(x, fc.rate, params or None)
+        X, starts = windows_from_samples(x, fc)
+        return self._result(path, len(x) / fc.rate, X, starts, quality)
+
+    def _result(self, path, duration_s, X, starts, quality) -> Prediction:
+        card = self.card
+        out = self.window_outputs(X)
+        win_probs = outputs_to_classes(out, card)
+        rec = pool_recording(out, card)
+        p_abn = float(1.0 - rec[0])
+        fc = card.features
+        windows = [WindowResult(float(s), float(min(s + fc.window_s, max(duration_s, fc.window_s))),
+                                dict(zip(card.classes, map(float, wp))), float(1.0 - wp[0]))
+                   for s, wp in zip(starts, win_probs)]
+        probs = dict(zip(card.classes, map(float, rec)))
+        if quality is not None and not quality.ok:
+            decision, label = "poor quality", POOR_QUALITY_LABEL
+        elif p_abn >= card.threshold:
+            decision = "abnormal"
+            label = max(card.classes[1:], key=lambda c: probs[c])
+        else:
+            decision, label = "normal", card.classes[0]
+        return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,
+                          abnormal_probability=p_abn, probabilities=probs, windows=windows,
+                          model={"name": card.name, "version": card.version,
+                                 "path": str(self.model_dir)},
+                          threshold=card.threshold, quality=quality)
+
+
+def load_keras_model(path: Path):
+    """Load one .keras file with safe_mode=True; ModelError for unsafe or corrupt files."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a bad file; all mean "refused".
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text or "lambda" in text:
+            raise ModelError("refused: the model file contains custom code (e.g. a Lambda layer) "
+                             "and could run code when loaded; lungapp loads models in safe mode",
+                             path) from None
+        if "Could not locate" in text or "Unknown layer" in text or "custom" in text.lower():
+            raise ModelError("refused: the model file needs custom objects that lungapp does not "
+                             f"provide ({text.splitlines()[0][:200]})", path) from None
+        raise ModelError(f"cannot load the Keras model file ({type(exc).__name__}: "
+                         f"{text.splitlines()[0][:200] if text else 'no detail'})", path) from None
+
+
+def _check_shapes(path: Path, model, card: ModelCard) -> None:
+    want_in = tuple(card.features.input_shape)
+    got_in = tuple(model.input_shape[1:])
+    if any(g is not None and g != w for g, w in zip(got_in, want_in)) or len(got_in) != len(want_in):
+        raise ModelError(f"model input shape {got_in} does not match the card's features {want_in}", path)
+    n_out = model.output_shape[-1]
+    if n_out != len(card.outputs):
+        raise ModelError(f"model has {n_out} outputs but the card lists {len(card.outputs)}", path)
+
+
+def _ensemble(models):
+    """One Keras model averaging the members' outputs (one call instead of k)."""
+    if len(models) == 1:
+        return models[0]
+    import keras
+
+    inp = keras.Input(shape=models[0].input_shape[1:])
+    return keras.Model(inp, keras.layers.Average()([m(inp) for m in models]))
+
+
+def prediction_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(Prediction)]
