@@ -1,0 +1,114 @@
+"""Live capture from an input device into a :class:`~lungapp.audio.ringbuffer.RingBuffer`.
+
+The PortAudio callback does nothing but count overflows and copy the chosen channel
+into the ring; everything else (writing the file, the live view) reads the ring from
+other threads. A device that stops delivering audio (unplugged, driver error) is
+detected by :meth:`Capture.failure` so the recorder can stop and keep what it has.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lungapp.audio.devices import DeviceError, DeviceInfo, _sd, choose_rate, find_device
+from lungapp.audio.ringbuffer import RingBuffer
+
+# No callback for this long while running = the device is gone.
+STALL_TIMEOUT_S = 2.0
+
+
+class Capture:
+    """An input stream on ``device`` (a DeviceInfo, index, name or None for the
+    default) at ``rate`` Hz (None: :func:`~lungapp.audio.devices.choose_rate`),
+    recording channel ``channel`` (0-based) as mono float32.
+
+    ``ring_seconds`` sizes the ring: a reader may fall that far behind before losing
+    audio. Use as a context manager or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(self, device=None, rate: int | None = None, channel: int = 0,
+                 ring_seconds: float = 30.0, blocksize: int = 0, latency="high"):
+        self.device: DeviceInfo = device if isinstance(device, DeviceInfo) else find_device(device)
+        if not 0 <= channel < self.device.max_input_channels:
+            raise DeviceError(f"device {self.device.index} ({self.device.name}) has "
+                              f"{self.device.max_input_channels} input channel(s); "
+                              f"channel {channel + 1} does not exist")
+        self.channel = int(channel)
+        self.rate = choose_rate(self.device, rate, channels=self.channel + 1)
+        self.ring = RingBuffer(int(ring_seconds * self.rate), channels=1)
+        self.overflows = 0     # callbacks flagged input_overflow (audio lost by the driver)
+        self.callbacks = 0
+        self._last_callback = 0.0
+        self._stream = None
+        self._stopping = False
+        self._finished = False
+        self._blocksize = blocksize
+        self._latency = latency
+
+    # --- the real-time part: keep it tiny -------------------------------------------------
+    def _callback(self, indata, frames, time_info, status):
+        if status.input_overflow:
+            self.overflows += 1
+        self.ring.write(indata[:, self.channel])
+        self.callbacks += 1
+        self._last_callback = time.monotonic()
+
+    def _on_finished(self):
+        self._finished = True
+
+    # --- control ------------------------------------------------------------------------
+    def start(self) -> "Capture":
+        sd = _sd()
+        try:
+            self._stream = sd.InputStream(
+                device=self.device.index, channels=self.channel + 1, samplerate=self.rate,
+                dtype="float32", blocksize=self._blocksize, latency=self._latency,
+                callback=self._callback, finished_callback=self._on_finished)
+            self._last_callback = time.monotonic()
+            self._stream.start()
+        except Exception as exc:
+            self._stream = None
+            raise DeviceError(f"cannot open input device {self.device.index} "
+                              f"({self.device.name}) at {self.rate} Hz: {exc}") from None
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+            except Exception:
+                pass  # the device may already be gone; what was captured is in the ring
+            try:
+                stream.close()
+            except Exception:
+                pass
+
+    @property
+    def running(self) -> bool:
+        return self._stream is not None and not self._finished
+
+    def failure(self) -> str | None:
+        """None while the device is delivering audio, else why it is not."""
+        if self._stopping:
+            return None
+        name = f"input device {self.device.index} ({self.device.name})"
+        if self._finished or (self._stream is not None and not self._stream.active):
+            return f"{name} stopped delivering audio (unplugged or failed)"
+        if time.monotonic() - self._last_callback > STALL_TIMEOUT_S:
+            return f"{name} delivered no audio for {STALL_TIMEOUT_S:g} s (unplugged or failed)"
+        return None
+
+    def wait_first_callback(self, timeout: float = 5.0) -> bool:
+        """Block until the first block arrived (tests: start playing only then)."""
+        end = time.monotonic() + timeout
+        while self.callbacks == 0 and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.callbacks > 0
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

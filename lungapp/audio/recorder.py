@@ -1,0 +1,527 @@
+"""Crash-safe recording: a writer thread streams the ring buffer to a WAV file.
+
+Life of a recording ``<name>.wav``:
+
+1. Its name is reserved (never an existing recording) and the audio is written to
+   ``<name>.wav.partial`` (created exclusively and, on POSIX, ``flock``-ed while open),
+   next to its JSON sidecar ``<name>.json`` (SPRSound-compatible keys plus device,
+   rate, site, patient id, start time and app version), written atomically at start.
+2. A writer thread drains the ring buffer into the file and, at least once a second,
+   flushes Python's and libsndfile's buffers and ``os.fsync``-s the file: a SIGKILL or
+   power cut loses at most the last flush interval.
+3. On stop (user, duration reached, device failure, disk error) the file is closed
+   (libsndfile writes the final header), fsync-ed and published as ``<name>.wav``
+   with a hard link, which fails rather than replace an existing file.
+4. A ``.partial`` left behind by a killed process is found by :func:`find_interrupted`
+   and turned back into ``<name>.wav`` by :func:`recover`, which rewrites the WAV
+   header sizes from the file size (a killed libsndfile WAV says "0 bytes of data").
+
+Why WAV and not FLAC: a FLAC killed mid-write loses the encoder's buffered block and
+carries "unknown length" in STREAMINFO, which libsndfile 1.2 refuses to read with its
+public API (seek error), while a killed WAV holds every flushed sample and needs only
+two header fields fixed. WAV PCM 24-bit is lossless for any stethoscope ADC.
+
+No Qt here: the GUI polls :class:`Recording` from a timer.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lungapp import __version__, paths
+from lungapp.errors import AudioError
+from lungapp.fsutil import _fsync_dir, atomic_write_json
+
+PARTIAL_SUFFIX = ".partial"
+SUBTYPE = "PCM_24"
+FLUSH_INTERVAL_S = 0.5
+SITES = ("Trachea",
+         "Anterior left", "Anterior right",
+         "Lateral left", "Lateral right",
+         "Posterior left", "Posterior right")
+# Short codes used in file names (ICBHI-style chest location abbreviations).
+SITE_CODES = {"Trachea": "Tc", "Anterior left": "Al", "Anterior right": "Ar",
+              "Lateral left": "Ll", "Lateral right": "Lr",
+              "Posterior left": "Pl", "Posterior right": "Pr"}
+
+_active_lock = threading.Lock()
+_active: set[str] = set()  # partial files this process is writing right now
+
+
+class RecorderError(AudioError):
+    """The recording could not be started, written or recovered."""
+
+
+# --- names, sidecars -------------------------------------------------------------------
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text.strip()).strip("-")[:40]
+
+
+def partial_path(final: Path) -> Path:
+    return final.with_name(final.name + PARTIAL_SUFFIX)
+
+
+def sidecar_path(audio: Path) -> Path:
+    """``x.wav`` or ``x.wav.partial`` -> ``x.json``."""
+    audio = Path(audio)
+    if audio.name.endswith(PARTIAL_SUFFIX):
+        audio = audio.with_name(audio.name[: -len(PARTIAL_SUFFIX)])
+    return audio.with_suffix(".json")
+
+
+def make_sidecar(*, device: str, sample_rate: int, site: str = "", patient_id: str = "",
+                 start_time: _dt.datetime | None = None, channel: int = 0) -> dict:
+    """The sidecar of a new recording: SPRSound-compatible annotation keys (empty until
+    someone labels it) plus where and how it was recorded."""
+    start = start_time or _dt.datetime.now(_dt.timezone.utc)
+    return {
+        "record_annotation": "",
+        "event_annotation": [],
+        "device": device,
+        "sample_rate": int(sample_rate),
+        "channel": int(channel),
+        "site": site,
+        "patient_id": patient_id,
+        "start_time": start.astimezone(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "app_version": __version__,
+        "status": "recording",
+    }
+
+
+def _reserve(out: Path | None, patient_id: str, site: str) -> tuple[Path, Path]:
+    """(final path, partial path) with the partial created exclusively; the final name,
+    its partial and its sidecar are all free."""
+    if out is not None:
+        final = Path(out)
+        if final.suffix.lower() != ".wav":
+            raise RecorderError("recordings are written as WAV; use a .wav name", final)
+        for p in (final, partial_path(final), sidecar_path(final)):
+            if p.exists():
+                raise RecorderError("already exists; not overwritten", p)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(partial_path(final), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            raise RecorderError("already exists; not overwritten", partial_path(final)) from None
+        except OSError as exc:
+            raise RecorderError(f"cannot create: {exc.strerror}", partial_path(final)) from None
+        return final, partial_path(final)
+    folder = paths.ensure(paths.recordings_dir())
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    parts = [stamp] + [p for p in (_safe(patient_id), SITE_CODES.get(site, _safe(site))) if p]
+    stem = "_".join(parts)
+    for i in range(1, 10_000):
+        final = folder / (f"{stem}.wav" if i == 1 else f"{stem}-{i}.wav")
+        if final.exists() or sidecar_path(final).exists():
+            continue
+        try:
+            os.close(os.open(partial_path(final), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RecorderError(f"cannot create a recording: {exc.strerror}", folder) from None
+        return final, partial_path(final)
+    raise RecorderError("no free recording name", folder)
+
+
+def _lock(fobj) -> None:
+    """Mark an open partial file as being written (POSIX advisory lock)."""
+    if os.name == "posix":
+        import fcntl
+        fcntl.flock(fobj.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _in_use(path: Path) -> bool:
+    with _active_lock:
+        if str(path) in _active:
+            return True
+    if os.name != "posix":
+        return False
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _publish(partial: Path, final: Path) -> Path:
+    """Give ``partial`` its final name without ever replacing an existing file."""
+    target = final
+    i = 2
+    while True:
+        try:
+            os.link(partial, target)
+            break
+        except FileExistsError:
+            target = final.with_name(f"{final.stem}-{i}{final.suffix}")
+            i += 1
+        except OSError:  # no hard links on this file system
+            if target.exists():
+                target = final.with_name(f"{final.stem}-{i}{final.suffix}")
+                i += 1
+                continue
+            os.replace(partial, target)
+            _fsync_dir(target.parent)
+            return target
+    os.unlink(partial)
+    _fsync_dir(target.parent)
+    return target
+
+
+def _update_sidecar(audio: Path, sidecar: Path, **changes) -> None:
+    try:
+        with open(sidecar, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError):
+        data = {"record_annotation": "", "event_annotation": [], "app_version": __version__}
+    data.update(changes)
+    target = sidecar_path(audio)
+    atomic_write_json(target, data)
+    if target != sidecar and sidecar.exists():
+        os.unlink(sidecar)
+
+
+# --- the writer -------------------------------------------------------------------------
+
+@dataclass
+class RecordingResult:
+    path: Path                 # the published WAV
+    sidecar: Path
+    frames: int
+    rate: int
+    overflows: int
+    lost_frames: int           # frames the writer could not keep up with (goal: 0)
+    reason: str                # "stopped", "duration", "device failed", "disk error"
+    error: str | None          # one line when reason is a failure
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.rate
+
+
+class Recording:
+    """Writes what arrives in ``ring`` (a RingBuffer, mono) to a new WAV.
+
+    ``source``: the capture feeding the ring (anything with ``failure() -> str|None``,
+    ``stop()``, ``overflows``), or None when the caller feeds the ring itself.
+    ``max_frames``: stop after exactly that many frames (a 15/30/60 s recording).
+    ``on_finished(result)`` is called from the writer thread once published.
+    """
+
+    def __init__(self, ring, rate: int, *, source=None, out: Path | None = None,
+                 device_name: str = "", site: str = "", patient_id: str = "", channel: int = 0,
+                 max_frames: int | None = None, flush_interval: float = FLUSH_INTERVAL_S,
+                 progress=None, on_finished=None):
+        import soundfile as sf
+
+        self.rate = int(rate)
+        self.source = source
+        self.max_frames = None if max_frames is None else int(max_frames)
+        self.flush_interval = float(flush_interval)
+        self._progress = progress
+        self._on_finished = on_finished
+        self.final_path, self.partial_path = _reserve(Path(out) if out else None, patient_id, site)
+        self.sidecar_path = sidecar_path(self.final_path)
+        self.frames_written = 0
+        self.frames_flushed = 0
+        self.flushes = 0
+        self.started_monotonic = time.monotonic()
+        self.result: RecordingResult | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._own_sidecar = False
+        try:
+            self.meta = make_sidecar(device=device_name, sample_rate=self.rate, site=site,
+                                     patient_id=patient_id, channel=channel)
+            atomic_write_json(self.sidecar_path, self.meta, overwrite=False)
+            self._own_sidecar = True
+            self._file = open(self.partial_path, "r+b")
+            _lock(self._file)
+            self._snd = sf.SoundFile(self._file, mode="w", samplerate=self.rate, channels=1,
+                                     format="WAV", subtype=SUBTYPE)
+            self._sync()  # the header is on disk before the first sample
+        except Exception as exc:
+            self._abandon()
+            if isinstance(exc, RecorderError):
+                raise
+            if isinstance(exc, FileExistsError):
+                raise RecorderError("already exists; not overwritten", self.sidecar_path) from None
+            raise RecorderError(f"cannot start recording: {exc}", self.partial_path) from None
+        with _active_lock:
+            _active.add(str(self.partial_path))
+        # From the oldest frame kept: the capture was started just before us.
+        self._reader = ring.reader(from_now=False)
+        self._thread = threading.Thread(target=self._run, name="lungapp-recorder", daemon=True)
+        self._thread.start()
+
+    def _abandon(self):
+        for closer in (getattr(self, "_snd", None), getattr(self, "_file", None)):
+            try:
+                if closer is not None:
+                    closer.close()
+            except Exception:
+                pass
+        for p in (self.partial_path, self.sidecar_path if self._own_sidecar else None):
+            try:
+                if p is not None and p.exists():
+                    os.unlink(p)
+            except OSError:
+                pass
+
+    # --- state the GUI polls ----------------------------------------------------------
+    @property
+    def elapsed_s(self) -> float:
+        return self.frames_written / self.rate
+
+    @property
+    def lost_frames(self) -> int:
+        return self._reader.lost_frames
+
+    @property
+    def overflows(self) -> int:
+        return int(getattr(self.source, "overflows", 0))
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    # --- control ------------------------------------------------------------------------
+    def stop(self, timeout: float = 10.0) -> RecordingResult:
+        """Stop, drain what was captured, publish the file; returns the result."""
+        self._stop.set()
+        self._done.wait(timeout)
+        if self.result is None:
+            raise RecorderError("the writer did not finish in time", self.partial_path)
+        return self.result
+
+    def wait(self, timeout: float | None = None) -> RecordingResult | None:
+        self._done.wait(timeout)
+        return self.result
+
+    # --- the writer thread --------------------------------------------------------------
+    def _sync(self) -> None:
+        self._snd.flush()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def _write(self, block: np.ndarray) -> None:
+        if self.max_frames is not None:
+            block = block[: max(0, self.max_frames - self.frames_written)]
+        if len(block):
+            self._snd.write(block)
+            self.frames_written += len(block)
+
+    def _run(self) -> None:
+        reason, error = "stopped", None
+        last_flush = time.monotonic()
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                if stopping and self.source is not None:
+                    self.source.stop()  # no more callbacks: the ring holds the last block
+                self._write(self._reader.read()[:, 0])
+                now = time.monotonic()
+                if now - last_flush >= self.flush_interval:
+                    self._sync()
+                    self.frames_flushed = self.frames_written
+                    self.flushes += 1
+                    last_flush = now
+                    if self._progress is not None:
+                        self._progress(self)
+                if stopping:
+                    break
+                if self.max_frames is not None and self.frames_written >= self.max_frames:
+                    reason = "duration"
+                    break
+                failure = self.source.failure() if self.source is not None else None
+                if failure:
+                    self._write(self._reader.read()[:, 0])
+                    reason, error = "device failed", failure
+                    break
+                self._stop.wait(0.02)
+        except Exception as exc:  # disk full, file system gone...
+            reason, error = "disk error", f"{self.partial_path}: cannot write: {exc}"
+        finally:
+            if self.source is not None:
+                self.source.stop()
+            self._finish(reason, error)
+
+    def _finish(self, reason: str, error: str | None) -> None:
+        final = self.final_path
+        try:
+            try:
+                self._snd.close()  # libsndfile writes the final header sizes
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+            if error is not None and reason == "disk error":
+                repair_wav_header(self.partial_path)
+            final = _publish(self.partial_path, self.final_path)
+            self.frames_flushed = self.frames_written
+            _update_sidecar(final, self.sidecar_path, status="complete" if error is None else reason,
+                            duration_s=round(self.frames_written / self.rate, 3),
+                            overflows=self.overflows, lost_frames=self.lost_frames,
+                            **({"error": error} if error else {}))
+        except Exception as exc:
+            error = error or f"{self.partial_path}: cannot finish the recording ({exc}); " \
+                             "it will be offered for recovery at the next start"
+            reason = "disk error" if reason in ("stopped", "duration") else reason
+        finally:
+            with _active_lock:
+                _active.discard(str(self.partial_path))
+        self.error = error
+        self.result = RecordingResult(path=final, sidecar=sidecar_path(final),
+                                      frames=self.frames_written, rate=self.rate,
+                                      overflows=self.overflows, lost_frames=self.lost_frames,
+                                      reason=reason, error=error)
+        self._done.set()
+        if self._on_finished is not None:
+            try:
+                self._on_finished(self.result)
+            except Exception:
+                pass
+
+
+def start_recording(device=None, *, rate: int | None = None, channel: int = 0,
+                    seconds: float | None = None, out: Path | None = None, site: str = "",
+                    patient_id: str = "", progress=None, on_finished=None):
+    """Open ``device`` and start recording; returns ``(capture, recording)``.
+
+    Raises :class:`~lungapp.audio.devices.DeviceError` (no device, PortAudio missing,
+    unsupported rate) or :class:`RecorderError` (cannot create the file).
+    """
+    from lungapp.audio.capture import Capture
+
+    cap = Capture(device, rate=rate, channel=channel)
+    cap.start()
+    try:
+        rec = Recording(cap.ring, cap.rate, source=cap, out=out, device_name=cap.device.name,
+                        site=site, patient_id=patient_id, channel=channel,
+                        max_frames=None if seconds is None else int(round(seconds * cap.rate)),
+                        progress=progress, on_finished=on_finished)
+    except BaseException:
+        cap.stop()
+        raise
+    return cap, rec
+
+
+# --- recovery ---------------------------------------------------------------------------
+
+def repair_wav_header(path) -> int:
+    """Rewrite the RIFF and data chunk sizes of a WAV from its size on disk.
+
+    A WAV whose writer was killed says its data chunk is empty (libsndfile writes the
+    sizes only on close). The file is cut to a whole number of frames; returns the
+    number of frames it holds. Raises RecorderError when it is not a WAV at all.
+    """
+    path = Path(path)
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise RecorderError("not a WAV file (no RIFF/WAVE header); cannot repair", path)
+        size = os.fstat(f.fileno()).st_size
+        pos, block_align, data_at = 12, None, None
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, clen = struct.unpack("<4sI", f.read(8))
+            if cid == b"fmt ":
+                fmt = f.read(16)
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+            if cid == b"data":
+                data_at = pos + 8
+                break
+            pos += 8 + clen + (clen & 1)
+        if block_align is None or data_at is None or block_align == 0:
+            raise RecorderError("WAV header has no fmt or data chunk; cannot repair", path)
+        frames = max(0, size - data_at) // block_align
+        data_len = frames * block_align
+        end = data_at + data_len
+        f.truncate(end)
+        if data_len & 1:  # RIFF chunks are padded to an even length
+            f.seek(end)
+            f.write(b"\0")
+            end += 1
+        f.seek(data_at - 4)
+        f.write(struct.pack("<I", data_len))
+        f.seek(4)
+        f.write(struct.pack("<I", end - 8))
+        f.flush()
+        os.fsync(f.fileno())
+    return frames
+
+
+def find_interrupted(folder=None) -> list[Path]:
+    """Recordings left ``.partial`` by a killed or crashed run (not ones being written
+    now by this or another process), oldest first."""
+    folder = Path(folder) if folder else paths.recordings_dir()
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("*.wav" + PARTIAL_SUFFIX) if p.is_file() and not _in_use(p)]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def describe_interrupted(path) -> dict:
+    """What a recovery dialog shows: path, size, start time, site, patient, seconds."""
+    path = Path(path)
+    info = {"path": str(path), "bytes": path.stat().st_size}
+    try:
+        with open(sidecar_path(path), encoding="utf-8") as f:
+            meta = json.load(f)
+        for k in ("start_time", "site", "patient_id", "device", "sample_rate"):
+            info[k] = meta.get(k)
+        rate = int(meta.get("sample_rate") or 0)
+        if rate:
+            info["approx_seconds"] = round(max(0, info["bytes"] - 44) / 3 / rate, 1)
+    except (OSError, ValueError, TypeError):
+        pass
+    return info
+
+
+def recover(path) -> Path:
+    """Repair an interrupted ``x.wav.partial`` and publish it as ``x.wav`` (never
+    replacing a file: ``x-2.wav``... if taken). Returns the recovered path."""
+    path = Path(path)
+    if not path.name.endswith(PARTIAL_SUFFIX):
+        raise RecorderError("not an interrupted recording (no .partial suffix)", path)
+    if _in_use(path):
+        raise RecorderError("is still being recorded; not recovered", path)
+    if not path.is_file():
+        raise RecorderError("not found", path)
+    frames = repair_wav_header(path)
+    final = _publish(path, path.with_name(path.name[: -len(PARTIAL_SUFFIX)]))
+    side = sidecar_path(path)
+    rate = None
+    try:
+        with open(side, encoding="utf-8") as f:
+            rate = int(json.load(f).get("sample_rate") or 0) or None
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    if rate is None:
+        import soundfile as sf
+        rate = sf.info(str(final)).samplerate
+    _update_sidecar(final, side, status="recovered", sample_rate=rate,
+                    duration_s=round(frames / rate, 3))
+    return final
