@@ -62,6 +62,9 @@ _BLOCK_SAMPLES = 1 << 18
 
 _NO_SAMPLES = "contains no audio samples (empty or truncated audio data)"
 
+# libsndfile's frame count for a stream of unknown length (SF_COUNT_MAX).
+_UNKNOWN_FRAMES = 2 ** 63 - 1
+
 # Leading bytes of the audio containers we can name when their header is damaged.
 _MAGIC = (
     (b"RIFF", "WAV"), (b"RIFX", "WAV"), (b"RF64", "RF64/WAV"), (b"BW64", "WAV"),
@@ -311,6 +314,10 @@ def _check_header(f: sf.SoundFile, path: str) -> None:
         raise AudioError(f"invalid channel count {f.channels}", path)
     if f.frames <= 0:
         raise AudioError(_NO_SAMPLES, path)
+    if f.frames >= _UNKNOWN_FRAMES:
+        # libsndfile cannot then tell the end of the stream from a read error.
+        raise AudioError("the header does not give the audio's length (a FLAC written as a "
+                         "stream?); re-encode the file to read it", path)
 
 
 def _fmt_pair(a: float, b: float) -> tuple[str, str]:
@@ -379,8 +386,9 @@ def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
             try:
                 block = f.read(min(block_frames, limit - n_read), dtype="float32", always_2d=True)
             except Exception as e:  # noqa: BLE001 - libsndfile/soundfile errors of any type
-                raise AudioError(f"the audio data is truncated or corrupt after "
-                                 f"{n_read / rate0:.2f} s ({_describe(e)})", path) from None
+                where = f"after {n_read / rate0:.2f} s" if n_read else "from its start"
+                raise AudioError(f"the audio data is truncated or corrupt {where} "
+                                 f"({_describe(e)})", path) from None
             if len(block) == 0:
                 break
             mono = block[:, 0] if channels == 1 else block.mean(axis=1, dtype=np.float64)
