@@ -344,7 +344,8 @@ def gui_main(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"predict", "evaluate", "info", "models", *_MODULE_COMMANDS}
-    if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
+    if not argv or (argv[0] not in commands and not argv[0].startswith("-")
+                    and os.path.exists(argv[0])):
         return gui_main(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)

@@ -30,3 +30,15 @@ def sprsound_dir() -> Path:
 def pytest_report_header(config):
     return [f"sprsound data: {'found' if (SPRSOUND / 'train').is_dir() else 'absent'} ({SPRSOUND})",
             f"DISPLAY={os.environ.get('DISPLAY')!r} QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM')!r}"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A small real model (4 classes) trained in seconds on generated signals; see
+    tests/tiny_model.py. Use with ``--model DIR`` or ``LUNGAPP_MODEL=DIR``."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
