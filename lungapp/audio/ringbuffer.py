@@ -13,8 +13,9 @@ buffer of numpy frames for a PortAudio callback.
 
 Thread safety relies on CPython: ``self._written`` is a Python int rebound in a single
 bytecode store, after the samples are in place, so a reader that sees a new value also
-sees the samples. A reader re-checks the counter after copying, so a writer that laps
-it during the copy is detected (seqlock style).
+sees the samples. The writer announces the block it is about to copy in
+(``_reserved``) and a reader re-checks that after copying, so a writer that laps it
+during the copy is detected and the overwritten frames are dropped (seqlock style).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class RingBuffer:
         self.channels = int(channels)
         self._data = np.zeros((self.capacity, self.channels), dtype=dtype)
         self._written = 0  # total frames ever written; only the writer rebinds it
+        # End of the block being copied in right now: slots of frames older than
+        # ``_reserved - capacity`` may already hold new samples.
+        self._reserved = 0
 
     @property
     def written(self) -> int:
@@ -58,6 +62,7 @@ class RingBuffer:
             block = block[n - self.capacity:]
             start += n - self.capacity
             n = self.capacity
+        self._reserved = start + n  # announce the overwrite before doing it
         i = start % self.capacity
         first = min(n, self.capacity - i)
         self._data[i:i + first] = block[:first]
@@ -121,8 +126,9 @@ class RingReader:
         if max_frames is not None:
             end = min(end, self.position + int(max_frames))
         out = ring._copy(self.position, end)
-        # The writer may have lapped us during the copy: drop what it overwrote.
-        oldest_now = ring.written - ring.capacity
+        # The writer may have lapped us during the copy: drop what it overwrote (or was
+        # overwriting: it announces a block in ``_reserved`` before copying it in).
+        oldest_now = ring._reserved - ring.capacity
         if oldest_now > self.position:
             bad = min(oldest_now - self.position, len(out))
             self.lost_frames += bad
