@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -60,27 +61,39 @@ class SpectrogramConfig:
     max_db: float = 0.0
 
     def __post_init__(self):
+        # Numpy integers (e.g. from arrays) become plain ints so to_json() works.
+        for name in ("rate", "win_length", "hop_length", "n_fft", "n_mels"):
+            value = getattr(self, name)
+            if isinstance(value, np.integer):
+                object.__setattr__(self, name, int(value))
         problems = []
-        if not (isinstance(self.rate, int) and 100 <= self.rate <= 384_000):
+        if not (_is_int(self.rate) and 100 <= self.rate <= 384_000):
             problems.append(f"rate must be an integer Hz in 100..384000, not {self.rate!r}")
-        if not (isinstance(self.win_length, int) and self.win_length >= 8):
+        if not (_is_int(self.win_length) and self.win_length >= 8):
             problems.append(f"win_length must be an integer >= 8, not {self.win_length!r}")
-        if not (isinstance(self.hop_length, int) and self.hop_length >= 1):
+        if not (_is_int(self.hop_length) and self.hop_length >= 1):
             problems.append(f"hop_length must be a positive integer, not {self.hop_length!r}")
-        if not (isinstance(self.n_fft, int) and isinstance(self.win_length, int)
-                and self.n_fft >= self.win_length):
+        if not (_is_int(self.n_fft) and _is_int(self.win_length) and self.n_fft >= self.win_length):
             problems.append(f"n_fft ({self.n_fft!r}) must be an integer >= win_length")
         if self.window not in WINDOWS:
             problems.append(f"window must be one of {WINDOWS}, not {self.window!r}")
         if self.scale not in SCALES:
             problems.append(f"scale must be one of {SCALES}, not {self.scale!r}")
-        if self.scale == "mel" and not (isinstance(self.n_mels, int) and self.n_mels >= 2):
+        if self.scale == "mel" and not (_is_int(self.n_mels) and self.n_mels >= 2):
             problems.append(f"n_mels must be an integer >= 2, not {self.n_mels!r}")
-        top = self.rate / 2 if isinstance(self.rate, (int, float)) else 0
-        fmax = top if self.fmax is None else self.fmax
-        if not (0 <= self.fmin < fmax <= top + 1e-9):
-            problems.append(f"need 0 <= fmin < fmax <= rate/2 (got fmin={self.fmin}, fmax={self.fmax})")
-        if not self.min_db < self.max_db:
+        if not _is_real(self.fmin):
+            problems.append(f"fmin must be a finite number of Hz, not {self.fmin!r}")
+        elif not (self.fmax is None or _is_real(self.fmax)):
+            problems.append(f"fmax must be a finite number of Hz or null, not {self.fmax!r}")
+        elif _is_int(self.rate):
+            top = self.rate / 2
+            fmax = top if self.fmax is None else self.fmax
+            if not (0 <= self.fmin < fmax <= top + 1e-9):
+                problems.append(f"need 0 <= fmin < fmax <= rate/2 (got fmin={self.fmin}, fmax={self.fmax})")
+        if not (_is_real(self.min_db) and _is_real(self.max_db)):
+            problems.append(f"min_db and max_db must be finite numbers, not "
+                            f"{self.min_db!r} and {self.max_db!r}")
+        elif not self.min_db < self.max_db:
             problems.append(f"min_db ({self.min_db}) must be below max_db ({self.max_db})")
         if problems:
             raise ValueError("invalid spectrogram config: " + "; ".join(problems))
@@ -136,6 +149,15 @@ class SpectrogramConfig:
     @property
     def frames_per_second(self) -> float:
         return self.rate / self.hop_length
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+        and math.isfinite(v)
 
 
 # --- the shared math -----------------------------------------------------------------
@@ -220,22 +242,30 @@ class StreamingSpectrogram:
 
     def __init__(self, cfg: SpectrogramConfig):
         self.cfg = cfg
-        self._buf = np.zeros(0, dtype=np.float64)
-        self.frames_emitted = 0
+        self.reset()
 
     def reset(self) -> None:
         self._buf = np.zeros(0, dtype=np.float64)
+        # Samples still to drop before the next frame starts (when hop > win_length,
+        # the next frame can start after the last sample received).
+        self._skip = 0
         self.frames_emitted = 0
 
     def push(self, block) -> np.ndarray:
         block = _as_signal(block)
+        if self._skip:
+            dropped = min(self._skip, len(block))
+            block = block[dropped:]
+            self._skip -= dropped
         buf = np.concatenate([self._buf, block]) if len(self._buf) else block.copy()
         n = self.cfg.n_frames(len(buf))
         if n == 0:
             self._buf = buf
             return np.empty((0, self.cfg.n_bins), dtype=np.float32)
         cols = spectrogram(buf[: (n - 1) * self.cfg.hop_length + self.cfg.win_length], self.cfg)
-        self._buf = buf[n * self.cfg.hop_length:].copy()
+        consumed = n * self.cfg.hop_length
+        self._skip = max(0, consumed - len(buf))
+        self._buf = buf[consumed:].copy()
         self.frames_emitted += n
         return cols
 
