@@ -42,7 +42,7 @@ _EVENT_FLAGS = {
     "Crackle": (False, True),
     "Wheeze+Crackle": (True, True),
 }
-_EVENT_BY_KEY = {re.sub(r"\s+", "", t.lower()): t for t in _EVENT_FLAGS}
+_EVENT_BY_KEY = {"".join(t.lower().split()): t for t in _EVENT_FLAGS}
 
 # Keys are texts after _key(): lower case, "_" and "-" read as spaces, runs of spaces collapsed.
 _SYNONYMS = {
@@ -50,7 +50,8 @@ _SYNONYMS = {
     CAS: ("cas", "wheeze", "wheezes", "wheezing", "rhonchi", "rhonchus", "stridor", "continuous",
           "continuous adventitious sounds"),
     DAS: ("das", "crackle", "crackles", "crackling", "fine crackle", "fine crackles",
-          "coarse crackle", "coarse crackles", "discontinuous", "discontinuous adventitious sounds"),
+          "coarse crackle", "coarse crackles", "discontinuous",
+          "discontinuous adventitious sounds"),
     BOTH: ("both",),
     POOR: ("poor quality", "poor", "noisy", "noise", "low quality", "bad quality"),
     ABNORMAL: ("abnormal", "adventitious", "adventitious sounds"),
@@ -71,8 +72,8 @@ def normalise_label(text: str) -> str:
     Case, surrounding/inner white space, ``_`` and ``-`` do not matter. Accepted:
 
     - canonical labels: ``Normal``, ``CAS``, ``DAS``, ``CAS & DAS``, ``Poor Quality``, ``Abnormal``;
-    - synonyms: ``healthy`` -> Normal; ``wheeze(s)``, ``rhonchi``, ``stridor``, ``continuous`` -> CAS;
-      ``crackle(s)``, ``fine/coarse crackle(s)``, ``discontinuous`` -> DAS; ``both`` -> CAS & DAS;
+    - synonyms: ``healthy`` -> Normal; ``wheeze(s)``, ``rhonchi``, ``stridor``, ``continuous``
+      -> CAS; ``crackle(s)``, ``fine/coarse crackle(s)``, ``discontinuous`` -> DAS; ``both`` -> CAS & DAS;
       ``poor``, ``noisy``, ``low quality`` -> Poor Quality; ``abnormal``, ``adventitious`` ->
       ``Abnormal`` (binary datasets only);
     - a CAS term joined to a DAS term by ``&``, ``+``, ``/``, ``,`` or ``and`` in either order
@@ -127,7 +128,7 @@ def normalise_event_type(text: str) -> str:
         ValueError: unknown event type; the message names it.
     """
     if isinstance(text, str):
-        canonical = _EVENT_BY_KEY.get(re.sub(r"\s+", "", text.lower()))
+        canonical = _EVENT_BY_KEY.get("".join(text.lower().split()))
         if canonical is not None:
             return canonical
     raise ValueError(f"unknown event type {text!r}: expected one of "

@@ -318,8 +318,8 @@ def parse_icbhi_cycles(text: str) -> tuple[Event, ...]:
             white space (times in seconds, flags 0 or 1). Blank lines are ignored.
 
     Returns:
-        One :class:`Event` per cycle, sorted by start time, typed ``Normal``, ``Crackle``, ``Wheeze`` or
-        ``Wheeze+Crackle`` from its flags.
+        One :class:`Event` per cycle, sorted by start time, typed ``Normal``, ``Crackle``,
+        ``Wheeze`` or ``Wheeze+Crackle`` from its flags.
 
     Raises:
         ValueError: a line is not four fields, a time is not a finite number or ends before it
@@ -332,7 +332,8 @@ def parse_icbhi_cycles(text: str) -> tuple[Event, ...]:
             continue
         where = f"line {n}"
         if len(fields) != 4:
-            raise ValueError(f"{where}: expected 'start end crackles wheezes', got {line.strip()!r}")
+            raise ValueError(f"{where}: expected 'start end crackles wheezes', "
+                             f"got {line.strip()!r}")
         start = _number(fields[0], f"{where} start")
         end = _number(fields[1], f"{where} end")
         flags = []
