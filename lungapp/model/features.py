@@ -121,7 +121,8 @@ def spectrogram_windows(spec01: np.ndarray, n_samples: int, fc: FeatureConfig):
     wins = np.stack([spec01[f: f + wf] for f in frame_starts])
     if fc.resize is not None:
         wins = np.stack([_resize(wn, fc.resize) for wn in wins])
-    return wins[..., None].astype(np.float32), starts / float(cfg.rate)
+    # Windows start on the spectrogram's frame grid; report those exact times.
+    return wins[..., None].astype(np.float32), frame_starts * cfg.hop_length / float(cfg.rate)
 
 
 def windows_from_samples(samples: np.ndarray, fc: FeatureConfig):
