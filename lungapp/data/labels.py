@@ -69,13 +69,14 @@ def _key(text: str) -> str:
 def normalise_label(text: str) -> str:
     """Return the canonical record label for a label text.
 
-    Case, surrounding/inner white space, ``_`` and ``-`` do not matter. Accepted:
+    Case and surrounding white space do not matter; ``_``, ``-`` and runs of white space
+    count as one space (``Poor_Quality`` = ``poor quality``). Accepted:
 
     - canonical labels: ``Normal``, ``CAS``, ``DAS``, ``CAS & DAS``, ``Poor Quality``, ``Abnormal``;
     - synonyms: ``healthy`` -> Normal; ``wheeze(s)``, ``rhonchi``, ``stridor``, ``continuous``
-      -> CAS; ``crackle(s)``, ``fine/coarse crackle(s)``, ``discontinuous`` -> DAS; ``both`` -> CAS & DAS;
-      ``poor``, ``noisy``, ``low quality`` -> Poor Quality; ``abnormal``, ``adventitious`` ->
-      ``Abnormal`` (binary datasets only);
+      -> CAS; ``crackle(s)``, ``fine/coarse crackle(s)``, ``discontinuous`` -> DAS; ``both``
+      -> CAS & DAS; ``poor``, ``noisy``, ``low quality`` -> Poor Quality; ``abnormal``,
+      ``adventitious`` -> ``Abnormal`` (binary datasets only);
     - a CAS term joined to a DAS term by ``&``, ``+``, ``/``, ``,`` or ``and`` in either order
       (``cas&das``, ``wheeze+crackle``, ``Crackles and wheezes``) -> CAS & DAS.
 
