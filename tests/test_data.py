@@ -633,3 +633,18 @@ def test_real_sprsound_train_matches_its_readme(sprsound_dir):
         assert len(e.events) == int(row["events"])
         assert all(0 <= ev.end_s <= float(row["seconds"]) + 0.5 for ev in e.events)
     assert Counter(e.meta["location"] for e in ds.examples).keys() == {"p1", "p2", "p3", "p4"}
+
+
+def test_csv_manifest_undecodable_after_its_header_is_refused_naming_it(tmp_path):
+    wav(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_bytes(b"file,label\na.wav,normal\n\xff\xfe,cas\n")
+    with pytest.raises(DatasetError, match="cannot read the manifest: not UTF-8") as err:
+        read_folder(tmp_path)
+    assert err.value.path == str(tmp_path / "m.csv")
+
+
+def test_binary_csv_is_not_taken_for_a_manifest(tmp_path):
+    wav(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_bytes(b"\x00\xff\x00\xfe")
+    with pytest.raises(DatasetError, match="no known dataset layout"):
+        read_folder(tmp_path)

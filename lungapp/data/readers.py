@@ -415,15 +415,27 @@ def _read_text(path: str) -> str:
         return f.read()
 
 
+def _delimiter(first_line: str) -> str:
+    """Whichever of ``,`` ``;`` and tab occurs most in a CSV's first line (``,`` on a tie), so
+    files saved by spreadsheets in any locale read."""
+    return max(",;\t", key=first_line.count)  # max() keeps the first of equal counts
+
+
+def _csv_header(path: str) -> list[str]:
+    """The header fields of a CSV file, read from its first line only (undecodable bytes are
+    replaced, so a manifest with a bad row is still recognised and then refused by name)."""
+    with open(path, "rb") as f:
+        first = f.readline(65536).decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    return next(csv.reader([first], delimiter=_delimiter(first)), [])
+
+
 def _csv_rows(path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(line number, fields)`` of a CSV file (UTF-8, with or without a BOM). The delimiter is
-    whichever of ``,`` ``;`` and tab occurs most in the first line (``,`` on a tie), so files
-    saved by spreadsheets in any locale read. Raises OSError, UnicodeDecodeError or csv.Error."""
+    """``(line number, fields)`` of a UTF-8 CSV file (with or without a BOM), the delimiter
+    from :func:`_delimiter`. Raises OSError, UnicodeDecodeError or csv.Error."""
     with open(path, encoding="utf-8-sig", newline="") as f:
         first = f.readline()
-        delimiter = max(",;\t", key=first.count)  # max() keeps the first of equal counts
         f.seek(0)
-        reader = csv.reader(f, delimiter=delimiter)
+        reader = csv.reader(f, delimiter=_delimiter(first))
         for fields in reader:
             yield reader.line_num, fields
 
@@ -438,9 +450,8 @@ def _manifest_csvs(tree: _Tree) -> list[str]:
     names = []
     for _, _, _, name in tree.files((".csv",), reldir=""):
         try:
-            rows = _csv_rows(tree.path("", name))
-            _, header = next(rows, (0, []))
-        except (OSError, UnicodeDecodeError, csv.Error):
+            header = _csv_header(tree.path("", name))
+        except (OSError, csv.Error):
             continue
         columns = _csv_columns(header)
         if "file" in columns and "label" in columns:
@@ -655,7 +666,10 @@ def _read_csv(tree: _Tree) -> _Result:
                 patient = fields[i_patient].strip() or None
             meta = {k: fields[i].strip() for k, i in extra.items() if i < len(fields)}
             examples.append(Example(path, label, patient, (), kind, meta))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"cannot read the manifest: not UTF-8 text ({err}); save it as "
+                           "'CSV UTF-8'", csv_path) from None
+    except (OSError, csv.Error) as err:
         raise DatasetError(f"cannot read the manifest: {err}", csv_path) from None
     return examples, problems, warnings
 
