@@ -154,7 +154,8 @@ def _audio_extensions() -> tuple[str, ...]:
 
 
 def _suffix_list(suffixes: tuple[str, ...]) -> str:
-    return "/".join(suffixes)
+    """``".wav/.wave/.flac/..."``: the first three suffixes, for messages."""
+    return "/".join(suffixes[:3]) + ("/..." if len(suffixes) > 3 else "")
 
 
 @dataclass
