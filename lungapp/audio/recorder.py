@@ -308,6 +308,11 @@ class Recording:
         return self._done.is_set()
 
     # --- control ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the writer to stop and publish, without waiting (GUI thread); poll
+        :attr:`finished` / :attr:`result`."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> RecordingResult:
         """Stop, drain what was captured, publish the file; returns the result."""
         self._stop.set()

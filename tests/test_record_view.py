@@ -1,0 +1,220 @@
+"""The Record view under Xvfb: record from the PulseAudio null sink's monitor while a
+known signal plays, see the live spectrogram move, Stop, see the analysis result from
+the tiny real model; no device / no PortAudio; interrupted recordings offered back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import Qt
+
+pytestmark = pytest.mark.gui
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 48000
+
+
+@pytest.fixture(scope="session")
+def pulse_sink():
+    """A running PulseAudio server with the 48 kHz mono null sink ci_sink."""
+    script = ROOT / "packaging" / "pulse-null-sink.sh"
+    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=60)
+    if proc.returncode == 2:
+        pytest.skip(f"PulseAudio not available: {proc.stderr.strip()}")
+    assert proc.returncode == 0, f"{script} failed: {proc.stderr.strip()}"
+    return "ci_sink"
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_dir):
+    from lungapp.model.inference import Predictor
+
+    return Predictor.load(tiny_model_dir)
+
+
+def make_view(qtbot, predictor=None):
+    from lungapp.gui.context import AppContext
+    from lungapp.gui.record_view import RecordView
+
+    ctx = AppContext()
+    if predictor is not None:
+        ctx.set_predictor(predictor)
+    view = RecordView(ctx)
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    return ctx, view
+
+
+def played_signal(seconds=4.0) -> np.ndarray:
+    """Band-limited breath-like noise with a 400 Hz wheeze-like tone."""
+    rng = np.random.default_rng(3)
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(4, [100, 1500], btype="band", fs=RATE, output="sos")
+    x = sosfilt(sos, rng.standard_normal(n)) * 0.2 + 0.2 * np.sin(2 * np.pi * 400 * t)
+    return (x / np.max(np.abs(x)) * 0.6).astype(np.float32)
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_record_see_spectrogram_move_stop_see_result(qtbot, pulse_sink, tiny_predictor, tmp_path):
+    from lungapp import paths
+
+    ctx, view = make_view(qtbot, tiny_predictor)
+    qtbot.waitUntil(lambda: view.record_button.isEnabled(), timeout=20000)
+    assert view.selected_device() is not None
+    view.duration_combo.setCurrentText("Until stopped")
+    view.site_combo.setCurrentText("Anterior right")
+    view.patient_edit.setText("GUI-1")
+    wav = tmp_path / "breath.wav"
+    sf.write(wav, played_signal(), RATE, subtype="FLOAT")
+
+    qtbot.mouseClick(view.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.state == "recording", timeout=20000)
+    assert view.capture.wait_first_callback(5.0)
+    before = view.live.image_data()
+    player = subprocess.Popen(["paplay", f"--device={pulse_sink}", str(wav)])
+    try:
+        floor = view.monitor.cfg.min_db
+        # The spectrogram moves: the image changes and shows energy well above the floor.
+        qtbot.waitUntil(lambda: view.live.image_data() is not None
+                        and float(view.live.image_data().max()) > floor + 40, timeout=15000)
+        first = view.live.image_data()
+        assert not np.array_equal(first, before)
+        drawn = view.live.frames_drawn
+        qtbot.wait(500)
+        assert not np.array_equal(view.live.image_data(), first)  # still scrolling
+        assert view.live.frames_drawn > drawn
+        assert view.meter.bar.peak_db > -30  # the level meter sees the signal
+        assert view.elapsed_label.text() != "00:00.0"
+    finally:
+        player.wait(30)
+    with qtbot.waitSignal(ctx.recordingFinished, timeout=20000) as rec_sig, \
+            qtbot.waitSignal(ctx.analysisFinished, timeout=120000) as ana_sig:
+        qtbot.mouseClick(view.record_button, Qt.MouseButton.LeftButton)
+    path = Path(rec_sig.args[0])
+    assert path.parent == paths.recordings_dir() and path.suffix == ".wav" and path.exists()
+    assert not Path(str(path) + ".partial").exists()
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["site"] == "Anterior right" and meta["patient_id"] == "GUI-1"
+    assert meta["sample_rate"] == view.last_result.rate and meta["status"] == "complete"
+    assert sf.info(path).duration > 3.0
+    assert view.last_result.overflows == 0 and view.last_result.lost_frames == 0
+    assert ana_sig.args[0] == str(path)
+    # The result is on screen, quality verdict included.
+    assert view.result_panel.state in ("normal", "abnormal", "poor quality")
+    assert view.result_panel.quality.text().startswith("Quality check")
+    assert view.state == "idle" and view.record_button.text() == "● Record"
+    # The device choice is remembered.
+    assert view.settings.value("record/site") == "Anterior right"
+
+
+def test_no_input_device_says_so_and_disables_record(qtbot, monkeypatch):
+    from lungapp.audio import devices
+
+    monkeypatch.setattr(devices, "list_input_devices", lambda: [])
+    ctx, view = make_view(qtbot)
+    qtbot.waitUntil(lambda: "No audio input device found" in view.status.text(), timeout=10000)
+    assert not view.record_button.isEnabled()
+    qtbot.mouseClick(view.record_button, Qt.MouseButton.LeftButton)
+    assert view.state == "idle"
+
+
+def test_missing_portaudio_says_so(qtbot, monkeypatch):
+    from lungapp.audio import devices
+
+    def boom():
+        raise devices.DeviceError("PortAudio library not available (PortAudio library not found); "
+                                  "recording is disabled")
+
+    monkeypatch.setattr(devices, "list_input_devices", boom)
+    ctx, view = make_view(qtbot)
+    qtbot.waitUntil(lambda: "Recording unavailable" in view.status.text(), timeout=10000)
+    assert "PortAudio library not available" in view.status.text()
+    assert not view.record_button.isEnabled()
+
+
+def test_interrupted_recording_is_offered_and_recovered(qtbot, monkeypatch):
+    from lungapp import paths
+    from lungapp.audio import devices
+    from lungapp.audio.recorder import make_sidecar
+
+    monkeypatch.setattr(devices, "list_input_devices", lambda: [])
+    folder = paths.ensure(paths.recordings_dir())
+    partial = folder / "20260101-101010_K9_Tc.wav.partial"
+    x = (0.3 * np.sin(np.arange(RATE * 2) * 0.05)).astype(np.float32)
+    sf.write(partial, x, RATE, format="WAV", subtype="PCM_24")
+    raw = bytearray(partial.read_bytes())
+    d = raw.index(b"data") + 8
+    raw[4:8] = (8).to_bytes(4, "little")
+    raw[d - 4:d] = bytes(4)  # as a killed writer leaves it
+    partial.write_bytes(bytes(raw))
+    side = folder / "20260101-101010_K9_Tc.json"
+    side.write_text(json.dumps(make_sidecar(device="steth", sample_rate=RATE, site="Trachea",
+                                            patient_id="K9")))
+    ctx, view = make_view(qtbot)
+    qtbot.waitUntil(lambda: view.banner.isVisible(), timeout=5000)
+    assert "1 recording(s) were interrupted" in view.banner_text.text()
+    assert "20260101-101010_K9_Tc.wav" in view.banner_text.text()
+    with qtbot.waitSignal(ctx.recordingFinished, timeout=10000) as sig:
+        qtbot.mouseClick(view.recover_button, Qt.MouseButton.LeftButton)
+    out = Path(sig.args[0])
+    assert out == folder / "20260101-101010_K9_Tc.wav" and not partial.exists()
+    assert sf.info(out).frames == len(x)
+    assert not view.banner.isVisible()
+    assert json.loads(side.read_text())["status"] == "recovered"
+
+
+def test_level_meter_warns_on_clipping(qtbot):
+    from lungapp.gui.level_meter import LevelMeter
+
+    m = LevelMeter()
+    qtbot.addWidget(m)
+    m.set_level(0.5, 0.2, clipped=False)
+    assert not m.clipping and m.clip_label.text() == ""
+    m.set_level(1.0, 0.7, clipped=True)
+    assert m.clipping and m.clip_label.text() == "CLIPPING"
+    m.set_level(0.1, 0.05, clipped=False)  # held for a moment
+    assert m.clipping
+
+
+def test_live_monitor_matches_the_batch_spectrogram():
+    """The live picture is the core's spectrogram of the newest audio, whatever the
+    block sizes the device delivered."""
+    from lungapp.audio.live import LiveMonitor
+    from lungapp.audio.ringbuffer import RingBuffer
+    from lungapp.dsp.spectrogram import spectrogram
+
+    rate = 16000
+    x = (0.2 * np.random.default_rng(0).standard_normal(rate * 3)).clip(-0.9, 0.9).astype(np.float32)
+    x[1000] = 1.0  # one clipped sample
+    ring = RingBuffer(rate * 5)
+    mon = LiveMonitor(ring, rate, seconds=2.0, fmax=4000, points=200)
+    pos = 0
+    for n in (100, 4000, 37, 9000, 20000, 1, 14862):
+        ring.write(x[pos:pos + n])
+        pos += n
+        mon.update()
+    assert pos == len(x)
+    ref = spectrogram(x, mon.cfg)[:, : mon.n_bins]
+    img = mon.image()
+    assert img.shape == (mon.n_cols, mon.n_bins)
+    np.testing.assert_allclose(img, ref[-mon.n_cols:], atol=1e-3)
+    t, y = mon.envelope()
+    assert len(t) == len(y) == 2 * mon.points
+    tail = x[-mon.points * mon.decim:].reshape(mon.points, mon.decim)
+    np.testing.assert_allclose(y[0::2][-10:], tail.min(axis=1)[-10:])
+    np.testing.assert_allclose(y[1::2][-10:], tail.max(axis=1)[-10:])
+    assert mon.clipped == 1 and mon.lost_frames == 0
