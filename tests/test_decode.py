@@ -12,9 +12,11 @@ import os
 import pickle
 import pwd
 import select
-import stat
+import shutil
 import struct
+import tempfile
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,34 +144,39 @@ def _run_as_nobody(func, *args):
     return pickle.loads(data)
 
 
+@pytest.fixture
+def reachable_dir():
+    """A fresh folder that any user may enter (tmp_path's parents are private to their
+    owner, so a process dropped to 'nobody' could not even reach a file there)."""
+    d = Path(tempfile.mkdtemp(prefix="lungapp_perm_"))
+    os.chmod(d, 0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.mark.parametrize("func", [load_audio, audio_info])
-def test_no_permission(tmp_path, func):
-    p = tmp_path / "locked.wav"
+def test_no_permission(reachable_dir, func):
+    p = reachable_dir / "locked.wav"
     write_int16(p, 8000)
     os.chmod(p, 0)
     if os.geteuid() != 0:
-        expect_error(p, fragment="no permission", func=func)
+        expect_error(p, fragment="no permission to read this file", func=func)
         return
-    # tmp_path's parents are private to root; let 'nobody' reach the file itself.
-    for d in [tmp_path, *tmp_path.parents]:
-        if str(d) in ("/", "/tmp"):
-            break
-        os.chmod(d, os.stat(d).st_mode | stat.S_IXOTH)
     result = _run_as_nobody(func, str(p))
     assert result[0] == "error" and result[1] == "AudioError", result
     assert result[2].startswith(f"{p}: ") and "no permission to read this file" in result[2], result
 
 
-def test_no_permission_on_parent_folder(tmp_path):
+def test_no_permission_on_parent_folder(reachable_dir):
     if os.geteuid() != 0:
         pytest.skip("covered by test_no_permission when not root")
-    p = tmp_path / "private" / "a.wav"
+    p = reachable_dir / "private" / "a.wav"
     p.parent.mkdir()
     write_int16(p, 8000)
     os.chmod(p.parent, 0o700)
     result = _run_as_nobody(load_audio, str(p))
     assert result[:2] == ("error", "AudioError"), result
-    assert "no permission" in result[2], result
+    assert "no permission to read this file (or a folder in its path)" in result[2], result
 
 
 def _valid_bytes(tmp_path, fmt, subtype, ext, seconds=1.0, rate=8000):
