@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -614,16 +613,12 @@ def test_example_is_hashable_and_meta_not_compared():
 
 def test_real_sprsound_train_matches_its_readme(sprsound_dir):
     train = sprsound_dir / "train"
-    read_folder(train)  # warm the file cache and the decoder module import
-    # CPU time, not wall time: this machine's other jobs must not make the test flaky
-    t0 = time.process_time()
+    # (Reading speed is measured by benchmarks/bench_dsp.py, not asserted here.)
     ds = read_folder(train)
-    elapsed = time.process_time() - t0
     assert ds.layout == "sprsound" and ds.problems == []
     assert len(ds.examples) == 1949 and len(ds.patients()) == 251 and ds.has_patients
     assert ds.counts() == {"Normal": 1303, "CAS": 126, "DAS": 248, "CAS & DAS": 95,
                            "Poor Quality": 177}
-    assert elapsed < 2.0, f"reading SPRSound train took {elapsed:.2f} s of CPU"
     # every label and patient agrees with the folder's own manifest.csv
     with open(train / "manifest.csv", newline="") as f:
         manifest = {row["file"]: row for row in csv.DictReader(f)}
