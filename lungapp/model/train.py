@@ -1,0 +1,779 @@
+"""The training engine: patient-grouped k-fold cross-validated training with an honest
+report, saving a model folder (Keras file(s) + model card + training curves) atomically.
+
+Flow of :func:`train`:
+
+1. read the folder (:func:`lungapp.data.read_folder`), map labels to the task, and refuse
+   unfit datasets with a :class:`DatasetError` before any training (:func:`check_dataset`);
+2. decode every recording once and cache its feature windows in memory (unreadable
+   files are listed, skipped and counted; above ``max_bad_share`` the run aborts);
+3. split recordings into k folds, stratified and grouped by patient (:mod:`.splits`);
+4. per fold: carve a patient-grouped validation split out of the *training* folds (for
+   early stopping / learning-rate decisions; the held-out fold is never looked at), train,
+   then score the held-out recordings (out-of-fold predictions);
+5. choose the decision threshold on the out-of-fold predictions, compute per-fold and
+   overall metrics (mean +- sd), a device-shift check, and pooling alternatives;
+6. write the artifact (the ensemble of fold models, or one model retrained on all data)
+   into a staging folder next to ``out`` and publish it with :func:`publish_dir`.
+
+Every recipe lives in :data:`PRESETS`; explicit options override a preset's values.
+Progress is reported through a ``progress(event: dict)`` callable (the CLI prints the
+events as JSON lines) and a ``should_stop()`` callable is polled between batches so a
+cancelled run stops within one batch and leaves ``out`` untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+
+from lungapp.dsp.spectrogram import SpectrogramConfig
+from lungapp.errors import AudioError, DatasetError, LungappError
+from lungapp.model.augment import DEFAULT_POLICY, Augmenter, device_shift
+from lungapp.model.features import FeatureConfig, image_features, windows_from_samples
+from lungapp.model.splits import Folds, make_folds, validation_split
+
+FOUR_CLASSES = ["Normal", "CAS", "DAS", "CAS & DAS"]
+BINARY_CLASSES = ["Normal", "Abnormal"]
+TASKS = ("binary", "4class")
+ARTIFACTS = ("ensemble", "retrain")
+SCHEDULES = ("cosine", "plateau", "constant")
+WINDOW_LABELS = ("record", "events")
+POOLINGS = ("mean", "max", "topk:2", "topk:3")
+
+# ------------------------------------------------------------------------------ presets
+# The one place recipes are defined. "seed" reproduces the student project (DESIGN.md);
+# "recommended" is the best recipe measured on patient-grouped CV (see the report in
+# issue 3 / the README). Change a recipe here and nowhere else.
+
+SEED_FEATURES = FeatureConfig(
+    # STFT of the 15-s clip at 4 kHz: 256-sample window, 129 bins, hop 64 -> 934 frames
+    # (the seed's 129 x 934 px images), resized to 64 x 64 and scaled to [0, 1].
+    spectrogram=SpectrogramConfig(rate=4000, win_length=256, hop_length=64, n_fft=256,
+                                  window="hann", scale="linear", min_db=-100.0, max_db=0.0),
+    window_s=15.0, hop_s=15.0, resize=(64, 64))
+
+RECOMMENDED_FEATURES = FeatureConfig(
+    # 4 kHz log-mel (usable for 4 kHz stethoscopes), 64 ms window, 32 ms hop, 64 bands
+    # 50-2000 Hz; 3-s windows every 1.5 s (92 x 64 inputs).
+    spectrogram=SpectrogramConfig(rate=4000, win_length=256, hop_length=128, n_fft=256,
+                                  window="hann", scale="mel", n_mels=64, fmin=50.0, fmax=2000.0,
+                                  min_db=-100.0, max_db=0.0),
+    window_s=3.0, hop_s=1.5)
+
+PRESETS: dict[str, dict] = {
+    "seed": {
+        "arch": "seed_cnn", "features": SEED_FEATURES, "epochs": 30, "batch_size": 16,
+        "lr": 1e-3, "schedule": "plateau", "early_stopping": 0, "monitor": "val_loss",
+        "augment": {**{k: 0 for k in DEFAULT_POLICY}, "image": True, "noise_db": [-70.0, -45.0]},
+        "class_weights": False, "pooling": "mean", "window_labels": "record",
+        "artifact": "ensemble",
+    },
+    "recommended": {
+        "arch": "cnn4", "features": RECOMMENDED_FEATURES, "epochs": 20, "batch_size": 64,
+        "lr": 2e-3, "schedule": "cosine", "early_stopping": 5, "monitor": "val_auc",
+        "augment": dict(DEFAULT_POLICY), "class_weights": True, "pooling": "mean",
+        "window_labels": "record", "artifact": "ensemble",
+    },
+}
+
+_EPS = 1e-7
+
+
+class Cancelled(Exception):
+    """The run was stopped on request (SIGTERM / SIGINT); nothing was written to ``out``."""
+
+
+@dataclass
+class TrainOptions:
+    """Everything that defines a training run (stored in the card's ``training.options``).
+
+    Build with :meth:`from_preset` so a preset supplies the defaults and explicit values
+    override them.
+    """
+
+    preset: str = "recommended"
+    task: str = "binary"
+    arch: str = "cnn4"
+    features: FeatureConfig = RECOMMENDED_FEATURES
+    folds: int = 4
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+    augment: dict | None = field(default_factory=lambda: dict(DEFAULT_POLICY))
+    schedule: str = "cosine"
+    early_stopping: int = 5  # patience in epochs; 0 = off
+    monitor: str = "val_auc"  # "val_auc" (recording level) or "val_loss" (window level)
+    class_weights: bool = True
+    pooling: str = "mean"
+    window_labels: str = "record"
+    artifact: str = "ensemble"
+    val_fraction: float = 0.15
+    max_bad_share: float = 0.1
+    device_shift: bool = True
+    weights: str | None = None  # a backbone weights file (inception_v3 / resnet50)
+    name: str = ""
+
+    @classmethod
+    def from_preset(cls, preset: str = "recommended", **overrides) -> "TrainOptions":
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        base = dict(PRESETS[preset])
+        base["augment"] = dict(base["augment"]) if base["augment"] is not None else None
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        opts = cls(preset=preset, **base)
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        from lungapp.model.archs import ARCHS
+
+        p = []
+        if self.task not in TASKS:
+            p.append(f"task must be one of {TASKS}")
+        if self.arch not in ARCHS:
+            p.append(f"arch must be one of {ARCHS}")
+        if not (isinstance(self.folds, int) and self.folds >= 2):
+            p.append("folds must be an integer >= 2")
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            p.append("epochs must be an integer >= 1")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            p.append("batch size must be an integer >= 1")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            p.append("learning rate must be in (0, 1)")
+        if self.schedule not in SCHEDULES:
+            p.append(f"schedule must be one of {SCHEDULES}")
+        if self.monitor not in ("val_auc", "val_loss"):
+            p.append("monitor must be val_auc or val_loss")
+        if self.pooling not in POOLINGS and not self.pooling.startswith("topk:"):
+            p.append(f"pooling must be one of {POOLINGS}")
+        if self.window_labels not in WINDOW_LABELS:
+            p.append(f"window_labels must be one of {WINDOW_LABELS}")
+        if self.artifact not in ARTIFACTS:
+            p.append(f"artifact must be one of {ARTIFACTS}")
+        if not 0 <= self.max_bad_share < 1:
+            p.append("max_bad_share must be in [0, 1)")
+        if not 0 < self.val_fraction < 0.5:
+            p.append("val_fraction must be in (0, 0.5)")
+        if p:
+            raise ValueError("invalid training options: " + "; ".join(p))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["features"] = self.features.to_dict()
+        return d
+
+
+# ---------------------------------------------------------------------------- the data
+
+
+def task_label(label: str, task: str) -> str | None:
+    """A record label's class for ``task`` (None: not usable, e.g. Poor Quality)."""
+    from lungapp.data.labels import ABNORMAL, POOR, binary_label
+
+    if label == POOR:
+        return None
+    if task == "binary":
+        return "Normal" if binary_label(label) == "normal" else "Abnormal"
+    if label == ABNORMAL:
+        return None
+    return label if label in FOUR_CLASSES else None
+
+
+def check_dataset(labels: list[str], patients: list | None, k: int, classes: list[str],
+                  where: str) -> list[str]:
+    """Refuse a dataset unfit for k-fold training; returns warnings.
+
+    Raises DatasetError naming the folder: no usable example, a single class, a class
+    with fewer examples (or, with patient ids, fewer patients) than folds.
+    """
+    if not labels:
+        raise DatasetError("no usable labelled recordings for this task (nothing to train on)", where)
+    counts = {c: labels.count(c) for c in classes}
+    present = [c for c in classes if counts[c]]
+    if len(present) < 2:
+        only = present[0] if present else "none"
+        raise DatasetError(f"only one class present ({only}: {counts.get(only, 0)} recordings); "
+                           f"training needs at least two of {', '.join(classes)}", where)
+    warnings = []
+    missing = [c for c in classes if not counts[c]]
+    if missing:
+        raise DatasetError(f"class(es) {', '.join(missing)} have no examples; this task needs "
+                           f"every class (counts: {counts})", where)
+    few = [f"{c} ({counts[c]})" for c in classes if counts[c] < k]
+    if few:
+        raise DatasetError(f"class(es) with fewer examples than the {k} folds: {', '.join(few)}; "
+                           "add recordings or use fewer folds (--folds)", where)
+    if patients is not None:
+        per = {c: len({p for p, l in zip(patients, labels) if l == c}) for c in classes}
+        few = [f"{c} ({per[c]} patients)" for c in classes if per[c] < k]
+        if few:
+            raise DatasetError(f"class(es) with fewer patients than the {k} folds: {', '.join(few)}; "
+                               "patient-grouped folds need each class in every fold's patients "
+                               "(add patients or use fewer folds)", where)
+        if len(set(patients)) < k:
+            raise DatasetError(f"{len(set(patients))} patients cannot make {k} patient-grouped folds",
+                               where)
+    return warnings
+
+
+@dataclass
+class Recording:
+    """One usable recording with its cached feature windows."""
+
+    path: str
+    label: str  # task class
+    patient: str | None
+    X: np.ndarray  # (n_windows, *input_shape) float16
+    starts: np.ndarray
+    window_labels: np.ndarray  # (n_windows,) class index of each window
+    duration_s: float
+    X_shift: np.ndarray | None = None  # device-shifted windows (same shape), or None
+
+
+def _window_classes(rec_label: str, events, starts, fc: FeatureConfig, task: str,
+                    classes: list[str], mode: str) -> np.ndarray:
+    """Class index of each window: the recording's label, or (mode "events", where the
+    recording has timed events) the union of adventitious events overlapping the window
+    by at least 0.1 s."""
+    from lungapp.data.labels import event_flags, label_from_flags
+
+    idx = classes.index(rec_label)
+    out = np.full(len(starts), idx, dtype=np.int64)
+    if mode != "events" or not events:
+        return out
+    for i, s in enumerate(starts):
+        e_end = s + fc.window_s
+        cas = das = False
+        for ev in events:
+            if min(e_end, ev.end_s) - max(s, ev.start_s) >= 0.1:
+                try:
+                    c, d = event_flags(ev.type)
+                except ValueError:
+                    continue
+                cas, das = cas or c, das or d
+        out[i] = classes.index(task_label(label_from_flags(cas, das), task))
+    return out
+
+
+def extract_features(examples, task: str, classes: list[str], opts: TrainOptions, *,
+                     progress: Callable[[dict], None], should_stop: Callable[[], bool],
+                     root: str) -> tuple[list[Recording], list[tuple[str, str]]]:
+    """Decode and window every example once. Returns (recordings, bad) where bad lists
+    ``(path, reason)`` of unreadable files."""
+    from lungapp.audio import load_audio
+
+    fc = opts.features
+    recs, bad = [], []
+    n = len(examples)
+    step = max(1, n // 20)
+    for i, ex in enumerate(examples):
+        if should_stop():
+            raise Cancelled()
+        label = task_label(ex.label, task)
+        try:
+            if ex.kind == "image":
+                X = image_features(ex.path, fc)
+                starts, dur, Xs = np.zeros(1), 0.0, None
+            else:
+                audio = load_audio(ex.path, rate=fc.rate)
+                x = audio.samples
+                if len(x) < fc.spectrogram.win_length:
+                    raise AudioError(f"too short ({len(x)} samples) for one spectrogram frame", ex.path)
+                X, starts = windows_from_samples(x, fc)
+                dur = len(x) / fc.rate
+                Xs = None
+                if opts.device_shift:
+                    rng = np.random.default_rng(int(hashlib.sha256(ex.path.encode()).hexdigest()[:8], 16))
+                    Xs, _ = windows_from_samples(device_shift(x, fc.rate, rng), fc)
+                    Xs = Xs.astype(np.float16)
+        except (AudioError, DatasetError) as exc:
+            bad.append((ex.path, exc.problem if isinstance(exc, LungappError) else str(exc)))
+            continue
+        wl = _window_classes(label, ex.events, starts, fc, task, classes, opts.window_labels)
+        recs.append(Recording(ex.path, label, ex.patient, X.astype(np.float16), starts, wl, dur, Xs))
+        if (i + 1) % step == 0 or i + 1 == n:
+            progress({"event": "extract", "done": i + 1, "total": n, "bad": len(bad)})
+    return recs, bad
+
+
+def file_list_hash(recs: list[Recording], root: str) -> str:
+    """sha256 of the sorted (relative path, task label) list: identifies the training data."""
+    h = hashlib.sha256()
+    for r in sorted(recs, key=lambda r: r.path):
+        h.update(f"{os.path.relpath(r.path, root)}\t{r.label}\n".encode())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def distribution_scope():
+    """A context for building and training models across all visible GPUs.
+
+    With more than one GPU: Keras 3's distribution API (``keras.distribution.DataParallel``)
+    on the JAX backend; on the TensorFlow backend (the default here), whose Keras 3
+    distribution support is still a prototype, TensorFlow's own ``MirroredStrategy``
+    (data parallel). One GPU or none: a no-op. Returns (context manager, description).
+    """
+    import contextlib
+
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            strategy = tf.distribute.MirroredStrategy()
+            return strategy.scope(), f"tf.distribute.MirroredStrategy over {len(gpus)} GPUs"
+        return contextlib.nullcontext(), f"single device ({'GPU' if gpus else 'CPU'})"
+    devices = keras.distribution.list_devices("gpu") if backend == "jax" else []
+    if len(devices) > 1:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext(), f"keras.distribution.DataParallel over {len(devices)} GPUs"
+    return contextlib.nullcontext(), "single device"
+
+
+def pool_probs(window_probs: np.ndarray, rule: str) -> np.ndarray:
+    """Recording class probabilities from window softmax outputs, exactly as
+    :func:`lungapp.model.inference.pool_recording` does for a softmax card."""
+    from lungapp.model.inference import pool_recording
+
+    return pool_recording(window_probs, SimpleNamespace(output_kind="softmax", pooling=rule))
+
+
+def _predict(model, X: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Window softmax outputs (direct model calls; model.predict is slow per call)."""
+    outs = [np.asarray(model(X[i: i + batch].astype(np.float32), training=False))
+            for i in range(0, len(X), batch)]
+    return np.concatenate(outs).astype(np.float64) if outs else np.zeros((0, 0))
+
+
+def _recording_probs(model, recs: list[Recording], rule: str, shifted: bool = False):
+    """(n_recordings, n_classes) pooled probabilities and per-recording window outputs."""
+    Xs = [r.X_shift if shifted else r.X for r in recs]
+    lens = [len(x) for x in Xs]
+    W = _predict(model, np.concatenate(Xs))
+    parts = np.split(W, np.cumsum(lens)[:-1])
+    return np.stack([pool_probs(w, rule) for w in parts]), parts
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else float("nan")
+
+
+def _lr_at(opts: TrainOptions, step: int, total: int) -> float:
+    if opts.schedule == "cosine":
+        warm = max(1, total // 50)
+        if step < warm:
+            return opts.lr * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return opts.lr
+
+
+def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], opts: TrainOptions,
+            classes: list[str], *, seed: int, fold: int | str, progress, should_stop) -> dict:
+    """Train ``arch_model`` (compiled) on ``train_recs``' windows; early stopping and
+    plateau decisions use ``val_recs`` only. Restores the best weights. Returns curves."""
+    import keras
+
+    model = arch_model
+    n_cls = len(classes)
+    X = np.concatenate([r.X for r in train_recs])
+    yw = np.concatenate([r.window_labels for r in train_recs])
+    Y = np.eye(n_cls, dtype=np.float32)[yw]
+    counts = np.bincount(yw, minlength=n_cls).astype(np.float64)
+    cw = np.where(counts > 0, len(yw) / (n_cls * np.maximum(counts, 1)), 0.0) if opts.class_weights \
+        else np.ones(n_cls)
+    cw = cw.astype(np.float32)
+    aug = Augmenter(opts.features.spectrogram, opts.augment, seed=seed)
+    rng = np.random.default_rng(seed)
+    bs = opts.batch_size
+    steps = int(math.ceil(len(X) / bs))
+    total = steps * opts.epochs
+    Xv = np.concatenate([r.X for r in val_recs]) if val_recs else None
+    yv_w = np.concatenate([r.window_labels for r in val_recs]) if val_recs else None
+    yv_rec = np.array([0 if r.label == classes[0] else 1 for r in val_recs])
+    best, best_weights, wait = None, None, 0
+    plateau_best, plateau_wait, lr_scale = np.inf, 0, 1.0
+    curves = []
+    step = 0
+    t_train = 0.0
+    n_seen = 0
+    for epoch in range(opts.epochs):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(X))
+        model.reset_metrics()
+        logs = {}
+        for b in range(steps):
+            if should_stop():
+                raise Cancelled()
+            idx = order[b * bs:(b + 1) * bs]
+            xb, yb = aug(X[idx].astype(np.float32), Y[idx])
+            wb = yb @ cw
+            lr = _lr_at(opts, step, total) * lr_scale
+            model.optimizer.learning_rate.assign(lr)
+            logs = model.train_on_batch(xb, yb, sample_weight=wb, return_dict=True)
+            step += 1
+        if epoch > 0 or opts.epochs == 1:  # epoch 1 includes graph tracing
+            t_train += time.perf_counter() - t0
+            n_seen += len(X)
+        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
+               "accuracy": float(logs.get("accuracy", np.nan)), "lr": float(lr)}
+        if val_recs:
+            Pw = _predict(model, Xv)
+            row["val_loss"] = float(-np.mean(np.log(Pw[np.arange(len(yv_w)), yv_w] + _EPS)))
+            rp = np.stack([pool_probs(w, opts.pooling) for w in
+                           np.split(Pw, np.cumsum([len(r.X) for r in val_recs])[:-1])])
+            row["val_auc"] = _auc(yv_rec, 1 - rp[:, 0])
+            row["val_accuracy"] = float(np.mean(Pw.argmax(1) == yv_w))
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        curves.append(row)
+        progress({"event": "epoch_end", "fold": fold, "epoch": epoch + 1, "epochs": opts.epochs,
+                  "metrics": {k: v for k, v in row.items() if k != "epoch"}})
+        if not val_recs:
+            continue
+        if opts.schedule == "plateau":  # ReduceLROnPlateau(val_loss, factor 0.5, patience 3)
+            if row["val_loss"] < plateau_best - 1e-4:
+                plateau_best, plateau_wait = row["val_loss"], 0
+            else:
+                plateau_wait += 1
+                if plateau_wait >= 3:
+                    lr_scale, plateau_wait = max(lr_scale * 0.5, 1e-5 / opts.lr), 0
+        value = row[opts.monitor]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            value = -row["val_loss"] if opts.monitor == "val_auc" else row["val_loss"]
+        better = (best is None or (value > best + 1e-4 if opts.monitor == "val_auc"
+                                   else value < best - 1e-4))
+        if better:
+            best, wait = value, 0
+            best_weights = [w.copy() for w in model.get_weights()]
+            best_epoch = epoch + 1
+        else:
+            wait += 1
+            if opts.early_stopping and wait >= opts.early_stopping:
+                break
+    restored = None
+    if best_weights is not None and (opts.early_stopping or opts.monitor == "val_auc"):
+        model.set_weights(best_weights)
+        restored = best_epoch
+    return {"curves": curves, "best_epoch": restored, "windows": int(len(X)),
+            "windows_per_s": n_seen / t_train if t_train else None,
+            "class_weights": cw.tolist()}
+
+
+def _build(opts: TrainOptions, n_classes: int, seed: int):
+    import keras
+
+    from lungapp.model.archs import build
+
+    keras.utils.set_random_seed(seed)
+    model, info = build(opts.arch, opts.features.input_shape, n_classes, weights=opts.weights)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=opts.lr),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model, info
+
+
+def _mean_sd(values):
+    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
+    if not len(v):
+        return {"mean": None, "sd": None}
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+
+
+def _decide(p_abn: np.ndarray, probs: np.ndarray, threshold: float, classes: list[str]) -> list[str]:
+    """Recording labels as inference decides them: normal below the threshold, else the
+    most probable abnormal class."""
+    out = []
+    for pa, pr in zip(p_abn, probs):
+        out.append(classes[0] if pa < threshold else classes[1 + int(np.argmax(pr[1:]))])
+    return out
+
+
+def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: np.ndarray,
+                 classes: list[str], task: str) -> dict:
+    """The CV report from out-of-fold recording probabilities (n, n_classes)."""
+    from lungapp.model.metrics import binary_metrics, choose_threshold, multiclass_metrics
+
+    p_abn = 1 - probs[:, 0]
+    thr, rule = choose_threshold(y, p_abn)
+    overall = binary_metrics(y, p_abn, thr)
+    per_fold, nested = [], []
+    k = int(fold_of.max()) + 1
+    for i in range(k):
+        m = fold_of == i
+        per_fold.append(binary_metrics(y[m], p_abn[m], thr))
+        # stricter: this fold's threshold chosen on the other folds' predictions only
+        t_other, _ = choose_threshold(y[~m], p_abn[~m])
+        nested.append(binary_metrics(y[m], p_abn[m], t_other))
+    keys = ("auc", "sensitivity", "specificity", "score", "accuracy")
+    report = {
+        "threshold": thr, "threshold_rule": rule,
+        "overall": overall,
+        "per_fold": per_fold,
+        "mean_sd": {kk: _mean_sd([f[kk] for f in per_fold]) for kk in keys},
+        "nested_threshold": {"rule": "each fold scored at the threshold chosen on the other "
+                                     "folds' out-of-fold predictions",
+                             "per_fold": nested,
+                             "mean_sd": {kk: _mean_sd([f[kk] for f in nested]) for kk in keys}},
+    }
+    if task == "4class":
+        pred = _decide(p_abn, probs, thr, classes)
+        report["four_class"] = multiclass_metrics(labels, pred, classes)
+        report["four_class"]["per_fold_score"] = [
+            multiclass_metrics([l for l, f in zip(labels, fold_of) if f == i],
+                               [p for p, f in zip(pred, fold_of) if f == i], classes)["score"]
+            for i in range(k)]
+    return report
+
+
+def _log(progress, message: str, level: str = "info"):
+    progress({"event": "log", "level": level, "message": message})
+
+
+def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] = lambda e: None,
+          should_stop: Callable[[], bool] = lambda: False, overwrite: bool = False) -> dict:
+    """Run a full cross-validated training and save the model folder ``out``.
+
+    Returns the summary also sent as the ``done`` event. Raises DatasetError (unfit data,
+    before training), Cancelled (``should_stop()`` became true; ``out`` untouched),
+    LungappError for an existing ``out`` without ``overwrite``.
+    """
+    from lungapp.data import read_folder
+
+    t_start = time.perf_counter()
+    opts.validate()
+    folder, out = Path(folder), Path(out)
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise LungappError("output folder already exists and is not empty (use --overwrite to "
+                           "replace it once the new model is complete)", out)
+    classes = BINARY_CLASSES if opts.task == "binary" else FOUR_CLASSES
+    progress({"event": "start", "folder": str(folder), "out": str(out), "task": opts.task,
+              "preset": opts.preset, "arch": opts.arch, "folds": opts.folds, "epochs": opts.epochs,
+              "classes": classes})
+
+    ds = read_folder(folder)
+    root = ds.root
+    usable = [e for e in ds.examples if task_label(e.label, opts.task) is not None]
+    excluded = len(ds.examples) - len(usable)
+    kind = usable[0].kind if usable else "audio"
+    if kind == "image" and opts.features.resize is None:
+        raise DatasetError("this folder holds spectrogram images: image models need resized "
+                           "features (use --preset seed)", root)
+    patients = [e.patient for e in usable] if ds.has_patients else None
+    labels = [task_label(e.label, opts.task) for e in usable]
+    warnings = list(ds.warnings)
+    check_dataset(labels, patients, opts.folds, classes, root)
+    if excluded:
+        warnings.append(f"{excluded} recordings excluded (labels unusable for task {opts.task}, "
+                        "e.g. Poor Quality)")
+
+    recs, bad = extract_features(usable, opts.task, classes, opts, progress=progress,
+                                 should_stop=should_stop, root=root)
+    bad_all = list(ds.problems) + bad
+    n_cand = len(usable) + len(ds.problems)
+    if bad_all:
+        listed = "; ".join(f"{os.path.relpath(p, root)}: {why}" for p, why in bad_all[:10])
+        msg = (f"{len(bad_all)} of {n_cand} files unreadable and skipped "
+               f"({listed}{'; ...' if len(bad_all) > 10 else ''})")
+        if len(bad_all) / max(1, n_cand) > opts.max_bad_share:
+            raise DatasetError(f"{msg}: more than {opts.max_bad_share:.0%} of the files failed; "
+                               "aborting", root)
+        warnings.append(msg)
+    labels = [r.label for r in recs]
+    patients = [r.patient for r in recs] if patients is not None else None
+    check_dataset(labels, patients, opts.folds, classes, root)
+
+    folds = make_folds(labels, patients, opts.folds, opts.seed)
+    warnings += folds.warnings
+    for w in warnings:
+        _log(progress, w, "warning")
+
+    import keras
+
+    scope, dist = distribution_scope()
+    y = np.array([0 if l == classes[0] else 1 for l in labels])
+    oof = np.zeros((len(recs), len(classes)))
+    oof_shift = np.zeros_like(oof) if opts.device_shift and kind == "audio" else None
+    fold_of = folds.fold_of()
+    fold_reports, models, build_info = [], [], None
+    pooled_alt = {rule: np.zeros(len(recs)) for rule in POOLINGS}
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent if out.parent.exists()
+                                    else _mkparent(out)))
+    try:
+        for i in range(folds.k):
+            tr, te = folds.train(i), folds.test[i]
+            tr_labels = [labels[j] for j in tr]
+            tr_groups = [patients[j] for j in tr] if patients is not None else None
+            fit_idx, val_idx = validation_split(tr_labels, tr_groups, opts.seed + i, opts.val_fraction)
+            fit_recs = [recs[tr[j]] for j in fit_idx]
+            val_recs = [recs[tr[j]] for j in val_idx]
+            with scope:
+                model, build_info = _build(opts, len(classes), opts.seed + 1000 * i)
+                if i == 0 and build_info.note:
+                    _log(progress, build_info.note, "warning")
+                fit = fit_one(model, fit_recs, val_recs, opts, classes, seed=opts.seed + i, fold=i + 1,
+                              progress=progress, should_stop=should_stop)
+            test_recs = [recs[j] for j in te]
+            probs, parts = _recording_probs(model, test_recs, opts.pooling)
+            oof[te] = probs
+            for rule in POOLINGS:
+                pooled_alt[rule][te] = [1 - pool_probs(w, rule)[0] for w in parts]
+            if oof_shift is not None:
+                oof_shift[te], _ = _recording_probs(model, test_recs, opts.pooling, shifted=True)
+            fold_auc = _auc(y[te], 1 - probs[:, 0])
+            fold_reports.append({"fold": i + 1, "n_train": int(len(fit_recs)), "n_val": int(len(val_recs)),
+                                 "n_test": int(len(te)), "auc": fold_auc, **fit})
+            models.append(model)
+            progress({"event": "fold_end", "fold": i + 1, "folds": folds.k,
+                      "metrics": {"auc": fold_auc, "n_test": int(len(te)),
+                                  "best_epoch": fit["best_epoch"],
+                                  "windows_per_s": fit["windows_per_s"]}})
+
+        report = evaluate_oof(y, labels, oof, fold_of, classes, opts.task)
+        report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
+        report["patient_grouped"] = folds.grouped
+        report["evaluated"] = ("out-of-fold: every recording scored by the fold model that did "
+                               "not see it")
+        if oof_shift is not None:
+            from lungapp.model.metrics import binary_metrics
+
+            shifted = binary_metrics(y, 1 - oof_shift[:, 0], report["threshold"])
+            report["device_shift"] = {
+                "transform": "resample to 4 kHz, band-limit 100-1500 Hz, tilt -3 dB/octave, "
+                             "white noise at 20 dB SNR (lungapp.model.augment.device_shift)",
+                "augmentation": "on" if opts.augment else "off",
+                "shifted": shifted,
+                "drop": {kk: (report["overall"][kk] - shifted[kk])
+                         if report["overall"][kk] is not None and shifted[kk] is not None else None
+                         for kk in ("auc", "score", "sensitivity", "specificity")},
+            }
+
+        if should_stop():
+            raise Cancelled()
+        if opts.artifact == "retrain":
+            with scope:
+                all_idx = np.arange(len(recs))
+                fit_idx, val_idx = validation_split(labels, patients, opts.seed + 99, opts.val_fraction)
+                final, _ = _build(opts, len(classes), opts.seed + 99_000)
+                fit_one(final, [recs[j] for j in fit_idx], [recs[j] for j in val_idx], opts, classes,
+                        seed=opts.seed + 99, fold="final", progress=progress, should_stop=should_stop)
+            files = {"model.keras": final}
+            artifact_text = ("one model retrained on all data (early stopping on a patient-grouped "
+                             "validation split); the CV figures estimate its recipe")
+        else:
+            files = {f"fold{i + 1}.keras": m for i, m in enumerate(models)}
+            artifact_text = (f"ensemble of the {folds.k} fold models (outputs averaged): the "
+                             "models whose out-of-fold predictions are reported; each OOF "
+                             "figure comes from one member, so the ensemble's own error is "
+                             "expected to be at most that (the seed project's 'parallel networks')")
+        for name, m in files.items():
+            m.save(staging / name)
+
+        curves = {"folds": [{"fold": f["fold"], "curves": f["curves"], "best_epoch": f["best_epoch"]}
+                            for f in fold_reports]}
+        from lungapp.fsutil import atomic_write_json
+        from lungapp.model.metrics import json_safe
+
+        atomic_write_json(staging / "curves.json", json_safe(curves))
+        card = _make_card(opts, classes, kind, list(files), report, recs, root, ds, folds, fold_reports,
+                          bad_all, warnings, excluded, dist, build_info, artifact_text,
+                          time.perf_counter() - t_start, out)
+        from lungapp.model.card import write_card
+        from lungapp.fsutil import publish_dir
+
+        write_card(staging, card)
+        if should_stop():
+            raise Cancelled()
+        publish_dir(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    wall = time.perf_counter() - t_start
+    summary = {"event": "done", "out": str(out), "wall_s": round(wall, 1),
+               "threshold": report["threshold"],
+               "metrics": {kk: report["overall"][kk] for kk in
+                           ("auc", "sensitivity", "specificity", "score", "accuracy", "confusion")},
+               "mean_sd": report["mean_sd"], "artifact": list(files)}
+    if opts.task == "4class":
+        summary["four_class_score"] = report["four_class"]["score"]
+    if "device_shift" in report:
+        summary["device_shift_drop"] = report["device_shift"]["drop"]
+    progress(summary)
+    return summary
+
+
+def _mkparent(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.parent
+
+
+def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_reports, bad_all,
+               warnings, excluded, dist, build_info, artifact_text, wall, out):
+    from collections import Counter
+
+    from lungapp.model.card import ModelCard, library_versions
+
+    counts = Counter(r.label for r in recs)
+    patients = {r.patient for r in recs if r.patient is not None}
+    training = {
+        "data": {"folder": root, "layout": ds.layout, "n_recordings": len(recs),
+                 "counts": {c: counts[c] for c in classes},
+                 "source_counts": dict(ds.counts()),
+                 "n_patients": len(patients) if patients else None,
+                 "total_duration_s": round(float(sum(r.duration_s for r in recs)), 1),
+                 "n_windows": int(sum(len(r.X) for r in recs)),
+                 "excluded": excluded, "unreadable": len(bad_all),
+                 "unreadable_files": [os.path.relpath(p, root) for p, _ in bad_all[:50]],
+                 "file_list_sha256": file_list_hash(recs, root)},
+        "options": opts.to_dict(),
+        "cv": {"k": folds.k, "grouped_by_patient": folds.grouped, "seed": opts.seed,
+               "splitter": "sklearn StratifiedGroupKFold" if folds.grouped else "sklearn StratifiedKFold",
+               "validation": f"{opts.val_fraction:.0%} of the training folds' patients, for "
+                             f"{opts.monitor} early stopping / LR decisions; the held-out fold is "
+                             "never used in training",
+               "folds": [{k: v for k, v in f.items() if k != "curves"} for f in fold_reports]},
+        "artifact": artifact_text,
+        "backbone_weights": build_info.weights if build_info else None,
+        "backbone_note": build_info.note if build_info else "",
+        "distribution": dist,
+        "curves_file": "curves.json",
+        "warnings": warnings,
+        "wall_s": round(wall, 1),
+    }
+    limitations = [
+        "Cross-validated on the training folder only; performance on other hospitals, "
+        "stethoscopes, ages and noise conditions is unknown (see the device-shift check).",
+    ]
+    if not folds.grouped:
+        limitations.append("No patient ids: folds were split by file, so the CV estimate is optimistic.")
+    if build_info and build_info.weights == "random" and opts.arch in ("inception_v3", "resnet50"):
+        limitations.append(build_info.note)
+    name = opts.name or f"{out.name}"
+    return ModelCard(
+        name=name, version="1", task=opts.task, classes=list(classes), features=opts.features,
+        model_files=list(files), threshold=float(report["threshold"]),
+        threshold_rule=report["threshold_rule"], output_kind="softmax", pooling=opts.pooling,
+        input_kind=kind, created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        metrics=report, training=training, versions=library_versions(), limitations=limitations,
+        description=f"lungapp train --preset {opts.preset} --arch {opts.arch} --task {opts.task}, "
+                    f"{folds.k}-fold CV",
+        quality_gate={"enabled": False} if kind == "image" else {})
