@@ -480,13 +480,14 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
             "class_weights": cw.tolist()}
 
 
-def _build(opts: TrainOptions, n_classes: int, seed: int):
+def _build(opts: TrainOptions, n_classes: int, seed: int, name: str):
     import keras
 
     from lungapp.model.archs import build
 
     keras.utils.set_random_seed(seed)
-    model, info = build(opts.arch, opts.features.input_shape, n_classes, weights=opts.weights)
+    model, info = build(opts.arch, opts.features.input_shape, n_classes, weights=opts.weights,
+                        name=name)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=opts.lr),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     return model, info
@@ -627,7 +628,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             fit_recs = [recs[tr[j]] for j in fit_idx]
             val_recs = [recs[tr[j]] for j in val_idx]
             with scope:
-                model, build_info = _build(opts, len(classes), opts.seed + 1000 * i)
+                model, build_info = _build(opts, len(classes), opts.seed + 1000 * i,
+                                           name=f"{opts.arch}_fold{i + 1}")
                 if i == 0 and build_info.note:
                     _log(progress, build_info.note, "warning")
                 fit = fit_one(model, fit_recs, val_recs, opts, classes, seed=opts.seed + i, fold=i + 1,
@@ -673,7 +675,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             with scope:
                 all_idx = np.arange(len(recs))
                 fit_idx, val_idx = validation_split(labels, patients, opts.seed + 99, opts.val_fraction)
-                final, _ = _build(opts, len(classes), opts.seed + 99_000)
+                final, _ = _build(opts, len(classes), opts.seed + 99_000, name=f"{opts.arch}_all")
                 fit_one(final, [recs[j] for j in fit_idx], [recs[j] for j in val_idx], opts, classes,
                         seed=opts.seed + 99, fold="final", progress=progress, should_stop=should_stop)
             files = {"model.keras": final}

@@ -1,0 +1,142 @@
+"""Training benchmark: windows per second per architecture, and full k-fold runs.
+
+    # windows/s in training for each architecture (random inputs of each preset's shape)
+    python benchmarks/bench_train.py speed
+
+    # full 4-fold runs of the presets on SPRSound train (slow: run under nice, in the background)
+    nice -n 10 python benchmarks/bench_train.py runs --presets seed recommended \
+        --data ../shared/data/sprsound/train --work /tmp/bench_train
+
+Each run is a real ``lungapp train`` subprocess (``--progress json``); the table reports
+the out-of-fold metrics at the threshold chosen on out-of-fold predictions, the per-fold
+mean +- sd, the device-shift drop and the wall time. Results are also written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
+
+
+def speed(batches: int = 20) -> list[dict]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+
+    from lungapp.model.archs import build
+    from lungapp.model.train import PRESETS
+
+    rows = []
+    cases = [("seed_cnn", PRESETS["seed"]["features"].input_shape, 16),
+             ("cnn4", PRESETS["recommended"]["features"].input_shape, 64),
+             ("inception_v3", PRESETS["recommended"]["features"].input_shape, 32),
+             ("resnet50", PRESETS["recommended"]["features"].input_shape, 32)]
+    for arch, shape, bs in cases:
+        keras.utils.set_random_seed(0)
+        model, info = build(arch, shape, 2)
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x = rng.random((bs, *shape), dtype=np.float32)
+        y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, bs)]
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        n = max(3, batches if arch in ("seed_cnn", "cnn4") else batches // 4)
+        t = time.perf_counter()
+        for _ in range(n):
+            model.train_on_batch(x, y)
+        dt = time.perf_counter() - t
+        rows.append({"arch": arch, "input": "x".join(map(str, shape)), "batch": bs,
+                     "params": model.count_params(), "windows_per_s": n * bs / dt})
+        print(f"{arch:13s} input {rows[-1]['input']:10s} batch {bs:3d} params {model.count_params():>10,d}"
+              f"  {rows[-1]['windows_per_s']:8.1f} windows/s", flush=True)
+    return rows
+
+
+def run_preset(preset: str, data: Path, work: Path, extra: list[str]) -> dict:
+    out = work / f"model_{preset}"
+    log = work / f"{preset}.jsonl"
+    cmd = [sys.executable, "-m", "lungapp.model.train_cli", str(data), "--out", str(out),
+           "--preset", preset, "--progress", "json", "--overwrite", *extra]
+    t = time.perf_counter()
+    with open(log, "w") as f, open(work / f"{preset}.stderr", "w") as err:
+        rc = subprocess.call(cmd, stdout=f, stderr=err, cwd=ROOT)
+    wall = time.perf_counter() - t
+    events = [json.loads(line) for line in open(log) if line.strip()]
+    done = next((e for e in events if e["event"] == "done"), None)
+    if done is None:
+        err = next((e for e in events if e["event"] == "error"), {"message": f"exit {rc}"})
+        return {"preset": preset, "error": err["message"], "wall_s": wall}
+    card = json.loads((out / "card.json").read_text())
+    return {"preset": preset, "wall_s": wall, "done": done,
+            "nested": card["metrics"]["nested_threshold"]["mean_sd"],
+            "pooling_auc": card["metrics"]["pooling_auc"],
+            "windows_per_s": [f.get("windows_per_s") for f in card["training"]["cv"]["folds"]],
+            "best_epochs": [f.get("best_epoch") for f in card["training"]["cv"]["folds"]],
+            "n": card["training"]["data"]["n_recordings"],
+            "n_patients": card["training"]["data"]["n_patients"]}
+
+
+def fmt(v, d=3):
+    return "-" if v is None else f"{v:.{d}f}"
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| preset | score | sensitivity | specificity | AUC | score per fold (mean +- sd) | "
+             "AUC per fold | device-shift AUC drop | wall time |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['preset']} | failed: {r['error']} | | | | | | | {r['wall_s'] / 60:.1f} min |")
+            continue
+        m, ms = r["done"]["metrics"], r["done"]["mean_sd"]
+        drop = (r["done"].get("device_shift_drop") or {}).get("auc")
+        lines.append(
+            f"| {r['preset']} | {fmt(m['score'])} | {fmt(m['sensitivity'])} | {fmt(m['specificity'])} | "
+            f"{fmt(m['auc'])} | {fmt(ms['score']['mean'])} +- {fmt(ms['score']['sd'])} | "
+            f"{fmt(ms['auc']['mean'])} +- {fmt(ms['auc']['sd'])} | {fmt(drop)} | {r['wall_s'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--batches", type=int, default=20)
+    rp = sub.add_parser("runs")
+    rp.add_argument("--presets", nargs="+", default=["seed", "recommended"])
+    rp.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    rp.add_argument("--work", type=Path, default=Path("/tmp/bench_train"))
+    rp.add_argument("--folds", default="4")
+    rp.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                    help="further lungapp train options for every run")
+    args = ap.parse_args(argv)
+    if args.cmd == "speed":
+        speed(args.batches)
+        return 0
+    if not args.data.is_dir():
+        print(f"{args.data}: data folder not found", file=sys.stderr)
+        return 2
+    args.work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for preset in args.presets:
+        print(f"running --preset {preset} on {args.data} ...", flush=True)
+        results.append(run_preset(preset, args.data, args.work, ["--folds", args.folds, *args.extra]))
+        (args.work / "results.json").write_text(json.dumps(results, indent=1))
+        print(table(results), flush=True)
+    print()
+    print(f"same patient-grouped folds (seed {0}, k={args.folds}) of {args.data}; "
+          f"{os.cpu_count()} CPU cores")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
