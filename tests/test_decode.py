@@ -321,6 +321,7 @@ def test_too_short(tmp_path):
     write_int16(p2, 8000, seconds=0.999)
     expect_error(p2, fragment="audio is 0.999 s long; at least 1.000 s is needed", min_seconds=1.0)
     assert load_audio(p2, min_seconds=0.999).duration_s == pytest.approx(0.999)
+    assert load_audio(p2, min_seconds=np.float32(0.5), max_seconds=np.float64(0.75)).duration_s == 0.75
 
 
 @pytest.mark.parametrize("rate", [1000, 1999, 192001, 200000])

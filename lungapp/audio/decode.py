@@ -20,6 +20,7 @@ errors and raise ``ValueError``.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import stat
 from dataclasses import dataclass
@@ -331,6 +332,10 @@ def _check_header(f: sf.SoundFile, path: str) -> None:
                          "stream?); re-encode the file to read it", path)
 
 
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def _fmt_pair(a: float, b: float) -> tuple[str, str]:
     """Format two durations with the fewest decimals (>= 2) that tell them apart."""
     for digits in (2, 3, 4, 6):
@@ -370,10 +375,10 @@ def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
         _ratio(rate, rate)  # type check
         if not _MIN_TARGET_RATE <= rate <= _MAX_TARGET_RATE:
             raise ValueError(f"rate must be {_MIN_TARGET_RATE}..{_MAX_TARGET_RATE} Hz, not {rate}")
-    if not (isinstance(min_seconds, (int, float)) and math.isfinite(min_seconds) and min_seconds >= 0):
+    if not (_is_real(min_seconds) and math.isfinite(min_seconds) and min_seconds >= 0):
         raise ValueError(f"min_seconds must be a finite number >= 0, not {min_seconds!r}")
     if max_seconds is not None:
-        if not (isinstance(max_seconds, (int, float)) and math.isfinite(max_seconds) and max_seconds > 0):
+        if not (_is_real(max_seconds) and math.isfinite(max_seconds) and max_seconds > 0):
             raise ValueError(f"max_seconds must be a finite number > 0, not {max_seconds!r}")
         if max_seconds < min_seconds:
             raise ValueError(f"max_seconds ({max_seconds}) is below min_seconds ({min_seconds})")
