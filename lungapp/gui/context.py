@@ -96,6 +96,13 @@ class AppContext(QObject):
         self._model_task = task
         return task
 
+    def set_predictor(self, predictor) -> None:
+        """Use an already loaded Predictor (e.g. a model just trained and installed)."""
+        if self._model_task is not None and not self._model_task.is_done:
+            self._model_task.cancel()
+        self._model_gen += 1
+        self._model_loaded(predictor, self._model_gen)
+
     def _model_loaded(self, predictor, gen: int) -> None:
         if gen != self._model_gen:
             return  # a newer load_model() superseded this one

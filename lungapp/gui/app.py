@@ -1,0 +1,77 @@
+"""Start the desktop app: ``lungapp``, ``lungapp FILE...`` or ``lungapp-gui``.
+
+The window is shown first; the model (and TensorFlow) is loaded afterwards in a worker,
+so the app is usable (open, look, listen) from the first second.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+NO_DISPLAY = "lungapp: no display found (set DISPLAY, or QT_QPA_PLATFORM=offscreen)"
+
+
+def has_display(environ=os.environ, platform: str = sys.platform) -> bool:
+    """False only where Qt would abort for lack of a display (Linux/BSD without X11,
+    Wayland or an explicit QT_QPA_PLATFORM)."""
+    if not (platform.startswith("linux") or "bsd" in platform):
+        return True
+    return any(environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
+def create_application(argv: list[str]):
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    import lungapp
+
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(["lungapp", *argv])
+    QCoreApplication.setOrganizationName("lungapp")
+    QCoreApplication.setApplicationName("lungapp")
+    QCoreApplication.setApplicationVersion(lungapp.__version__)
+    QGuiApplication.setDesktopFileName("lungapp")
+    return app
+
+
+def create_window(paths: list[str] | None = None, *, load_model: bool = True):
+    """The main window, shown, with ``paths`` opened in Review; the model starts loading
+    once the event loop runs (after the first paint)."""
+    from PySide6.QtCore import QTimer
+
+    from lungapp.gui.main_window import MainWindow
+
+    win = MainWindow()
+    win.show()
+    if paths:
+        win.open_paths(paths)
+    if load_model:
+        QTimer.singleShot(0, win.ctx.load_model)
+    return win
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print("usage: lungapp [FILE_OR_FOLDER...]\n\nOpens the lungapp window; files and "
+              "folders given are opened in the Review tab.")
+        return 0
+    if not has_display():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app = create_application([])
+    paths = [a for a in argv if not a.startswith("-")]
+    win = create_window(paths)
+    rc = app.exec()
+    del win
+    return int(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

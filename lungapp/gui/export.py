@@ -1,0 +1,49 @@
+"""Export the Review list's results to CSV (one row per file, written atomically)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from lungapp.fsutil import atomic_write_text
+
+
+def rows(entries) -> tuple[list[str], list[dict]]:
+    classes: list[str] = []
+    for e in entries:
+        for c in (getattr(e.prediction, "probabilities", None) or {}):
+            if c not in classes:
+                classes.append(c)
+    header = (["file", "duration_s", "status", "label", "decision", "abnormal_probability"]
+              + [f"p_{c}" for c in classes]
+              + ["quality_ok", "quality_reason", "model_name", "model_version", "error"])
+    out = []
+    for e in entries:
+        p = e.prediction
+        row = {"file": e.path,
+               "duration_s": "" if e.duration_s is None else f"{e.duration_s:.3f}",
+               "status": e.status, "error": e.error}
+        if p is not None:
+            q = p.quality
+            model = p.model or {}
+            row.update(label=p.label, decision=p.decision,
+                       abnormal_probability="" if p.abnormal_probability is None
+                       else f"{p.abnormal_probability:.4f}",
+                       quality_ok="" if q is None else str(bool(q.ok)).lower(),
+                       quality_reason="" if q is None else q.reason,
+                       model_name=model.get("name", ""), model_version=model.get("version", ""))
+            for c, v in p.probabilities.items():
+                row[f"p_{c}"] = f"{v:.4f}"
+        out.append(row)
+    return header, out
+
+
+def export_csv(path, entries) -> int:
+    """Write ``entries`` (file_list.Entry) to ``path``; returns the number of rows."""
+    header, data = rows(entries)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, restval="", lineterminator="\n")
+    w.writeheader()
+    w.writerows(data)
+    atomic_write_text(path, buf.getvalue())
+    return len(data)

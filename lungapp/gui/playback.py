@@ -1,0 +1,210 @@
+"""Playback of one recording through sounddevice, with a position the GUI can follow.
+
+The audio callback (PortAudio's thread) only copies samples and advances an integer
+position; a 30 Hz QTimer on the GUI thread reads that position and emits
+``positionChanged``. Speed is tape-style: the stream runs at ``rate * speed``, so 0.5x
+is half as fast and an octave lower, which keeps every sample (nothing is invented or
+dropped) — the usual way auscultation trainers slow sounds down.
+
+Whether an output device exists is checked in a worker (importing sounddevice
+initialises PortAudio, which can take a moment); until then, or when there is none,
+``available`` is False and ``unavailable_reason`` says why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from lungapp.errors import LungappError
+from lungapp.gui.workers import run_task
+
+SPEEDS = (0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def _probe_output(task):
+    """Name of the default output device, or raise with the reason there is none."""
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # PortAudio library missing
+        raise LungappError(f"audio library unavailable ({exc})") from None
+    try:
+        info = sd.query_devices(kind="output")
+    except Exception as exc:  # noqa: BLE001 - sounddevice raises several kinds
+        raise LungappError(f"no audio output device ({exc})") from None
+    if not info or info.get("max_output_channels", 0) < 1:
+        raise LungappError("no audio output device")
+    return str(info.get("name", "default output"))
+
+
+class Player(QObject):
+    positionChanged = Signal(float)       # seconds into the recording
+    playingChanged = Signal(bool)
+    availabilityChanged = Signal(bool, str)   # available, device name or reason
+    error = Signal(str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.available = False
+        self.unavailable_reason = "checking the audio output…"
+        self.device_name = ""
+        self._samples = np.zeros(0, dtype=np.float32)
+        self._rate = 0
+        self._pos = 0            # next sample the callback will write (file samples)
+        self._speed = 1.0
+        self._stream = None
+        self._ended = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(33)
+        self._timer.timeout.connect(self._tick)
+        self._probe = None
+
+    # --- device --------------------------------------------------------------------
+    def probe_device(self) -> None:
+        self._probe = run_task(_probe_output, name="probe audio output",
+                               on_finished=self._probe_ok, on_failed=self._probe_failed)
+
+    def _probe_ok(self, name: str) -> None:
+        self.available, self.device_name, self.unavailable_reason = True, name, ""
+        self.availabilityChanged.emit(True, name)
+
+    def _probe_failed(self, message: str, exc) -> None:
+        self.available, self.unavailable_reason = False, message
+        self.availabilityChanged.emit(False, message)
+
+    # --- content -------------------------------------------------------------------
+    def set_audio(self, samples: np.ndarray, rate: int) -> None:
+        """Replace what is played (stops playback, position back to 0)."""
+        self.stop()
+        self._samples = np.ascontiguousarray(samples, dtype=np.float32)
+        self._rate = int(rate)
+        self._pos = 0
+        self.positionChanged.emit(0.0)
+
+    def clear(self) -> None:
+        self.set_audio(np.zeros(0, dtype=np.float32), 0)
+
+    @property
+    def duration(self) -> float:
+        return len(self._samples) / self._rate if self._rate else 0.0
+
+    @property
+    def has_audio(self) -> bool:
+        return len(self._samples) > 0 and self._rate > 0
+
+    @property
+    def playing(self) -> bool:
+        return self._stream is not None
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def position(self) -> float:
+        """Seconds into the recording of the sample being heard now (latency-corrected)."""
+        if not self._rate:
+            return 0.0
+        pos = self._pos
+        if self._stream is not None:
+            try:
+                latency = float(self._stream.latency)
+            except Exception:  # noqa: BLE001 - stream closing under us
+                latency = 0.0
+            pos -= latency * self._rate * self._speed
+        return float(min(max(pos, 0), len(self._samples))) / self._rate
+
+    # --- control -------------------------------------------------------------------
+    def toggle(self) -> None:
+        self.pause() if self.playing else self.play()
+
+    def play(self) -> bool:
+        if self.playing or not self.has_audio:
+            return self.playing
+        if not self.available:
+            self.error.emit(f"Playback unavailable: {self.unavailable_reason}")
+            return False
+        if self._pos >= len(self._samples):
+            self._pos = 0
+        import sounddevice as sd  # already imported by the probe
+
+        self._ended = False
+        try:
+            stream = sd.OutputStream(samplerate=self._rate * self._speed, channels=1,
+                                     dtype="float32", callback=self._callback,
+                                     finished_callback=self._on_stream_finished)
+            stream.start()
+        except Exception as exc:  # noqa: BLE001 - PortAudioError and friends
+            self.error.emit(f"Playback failed: {exc}")
+            return False
+        self._stream = stream
+        self._timer.start()
+        self.playingChanged.emit(True)
+        return True
+
+    def pause(self) -> None:
+        """Stop the sound and keep the position."""
+        if self._stream is None:
+            return
+        heard = self.position()
+        self._close_stream()
+        self._pos = int(round(heard * self._rate))
+        self.positionChanged.emit(self.position())
+        self.playingChanged.emit(False)
+
+    def stop(self) -> None:
+        was = self._stream is not None
+        self._close_stream()
+        if was:
+            self.playingChanged.emit(False)
+
+    def seek(self, seconds: float) -> None:
+        if not self._rate:
+            return
+        self._pos = int(np.clip(seconds, 0.0, self.duration) * self._rate)
+        self.positionChanged.emit(self.position())
+
+    def set_speed(self, speed: float) -> None:
+        if speed == self._speed:
+            return
+        if self.playing:
+            self.pause()
+            self._speed = float(speed)
+            self.play()
+        else:
+            self._speed = float(speed)
+
+    # --- internals -----------------------------------------------------------------
+    def _callback(self, outdata, frames, time_info, status):  # PortAudio thread
+        import sounddevice as sd
+
+        pos = self._pos
+        chunk = self._samples[pos:pos + frames]
+        n = len(chunk)
+        outdata[:n, 0] = chunk
+        if n < frames:
+            outdata[n:, 0] = 0.0
+            self._pos = pos + n
+            raise sd.CallbackStop
+        self._pos = pos + n
+
+    def _on_stream_finished(self):  # PortAudio thread
+        self._ended = True
+
+    def _close_stream(self) -> None:
+        self._timer.stop()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # noqa: BLE001 - device gone: nothing left to close
+                pass
+
+    def _tick(self) -> None:
+        if self._ended and self._stream is not None:
+            self._close_stream()
+            self._pos = len(self._samples)
+            self.positionChanged.emit(self.duration)
+            self.playingChanged.emit(False)
+            return
+        self.positionChanged.emit(self.position())

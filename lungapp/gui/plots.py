@@ -1,0 +1,264 @@
+"""Waveform, spectrogram and per-window probability timeline of one recording, on one
+linked time axis, with a playback cursor.
+
+Pure display: the spectrogram columns come from :func:`lungapp.dsp.spectrogram`
+(computed in a worker), the probabilities from the model's Prediction. Drag to pan,
+wheel to zoom (time axis), right-click for pyqtgraph's view menu, click to seek.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from lungapp.gui import theme
+
+COLORMAPS = ("viridis", "cividis", "magma")
+
+
+def nice_hz_ticks(fmax: float) -> list[float]:
+    for step in (50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
+        if fmax / step <= 8:
+            return [float(f) for f in np.arange(0.0, fmax + 1e-9, step)]
+    return [0.0, fmax]
+
+
+class _TimePlot(pg.PlotItem):
+    """A PlotItem whose wheel and drag act on time only (frequency/probability stay)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.setMenuEnabled(False)
+        self.getViewBox().setMouseEnabled(x=True, y=False)
+        self.hideButtons()
+
+
+class RecordingPlots(QWidget):
+    """Three stacked plots sharing the time axis. ``seekRequested(seconds)`` on click."""
+
+    seekRequested = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=False, imageAxisOrder="col-major")
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setBackground(theme.PLOT_BG)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.glw)
+
+        self.wave = _TimePlot()
+        self.spec = _TimePlot()
+        self.timeline = _TimePlot()
+        self.glw.addItem(self.wave, row=0, col=0)
+        self.glw.addItem(self.spec, row=1, col=0)
+        self.glw.addItem(self.timeline, row=2, col=0)
+        ci = self.glw.ci.layout
+        ci.setRowStretchFactor(0, 2)
+        ci.setRowStretchFactor(1, 6)
+        ci.setRowStretchFactor(2, 3)
+        for p in (self.spec, self.timeline):
+            p.setXLink(self.wave)
+        for p in (self.wave, self.spec, self.timeline):
+            p.getAxis("left").setWidth(62)
+            p.showGrid(x=True, y=False, alpha=0.15)
+
+        self.wave.setLabel("left", "Amplitude")
+        self.wave.getAxis("bottom").setStyle(showValues=False)
+        self.wave.setYRange(-1, 1, padding=0.02)
+        self.wave_curve = self.wave.plot(pen=pg.mkPen(theme.WAVE, width=1))
+        self.wave_curve.setDownsampling(auto=True, method="peak")
+        self.wave_curve.setClipToView(True)
+
+        self.spec.setLabel("left", "Frequency", units="Hz")
+        self.spec.getAxis("left").enableAutoSIPrefix(False)
+        self.spec.getAxis("bottom").setStyle(showValues=False)
+        self.image = pg.ImageItem()
+        self.spec.addItem(self.image)
+
+        self.timeline.setLabel("left", "Probability")
+        self.timeline.setLabel("bottom", "Time", units="s")
+        self.timeline.setYRange(0, 1, padding=0.05)
+        self.timeline.getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
+        self.legend = self.timeline.addLegend(offset=(-8, 4), labelTextSize="8pt",
+                                              brush=pg.mkBrush(255, 255, 255, 200))
+        self.timeline_items: list = []
+        self.empty_text = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
+        self.timeline.addItem(self.empty_text, ignoreBounds=True)
+
+        self.cursors = []
+        for p in (self.wave, self.spec, self.timeline):
+            line = pg.InfiniteLine(pos=0, angle=90, movable=False,
+                                   pen=pg.mkPen(theme.CURSOR, width=2))
+            line.setZValue(100)
+            p.addItem(line, ignoreBounds=True)
+            self.cursors.append(line)
+
+        self.glw.scene().sigMouseClicked.connect(self._clicked)
+        self.duration = 0.0
+        self.cfg = None
+        self.colormap = "viridis"
+        self.levels = (-100.0, 0.0)
+        self.set_colormap("viridis")
+        self.clear()
+
+    # --- content -------------------------------------------------------------------
+    def clear(self, message: str = "") -> None:
+        self.duration = 0.0
+        self.wave_curve.setData([], [])
+        self.image.clear()
+        top = self.cfg.rate / 2 if self.cfg is not None and self.cfg.scale == "linear" else 4000
+        if self.cfg is None or self.cfg.scale == "linear":
+            self.spec.getAxis("left").setTicks(None)
+            self.spec.setYRange(0, top, padding=0)
+        self.wave.setYRange(-1, 1, padding=0.02)
+        self.clear_timeline(message)
+        self.set_cursor(0.0)
+
+    def set_recording(self, samples: np.ndarray, rate: int, spec_db: np.ndarray, cfg) -> None:
+        """Show one recording: ``samples`` at ``rate`` (what is played) and its
+        spectrogram ``spec_db`` (n_frames, n_bins) computed with ``cfg``."""
+        self.cfg = cfg
+        n = len(samples)
+        self.duration = n / rate if rate else 0.0
+        t = np.arange(n, dtype=np.float64) / rate if n else np.zeros(0)
+        self.wave_curve.setData(t, samples)
+        peak = float(np.max(np.abs(samples))) if n else 1.0
+        self.wave.setYRange(-max(peak, 1e-3), max(peak, 1e-3), padding=0.05)
+
+        hop_s = cfg.hop_length / cfg.rate
+        x0 = (cfg.win_length / 2 - cfg.hop_length / 2) / cfg.rate
+        if cfg.scale == "linear":
+            df = cfg.rate / cfg.n_fft
+            rect = QRectF(x0, -df / 2, max(len(spec_db), 1) * hop_s, cfg.n_bins * df)
+            self.spec.getAxis("left").setTicks(None)
+            self.spec.setLabel("left", "Frequency", units="Hz")
+            self.spec.setYRange(0, cfg.rate / 2, padding=0)
+        else:
+            # Mel bands are not evenly spaced in Hz: draw one row per band and label the
+            # axis in Hz at the bands nearest to round frequencies.
+            freqs = cfg.frequencies()
+            rect = QRectF(x0, 0, max(len(spec_db), 1) * hop_s, cfg.n_bins)
+            ticks = [(float(np.interp(f, freqs, np.arange(len(freqs)) + 0.5)), f"{f:g}")
+                     for f in nice_hz_ticks(float(freqs[-1])) if freqs[0] <= f <= freqs[-1]]
+            self.spec.getAxis("left").setTicks([ticks, []])
+            self.spec.setLabel("left", "Frequency (Hz, mel scale)")
+            self.spec.setYRange(0, cfg.n_bins, padding=0)
+        if len(spec_db):
+            self.image.setImage(spec_db, autoLevels=False, levels=self.levels)
+            self.image.setRect(rect)
+        else:
+            self.image.clear()
+        end = max(self.duration, 1e-3)
+        for p in (self.wave, self.spec, self.timeline):
+            p.getViewBox().setLimits(xMin=0, xMax=end, minXRange=min(0.05, end))
+        self.wave.setXRange(0, end, padding=0)
+        self.set_cursor(0.0)
+
+    def clear_timeline(self, message: str = "") -> None:
+        for item in self.timeline_items:
+            self.timeline.removeItem(item)
+        self.timeline_items = []
+        self.legend.clear()
+        self.empty_text.setText(message)
+        self._place_empty_text()
+
+    def _place_empty_text(self) -> None:
+        end = self.duration or 1.0
+        self.empty_text.setPos(end / 2, 0.5)
+
+    def set_timeline(self, prediction, threshold) -> None:
+        """Per-window probabilities of ``prediction`` (one curve per class, and shaded
+        windows where the abnormal probability reaches ``threshold``)."""
+        self.clear_timeline("")
+        windows = list(getattr(prediction, "windows", []) or [])
+        if not windows:
+            self.empty_text.setText("No per-window result")
+            self._place_empty_text()
+            return
+        starts = np.array([w.start_s for w in windows], dtype=float)
+        ends = np.array([w.end_s for w in windows], dtype=float)
+        centres = (starts + ends) / 2
+        thr = _abnormal_threshold(threshold)
+        # Shade where the model hears something: windows over the threshold.
+        for s, e, w in zip(starts, ends, windows):
+            if w.abnormal_probability is not None and w.abnormal_probability >= thr:
+                region = pg.LinearRegionItem((s, e), movable=False,
+                                             brush=pg.mkBrush(*theme.HIT_RGBA),
+                                             pen=pg.mkPen(None))
+                region.setZValue(-10)
+                self.timeline.addItem(region)
+                self.timeline_items.append(region)
+        classes = list(windows[0].probabilities.keys())
+        sym = "o" if len(windows) <= 40 else None
+        for cls in classes:
+            if cls.lower() == "normal":
+                continue  # the abnormal classes say where; "normal" is their complement
+            ys = np.array([w.probabilities.get(cls, np.nan) for w in windows], dtype=float)
+            color = theme.class_color(cls)
+            curve = self.timeline.plot(centres, ys, pen=pg.mkPen(color, width=2), name=cls,
+                                       symbol=sym, symbolSize=5, symbolBrush=color,
+                                       symbolPen=None)
+            self.timeline_items.append(curve)
+        ab = np.array([w.abnormal_probability for w in windows], dtype=float)
+        curve = self.timeline.plot(centres, ab, pen=pg.mkPen(theme.ABNORMAL_LINE, width=1.5,
+                                                               style=Qt.PenStyle.DashLine),
+                                   name="abnormal")
+        self.timeline_items.append(curve)
+        line = pg.InfiniteLine(pos=thr, angle=0, movable=False,
+                               pen=pg.mkPen(theme.MUTED, width=1, style=Qt.PenStyle.DotLine),
+                               label=f"threshold {thr:.2f}",
+                               labelOpts={"position": 0.02, "color": theme.MUTED, "anchors": [(0, 1), (0, 1)]})
+        self.timeline.addItem(line, ignoreBounds=True)
+        self.timeline_items.append(line)
+
+    def set_levels(self, min_db: float, max_db: float) -> None:
+        self.levels = (float(min_db), float(max_db))
+        if self.image.image is not None:
+            self.image.setLevels(self.levels)
+
+    def set_colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            name = "viridis"
+        self.colormap = name
+        cmap = pg.colormap.get(name)
+        self.image.setLookupTable(cmap.getLookupTable(nPts=256))
+
+    def set_cursor(self, seconds: float) -> None:
+        for line in self.cursors:
+            line.setValue(seconds)
+
+    def cursor(self) -> float:
+        return float(self.cursors[0].value())
+
+    def has_image(self) -> bool:
+        return self.image.image is not None and self.image.image.size > 0
+
+    def timeline_curves(self) -> int:
+        return sum(isinstance(i, pg.PlotDataItem) for i in self.timeline_items)
+
+    def _clicked(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or not self.duration:
+            return
+        pos = ev.scenePos()
+        for p in (self.wave, self.spec, self.timeline):
+            if p.sceneBoundingRect().contains(pos):
+                x = p.getViewBox().mapSceneToView(pos).x()
+                self.seekRequested.emit(float(np.clip(x, 0.0, self.duration)))
+                ev.accept()
+                return
+
+
+def _abnormal_threshold(threshold) -> float:
+    if isinstance(threshold, dict):
+        for key in ("abnormal", "default"):
+            if key in threshold:
+                return float(threshold[key])
+        vals = [float(v) for v in threshold.values()]
+        return min(vals) if vals else 0.5
+    try:
+        return float(threshold)
+    except (TypeError, ValueError):
+        return 0.5

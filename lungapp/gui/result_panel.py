@@ -1,0 +1,141 @@
+"""The result of one analysis, in words a clinician reads at a glance: the decision
+(word + colour), which sounds, class probabilities, the quality verdict, the model."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QFrame, QGridLayout, QLabel, QProgressBar, QVBoxLayout,
+                               QWidget)
+
+from lungapp.gui import theme
+
+
+def describe(prediction) -> str:
+    """One sentence saying what the model heard."""
+    decision = getattr(prediction, "decision", "")
+    if decision == "poor quality":
+        q = getattr(prediction, "quality", None)
+        why = getattr(q, "reason", "") if q is not None else ""
+        return "Please record again" + (f": {why}." if why else ".")
+    if decision == "normal":
+        return "The model heard normal breath sounds only."
+    parts = [p.strip() for p in str(prediction.label).split("&")]
+    heard = [f"{p}: {theme.class_words(p)}" for p in parts if p and p.lower() != "normal"]
+    return "The model heard " + "; ".join(heard) + "." if heard else f"Result: {prediction.label}."
+
+
+class ResultPanel(QFrame):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMinimumWidth(240)
+        lay = QVBoxLayout(self)
+        lay.setSpacing(8)
+
+        title = QLabel("Result")
+        title.setStyleSheet("font-weight: bold; font-size: 13pt;")
+        lay.addWidget(title)
+
+        self.headline = QLabel()
+        self.headline.setWordWrap(True)
+        self.headline.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.headline.setMinimumHeight(56)
+        lay.addWidget(self.headline)
+
+        self.sentence = QLabel()
+        self.sentence.setWordWrap(True)
+        lay.addWidget(self.sentence)
+
+        self.prob_box = QWidget()
+        self.prob_grid = QGridLayout(self.prob_box)
+        self.prob_grid.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.prob_box)
+
+        self.quality = QLabel()
+        self.quality.setWordWrap(True)
+        lay.addWidget(self.quality)
+
+        self.model = QLabel()
+        self.model.setWordWrap(True)
+        self.model.setStyleSheet(f"color: {theme.MUTED};")
+        lay.addWidget(self.model)
+
+        lay.addStretch(1)
+        note = QLabel("Decision support only — not a diagnostic device. "
+                      "A clinician's judgement decides.")
+        note.setWordWrap(True)
+        note.setStyleSheet(f"color: {theme.MUTED}; font-size: 8pt;")
+        lay.addWidget(note)
+        self.show_message("Open a recording to see its result.")
+
+    # --- states --------------------------------------------------------------------
+    def _clear_probs(self) -> None:
+        while self.prob_grid.count():
+            w = self.prob_grid.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+
+    def _headline(self, text: str, bg: str, fg: str) -> None:
+        self.headline.setText(text)
+        self.headline.setStyleSheet(
+            f"background: {bg}; color: {fg}; border-radius: 6px; padding: 8px;"
+            " font-size: 13pt; font-weight: bold;")
+
+    def show_message(self, text: str, busy: bool = False) -> None:
+        self._headline(text, "#f4f4f4", "#333333")
+        self.sentence.setText("")
+        self.quality.setText("")
+        self.model.setText("")
+        self._clear_probs()
+        self.state = "busy" if busy else "empty"
+
+    def show_error(self, text: str) -> None:
+        self._headline("Could not analyse", "#f4f4f4", "#8a3300")
+        self.sentence.setText(text)
+        self.quality.setText("")
+        self.model.setText("")
+        self._clear_probs()
+        self.state = "error"
+
+    def show_prediction(self, prediction) -> None:
+        decision = prediction.decision
+        bg, fg, words = theme.DECISION_STYLE.get(decision, ("#f4f4f4", "#333333", str(prediction.label)))
+        label = str(prediction.label)
+        headline = words if decision == "poor quality" else f"{words}\n{label}"
+        self._headline(headline, bg, fg)
+        self.sentence.setText(describe(prediction))
+
+        self._clear_probs()
+        row = 0
+        ab = prediction.abnormal_probability
+        items = list(prediction.probabilities.items())
+        if ab is not None:
+            items.append(("abnormal (any)", ab))
+        for cls, p in items:
+            name = QLabel(cls)
+            name.setToolTip(theme.class_words(cls))
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(int(round(float(p) * 1000)))
+            bar.setFormat(f"{float(p) * 100:.0f} %")
+            bar.setTextVisible(True)
+            bar.setMaximumHeight(16)
+            color = theme.class_color(cls) if cls != "abnormal (any)" else "#555555"
+            bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}"
+                              " QProgressBar { text-align: center; }")
+            self.prob_grid.addWidget(name, row, 0)
+            self.prob_grid.addWidget(bar, row, 1)
+            row += 1
+
+        q = prediction.quality
+        if q is None:
+            self.quality.setText("Quality check: not run by this model.")
+        elif q.ok:
+            self.quality.setText("Quality check: passed." + (f" ({q.reason})" if q.reason else ""))
+        else:
+            self.quality.setText(f"Quality check: failed — {q.reason}")
+        m = prediction.model or {}
+        self.model.setText(f"Model: {m.get('name', '?')} {m.get('version', '')}\n"
+                           f"Recording: {prediction.duration_s:.1f} s, "
+                           f"{len(prediction.windows)} windows analysed")
+        self.state = decision
