@@ -28,7 +28,6 @@ from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import firwin, resample_poly
 
 from lungapp.errors import AudioError
 
@@ -131,6 +130,8 @@ def _filter(up: int, down: int) -> np.ndarray:
     """The FIR low-pass that ``resample_poly(x, up, down)`` designs by default
     (Kaiser window, beta 5, 2 * 10 * max(up, down) + 1 taps), float64, read-only.
     Designed once per ratio so that block-by-block resampling does not redo it."""
+    from scipy.signal import firwin  # imported here: scipy.signal costs ~1 s at startup
+
     max_rate = max(up, down)
     h = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
     h.setflags(write=False)
@@ -152,6 +153,8 @@ def resample(x, from_rate: int, to_rate: int) -> np.ndarray:
     x = x.astype(np.float64, copy=False)
     if up == down:
         return x.astype(np.float32)
+    from scipy.signal import resample_poly
+
     return resample_poly(x, up, down, window=_filter(up, down)).astype(np.float32)
 
 
@@ -179,6 +182,8 @@ class _ChunkedResampler:
 
     def _run(self) -> np.ndarray:
         """Outputs of the retained buffer, starting at output index ``_next``."""
+        from scipy.signal import resample_poly
+
         y = resample_poly(self._buf, self.up, self.down, window=self.h)
         return y[self._next - self._start * self.up // self.down:]
 
