@@ -40,8 +40,9 @@ def create_application(argv: list[str]):
 
 
 def create_window(paths: list[str] | None = None, *, load_model: bool = True):
-    """The main window, shown, with ``paths`` opened in Review; the model starts loading
-    once the event loop runs (after the first paint)."""
+    """The main window, shown, with ``paths`` opened in Review. The model (and with it
+    TensorFlow) starts loading in a worker only after the window's first paint, or after
+    3 s if the window is never painted (e.g. started minimised)."""
     from PySide6.QtCore import QTimer
 
     from lungapp.gui.main_window import MainWindow
@@ -51,7 +52,15 @@ def create_window(paths: list[str] | None = None, *, load_model: bool = True):
     if paths:
         win.open_paths(paths)
     if load_model:
-        QTimer.singleShot(0, win.ctx.load_model)
+        started = []
+
+        def start():
+            if not started:
+                started.append(True)
+                win.ctx.load_model()
+
+        win.firstPainted.connect(start)
+        QTimer.singleShot(3000, win, start)
     return win
 
 

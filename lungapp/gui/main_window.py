@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 import traceback
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
@@ -41,8 +42,14 @@ def _record_tab(context: AppContext) -> tuple[QWidget, str | None]:
 
 
 class MainWindow(QMainWindow):
+    #: emitted once, just after the window's first paint (the model loads after it)
+    firstPainted = Signal()
+
     def __init__(self, context: AppContext | None = None):
         super().__init__()
+        self._painted = False
+        self.first_paint_time: float | None = None
+        self.installEventFilter(self)
         self.ctx = context or AppContext(self)
         self.settings = self.ctx.settings
         self.setWindowTitle("lungapp — lung sound review")
@@ -66,6 +73,14 @@ class MainWindow(QMainWindow):
         self.review.pathOpened.connect(self.add_recent)
         self.ctx.recordingFinished.connect(lambda p: self.show_status(f"Recorded {p}", 5000))
         self._restore()
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self and not self._painted and event.type() == QEvent.Type.Paint:
+            self._painted = True
+            self.first_paint_time = time.perf_counter()
+            self.removeEventFilter(self)
+            QTimer.singleShot(0, self.firstPainted.emit)
+        return super().eventFilter(obj, event)
 
     # --- menus ----------------------------------------------------------------------
     def _menus(self) -> None:
