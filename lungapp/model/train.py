@@ -421,8 +421,10 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
     for epoch in range(opts.epochs):
         t0 = time.perf_counter()
         order = rng.permutation(len(X))
-        model.reset_metrics()
-        logs = {}
+        # Every batch full size (the last one wraps around): one traced graph per model.
+        order = np.concatenate([order, order[: steps * bs - len(order)]]) if len(order) >= bs \
+            else np.resize(order, steps * bs)
+        sums = {"loss": 0.0, "accuracy": 0.0}
         for b in range(steps):
             if should_stop():
                 raise Cancelled()
@@ -432,12 +434,14 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
             lr = _lr_at(opts, step, total) * lr_scale
             model.optimizer.learning_rate.assign(lr)
             logs = model.train_on_batch(xb, yb, sample_weight=wb, return_dict=True)
+            for key in sums:
+                sums[key] += float(logs.get(key, np.nan))
             step += 1
         if epoch > 0 or opts.epochs == 1:  # epoch 1 includes graph tracing
             t_train += time.perf_counter() - t0
             n_seen += len(X)
-        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-               "accuracy": float(logs.get("accuracy", np.nan)), "lr": float(lr)}
+        row = {"epoch": epoch + 1, "loss": sums["loss"] / steps, "accuracy": sums["accuracy"] / steps,
+               "lr": float(lr)}
         if val_recs:
             Pw = _predict(model, Xv)
             row["val_loss"] = float(-np.mean(np.log(Pw[np.arange(len(yv_w)), yv_w] + _EPS)))

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None,
                         help="weights file for the inception_v3 / resnet50 backbone "
                              "(offline, ImageNet weights cannot be downloaded)")
+    parser.add_argument("--features", default=None,
+                        help="feature config overriding the preset's: a JSON object or a JSON file "
+                             "(FeatureConfig.to_dict() form: spectrogram, window_s, hop_s, resize)")
     parser.add_argument("--max-bad-share", type=float, default=None,
                         help="abort when more than this share of files is unreadable (default 0.1)")
     parser.add_argument("--no-device-shift", action="store_true",
@@ -70,6 +73,8 @@ def options_from_args(args):
                  "pooling": args.pooling, "window_labels": args.window_labels,
                  "artifact": args.artifact, "weights": args.weights,
                  "max_bad_share": args.max_bad_share, "name": args.name}
+    if getattr(args, "features", None):
+        overrides["features"] = _features(args.features)
     if args.no_augment:
         overrides["augment"] = None
     opts = TrainOptions.from_preset(args.preset, **overrides)
@@ -78,6 +83,16 @@ def options_from_args(args):
     if args.no_device_shift:
         opts.device_shift = False
     return opts
+
+
+def _features(text: str):
+    from lungapp.model.features import FeatureConfig
+
+    try:
+        raw = json.loads(text) if text.lstrip().startswith("{") else json.loads(open(text).read())
+        return FeatureConfig.from_dict(raw)
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"--features: {exc}") from None
 
 
 class _Emitter:
