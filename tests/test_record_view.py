@@ -87,10 +87,21 @@ def test_record_see_spectrogram_move_stop_see_result(qtbot, pulse_sink, tiny_pre
     before = view.live.image_data()
     player = subprocess.Popen(["paplay", f"--device={pulse_sink}", str(wav)])
     try:
-        floor = view.monitor.cfg.min_db
-        # The spectrogram moves: the image changes and shows energy well above the floor.
-        qtbot.waitUntil(lambda: view.live.image_data() is not None
-                        and float(view.live.image_data().max()) > floor + 40, timeout=15000)
+        # The spectrogram moves: the image changes and shows energy well above the floor
+        # (uint8 0..255 spans min_db..max_db; 40 dB above the floor).
+        cfg = view.monitor.cfg
+        above = 255 * 40 / (cfg.max_db - cfg.min_db)
+        def lit():
+            img = view.live.image_data()
+            return img is not None and float(img.max()) > above
+
+        deadline = time.monotonic() + 15
+        while not lit() and time.monotonic() < deadline:
+            qtbot.wait(50)
+        assert lit(), (f"no signal in the live spectrogram: paplay rc={player.poll()}, "
+                       f"samples={view.monitor.samples_total}, peak={view.monitor.peak:.4f}, "
+                       f"callbacks={view.capture.callbacks if view.capture else None}, "
+                       f"state={view.state}, status={view.status.text()!r}")
         first = view.live.image_data()
         assert not np.array_equal(first, before)
         drawn = view.live.frames_drawn
@@ -212,6 +223,9 @@ def test_live_monitor_matches_the_batch_spectrogram():
     img = mon.image()
     assert img.shape == (mon.n_cols, mon.n_bins)
     np.testing.assert_allclose(img, ref[-mon.n_cols:], atol=1e-3)
+    img8 = mon.image8()
+    expect8 = np.clip((img - mon.cfg.min_db) * 255 / (mon.cfg.max_db - mon.cfg.min_db) + 0.5, 0, 255)
+    assert np.max(np.abs(img8.astype(float) - np.floor(expect8))) <= 1
     t, y = mon.envelope()
     assert len(t) == len(y) == 2 * mon.points
     tail = x[-mon.points * mon.decim:].reshape(mon.points, mon.decim)

@@ -22,11 +22,12 @@ CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale is
 
 
 def live_config(rate: int) -> SpectrogramConfig:
-    """The live spectrogram at the capture rate: ~32 ms Hann windows, 8 ms hop
-    (125 columns/s), whatever the rate, so the picture looks the same on any device."""
+    """The live spectrogram at the capture rate: ~32 ms Hann windows, 16 ms hop
+    (62.5 columns/s: 625 columns for 10 s, about one per screen pixel), whatever the
+    rate, so the picture looks the same on any device."""
     win = int(round(0.032 * rate))
     n_fft = 1 << (win - 1).bit_length()
-    return SpectrogramConfig(rate=int(rate), win_length=win, hop_length=max(1, int(round(0.008 * rate))),
+    return SpectrogramConfig(rate=int(rate), win_length=win, hop_length=max(1, int(round(0.016 * rate))),
                              n_fft=n_fft, window="hann", scale="linear", min_db=-110.0, max_db=0.0)
 
 
@@ -43,6 +44,9 @@ class LiveMonitor:
         self.fmax = float(freqs[self.n_bins - 1])
         self.n_cols = max(1, int(round(self.seconds * self.cfg.frames_per_second)))
         self._cols = np.full((self.n_cols, self.n_bins), self.cfg.min_db, dtype=np.float32)
+        # The same columns scaled to 0..255 once, when they arrive: the display draws
+        # uint8 through a colour table (no per-frame float rescaling of the window).
+        self._cols8 = np.zeros((self.n_cols, self.n_bins), dtype=np.uint8)
         self.columns_total = 0
         # Waveform envelope: one (min, max) pair per `decim` samples.
         self.points = int(points)
@@ -69,7 +73,13 @@ class LiveMonitor:
         self.clipped += int(np.count_nonzero(ax >= CLIP_LEVEL))
         cols = self._stream.push(x)
         if len(cols):
-            self._append(self._cols, cols[:, : self.n_bins], "columns_total")
+            cols = cols[:, : self.n_bins]
+            scale = 255.0 / (self.cfg.max_db - self.cfg.min_db)
+            cols8 = ((cols - self.cfg.min_db) * scale + 0.5).clip(0, 255).astype(np.uint8)
+            total = self.columns_total
+            self._append(self._cols, cols, "columns_total")
+            self.columns_total = total
+            self._append(self._cols8, cols8, "columns_total")
         buf = np.concatenate([self._pending, x]) if len(self._pending) else x
         k = len(buf) // self.decim
         if k:
@@ -103,6 +113,10 @@ class LiveMonitor:
     def image(self) -> np.ndarray:
         """(n_cols, n_bins) float32 dB, oldest column first, newest last."""
         return self._ordered(self._cols, self.columns_total)
+
+    def image8(self) -> np.ndarray:
+        """:meth:`image` mapped linearly from [min_db, max_db] to uint8 0..255."""
+        return self._ordered(self._cols8, self.columns_total)
 
     def envelope(self) -> tuple[np.ndarray, np.ndarray]:
         """(t, y) for a line plot of the min/max envelope of the last ``seconds``:

@@ -49,7 +49,8 @@ class LiveSpectrogram(QWidget):
         self.spec.getAxis("left").enableAutoSIPrefix(False)
         self.spec.setLabel("bottom", "Time before now", units="s")
         self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setColorMap(pg.colormap.get("viridis"))
+        # uint8 columns through a 256-entry colour table: the cheapest path to a QImage.
+        self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.spec.addItem(self.image)
         self.monitor = None
         self.frames_drawn = 0
@@ -63,8 +64,7 @@ class LiveSpectrogram(QWidget):
         self.wave.setXRange(-span, 0, padding=0)
         self.spec.setYRange(0, monitor.fmax, padding=0)
         self.spec.getAxis("left").setTicks([[(f, f"{f:g}") for f in _ticks(monitor.fmax)]])
-        self.image.setImage(monitor.image(), autoLevels=False,
-                            levels=(monitor.cfg.min_db, monitor.cfg.max_db))
+        self.image.setImage(monitor.image8(), autoLevels=False, levels=(0, 255))
         self.image.setRect(QRectF(-span, 0, span, monitor.fmax))
         self.curve.setData([], [])
 
@@ -73,11 +73,11 @@ class LiveSpectrogram(QWidget):
         m = self.monitor
         if m is None:
             return
-        self.image.setImage(m.image(), autoLevels=False, levels=(m.cfg.min_db, m.cfg.max_db))
+        self.image.setImage(m.image8(), autoLevels=False, levels=(0, 255))
         t, y = m.envelope()
         self.curve.setData(t, y)
         self.frames_drawn += 1
 
     def image_data(self) -> np.ndarray | None:
-        """What the spectrogram item currently shows (tests, screenshots)."""
+        """What the spectrogram item currently shows, uint8 0..255 = min_db..max_db."""
         return None if self.image.image is None else np.array(self.image.image, copy=True)
