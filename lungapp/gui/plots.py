@@ -66,6 +66,7 @@ class RecordingPlots(QWidget):
             p.showGrid(x=True, y=False, alpha=0.15)
 
         self.wave.setLabel("left", "Amplitude")
+        self.wave.getAxis("left").enableAutoSIPrefix(False)
         self.wave.getAxis("bottom").setStyle(showValues=False)
         self.wave.setYRange(-1, 1, padding=0.02)
         self.wave_curve = self.wave.plot(pen=pg.mkPen(theme.WAVE, width=1))
@@ -80,12 +81,15 @@ class RecordingPlots(QWidget):
 
         self.timeline.setLabel("left", "Probability")
         self.timeline.setLabel("bottom", "Time", units="s")
-        self.timeline.setYRange(0, 1, padding=0.05)
+        # headroom above 1 for the legend row
+        self.timeline.setYRange(0, 1.32, padding=0.02)
         self.timeline.getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
-        self.legend = self.timeline.addLegend(offset=(-8, 4), labelTextSize="8pt",
-                                              brush=pg.mkBrush(255, 255, 255, 200))
+        self.legend = self.timeline.addLegend(offset=(4, 1), labelTextSize="8pt",
+                                              brush=pg.mkBrush(255, 255, 255, 220),
+                                              colCount=5, verSpacing=-6)
         self.timeline_items: list = []
         self.empty_text = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
+        self.empty_text.setTextWidth(520)
         self.timeline.addItem(self.empty_text, ignoreBounds=True)
 
         self.cursors = []
@@ -114,6 +118,9 @@ class RecordingPlots(QWidget):
             self.spec.getAxis("left").setTicks(None)
             self.spec.setYRange(0, top, padding=0)
         self.wave.setYRange(-1, 1, padding=0.02)
+        for p in (self.wave, self.spec, self.timeline):
+            p.getViewBox().setLimits(xMin=0, xMax=1, minXRange=0.05)
+        self.wave.setXRange(0, 1, padding=0)
         self.clear_timeline(message)
         self.set_cursor(0.0)
 
@@ -159,7 +166,8 @@ class RecordingPlots(QWidget):
 
     def clear_timeline(self, message: str = "") -> None:
         for item in self.timeline_items:
-            self.timeline.removeItem(item)
+            plot, item = item if isinstance(item, tuple) else (self.timeline, item)
+            plot.removeItem(item)
         self.timeline_items = []
         self.legend.clear()
         self.empty_text.setText(message)
@@ -167,7 +175,7 @@ class RecordingPlots(QWidget):
 
     def _place_empty_text(self) -> None:
         end = self.duration or 1.0
-        self.empty_text.setPos(end / 2, 0.5)
+        self.empty_text.setPos(end / 2, 0.6)
 
     def set_timeline(self, prediction, threshold) -> None:
         """Per-window probabilities of ``prediction`` (one curve per class, and shaded
@@ -182,15 +190,17 @@ class RecordingPlots(QWidget):
         ends = np.array([w.end_s for w in windows], dtype=float)
         centres = (starts + ends) / 2
         thr = _abnormal_threshold(threshold)
-        # Shade where the model hears something: windows over the threshold.
-        for s, e, w in zip(starts, ends, windows):
-            if w.abnormal_probability is not None and w.abnormal_probability >= thr:
-                region = pg.LinearRegionItem((s, e), movable=False,
-                                             brush=pg.mkBrush(*theme.HIT_RGBA),
+        # Shade where the model hears something: the union of the windows over the
+        # threshold (overlapping windows merged, so the shade does not darken).
+        hits = [(s, e) for s, e, w in zip(starts, ends, windows)
+                if w.abnormal_probability is not None and w.abnormal_probability >= thr]
+        for s, e in merge_intervals(hits):
+            for plot, rgba in ((self.timeline, theme.HIT_RGBA), (self.wave, theme.HIT_RGBA)):
+                region = pg.LinearRegionItem((s, e), movable=False, brush=pg.mkBrush(*rgba),
                                              pen=pg.mkPen(None))
                 region.setZValue(-10)
-                self.timeline.addItem(region)
-                self.timeline_items.append(region)
+                plot.addItem(region)
+                self.timeline_items.append((plot, region))
         classes = list(windows[0].probabilities.keys())
         sym = "o" if len(windows) <= 40 else None
         for cls in classes:
@@ -249,6 +259,17 @@ class RecordingPlots(QWidget):
                 self.seekRequested.emit(float(np.clip(x, 0.0, self.duration)))
                 ev.accept()
                 return
+
+
+def merge_intervals(intervals) -> list[tuple[float, float]]:
+    """Union of (start, end) intervals, sorted, overlapping or touching ones merged."""
+    out: list[list[float]] = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
 
 
 def _abnormal_threshold(threshold) -> float:

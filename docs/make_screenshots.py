@@ -1,0 +1,115 @@
+"""Render each view of the app to docs/screenshots/*.png.
+
+    .venv/bin/python docs/make_screenshots.py [--model DIR] [--out docs/screenshots]
+
+Uses the example recordings in resources/examples and the active model (or --model).
+Runs with a fresh LUNGAPP_HOME so no personal settings or recent files appear; without
+a display it renders offscreen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="model folder (default: the active model)")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--select", default="synthetic_wheeze_and_crackles.wav",
+                    help="example file shown in the Review screenshot")
+    args = ap.parse_args()
+    if args.model:
+        os.environ["LUNGAPP_MODEL"] = str(Path(args.model).resolve())
+    os.environ["LUNGAPP_HOME"] = tempfile.mkdtemp(prefix="lungapp_shots_")
+    if not any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from lungapp.gui.app import create_application, create_window
+    from lungapp.paths import resources_dir
+
+    app = create_application([])
+    examples = resources_dir() / "examples"
+    win = create_window([])
+    win.resize(1440, 860)
+    view = win.review
+
+    def wait(cond, timeout_s=180.0, what="condition"):
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setInterval(50)
+        timer.timeout.connect(lambda: cond() and loop.quit())
+        timer.start()
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+        timer.stop()
+        if not cond():
+            raise SystemExit(f"make_screenshots: timed out waiting for {what}")
+
+    def settle(ms=400):
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def shot(widget, name):
+        settle()
+        path = out / name
+        widget.grab().save(str(path))
+        print(path)
+
+    # Review: examples opened and analysed, one selected
+    view.auto_analyse.setChecked(False)
+    win.open_paths([str(examples)])
+    wait(lambda: view.model.rowCount() >= 4, what="the examples to be listed")
+    wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
+    if win.ctx.model_state() != "ready":
+        raise SystemExit(f"make_screenshots: no model: {win.ctx.model_message()}")
+    view.analyse_all()
+    wait(lambda: not view._batch, what="Analyse all")
+    view.select(str(examples / args.select))
+    wait(lambda: view.current_path and view.current_path.endswith(args.select)
+         and view.plots.has_image() and view.plots.timeline_curves() > 0, what="the plots")
+    view.player.seek(4.2)
+    settle(2000)  # the Analyse all progress bar hides itself
+    shot(win, "review.png")
+
+    # Review with a damaged file in the list (errors in the row and the status bar)
+    tmp = Path(tempfile.mkdtemp())
+    bad = tmp / "damaged_recording.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(64)))
+    win.open_paths([str(bad)])
+    wait(lambda: view.result.state == "error", what="the error")
+    shot(win, "review_error.png")
+
+    # Record
+    win.tabs.setCurrentWidget(win.record)
+    win.statusBar().clearMessage()
+    shot(win, "record.png")
+
+    # About
+    win.tabs.setCurrentWidget(view)
+    dlg = win.show_about()
+    dlg.resize(640, 620)
+    shot(dlg, "about.png")
+    dlg.close()
+
+    win.close()
+    from lungapp.gui import workers
+
+    workers.wait_all(5000)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
