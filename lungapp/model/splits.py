@@ -87,12 +87,13 @@ def validation_split(labels, groups, seed: int, fraction: float = 0.15) -> tuple
     n = len(labels)
     k = max(2, int(round(1 / fraction)))
     grouped = groups is not None and not any(g is None for g in groups)
-    try:
-        folds = make_folds(labels, groups if grouped else None, k, seed)
-    except ValueError:
-        folds = make_folds(labels, None, min(k, n), seed) if n >= 2 else None
-    if folds is None:
+    if grouped:
+        k = min(k, len(set(map(str, groups))))
+    else:
+        k = min(k, min(Counter(labels.tolist()).values()) if n else 0)
+    if k < 2:  # too small to hold anything out: train without a validation split
         return np.arange(n), np.arange(0)
+    folds = make_folds(labels, groups if grouped else None, k, seed)
     # The fold whose label mix is closest to the whole set's.
     whole = Counter(labels.tolist())
 
