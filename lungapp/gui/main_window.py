@@ -58,8 +58,12 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.record, self.record_error = _record_tab(self.ctx)
         self.review = ReviewView(self.ctx)
+        from lungapp.gui.train_view import TrainView
+
+        self.train = TrainView(self.ctx)
         self.tabs.addTab(self.record, "Record")
         self.tabs.addTab(self.review, "Review")
+        self.tabs.addTab(self.train, "Train")
         self.setCentralWidget(self.tabs)
 
         self.model_label = QLabel()
@@ -71,6 +75,7 @@ class MainWindow(QMainWindow):
         self.ctx.modelStateChanged.connect(self._model_state)
         self.review.statusMessage.connect(self.show_status)
         self.review.pathOpened.connect(self.add_recent)
+        self.train.statusMessage.connect(self.show_status)
         self.ctx.recordingFinished.connect(lambda p: self.show_status(f"Recorded {p}", 5000))
         self._restore()
 
@@ -215,7 +220,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
         self.review.shutdown()
-        for child in (self.record,):
+        for child in (self.record, self.train):
             stop = getattr(child, "shutdown", None)
             if callable(stop):
                 try:
