@@ -23,12 +23,13 @@ import os
 import signal
 import sys
 
+# The architectures of lungapp.model.archs.ARCHS, named here so `--help` does not import Keras.
+ARCH_NAMES = ("seed_cnn", "cnn4", "inception_v3", "resnet50")
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATASET, EXIT_OUTPUT, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from lungapp.model.archs import ARCHS
-
     parser.add_argument("folder", help="labelled folder (SPRSound, ICBHI, class folders, CSV, seed images)")
     parser.add_argument("--out", required=True, help="model folder to create (written atomically)")
     parser.add_argument("--preset", choices=("seed", "recommended"), default="recommended",
@@ -36,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "best measured recipe (default). Explicit options override it.")
     parser.add_argument("--task", choices=("binary", "4class"), default="binary",
                         help="binary normal/abnormal (default) or Normal/CAS/DAS/CAS & DAS")
-    parser.add_argument("--arch", choices=ARCHS, default=None)
+    parser.add_argument("--arch", choices=ARCH_NAMES, default=None,
+                        help="seed_cnn (the seed project's CNN), cnn4 (compact 4-block CNN), "
+                             "inception_v3 or resnet50 (keras.applications backbones)")
     parser.add_argument("--folds", type=int, default=4, help="cross-validation folds (default 4)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
