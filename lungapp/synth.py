@@ -4,7 +4,8 @@ These are *not* recordings of patients. They let a new user try the app without 
 stethoscope, and they give tests signals whose content is known. The physics is a
 textbook caricature, good enough to show what the sounds look like on a spectrogram:
 
-* **normal** breath sounds: band-limited noise (about 100-800 Hz, falling with frequency)
+* **normal** breath sounds: band-limited noise (about 100-800 Hz, falling steeply above
+  250 Hz, as at the chest wall)
   shaped by a breathing envelope at 20-30 breaths a minute: a louder inspiration (about
   40 % of the cycle), a softer, decaying expiration, and a short pause.
 * **wheeze** (a continuous adventitious sound, CAS): tonal components of 100-1000 Hz
@@ -13,6 +14,9 @@ textbook caricature, good enough to show what the sounds look like on a spectrog
 * **crackles** (discontinuous, DAS): short explosive transients (an initial sharp
   deflection followed by a decaying oscillation of 300-900 Hz, a few milliseconds long),
   in bursts during inspiration.
+
+The mix passes a gentle low-pass at 1 kHz (a stethoscope's roll-off) and is scaled to
+-40 dBFS RMS, about the level of SPRSound's recordings (median -43 dBFS).
 
 Every signal comes with SPRSound-style event annotations: one event per breathing cycle,
 ``{"start": ms, "end": ms, "type": ...}`` with the type ``Normal``, ``Wheeze``,
@@ -42,7 +46,7 @@ EXAMPLE_FILES = {
     "crackle": "synthetic_crackles",
     "wheeze+crackle": "synthetic_wheeze_and_crackles",
 }
-RMS_DBFS = -32.0  # output level, dB re full scale (full scale = 1)
+RMS_DBFS = -40.0  # output level, dB re full scale (full scale = 1)
 MAX_PEAK = 0.9
 
 
@@ -50,8 +54,8 @@ def _breath_noise(rng, n: int, rate: int) -> np.ndarray:
     """Unit-RMS noise band-limited to ~100-800 Hz with a gently falling spectrum."""
     white = rng.standard_normal(n + 2 * rate)  # margin so filter edges are cut off
     band = sosfiltfilt(butter(4, [100, min(800, 0.45 * rate)], btype="band", fs=rate, output="sos"), white)
-    low = sosfiltfilt(butter(2, min(300, 0.45 * rate), btype="low", fs=rate, output="sos"), band)
-    y = (0.6 * band + 0.8 * low)[rate: rate + n]
+    low = sosfiltfilt(butter(2, min(250, 0.45 * rate), btype="low", fs=rate, output="sos"), band)
+    y = (0.3 * band + 1.0 * low)[rate: rate + n]
     return y / (np.sqrt(np.mean(y * y)) + 1e-12)
 
 
@@ -152,6 +156,8 @@ def render(kind: str, seconds: float = 15.0, rate: int = 8000, seed: int = 0):
         etype = ("Wheeze+Crackle" if wheeze_here and crackle_here else "Wheeze" if wheeze_here
                  else "Fine Crackle" if crackle_here else "Normal")
         events.append({"start": int(round(ev_start * 1000)), "end": int(round(ev_end * 1000)), "type": etype})
+    # a stethoscope's gentle roll-off above 1 kHz
+    x = sosfiltfilt(butter(2, min(1000, 0.45 * rate), btype="low", fs=rate, output="sos"), x)
     # a typical stethoscope level (SPRSound's median RMS is about -43 dBFS), never clipped
     x *= min(10 ** (RMS_DBFS / 20) / (np.sqrt(np.mean(x * x)) + 1e-12), MAX_PEAK / (np.max(np.abs(x)) + 1e-12))
     return x.astype(np.float32), RECORD_LABEL[kind], events
@@ -159,7 +165,7 @@ def render(kind: str, seconds: float = 15.0, rate: int = 8000, seed: int = 0):
 
 def generate(kind: str, seconds: float = 15.0, rate: int = 8000, seed: int = 0) -> np.ndarray:
     """A synthetic recording of ``kind`` ("normal", "wheeze", "crackle", "wheeze+crackle"):
-    mono float32 at about -32 dBFS RMS (peak <= 0.9), deterministic for a given seed."""
+    mono float32 at about -40 dBFS RMS (peak <= 0.9), deterministic for a given seed."""
     return render(kind, seconds, rate, seed)[0]
 
 

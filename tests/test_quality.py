@@ -42,7 +42,7 @@ def test_faint_signal_is_too_quiet():
 
 
 def test_clipped():
-    x = np.clip(breath() * 40.0, -1.0, 1.0)
+    x = np.clip(breath() * 100.0, -1.0, 1.0)
     v = assess(x, RATE)
     assert not v.ok and v.reason == "clipped"
     assert v.metrics["clip_fraction"] > 0.001
@@ -50,7 +50,7 @@ def test_clipped():
 
 def test_clipped_below_full_scale():
     # a device limiter: the waveform is held flat at 0.7 for many samples
-    x = np.clip(breath() * 20.0, -0.7, 0.7)
+    x = np.clip(breath() * 100.0, -0.7, 0.7)
     v = assess(x, RATE)
     assert not v.ok and v.reason == "clipped"
 
