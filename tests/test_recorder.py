@@ -283,3 +283,25 @@ def pulse_sink():
 
 def test_every_site_has_a_file_name_code():
     assert set(recorder.SITE_CODES) == set(recorder.SITES)
+
+
+@pytest.mark.audio
+def test_a_stream_that_dies_mid_recording_stops_it_and_keeps_the_audio(pulse_sink, tmp_path):
+    """The PortAudio stream ends under the recorder (as when a USB stethoscope is
+    unplugged and the driver aborts the stream): the recording stops by itself, keeps
+    every captured frame and says which device failed."""
+    from lungapp.audio.capture import Capture
+
+    cap = Capture(None, rate=RATE).start()
+    assert cap.wait_first_callback(10.0)
+    rec = Recording(cap.ring, cap.rate, source=cap, out=tmp_path / "died.wav",
+                    device_name=cap.device.name)
+    time.sleep(1.0)
+    cap._stream.abort()  # what the driver does to the stream of a vanished device
+    res = rec.wait(15)
+    assert res is not None and res.reason == "device failed"
+    assert f"input device {cap.device.index} ({cap.device.name}) stopped delivering audio" in res.error
+    assert res.frames == cap.ring.written > 0.5 * RATE
+    assert sf.info(res.path).frames == res.frames
+    meta = json.loads(res.sidecar.read_text())
+    assert meta["status"] == "device failed" and meta["duration_s"] == round(res.frames / RATE, 3)

@@ -13,8 +13,13 @@ import time
 from lungapp.audio.devices import DeviceError, DeviceInfo, _sd, choose_rate, find_device
 from lungapp.audio.ringbuffer import RingBuffer
 
-# No callback for this long while running = the device is gone.
-STALL_TIMEOUT_S = 2.0
+# No callback for this long while running = the device is gone. Generous: on a busy
+# machine a sound server may pause a few seconds, and stopping a recording for a
+# pause would be worse than the pause. A device that really fails usually ends the
+# stream at once (finished_callback / inactive stream), which is detected immediately.
+STALL_TIMEOUT_S = 5.0
+# The first block may take a while (sound servers, Bluetooth, USB wake-up).
+FIRST_BLOCK_TIMEOUT_S = 15.0
 
 
 class Capture:
@@ -96,8 +101,9 @@ class Capture:
         name = f"input device {self.device.index} ({self.device.name})"
         if self._finished or (self._stream is not None and not self._stream.active):
             return f"{name} stopped delivering audio (unplugged or failed)"
-        if time.monotonic() - self._last_callback > STALL_TIMEOUT_S:
-            return f"{name} delivered no audio for {STALL_TIMEOUT_S:g} s (unplugged or failed)"
+        limit = STALL_TIMEOUT_S if self.callbacks else FIRST_BLOCK_TIMEOUT_S
+        if time.monotonic() - self._last_callback > limit:
+            return f"{name} delivered no audio for {limit:g} s (unplugged or failed)"
         return None
 
     def wait_first_callback(self, timeout: float = 5.0) -> bool:
