@@ -3,6 +3,9 @@
     # windows/s in training for each architecture (random inputs of each preset's shape)
     python benchmarks/bench_train.py speed
 
+    # ensemble vs single fold models of a trained model on intra_test (artifact choice)
+    python benchmarks/bench_train.py artifact /tmp/bench_train/model_recommended
+
     # full 4-fold runs of the presets on SPRSound train (slow: run under nice, in the background)
     nice -n 10 python benchmarks/bench_train.py runs --presets seed recommended \
         --data ../shared/data/sprsound/train --work /tmp/bench_train
@@ -84,6 +87,51 @@ def run_preset(preset: str, data: Path, work: Path, extra: list[str]) -> dict:
             "n_patients": card["training"]["data"]["n_patients"]}
 
 
+def artifact(model_dir: Path, data: Path) -> list[dict]:
+    """Ensemble vs each single fold model on another labelled folder (e.g. intra_test).
+
+    This is the measurement behind the card's artifact choice. SPRSound's intra_test holds
+    other recordings of train's children, so absolute figures are optimistic; the
+    comparison between one member and the ensemble is what it is for."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    from lungapp.audio import load_audio
+    from lungapp.data import read_folder
+    from lungapp.model.card import load_card
+    from lungapp.model.features import windows_from_samples
+    from lungapp.model.inference import load_keras_model
+    from lungapp.model.metrics import binary_metrics
+    from lungapp.model.train import pool_probs, task_label
+
+    card = load_card(model_dir)
+    fc = card.features
+    models = [load_keras_model(model_dir / f) for f in card.model_files]
+    ds = read_folder(data)
+    ys, outs = [], []
+    for ex in ds.examples:
+        lab = task_label(ex.label, card.task)
+        if lab is None:
+            continue
+        X, _ = windows_from_samples(load_audio(ex.path, rate=fc.rate).samples, fc)
+        outs.append([np.asarray(m(X, training=False), dtype=np.float64) for m in models])
+        ys.append(0 if lab == card.classes[0] else 1)
+    y = np.array(ys)
+    rows = []
+    for i, name in enumerate(card.model_files):
+        p = np.array([1 - pool_probs(o[i], card.pooling)[0] for o in outs])
+        rows.append({"model": name, **binary_metrics(y, p, card.threshold)})
+    p = np.array([1 - pool_probs(np.mean(o, axis=0), card.pooling)[0] for o in outs])
+    rows.append({"model": "ensemble (" + " + ".join(card.model_files) + ")",
+                 **binary_metrics(y, p, card.threshold)})
+    print(f"{model_dir} on {data} ({len(y)} recordings; threshold {card.threshold:.3f} from the card)")
+    print("| model | AUC | sensitivity | specificity | score |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {fmt(r['auc'])} | {fmt(r['sensitivity'])} | {fmt(r['specificity'])} | "
+              f"{fmt(r['score'])} |")
+    return rows
+
+
 def fmt(v, d=3):
     return "-" if v is None else f"{v:.{d}f}"
 
@@ -117,7 +165,13 @@ def main(argv=None) -> int:
     rp.add_argument("--folds", default="4")
     rp.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                     help="further lungapp train options for every run")
+    ar = sub.add_parser("artifact", help="ensemble vs single fold models on another folder")
+    ar.add_argument("model", type=Path)
+    ar.add_argument("--data", type=Path, default=DEFAULT_DATA.parent / "intra_test")
     args = ap.parse_args(argv)
+    if args.cmd == "artifact":
+        artifact(args.model, args.data)
+        return 0
     if args.cmd == "speed":
         speed(args.batches)
         return 0

@@ -255,3 +255,17 @@ def test_cancel_between_batches_leaves_nothing(tmp_path):
               progress=seen.append, should_stop=stop)
     assert sum(e["event"] == "epoch_end" for e in seen) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_single_device_here_and_schedules():
+    from lungapp.model.train import _lr_at, distribution_scope
+
+    scope, text = distribution_scope()
+    assert text.startswith("single device")
+    with scope:
+        pass
+    opts = tiny_options(lr=0.01, schedule="cosine")
+    lrs = [_lr_at(opts, s, 1000) for s in range(1000)]
+    assert max(lrs) == pytest.approx(0.01) and lrs[-1] < 0.001
+    assert all(b <= a + 1e-12 for a, b in zip(lrs[20:], lrs[21:]))  # decays after warm-up
+    assert _lr_at(tiny_options(lr=0.01, schedule="plateau"), 500, 1000) == 0.01
