@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lungapp
 from lungapp import paths
@@ -182,6 +184,20 @@ def test_repair_wav_header_from_the_file_size(tmp_path):
         recover(bad)
 
 
+def test_repair_leaves_a_complete_header_alone(tmp_path):
+    """A properly closed WAV with a chunk after the audio: that chunk is not audio."""
+    x = noise(0.1)
+    path = tmp_path / "done.wav"
+    sf.write(path, x, RATE, subtype="PCM_24")
+    before = path.read_bytes()
+    extra = b"LIST" + (4).to_bytes(4, "little") + b"INFO"
+    raw = bytearray(before + extra)
+    raw[4:8] = (len(raw) - 8).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    assert repair_wav_header(path) == len(x)
+    assert path.read_bytes() == bytes(raw)
+
+
 def test_find_interrupted_skips_recordings_in_progress():
     ring = RingBuffer(RATE)
     rec = Recording(ring, RATE)
@@ -305,3 +321,28 @@ def test_a_stream_that_dies_mid_recording_stops_it_and_keeps_the_audio(pulse_sin
     assert sf.info(res.path).frames == res.frames
     meta = json.loads(res.sidecar.read_text())
     assert meta["status"] == "device failed" and meta["duration_s"] == round(res.frames / RATE, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 3000), st.integers(0, 5), st.sampled_from([0, 8, 0xFFFFFFFF, 123]),
+       st.sampled_from([0, 0xFFFFFFFF]))
+def test_repair_any_killed_wav(tmp_path_factory, n, tail, riff_size, data_size):
+    """Whatever sizes the header claims and however the last frame was cut, the repaired
+    file holds exactly the complete frames, for libsndfile and for Python's wave."""
+    folder = tmp_path_factory.mktemp("repair")
+    x = (0.5 * np.sin(np.arange(n) * 0.01)).astype(np.float32)
+    path = folder / "k.wav.partial"
+    with open(path, "xb") as f, sf.SoundFile(f, "w", RATE, 1, format="WAV", subtype="PCM_24") as snd:
+        snd.write(x)
+    raw = bytearray(path.read_bytes())
+    d = raw.index(b"data") + 8
+    del raw[d + 3 * n:]  # a killed writer has not written the closing pad byte
+    raw[4:8] = riff_size.to_bytes(4, "little")
+    raw[d - 4:d] = data_size.to_bytes(4, "little")
+    raw += bytes(range(1, tail + 1))  # part of a frame that was being written
+    path.write_bytes(bytes(raw))
+    assert repair_wav_header(path) == n + tail // 3
+    with wave.open(str(path)) as w:
+        assert w.getnframes() == n + tail // 3
+    y = sf.read(path, dtype="float32")[0]
+    assert len(y) == n + tail // 3 and np.max(np.abs(y[:n] - x), initial=0) <= Q24

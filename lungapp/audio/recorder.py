@@ -439,8 +439,10 @@ def repair_wav_header(path) -> int:
     """Rewrite the RIFF and data chunk sizes of a WAV from its size on disk.
 
     A WAV whose writer was killed says its data chunk is empty (libsndfile writes the
-    sizes only on close). The file is cut to a whole number of frames; returns the
-    number of frames it holds. Raises RecorderError when it is not a WAV at all.
+    sizes only on close): the audio then runs to the end of the file, which is cut to
+    a whole number of frames. A header whose data size is plausible (fits the file and
+    is followed by nothing or by another chunk) is left as it is. Returns the number of
+    frames the file holds. Raises RecorderError when it is not a WAV at all.
     """
     path = Path(path)
     with open(path, "r+b") as f:
@@ -461,6 +463,17 @@ def repair_wav_header(path) -> int:
             pos += 8 + clen + (clen & 1)
         if block_align is None or data_at is None or block_align == 0:
             raise RecorderError("WAV header has no fmt or data chunk; cannot repair", path)
+        f.seek(data_at - 4)
+        claimed = struct.unpack("<I", f.read(4))[0]
+        after = data_at + claimed + (claimed & 1)
+        f.seek(after)
+        following = f.read(4)
+        if (0 < claimed < 0xFFFFFFFF and claimed % block_align == 0 and after <= size
+                and (len(following) == 0 or (len(following) == 4 and following.isascii()
+                                             and following.decode("ascii").isprintable()))):
+            # A complete header (the file was closed properly, maybe with chunks after
+            # the audio): trust it rather than counting those chunks as samples.
+            return claimed // block_align
         frames = max(0, size - data_at) // block_align
         data_len = frames * block_align
         end = data_at + data_len
