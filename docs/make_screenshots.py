@@ -18,10 +18,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _dataset(folder: Path, patients: int = 6) -> Path:
+    """SPRSound-style folder (WAV + JSON sidecar, patient ids in the names): two normal
+    and two wheeze recordings per patient, from lungapp.synth."""
+    import json
+
+    import soundfile as sf
+
+    from lungapp import synth
+
+    folder.mkdir(parents=True, exist_ok=True)
+    k = 0
+    for p in range(patients):
+        for j, (kind, label) in enumerate([("normal", "Normal")] * 2 + [("wheeze", "CAS")] * 2):
+            k += 1
+            stem = f"{100 + p}_6.0_{k % 2}_p{1 + j}_{j + 1:02d}"
+            x, _, events = synth.render(kind, 6.0, 8000, seed=k)
+            sf.write(folder / f"{stem}.wav", x, 8000, subtype="PCM_16")
+            (folder / f"{stem}.json").write_text(json.dumps(
+                {"record_annotation": label, "event_annotation": events}))
+    return folder
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: the active model)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--no-train", action="store_true", help="skip the Train screenshot (a real run)")
     ap.add_argument("--select", default="synthetic_wheeze_and_crackles.wav",
                     help="example file shown in the Review screenshot")
     args = ap.parse_args()
@@ -96,6 +119,22 @@ def main() -> int:
     win.tabs.setCurrentWidget(win.record)
     win.statusBar().clearMessage()
     shot(win, "record.png")
+
+    # Train: a short real run on generated recordings (2 folds x 6 epochs)
+    if not args.no_train:
+        data = _dataset(tmp / "train_data")
+        tv = win.train
+        win.tabs.setCurrentWidget(tv)
+        tv.folder.setText(str(data))
+        tv.out.setText(str(tmp / "trained_model"))
+        tv.preset.setCurrentIndex(tv.preset.findData("recommended"))
+        tv.folds.setValue(2)
+        tv.epochs.setValue(6)
+        done = []
+        tv.trainingFinished.connect(lambda *a: done.append(a))
+        tv.start()
+        wait(lambda: bool(done), timeout_s=900, what="the training run")
+        shot(win, "train.png")
 
     # About
     win.tabs.setCurrentWidget(view)

@@ -138,7 +138,7 @@ class TrainView(QWidget):
         self.auc_plot = self.glw.addPlot(row=1, col=0)
         self.auc_plot.setLabel("left", "Validation AUC")
         self.auc_plot.setLabel("bottom", "Epoch (all folds, in order)")
-        self.auc_plot.setYRange(0.4, 1.0)
+        self.auc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.auc_plot.setXLink(self.loss_plot)
         for p in (self.loss_plot, self.auc_plot):
             p.showGrid(x=True, y=True, alpha=0.15)
@@ -280,9 +280,12 @@ class TrainView(QWidget):
                 v = m.get(key)
                 if v is not None:
                     xs, ys = self._curves[key]
+                    if xs and epoch == 1:  # a new fold: break the line (NaN gap)
+                        xs.append(x - 0.5)
+                        ys.append(float("nan"))
                     xs.append(x)
                     ys.append(float(v))
-                    self._items[key].setData(xs, ys)
+                    self._items[key].setData(xs, ys, connect="finite")
             total = getattr(self, "_folds", 1) * epochs
             self.progress.setRange(0, total)
             self.progress.setValue(x)
