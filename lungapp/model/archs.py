@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-ARCHS = ("seed_cnn", "cnn4", "inception_v3", "resnet50")
+ARCHS = ("seed_cnn", "cnn4", "lungcnn", "inception_v3", "resnet50")
 """Architecture names accepted by :func:`build` (and ``lungapp train --arch``)."""
 
 # File names keras.applications caches ImageNet "notop" weights under (~/.keras/models).
@@ -83,6 +83,35 @@ def cnn4(input_shape, n_classes: int, *, width: int = 16, convs: int = 1,
             x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    x = layers.Dropout(dropout)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name=name)
+
+
+def lungcnn(input_shape, n_classes: int, *, width: int = 16, dropout: float = 0.3,
+            name: str = "lungcnn") -> keras.Model:
+    """The recommended window classifier (model research for the bundled model,
+    benchmarks/model_research.py): per-band normalisation, then a compact 4-block CNN.
+
+    LayerNormalization over the time axis (no learned scale or offset) standardises each
+    frequency band within the window, removing the recording's level and spectral tilt
+    (a different stethoscope or gain). Four blocks of 3x3 conv (the first with stride 2)
+    -> BatchNorm -> ReLU -> 2x2 max-pool, widths ``width * (1, 2, 4, 8)``; global average +
+    max pooling, dropout, a 64-unit dense layer, dropout and a softmax. About 0.1 M
+    parameters (0.5 MB); built-in layers only.
+    """
+    inp = keras.Input(shape=tuple(input_shape), name="spectrogram")
+    x = layers.LayerNormalization(axis=1, center=False, scale=False, epsilon=1e-3,
+                                  name="per_band_norm")(inp)
+    for k, mult in enumerate((1, 2, 4, 8)):
+        x = layers.Conv2D(width * mult, 3, strides=2 if k == 0 else 1, padding="same",
+                          use_bias=False, kernel_initializer="he_normal")(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(64, activation="relu", kernel_initializer="he_normal")(x)
     x = layers.Dropout(dropout)(x)
     out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
     return keras.Model(inp, out, name=name)
@@ -159,6 +188,8 @@ def build(arch: str, input_shape, n_classes: int, *, weights=None,
         return seed_cnn(input_shape, n_classes, name=name or arch), BuildInfo(arch, "random")
     if arch == "cnn4":
         return cnn4(input_shape, n_classes, name=name or arch), BuildInfo(arch, "random")
+    if arch == "lungcnn":
+        return lungcnn(input_shape, n_classes, name=name or arch), BuildInfo(arch, "random")
     if arch in _IMAGENET_FILES:
         return backbone(arch, input_shape, n_classes, weights=weights, name=name)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
