@@ -96,7 +96,10 @@ class RecordView(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("List the input devices again (after plugging one in)")
+        # PortAudio enumerates devices once, when it starts; re-initialising it would
+        # close any other open stream (Review's playback), so it is not done here.
+        self.refresh_button.setToolTip("List the input devices again. A device plugged in "
+                                       "after the app started appears after a restart.")
         dev_row.addWidget(self.device_combo, 1)
         dev_row.addWidget(self.refresh_button)
         form.addRow("Input device", dev_row)
@@ -200,7 +203,7 @@ class RecordView(QWidget):
         self.device_combo.blockSignals(False)
         if not self.devices:
             self._no_device("No audio input device found. Connect a digital stethoscope "
-                            "(or microphone) and press Refresh.")
+                            "(or microphone) and restart lungapp.")
             return
         self._device_changed(self.device_combo.currentIndex(), remember=False)
         if self.state == IDLE:
