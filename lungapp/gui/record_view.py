@@ -350,8 +350,8 @@ class RecordView(QWidget):
         if rec is None or mon is None:
             self.timer.stop()
             return
-        mon.update()
-        self.live.refresh()
+        if mon.update():  # redraw only when audio arrived (sound servers deliver in bursts)
+            self.live.refresh()
         new_clips = mon.clipped - self._clipped_seen
         self._clipped_seen = mon.clipped
         self.meter.set_level(mon.peak, mon.rms, new_clips > 0)
