@@ -24,7 +24,7 @@ import signal
 import sys
 
 # The architectures of lungapp.model.archs.ARCHS, named here so `--help` does not import Keras.
-ARCH_NAMES = ("seed_cnn", "cnn4", "inception_v3", "resnet50")
+ARCH_NAMES = ("seed_cnn", "cnn4", "lungcnn", "inception_v3", "resnet50")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATASET, EXIT_OUTPUT, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 
@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="binary normal/abnormal (default) or Normal/CAS/DAS/CAS & DAS")
     parser.add_argument("--arch", choices=ARCH_NAMES, default=None,
                         help="seed_cnn (the seed project's CNN), cnn4 (compact 4-block CNN), "
+                             "lungcnn (per-band-normalised compact CNN, the recommended one), "
                              "inception_v3 or resnet50 (keras.applications backbones)")
     parser.add_argument("--folds", type=int, default=4, help="cross-validation folds (default 4)")
     parser.add_argument("--epochs", type=int, default=None)
