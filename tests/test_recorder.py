@@ -353,3 +353,17 @@ def test_repair_any_killed_wav(tmp_path_factory, n, tail, riff_size, data_size):
         assert w.getnframes() == n + tail // 3
     y = sf.read(path, dtype="float32")[0]
     assert len(y) == n + tail // 3 and np.max(np.abs(y[:n] - x), initial=0) <= Q24
+
+
+@pytest.mark.audio
+def test_lungapp_record_lists_devices_through_the_main_cli(pulse_sink):
+    proc = subprocess.run([sys.executable, "-m", "lungapp", "record", "--list-devices"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.strip().splitlines()]
+    assert rows and all(len(r) == 5 for r in rows)
+    assert any(r[1].startswith("*") for r in rows)  # the default input is marked
+    bad = subprocess.run([sys.executable, "-m", "lungapp", "record", "--device", "no such device",
+                          "--seconds", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == ["lungapp record: no input device named like 'no such device'"]
