@@ -106,10 +106,15 @@ def test_open_folder_lists_files_with_durations_and_errors(window, qtbot, tmp_pa
     assert by_name["rec00.wav"].duration_s == pytest.approx(2.0, abs=0.01)
     assert by_name[bad.name].status == "error"
     assert "WAV" in by_name[bad.name].error or "corrupt" in by_name[bad.name].error
-    # sortable by duration through the proxy
+    # sortable by duration (and back), the selection follows its row
+    selected = view.current_path
     view.table.sortByColumn(1, Qt.SortOrder.AscendingOrder)
-    first = view.proxy.data(view.proxy.index(0, 0))
-    assert first == bad.name  # errors (no duration) sort first
+    assert view.model.data(view.model.index(0, 0)) == bad.name  # no duration sorts first
+    view.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+    assert view.model.data(view.model.index(0, 0)) == "rec02.wav"
+    assert view.current_path == selected
+    row = view.table.selectionModel().currentIndex().row()
+    assert view.model.entries[row].path == selected
 
 
 def test_corrupt_file_shows_reason_and_app_keeps_running(window, qtbot, tmp_path):

@@ -78,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     paths = [a for a in argv if not a.startswith("-")]
     win = create_window(paths)
     rc = app.exec()
+    # Close (saves settings, stops playback and workers) and wait for the pool before
+    # the interpreter tears Qt down: finalising with worker threads alive can crash.
+    if win.isVisible():
+        win.close()
+    from lungapp.gui import workers
+
+    workers.wait_all(5000)
     del win
     return int(rc)
 

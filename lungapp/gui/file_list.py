@@ -1,18 +1,17 @@
 """The Review view's list of recordings: a Qt table model (file, duration, status,
-result) sorted through a proxy on raw values (seconds, probabilities), not strings."""
+result) sorted on raw values (seconds, probabilities), not strings."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from lungapp.gui import theme
 
 COLUMNS = ("File", "Duration", "Status", "Result")
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 
 # status values
@@ -76,15 +75,6 @@ class FileListModel(QAbstractTableModel):
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return (e.name, fmt_duration(e.duration_s), e.status, e.result_text())[col]
-        if role == SORT_ROLE:
-            if col == 1:
-                return e.duration_s if e.duration_s is not None else -1.0
-            if col == 3:
-                p = e.prediction
-                if p is not None and p.abnormal_probability is not None:
-                    return float(p.abnormal_probability)
-                return -1.0 if e.status != ERROR else -2.0
-            return (e.name.lower(), "", e.status, "")[col]
         if role == PATH_ROLE:
             return e.path
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -148,15 +138,49 @@ class FileListModel(QAbstractTableModel):
         self.dataChanged.emit(self.index(r, 0), self.index(r, len(COLUMNS) - 1))
         return e
 
+    def sort_key(self, e: Entry, column: int):
+        if column == 1:
+            return e.duration_s if e.duration_s is not None else -1.0
+        if column == 2:
+            return e.status
+        if column == 3:
+            p = e.prediction
+            if p is not None and p.abnormal_probability is not None:
+                return float(p.abnormal_probability)
+            return -1.0 if e.status != ERROR else -2.0
+        return e.name.lower()
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        """Sort in Python (one key per row). A QSortFilterProxyModel would call data()
+        through Python for every comparison: seconds of GUI stall for a few thousand
+        files. Persistent indexes (the selection) follow their rows."""
+        if not self.entries or not 0 <= column < len(COLUMNS):
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        where = [(self.entries[i.row()].path, i.column()) for i in old]
+        self.entries.sort(key=lambda e: (self.sort_key(e, column), e.name.lower()),
+                          reverse=order == Qt.SortOrder.DescendingOrder)
+        self._index = {e.path: i for i, e in enumerate(self.entries)}
+        self.changePersistentIndexList(old, [self.index(self._index[p], c) for p, c in where])
+        self.layoutChanged.emit()
+
+    def update_many(self, changes: list[tuple[str, dict]]) -> None:
+        """Apply ``[(path, {field: value}), ...]`` with one dataChanged for the span."""
+        rows = []
+        for path, ch in changes:
+            r = self.row_of(path)
+            if r < 0:
+                continue
+            e = self.entries[r]
+            for k, v in ch.items():
+                setattr(e, k, v)
+            rows.append(r)
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1))
+
     def paths(self) -> list[str]:
         return [e.path for e in self.entries]
-
-
-class FileSortProxy(QSortFilterProxyModel):
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(False)  # rows must not jump while results stream in
 
 
 def fmt_clock(s: float) -> str:

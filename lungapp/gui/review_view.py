@@ -33,10 +33,9 @@ def audio_extensions() -> tuple[str, ...]:
     return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in AUDIO_EXTENSIONS)
 
 
-def default_spectrogram_config():
-    from lungapp.dsp import SpectrogramConfig
-
-    return SpectrogramConfig()
+# The dB range shown before the user changes it: SpectrogramConfig's default range
+# (not imported here: lungapp.dsp pulls in scipy.signal, too slow for the first paint).
+DEFAULT_DB_RANGE = (-100.0, 0.0)
 
 
 # --- worker functions (no Qt widgets here) ---------------------------------------------
@@ -82,9 +81,13 @@ def _read_infos(task: Task, paths: list[str]):
 
 def _load_display(task: Task, path: str, cfg):
     """Decode a file for playback (its own rate) and its spectrogram at the model's
-    rate, with the model's spectrogram config (what the user sees = what it reads)."""
+    rate, with the model's spectrogram config (what the user sees = what it reads);
+    ``cfg`` None (no model yet) = the engine's default config."""
     from lungapp.audio import load_audio, resample
-    from lungapp.dsp import spectrogram
+    from lungapp.dsp import SpectrogramConfig, spectrogram
+
+    if cfg is None:
+        cfg = SpectrogramConfig()
 
     audio = load_audio(path)
     if task.cancelled:
@@ -110,7 +113,7 @@ class ReviewView(QWidget):
         self.settings = context.settings
         self.setAcceptDrops(True)
         self.current_path: str | None = None
-        self.display_cfg = default_spectrogram_config()
+        self.display_cfg = None   # None: the engine's default until a model is loaded
         self._load_task: Task | None = None
         self._scan_tasks: list[Task] = []
         self._batch: set[str] = set()
@@ -119,8 +122,6 @@ class ReviewView(QWidget):
         self._select_on_add: str | None = None
 
         self.model = fl.FileListModel(self)
-        self.proxy = fl.FileSortProxy(self)
-        self.proxy.setSourceModel(self.model)
         self.player = Player(self)
         self._build()
         self._restore()
@@ -166,7 +167,7 @@ class ReviewView(QWidget):
         root.addWidget(self.splitter, 1)
 
         self.table = QTableView()
-        self.table.setModel(self.proxy)
+        self.table.setModel(self.model)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -177,10 +178,13 @@ class ReviewView(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        # Fixed, user-adjustable widths: ResizeToContents would measure every row on
+        # every update (seconds of GUI stall with thousands of files).
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        fm = self.table.fontMetrics()
         hh.resizeSection(0, 175)
-        for c in (1, 2):
-            hh.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        hh.resizeSection(1, fm.horizontalAdvance("Duration") + 24)
+        hh.resizeSection(2, fm.horizontalAdvance("analysing") + 16)
         hh.setStretchLastSection(True)
         hh.setMinimumSectionSize(40)
         self.empty_hint = QLabel("Drop recordings or a folder here,\nor use Open file / Open folder.")
@@ -251,8 +255,8 @@ class ReviewView(QWidget):
 
     def _restore(self) -> None:
         s = self.settings
-        self.min_db.setValue(float(s.value("review/min_db", self.display_cfg.min_db)))
-        self.max_db.setValue(float(s.value("review/max_db", self.display_cfg.max_db)))
+        self.min_db.setValue(float(s.value("review/min_db", DEFAULT_DB_RANGE[0])))
+        self.max_db.setValue(float(s.value("review/max_db", DEFAULT_DB_RANGE[1])))
         self.cmap.setCurrentText(str(s.value("review/colormap", "viridis")))
         speed = float(s.value("review/speed", 1.0))
         i = self.speed.findData(speed)
@@ -361,6 +365,9 @@ class ReviewView(QWidget):
     def _add_files(self, files: list[str], select: str | None = None) -> list[str]:
         new = self.model.add(files)
         self.empty_hint.setVisible(self.model.rowCount() == 0)
+        if new and self.table.isSortingEnabled():
+            hh = self.table.horizontalHeader()
+            self.model.sort(hh.sortIndicatorSection(), hh.sortIndicatorOrder())
         if new:
             run_task(_read_infos, new, name="read durations", on_partial=self._infos)
         if select is not None:
@@ -369,13 +376,15 @@ class ReviewView(QWidget):
         return new
 
     def _infos(self, batch) -> None:
+        changes = []
         for path, info, error in batch:
             if info is not None:
-                self.model.update(path, duration_s=float(info.duration_s), info=info)
+                changes.append((path, {"duration_s": float(info.duration_s), "info": info}))
             else:
-                self.model.update(path, status=fl.ERROR, error=error)
+                changes.append((path, {"status": fl.ERROR, "error": error}))
                 if path == self.current_path:
                     self.result.show_error(error)
+        self.model.update_many(changes)
 
     def eventFilter(self, obj, event) -> bool:
         if (obj is self.table and event.type() == QEvent.Type.KeyPress
@@ -404,7 +413,7 @@ class ReviewView(QWidget):
         row = self.model.row_of(path)
         if row < 0:
             return
-        idx = self.proxy.mapFromSource(self.model.index(row, 0))
+        idx = self.model.index(row, 0)
         self.table.selectionModel().setCurrentIndex(
             idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
         self.table.scrollTo(idx)
@@ -413,7 +422,7 @@ class ReviewView(QWidget):
         return self.current_path
 
     def _row_changed(self, current, previous) -> None:
-        path = self.proxy.data(current, fl.PATH_ROLE) if current.isValid() else None
+        path = self.model.data(current, fl.PATH_ROLE) if current.isValid() else None
         if path == self.current_path:
             return
         self.current_path = path
