@@ -1,0 +1,120 @@
+"""A model card a clinician can read: Markdown rendered from ``card.json``.
+
+Used for ``resources/model/MODEL_CARD.md`` and the About box. Every number comes from
+the card (which the training run wrote); nothing here is typed in by hand.
+
+    python -m lungapp.model.card_text MODEL_DIR   # (re)writes MODEL_DIR/MODEL_CARD.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lungapp.model.card import ModelCard, load_card
+
+
+def _f(v, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def card_markdown(card: ModelCard) -> str:
+    """The card as Markdown: intended use, data, performance, limitations, details."""
+    m = card.metrics or {}
+    ov = m.get("overall", {})
+    data = card.training.get("data", {})
+    cv = card.training.get("cv", {})
+    lines = [f"# Model card: {card.name} {card.version}", ""]
+    lines += ["## Intended use", "", card.intended_use, ""]
+    lines += ["## What it reports", "",
+              f"For a lung-sound recording: one of {', '.join(card.classes)}; the probability "
+              f"that it holds adventitious sounds (abnormal), called abnormal at "
+              f"{_f(card.threshold)} or above ({card.threshold_rule or 'threshold rule not stated'}); "
+              f"and a timeline of {card.features.window_s:g}-s windows every "
+              f"{card.features.hop_s:g} s showing where. Recordings that fail the quality check "
+              "are reported as poor quality instead of being given a result.", ""]
+    lines += ["## Training data", ""]
+    if card.training.get("dataset_description"):
+        lines += [card.training["dataset_description"], ""]
+    if data:
+        counts = ", ".join(f"{k} {v}" for k, v in data.get("counts", {}).items())
+        lines += [f"- {data.get('n_recordings', 'n/a')} recordings of "
+                  f"{data.get('n_patients') or 'unknown number of'} patients "
+                  f"({counts}); {data.get('total_duration_s', 0) / 3600:.2f} h of audio.",
+                  f"- Excluded: {data.get('excluded') or 'none'}; unreadable files: "
+                  f"{data.get('unreadable', 0)}.",
+                  f"- File list SHA-256: `{data.get('file_list_sha256', 'n/a')}`.", ""]
+    if card.training.get("credits"):
+        lines += ["Credits: " + card.training["credits"], ""]
+    lines += ["## Performance (cross-validation)", ""]
+    if ov:
+        lines += [f"{cv.get('k', '?')}-fold cross-validation"
+                  f"{', grouped by patient (no child in two folds)' if cv.get('grouped_by_patient') else ', split by file (optimistic)'}; "
+                  "every recording scored by the fold model that never saw it. "
+                  "Normal vs abnormal (CAS, DAS or both):", "",
+                  "| measure | value |", "|---|---|",
+                  f"| sensitivity (abnormal recordings found) | {_pct(ov.get('sensitivity'))} |",
+                  f"| specificity (normal recordings called normal) | {_pct(ov.get('specificity'))} |",
+                  f"| score (mean of the two) | {_f(ov.get('score'))} |",
+                  f"| AUC | {_f(ov.get('auc'))} |",
+                  f"| accuracy | {_pct(ov.get('accuracy'))} |", ""]
+        msd = m.get("mean_sd", {})
+        if msd:
+            lines += ["Per fold (mean ± sd): " + ", ".join(
+                f"{k} {_f(v.get('mean'))} ± {_f(v.get('sd'))}" for k, v in msd.items()
+                if isinstance(v, dict)) + ".", ""]
+        (tn, fp), (fn, tp) = ov.get("confusion", [[0, 0], [0, 0]])
+        lines += ["Confusion matrix (recordings):", "",
+                  "| | called normal | called abnormal |", "|---|---|---|",
+                  f"| normal | {tn} | {fp} |", f"| abnormal | {fn} | {tp} |", ""]
+    fc = m.get("four_class")
+    if fc:
+        lines += [f"Four classes: score {_f(fc.get('score'))} (sensitivity = abnormal recordings "
+                  "given their exact class; specificity = normal recordings called normal).", "",
+                  "| true \\ called | " + " | ".join(fc["classes"]) + " |",
+                  "|---|" + "---|" * len(fc["classes"])]
+        for c, row in zip(fc["classes"], fc["confusion"]):
+            lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
+        lines.append("")
+    ds = m.get("device_shift")
+    if ds:
+        sh, drop = ds.get("shifted", {}), ds.get("drop", {})
+        lines += ["## Another stethoscope (device-shift check)", "",
+                  f"The same out-of-fold recordings after {ds.get('transform')}: AUC "
+                  f"{_f(sh.get('auc'))} (drop {_f(drop.get('auc'))}), score {_f(sh.get('score'))} "
+                  f"(drop {_f(drop.get('score'))}), sensitivity {_pct(sh.get('sensitivity'))}, "
+                  f"specificity {_pct(sh.get('specificity'))}. Training augmentation: "
+                  f"{ds.get('augmentation')}.", ""]
+    gate = m.get("quality_gate")
+    if gate:
+        lines += ["## Quality check", "", gate if isinstance(gate, str) else str(gate), ""]
+    lines += ["## Limitations", ""] + [f"- {x}" for x in card.limitations] + [""]
+    lines += ["## Technical details", "",
+              f"- Task: {card.task}; outputs: {card.output_kind} over {', '.join(card.outputs)}; "
+              f"window pooling: {card.pooling}.",
+              f"- Features: {card.features.spectrogram.scale} spectrogram at "
+              f"{card.features.spectrogram.rate} Hz, window {card.features.spectrogram.win_length} "
+              f"samples, hop {card.features.spectrogram.hop_length}, "
+              f"{card.features.spectrogram.n_bins} bins; model input {card.features.input_shape}.",
+              f"- Files: {', '.join(card.model_files)}; {card.training.get('artifact', '')}",
+              f"- Made by: {card.description}",
+              f"- Created {card.created} with " + ", ".join(f"{k} {v}" for k, v in card.versions.items()) + ".",
+              ""]
+    return "\n".join(lines)
+
+
+def write_model_card_md(model_dir) -> Path:
+    from lungapp.fsutil import atomic_write_text
+
+    card = load_card(model_dir)
+    return atomic_write_text(Path(model_dir) / "MODEL_CARD.md", card_markdown(card))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m lungapp.model.card_text MODEL_DIR")
+    print(write_model_card_md(sys.argv[1]))

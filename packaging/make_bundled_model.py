@@ -1,0 +1,102 @@
+"""Regenerate the bundled model in resources/model from SPRSound train, with the
+project's own `lungapp train`, then add the clinician-facing parts of its card.
+
+    .venv/bin/python packaging/make_bundled_model.py            # train (4-fold CV) + annotate
+    .venv/bin/python packaging/make_bundled_model.py --from DIR  # annotate a finished run
+
+Training: `lungapp train ../shared/data/sprsound/train --task 4class --preset recommended
+--seed 0` (patient-grouped 4-fold CV; the fold models form the shipped ensemble; the
+threshold is chosen on out-of-fold predictions). Never trained on intra_test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
+TARGET = ROOT / "resources" / "model"
+
+DATASET = (
+    "SPRSound (SJTU Paediatric Respiratory Sound Database, BioCAS 2022 release), train split: "
+    "expert-labelled lung sounds of children aged 1 month to 18 years, recorded at Shanghai "
+    "Children's Medical Center with Yunting model II electronic stethoscopes (one hospital, one "
+    "device), at four chest sites (left/right posterior and lateral), 8 kHz. Each recording has "
+    "a record label and timed, labelled respiratory events; the model learns from the event "
+    "times (windows are labelled by the events they overlap). Poor Quality recordings are "
+    "excluded from the diagnosis task and used to fit the quality check.")
+CREDITS = (
+    "Q. Zhang et al., \"SPRSound: Open-Source SJTU Paediatric Respiratory Sound Database\", "
+    "IEEE Transactions on Biomedical Circuits and Systems 16(5), 2022; Q. Zhang et al., "
+    "\"Grand Challenge on Respiratory Sound Classification\", IEEE BioCAS 2022. The data are "
+    "distributed under the GNU GPL v3; this model, derived from them, is distributed with "
+    "lungapp under GPL-3.0-or-later.")
+LIMITATIONS = [
+    "Not a diagnostic device: decision support only; a clinician decides.",
+    "Trained on children (1 month to 18 years) from one hospital, recorded with one "
+    "stethoscope model; adults and other stethoscopes are outside what it has seen (see the "
+    "device-shift check for the measured drop on a simulated other device).",
+    "Noise (crying, talking, movement) degrades it; the quality check catches some but not all "
+    "poor recordings.",
+    "Cross-validated on one dataset: performance on other hospitals and populations is unknown.",
+    "The timeline shows where the model's evidence is, at the resolution of its windows; it is "
+    "not a precise event detector.",
+]
+
+
+def annotate(model_dir: Path) -> None:
+    from lungapp.model import quality
+    from lungapp.model.card import load_card, write_card
+    from lungapp.model.card_text import write_model_card_md
+
+    card = load_card(model_dir)
+    card.name = "lungapp-sprsound"
+    card.training["dataset_description"] = DATASET
+    card.training["credits"] = CREDITS
+    card.limitations = LIMITATIONS + [x for x in card.limitations if x not in LIMITATIONS]
+    g = quality.GATE_CV
+    card.metrics["quality_gate"] = (
+        f"Poor Quality vs other recordings of SPRSound train, patient-grouped out-of-fold: AUC "
+        f"{g['auc']:.2f}; flags {100 * g['sensitivity']:.0f} % of Poor Quality recordings while "
+        f"passing {100 * g['specificity']:.0f} % of the others (benchmarks/quality_gate.py).")
+    card.quality_gate = {}
+    write_card(model_dir, card)
+    write_model_card_md(model_dir)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--from", dest="src", help="a finished `lungapp train` output folder")
+    ap.add_argument("--out", default=str(TARGET))
+    args = ap.parse_args()
+    out = Path(args.out)
+    if args.src:
+        if Path(args.src).resolve() != out.resolve():
+            if out.exists():
+                shutil.rmtree(out)
+            shutil.copytree(args.src, out)
+    else:
+        if not DATA.is_dir():
+            sys.exit(f"SPRSound train not found at {DATA}")
+        cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
+               "--task", "4class", "--preset", "recommended", "--seed", "0",
+               "--name", "lungapp-sprsound", "--overwrite", "--progress", "bar"]
+        print(" ".join(cmd))
+        rc = subprocess.call(cmd)
+        if rc != 0:
+            return rc
+    annotate(out)
+    card = json.loads((out / "card.json").read_text())
+    ov = card["metrics"]["overall"]
+    print(f"{out}: AUC {ov['auc']:.3f} score {ov['score']:.3f} sensitivity {ov['sensitivity']:.3f} "
+          f"specificity {ov['specificity']:.3f} 4-class score {card['metrics']['four_class']['score']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
