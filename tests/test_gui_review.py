@@ -202,6 +202,11 @@ def test_click_seeks_and_db_range_and_colormap_apply(window, qtbot, tmp_path):
     assert tuple(view.plots.image.levels) == (-80, -20)
     view.cmap.setCurrentText("cividis")
     assert view.plots.colormap == "cividis"
+    # zoom: the three plots share the time axis; reset shows the whole recording
+    view.plots.wave.setXRange(1.0, 2.0, padding=0)
+    assert view.plots.timeline.viewRange()[0] == pytest.approx([1.0, 2.0], abs=1e-6)
+    view.plots.reset_view()
+    assert view.plots.spec.viewRange()[0] == pytest.approx([0.0, 4.0], abs=1e-3)
 
 
 def _pulse_reachable() -> bool:

@@ -3,7 +3,7 @@ linked time axis, with a playback cursor.
 
 Pure display: the spectrogram columns come from :func:`lungapp.dsp.spectrogram`
 (computed in a worker), the probabilities from the model's Prediction. Drag to pan,
-wheel to zoom (time axis), right-click for pyqtgraph's view menu, click to seek.
+wheel to zoom (time axis), double-click to see the whole recording, click to seek.
 """
 
 from __future__ import annotations
@@ -249,8 +249,17 @@ class RecordingPlots(QWidget):
     def timeline_curves(self) -> int:
         return sum(isinstance(i, pg.PlotDataItem) for i in self.timeline_items)
 
+    def reset_view(self) -> None:
+        """Show the whole recording again (after zooming)."""
+        if self.duration:
+            self.wave.setXRange(0, self.duration, padding=0)
+
     def _clicked(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton or not self.duration:
+            return
+        if ev.double():
+            self.reset_view()
+            ev.accept()
             return
         pos = ev.scenePos()
         for p in (self.wave, self.spec, self.timeline):

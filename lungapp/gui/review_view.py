@@ -236,6 +236,8 @@ class ReviewView(QWidget):
         transport.addWidget(self.cmap)
         ml.addLayout(transport)
         self.plots = RecordingPlots()
+        self.plots.setToolTip("Click: play from there · Wheel: zoom time · Drag: pan · "
+                              "Double-click: whole recording")
         ml.addWidget(self.plots, 1)
         self.splitter.addWidget(middle)
 
