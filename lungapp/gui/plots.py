@@ -124,15 +124,18 @@ class RecordingPlots(QWidget):
         self.clear_timeline(message)
         self.set_cursor(0.0)
 
-    def set_recording(self, samples: np.ndarray, rate: int, spec_db: np.ndarray, cfg) -> None:
+    def set_recording(self, samples: np.ndarray, rate: int, spec_db: np.ndarray, cfg,
+                      wave: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Show one recording: ``samples`` at ``rate`` (what is played) and its
-        spectrogram ``spec_db`` (n_frames, n_bins) computed with ``cfg``."""
+        spectrogram ``spec_db`` (n_frames, n_bins) computed with ``cfg``. ``wave``:
+        precomputed (t, y) points for the waveform (default: every sample)."""
         self.cfg = cfg
         n = len(samples)
         self.duration = n / rate if rate else 0.0
-        t = np.arange(n, dtype=np.float64) / rate if n else np.zeros(0)
-        self.wave_curve.setData(t, samples)
-        peak = float(np.max(np.abs(samples))) if n else 1.0
+        if wave is None:
+            wave = (np.arange(n, dtype=np.float32) / np.float32(rate), samples)
+        self.wave_curve.setData(*wave)
+        peak = float(np.max(np.abs(wave[1]))) if n else 1.0
         self.wave.setYRange(-max(peak, 1e-3), max(peak, 1e-3), padding=0.05)
 
         hop_s = cfg.hop_length / cfg.rate

@@ -96,7 +96,30 @@ def _load_display(task: Task, path: str, cfg):
     if task.cancelled:
         return None
     spec = spectrogram(samples, cfg)
-    return {"path": path, "audio": audio, "spec": spec, "cfg": cfg}
+    return {"path": path, "audio": audio, "spec": spec, "cfg": cfg,
+            "wave": wave_points(audio.samples, audio.rate)}
+
+
+def wave_points(samples, rate: int, max_points: int = 1_000_000):
+    """(t, y) to draw a waveform: every sample when there are few enough, else the
+    min/max of consecutive blocks (how a long recording looks at full width), so an
+    hour at 44.1 kHz does not need gigabytes of plot arrays. float32 throughout."""
+    import numpy as np
+
+    n = len(samples)
+    if n <= max_points:
+        return np.arange(n, dtype=np.float32) / np.float32(rate), samples
+    k = -(-n // (max_points // 2))
+    m = n // k
+    blocks = samples[: m * k].reshape(m, k)
+    y = np.empty(2 * m, dtype=np.float32)
+    y[0::2] = blocks.min(axis=1)
+    y[1::2] = blocks.max(axis=1)
+    starts = np.arange(m, dtype=np.float64) * k
+    t = np.empty(2 * m, dtype=np.float32)
+    t[0::2] = starts / rate
+    t[1::2] = (starts + k / 2) / rate
+    return t, y
 
 
 # --- the view ---------------------------------------------------------------------------
@@ -459,7 +482,8 @@ class ReviewView(QWidget):
         if data is None or data["path"] != self.current_path:
             return  # the user moved on
         audio = data["audio"]
-        self.plots.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"])
+        self.plots.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"],
+                                 wave=data["wave"])
         self.player.set_audio(audio.samples, audio.rate)
         self.model.update(data["path"], duration_s=float(audio.duration_s))
         e = self.model.entry(data["path"])
