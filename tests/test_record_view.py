@@ -232,3 +232,36 @@ def test_live_monitor_matches_the_batch_spectrogram():
     np.testing.assert_allclose(y[0::2][-10:], tail.min(axis=1)[-10:])
     np.testing.assert_allclose(y[1::2][-10:], tail.max(axis=1)[-10:])
     assert mon.clipped == 1 and mon.lost_frames == 0
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="True is immortal from Python 3.12")
+def test_live_view_can_run_for_hours_without_exhausting_references_to_true(qtbot):
+    """PySide6 6.12.0 drops a reference to True at every Python-side Signal.emit();
+    pyqtgraph emits several per redraw, so on Python 3.11 the app aborts with
+    "bool_dealloc" after a few minutes of live view (seen in bench_record.py). Each
+    redraw must leave True's reference count as it was."""
+    from lungapp.audio.live import LiveMonitor
+    from lungapp.audio.ringbuffer import RingBuffer
+    from lungapp.gui.live_spectrogram import LiveSpectrogram
+
+    ring = RingBuffer(RATE * 5)
+    mon = LiveMonitor(ring, RATE)
+    w = LiveSpectrogram()
+    qtbot.addWidget(w)
+    w.resize(800, 400)
+    w.show()
+    qtbot.waitExposed(w)
+    w.attach(mon)
+    rng = np.random.default_rng(0)
+    from PySide6.QtWidgets import QApplication
+    before = sys.getrefcount(True)
+    for _ in range(100):
+        ring.write((0.1 * rng.standard_normal(1440)).astype(np.float32))
+        mon.update()
+        w.refresh()
+        QApplication.processEvents()
+    lost = before - sys.getrefcount(True)
+    import PySide6
+    assert lost < 20, (f"{lost} references to True lost in 100 redraws with PySide6 "
+                       f"{PySide6.__version__}: the app would abort after a few minutes of "
+                       "recording; use a PySide6 without this bug (6.11.3 is fine; 6.12.0 is not)")
