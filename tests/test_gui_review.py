@@ -281,3 +281,16 @@ def test_long_recording_waveform_is_a_min_max_envelope():
     assert np.all(np.diff(t) >= 0) and t[-1] <= len(x) / 44100
     t2, y2 = wave_points(x[:5000], 8000)
     assert len(t2) == 5000 and y2 is not None and t2[1] == pytest.approx(1 / 8000)
+
+
+def test_first_run_offers_the_example_recordings(window, qtbot):
+    from lungapp.paths import resources_dir
+
+    view = window.review
+    assert view.examples_btn.isVisible() and view.empty_hint.isVisible()
+    view.examples_btn.click()
+    expected = sorted(p.name for p in (resources_dir() / "examples").glob("*.wav"))
+    qtbot.waitUntil(lambda: view.model.rowCount() == len(expected), timeout=5000)
+    assert sorted(e.name for e in view.model.entries) == expected
+    assert not view.examples_btn.isVisible() and not view.empty_hint.isVisible()
+    wait_displayed(qtbot, view)

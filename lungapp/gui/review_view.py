@@ -38,6 +38,17 @@ def audio_extensions() -> tuple[str, ...]:
 DEFAULT_DB_RANGE = (-100.0, 0.0)
 
 
+def examples_dir():
+    """resources/examples when it holds recordings, else None."""
+    from lungapp.paths import resources_dir
+
+    try:
+        d = resources_dir() / "examples"
+    except FileNotFoundError:
+        return None
+    return d if d.is_dir() and any(p.suffix.lower() == ".wav" for p in d.iterdir()) else None
+
+
 # --- worker functions (no Qt widgets here) ---------------------------------------------
 
 def _scan(task: Task, folders: list[str], exts: tuple[str, ...]) -> list[str]:
@@ -213,12 +224,18 @@ class ReviewView(QWidget):
         self.empty_hint = QLabel("Drop recordings or a folder here,\nor use Open file / Open folder.")
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_hint.setStyleSheet("color: #777;")
+        self.examples_btn = QPushButton("Open the example recordings")
+        self.examples_btn.setToolTip("Four generated recordings: normal, wheeze, crackles, both")
+        self.examples_btn.clicked.connect(self.open_examples)
+        self._examples = examples_dir()
+        self.examples_btn.setVisible(self._examples is not None)
         left = QWidget()
         left.setMinimumWidth(400)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.table, 1)
         ll.addWidget(self.empty_hint)
+        ll.addWidget(self.examples_btn)
         self.splitter.addWidget(left)
 
         middle = QWidget()
@@ -354,6 +371,10 @@ class ReviewView(QWidget):
             self._remember_folder(folder)
             self.open_paths([folder])
 
+    def open_examples(self) -> None:
+        if self._examples is not None:
+            self.open_paths([str(self._examples)], remember=False)
+
     def open_paths(self, paths: list[str], *, remember: bool = True) -> None:
         """Add files and (recursively) folders to the list; the first new file opened
         directly is selected."""
@@ -389,7 +410,6 @@ class ReviewView(QWidget):
 
     def _add_files(self, files: list[str], select: str | None = None) -> list[str]:
         new = self.model.add(files)
-        self.empty_hint.setVisible(self.model.rowCount() == 0)
         if new and self.table.isSortingEnabled():
             hh = self.table.horizontalHeader()
             self.model.sort(hh.sortIndicatorSection(), hh.sortIndicatorOrder())
@@ -688,6 +708,7 @@ class ReviewView(QWidget):
         self.analyse_all_btn.setToolTip(tip or "Analyse every recording in the list not analysed yet")
         self.export_btn.setEnabled(has_rows)
         self.empty_hint.setVisible(not has_rows)
+        self.examples_btn.setVisible(not has_rows and self._examples is not None)
         if not self.player.available:
             self.play_btn.setEnabled(False)
             self.play_btn.setToolTip(f"Playback unavailable: {self.player.unavailable_reason}")
