@@ -7,7 +7,10 @@ textbook caricature, good enough to show what the sounds look like on a spectrog
 * **normal** breath sounds: band-limited noise (about 100-800 Hz, falling steeply above
   250 Hz, as at the chest wall)
   shaped by a breathing envelope at 20-30 breaths a minute: a louder inspiration (about
-  40 % of the cycle), a softer, decaying expiration, and a short pause.
+  40 % of the cycle), a softer, decaying expiration, and a short pause in which the
+  noise falls to ENV_FLOOR (35 %) of its inspiratory level, as at the chest wall, where
+  breath sounds never stop entirely. (With a silent pause, a model trained on SPRSound
+  read the rhythmic noise as a continuous adventitious sound.)
 * **wheeze** (a continuous adventitious sound, CAS): tonal components of 100-1000 Hz
   (a fundamental of 200-600 Hz with two weaker harmonics) lasting 250-800 ms with a slight
   pitch glide, mostly in expiration.
@@ -48,6 +51,7 @@ EXAMPLE_FILES = {
 }
 RMS_DBFS = -40.0  # output level, dB re full scale (full scale = 1)
 MAX_PEAK = 0.9
+ENV_FLOOR = 0.35  # breath-noise level between breaths, relative to full inspiration
 
 
 def _breath_noise(rng, n: int, rate: int) -> np.ndarray:
@@ -80,7 +84,7 @@ def _envelope(cycles, n: int, rate: int) -> np.ndarray:
         m = (tt >= insp_end) & (tt < exp_end)
         u = (tt[m] - insp_end) / (exp_end - insp_end)
         env[m] = 0.55 * np.sin(np.pi * u) ** 0.7 * (1.0 - 0.4 * u)
-    return env
+    return ENV_FLOOR + (1.0 - ENV_FLOOR) * env
 
 
 def _wheeze(rng, dur: float, rate: int) -> np.ndarray:
