@@ -156,6 +156,13 @@ def main(argv=None) -> int:
                 time.sleep(delay)
             else:
                 next_frame = time.monotonic()
+        if row_frames and time.monotonic() - row_t > 1.0:  # the last, partial row
+            now = time.monotonic()
+            cpu = time.process_time()
+            print(f"{(now - t0) / 60:6.1f} {cap.overflows:9d} {rec.lost_frames + mon.lost_frames:6d} "
+                  f"{100 * (cpu - row_cpu) / (now - row_t):6.1f} {rss_mb():7.1f} "
+                  f"{row_frames / (now - row_t):7.1f} {(drawn - row_drawn) / (now - row_t):7.1f} "
+                  f"{1000 * row_update / max(1, row_frames):9.3f}", flush=True)
     finally:
         wall = time.monotonic() - t0
         cpu_all = time.process_time() - cpu0
