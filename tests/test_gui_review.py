@@ -124,6 +124,10 @@ def test_corrupt_file_shows_reason_and_app_keeps_running(window, qtbot, tmp_path
     qtbot.waitUntil(lambda: view.model.entries[0].status == "error", timeout=5000)
     qtbot.waitUntil(lambda: view.result.state == "error", timeout=5000)
     assert str(bad) in window.statusBar().currentMessage() or bad.name in window.statusBar().currentMessage()
+    qtbot.wait(500)  # a queued analysis being dropped must not hide the error
+    e = view.model.entries[0]
+    assert e.status == "error" and view.result.state == "error"
+    assert not e.error.startswith(str(bad)) and "WAV" in e.error
     assert not view.play_btn.isEnabled()
     # still usable: a good file afterwards opens and displays
     (good,) = write_recordings(tmp_path / "ok", n=1)

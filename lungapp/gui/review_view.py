@@ -517,8 +517,8 @@ class ReviewView(QWidget):
 
     def _load_failed(self, path: str, message: str, exc) -> None:
         problem = getattr(exc, "problem", message)
-        self.model.update(path, status=fl.ERROR, error=problem)
         self.ctx.cancel_analyses([path])
+        self.model.update(path, status=fl.ERROR, error=problem)
         if path == self.current_path:
             self.plots.clear(f"Cannot open this file: {problem}")
             self.result.show_error(problem)
@@ -641,6 +641,8 @@ class ReviewView(QWidget):
         self._batch_step(path)
 
     def _analysis_failed(self, path: str, message: str) -> None:
+        if message.startswith(path + ": "):  # the row already names the file
+            message = message[len(path) + 2:]
         e = self.model.update(path, status=fl.ERROR, error=message)
         if e is not None:
             if path == self.current_path:
@@ -650,8 +652,10 @@ class ReviewView(QWidget):
         self._batch_step(path)
 
     def _analysis_cancelled(self, path: str) -> None:
-        e = self.model.update(path, status=fl.CANCELLED)
-        if e is not None and path == self.current_path:
+        e = self.model.entry(path)
+        if e is not None and e.status != fl.ERROR:
+            self.model.update(path, status=fl.CANCELLED)
+        if e is not None and e.status == fl.CANCELLED and path == self.current_path:
             self.result.show_message("Not analysed (cancelled)")
             self.plots.clear_timeline("Not analysed (cancelled)")
         self._batch_step(path)
