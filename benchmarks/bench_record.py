@@ -63,9 +63,10 @@ def start_player(rate: int, tmp: Path):
     x = (0.5 * x / np.max(np.abs(x))).astype(np.float32)
     wav = tmp / "noise.wav"
     sf.write(wav, x, rate, subtype="FLOAT")
-    # A shell loop so the noise keeps playing for the whole run.
-    return subprocess.Popen(["sh", "-c", f"while true; do paplay --device=ci_sink '{wav}'; done"],
-                            start_new_session=True)
+    # A shell loop so the noise keeps playing for the whole run, and stops by itself if
+    # this process dies without cleaning up (a crash must not leave noise in ci_sink).
+    return subprocess.Popen(["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; "
+                             f"do paplay --device=ci_sink '{wav}'; done"], start_new_session=True)
 
 
 def main(argv=None) -> int:
