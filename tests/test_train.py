@@ -269,3 +269,32 @@ def test_single_device_here_and_schedules():
     assert max(lrs) == pytest.approx(0.01) and lrs[-1] < 0.001
     assert all(b <= a + 1e-12 for a, b in zip(lrs[20:], lrs[21:]))  # decays after warm-up
     assert _lr_at(tiny_options(lr=0.01, schedule="plateau"), 500, 1000) == 0.01
+
+
+def test_four_class_training_with_event_window_labels(tmp_path):
+    data = make_dataset(tmp_path / "d", {f"P{i}": ["Normal", "CAS", "DAS", "CAS & DAS"] for i in range(4)},
+                        seconds=3.0)
+    s = train(data, tmp_path / "m", tiny_options(task="4class", epochs=1, window_labels="events",
+                                                 device_shift=False))
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["task"] == "4class" and card["classes"] == ["Normal", "CAS", "DAS", "CAS & DAS"]
+    four = card["metrics"]["four_class"]
+    assert np.array(four["confusion"]).sum() == 16 and set(four["per_class"]) == set(card["classes"])
+    assert s["four_class_score"] == four["score"]
+    assert card["training"]["options"]["window_labels"] == "events"
+
+
+def test_window_labels_from_events():
+    from lungapp.data.readers import Event
+    from lungapp.model.train import _window_classes
+
+    events = (Event(0.0, 1.0, "Normal"), Event(1.0, 2.5, "Wheeze"), Event(4.0, 5.0, "Fine Crackle"))
+    starts = np.array([0.0, 1.0, 2.3, 3.0])
+    fc = TINY_FC  # 2-s windows
+    got = _window_classes("CAS & DAS", events, starts, fc, "4class",
+                          ["Normal", "CAS", "DAS", "CAS & DAS"], "events")
+    # [0,2]: wheeze; [1,3]: wheeze; [2.3,4.3]: wheeze 0.2 s + crackle 0.3 s; [3,5]: crackle
+    assert got.tolist() == [1, 1, 3, 2]
+    same = _window_classes("CAS", events, starts, fc, "4class", ["Normal", "CAS", "DAS", "CAS & DAS"],
+                           "record")
+    assert same.tolist() == [1, 1, 1, 1]
