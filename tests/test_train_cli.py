@@ -109,3 +109,15 @@ def test_signal_mid_epoch_cancels_and_leaves_out_untouched(tmp_path, sig):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "the previous model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "model"]  # no staging folder left
+
+
+def test_in_process_json_run_restores_stdout(tmp_path, capfd):
+    from lungapp.model.train_cli import main
+
+    (tmp_path / "empty").mkdir()
+    rc = main([str(tmp_path / "empty"), "--out", str(tmp_path / "m"), "--progress", "json"])
+    assert rc == EXIT_DATASET
+    print("after")
+    out = capfd.readouterr().out.splitlines()
+    assert [json.loads(line)["event"] for line in out[:-1]] == ["start", "error"]
+    assert out[-1] == "after"

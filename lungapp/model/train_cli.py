@@ -157,12 +157,13 @@ class _Emitter:
 def run(args) -> int:
     """Run ``lungapp train`` with parsed ``args``; returns the exit status."""
     mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
-    json_fd = None
+    json_fd = saved_fd1 = None
+    saved_stdout = sys.stdout
     if mode == "json":
         # Keep the real stdout for our JSON lines only; anything else that writes to
-        # stdout (Python prints, native libraries) goes to stderr.
+        # stdout (Python prints, native libraries) goes to stderr until we return.
         sys.stdout.flush()
-        json_fd = os.dup(1)
+        json_fd, saved_fd1 = os.dup(1), os.dup(1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
     emit = _Emitter(mode, json_fd)
@@ -212,6 +213,12 @@ def run(args) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if saved_fd1 is not None:  # give the caller its stdout back (in-process use)
+            sys.stderr.flush()
+            emit.out.close()
+            os.dup2(saved_fd1, 1)
+            os.close(saved_fd1)
+            sys.stdout = saved_stdout
 
 
 def main(argv=None) -> int:
