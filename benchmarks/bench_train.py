@@ -29,19 +29,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
 
 
-def speed(batches: int = 20) -> list[dict]:
+def speed(batches: int = 20, archs=None) -> list[dict]:
+    """Training windows/s of each architecture (``archs``: names, default all): the seed
+    CNN on the seed preset's input, the others on the recommended preset's."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
 
-    from lungapp.model.archs import build
+    from lungapp.model.archs import ARCHS, build
     from lungapp.model.train import PRESETS
 
     rows = []
-    cases = [("seed_cnn", PRESETS["seed"]["features"].input_shape, 16),
-             ("cnn4", PRESETS["recommended"]["features"].input_shape, 64),
-             ("inception_v3", PRESETS["recommended"]["features"].input_shape, 32),
-             ("resnet50", PRESETS["recommended"]["features"].input_shape, 32)]
+    cases = []
+    for arch in archs or ARCHS:
+        if arch == "seed_cnn":
+            cases.append((arch, PRESETS["seed"]["features"].input_shape, 16))
+        else:
+            big = arch in ("inception_v3", "resnet50")
+            cases.append((arch, PRESETS["recommended"]["features"].input_shape, 32 if big else 64))
     for arch, shape, bs in cases:
         keras.utils.set_random_seed(0)
         model, info = build(arch, shape, 2)
@@ -51,7 +56,7 @@ def speed(batches: int = 20) -> list[dict]:
         y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, bs)]
         for _ in range(3):
             model.train_on_batch(x, y)
-        n = max(3, batches if arch in ("seed_cnn", "cnn4") else batches // 4)
+        n = max(3, batches // 4 if arch in ("inception_v3", "resnet50") else batches)
         t = time.perf_counter()
         for _ in range(n):
             model.train_on_batch(x, y)
@@ -158,6 +163,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("speed")
     sp.add_argument("--batches", type=int, default=20)
+    sp.add_argument("--archs", nargs="+", default=None, help="architectures (default: all)")
     rp = sub.add_parser("runs")
     rp.add_argument("--presets", nargs="+", default=["seed", "recommended"])
     rp.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -173,7 +179,7 @@ def main(argv=None) -> int:
         artifact(args.model, args.data)
         return 0
     if args.cmd == "speed":
-        speed(args.batches)
+        speed(args.batches, args.archs)
         return 0
     if not args.data.is_dir():
         print(f"{args.data}: data folder not found", file=sys.stderr)
