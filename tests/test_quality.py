@@ -102,10 +102,10 @@ def test_cheap():
 
     x = breath(15.0)
     assess(x, RATE)
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: robust to other jobs sharing the machine
     for _ in range(5):
         assess(x, RATE)
-    assert (time.perf_counter() - t) / 5 < 0.25  # a few ms on an idle machine; generous bound
+    assert (time.process_time() - t) / 5 < 0.25  # a few ms of CPU; generous bound
 
 
 def test_flags_more_poor_quality_than_normal(sprsound_dir):
