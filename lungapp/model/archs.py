@@ -39,7 +39,8 @@ class BuildInfo:
     note: str = ""
 
 
-def seed_cnn(input_shape, n_classes: int, *, head: str = "32-16-8", name: str = "seed_cnn") -> keras.Model:
+def seed_cnn(input_shape, n_classes: int, *, head: str = "32-16-8", name: str = "seed_cnn",
+             activation: str = "softmax") -> keras.Model:
     """The seed student project's CNN (see DESIGN.md): three Conv-BN-MaxPool blocks with
     ``he_normal`` initialisation, flatten, dropout 0.5, a dense head (``"32-16-8"`` or
     ``"16"``) with BatchNorm and dropout 0.4, and a softmax over the classes."""
@@ -57,12 +58,12 @@ def seed_cnn(input_shape, n_classes: int, *, head: str = "32-16-8", name: str = 
         if i == 0:
             x = layers.BatchNormalization()(x)
             x = layers.Dropout(0.4)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(n_classes, activation=activation, name="probs")(x)
     return keras.Model(inp, out, name=name)
 
 
 def cnn4(input_shape, n_classes: int, *, width: int = 16, convs: int = 1,
-         dropout: float = 0.3, name: str = "cnn4") -> keras.Model:
+         dropout: float = 0.3, name: str = "cnn4", activation: str = "softmax") -> keras.Model:
     """A compact 4-block CNN for log-spectrogram windows.
 
     Each block: ``convs`` x (3x3 conv -> BatchNorm -> ReLU), then 2x2 max-pool; widths
@@ -84,12 +85,12 @@ def cnn4(input_shape, n_classes: int, *, width: int = 16, convs: int = 1,
         x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(n_classes, activation=activation, name="probs")(x)
     return keras.Model(inp, out, name=name)
 
 
 def lungcnn(input_shape, n_classes: int, *, width: int = 16, dropout: float = 0.3,
-            name: str = "lungcnn") -> keras.Model:
+            name: str = "lungcnn", activation: str = "softmax") -> keras.Model:
     """The recommended window classifier (model research for the bundled model,
     benchmarks/model_research.py): per-band normalisation, then a compact 4-block CNN.
 
@@ -113,7 +114,7 @@ def lungcnn(input_shape, n_classes: int, *, width: int = 16, dropout: float = 0.
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(64, activation="relu", kernel_initializer="he_normal")(x)
     x = layers.Dropout(dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(n_classes, activation=activation, name="probs")(x)
     return keras.Model(inp, out, name=name)
 
 
@@ -129,7 +130,8 @@ def imagenet_weights_file(arch: str) -> Path | None:
 
 
 def backbone(arch: str, input_shape, n_classes: int, *, weights: str | os.PathLike | None = None,
-             dropout: float = 0.3, name: str | None = None) -> tuple[keras.Model, BuildInfo]:
+             dropout: float = 0.3, name: str | None = None,
+             activation: str = "softmax") -> tuple[keras.Model, BuildInfo]:
     """InceptionV3 or ResNet50 from ``keras.applications`` on a one-channel spectrogram.
 
     The single channel is repeated to three (how grey images are fed to ImageNet models),
@@ -175,21 +177,23 @@ def backbone(arch: str, input_shape, n_classes: int, *, weights: str | os.PathLi
         base.load_weights(str(wfile))
     y = base(x)
     y = layers.Dropout(dropout)(y)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(y)
+    out = layers.Dense(n_classes, activation=activation, name="probs")(y)
     return keras.Model(inp, out, name=name or arch), info
 
 
 def build(arch: str, input_shape, n_classes: int, *, weights=None,
-          name: str | None = None) -> tuple[keras.Model, BuildInfo]:
+          name: str | None = None, activation: str = "softmax") -> tuple[keras.Model, BuildInfo]:
     """Build architecture ``arch`` (one of :data:`ARCHS`) for ``input_shape`` (frames,
-    bins, 1) and ``n_classes`` softmax outputs. Returns the model and a :class:`BuildInfo`.
+    bins, 1) and ``n_classes`` outputs (``activation`` "softmax", or "sigmoid" for
+    independent flags such as [CAS, DAS]). Returns the model and a :class:`BuildInfo`.
     ``name``: the model's name (ensemble members need distinct names)."""
+    kw = {"name": name or arch, "activation": activation}
     if arch == "seed_cnn":
-        return seed_cnn(input_shape, n_classes, name=name or arch), BuildInfo(arch, "random")
+        return seed_cnn(input_shape, n_classes, **kw), BuildInfo(arch, "random")
     if arch == "cnn4":
-        return cnn4(input_shape, n_classes, name=name or arch), BuildInfo(arch, "random")
+        return cnn4(input_shape, n_classes, **kw), BuildInfo(arch, "random")
     if arch == "lungcnn":
-        return lungcnn(input_shape, n_classes, name=name or arch), BuildInfo(arch, "random")
+        return lungcnn(input_shape, n_classes, **kw), BuildInfo(arch, "random")
     if arch in _IMAGENET_FILES:
-        return backbone(arch, input_shape, n_classes, weights=weights, name=name)
+        return backbone(arch, input_shape, n_classes, weights=weights, name=name, activation=activation)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")

@@ -52,6 +52,7 @@ ARTIFACTS = ("ensemble", "retrain")
 SCHEDULES = ("cosine", "plateau", "constant")
 WINDOW_LABELS = ("record", "events")
 POOLINGS = ("mean", "max", "topk:2", "topk:3")
+OUTPUTS = ("softmax", "flags")
 
 # ------------------------------------------------------------------------------ presets
 # The one place recipes are defined. "seed" reproduces the student project (DESIGN.md);
@@ -82,7 +83,7 @@ PRESETS: dict[str, dict] = {
         "lr": 1e-3, "schedule": "plateau", "early_stopping": 0, "monitor": "val_loss",
         "augment": {**{k: 0 for k in DEFAULT_POLICY}, "image": True, "noise_db": [-70.0, -45.0]},
         "class_weights": False, "pooling": "mean", "window_labels": "record",
-        "artifact": "ensemble",
+        "outputs": "softmax", "artifact": "ensemble",
     },
     "recommended": {
         # Every epoch passes all ~26 k training windows of a fold; 6 epochs (about
@@ -90,7 +91,7 @@ PRESETS: dict[str, dict] = {
         "arch": "lungcnn", "features": RECOMMENDED_FEATURES, "epochs": 6, "batch_size": 64,
         "lr": 2e-3, "schedule": "cosine", "early_stopping": 0, "monitor": "val_auc",
         "augment": dict(DEFAULT_POLICY), "class_weights": True, "pooling": "mean",
-        "window_labels": "events", "artifact": "ensemble",
+        "window_labels": "events", "outputs": "flags", "artifact": "ensemble",
     },
 }
 
@@ -125,6 +126,7 @@ class TrainOptions:
     class_weights: bool = True
     pooling: str = "mean"
     window_labels: str = "record"
+    outputs: str = "softmax"  # "softmax" over the classes, or "flags": sigmoid [CAS, DAS]
     artifact: str = "ensemble"
     val_fraction: float = 0.15
     max_bad_share: float = 0.1
@@ -167,6 +169,8 @@ class TrainOptions:
             p.append(f"pooling must be one of {POOLINGS}")
         if self.window_labels not in WINDOW_LABELS:
             p.append(f"window_labels must be one of {WINDOW_LABELS}")
+        if self.outputs not in OUTPUTS:
+            p.append(f"outputs must be one of {OUTPUTS}")
         if self.artifact not in ARTIFACTS:
             p.append(f"artifact must be one of {ARTIFACTS}")
         if not 0 <= self.max_bad_share < 1:
@@ -354,12 +358,39 @@ def distribution_scope():
     return contextlib.nullcontext(), "single device"
 
 
-def pool_probs(window_probs: np.ndarray, rule: str) -> np.ndarray:
-    """Recording class probabilities from window softmax outputs, exactly as
-    :func:`lungapp.model.inference.pool_recording` does for a softmax card."""
+def output_spec(task: str, classes: list[str], outputs: str):
+    """(card output_kind, output names, targets) for a run. ``targets`` (n_classes,
+    n_outputs) maps a window's class index to its training target: one-hot for
+    ``softmax``; for ``flags``, independent sigmoid flags [CAS, DAS] (4 classes: CAS & DAS
+    sets both) or [abnormal] (binary), which the card turns back into class probabilities."""
+    if outputs == "softmax":
+        return "softmax", list(classes), np.eye(len(classes), dtype=np.float32)
+    if task == "4class":
+        return "sigmoid", ["CAS", "DAS"], np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
+    return "sigmoid", ["abnormal"], np.array([[0], [1]], np.float32)
+
+
+def pool_probs(window_out: np.ndarray, rule: str, spec=None) -> np.ndarray:
+    """Recording class probabilities from window model outputs, exactly as
+    :func:`lungapp.model.inference.pool_recording` does for a card with this output spec
+    (default: softmax)."""
     from lungapp.model.inference import pool_recording
 
-    return pool_recording(window_probs, SimpleNamespace(output_kind="softmax", pooling=rule))
+    kind, names = (spec[0], spec[1]) if spec is not None else ("softmax", None)
+    return pool_recording(window_out, SimpleNamespace(output_kind=kind, pooling=rule, outputs=names))
+
+
+def flag_weights(targets: np.ndarray) -> np.ndarray:
+    """Per-window weights (mean 1) for flag targets (n, k): windows positive for flag j
+    together weigh 1/(2k) of the total, all windows 1/2, as if batches were drawn half
+    from all windows and half evenly from each flag's positives (rare events matter)."""
+    n, k = targets.shape
+    w = np.full(n, 0.5 / n)
+    for j in range(k):
+        pos = targets[:, j] > 0.5
+        if pos.any():
+            w[pos] += 0.5 / k / pos.sum()
+    return (w * n).astype(np.float32)
 
 
 def _predict(model, X: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -369,13 +400,13 @@ def _predict(model, X: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(outs).astype(np.float64) if outs else np.zeros((0, 0))
 
 
-def _recording_probs(model, recs: list[Recording], rule: str, shifted: bool = False):
+def _recording_probs(model, recs: list[Recording], rule: str, shifted: bool = False, spec=None):
     """(n_recordings, n_classes) pooled probabilities and per-recording window outputs."""
     Xs = [r.X_shift if shifted else r.X for r in recs]
     lens = [len(x) for x in Xs]
     W = _predict(model, np.concatenate(Xs))
     parts = np.split(W, np.cumsum(lens)[:-1])
-    return np.stack([pool_probs(w, rule) for w in parts]), parts
+    return np.stack([pool_probs(w, rule, spec) for w in parts]), parts
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -402,13 +433,16 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
 
     model = arch_model
     n_cls = len(classes)
+    spec = output_spec(opts.task, classes, opts.outputs)
+    flags = spec[0] == "sigmoid"
     X = np.concatenate([r.X for r in train_recs])
     yw = np.concatenate([r.window_labels for r in train_recs])
-    Y = np.eye(n_cls, dtype=np.float32)[yw]
+    Y = spec[2][yw]
     counts = np.bincount(yw, minlength=n_cls).astype(np.float64)
     cw = np.where(counts > 0, len(yw) / (n_cls * np.maximum(counts, 1)), 0.0) if opts.class_weights \
         else np.ones(n_cls)
     cw = cw.astype(np.float32)
+    w_flags = flag_weights(Y) if flags and opts.class_weights else None
     aug = Augmenter(opts.features.spectrogram, opts.augment, seed=seed)
     rng = np.random.default_rng(seed)
     bs = opts.batch_size
@@ -416,6 +450,7 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
     total = steps * opts.epochs
     Xv = np.concatenate([r.X for r in val_recs]) if val_recs else None
     yv_w = np.concatenate([r.window_labels for r in val_recs]) if val_recs else None
+    Yv = spec[2][yv_w] if val_recs else None
     yv_rec = np.array([0 if r.label == classes[0] else 1 for r in val_recs])
     best, best_weights, wait = None, None, 0
     plateau_best, plateau_wait, lr_scale = np.inf, 0, 1.0
@@ -435,7 +470,10 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
                 raise Cancelled()
             idx = order[b * bs:(b + 1) * bs]
             xb, yb = aug(X[idx].astype(np.float32), Y[idx])
-            wb = yb @ cw
+            if flags:
+                wb = w_flags[idx] if w_flags is not None else np.ones(len(idx), np.float32)
+            else:
+                wb = yb @ cw
             lr = _lr_at(opts, step, total) * lr_scale
             model.optimizer.learning_rate.assign(lr)
             logs = model.train_on_batch(xb, yb, sample_weight=wb, return_dict=True)
@@ -449,11 +487,16 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
                "lr": float(lr)}
         if val_recs:
             Pw = _predict(model, Xv)
-            row["val_loss"] = float(-np.mean(np.log(Pw[np.arange(len(yv_w)), yv_w] + _EPS)))
-            rp = np.stack([pool_probs(w, opts.pooling) for w in
+            if flags:
+                pc = np.clip(Pw, _EPS, 1 - _EPS)
+                row["val_loss"] = float(-np.mean(Yv * np.log(pc) + (1 - Yv) * np.log(1 - pc)))
+            else:
+                row["val_loss"] = float(-np.mean(np.log(Pw[np.arange(len(yv_w)), yv_w] + _EPS)))
+            rp = np.stack([pool_probs(w, opts.pooling, spec) for w in
                            np.split(Pw, np.cumsum([len(r.X) for r in val_recs])[:-1])])
             row["val_auc"] = _auc(yv_rec, 1 - rp[:, 0])
-            row["val_accuracy"] = float(np.mean(Pw.argmax(1) == yv_w))
+            row["val_accuracy"] = float(np.mean((Pw > 0.5) == (Yv > 0.5))) if flags \
+                else float(np.mean(Pw.argmax(1) == yv_w))
         row["seconds"] = round(time.perf_counter() - t0, 3)
         curves.append(row)
         progress({"event": "epoch_end", "fold": fold, "epoch": epoch + 1, "epochs": opts.epochs,
@@ -495,10 +538,13 @@ def _build(opts: TrainOptions, n_classes: int, seed: int, name: str):
     from lungapp.model.archs import build
 
     keras.utils.set_random_seed(seed)
-    model, info = build(opts.arch, opts.features.input_shape, n_classes, weights=opts.weights,
-                        name=name)
+    flags = opts.outputs == "flags"
+    n_out = (2 if opts.task == "4class" else 1) if flags else n_classes
+    model, info = build(opts.arch, opts.features.input_shape, n_out, weights=opts.weights,
+                        name=name, activation="sigmoid" if flags else "softmax")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=opts.lr),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+                  loss="binary_crossentropy" if flags else "categorical_crossentropy",
+                  metrics=["accuracy"])
     return model, info
 
 
@@ -576,6 +622,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
         raise LungappError("output folder already exists and is not empty (use --overwrite to "
                            "replace it once the new model is complete)", out)
     classes = BINARY_CLASSES if opts.task == "binary" else FOUR_CLASSES
+    spec = output_spec(opts.task, classes, opts.outputs)
     progress({"event": "start", "folder": str(folder), "out": str(out), "task": opts.task,
               "preset": opts.preset, "arch": opts.arch, "folds": opts.folds, "epochs": opts.epochs,
               "classes": classes})
@@ -644,12 +691,13 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
                 fit = fit_one(model, fit_recs, val_recs, opts, classes, seed=opts.seed + i, fold=i + 1,
                               progress=progress, should_stop=should_stop)
             test_recs = [recs[j] for j in te]
-            probs, parts = _recording_probs(model, test_recs, opts.pooling)
+            probs, parts = _recording_probs(model, test_recs, opts.pooling, spec=spec)
             oof[te] = probs
             for rule in POOLINGS:
-                pooled_alt[rule][te] = [1 - pool_probs(w, rule)[0] for w in parts]
+                pooled_alt[rule][te] = [1 - pool_probs(w, rule, spec)[0] for w in parts]
             if oof_shift is not None:
-                oof_shift[te], _ = _recording_probs(model, test_recs, opts.pooling, shifted=True)
+                oof_shift[te], _ = _recording_probs(model, test_recs, opts.pooling, shifted=True,
+                                                    spec=spec)
             fold_auc = _auc(y[te], 1 - probs[:, 0])
             fold_reports.append({"fold": i + 1, "n_train": int(len(fit_recs)), "n_val": int(len(val_recs)),
                                  "n_test": int(len(te)), "auc": fold_auc, **fit})
@@ -743,6 +791,7 @@ def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_r
 
     from lungapp.model.card import ModelCard, library_versions
 
+    spec = output_spec(opts.task, classes, opts.outputs)
     counts = Counter(r.label for r in recs)
     patients = {r.patient for r in recs if r.patient is not None}
     training = {
@@ -782,7 +831,8 @@ def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_r
     return ModelCard(
         name=name, version="1", task=opts.task, classes=list(classes), features=opts.features,
         model_files=list(files), threshold=float(report["threshold"]),
-        threshold_rule=report["threshold_rule"], output_kind="softmax", pooling=opts.pooling,
+        threshold_rule=report["threshold_rule"], output_kind=spec[0], outputs=list(spec[1]),
+        pooling=opts.pooling,
         input_kind=kind, created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         metrics=report, training=training, versions=library_versions(), limitations=limitations,
         description=f"lungapp train --preset {opts.preset} --arch {opts.arch} --task {opts.task}, "

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pooling", default=None, help="window -> recording pooling: mean, max, topk:K")
     parser.add_argument("--window-labels", choices=("record", "events"), default=None,
                         help="label windows by the recording's label or by its timed events")
+    parser.add_argument("--outputs", choices=("softmax", "flags"), default=None,
+                        help="softmax over the classes, or independent sigmoid flags "
+                             "[CAS, DAS] (4class) / [abnormal] (binary)")
     parser.add_argument("--artifact", choices=("ensemble", "retrain"), default=None,
                         help="save the fold models as an ensemble, or retrain one on all data")
     parser.add_argument("--weights", default=None,
@@ -75,6 +78,7 @@ def options_from_args(args):
     overrides = {"task": args.task, "arch": args.arch, "folds": args.folds, "epochs": args.epochs,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "pooling": args.pooling, "window_labels": args.window_labels,
+                 "outputs": args.outputs,
                  "artifact": args.artifact, "weights": args.weights,
                  "max_bad_share": args.max_bad_share, "name": args.name}
     if getattr(args, "features", None):
