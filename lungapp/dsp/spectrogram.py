@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import get_window
 
 SCALES = ("linear", "mel")
 WINDOWS = ("hann", "hamming", "blackman", "boxcar")
@@ -164,6 +163,8 @@ def _is_real(v) -> bool:
 
 @lru_cache(maxsize=32)
 def _window(name: str, length: int) -> np.ndarray:
+    from scipy.signal import get_window  # lazy: scipy.signal costs ~1 s at start-up
+
     return get_window(name, length, fftbins=True).astype(np.float64)
 
 
