@@ -105,9 +105,9 @@ def artifact(model_dir: Path, data: Path) -> list[dict]:
     from lungapp.data import read_folder
     from lungapp.model.card import load_card
     from lungapp.model.features import windows_from_samples
-    from lungapp.model.inference import load_keras_model
+    from lungapp.model.inference import load_keras_model, pool_recording
     from lungapp.model.metrics import binary_metrics
-    from lungapp.model.train import pool_probs, task_label
+    from lungapp.model.train import task_label
 
     card = load_card(model_dir)
     fc = card.features
@@ -124,9 +124,9 @@ def artifact(model_dir: Path, data: Path) -> list[dict]:
     y = np.array(ys)
     rows = []
     for i, name in enumerate(card.model_files):
-        p = np.array([1 - pool_probs(o[i], card.pooling)[0] for o in outs])
+        p = np.array([1 - pool_recording(o[i], card)[0] for o in outs])
         rows.append({"model": name, **binary_metrics(y, p, card.threshold)})
-    p = np.array([1 - pool_probs(np.mean(o, axis=0), card.pooling)[0] for o in outs])
+    p = np.array([1 - pool_recording(np.mean(o, axis=0), card)[0] for o in outs])
     rows.append({"model": "ensemble (" + " + ".join(card.model_files) + ")",
                  **binary_metrics(y, p, card.threshold)})
     print(f"{model_dir} on {data} ({len(y)} recordings; threshold {card.threshold:.3f} from the card)")
