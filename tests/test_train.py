@@ -118,7 +118,8 @@ def test_presets_are_the_documented_recipes():
     assert seed.augment["image"] and not seed.augment["mixup_alpha"] and seed.schedule == "plateau"
     rec = TrainOptions.from_preset("recommended", epochs=3)
     assert rec.epochs == 3 and rec.arch == PRESETS["recommended"]["arch"]
-    assert rec.class_weights and rec.augment["mixup_alpha"] > 0 and rec.schedule == "cosine"
+    assert rec.class_weights and rec.augment is None and rec.schedule == "cosine"
+    assert rec.outputs == "flags" and rec.window_labels == "events"
     with pytest.raises(ValueError, match="unknown preset"):
         TrainOptions.from_preset("best")
 
