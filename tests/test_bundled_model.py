@@ -1,0 +1,84 @@
+"""The model shipped in resources/model: loads with no configuration, has a valid card
+whose numbers are the committed model's, and predicts every bundled example."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from lungapp import paths
+from lungapp.model import registry
+from lungapp.model.card import load_card
+from lungapp.model.inference import Predictor
+
+EXAMPLES = paths.resources_dir() / "examples"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    os.environ.pop("LUNGAPP_MODEL", None)
+    d = registry.bundled_model_dir()
+    assert d is not None, "resources/model/card.json is missing: the app would ship without a model"
+    return Predictor.load(d)
+
+
+def test_bundled_model_is_the_default_and_its_card_is_valid(bundled, monkeypatch):
+    monkeypatch.delenv("LUNGAPP_MODEL", raising=False)
+    assert registry.active_model_dir() == registry.bundled_model_dir()
+    card = load_card(registry.bundled_model_dir())
+    assert card.task == "4class" and card.classes == ["Normal", "CAS", "DAS", "CAS & DAS"]
+    m = card.metrics
+    assert m["patient_grouped"] is True
+    ov = m["overall"]
+    for key in ("auc", "sensitivity", "specificity", "score", "confusion"):
+        assert key in ov
+    assert ov["score"] == pytest.approx((ov["sensitivity"] + ov["specificity"]) / 2)
+    assert sum(map(sum, ov["confusion"])) == card.training["data"]["n_recordings"]
+    assert card.threshold == pytest.approx(m["threshold"])
+    assert "not a diagnostic device" in card.intended_use.lower()
+    assert any("children" in x for x in card.limitations)
+    assert "Zhang" in card.training["credits"]
+    # Small: the issue's budget is 10 MB of model files in all.
+    size = sum((registry.bundled_model_dir() / f).stat().st_size for f in card.model_files)
+    assert size <= 10 * 1024 * 1024
+
+
+def test_model_card_markdown_matches_card(bundled):
+    from lungapp.model.card_text import card_markdown
+
+    text = (registry.bundled_model_dir() / "MODEL_CARD.md").read_text()
+    assert text == card_markdown(bundled.card)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.wav")))
+def test_bundled_model_predicts_every_example(bundled, name):
+    pred = bundled.predict_file(EXAMPLES / name)
+    assert pred.duration_s == pytest.approx(15.0, abs=0.01)
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert 0.0 <= pred.abnormal_probability <= 1.0
+    assert pred.windows and all(0 <= w.start_s < w.end_s <= 15.0 + 1e-6 for w in pred.windows)
+    assert pred.decision in ("normal", "abnormal", "poor quality")
+
+
+def test_bundled_model_on_real_recordings(bundled, sprsound_dir):
+    """On intra_test (more recordings of the training children: not an independent test,
+    an extra check), abnormal recordings get higher abnormal probabilities than normal."""
+    import random
+
+    from lungapp.data import binary_label, read_folder
+
+    ds = read_folder(sprsound_dir / "intra_test")
+    rng = random.Random(0)
+    normal = rng.sample([e for e in ds.examples if binary_label(e.label) == "normal"], 15)
+    abnormal = rng.sample([e for e in ds.examples if binary_label(e.label) == "abnormal"], 15)
+    pn = [bundled.predict_file(e.path).abnormal_probability for e in normal]
+    pa = [bundled.predict_file(e.path).abnormal_probability for e in abnormal]
+    assert np.mean(pa) > np.mean(pn)
+
+
+def test_examples_are_marked_synthetic():
+    for js in EXAMPLES.glob("*.json"):
+        assert json.loads(js.read_text()).get("synthetic") is True
