@@ -12,6 +12,7 @@ import pytest
 
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import DatasetError, LungappError
+from lungapp.model.augment import DEFAULT_POLICY
 from lungapp.model.features import FeatureConfig
 from lungapp.model.train import (PRESETS, Cancelled, TrainOptions, check_dataset, evaluate_oof,
                                  train)
@@ -252,7 +253,7 @@ def test_cancel_between_batches_leaves_nothing(tmp_path):
 
     with pytest.raises(Cancelled):
         train(data, tmp_path / "model",
-              tiny_options(epochs=50, device_shift=False, augment=dict(PRESETS["recommended"]["augment"])),
+              tiny_options(epochs=50, device_shift=False, augment=dict(DEFAULT_POLICY)),
               progress=seen.append, should_stop=stop)
     assert sum(e["event"] == "epoch_end" for e in seen) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
