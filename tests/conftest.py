@@ -4,6 +4,7 @@ user's real settings, models or recordings."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def pulse_sink():
+    """A running PulseAudio server with the 48 kHz mono null sink ci_sink (started by
+    packaging/pulse-null-sink.sh); skips where PulseAudio is not installed."""
+    script = ROOT / "packaging" / "pulse-null-sink.sh"
+    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=60)
+    if proc.returncode == 2:
+        pytest.skip(f"PulseAudio not available: {proc.stderr.strip()}")
+    assert proc.returncode == 0, f"{script} failed: {proc.stderr.strip()}"
+    return "ci_sink"

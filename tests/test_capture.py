@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,21 +24,9 @@ from hypothesis import strategies as st
 
 from lungapp.audio.ringbuffer import RingBuffer
 
-ROOT = Path(__file__).resolve().parents[1]
 RATE = 48000
 
 
-# --- shared with test_recorder.py (kept in both files: no shared test module) --------
-
-@pytest.fixture(scope="session")
-def pulse_sink():
-    """A running PulseAudio server with the 48 kHz mono null sink ci_sink."""
-    script = ROOT / "packaging" / "pulse-null-sink.sh"
-    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=60)
-    if proc.returncode == 2:
-        pytest.skip(f"PulseAudio not available: {proc.stderr.strip()}")
-    assert proc.returncode == 0, f"{script} failed: {proc.stderr.strip()}"
-    return "ci_sink"
 
 
 def make_signal(rate=RATE, seed=0) -> np.ndarray:

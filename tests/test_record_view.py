@@ -18,19 +18,9 @@ from PySide6.QtCore import Qt
 
 pytestmark = pytest.mark.gui
 
-ROOT = Path(__file__).resolve().parents[1]
 RATE = 48000
 
 
-@pytest.fixture(scope="session")
-def pulse_sink():
-    """A running PulseAudio server with the 48 kHz mono null sink ci_sink."""
-    script = ROOT / "packaging" / "pulse-null-sink.sh"
-    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=60)
-    if proc.returncode == 2:
-        pytest.skip(f"PulseAudio not available: {proc.stderr.strip()}")
-    assert proc.returncode == 0, f"{script} failed: {proc.stderr.strip()}"
-    return "ci_sink"
 
 
 @pytest.fixture(scope="session")

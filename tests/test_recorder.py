@@ -293,15 +293,6 @@ def test_cli_records_a_fixed_duration(pulse_sink, tmp_path):
     assert again.stderr.strip() == f"lungapp record: {out}: already exists; not overwritten"
 
 
-@pytest.fixture(scope="session")
-def pulse_sink():
-    """A running PulseAudio server with the 48 kHz mono null sink ci_sink."""
-    script = ROOT / "packaging" / "pulse-null-sink.sh"
-    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=60)
-    if proc.returncode == 2:
-        pytest.skip(f"PulseAudio not available: {proc.stderr.strip()}")
-    assert proc.returncode == 0, f"{script} failed: {proc.stderr.strip()}"
-    return "ci_sink"
 
 
 def test_every_site_has_a_file_name_code():
