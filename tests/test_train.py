@@ -26,10 +26,11 @@ TINY_FC = FeatureConfig(SpectrogramConfig(rate=4000, win_length=256, hop_length=
 
 
 def tiny_options(**kw) -> TrainOptions:
-    """The recommended recipe on TINY_FC, 2 folds, 8 epochs, no augmentation unless given."""
+    """The recommended recipe on TINY_FC, 2 folds, 8 one-pass epochs with a validation split
+    (so the validation curves are exercised), no augmentation unless given."""
     augment = kw.pop("augment", None)
     base = dict(folds=2, epochs=8, batch_size=8, lr=3e-3, features=TINY_FC, early_stopping=0,
-                monitor="val_loss")
+                monitor="val_loss", steps_per_epoch=0, val_fraction=0.15)
     base.update(kw)
     opts = TrainOptions.from_preset("recommended", **base)
     opts.augment = augment
@@ -119,8 +120,13 @@ def test_presets_are_the_documented_recipes():
     assert seed.augment["image"] and not seed.augment["mixup_alpha"] and seed.schedule == "plateau"
     rec = TrainOptions.from_preset("recommended", epochs=3)
     assert rec.epochs == 3 and rec.arch == PRESETS["recommended"]["arch"]
-    assert rec.class_weights and rec.augment is None and rec.schedule == "cosine"
+    assert not rec.class_weights and rec.sampling == "balanced" and rec.schedule == "cosine"
+    assert rec.augment["time_masks"] and rec.augment["freq_masks"] and not rec.augment["noise_prob"]
     assert rec.outputs == "flags" and rec.window_labels == "events"
+    assert rec.val_fraction == 0 and rec.steps_per_epoch == 120 and rec.early_stopping == 0
+    assert seed.sampling == "shuffle" and seed.steps_per_epoch == 0 and seed.val_fraction > 0
+    with pytest.raises(ValueError, match="validation split"):
+        TrainOptions.from_preset("recommended", early_stopping=3)
     with pytest.raises(ValueError, match="unknown preset"):
         TrainOptions.from_preset("best")
 
@@ -271,6 +277,8 @@ def test_single_device_here_and_schedules():
     assert max(lrs) == pytest.approx(0.01) and lrs[-1] < 0.001
     assert all(b <= a + 1e-12 for a, b in zip(lrs[20:], lrs[21:]))  # decays after warm-up
     assert _lr_at(tiny_options(lr=0.01, schedule="plateau"), 500, 1000) == 0.01
+    with pytest.raises(ValueError, match="validation split"):
+        tiny_options(schedule="plateau", val_fraction=0.0)
 
 
 def test_four_class_training_with_event_window_labels(tmp_path):
@@ -295,8 +303,15 @@ def test_window_labels_from_events():
     fc = TINY_FC  # 2-s windows
     got = _window_classes("CAS & DAS", events, starts, fc, "4class",
                           ["Normal", "CAS", "DAS", "CAS & DAS"], "events")
-    # [0,2]: wheeze; [1,3]: wheeze; [2.3,4.3]: wheeze 0.2 s + crackle 0.3 s; [3,5]: crackle
-    assert got.tolist() == [1, 1, 3, 2]
+    # An event counts when it overlaps the window by min(0.25 s, half its length):
+    # [0,2]: wheeze 1 s; [1,3]: wheeze 1.5 s; [2.3,4.3]: wheeze 0.2 s (< 0.25 s, not counted)
+    # + crackle 0.3 s; [3,5]: crackle
+    assert got.tolist() == [1, 1, 2, 2]
+    # a 40-ms crackle counts with 30 ms of it inside the window (over half), not with 10 ms
+    short = (Event(1.99, 2.03, "Fine Crackle"),)
+    got = _window_classes("DAS", short, np.array([0.0, 0.02]), fc, "4class",
+                          ["Normal", "CAS", "DAS", "CAS & DAS"], "events")
+    assert got.tolist() == [0, 2]
     same = _window_classes("CAS", events, starts, fc, "4class", ["Normal", "CAS", "DAS", "CAS & DAS"],
                            "record")
     assert same.tolist() == [1, 1, 1, 1]

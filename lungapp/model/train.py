@@ -53,6 +53,12 @@ SCHEDULES = ("cosine", "plateau", "constant")
 WINDOW_LABELS = ("record", "events")
 POOLINGS = ("mean", "max", "topk:2", "topk:3")
 OUTPUTS = ("softmax", "flags")
+SAMPLINGS = ("shuffle", "balanced")
+
+# SpecAugment and a level shift only (benchmarks/model_research.py): the noise, tilt, roll
+# and mixup of DEFAULT_POLICY lowered out-of-fold AUC for the recommended recipe.
+SPECAUGMENT_POLICY = {"image": False, "gain_db": 5.0, "tilt_db_per_octave": 0.0, "noise_prob": 0.0,
+                      "roll": 0.0, "time_masks": 1, "freq_masks": 2, "mixup_alpha": 0.0}
 
 # ------------------------------------------------------------------------------ presets
 # The one place recipes are defined. "seed" reproduces the student project (DESIGN.md);
@@ -83,18 +89,19 @@ PRESETS: dict[str, dict] = {
         "lr": 1e-3, "schedule": "plateau", "early_stopping": 0, "monitor": "val_loss",
         "augment": {**{k: 0 for k in DEFAULT_POLICY}, "image": True, "noise_db": [-70.0, -45.0]},
         "class_weights": False, "pooling": "mean", "window_labels": "record",
-        "outputs": "softmax", "artifact": "ensemble",
+        "outputs": "softmax", "artifact": "ensemble", "sampling": "shuffle", "steps_per_epoch": 0,
+        "val_fraction": 0.15,
     },
     "recommended": {
-        # Every epoch passes all ~26 k training windows of a fold; 6 epochs (about
-        # 150 k windows per fold) is what the 2-core budget of the 4-fold run allows.
-        "arch": "lungcnn", "features": RECOMMENDED_FEATURES, "epochs": 6, "batch_size": 64,
+        # benchmarks/model_research.py's recipe: batches drawn a quarter from CAS windows, a
+        # quarter from DAS windows and half from all; SpecAugment + level shift; 25 epochs
+        # of 120 batches (192 k windows per fold) on the whole training folds (no
+        # validation split: a fixed schedule, the last weights kept).
+        "arch": "lungcnn", "features": RECOMMENDED_FEATURES, "epochs": 25, "batch_size": 64,
         "lr": 2e-3, "schedule": "cosine", "early_stopping": 0, "monitor": "val_auc",
-        # No augmentation: on the first patient-grouped fold of SPRSound train, this recipe
-        # with DEFAULT_POLICY reached out-of-fold AUC 0.778 and without it 0.872 (runs of
-        # 2026-11-26; the policy's noise and tilt swamp this stethoscope's weak bands).
-        "augment": None, "class_weights": True, "pooling": "mean",
+        "augment": SPECAUGMENT_POLICY, "class_weights": False, "pooling": "mean",
         "window_labels": "events", "outputs": "flags", "artifact": "ensemble",
+        "sampling": "balanced", "steps_per_epoch": 120, "val_fraction": 0.0,
     },
 }
 
@@ -131,7 +138,9 @@ class TrainOptions:
     window_labels: str = "record"
     outputs: str = "softmax"  # "softmax" over the classes, or "flags": sigmoid [CAS, DAS]
     artifact: str = "ensemble"
-    val_fraction: float = 0.15
+    val_fraction: float = 0.15  # share of the training folds' patients held out; 0 = none
+    sampling: str = "shuffle"  # "shuffle": each epoch one pass; "balanced": see fit_one
+    steps_per_epoch: int = 0  # batches per epoch; 0 = one pass over the training windows
     max_bad_share: float = 0.1
     device_shift: bool = True
     weights: str | None = None  # a backbone weights file (inception_v3 / resnet50)
@@ -178,8 +187,15 @@ class TrainOptions:
             p.append(f"artifact must be one of {ARTIFACTS}")
         if not 0 <= self.max_bad_share < 1:
             p.append("max_bad_share must be in [0, 1)")
-        if not 0 < self.val_fraction < 0.5:
-            p.append("val_fraction must be in (0, 0.5)")
+        if not 0 <= self.val_fraction < 0.5:
+            p.append("val_fraction must be in [0, 0.5)")
+        if self.sampling not in SAMPLINGS:
+            p.append(f"sampling must be one of {SAMPLINGS}")
+        if not (isinstance(self.steps_per_epoch, int) and self.steps_per_epoch >= 0):
+            p.append("steps_per_epoch must be an integer >= 0")
+        if self.val_fraction == 0 and (self.early_stopping or self.schedule == "plateau"):
+            p.append("early stopping and the plateau schedule need a validation split "
+                     "(val_fraction > 0)")
         if p:
             raise ValueError("invalid training options: " + "; ".join(p))
 
@@ -259,8 +275,9 @@ class Recording:
 def _window_classes(rec_label: str, events, starts, fc: FeatureConfig, task: str,
                     classes: list[str], mode: str) -> np.ndarray:
     """Class index of each window: the recording's label, or (mode "events", where the
-    recording has timed events) the union of adventitious events overlapping the window
-    by at least 0.1 s."""
+    recording has timed events) the union of the adventitious events overlapping the
+    window by at least min(0.25 s, half the event's length): a short crackle counts when
+    mostly inside, a long wheeze once a quarter second of it is."""
     from lungapp.data.labels import event_flags, label_from_flags
 
     idx = classes.index(rec_label)
@@ -271,7 +288,7 @@ def _window_classes(rec_label: str, events, starts, fc: FeatureConfig, task: str
         e_end = s + fc.window_s
         cas = das = False
         for ev in events:
-            if min(e_end, ev.end_s) - max(s, ev.start_s) >= 0.1:
+            if min(e_end, ev.end_s) - max(s, ev.start_s) >= min(0.25, 0.5 * (ev.end_s - ev.start_s)):
                 try:
                     c, d = event_flags(ev.type)
                 except ValueError:
@@ -428,6 +445,35 @@ def _lr_at(opts: TrainOptions, step: int, total: int) -> float:
     return opts.lr
 
 
+def _positive_sets(Y: np.ndarray, yw: np.ndarray, flags: bool) -> list[np.ndarray]:
+    """Indices of the windows positive for each flag (flags) or in each abnormal class
+    (softmax); empty sets are left out."""
+    if flags:
+        sets = [np.flatnonzero(Y[:, j] > 0.5) for j in range(Y.shape[1])]
+    else:
+        sets = [np.flatnonzero(yw == c) for c in range(1, int(yw.max(initial=0)) + 1)]
+    return [s for s in sets if len(s)]
+
+
+def _epoch_order(rng: np.random.Generator, n: int, steps: int, bs: int,
+                 pos_sets: list[np.ndarray] | None) -> np.ndarray:
+    """Window indices for one epoch of ``steps`` full batches of ``bs`` (full batches:
+    one traced graph per model).
+
+    ``pos_sets`` None: shuffled passes over all ``n`` windows. Otherwise balanced batches
+    (the recommended recipe): each batch draws ``bs // (2 k)`` windows, with replacement,
+    from each of the k positive sets and the rest uniformly from all windows, so rare
+    adventitious windows make about half of every batch.
+    """
+    if not pos_sets:
+        reps = int(math.ceil(steps * bs / n))
+        return np.concatenate([rng.permutation(n) for _ in range(reps)])[: steps * bs]
+    q = bs // (2 * len(pos_sets))
+    parts = [s[rng.integers(0, len(s), (steps, q))] for s in pos_sets]
+    parts.append(rng.integers(0, n, (steps, bs - q * len(pos_sets))))
+    return np.concatenate(parts, axis=1).reshape(-1)
+
+
 def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], opts: TrainOptions,
             classes: list[str], *, seed: int, fold: int | str, progress, should_stop) -> dict:
     """Train ``arch_model`` (compiled) on ``train_recs``' windows; early stopping and
@@ -449,7 +495,8 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
     aug = Augmenter(opts.features.spectrogram, opts.augment, seed=seed)
     rng = np.random.default_rng(seed)
     bs = opts.batch_size
-    steps = int(math.ceil(len(X) / bs))
+    steps = opts.steps_per_epoch or int(math.ceil(len(X) / bs))
+    pos_sets = _positive_sets(Y, yw, flags) if opts.sampling == "balanced" else None
     total = steps * opts.epochs
     Xv = np.concatenate([r.X for r in val_recs]) if val_recs else None
     yv_w = np.concatenate([r.window_labels for r in val_recs]) if val_recs else None
@@ -463,10 +510,7 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
     n_seen = 0
     for epoch in range(opts.epochs):
         t0 = time.perf_counter()
-        order = rng.permutation(len(X))
-        # Every batch full size (the last one wraps around): one traced graph per model.
-        order = np.concatenate([order, order[: steps * bs - len(order)]]) if len(order) >= bs \
-            else np.resize(order, steps * bs)
+        order = _epoch_order(rng, len(X), steps, bs, pos_sets)
         sums = {"loss": 0.0, "accuracy": 0.0}
         for b in range(steps):
             if should_stop():
@@ -485,7 +529,7 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
             step += 1
         if epoch > 0 or opts.epochs == 1:  # epoch 1 includes graph tracing
             t_train += time.perf_counter() - t0
-            n_seen += len(X)
+            n_seen += steps * bs
         row = {"epoch": epoch + 1, "loss": sums["loss"] / steps, "accuracy": sums["accuracy"] / steps,
                "lr": float(lr)}
         if val_recs:
@@ -549,6 +593,13 @@ def _build(opts: TrainOptions, n_classes: int, seed: int, name: str):
                   loss="binary_crossentropy" if flags else "categorical_crossentropy",
                   metrics=["accuracy"])
     return model, info
+
+
+def _validation_split(labels, groups, seed: int, fraction: float):
+    """(fit, validation) indices; with ``fraction`` 0 everything is fitted."""
+    if fraction == 0:
+        return np.arange(len(labels)), np.arange(0)
+    return validation_split(labels, groups, seed, fraction)
 
 
 def _mean_sd(values):
@@ -683,7 +734,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             tr, te = folds.train(i), folds.test[i]
             tr_labels = [labels[j] for j in tr]
             tr_groups = [patients[j] for j in tr] if patients is not None else None
-            fit_idx, val_idx = validation_split(tr_labels, tr_groups, opts.seed + i, opts.val_fraction)
+            fit_idx, val_idx = _validation_split(tr_labels, tr_groups, opts.seed + i, opts.val_fraction)
             fit_recs = [recs[tr[j]] for j in fit_idx]
             val_recs = [recs[tr[j]] for j in val_idx]
             with scope:
@@ -734,13 +785,14 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
         if opts.artifact == "retrain":
             with scope:
                 all_idx = np.arange(len(recs))
-                fit_idx, val_idx = validation_split(labels, patients, opts.seed + 99, opts.val_fraction)
+                fit_idx, val_idx = _validation_split(labels, patients, opts.seed + 99, opts.val_fraction)
                 final, _ = _build(opts, len(classes), opts.seed + 99_000, name=f"{opts.arch}_all")
                 fit_one(final, [recs[j] for j in fit_idx], [recs[j] for j in val_idx], opts, classes,
                         seed=opts.seed + 99, fold="final", progress=progress, should_stop=should_stop)
             files = {"model.keras": final}
-            artifact_text = ("one model retrained on all data (early stopping on a patient-grouped "
-                             "validation split); the CV figures estimate its recipe")
+            artifact_text = ("one model retrained on all data (" + (
+                "early stopping on a patient-grouped validation split" if opts.val_fraction
+                else "the recipe's fixed schedule") + "); the CV figures estimate its recipe")
         else:
             files = {f"fold{i + 1}.keras": m for i, m in enumerate(models)}
             artifact_text = (f"ensemble of the {folds.k} fold models (outputs averaged): the "
@@ -810,9 +862,12 @@ def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_r
         "options": opts.to_dict(),
         "cv": {"k": folds.k, "grouped_by_patient": folds.grouped, "seed": opts.seed,
                "splitter": "sklearn StratifiedGroupKFold" if folds.grouped else "sklearn StratifiedKFold",
-               "validation": f"{opts.val_fraction:.0%} of the training folds' patients, for "
-                             f"{opts.monitor} early stopping / LR decisions; the held-out fold is "
-                             "never used in training",
+               "validation": (f"{opts.val_fraction:.0%} of the training folds' patients, for "
+                              f"{opts.monitor} early stopping / LR decisions; the held-out fold is "
+                              "never used in training") if opts.val_fraction else
+                             ("none: each fold model trains on all its training folds with a fixed "
+                              "schedule and keeps its last weights; the held-out fold is never "
+                              "used in training"),
                "folds": [{k: v for k, v in f.items() if k != "curves"} for f in fold_reports]},
         "artifact": artifact_text,
         "backbone_weights": build_info.weights if build_info else None,

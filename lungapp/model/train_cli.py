@@ -53,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outputs", choices=("softmax", "flags"), default=None,
                         help="softmax over the classes, or independent sigmoid flags "
                              "[CAS, DAS] (4class) / [abnormal] (binary)")
+    parser.add_argument("--sampling", choices=("shuffle", "balanced"), default=None,
+                        help="shuffle: one pass over the windows per epoch; balanced: batches "
+                             "drawn half from adventitious windows (the recommended preset)")
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="batches per epoch (0: one pass over the training windows)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="share of the training folds' patients held out for early stopping "
+                             "and plateau decisions (0: none, fixed schedule)")
     parser.add_argument("--artifact", choices=("ensemble", "retrain"), default=None,
                         help="save the fold models as an ensemble, or retrain one on all data")
     parser.add_argument("--weights", default=None,
@@ -78,7 +86,8 @@ def options_from_args(args):
     overrides = {"task": args.task, "arch": args.arch, "folds": args.folds, "epochs": args.epochs,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "pooling": args.pooling, "window_labels": args.window_labels,
-                 "outputs": args.outputs,
+                 "outputs": args.outputs, "sampling": args.sampling,
+                 "steps_per_epoch": args.steps_per_epoch, "val_fraction": args.val_fraction,
                  "artifact": args.artifact, "weights": args.weights,
                  "max_bad_share": args.max_bad_share, "name": args.name}
     if getattr(args, "features", None):
