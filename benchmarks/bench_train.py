@@ -3,6 +3,9 @@
     # windows/s in training for each architecture (random inputs of each preset's shape)
     python benchmarks/bench_train.py speed
 
+    # the table from finished runs (e.g. made by `lungapp train` directly)
+    python benchmarks/bench_train.py table seed=/tmp/seed recommended=/tmp/rec
+
     # ensemble vs single fold models of a trained model on intra_test (artifact choice)
     python benchmarks/bench_train.py artifact /tmp/bench_train/model_recommended
 
@@ -82,10 +85,22 @@ def run_preset(preset: str, data: Path, work: Path, extra: list[str]) -> dict:
     if done is None:
         err = next((e for e in events if e["event"] == "error"), {"message": f"exit {rc}"})
         return {"preset": preset, "error": err["message"], "wall_s": wall}
+    return {**from_card(preset, out), "wall_s": wall}
+
+
+def from_card(preset: str, out: Path) -> dict:
+    """A table row from a finished ``lungapp train`` output folder (its card)."""
     card = json.loads((out / "card.json").read_text())
-    return {"preset": preset, "wall_s": wall, "done": done,
-            "nested": card["metrics"]["nested_threshold"]["mean_sd"],
-            "pooling_auc": card["metrics"]["pooling_auc"],
+    m = card["metrics"]
+    return {"preset": preset, "wall_s": card["training"]["wall_s"],
+            "done": {"metrics": m["overall"], "mean_sd": m["mean_sd"],
+                     "device_shift_drop": (m.get("device_shift") or {}).get("drop"),
+                     "four_class_score": (m.get("four_class") or {}).get("score")},
+            "task": card["task"], "options": card["training"]["options"],
+            "file_list_sha256": card["training"]["data"]["file_list_sha256"],
+            "folds": [f["n_test"] for f in card["training"]["cv"]["folds"]],
+            "nested": m["nested_threshold"]["mean_sd"],
+            "pooling_auc": m["pooling_auc"],
             "windows_per_s": [f.get("windows_per_s") for f in card["training"]["cv"]["folds"]],
             "best_epochs": [f.get("best_epoch") for f in card["training"]["cv"]["folds"]],
             "n": card["training"]["data"]["n_recordings"],
@@ -143,18 +158,19 @@ def fmt(v, d=3):
 
 def table(results: list[dict]) -> str:
     lines = ["| preset | score | sensitivity | specificity | AUC | score per fold (mean +- sd) | "
-             "AUC per fold | device-shift AUC drop | wall time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "AUC per fold | 4-class score | device-shift AUC drop | wall time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['preset']} | failed: {r['error']} | | | | | | | {r['wall_s'] / 60:.1f} min |")
+            lines.append(f"| {r['preset']} | failed: {r['error']} | | | | | | | | {r['wall_s'] / 60:.1f} min |")
             continue
         m, ms = r["done"]["metrics"], r["done"]["mean_sd"]
         drop = (r["done"].get("device_shift_drop") or {}).get("auc")
         lines.append(
             f"| {r['preset']} | {fmt(m['score'])} | {fmt(m['sensitivity'])} | {fmt(m['specificity'])} | "
             f"{fmt(m['auc'])} | {fmt(ms['score']['mean'])} +- {fmt(ms['score']['sd'])} | "
-            f"{fmt(ms['auc']['mean'])} +- {fmt(ms['auc']['sd'])} | {fmt(drop)} | {r['wall_s'] / 60:.1f} min |")
+            f"{fmt(ms['auc']['mean'])} +- {fmt(ms['auc']['sd'])} | "
+            f"{fmt(r['done'].get('four_class_score'))} | {fmt(drop)} | {r['wall_s'] / 60:.1f} min |")
     return "\n".join(lines)
 
 
@@ -171,12 +187,22 @@ def main(argv=None) -> int:
     rp.add_argument("--folds", default="4")
     rp.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                     help="further lungapp train options for every run")
+    tp = sub.add_parser("table", help="the table from finished runs' output folders")
+    tp.add_argument("runs", nargs="+", help="NAME=FOLDER (a `lungapp train --out` folder)")
     ar = sub.add_parser("artifact", help="ensemble vs single fold models on another folder")
     ar.add_argument("model", type=Path)
     ar.add_argument("--data", type=Path, default=DEFAULT_DATA.parent / "intra_test")
     args = ap.parse_args(argv)
     if args.cmd == "artifact":
         artifact(args.model, args.data)
+        return 0
+    if args.cmd == "table":
+        rows = [from_card(name, Path(folder)) for name, folder in
+                (item.split("=", 1) for item in args.runs)]
+        same = len({(r["file_list_sha256"], tuple(r["folds"]), r["options"]["seed"],
+                     r["task"]) for r in rows}) == 1
+        print(table(rows))
+        print(f"same data, task, seed and fold sizes: {'yes' if same else 'NO'}")
         return 0
     if args.cmd == "speed":
         speed(args.batches, args.archs)
