@@ -216,6 +216,10 @@ def cmd_info(args) -> int:
         info["model"] = {"path": str(d), "name": card.name, "version": card.version, "task": card.task,
                          "classes": card.classes, "threshold": card.threshold,
                          "metrics": card.metrics.get("summary", {})}
+        runtime, note = _runtime_of(d)
+        info["model"]["runtime"] = runtime
+        if note:
+            info["model"]["runtime_note"] = note
     except LungappError as exc:
         info["model"] = {"error": str(exc)}
     info["installed_models"] = [str(p) for p in registry.installed_models()]
@@ -230,9 +234,22 @@ def cmd_info(args) -> int:
         else:
             print(f"model: {m['name']} {m['version']} ({m['task']}: {', '.join(m['classes'])}; "
                   f"threshold {m['threshold']:.3f}) at {m['path']}")
+            print(f"runtime: {m['runtime']}" + (f" ({m['runtime_note']})" if m.get("runtime_note") else
+                                                 " (no TensorFlow needed)" if m["runtime"] == "numpy" else ""))
         for k, v in info["paths"].items():
             print(f"{k + ':':<11} {v}")
     return EXIT_OK
+
+
+def _runtime_of(model_dir) -> tuple[str, str]:
+    """("numpy" | "keras" | "none", why): the runtime the model would run on (reads the
+    model files, never imports TensorFlow); see lungapp.model.inference."""
+    from lungapp.model.inference import planned_runtime
+
+    try:
+        return planned_runtime(model_dir)
+    except LungappError as exc:  # e.g. a bad LUNGAPP_RUNTIME value
+        return "none", exc.problem
 
 
 def _module_version(mod: str) -> str:
@@ -274,7 +291,8 @@ def cmd_models(args) -> int:
                 mark = "*" if active and d.resolve() == active else " "
                 try:
                     c = load_card(d)
-                    print(f"{mark} {c.name} {c.version} ({c.task}) {d}")
+                    runtime, _ = _runtime_of(d)
+                    print(f"{mark} {c.name} {c.version} ({c.task}, runtime {runtime}) {d}")
                 except LungappError as exc:
                     print(f"{mark} INVALID {d}: {exc.problem}")
     except LungappError as exc:

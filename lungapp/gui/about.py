@@ -33,7 +33,7 @@ def _fmt_metric(v) -> str:
     return html.escape(str(v))
 
 
-def model_html(card, state: str, message: str) -> str:
+def model_html(card, state: str, message: str, runtime: str = "") -> str:
     if card is None:
         return f"<p><b>Model:</b> {html.escape(message or state)}</p>"
     fc = card.features
@@ -45,7 +45,7 @@ def model_html(card, state: str, message: str) -> str:
                   f"{sc.win_length}, hop {sc.hop_length}); {fc.window_s:g} s windows every {fc.hop_s:g} s"),
         ("Decision threshold", f"{card.threshold:.3f}" + (f" ({card.threshold_rule})" if card.threshold_rule else "")),
         ("Created", card.created),
-    ]
+    ] + ([("Runtime", runtime)] if runtime else [])
     metrics = card.metrics or {}
     for k, v in list(metrics.items())[:8]:
         if isinstance(v, (int, float, dict)):
@@ -61,13 +61,13 @@ def model_html(card, state: str, message: str) -> str:
     return f"<h3>Active model</h3><table cellspacing='4'>{trows}</table>{extra}"
 
 
-def about_html(card, state: str, message: str) -> str:
+def about_html(card, state: str, message: str, runtime: str = "") -> str:
     return (f"<h2>lungapp {html.escape(lungapp.__version__)}</h2>"
             "<p>Record, review and analyse lung sounds from a digital stethoscope. A local model "
             "marks continuous (CAS: wheeze, rhonchi) and discontinuous (DAS: crackles) "
             "adventitious sounds and shows where they are in the recording.</p>"
             f"<p>{NOT_DIAGNOSTIC}</p>"
-            f"{model_html(card, state, message)}"
+            f"{model_html(card, state, message, runtime)}"
             f"<p>{CREDITS}</p>"
             "<p>Built with PySide6 (Qt), pyqtgraph, NumPy, SciPy, soundfile, sounddevice, "
             "scikit-learn, Keras and TensorFlow. Licence: GPL-3.0-or-later.</p>")
@@ -83,7 +83,8 @@ class AboutDialog(QDialog):
         self.text.setOpenExternalLinks(False)
         p = context.predictor()
         self.text.setHtml(about_html(p.card if p is not None else None,
-                                     context.model_state(), context.model_message()))
+                                     context.model_state(), context.model_message(),
+                                     p.runtime_text() if p is not None else ""))
         lay.addWidget(self.text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)

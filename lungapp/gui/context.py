@@ -11,7 +11,8 @@ Created once by the main window and handed to every view (``RecordView(context)`
   ``analysisFailed(path, message)``, ``analysisCancelled(path)``: emitted for every
   analysis requested anywhere through :meth:`request_analysis`.
 
-The model is loaded (and TensorFlow imported) in a worker after the window is shown;
+The model is loaded in a worker after the window is shown (with the NumPy runtime no
+TensorFlow is imported at all; with the Keras runtime TensorFlow is imported there);
 analyses run one at a time in their own single-thread pool, in request order.
 """
 
@@ -29,7 +30,8 @@ LOADING, READY, ERROR = "loading", "ready", "error"
 
 
 def _load_predictor(task: Task, model_dir):
-    # Imported here: this is where TensorFlow/Keras get imported, in a worker thread.
+    # Imported here, in a worker thread: inference imports TensorFlow/Keras only when the
+    # model needs the Keras runtime (LUNGAPP_RUNTIME, or a layer the NumPy one lacks).
     from lungapp.model.inference import Predictor
 
     task.progress(0, 0, "Loading model")
@@ -108,7 +110,8 @@ class AppContext(QObject):
             return  # a newer load_model() superseded this one
         self._predictor = predictor
         card = predictor.card
-        self._set_state(READY, f"Model: {card.name} {card.version}")
+        runtime = predictor.runtime_text() if hasattr(predictor, "runtime_text") else ""
+        self._set_state(READY, f"Model: {card.name} {card.version}" + (f" · {runtime}" if runtime else ""))
         self._pump()
 
     def _model_failed(self, message: str, gen: int) -> None:

@@ -1,8 +1,20 @@
 """Run a model card's Keras model(s) on a recording: windows -> probabilities -> result.
 
-TensorFlow/Keras is imported only when a model is loaded (:meth:`Predictor.load`), so
-importing this module is cheap. Models are loaded with Keras' safe mode: a model file
-with a Lambda layer or other custom code is refused.
+Two runtimes run the same ``.keras`` files:
+
+* ``numpy`` (:mod:`lungapp.model.npruntime`): reads the file and runs the layers the
+  project's architectures use in NumPy. No TensorFlow import (seconds, hundreds of MB),
+  no graph tracing: the app's first result comes seconds sooner.
+* ``keras``: ``keras.saving.load_model(safe_mode=True)`` and a compiled
+  ``keras.layers.Average`` ensemble; for any model the NumPy runtime does not support
+  (e.g. the InceptionV3/ResNet50 backbones).
+
+``LUNGAPP_RUNTIME=auto|numpy|keras`` (default auto: numpy when every model file of the
+card is supported, else keras) or ``Predictor.load(runtime=...)`` chooses;
+``Predictor.runtime`` says which one is in use and ``Predictor.runtime_note`` why Keras
+was used in auto mode. Importing this module is cheap; TensorFlow/Keras is imported only
+when the keras runtime loads a model. Either way a model file with a Lambda layer or other
+custom code is refused, never run.
 """
 
 from __future__ import annotations
@@ -22,6 +34,8 @@ from lungapp.model.features import FeatureConfig, image_features, windows_from_s
 MIN_SECONDS = 1.0
 POOR_QUALITY_LABEL = "Poor quality - please record again"
 _BATCH = 64
+#: Accepted values of ``LUNGAPP_RUNTIME`` / ``Predictor.load(runtime=...)``.
+RUNTIMES = ("auto", "numpy", "keras")
 
 
 @dataclass
@@ -115,13 +129,64 @@ def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
     return np.concatenate([[1.0 - p_abn], p_abn * share])
 
 
-class Predictor:
-    """A loaded model. Use :meth:`load`; then :meth:`predict_file` / :meth:`predict_audio`."""
+def runtime_choice(runtime: str | None = None) -> str:
+    """``runtime`` or ``LUNGAPP_RUNTIME`` (default "auto"), validated."""
+    value = runtime if runtime is not None else os.environ.get("LUNGAPP_RUNTIME", "")
+    value = (value or "auto").strip().lower()
+    if value not in RUNTIMES:
+        raise ModelError(f"unknown runtime {value!r} (LUNGAPP_RUNTIME must be one of "
+                         f"{', '.join(RUNTIMES)})")
+    return value
 
-    def __init__(self, model_dir: Path, card: ModelCard, model):
+
+def load_numpy_models(model_dir: Path, card: ModelCard):
+    """The card's model files as NumPy-runtime models (an ensemble when several).
+    Raises npruntime.UnsupportedModel (use Keras), or ModelError (unsafe/corrupt)."""
+    from lungapp.model import npruntime
+
+    models = [npruntime.load(model_dir / f) for f in card.model_files]
+    for f, m in zip(card.model_files, models):
+        _check_shapes(model_dir / f, m, card)
+    if len(models) == 1:
+        return models[0]
+    try:
+        return npruntime.NumpyEnsemble(models)
+    except ValueError as exc:
+        raise npruntime.UnsupportedModel(str(exc), model_dir) from None
+
+
+def planned_runtime(model_dir, runtime: str | None = None) -> tuple[str, str]:
+    """(runtime, note): the runtime :meth:`Predictor.load` would use for ``model_dir``
+    ("numpy" or "keras"; "none" when a forced numpy runtime cannot run it) and why.
+    Reads the model files; never imports TensorFlow (for ``lungapp info`` / ``models``)."""
+    choice = runtime_choice(runtime)
+    if choice == "keras":
+        return "keras", "LUNGAPP_RUNTIME=keras"
+    from lungapp.model import npruntime
+
+    model_dir = Path(model_dir)
+    try:
+        load_numpy_models(model_dir, load_card(model_dir))
+    except npruntime.UnsupportedModel as exc:
+        return ("none" if choice == "numpy" else "keras"), str(exc)
+    except ModelError as exc:  # unsafe or unreadable: no runtime will load it
+        return "none", str(exc)
+    return "numpy", ""
+
+
+class Predictor:
+    """A loaded model. Use :meth:`load`; then :meth:`predict_file` / :meth:`predict_audio`.
+
+    ``runtime`` is "numpy" or "keras" (see the module docstring); ``runtime_note`` says
+    why the keras runtime was chosen in auto mode ("" otherwise)."""
+
+    def __init__(self, model_dir: Path, card: ModelCard, model, runtime: str = "keras",
+                 runtime_note: str = ""):
         self.model_dir = Path(model_dir)
         self.card = card
         self._model = model
+        self.runtime = runtime
+        self.runtime_note = runtime_note
 
     @property
     def name(self) -> str:
@@ -131,28 +196,49 @@ class Predictor:
     def version(self) -> str:
         return self.card.version
 
+    def runtime_text(self) -> str:
+        """One line for users: "NumPy runtime" / "Keras runtime (reason)"."""
+        if self.runtime == "numpy":
+            return "NumPy runtime"
+        return "Keras runtime" + (f" ({self.runtime_note})" if self.runtime_note else "")
+
     @classmethod
-    def load(cls, model_dir=None) -> "Predictor":
-        """Load the model in ``model_dir`` (None: the active model). Raises ModelError."""
+    def load(cls, model_dir=None, runtime: str | None = None) -> "Predictor":
+        """Load the model in ``model_dir`` (None: the active model) with ``runtime``
+        ("auto", "numpy", "keras"; None: ``LUNGAPP_RUNTIME``, default auto). Raises
+        ModelError (also when runtime "numpy" is forced on a model it cannot run)."""
         from lungapp.model.registry import active_model_dir
 
+        choice = runtime_choice(runtime)
         model_dir = Path(model_dir) if model_dir is not None else active_model_dir()
         card = load_card(model_dir)
+        note = ""
+        if choice in ("auto", "numpy"):
+            from lungapp.model import npruntime
+
+            try:
+                return cls(model_dir, card, load_numpy_models(model_dir, card), runtime="numpy")
+            except npruntime.UnsupportedModel as exc:
+                if choice == "numpy":
+                    raise ModelError(f"the NumPy runtime (LUNGAPP_RUNTIME=numpy) cannot run this "
+                                     f"model: {exc.problem}", exc.path) from None
+                note = f"{Path(exc.path).name if exc.path else 'model'}: {exc.problem}"
         models = [load_keras_model(model_dir / f) for f in card.model_files]
         for f, m in zip(card.model_files, models):
             _check_shapes(model_dir / f, m, card)
-        return cls(model_dir, card, _ensemble(models))
+        return cls(model_dir, card, _ensemble(models), runtime="keras", runtime_note=note)
 
     # --- raw model calls ---------------------------------------------------------------
     def window_outputs(self, X: np.ndarray) -> np.ndarray:
         """Model outputs for windows X (n, *input_shape) -> (n, n_outputs) float64.
 
-        predict_on_batch runs a compiled graph (traced once): for the 4-model ensemble on
-        a 15-s recording it measured ~45 ms against ~210 ms for an eager ``model(x)`` call
-        and more for ``model.predict`` (which also sets up a data pipeline per call)."""
+        keras runtime: predict_on_batch runs a compiled graph (traced once): for the
+        4-model ensemble on a 15-s recording it measured ~45 ms against ~210 ms for an
+        eager ``model(x)`` call and more for ``model.predict`` (which also sets up a data
+        pipeline per call). numpy runtime: the NumPy plan, called directly."""
         X = np.asarray(X, dtype=np.float32)
-        outs = [np.asarray(self._model.predict_on_batch(X[i: i + _BATCH]))
-                for i in range(0, len(X), _BATCH)]
+        call = self._model if self.runtime == "numpy" else self._model.predict_on_batch
+        outs = [np.asarray(call(X[i: i + _BATCH])) for i in range(0, len(X), _BATCH)]
         return np.concatenate(outs).astype(np.float64)
 
     # --- recordings --------------------------------------------------------------------
