@@ -133,12 +133,13 @@ ARCH_CASES = [
 ]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("arch,shape,activation,n", ARCH_CASES)
-def test_architectures_match_keras(tmp_path, arch, shape, activation, n):
+def test_architectures_match_keras(tmp_path, arch, shape, activation, n, seed):
     from lungapp.model import archs
 
-    rng = np.random.default_rng(abs(hash((arch, shape))) % 2**32)
-    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng([seed, *shape, n])
+    keras.utils.set_random_seed(seed)
     model, _ = archs.build(arch, shape, n, activation=activation)
     _randomise(model, rng)
     path = tmp_path / f"{arch}.keras"

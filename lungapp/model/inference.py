@@ -247,7 +247,8 @@ class Predictor:
         predict. Raises AudioError naming the file for unreadable audio."""
         if self.card.input_kind == "image":
             X = image_features(path, self.card.features)
-            return self._result(str(path), 0.0, X, np.zeros(1), quality=None)
+            with _single_blas():
+                return self._result(str(path), 0.0, X, np.zeros(1), quality=None)
         from lungapp.audio import load_audio
 
         audio = load_audio(path, rate=self.card.features.rate, min_seconds=MIN_SECONDS)
@@ -255,6 +256,12 @@ class Predictor:
 
     def predict_audio(self, samples, rate: int, path: str | None = None) -> Prediction:
         """Predict a mono signal ``samples`` (float, [-1, 1]) sampled at ``rate`` Hz."""
+        # The pipeline's matrix products are small: one BLAS thread, and no idle OpenBLAS
+        # workers left spinning to slow the model call (see npruntime.BLAS_THREADS).
+        with _single_blas():
+            return self._predict_audio(samples, rate, path)
+
+    def _predict_audio(self, samples, rate: int, path: str | None) -> Prediction:
         fc: FeatureConfig = self.card.features
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1 or len(x) == 0:
@@ -337,6 +344,12 @@ def _ensemble(models):
 
     inp = keras.Input(shape=models[0].input_shape[1:])
     return keras.Model(inp, keras.layers.Average()([m(inp) for m in models]))
+
+
+def _single_blas():
+    from lungapp.model.npruntime import blas_limit
+
+    return blas_limit()
 
 
 def prediction_fields() -> list[str]:

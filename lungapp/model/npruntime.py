@@ -46,15 +46,18 @@ __all__ = ["NumpyModel", "NumpyEnsemble", "UnsupportedModel", "UnsafeModel", "lo
 
 #: BLAS threads while a model runs. The matrices here are small and skinny (e.g. 50 000 x 9
 #: by 9 x 16 for a first convolution): on the 2-core machine, with another process busy,
-#: one OpenBLAS thread ran them 2-10x faster than two (threads waiting for each other),
-#: and about as fast when idle. None leaves the BLAS library's own setting.
+#: one OpenBLAS thread ran them 2-10x faster than two (threads waiting for each other).
+#: Also, after a multi-threaded call OpenBLAS' idle workers spin for a while (~0.1 s):
+#: a model call right after the spectrogram's matrix products ran ~2x slower until the
+#: Predictor ran the whole recording's pipeline under this limit. None leaves the BLAS
+#: library's own setting.
 BLAS_THREADS: int | None = 1
 _controller = None
 
 
-def _blas_limit():
+def blas_limit():
     """Context manager limiting BLAS threads to BLAS_THREADS (threadpoolctl, a
-    scikit-learn dependency; without it, no limit)."""
+    scikit-learn dependency; without it, no limit). Nests; restores the setting on exit."""
     global _controller
     if BLAS_THREADS is None:
         return contextlib.nullcontext()
@@ -401,6 +404,7 @@ class _Conv2D(_Op):
             raise ctx.fail(f"dilation_rate={ctx.cfg['dilation_rate']!r}")
         self.act = ctx.activation()
         self.use_bias = ctx.flag("use_bias", True)
+        self.deferred = False
 
     def set_weights(self, ws):
         if len(ws) != (2 if self.use_bias else 1):
@@ -434,6 +438,8 @@ class _Conv2D(_Op):
         """The matmul half of the convolution, on :func:`_im2col`'s output."""
         cols, (n, ho, wo) = cols_shape
         y = cols @ self.w
+        if self.deferred:  # bias and activation applied after the max-pool (see _fuse)
+            return y.reshape(n, ho, wo, self.filters)
         if self.b is not None:
             y += self.b
         return _activate(y.reshape(n, ho, wo, self.filters), self.act, inplace=True)
@@ -595,6 +601,7 @@ class _Pool2D(_Op):
         self.padding = ctx.padding()
         ctx.channels_last()
         self.sig = ("pool", mode, self.k, self.s, self.padding)
+        self.post = None  # (bias, activation) moved here from a Conv2D, see _fuse
 
     def shape(self, s):
         s = s[0]
@@ -617,16 +624,24 @@ class _Pool2D(_Op):
         # loop over windows): elementwise max / sum, much faster than a reduction over
         # non-contiguous window axes
         combine = np.maximum if self.mode == "max" else np.add
-        out = None
-        for i in range(kh):
-            for j in range(kw):
-                part = x[:, i: i + (ho - 1) * sh + 1: sh, j: j + (wo - 1) * sw + 1: sw]
-                out = part.copy() if out is None else combine(out, part, out=out)
+        parts = [x[:, i: i + (ho - 1) * sh + 1: sh, j: j + (wo - 1) * sw + 1: sw]
+                 for i in range(kh) for j in range(kw)]
+        if len(parts) == 1:
+            return parts[0].copy()
+        out = combine(parts[0], parts[1])
+        for part in parts[2:]:
+            combine(out, part, out=out)
         return out
 
     def __call__(self, x):
         if self.mode == "max":
-            return self._pool(x, -np.inf)
+            y = self._pool(x, -np.inf)
+            if self.post is not None:  # the bias and ReLU of the convolution before
+                bias, act = self.post
+                if bias is not None:
+                    y += bias
+                y = _activate(y, act, inplace=True)
+            return y
         total = self._pool(x, 0.0)
         # TensorFlow's SAME average pooling divides by the number of real (unpadded) cells
         ones = np.ones((1, x.shape[1], x.shape[2], 1), np.float32)
@@ -802,7 +817,7 @@ class NumpyModel:
 
     def __call__(self, x) -> np.ndarray:
         x = self._check(x)
-        with _blas_limit():
+        with blas_limit():
             return self._run(x, {})
 
     predict = __call__
@@ -854,7 +869,7 @@ class NumpyEnsemble:
     def __call__(self, x) -> np.ndarray:
         x = self.models[0]._check(x)
         shared: dict = {}
-        with _blas_limit():
+        with blas_limit():
             total = None
             for m in self.models:
                 y = m._run(x, shared)
@@ -1008,7 +1023,8 @@ def load(path) -> NumpyModel:
 def _fuse(steps: list, output_key) -> list:
     """Fold a BatchNormalization (channel axis last) into the linear Conv2D/Dense before
     it, and a plain ReLU into the Conv2D/Dense before it, when that layer's output goes
-    nowhere else: fewer passes over the activations. Returns the new step list."""
+    nowhere else; move a convolution's bias and ReLU behind the max-pool that follows it:
+    fewer passes over the activations. Returns the new step list."""
     steps = list(steps)
     while True:
         consumers: dict[tuple, int] = {}
@@ -1035,7 +1051,27 @@ def _fuse(steps: list, output_key) -> list:
             del steps[i]
             break
         else:
-            return steps
+            break
+    # Conv2D (bias, linear or ReLU) -> MaxPooling2D: add the bias and apply the ReLU after
+    # the pool, on a quarter of the values. Exact: max(a_i + b) = max(a_i) + b and
+    # max(relu(a_i)) = relu(max(a_i)), as rounding and ReLU are monotonic.
+    consumers = {}
+    for idx, (_, ins, _) in enumerate(steps):
+        for k in ins:
+            consumers.setdefault(k, []).append(idx)
+    for prev, _, out in steps:
+        users = consumers.get(out, [])
+        if (not isinstance(prev, _Conv2D) or prev.act not in ("linear", "relu") or prev.deferred
+                or len(users) != 1 or out == output_key
+                or sum(1 for o, _, _ in steps if o is prev) != 1):
+            continue
+        pool = steps[users[0]][0]
+        if (isinstance(pool, _Pool2D) and pool.mode == "max" and pool.post is None
+                and sum(1 for o, _, _ in steps if o is pool) == 1):
+            prev.deferred = True
+            pool.post = (prev.b, prev.act)
+            pool.sig = None  # it holds weights now: not shareable between models
+    return steps
 
 
 def _is_plain_relu(op) -> bool:
