@@ -258,6 +258,23 @@ def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _pad_hw(x: np.ndarray, ph: tuple[int, int], pw: tuple[int, int], fill: float) -> np.ndarray:
+    """Pad axes 1 and 2 of (n, h, w, c) with ``fill`` (np.pad's general machinery cost
+    ~9 ms per 4-model call in small pads)."""
+    n, h, w, c = x.shape
+    out = np.empty((n, h + ph[0] + ph[1], w + pw[0] + pw[1], c), dtype=x.dtype)
+    if ph[0]:
+        out[:, :ph[0]] = fill
+    if ph[1]:
+        out[:, ph[0] + h:] = fill
+    if pw[0]:
+        out[:, :, :pw[0]] = fill
+    if pw[1]:
+        out[:, :, pw[0] + w:] = fill
+    out[:, ph[0]: ph[0] + h, pw[0]: pw[0] + w] = x
+    return out
+
+
 def _out_size(size, k: int, s: int, padding: str):
     if size is None:
         return None
@@ -452,7 +469,7 @@ def _im2col(x, k, s, padding, name):
     if padding == "same":
         ph, pw = _same_pad(h, kh, sh), _same_pad(w, kw, sw)
         if any(ph) or any(pw):
-            x = np.pad(x, ((0, 0), ph, pw, (0, 0)))
+            x = _pad_hw(x, ph, pw, 0.0)
     ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
     if ho <= 0 or wo <= 0:
         raise ValueError(f"layer {name!r}: input {h}x{w} is smaller than the kernel")
@@ -616,7 +633,7 @@ class _Pool2D(_Op):
         if self.padding == "same":
             ph, pw = _same_pad(h, kh, sh), _same_pad(w, kw, sw)
             if any(ph) or any(pw):
-                x = np.pad(x, ((0, 0), ph, pw, (0, 0)), constant_values=fill)
+                x = _pad_hw(x, ph, pw, fill)
         ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
         if ho <= 0 or wo <= 0:
             raise ValueError(f"layer {self.name!r}: input {h}x{w} is smaller than the pool")
