@@ -2,6 +2,7 @@
 file, and the longest GUI-thread stall during "Analyse all" over 100 files.
 
     .venv/bin/python benchmarks/bench_gui.py [--model DIR] [--repeats 3] [--files 100]
+        [--runtimes numpy,keras]
 
 Needs a display (X11/Wayland, Xvfb, or QT_QPA_PLATFORM=offscreen). Every measurement
 runs in a fresh Python process (cold: interpreter start, imports, first paint).
@@ -9,8 +10,11 @@ runs in a fresh Python process (cold: interpreter start, imports, first paint).
 * start -> window: from launching the process to the main window's first paint
   (the same code path as ``lungapp``: create_application + create_window).
 * start -> first result: the same process opened with one 15-s recording; until the
-  Review view has its analysis (includes TensorFlow import and model load, which begin
-  only after the first paint).
+  Review view has its analysis (includes the model load, and with the Keras runtime the
+  TensorFlow import, which begin only after the first paint).
+* runtimes: each measurement is made for every ``--runtimes`` value (LUNGAPP_RUNTIME:
+  numpy, keras, auto), one column each, runs alternating between runtimes so they see
+  the same machine load; the 1-min load average is printed with each column.
 * CPU time: the child's process_time() (all its threads) at those moments; on a busy
   machine wall time includes waiting for the CPU, CPU time does not (interpreter
   start-up before Python runs is not included).
@@ -57,6 +61,9 @@ def result(path, pred):
     out["result_s"] = time.time() - t_launch
     out["result_cpu_s"] = time.process_time()
     out["label"] = pred.label
+    out["tf_at_result"] = "tensorflow" in sys.modules
+    p = win.ctx.predictor()
+    out["runtime"] = getattr(p, "runtime", "?")
     app.quit()
 def failed(path, msg):
     out["error"] = msg
@@ -155,6 +162,8 @@ def main() -> int:
     ap.add_argument("--model", help="model folder (default: the active model)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--runtimes", default="numpy,keras",
+                    help="comma-separated LUNGAPP_RUNTIME values, one column each (default numpy,keras)")
     args = ap.parse_args()
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -167,57 +176,91 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_gui_"))
     one = _write_recordings(tmp / "one", 1)[0]
 
-    windows, results, model_s, notes = [], [], [], set()
-    cpu_window, cpu_result = [], []
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    notes = set()
+    m = {rt: {"windows": [], "results": [], "model_s": [], "cpu_window": [], "cpu_result": [],
+              "load": [], "runtime_used": set(), "tf_at_result": set()} for rt in runtimes}
+    model_name = ""
     for _ in range(args.repeats):
-        r = _run(CHILD_START, lambda t: [repr(t)], env)
-        windows.append(r["window_s"])
-        cpu_window.append(r["window_cpu_s"])
-        if r.get("tf_at_window"):
-            notes.add("TensorFlow was imported before the first paint!")
-        r = _run(CHILD_START, lambda t: [repr(t), str(one)], env)
-        if "error" in r:
-            raise SystemExit(f"analysis failed: {r['error']}")
-        results.append(r["result_s"])
-        cpu_result.append(r["result_cpu_s"])
-        model_s.append(r.get("model_s", float("nan")))
-        model_name = r.get("model_state", "")
+        for rt in runtimes:  # alternate: every runtime sees the same machine load
+            e = dict(env, LUNGAPP_RUNTIME=rt)
+            d = m[rt]
+            d["load"].append(os.getloadavg()[0])
+            r = _run(CHILD_START, lambda t: [repr(t)], e)
+            d["windows"].append(r["window_s"])
+            d["cpu_window"].append(r["window_cpu_s"])
+            if r.get("tf_at_window"):
+                notes.add(f"{rt}: TensorFlow was imported before the first paint!")
+            r = _run(CHILD_START, lambda t: [repr(t), str(one)], e)
+            if "error" in r:
+                raise SystemExit(f"analysis failed ({rt}): {r['error']}")
+            d["results"].append(r["result_s"])
+            d["cpu_result"].append(r["result_cpu_s"])
+            d["model_s"].append(r.get("model_s", float("nan")))
+            d["runtime_used"].add(r.get("runtime", "?"))
+            d["tf_at_result"].add(bool(r.get("tf_at_result")))
+            model_name = r.get("model_state", "").split(" · ")[0].replace("ready: Model: ", "")
 
     many = tmp / "many"
     _write_recordings(many, args.files)
-    s = _run(CHILD_STALL, [str(many), str(args.files)], env)
+    for rt in runtimes:
+        m[rt]["load_stall"] = os.getloadavg()[0]
+        m[rt]["stall"] = _run(CHILD_STALL, [str(many), str(args.files)], dict(env, LUNGAPP_RUNTIME=rt))
 
     def med(v):
         return statistics.median(v)
 
-    rows = [
-        ("cold start -> window painted", f"{med(windows):.2f} s", "<= 1.5 s",
-         f"median of {args.repeats}; min {min(windows):.2f}, max {max(windows):.2f}"),
-        ("  CPU time used by then (this process)", f"{med(cpu_window):.2f} s", "",
-         "all threads; not inflated by other processes, unlike wall time"),
-        ("cold start -> model ready", f"{med(model_s):.2f} s", "",
-         "TensorFlow import + model load, after the first paint"),
-        ("cold start -> first result (15-s file)", f"{med(results):.2f} s", "<= 5 s",
-         f"median of {args.repeats}; min {min(results):.2f}, max {max(results):.2f}"),
-        ("  CPU time used by then (this process)", f"{med(cpu_result):.2f} s", "",
-         "all threads (TensorFlow import dominates)"),
-        (f"Analyse all, {s['files']} x 15 s: longest GUI stall", f"{s['max_gap_ms']:.0f} ms", "<= 100 ms",
-         f"10 ms timer probe, p99 gap {s['p99_gap_ms']:.0f} ms, {s['ticks']} ticks"),
-        ("idle GUI, same probe, 5 s (baseline)", f"{s['idle_max_gap_ms']:.0f} ms", "",
-         f"p99 gap {s['idle_p99_gap_ms']:.0f} ms: delays from the machine, not the app"),
-        (f"Analyse all, {s['files']} x 15 s: total", f"{s['seconds']:.1f} s", "",
-         f"{s['files'] / s['seconds']:.1f} files/s; {s['done']} done, {s['errors']} errors"),
+    def col(rt):
+        d, s = m[rt], m[rt]["stall"]
+        return [
+            f"{med(d['windows']):.2f} s", f"{med(d['cpu_window']):.2f} s", f"{med(d['model_s']):.2f} s",
+            f"{med(d['results']):.2f} s", f"{min(d['results']):.2f}-{max(d['results']):.2f} s",
+            f"{med(d['cpu_result']):.2f} s",
+            "yes" if any(d["tf_at_result"]) else "no",
+            f"{s['max_gap_ms']:.0f} ms", f"{s['p99_gap_ms']:.0f} ms", f"{s['idle_max_gap_ms']:.0f} ms",
+            f"{s['seconds']:.1f} s", f"{s['done']}/{s['files']}",
+            f"{min(d['load']):.1f}-{max(d['load']):.1f}", f"{d['load_stall']:.1f}",
+        ]
+
+    names = [
+        ("cold start -> window painted (median)", "<= 1.5 s"),
+        ("  CPU time by then (this process)", ""),
+        ("cold start -> model ready (median)", ""),
+        ("cold start -> first result, 15-s file (median)", "<= 5 s"),
+        ("  first result, min-max", ""),
+        ("  CPU time by then (all threads)", ""),
+        ("  TensorFlow imported by then", ""),
+        (f"Analyse all {args.files} x 15 s: longest GUI stall", "<= 100 ms"),
+        ("  p99 gap of the 10 ms probe", ""),
+        ("  idle GUI, same probe, 5 s (baseline)", ""),
+        (f"Analyse all {args.files} x 15 s: total", ""),
+        ("  files done", ""),
+        ("load avg (1 min) during start runs", ""),
+        ("load avg (1 min) at the Analyse-all run", ""),
     ]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cols = {rt: col(rt) for rt in runtimes}
     print(f"bench_gui  model: {model_name}  platform: {env.get('QT_QPA_PLATFORM') or 'xcb'}"
-          f"  cpus: {os.cpu_count()}  load avg (1 min): {load:.1f}")
-    w = [max(len(r[i]) for r in rows) for i in range(4)]
-    hdr = ("measure", "value", "goal", "notes")
-    w = [max(a, len(b)) for a, b in zip(w, hdr)]
+          f"  cpus: {os.cpu_count()}  repeats: {args.repeats}")
+    for rt in runtimes:
+        print(f"  LUNGAPP_RUNTIME={rt}: runtime used {', '.join(sorted(m[rt]['runtime_used']))}")
+    hdr = ["measure", *runtimes, "goal"]
+    rows = [[n, *[cols[rt][i] for rt in runtimes], g] for i, (n, g) in enumerate(names)]
+    if len(runtimes) == 2:
+        a, b = runtimes
+        hdr.insert(3, f"{b}/{a}")
+        for i, r in enumerate(rows):
+            ratio = ""
+            if i in (0, 2, 3, 7, 10):
+                key = {0: "windows", 2: "model_s", 3: "results"}.get(i)
+                va = med(m[a][key]) if key else (m[a]["stall"]["max_gap_ms"] if i == 7 else m[a]["stall"]["seconds"])
+                vb = med(m[b][key]) if key else (m[b]["stall"]["max_gap_ms"] if i == 7 else m[b]["stall"]["seconds"])
+                ratio = f"{vb / va:.1f}x" if va > 0 else ""
+            r.insert(3, ratio)
+    w = [max(len(str(r[i])) for r in [hdr, *rows]) for i in range(len(hdr))]
     print("  ".join(h.ljust(n) for h, n in zip(hdr, w)))
     print("  ".join("-" * n for n in w))
     for r in rows:
-        print("  ".join(c.ljust(n) for c, n in zip(r, w)))
+        print("  ".join(str(c).ljust(n) for c, n in zip(r, w)))
     for n in sorted(notes):
         print("NOTE:", n)
     return 0

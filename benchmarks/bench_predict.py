@@ -1,17 +1,30 @@
-"""Prediction latency: warm (in-process, after warm-up) and cold (`lungapp predict` from
-the shell, including Python start, TensorFlow import and model load).
+"""Prediction latency and memory, NumPy runtime against Keras runtime, in one run.
 
     .venv/bin/python benchmarks/bench_predict.py [--model DIR] [--repeats N]
+        [--cold-repeats N] [--runtimes numpy,keras]
 
-Goals on the 2-core machine: <= 50 ms warm per 15-s recording, <= 6 s cold.
-Prints a table; the 15-s test recording is generated (noise + a tone), 8 kHz 16-bit WAV.
+For each runtime (``LUNGAPP_RUNTIME``, see lungapp/model/inference.py):
+
+* warm: a fresh Python process loads the model (time includes importing the runtime:
+  TensorFlow for keras), warms up with 3 calls, then times ``predict_file`` on a 15-s
+  WAV (decode + spectrogram + quality gate + model + pooling) and the model call alone,
+  N times each, interleaved; wall time (median, best) and CPU time of the process.
+* cold: ``lungapp predict one.wav --format json`` from the shell (Python start, imports,
+  model load, first call), median of a few runs; the runtimes alternate run by run so
+  both see the same machine load.
+* peak RSS: of the warm process after its runs, and of each cold CLI run (wait4).
+
+Goals on the 2-core machine: <= 50 ms warm per 15-s recording, <= 6 s cold. Timings on a
+shared machine are noisy: the table gives the load average next to the figures and the
+ratio of the two runtimes measured in the same run. The 15-s test recording is generated
+(noise + a tone), 8 kHz 16-bit WAV.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,13 +35,82 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+WARM_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from lungapp.model.inference import Predictor
+pred = Predictor.load(sys.argv[2] or None)
+load_s = time.perf_counter() - t0
+wav, repeats = sys.argv[1], int(sys.argv[3])
+for _ in range(3):
+    pred.predict_file(wav)
+from lungapp.audio import load_audio
+from lungapp.model.features import windows_from_samples
+audio = load_audio(wav, rate=pred.card.features.rate)
+X, _ = windows_from_samples(audio.samples, pred.card.features)
+warm_file, warm_model, cpu_file = [], [], []
+for _ in range(repeats):
+    c0, t0 = time.process_time(), time.perf_counter()
+    pred.predict_file(wav)
+    warm_file.append(time.perf_counter() - t0)
+    cpu_file.append(time.process_time() - c0)
+    t0 = time.perf_counter()
+    pred.window_outputs(X)
+    warm_model.append(time.perf_counter() - t0)
+print("BENCH " + json.dumps({
+    "runtime": pred.runtime, "note": pred.runtime_note, "load_s": load_s,
+    "warm_file": warm_file, "warm_model": warm_model, "cpu_file": cpu_file,
+    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "tf_imported": "tensorflow" in sys.modules,
+    "model": f"{pred.card.name} {pred.card.version}", "files": len(pred.card.model_files),
+    "windows": len(X), "input_shape": list(pred.card.features.input_shape)}))
+"""
+
+
+def _load() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def run_warm(runtime: str, wav: Path, model: str | None, repeats: int) -> dict:
+    env = dict(os.environ, LUNGAPP_RUNTIME=runtime, TF_CPP_MIN_LOG_LEVEL="3")
+    load_before = _load()
+    r = subprocess.run([sys.executable, "-c", WARM_CHILD, str(wav), model or "", str(repeats)],
+                       capture_output=True, text=True, env=env, timeout=1800)
+    for line in r.stdout.splitlines():
+        if line.startswith("BENCH "):
+            out = json.loads(line[6:])
+            out["load_before"], out["load_after"] = load_before, _load()
+            return out
+    sys.exit(f"warm run ({runtime}) failed: {r.stderr.strip()[-2000:]}")
+
+
+def run_cold(runtime: str, wav: Path, model: str | None) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one `lungapp predict` run."""
+    cmd = [str(Path(sys.executable).with_name("lungapp")), "predict", str(wav), "--format", "json"]
+    if model:
+        cmd += ["--model", model]
+    env = dict(os.environ, LUNGAPP_RUNTIME=runtime)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            err.seek(0)
+            sys.exit(f"cold run ({runtime}) failed: {err.read().decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: the active model)")
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--cold-repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=20, help="warm calls per runtime")
+    ap.add_argument("--cold-repeats", type=int, default=3, help="cold CLI runs per runtime")
+    ap.add_argument("--runtimes", default="numpy,keras",
+                    help="comma-separated LUNGAPP_RUNTIME values (default numpy,keras)")
     args = ap.parse_args()
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
 
     rng = np.random.default_rng(0)
     t = np.arange(15 * 8000) / 8000
@@ -36,54 +118,69 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     wav = tmp / "one.wav"
     sf.write(wav, x, 8000, subtype="PCM_16")
+    model = str(Path(args.model).resolve()) if args.model else None
 
-    from lungapp.model.inference import Predictor
-
-    t0 = time.perf_counter()
-    pred = Predictor.load(args.model)
-    load_s = time.perf_counter() - t0
-    for _ in range(3):
-        pred.predict_file(wav)
-    warm_file, warm_model = [], []
-    from lungapp.audio import load_audio
-    from lungapp.model.features import windows_from_samples
-
-    audio = load_audio(wav, rate=pred.card.features.rate)
-    X, _ = windows_from_samples(audio.samples, pred.card.features)
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        pred.predict_file(wav)
-        warm_file.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        pred.window_outputs(X)
-        warm_model.append(time.perf_counter() - t0)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    cmd = [str(Path(sys.executable).with_name("lungapp")), "predict", str(wav), "--format", "json"]
-    if args.model:
-        cmd += ["--model", args.model]
-    cold = []
+    load_start = _load()
+    warm = {rt: run_warm(rt, wav, model, args.repeats) for rt in runtimes}
+    cold = {rt: [] for rt in runtimes}
+    cold_rss = {rt: [] for rt in runtimes}
+    cold_load = []
     for _ in range(args.cold_repeats):
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
-        cold.append(time.perf_counter() - t0)
-        if r.returncode != 0:
-            sys.exit(f"cold run failed: {r.stderr.strip()}")
+        for rt in runtimes:  # alternate: both runtimes see the same load
+            cold_load.append(os.getloadavg()[0])
+            s, rss = run_cold(rt, wav, model)
+            cold[rt].append(s)
+            cold_rss[rt].append(rss)
+    load_end = _load()
 
-    print(f"model: {pred.card.name} {pred.card.version} at {pred.model_dir} "
-          f"({len(pred.card.model_files)} file(s), {len(X)} windows of {pred.card.features.input_shape})")
-    print(f"{'measure':<46} {'median':>10} {'min':>10} {'goal':>8}")
+    any_w = next(iter(warm.values()))
+    print(f"model: {any_w['model']} ({any_w['files']} file(s), {any_w['windows']} windows of "
+          f"{tuple(any_w['input_shape'])}) on a 15-s 8 kHz WAV; cpus: {os.cpu_count()}")
+    print(f"load average (1/5/15 min): at start {load_start}, at end {load_end}")
+    for rt in runtimes:
+        w = warm[rt]
+        print(f"  {rt}: runtime used {w['runtime']!r}{' (' + w['note'] + ')' if w['note'] else ''}, "
+              f"TensorFlow imported: {'yes' if w['tf_imported'] else 'no'}; warm process ran at load "
+              f"{w['load_before']} -> {w['load_after']}")
+    print(f"  cold runs: load (1 min) {min(cold_load):.2f}-{max(cold_load):.2f}")
+
+    def ms(v):
+        return f"{v * 1000:.1f} ms"
+
+    def sec(v):
+        return f"{v:.2f} s"
+
     rows = [
-        ("model load (in-process, incl. TF import)", [load_s], None),
-        ("warm: predict_file, 15-s 8 kHz WAV", warm_file, 0.050),
-        ("warm: model call only (all windows)", warm_model, None),
-        ("cold: `lungapp predict one.wav` from shell", cold, 6.0),
+        ("model load in a fresh process (incl. imports)", lambda w, rt: w["load_s"], sec, None, ""),
+        (f"warm predict_file, median of {args.repeats}", lambda w, rt: statistics.median(w["warm_file"]),
+         ms, "<= 50 ms", ""),
+        (f"warm predict_file, best of {args.repeats}", lambda w, rt: min(w["warm_file"]), ms, None, ""),
+        ("warm predict_file, CPU time (median)", lambda w, rt: statistics.median(w["cpu_file"]), ms, None,
+         "all threads"),
+        ("warm model call only (all windows), median", lambda w, rt: statistics.median(w["warm_model"]),
+         ms, None, ""),
+        (f"cold `lungapp predict one.wav`, median of {args.cold_repeats}",
+         lambda w, rt: statistics.median(cold[rt]), sec, "<= 6 s", ""),
+        ("cold `lungapp predict`, best", lambda w, rt: min(cold[rt]), sec, None, ""),
+        ("peak RSS, warm process", lambda w, rt: w["rss_mb"], lambda v: f"{v:.0f} MB", None, ""),
+        ("peak RSS, cold CLI (median)", lambda w, rt: statistics.median(cold_rss[rt]),
+         lambda v: f"{v:.0f} MB", None, ""),
     ]
-    for name, vals, goal in rows:
-        g = f"<= {goal * 1000:.0f} ms" if goal and goal < 1 else (f"<= {goal:.0f} s" if goal else "")
-        unit = (lambda v: f"{v * 1000:.1f} ms") if max(vals) < 1 else (lambda v: f"{v:.2f} s")
-        print(f"{name:<46} {unit(statistics.median(vals)):>10} {unit(min(vals)):>10} {g:>8}")
-    print(f"peak RSS of this process: {rss_mb:.0f} MB")
+    ratio_hdr = f"{runtimes[1]}/{runtimes[0]}" if len(runtimes) == 2 else ""
+    hdr = ["measure", *runtimes, *([ratio_hdr] if ratio_hdr else []), "goal"]
+    table = []
+    for name, get, fmt, goal, _ in rows:
+        vals = [get(warm[rt], rt) for rt in runtimes]
+        line = [name, *[fmt(v) for v in vals]]
+        if ratio_hdr:
+            line.append(f"{vals[1] / vals[0]:.1f}x" if vals[0] > 0 else "")
+        line.append(goal or "")
+        table.append(line)
+    widths = [max(len(r[i]) for r in [hdr, *table]) for i in range(len(hdr))]
+    print("  ".join(h.ljust(n) if i == 0 else h.rjust(n) for i, (h, n) in enumerate(zip(hdr, widths))))
+    print("  ".join("-" * n for n in widths))
+    for r in table:
+        print("  ".join(c.ljust(n) if i == 0 else c.rjust(n) for i, (c, n) in enumerate(zip(r, widths))))
 
 
 if __name__ == "__main__":
