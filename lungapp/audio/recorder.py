@@ -45,6 +45,9 @@ from lungapp.fsutil import _fsync_dir, atomic_write_json
 PARTIAL_SUFFIX = ".partial"
 SUBTYPE = "PCM_24"
 FLUSH_INTERVAL_S = 0.5
+# How often the writer wakes up to drain the ring (the ring holds 30 s, so this only
+# trades wake-ups for block size; stopping does not wait for it).
+POLL_S = 0.1
 SITES = ("Trachea",
          "Anterior left", "Anterior right",
          "Lateral left", "Lateral right",
@@ -365,7 +368,9 @@ class Recording:
                     self._write(self._reader.read()[:, 0])
                     reason, error = "device failed", failure
                     break
-                self._stop.wait(0.02)
+                # Wake up for the next flush on time, else every POLL_S.
+                self._stop.wait(min(POLL_S, max(0.005, last_flush + self.flush_interval
+                                                - time.monotonic())))
         except Exception as exc:  # disk full, file system gone...
             reason, error = "disk error", f"{self.partial_path}: cannot write: {exc}"
         finally:

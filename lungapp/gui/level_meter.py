@@ -10,11 +10,12 @@ import math
 import time
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QFontMetrics, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 FLOOR_DB = -60.0
 HOLD_S = 2.0
+TEXT_EVERY_S = 0.25  # the number changes at most 4 times a second: readable, and cheap
 
 
 def to_db(x: float) -> float:
@@ -28,6 +29,8 @@ class _Bar(QWidget):
         self.rms_db = FLOOR_DB
         self.setMinimumHeight(18)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # paintEvent fills every pixel: Qt need not paint the parents behind it first.
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
     def sizeHint(self) -> QSize:
         return QSize(240, 18)
@@ -65,21 +68,34 @@ class LevelMeter(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.bar = _Bar(self)
         self.text = QLabel("–∞ dBFS")
-        self.text.setMinimumWidth(80)
         self.clip_label = QLabel("")
-        self.clip_label.setMinimumWidth(80)
+        # Fixed sizes: a label whose text changes ~30 times a second must not make Qt
+        # lay out (and repaint) the whole window each time.
+        fm = self.text.fontMetrics()
+        self.text.setFixedSize(fm.horizontalAdvance("-00.0 dBFS") + 12, fm.height() + 4)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        bold = self.clip_label.font()
+        bold.setBold(True)
+        self.clip_label.setFixedSize(max(80, QFontMetrics(bold).horizontalAdvance("CLIPPING") + 16),
+                                     fm.height() + 6)
+        self.clip_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(QLabel("Level"))
         lay.addWidget(self.bar, 1)
         lay.addWidget(self.text)
         lay.addWidget(self.clip_label)
         self._clip_until = 0.0
+        self._text_at = 0.0
         self.clipping = False
 
     def set_level(self, peak: float, rms: float, clipped: bool = False) -> None:
         self.bar.peak_db = to_db(peak)
         self.bar.rms_db = to_db(rms)
-        self.text.setText(f"{self.bar.peak_db:5.1f} dBFS" if peak > 0 else "–∞ dBFS")
         now = time.monotonic()
+        if now - self._text_at >= TEXT_EVERY_S or peak <= 0:
+            text = f"{self.bar.peak_db:5.1f} dBFS" if peak > 0 else "–∞ dBFS"
+            if text != self.text.text():
+                self.text.setText(text)
+            self._text_at = now
         if clipped:
             self._clip_until = now + HOLD_S
         clipping = now < self._clip_until
