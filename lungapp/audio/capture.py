@@ -8,9 +8,11 @@ detected by :meth:`Capture.failure` so the recorder can stop and keep what it ha
 
 from __future__ import annotations
 
+import math
 import time
 
-from lungapp.audio.devices import DeviceError, DeviceInfo, _sd, choose_rate, find_device
+from lungapp.audio.devices import (PA_LOCK, DeviceError, DeviceInfo, _sd, choose_rate, current,
+                                   find_device)
 from lungapp.audio.ringbuffer import RingBuffer
 
 # No callback for this long while running = the device is gone. Generous: on a busy
@@ -20,24 +22,34 @@ from lungapp.audio.ringbuffer import RingBuffer
 STALL_TIMEOUT_S = 5.0
 # The first block may take a while (sound servers, Bluetooth, USB wake-up).
 FIRST_BLOCK_TIMEOUT_S = 15.0
+BLOCK_S = 0.020
+
+
+def default_blocksize(rate: int) -> int:
+    """The power of two nearest to BLOCK_S seconds at ``rate`` (1024 at 44.1/48 kHz)."""
+    return 1 << max(6, round(math.log2(rate * BLOCK_S)))
 
 
 class Capture:
     """An input stream on ``device`` (a DeviceInfo, index, name or None for the
     default) at ``rate`` Hz (None: :func:`~lungapp.audio.devices.choose_rate`),
-    recording channel ``channel`` (0-based) as mono float32.
+    recording channel ``channel`` (0-based) as mono float32, in blocks of ``blocksize``
+    frames (None: :func:`default_blocksize`; 0: whatever the host API prefers).
 
     ``ring_seconds`` sizes the ring: a reader may fall that far behind before losing
     audio. Use as a context manager or call :meth:`start` / :meth:`stop`.
     """
 
     def __init__(self, device=None, rate: int | None = None, channel: int = 0,
-                 ring_seconds: float = 30.0, blocksize: int = 0, latency="high"):
-        self.device: DeviceInfo = device if isinstance(device, DeviceInfo) else find_device(device)
-        if not 0 <= channel < self.device.max_input_channels:
-            raise DeviceError(f"device {self.device.index} ({self.device.name}) has "
-                              f"{self.device.max_input_channels} input channel(s); "
-                              f"channel {channel + 1} does not exist")
+                 ring_seconds: float = 30.0, blocksize: int | None = None, latency="high"):
+        dev = device if isinstance(device, DeviceInfo) else find_device(device)
+        self._check_channel(dev, channel)
+        if isinstance(device, DeviceInfo):
+            # A DeviceInfo from an earlier listing is looked up again by name and host
+            # API: a device re-scan (devices.rescan) may have renumbered the devices.
+            dev = current(dev)
+            self._check_channel(dev, channel)
+        self.device: DeviceInfo = dev
         self.channel = int(channel)
         self.rate = choose_rate(self.device, rate, channels=self.channel + 1)
         self.ring = RingBuffer(int(ring_seconds * self.rate), channels=1)
@@ -47,8 +59,18 @@ class Capture:
         self._stream = None
         self._stopping = False
         self._finished = False
-        self._blocksize = blocksize
+        # Blocks of ~20 ms (a power of two): a callback 50 times a second instead of
+        # whatever small blocks the host API prefers (PulseAudio: ~9 ms), which halves
+        # the capture's CPU; the live view smooths the bursts (ScrollClock).
+        self._blocksize = default_blocksize(self.rate) if blocksize is None else int(blocksize)
         self._latency = latency
+
+    @staticmethod
+    def _check_channel(device: DeviceInfo, channel: int) -> None:
+        if not 0 <= channel < device.max_input_channels:
+            raise DeviceError(f"device {device.index} ({device.name}) has "
+                              f"{device.max_input_channels} input channel(s); "
+                              f"channel {channel + 1} does not exist")
 
     # --- the real-time part: keep it tiny -------------------------------------------------
     def _callback(self, indata, frames, time_info, status):
@@ -65,12 +87,13 @@ class Capture:
     def start(self) -> "Capture":
         sd = _sd()
         try:
-            self._stream = sd.InputStream(
-                device=self.device.index, channels=self.channel + 1, samplerate=self.rate,
-                dtype="float32", blocksize=self._blocksize, latency=self._latency,
-                callback=self._callback, finished_callback=self._on_finished)
-            self._last_callback = time.monotonic()
-            self._stream.start()
+            with PA_LOCK:  # not while PortAudio is being re-initialised (devices.rescan)
+                self._stream = sd.InputStream(
+                    device=self.device.index, channels=self.channel + 1, samplerate=self.rate,
+                    dtype="float32", blocksize=self._blocksize, latency=self._latency,
+                    callback=self._callback, finished_callback=self._on_finished)
+                self._last_callback = time.monotonic()
+                self._stream.start()
         except Exception as exc:
             self._stream = None
             raise DeviceError(f"cannot open input device {self.device.index} "

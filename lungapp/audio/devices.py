@@ -7,9 +7,15 @@ problem is raised as :class:`DeviceError` with one clear line naming the device.
 
 from __future__ import annotations
 
+import gc
+import threading
 from dataclasses import asdict, dataclass
 
 from lungapp.errors import AudioError
+
+# Held while PortAudio is re-initialised (rescan) and while a stream is opened, so a
+# stream is never opened half-way through a re-initialisation.
+PA_LOCK = threading.RLock()
 
 # Rates we are willing to open, best first after the device's own default. Never an
 # exotic low rate such as 4 kHz: capture at a native rate and resample for the model.
@@ -87,6 +93,53 @@ def list_input_devices() -> list[DeviceInfo]:
             is_default=int(d["index"]) == default_in,
         ))
     return out
+
+
+def open_streams() -> int:
+    """How many sounddevice streams are open in this process (any module's: capture,
+    playback). Found through the garbage collector because sounddevice keeps no list,
+    and re-initialising PortAudio under an open stream would close it."""
+    sd = _sd()
+    return sum(1 for o in gc.get_objects()
+               if isinstance(o, sd._StreamBase) and not getattr(o, "closed", True))
+
+
+def rescan() -> bool:
+    """Re-initialise PortAudio so that devices plugged in (or removed) since it started
+    are listed: PortAudio enumerates devices only when it initialises.
+
+    Does nothing and returns False while any stream is open (Pa_Terminate would close
+    it: a recording or a playback); returns True when the device list was refreshed.
+    Raises DeviceError when PortAudio cannot be re-initialised.
+    """
+    sd = _sd()
+    with PA_LOCK:
+        if open_streams():
+            return False
+        try:
+            while sd._initialized > 0:
+                sd._terminate()
+            sd._initialize()
+        except Exception as exc:  # PortAudio errors surface as sd.PortAudioError
+            raise DeviceError(f"cannot re-scan audio devices: {exc}") from None
+    return True
+
+
+def same_device(a: DeviceInfo, name: str, hostapi: str | None) -> bool:
+    """Whether ``a`` is the device called ``name`` on host API ``hostapi`` (None: any).
+    Indices change when devices come and go; name and host API do not."""
+    return a.name == name and (hostapi is None or a.hostapi == hostapi)
+
+
+def current(device: DeviceInfo) -> DeviceInfo:
+    """``device`` as PortAudio lists it now (its index may have changed after a re-scan):
+    the same name and host API, preferring the same index. DeviceError if it is gone."""
+    devices = list_input_devices()
+    matches = [d for d in devices if same_device(d, device.name, device.hostapi)]
+    if not matches:
+        raise DeviceError(f"input device {device.name!r} ({device.hostapi}) is no longer "
+                          "connected")
+    return next((d for d in matches if d.index == device.index), matches[0])
 
 
 def default_input_device() -> DeviceInfo:

@@ -5,14 +5,21 @@ Thin on purpose: devices, capture, the crash-safe writer and recovery are in
 :mod:`lungapp.audio` (no Qt); the live picture's data in :mod:`lungapp.audio.live`.
 Opening the device, listing devices and recovering files run in workers; a QTimer
 (~33 fps) pulls the new samples from the ring buffer and redraws.
+
+Devices plugged in after the app started appear when the device list is re-scanned
+(Refresh, opening the picker, showing the tab): PortAudio only sees new devices when it
+is re-initialised, which :func:`lungapp.audio.devices.rescan` does while no stream is
+open. The chosen device is remembered by name and host API, not by index.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSizePolicy, QSpinBox, QSplitter,
                                QVBoxLayout, QWidget)
@@ -28,19 +35,43 @@ FRAME_MS = 30  # ~33 redraws per second
 IDLE, STARTING, RECORDING, STOPPING = "idle", "starting", "recording", "stopping"
 
 
-def _list_devices(task):
-    from lungapp.audio.devices import list_input_devices
+def _list_devices(task, rescan: bool):
+    """(input devices, whether PortAudio was re-initialised to find new ones)."""
+    from lungapp.audio import devices
 
-    return list_input_devices()
+    rescanned = devices.rescan() if rescan else False
+    return devices.list_input_devices(), rescanned
 
 
-def _start(task, device, channel, seconds, site, patient_id):
+def _start(task, device, channel, seconds, site, patient_id, rate=None):
     from lungapp.audio.live import LiveMonitor
     from lungapp.audio.recorder import start_recording
 
-    cap, rec = start_recording(device, channel=channel, seconds=seconds, site=site,
+    cap, rec = start_recording(device, rate=rate, channel=channel, seconds=seconds, site=site,
                                patient_id=patient_id)
     return cap, rec, LiveMonitor(cap.ring, cap.rate)
+
+
+def _expected_rate(device, preferred: int | None = None) -> int:
+    """The rate a recording from ``device`` will most likely use (for the empty view's
+    axes; the real choice, :func:`~lungapp.audio.devices.choose_rate`, probes the device)."""
+    from lungapp.audio.devices import MIN_RATE, STANDARD_RATES
+
+    if preferred:
+        return int(preferred)
+    rate = int(round(device.default_samplerate)) if device is not None else 48000
+    return rate if rate in STANDARD_RATES and rate >= MIN_RATE else 48000
+
+
+class DevicePicker(QComboBox):
+    """The input-device combo box; says when its list is about to be shown, so the
+    view can re-scan for devices plugged in meanwhile."""
+
+    aboutToShowPopup = Signal()
+
+    def showPopup(self) -> None:
+        self.aboutToShowPopup.emit()
+        super().showPopup()
 
 
 def _recover_all(task, paths_):
@@ -66,6 +97,10 @@ class RecordView(QWidget):
         self.settings = context.settings
         self.state = IDLE
         self.devices = []
+        self.capture_rate: int | None = None  # None: the device's own rate (choose_rate)
+        self._listing = False
+        self._rescan_wanted = False
+        self._last_listing = 0.0
         self.capture = None
         self.recording = None
         self.monitor = None
@@ -93,13 +128,11 @@ class RecordView(QWidget):
         # Setup: device, channel, site, patient, duration.
         form = QFormLayout()
         dev_row = QHBoxLayout()
-        self.device_combo = QComboBox()
+        self.device_combo = DevicePicker()
         self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.refresh_button = QPushButton("Refresh")
-        # PortAudio enumerates devices once, when it starts; re-initialising it would
-        # close any other open stream (Review's playback), so it is not done here.
-        self.refresh_button.setToolTip("List the input devices again. A device plugged in "
-                                       "after the app started appears after a restart.")
+        self.refresh_button.setToolTip("Look for input devices again (a stethoscope plugged in "
+                                       "after the app started appears here)")
         dev_row.addWidget(self.device_combo, 1)
         dev_row.addWidget(self.refresh_button)
         form.addRow("Input device", dev_row)
@@ -126,9 +159,18 @@ class RecordView(QWidget):
         self.record_button.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.elapsed_label = QLabel("00:00.0")
         self.elapsed_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.elapsed_label.setStyleSheet("font-size: 16pt; font-family: monospace;")
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        mono.setPointSize(16)
+        self.elapsed_label.setFont(mono)  # a font, not a style sheet: its metrics size the label
         self.overflow_label = QLabel("Overflows: 0")
         self.overflow_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # Fixed sizes: labels updated every frame must not re-lay-out the window.
+        fm = self.elapsed_label.fontMetrics()
+        self.elapsed_label.setFixedSize(fm.horizontalAdvance("00:00.0 / 00:00.0") + 16,
+                                        fm.height() + 6)
+        fm = self.overflow_label.fontMetrics()
+        self.overflow_label.setFixedSize(fm.horizontalAdvance("Overflows: 9999, lost 99999999 frames") + 8,
+                                         fm.height() + 4)
         ctl.addWidget(self.record_button)
         ctl.addWidget(self.elapsed_label)
         ctl.addWidget(self.overflow_label)
@@ -163,7 +205,8 @@ class RecordView(QWidget):
         self.timer.timeout.connect(self._tick)
 
         self.record_button.clicked.connect(self.toggle)
-        self.refresh_button.clicked.connect(self.refresh_devices)
+        self.refresh_button.clicked.connect(lambda: self.refresh_devices())
+        self.device_combo.aboutToShowPopup.connect(lambda: self.refresh_devices(min_interval=1.0))
         self.device_combo.currentIndexChanged.connect(self._device_changed)
         self.site_combo.currentTextChanged.connect(lambda t: self.settings.setValue("record/site", t))
         self.duration_combo.currentTextChanged.connect(
@@ -178,43 +221,92 @@ class RecordView(QWidget):
             app.aboutToQuit.connect(self.shutdown)
 
         self.record_button.setEnabled(False)
-        self.refresh_devices()
+        self.refresh_devices(rescan=False)  # PortAudio has just enumerated the devices
         QTimer.singleShot(0, self.check_interrupted)
 
     # --- devices ----------------------------------------------------------------------
-    def refresh_devices(self) -> None:
+    def refresh_devices(self, rescan: bool = True, min_interval: float = 0.0) -> bool:
+        """List the input devices again in a worker; with ``rescan``, re-initialise
+        PortAudio first (only while idle: never under an open stream) so devices
+        plugged in since appear. Returns False when skipped (a listing is running, a
+        recording is on, or the last listing is younger than ``min_interval`` s)."""
+        if self._listing or self.state != IDLE:
+            return False
+        if min_interval and time.monotonic() - self._last_listing < min_interval:
+            return False
+        self._listing = True
+        self._rescan_wanted = bool(rescan)
         self.refresh_button.setEnabled(False)
-        run_task(_list_devices, name="list input devices",
+        self.record_button.setEnabled(False)  # not with a device list about to change
+        run_task(_list_devices, bool(rescan), name="list input devices",
                  on_finished=self._devices_listed, on_failed=self._devices_failed)
+        return True
 
-    def _devices_listed(self, devices) -> None:
-        self.refresh_button.setEnabled(True)
+    def _remembered(self) -> tuple[str | None, str | None]:
+        name = self.settings.value("record/device", None)
+        hostapi = self.settings.value("record/hostapi", None)
+        return (str(name) if name else None), (str(hostapi) if hostapi else None)
+
+    def _devices_listed(self, outcome) -> None:
+        from lungapp.audio.devices import same_device
+
+        devices, rescanned = outcome
+        self._listing = False
+        self._last_listing = time.monotonic()
+        self.refresh_button.setEnabled(self.state == IDLE)
+        before = self.selected_device()
+        old_keys = [(d.name, d.hostapi) for d in self.devices]
+        new = [d for d in devices if (d.name, d.hostapi) not in old_keys]
+        changed = list(devices) != self.devices
         self.devices = list(devices)
-        self.device_combo.blockSignals(True)
-        self.device_combo.clear()
-        for d in self.devices:
-            self.device_combo.addItem(d.label)
-        remembered = self.settings.value("record/device", None)
-        idx = next((i for i, d in enumerate(self.devices) if d.name == remembered), None)
+        # Keep the remembered device (by name and host API), else the one shown before,
+        # else the system default.
+        name, hostapi = self._remembered()
+        idx = None
+        if name:
+            idx = next((i for i, d in enumerate(self.devices) if same_device(d, name, hostapi)), None)
+        if idx is None and before is not None:
+            idx = next((i for i, d in enumerate(self.devices)
+                        if same_device(d, before.name, before.hostapi)), None)
         if idx is None:
             idx = next((i for i, d in enumerate(self.devices) if d.is_default), 0)
+        self.device_combo.blockSignals(True)
+        if changed:  # an open picker is not disturbed when nothing changed
+            self.device_combo.clear()
+            for d in self.devices:
+                self.device_combo.addItem(d.label)
         if self.devices:
             self.device_combo.setCurrentIndex(idx)
         self.device_combo.blockSignals(False)
         if not self.devices:
             self._no_device("No audio input device found. Connect a digital stethoscope "
-                            "(or microphone) and restart lungapp.")
+                            "(or microphone) and press Refresh.")
             return
         self._device_changed(self.device_combo.currentIndex(), remember=False)
         if self.state == IDLE:
             self.record_button.setEnabled(True)
-            self.status.setText(f"Ready: {len(self.devices)} input device(s) found.")
+            msg = f"Ready: {len(self.devices)} input device(s) found."
+            if new and old_keys:
+                msg += " New: " + ", ".join(d.name for d in new) + "."
+            if not rescanned and self._rescan_wanted:
+                msg += (" (Audio is playing, so the list was not re-scanned for newly plugged "
+                        "devices; stop playback and press Refresh.)")
+            self.status.setText(msg)
+        self._rescan_wanted = False
 
     def _devices_failed(self, message: str, exc) -> None:
-        self.refresh_button.setEnabled(True)
+        self._listing = False
+        self._last_listing = time.monotonic()
+        self.refresh_button.setEnabled(self.state == IDLE)
         self.devices = []
         self.device_combo.clear()
         self._no_device(f"Recording unavailable: {message}")
+
+    def showEvent(self, ev) -> None:
+        super().showEvent(ev)
+        # Coming to the Record tab is when a just-plugged stethoscope is expected.
+        if self._last_listing:
+            self.refresh_devices(min_interval=2.0)
 
     def _no_device(self, text: str) -> None:
         self.record_button.setEnabled(self.state != IDLE)
@@ -226,6 +318,9 @@ class RecordView(QWidget):
         d = self.devices[index]
         if remember:
             self.settings.setValue("record/device", d.name)
+            self.settings.setValue("record/hostapi", d.hostapi)
+        if self.state == IDLE:
+            self.live.set_geometry(_expected_rate(d, self.capture_rate))
         self.channel_spin.setRange(1, max(1, d.max_input_channels))
         self.channel_spin.setEnabled(d.max_input_channels > 1)
         ch = int(self.settings.value("record/channel", 1) or 1)
@@ -297,12 +392,14 @@ class RecordView(QWidget):
         rec = state == RECORDING
         self.record_button.setText({IDLE: "● Record", STARTING: "Starting…",
                                     RECORDING: "■ Stop", STOPPING: "Saving…"}[state])
-        self.record_button.setEnabled(state in (RECORDING,) or (state == IDLE and bool(self.devices)))
+        self.record_button.setEnabled(state in (RECORDING,) or (state == IDLE and bool(self.devices)
+                                                                and not self._listing))
         self.record_button.setStyleSheet("font-size: 16pt; font-weight: bold;"
                                          + (" background: #D55E00; color: white;" if rec else ""))
         for w in (self.device_combo, self.refresh_button, self.channel_spin, self.site_combo,
                   self.patient_edit, self.duration_combo):
             w.setEnabled(state == IDLE)
+        self.refresh_button.setEnabled(state == IDLE and not self._listing)
         if state == IDLE and self.devices:
             d = self.selected_device()
             self.channel_spin.setEnabled(d is not None and d.max_input_channels > 1)
@@ -320,7 +417,8 @@ class RecordView(QWidget):
         self.result_panel.show_message("Recording…")
         run_task(_start, d, self.channel_spin.value() - 1, self.duration_s(),
                  self.site_combo.currentText(), self.patient_edit.text().strip(),
-                 name="start recording", on_finished=self._started, on_failed=self._start_failed)
+                 self.capture_rate, name="start recording", on_finished=self._started,
+                 on_failed=self._start_failed)
 
     def _started(self, parts) -> None:
         self.capture, self.recording, self.monitor = parts
@@ -350,8 +448,9 @@ class RecordView(QWidget):
         if rec is None or mon is None:
             self.timer.stop()
             return
-        if mon.update():  # redraw only when audio arrived (sound servers deliver in bursts)
-            self.live.refresh()
+        mon.update()
+        # Every tick: the picture scrolls evenly between the bursts audio arrives in.
+        self.live.refresh(time.monotonic())
         new_clips = mon.clipped - self._clipped_seen
         self._clipped_seen = mon.clipped
         self.meter.set_level(mon.peak, mon.rms, new_clips > 0)
@@ -361,12 +460,17 @@ class RecordView(QWidget):
         over = rec.overflows
         self.overflow_label.setText(f"Overflows: {over}" + (f", lost {rec.lost_frames} frames"
                                                           if rec.lost_frames else ""))
-        self.overflow_label.setStyleSheet("color: #a03000; font-weight: bold;" if over or rec.lost_frames else "")
+        style = "color: #a03000; font-weight: bold;" if over or rec.lost_frames else ""
+        if self.overflow_label.styleSheet() != style:  # re-styling is not free: only on change
+            self.overflow_label.setStyleSheet(style)
         if rec.finished:
             self.timer.stop()
             self._finished(rec.result)
 
     def _finished(self, result) -> None:
+        if self.monitor is not None:
+            self.monitor.update()
+            self.live.show_all()  # the last columns too (the live view runs a little behind)
         self.last_result = result
         self.recording = self.capture = None
         self._set_state(IDLE)
