@@ -449,12 +449,29 @@ class _Conv2D(_Op):
         self.b = (b * scale + shift).astype(np.float32)
 
     def __call__(self, x):
-        return self.apply(_im2col(x, self.k, self.s, self.padding, self.name))
+        """The whole convolution, im2col and matmul a few windows at a time: each chunk's
+        patch matrix (~1 MB) stays in cache for its matmul (measured 10-20 % faster than
+        one patch matrix for the batch on the 2-core machine)."""
+        win, (n, ho, wo) = _patches(x, self.k, self.s, self.padding, self.name)
+        k = win.shape[3] * win.shape[4] * win.shape[5]
+        per = max(1, _CHUNK_FLOATS // max(1, ho * wo * k))
+        if per >= n:
+            return self.apply((win.reshape(n * ho * wo, k), (n, ho, wo)))
+        y = np.empty((n * ho * wo, self.filters), np.float32)
+        buf = np.empty((per, *win.shape[1:]), np.float32)
+        for s in range(0, n, per):
+            e = min(s + per, n)
+            b = buf[: e - s]
+            np.copyto(b, win[s:e])
+            np.matmul(b.reshape(-1, k), self.w, out=y[s * ho * wo: e * ho * wo])
+        return self._finish(y, n, ho, wo)
 
     def apply(self, cols_shape):
         """The matmul half of the convolution, on :func:`_im2col`'s output."""
         cols, (n, ho, wo) = cols_shape
-        y = cols @ self.w
+        return self._finish(cols @ self.w, n, ho, wo)
+
+    def _finish(self, y, n, ho, wo):
         if self.deferred:  # bias and activation applied after the max-pool (see _fuse)
             return y.reshape(n, ho, wo, self.filters)
         if self.b is not None:
@@ -462,8 +479,13 @@ class _Conv2D(_Op):
         return _activate(y.reshape(n, ho, wo, self.filters), self.act, inplace=True)
 
 
-def _im2col(x, k, s, padding, name):
-    """(n, h, w, c) -> ((n*ho*wo, kh*kw*c) patch matrix, (n, ho, wo)), TF padding."""
+#: Patch-matrix floats per chunk in Conv2D.__call__ (2**18 floats = 1 MB).
+_CHUNK_FLOATS = 1 << 18
+
+
+def _patches(x, k, s, padding, name):
+    """(n, h, w, c) -> ((n, ho, wo, kh, kw, c) view of the patches, (n, ho, wo)), with
+    TensorFlow's padding; reshaping the view to (n*ho*wo, kh*kw*c) is im2col."""
     (kh, kw), (sh, sw) = k, s
     n, h, w, c = x.shape
     if padding == "same":
@@ -473,13 +495,15 @@ def _im2col(x, k, s, padding, name):
     ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
     if ho <= 0 or wo <= 0:
         raise ValueError(f"layer {name!r}: input {h}x{w} is smaller than the kernel")
-    if kh == kw == 1:
-        cols = x[:, ::sh, ::sw][:, :ho, :wo].reshape(-1, c)
-    else:
-        # (n, ho, wo, c, kh, kw) view -> (n*ho*wo, kh*kw*c) copy: no Python loop
-        win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-        cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * c)
-    return cols, (n, ho, wo)
+    # sliding_window_view: (n, ho', wo', c, kh, kw), no copy and no Python loop
+    win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw][:, :ho, :wo]
+    return win.transpose(0, 1, 2, 4, 5, 3), (n, ho, wo)
+
+
+def _im2col(x, k, s, padding, name):
+    """(n, h, w, c) -> ((n*ho*wo, kh*kw*c) patch matrix, (n, ho, wo)), TF padding."""
+    win, (n, ho, wo) = _patches(x, k, s, padding, name)
+    return win.reshape(n * ho * wo, -1), (n, ho, wo)
 
 
 class _Im2Col:
@@ -1007,16 +1031,12 @@ def load(path) -> NumpyModel:
         shapes[key] = tuple(op.shape([shapes[k] for k in ins]))
 
     fused = _fuse([(nodes[k][0], list(nodes[k][1]), k) for k in order], out_refs[0])
-    steps = []
-    for op, ins, out in fused:  # a convolution = im2col step + matmul step
-        if isinstance(op, _Conv2D):
-            steps.append((_Im2Col(op), ins, (*out, "cols")))
-            steps.append((_ConvMatmul(op), [(*out, "cols")], out))
-        else:
-            steps.append((op, ins, out))
-    # value signatures: a weight-free op on a shared value gives a shared value
+    # value signatures: a weight-free op on a shared value gives a shared value (the
+    # same for every ensemble member reading the same input: computed once)
     vsig: dict[tuple, object] = {in_refs[0]: ("input",)}
-    for op, ins, out in steps:
+    steps = []
+
+    def add(op, ins, out):
         in_sigs = [vsig[k] for k in ins]
         if op.sig == "identity":
             vsig[out] = in_sigs[0]
@@ -1024,6 +1044,15 @@ def load(path) -> NumpyModel:
             vsig[out] = (op.sig, tuple(in_sigs))
         else:
             vsig[out] = None
+        steps.append((op, ins, out))
+
+    for op, ins, out in fused:
+        if isinstance(op, _Conv2D) and vsig[ins[0]] is not None:
+            # on a shared value: a shareable im2col step + this member's matmul step
+            add(_Im2Col(op), ins, (*out, "cols"))
+            add(_ConvMatmul(op), [(*out, "cols")], out)
+        else:
+            add(op, ins, out)
     # free each intermediate array after its last use
     last_use: dict[tuple, int] = {}
     for i, (_, ins, _) in enumerate(steps):
