@@ -5,10 +5,11 @@
 
 For each runtime (``LUNGAPP_RUNTIME``, see lungapp/model/inference.py):
 
-* warm: a fresh Python process loads the model (time includes importing the runtime:
-  TensorFlow for keras), warms up with 3 calls, then times ``predict_file`` on a 15-s
-  WAV (decode + spectrogram + quality gate + model + pooling) and the model call alone,
-  N times each, interleaved; wall time (median, best) and CPU time of the process.
+* warm: one fresh Python process per runtime loads the model (time includes importing
+  the runtime: TensorFlow for keras) and warms up with 3 calls; then the processes take
+  turns, call by call, timing ``predict_file`` on a 15-s WAV (decode + spectrogram +
+  quality gate + model + pooling) and the model call alone, N times each: wall time
+  (median, best) and CPU time of the process.
 * cold: ``lungapp predict one.wav --format json`` from the shell (Python start, imports,
   model load, first call), median of a few runs; the runtimes alternate run by run so
   both see the same machine load.
@@ -41,29 +42,27 @@ t0 = time.perf_counter()
 from lungapp.model.inference import Predictor
 pred = Predictor.load(sys.argv[2] or None)
 load_s = time.perf_counter() - t0
-wav, repeats = sys.argv[1], int(sys.argv[3])
+wav = sys.argv[1]
 for _ in range(3):
     pred.predict_file(wav)
 from lungapp.audio import load_audio
 from lungapp.model.features import windows_from_samples
 audio = load_audio(wav, rate=pred.card.features.rate)
 X, _ = windows_from_samples(audio.samples, pred.card.features)
-warm_file, warm_model, cpu_file = [], [], []
-for _ in range(repeats):
+print("READY " + json.dumps({"runtime": pred.runtime, "note": pred.runtime_note, "load_s": load_s,
+      "model": f"{pred.card.name} {pred.card.version}", "files": len(pred.card.model_files),
+      "windows": len(X), "input_shape": list(pred.card.features.input_shape)}), flush=True)
+for line in sys.stdin:
+    if line.strip() != "go":
+        break
     c0, t0 = time.process_time(), time.perf_counter()
     pred.predict_file(wav)
-    warm_file.append(time.perf_counter() - t0)
-    cpu_file.append(time.process_time() - c0)
+    f, cf = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
     pred.window_outputs(X)
-    warm_model.append(time.perf_counter() - t0)
-print("BENCH " + json.dumps({
-    "runtime": pred.runtime, "note": pred.runtime_note, "load_s": load_s,
-    "warm_file": warm_file, "warm_model": warm_model, "cpu_file": cpu_file,
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "tf_imported": "tensorflow" in sys.modules,
-    "model": f"{pred.card.name} {pred.card.version}", "files": len(pred.card.model_files),
-    "windows": len(X), "input_shape": list(pred.card.features.input_shape)}))
+    print("RUN " + json.dumps([f, cf, time.perf_counter() - t0]), flush=True)
+print("DONE " + json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                            "tf_imported": "tensorflow" in sys.modules}), flush=True)
 """
 
 
@@ -71,17 +70,41 @@ def _load() -> str:
     return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def run_warm(runtime: str, wav: Path, model: str | None, repeats: int) -> dict:
-    env = dict(os.environ, LUNGAPP_RUNTIME=runtime, TF_CPP_MIN_LOG_LEVEL="3")
-    load_before = _load()
-    r = subprocess.run([sys.executable, "-c", WARM_CHILD, str(wav), model or "", str(repeats)],
-                       capture_output=True, text=True, env=env, timeout=1800)
-    for line in r.stdout.splitlines():
-        if line.startswith("BENCH "):
-            out = json.loads(line[6:])
-            out["load_before"], out["load_after"] = load_before, _load()
-            return out
-    sys.exit(f"warm run ({runtime}) failed: {r.stderr.strip()[-2000:]}")
+def _expect(proc, tag: str, runtime: str) -> dict | list:
+    for line in proc.stdout:
+        if line.startswith(tag + " "):
+            return json.loads(line[len(tag) + 1:])
+    sys.exit(f"warm run ({runtime}) failed: {proc.stderr.read()[-2000:]}")
+
+
+def run_warm(runtimes: list[str], wav: Path, model: str | None, repeats: int) -> dict:
+    """One warm process per runtime, all loaded first; then one call at a time, the
+    runtimes taking turns, so they see the same machine load."""
+    procs, out = {}, {}
+    for rt in runtimes:
+        env = dict(os.environ, LUNGAPP_RUNTIME=rt, TF_CPP_MIN_LOG_LEVEL="3")
+        procs[rt] = subprocess.Popen([sys.executable, "-c", WARM_CHILD, str(wav), model or ""],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        out[rt] = _expect(procs[rt], "READY", rt)  # loads one after the other
+        out[rt].update(warm_file=[], cpu_file=[], warm_model=[])
+    loads = []
+    for _ in range(repeats):
+        for rt in runtimes:
+            loads.append(os.getloadavg()[0])
+            procs[rt].stdin.write("go\n")
+            procs[rt].stdin.flush()
+            f, cf, m = _expect(procs[rt], "RUN", rt)
+            out[rt]["warm_file"].append(f)
+            out[rt]["cpu_file"].append(cf)
+            out[rt]["warm_model"].append(m)
+    for rt in runtimes:
+        procs[rt].stdin.write("done\n")
+        procs[rt].stdin.flush()
+        out[rt].update(_expect(procs[rt], "DONE", rt))
+        procs[rt].wait(timeout=60)
+        out[rt]["warm_load"] = f"{min(loads):.2f}-{max(loads):.2f}"
+    return out
 
 
 def run_cold(runtime: str, wav: Path, model: str | None) -> tuple[float, float]:
@@ -121,7 +144,7 @@ def main() -> None:
     model = str(Path(args.model).resolve()) if args.model else None
 
     load_start = _load()
-    warm = {rt: run_warm(rt, wav, model, args.repeats) for rt in runtimes}
+    warm = run_warm(runtimes, wav, model, args.repeats)
     cold = {rt: [] for rt in runtimes}
     cold_rss = {rt: [] for rt in runtimes}
     cold_load = []
@@ -140,8 +163,8 @@ def main() -> None:
     for rt in runtimes:
         w = warm[rt]
         print(f"  {rt}: runtime used {w['runtime']!r}{' (' + w['note'] + ')' if w['note'] else ''}, "
-              f"TensorFlow imported: {'yes' if w['tf_imported'] else 'no'}; warm process ran at load "
-              f"{w['load_before']} -> {w['load_after']}")
+              f"TensorFlow imported: {'yes' if w['tf_imported'] else 'no'}")
+    print(f"  warm runs (runtimes taking turns call by call): load (1 min) {w['warm_load']}")
     print(f"  cold runs: load (1 min) {min(cold_load):.2f}-{max(cold_load):.2f}")
 
     def ms(v):
