@@ -44,6 +44,59 @@ def test_spectrogram_noise_is_a_power_sum():
     assert np.allclose(out * 100 - 100, -50 + 10 * np.log10(2), atol=1e-3)
 
 
+def _band_power(X, cfg=CFG):
+    return 10 ** ((cfg.min_db + X[..., 0].astype(np.float64) * (cfg.max_db - cfg.min_db)) / 10)
+
+
+def test_spectrogram_noise_at_snr_matches_white_noise_on_the_signal():
+    rng = np.random.default_rng(1)
+    noise = A.white_noise_spectrogram(CFG, seconds=10.0)
+    X = _spec01(_noise(2.0))  # a white-noise "signal": 0 dB SNR doubles every band's power
+    out = A.spec_noise_snr(X, 0.0, CFG, noise, rng)
+    ratio = _band_power(out).mean() / _band_power(X).mean()
+    assert 1.8 < ratio < 2.2
+    # 10 dB SNR adds a tenth
+    ratio10 = _band_power(A.spec_noise_snr(X, 10.0, CFG, noise, rng)).mean() / _band_power(X).mean()
+    assert 1.05 < ratio10 < 1.15
+    # texture: a tone leaves most bands at the floor; the added noise fluctuates over time
+    # there (a constant floor would vanish under per-band normalisation), like real noise
+    t = np.arange(8000) / 4000
+    tone = _spec01((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32))
+    noisy = A.spec_noise_snr(tone, 20.0, CFG, noise, rng)
+    # the same tone plus white noise 20 dB below it, made on the signal
+    real = _spec01((0.3 * np.sin(2 * np.pi * 300 * t)
+                    + 0.3 / np.sqrt(2) / 10 * rng.standard_normal(8000)).astype(np.float32))
+    sd_db = lambda Z: (Z[0, :, -8:, 0] * (CFG.max_db - CFG.min_db)).std(axis=0).mean()  # noqa: E731
+    assert tone[0, :, -8:, 0].max() == 0.0 and sd_db(noisy) > 2.0
+    assert abs(sd_db(noisy) - sd_db(real)) < 1.5
+    level = lambda Z: (Z[0, :, -8:, 0] * (CFG.max_db - CFG.min_db)).mean()  # noqa: E731
+    assert abs(level(noisy) - level(real)) < 3.0  # in-band SNR: the tone is all in band here
+    with pytest.raises(ValueError, match="do not match"):
+        A.spec_noise_snr(np.zeros((1, 8, 5, 1), np.float32), 0.0, CFG, noise, rng)
+
+
+def test_spectrogram_band_limit_floors_above_each_cutoff():
+    X = np.full((2, 3, CFG.n_bins, 1), 0.6, dtype=np.float32)
+    out = A.spec_band_limit(X, [1000.0, 1500.0], CFG)
+    f = CFG.frequencies()
+    assert np.all(out[0][:, f > 1000] == 0) and np.all(out[0][:, f <= 1000] == 0.6)
+    assert np.all(out[1][:, f > 1500] == 0) and np.all(out[1][:, f <= 1500] == 0.6)
+    assert np.all(X == 0.6)  # the input is not modified
+
+
+def test_augmenter_noise_and_band_limit_policy():
+    X = _spec01(_noise(2.0)).repeat(6, axis=0)
+    Y = np.zeros((6, 2), np.float32)
+    policy = {k: 0 for k in A.DEFAULT_POLICY if k not in ("noise_db", "snr_db", "band_limit_hz")}
+    on = A.Augmenter(CFG, {**policy, "snr_prob": 1.0, "band_limit_prob": 1.0}, seed=3)
+    out, _ = on(X, Y)
+    assert not np.allclose(out, X) and np.all(out[:, :, CFG.frequencies() > 1999] == 0)
+    again, _ = A.Augmenter(CFG, {**policy, "snr_prob": 1.0, "band_limit_prob": 1.0}, seed=3)(X, Y)
+    assert np.array_equal(out, again)
+    off, _ = A.Augmenter(CFG, policy, seed=3)(X, Y)
+    assert np.array_equal(off, X)
+
+
 def test_masks_roll_mixup():
     rng = np.random.default_rng(0)
     X = rng.random((8, 40, 32, 1), dtype=np.float32)

@@ -123,6 +123,50 @@ def spec_add_noise(X: np.ndarray, noise_db, cfg: SpectrogramConfig) -> np.ndarra
     return np.clip((out - cfg.min_db) / rng_db, 0.0, 1.0).astype(np.float32)
 
 
+def white_noise_spectrogram(cfg: SpectrogramConfig, seconds: float = 30.0, seed: int = 1234) -> np.ndarray:
+    """Linear power spectrogram (frames, bins) of unit-power white noise through the
+    engine's own spectrogram: the exact band powers and frame-to-frame fluctuation that
+    white noise has in this config's features (mel bands included)."""
+    from lungapp.dsp.spectrogram import spectrogram
+
+    x = np.random.default_rng(seed).standard_normal(int(seconds * cfg.rate)) * 0.01
+    return (10 ** (spectrogram(x, cfg).astype(np.float64) / 10) / 1e-4).astype(np.float32)
+
+
+def spec_noise_snr(X: np.ndarray, snr_db, cfg: SpectrogramConfig, noise_power: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Add white noise at ``snr_db`` (scalar or per example) to normalised windows, with
+    real noise texture: a random stretch of ``noise_power`` (from
+    :func:`white_noise_spectrogram`) scaled so that the band-summed noise power is
+    ``snr_db`` below the window's band-summed power, power-added to every cell. Unlike a
+    constant floor (:func:`spec_add_noise`), this leaves the fluctuating noise that
+    per-band normalisation turns into texture, as on a noisier stethoscope."""
+    n, T, F = X.shape[:3]
+    if F != noise_power.shape[1] or T > len(noise_power):
+        raise ValueError(f"windows of {T} x {F} do not match the noise spectrogram {noise_power.shape}")
+    rng_db = cfg.max_db - cfg.min_db
+    power = 10 ** ((cfg.min_db + X[..., 0].astype(np.float64) * rng_db) / 10)
+    sig = power.sum(axis=2).mean(axis=1)  # (n,)
+    noise_ref = float(noise_power.sum(axis=1).mean())
+    snr = np.broadcast_to(np.asarray(snr_db, dtype=np.float64), (n,))
+    starts = rng.integers(0, len(noise_power) - T + 1, size=n)
+    out = np.empty_like(X, dtype=np.float32)
+    for i in range(n):
+        scale = sig[i] / noise_ref / 10 ** (snr[i] / 10)
+        db = 10 * np.log10(power[i] + scale * noise_power[starts[i]:starts[i] + T])
+        out[i, ..., 0] = np.clip((db - cfg.min_db) / rng_db, 0.0, 1.0)
+    return out
+
+
+def spec_band_limit(X: np.ndarray, high_hz, cfg: SpectrogramConfig) -> np.ndarray:
+    """Floor every bin above ``high_hz`` (scalar or per example): what a stethoscope with
+    a lower bandwidth (e.g. 4 kHz sampling: nothing above 2 kHz) records there."""
+    f = _bin_freqs(cfg, X.shape[2])
+    hi = np.broadcast_to(np.asarray(high_hz, dtype=np.float64), (len(X),))
+    above = (f[None, :] > hi[:, None])[:, None, :, None]  # (n, 1, bins, 1)
+    return np.where(above, np.float32(0.0), X).astype(np.float32)
+
+
 def time_freq_masks(X: np.ndarray, rng: np.random.Generator, *, time_masks: int = 2,
                     freq_masks: int = 2, max_time_frac: float = 0.1,
                     max_freq_frac: float = 0.12) -> np.ndarray:
@@ -199,6 +243,10 @@ DEFAULT_POLICY = {
     "time_masks": 2,
     "freq_masks": 2,
     "mixup_alpha": 0.2,       # 0 = no mixup
+    "snr_prob": 0.0,          # share of examples given white noise at a random SNR (texture)
+    "snr_db": [0.0, 30.0],    # in-band SNR range (dB) for snr_prob
+    "band_limit_prob": 0.0,   # share of examples floored above a random cutoff
+    "band_limit_hz": [1500.0, 3000.0],  # cutoff range (Hz) for band_limit_prob
 }
 
 
@@ -216,6 +264,7 @@ class Augmenter:
         if unknown:
             raise ValueError(f"unknown augmentation keys: {sorted(unknown)}")
         self.rng = np.random.default_rng(seed)
+        self._noise_power = None
 
     def __call__(self, X: np.ndarray, Y: np.ndarray):
         p = self.policy
@@ -238,6 +287,21 @@ class Augmenter:
                 lo, hi = p["noise_db"]
                 X = X.copy()
                 X[pick] = spec_add_noise(X[pick], rng.uniform(lo, hi, size=int(pick.sum())), cfg)
+        if p["band_limit_prob"]:
+            pick = rng.random(n) < p["band_limit_prob"]
+            if pick.any():
+                lo, hi = p["band_limit_hz"]
+                X = X.copy()
+                X[pick] = spec_band_limit(X[pick], rng.uniform(lo, hi, size=int(pick.sum())), cfg)
+        if p["snr_prob"]:
+            pick = rng.random(n) < p["snr_prob"]
+            if pick.any():
+                if self._noise_power is None:
+                    self._noise_power = white_noise_spectrogram(cfg)
+                lo, hi = p["snr_db"]
+                X = X.copy()
+                X[pick] = spec_noise_snr(X[pick], rng.uniform(lo, hi, size=int(pick.sum())), cfg,
+                                         self._noise_power, rng)
         if p["roll"]:
             X = time_roll(X, rng, p["roll"])
         if p["time_masks"] or p["freq_masks"]:
