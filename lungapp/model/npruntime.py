@@ -19,10 +19,14 @@ implement, mixed precision) raises :class:`UnsupportedModel`, and the caller
 ever executed: a Lambda layer or a custom (registered) object is refused outright with
 :class:`UnsafeModel`, as Keras' safe mode refuses it.
 
-Convolutions are im2col (``sliding_window_view``) + one BLAS matmul per layer over the
-whole batch; a BatchNormalization and a ReLU directly after a linear convolution or
-dense layer are folded into it when the plan is built. BLAS runs single-threaded during
-a call (see :data:`BLAS_THREADS`).
+Convolutions are im2col (``sliding_window_view``, no Python loop over windows) + one
+BLAS matmul per layer, a few windows of the batch at a time so the patch matrix stays in
+cache. When the plan is built, a BatchNormalization and a ReLU directly after a linear
+convolution or dense layer are folded into it, and a convolution's bias and ReLU move
+behind the max-pool that follows (exact: both commute with max). Ensemble members
+(:class:`NumpyEnsemble`) share what does not depend on their weights (a parameter-free
+LayerNormalization, the first convolution's patch matrix). BLAS runs single-threaded
+during a call (see :data:`BLAS_THREADS`).
 
     model = load("fold1.keras")          # UnsupportedModel / UnsafeModel / ModelError
     probs = model(windows)               # (n, *model.input_shape[1:]) -> (n, outputs)
