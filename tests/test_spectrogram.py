@@ -292,3 +292,13 @@ def test_long_signal_is_processed_in_chunks():
     ref = np.abs(np.fft.rfft(frames * win, axis=1)) ** 2 * 4 / win.sum() ** 2
     np.testing.assert_allclose(out, np.clip(10 * np.log10(ref + 1e-12), -100, 0), atol=1e-4)
     assert math.isfinite(float(out.sum()))
+
+
+@pytest.mark.parametrize("name", ["hann", "hamming", "blackman", "boxcar"])
+def test_windows_equal_scipy_periodic_windows(name):
+    from scipy.signal import get_window
+
+    from lungapp.dsp.spectrogram import _window
+
+    for n in (1, 2, 7, 255, 256, 1024):
+        assert np.max(np.abs(_window(name, n) - get_window(name, n, fftbins=True))) < 1e-12

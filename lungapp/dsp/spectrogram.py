@@ -163,9 +163,18 @@ def _is_real(v) -> bool:
 
 @lru_cache(maxsize=32)
 def _window(name: str, length: int) -> np.ndarray:
-    from scipy.signal import get_window  # lazy: scipy.signal costs ~1 s at start-up
+    """The periodic ("fftbins") window, as ``scipy.signal.get_window(name, length)`` gives it,
+    computed here: importing scipy.signal costs about 1 s at start-up."""
+    coeffs = _COSINE_WINDOWS[name]
+    if length == 1:
+        return np.ones(1)
+    phase = 2.0 * np.pi * np.arange(length) / length
+    return sum(((-1) ** k) * a * np.cos(k * phase) for k, a in enumerate(coeffs)) + np.zeros(length)
 
-    return get_window(name, length, fftbins=True).astype(np.float64)
+
+# Generalised cosine windows: w[n] = sum_k (-1)^k a_k cos(2 pi k n / N).
+_COSINE_WINDOWS = {"hann": (0.5, 0.5), "hamming": (0.54, 0.46), "blackman": (0.42, 0.5, 0.08),
+                   "boxcar": (1.0,)}
 
 
 def _hz_to_mel(f):

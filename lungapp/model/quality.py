@@ -56,7 +56,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import fft as sp_fft
 
 NOISE_FEATURES = (
     "hf_ratio_db",        # energy 1-4 kHz relative to the total, dB
@@ -166,7 +165,7 @@ def _frames(x: np.ndarray, rate: int):
     n_frames = 1 + (len(x) - n_fft) // hop
     strided = np.lib.stride_tricks.as_strided(
         x, shape=(n_frames, n_fft), strides=(x.strides[0] * hop, x.strides[0]), writeable=False)
-    spec = np.abs(sp_fft.rfft(strided * np.hanning(n_fft), axis=1)) ** 2
+    spec = np.abs(np.fft.rfft(strided * np.hanning(n_fft), axis=1)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     return spec, freqs, hop
 
@@ -226,7 +225,7 @@ def measure(samples: np.ndarray, rate: int) -> dict:
     m["centroid_p90_hz"] = float(np.percentile(centroid, 90))
     mid = (freqs >= 300) & (freqs < 1000)
     m["mid_ratio_p90_db"] = float(np.percentile(10 * np.log10(spec[:, mid].sum(axis=1) / tot_f + 1e-10), 90))
-    ceps = sp_fft.irfft(np.log(spec + 1e-12), axis=1)
+    ceps = np.fft.irfft(np.log(spec + 1e-12), axis=1)
     quef = np.arange(ceps.shape[1]) / rate
     qband = (quef >= 1 / 700) & (quef <= 1 / 150)
     m["harmonicity_p90"] = float(np.percentile(ceps[:, qband].max(axis=1), 90)) if qband.any() else 0.0
