@@ -122,6 +122,7 @@ def test_presets_are_the_documented_recipes():
     assert rec.epochs == 3 and rec.arch == PRESETS["recommended"]["arch"]
     assert not rec.class_weights and rec.sampling == "balanced" and rec.schedule == "cosine"
     assert rec.augment["time_masks"] and rec.augment["freq_masks"] and not rec.augment["noise_prob"]
+    assert rec.augment["snr_prob"] and rec.augment["band_limit_prob"]
     assert rec.outputs == "flags" and rec.window_labels == "events"
     assert rec.val_fraction == 0 and rec.steps_per_epoch == 120 and rec.early_stopping == 0
     assert seed.sampling == "shuffle" and seed.steps_per_epoch == 0 and seed.val_fraction > 0
