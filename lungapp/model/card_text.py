@@ -89,6 +89,15 @@ def card_markdown(card: ModelCard) -> str:
                   f"(drop {_f(drop.get('score'))}), sensitivity {_pct(sh.get('sensitivity'))}, "
                   f"specificity {_pct(sh.get('specificity'))}. Training augmentation: "
                   f"{ds.get('augmentation')}.", ""]
+        aug = ((card.training or {}).get("options") or {}).get("augment") or {}
+        same = [name for key, name in (("snr_prob", "white noise"), ("noise_prob", "noise"),
+                                       ("band_limit_prob", "band limits"),
+                                       ("tilt_db_per_octave", "spectral tilt")) if aug.get(key)]
+        if same:
+            lines += [f"Caution: training already adds {', '.join(same)}, the same kinds of change "
+                      "as this simulated device, so this check is easier for the model than a real "
+                      "other stethoscope (different response, placement, friction and ambient "
+                      "sounds), whose effect is not measured here.", ""]
     gate = m.get("quality_gate")
     if gate:
         lines += ["## Quality check", "", gate if isinstance(gate, str) else str(gate), ""]
