@@ -21,8 +21,9 @@ Xvfb this process can see.
 
 Prints, per row: input overflows, frames lost, CPU % of one core, resident memory, the
 load average, timer ticks/s, frames/s (times the spectrogram was actually painted),
-spectrogram columns coloured per painted frame, and the mean cost of LiveMonitor.update
-and of the widget's refresh per tick. Then totals (RSS at start / middle / end) and the
+spectrogram columns coloured per painted frame, the mean cost of LiveMonitor.update
+and of the widget's refresh per tick, and how far the picture runs behind the audio
+received (the ScrollClock's delay). Then totals (RSS at start / middle / end) and the
 cost of the streaming spectrogram against recomputing scipy.signal.spectrogram over the
 visible window every frame, as a ratio.
 
@@ -122,7 +123,8 @@ class Rows:
     """The per-row table; ``sample()`` returns a dict of the counters to difference."""
 
     HDR = (f"{'minute':>6} {'overflows':>9} {'lost':>6} {'CPU %':>6} {'RSS MB':>7} {'load1':>5} "
-           f"{'ticks/s':>7} {'frames/s':>8} {'cols/fr':>7} {'update ms':>9} {'refresh ms':>10}")
+           f"{'ticks/s':>7} {'frames/s':>8} {'cols/fr':>7} {'update ms':>9} {'refresh ms':>10} "
+           f"{'delay ms':>8}")
 
     def __init__(self, sample, t0: float):
         self.sample = sample
@@ -148,7 +150,8 @@ class Rows:
               f"{ticks / dt:7.1f} {frames / dt:8.1f} "
               f"{(s['cols'] - p['cols']) / max(1, frames):7.2f} "
               f"{1000 * (s['update_s'] - p['update_s']) / max(1, ticks):9.3f} "
-              f"{1000 * (s['refresh_s'] - p['refresh_s']) / max(1, ticks):10.3f}", flush=True)
+              f"{1000 * (s['refresh_s'] - p['refresh_s']) / max(1, ticks):10.3f} "
+              f"{1000 * s['delay'] if s['delay'] is not None else float('nan'):8.0f}", flush=True)
         self.prev = s
 
 
@@ -239,7 +242,8 @@ def run_app(args, tmp: Path):
         return {"wall": time.monotonic(), "cpu": time.process_time(), "ticks": acc[1],
                 "frames": live.frames_drawn, "cols": live.image.columns_written,
                 "update_s": acc[0], "refresh_s": acc[2], "overflows": cap.overflows,
-                "lost": rec.lost_frames + mon.lost_frames, "x": proc_cpu_s(xpid)}
+                "lost": rec.lost_frames + mon.lost_frames, "x": proc_cpu_s(xpid),
+                "delay": live.clock.delay_s}
 
     t0 = time.monotonic()
     print()
@@ -280,7 +284,8 @@ def run_core(args, tmp: Path):
     def sample():
         return {"wall": time.monotonic(), "cpu": time.process_time(), "ticks": acc[1],
                 "frames": 0, "cols": mon.columns_total, "update_s": acc[0], "refresh_s": 0.0,
-                "overflows": cap.overflows, "lost": rec.lost_frames + mon.lost_frames, "x": None}
+                "overflows": cap.overflows, "lost": rec.lost_frames + mon.lost_frames, "x": None,
+                "delay": None}
 
     t0 = time.monotonic()
     print()

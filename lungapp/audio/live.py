@@ -210,24 +210,27 @@ class ScrollClock:
     lands makes the picture jump by a burst and stand still in between. Instead the
     display shows the stream slightly in the past, on a clock that runs at real-time
     speed, so every frame moves by the same amount (Friture scrolls its spectrogram the
-    same way). The delay is just what the bursts need: the latest arrival
-    (wall time - stream time) seen over the last ``window_s`` seconds, plus ``margin_s``.
+    same way). The delay is just what the bursts need: at wall time ``now`` the audio
+    received ends at least at ``now - (latest arrival - its stream time) - (largest
+    burst)``, both taken over the last ``window_s`` seconds, minus ``margin_s``.
 
     Pure arithmetic on the times it is given (no clock of its own), so it is tested
     with made-up arrival patterns. ``observe()`` each time new audio arrived; ``time()``
     once per frame.
     """
 
-    def __init__(self, window_s: float = 3.0, margin_s: float = 0.010,
+    def __init__(self, window_s: float = 3.0, margin_s: float = 0.005,
                  max_correction: float = 0.1, jump_s: float = 0.5):
         self.window_s = float(window_s)
         self.margin_s = float(margin_s)
         self.max_correction = float(max_correction)  # at most 10 % faster/slower than real time
         self.jump_s = float(jump_s)                  # further off than this: jump
-        self._obs: deque[tuple[float, float]] = deque()  # (wall time, wall - stream)
-        self._off_max = None  # the latest arrival in the window (max of wall - stream)
-        self._latest = None   # newest stream time observed
-        self._shown = None    # last value returned by time()
+        # (wall time, wall time - stream time, stream seconds this arrival brought)
+        self._obs: deque[tuple[float, float, float]] = deque()
+        self._off_max = None   # the latest arrival in the window
+        self._step_max = 0.0   # the largest burst in the window
+        self._latest = None    # newest stream time observed
+        self._shown = None     # last value returned by time()
         self._shown_at = None
 
     def reset(self) -> None:
@@ -235,29 +238,34 @@ class ScrollClock:
 
     def observe(self, stream_s: float, now: float) -> None:
         """Audio up to ``stream_s`` seconds of the stream has arrived at wall time ``now``."""
+        step = 0.0 if self._latest is None else max(0.0, stream_s - self._latest)
         self._latest = stream_s if self._latest is None else max(self._latest, stream_s)
-        self._obs.append((now, now - stream_s))
+        off = now - stream_s
+        self._obs.append((now, off, step))
         dropped = False
         while len(self._obs) > 1 and self._obs[0][0] < now - self.window_s:
             self._obs.popleft()
             dropped = True
         if dropped or self._off_max is None:
-            self._off_max = max(o for _, o in self._obs)
+            self._off_max = max(o for _, o, _ in self._obs)
+            self._step_max = max(b for _, _, b in self._obs)
         else:
-            self._off_max = max(self._off_max, now - stream_s)
+            self._off_max = max(self._off_max, off)
+            self._step_max = max(self._step_max, step)
 
     @property
     def delay_s(self) -> float | None:
-        """How far behind the newest possible audio the display runs (seconds)."""
+        """How far the right edge runs behind the audio received, at most (seconds)."""
         if not self._obs:
             return None
-        return max(o for _, o in self._obs) - min(o for _, o in self._obs) + self.margin_s
+        off_min = min(o for _, o, _ in self._obs)
+        return self._off_max - off_min + self._step_max + self.margin_s
 
     def target(self, now: float) -> float | None:
         """Where the right edge should be at ``now`` (before smoothing)."""
         if self._off_max is None:
             return None
-        return now - self._off_max - self.margin_s
+        return now - self._off_max - self._step_max - self.margin_s
 
     def time(self, now: float) -> float | None:
         """Stream time (seconds) for the right edge at wall time ``now``; None before

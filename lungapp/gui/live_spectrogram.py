@@ -35,6 +35,9 @@ from lungapp.audio.live import FMAX, SECONDS, ScrollClock, live_bins, live_confi
 from lungapp.gui import theme
 
 CMAP = "viridis"
+# The picture runs behind the audio by the ScrollClock's delay (typically tens of ms);
+# the canvases keep this much more than the visible span so the left edge stays drawn.
+SPARE_S = 1.0
 WAVE_ROWS = 256  # amplitude resolution of the waveform image (-1..1)
 
 
@@ -145,10 +148,12 @@ class ScrollingCanvas(QWidget):
 
     def scroll_to(self, right: float) -> bool:
         """Put stream time ``right`` (seconds) at the right edge: draw the columns that
-        start before it, as many as fit. Returns True when that changed the picture."""
+        start before it and end after ``right - span``. Returns True when that changed
+        the picture."""
         # Columns whose left edge is before the right edge; the widget clips the rest.
         c1 = min(self._next, int(math.floor((right - self.left0) / self.col_w)) + 1)
-        c0 = max(c1 - self.slots, self._valid_from, 0)
+        first_visible = int(math.floor((right - self.span - self.left0) / self.col_w))
+        c0 = max(first_visible, c1 - self.slots, self._valid_from, 0)
         c1 = max(c0, c1)
         x0 = self.left0 + c0 * self.col_w - right
         if (c0, c1, x0) == (self._c0, self._c1, self._x0):
@@ -290,12 +295,14 @@ class LiveSpectrogram(QWidget):
             return
         self.set_geometry(monitor.rate, monitor.seconds, monitor.fmax)
         df = monitor.cfg.rate / monitor.cfg.n_fft
-        # Bin b is drawn from f_b - df/2 to f_b + df/2; two spare columns cover the
-        # partly visible ones at the edges.
-        self.image.setup(monitor.n_cols + 2, monitor.n_bins, monitor.seconds, -df / 2,
+        # Bin b is drawn from f_b - df/2 to f_b + df/2. Spare columns: the partly
+        # visible ones at the edges, and the display delay (SPARE_S).
+        spare = int(math.ceil(SPARE_S / monitor.column_s)) + 2
+        self.image.setup(monitor.n_cols + spare, monitor.n_bins, monitor.seconds, -df / 2,
                          monitor.n_bins * df, float(monitor.column_left_s(0)), monitor.column_s)
-        self.wave_image.setup(monitor.points + 2, WAVE_ROWS, monitor.seconds, -1.0, 2.0,
-                              0.0, monitor.decim / monitor.rate)
+        env_w = monitor.decim / monitor.rate
+        self.wave_image.setup(monitor.points + int(math.ceil(SPARE_S / env_w)) + 2, WAVE_ROWS,
+                              monitor.seconds, -1.0, 2.0, 0.0, env_w)
         self._place()
         for canvas in (self.wave_image, self.image):
             canvas.show()
