@@ -244,3 +244,102 @@ def test_round_trip_through_the_pulseaudio_null_sink(pulse_sink, tmp_path):
     assert corr >= 0.99, f"correlation {corr:.4f} at lag {lag}"
     assert cap.overflows == 0
     assert reader.lost_frames == 0
+
+
+# --- devices that come, go and stall --------------------------------------------------------
+
+class _FakeStream:
+    def __init__(self, active=True):
+        self.active = active
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _capture_without_a_device(monkeypatch, dev):
+    from lungapp.audio import capture as capmod
+
+    monkeypatch.setattr(capmod, "current", lambda d: d)
+    monkeypatch.setattr(capmod, "choose_rate", lambda d, r=None, channels=1: 48000)
+    return capmod.Capture(dev, rate=48000)
+
+
+def test_a_stream_that_stalls_or_ends_is_reported_as_a_failed_device(monkeypatch):
+    from lungapp.audio.capture import STALL_TIMEOUT_S
+    from lungapp.audio.devices import DeviceInfo
+
+    cap = _capture_without_a_device(monkeypatch, DeviceInfo(5, "USB Steth", "ALSA", 1, 48000.0))
+    cap._stream = _FakeStream(active=True)
+    cap.callbacks = 100
+    cap._last_callback = time.monotonic()
+    assert cap.failure() is None
+    cap._last_callback = time.monotonic() - STALL_TIMEOUT_S - 1  # no audio for > 5 s
+    assert cap.failure() == (f"input device 5 (USB Steth) delivered no audio for "
+                             f"{STALL_TIMEOUT_S:g} s (unplugged or failed)")
+    cap._last_callback = time.monotonic()
+    cap._stream.active = False  # the driver ended the stream
+    assert cap.failure() == "input device 5 (USB Steth) stopped delivering audio (unplugged or failed)"
+    cap.stop()
+    assert cap.failure() is None  # stopped on purpose is not a failure
+
+
+def test_capture_finds_a_device_again_by_name_and_host_api(monkeypatch):
+    """After a re-scan PortAudio may number devices differently: a DeviceInfo from the
+    picker is looked up again by name and host API."""
+    from lungapp.audio import capture as capmod
+    from lungapp.audio import devices
+
+    now_listed = [devices.DeviceInfo(0, "USB Steth", "JACK", 2, 48000.0),
+                  devices.DeviceInfo(3, "USB Steth", "ALSA", 2, 48000.0)]
+    monkeypatch.setattr(devices, "list_input_devices", lambda: list(now_listed))
+    monkeypatch.setattr(capmod, "choose_rate", lambda d, r=None, channels=1: 48000)
+    picked = devices.DeviceInfo(1, "USB Steth", "ALSA", 2, 48000.0)  # index from the last scan
+    assert capmod.Capture(picked, rate=48000, channel=1).device.index == 3
+    now_listed.pop()
+    with pytest.raises(devices.DeviceError, match="'USB Steth' \\(ALSA\\) is no longer connected"):
+        capmod.Capture(picked, rate=48000)
+
+
+def test_rescan_reinitialises_portaudio_only_when_no_stream_is_open(monkeypatch):
+    sd = pytest.importorskip("sounddevice")
+    from lungapp.audio import devices
+
+    calls = []
+    monkeypatch.setattr(sd, "_initialized", 1)
+
+    def terminate():
+        calls.append("terminate")
+        sd._initialized -= 1
+
+    def initialize():
+        calls.append("initialize")
+        sd._initialized += 1
+
+    monkeypatch.setattr(sd, "_terminate", terminate)
+    monkeypatch.setattr(sd, "_initialize", initialize)
+    monkeypatch.setattr(devices, "open_streams", lambda: 1)  # e.g. Review is playing
+    assert devices.rescan() is False and calls == []
+    monkeypatch.setattr(devices, "open_streams", lambda: 0)
+    assert devices.rescan() is True and calls == ["terminate", "initialize"]
+    assert sd._initialized == 1
+
+
+@pytest.mark.audio
+def test_open_streams_sees_a_real_stream_and_rescan_waits_for_it(pulse_sink):
+    sd = pytest.importorskip("sounddevice")
+    from lungapp.audio import devices
+
+    assert devices.rescan() is True  # nothing open: PortAudio re-initialised
+    assert devices.list_input_devices(), "no input device after the re-scan"
+    stream = sd.InputStream(channels=1, samplerate=RATE)
+    try:
+        assert devices.open_streams() >= 1
+        assert devices.rescan() is False  # would close it
+        assert not stream.closed
+    finally:
+        stream.close()
+    assert devices.open_streams() == 0
+    assert devices.rescan() is True

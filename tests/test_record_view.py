@@ -255,3 +255,121 @@ def test_live_view_can_run_for_hours_without_exhausting_references_to_true(qtbot
     assert lost < 20, (f"{lost} references to True lost in 100 redraws with PySide6 "
                        f"{PySide6.__version__}: the app would abort after a few minutes of "
                        "recording; use a PySide6 without this bug (6.11.3 is fine; 6.12.0 is not)")
+
+
+# --- devices come and go ------------------------------------------------------------------
+
+def fake_device(index, name, hostapi="ALSA", channels=1, rate=48000.0, default=False):
+    from lungapp.audio.devices import DeviceInfo
+
+    return DeviceInfo(index, name, hostapi, channels, rate, default)
+
+
+def test_a_stethoscope_plugged_in_after_start_appears_on_refresh(qtbot, monkeypatch):
+    """PortAudio lists new devices only after a re-initialisation: Refresh and opening
+    the picker re-scan; the remembered device stays chosen (by name + host API, its
+    index may change), and one that disappeared gives way without being forgotten."""
+    from lungapp.audio import devices
+
+    mic = fake_device(0, "Built-in mic", default=True)
+    listed = [[mic]]
+    rescans = []
+    monkeypatch.setattr(devices, "list_input_devices", lambda: list(listed[-1]))
+    monkeypatch.setattr(devices, "rescan", lambda: rescans.append(len(listed)) or True)
+    ctx, view = make_view(qtbot)
+    view.PICKER_RESCAN_INTERVAL_S = 0.0
+    qtbot.waitUntil(lambda: view.record_button.isEnabled(), timeout=10000)
+    assert view.device_combo.count() == 1 and rescans == []  # PortAudio has just enumerated
+    view._device_changed(0)  # the user's choice: remembered
+    assert view.settings.value("record/device") == "Built-in mic"
+    assert view.settings.value("record/hostapi") == "ALSA"
+
+    # A stethoscope is plugged in; after the re-scan PortAudio numbers it first.
+    steth = fake_device(0, "USB Stethoscope", channels=2, rate=44100.0)
+    listed.append([steth, fake_device(1, "Built-in mic", default=True)])
+    qtbot.mouseClick(view.refresh_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.device_combo.count() == 2 and view.record_button.isEnabled(),
+                    timeout=10000)
+    assert rescans == [2]
+    assert view.selected_device().name == "Built-in mic" and view.selected_device().index == 1
+    assert "New: USB Stethoscope" in view.status.text()
+    assert "USB Stethoscope - ALSA, 2 ch, 44.1 kHz" in [view.device_combo.itemText(i) for i in range(2)]
+
+    # The mic is unplugged; opening the picker re-scans: the stethoscope is chosen, but
+    # the mic stays the remembered device and is chosen again when it comes back.
+    listed.append([steth])
+    view.device_combo.showPopup()
+    qtbot.waitUntil(lambda: view.device_combo.count() == 1 and not view._listing, timeout=10000)
+    view.device_combo.hidePopup()
+    assert rescans == [2, 3]
+    assert view.selected_device().name == "USB Stethoscope"
+    assert view.settings.value("record/device") == "Built-in mic"
+    listed.append([steth, fake_device(4, "Built-in mic", default=True)])
+    view.refresh_devices()
+    qtbot.waitUntil(lambda: view.device_combo.count() == 2 and not view._listing, timeout=10000)
+    assert view.selected_device().name == "Built-in mic" and view.selected_device().index == 4
+
+
+def test_the_remembered_device_is_matched_by_name_and_host_api(qtbot, monkeypatch):
+    from lungapp.audio import devices
+
+    listed = [fake_device(0, "Steth", "ALSA"), fake_device(1, "Steth", "JACK Audio Connection Kit"),
+              fake_device(2, "Mic", "ALSA", default=True)]
+    monkeypatch.setattr(devices, "list_input_devices", lambda: list(listed))
+    monkeypatch.setattr(devices, "rescan", lambda: True)
+    ctx, view = make_view(qtbot)
+    view.settings.setValue("record/device", "Steth")
+    view.settings.setValue("record/hostapi", "JACK Audio Connection Kit")
+    qtbot.waitUntil(lambda: view.record_button.isEnabled(), timeout=10000)
+    view.refresh_devices()
+    qtbot.waitUntil(lambda: not view._listing, timeout=10000)
+    assert view.selected_device() == listed[1]
+
+
+def test_the_empty_view_shows_the_selected_devices_axes(qtbot, monkeypatch):
+    """Before recording, the live view already shows seconds and 0 Hz .. the top
+    frequency the recording will show at the selected device's rate (not -0.5..0.5)."""
+    from lungapp.audio import devices
+    from lungapp.audio.live import live_bins, live_config
+
+    monkeypatch.setattr(devices, "list_input_devices",
+                        lambda: [fake_device(0, "Steth 44k", rate=44100.0, default=True),
+                                 fake_device(1, "Steth 16k", rate=16000.0)])
+    ctx, view = make_view(qtbot)
+    qtbot.waitUntil(lambda: view.record_button.isEnabled(), timeout=10000)
+    (x0, x1), (y0, y1) = view.live.axis_ranges()
+    assert (x0, x1) == (-10.0, 0.0)
+    assert y0 == 0.0 and y1 == pytest.approx(live_bins(live_config(44100))[1])
+    view.device_combo.setCurrentIndex(1)
+    assert view.live.axis_ranges()[1][1] == pytest.approx(live_bins(live_config(16000))[1])
+    assert view.live.axis_ranges()[1][1] <= 8000  # never above Nyquist
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_a_device_lost_mid_recording_stops_it_keeps_the_audio_and_says_so(qtbot, pulse_sink):
+    """The stream dies under the Record view (as when a USB stethoscope is unplugged and
+    the driver aborts the stream): the view stops by itself, keeps every captured frame
+    in the published file and says what happened."""
+    ctx, view = make_view(qtbot)
+    qtbot.waitUntil(lambda: view.record_button.isEnabled(), timeout=20000)
+    view.duration_combo.setCurrentText("Until stopped")
+    view.start()
+    qtbot.waitUntil(lambda: view.state == "recording" or view.state == "idle", timeout=20000)
+    assert view.state == "recording", view.status.text()
+    cap = view.capture
+    assert cap.wait_first_callback(10.0)
+    qtbot.waitUntil(lambda: view.recording.frames_flushed > 0.3 * cap.rate, timeout=20000)
+    with qtbot.waitSignal(ctx.recordingFinished, timeout=30000) as sig:
+        cap._stream.abort()  # what the driver does to the stream of a vanished device
+    assert view.state == "idle"
+    res = view.last_result
+    assert res.reason == "device failed" and "stopped delivering audio" in res.error
+    text = view.status.text()
+    assert text.startswith("Recording stopped:") and "stopped delivering audio" in text
+    assert f"Kept {res.duration_s:.1f} s" in text
+    path = Path(sig.args[0])
+    assert path.exists() and not Path(str(path) + ".partial").exists()
+    assert sf.info(path).frames == res.frames == cap.ring.written > 0.3 * cap.rate
+    assert json.loads(path.with_suffix(".json").read_text())["status"] == "device failed"
+    assert view.record_button.isEnabled()  # ready for the next recording
