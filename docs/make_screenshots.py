@@ -1,10 +1,15 @@
 """Render each view of the app to docs/screenshots/*.png.
 
-    .venv/bin/python docs/make_screenshots.py [--model DIR] [--out docs/screenshots]
+    xvfb-run -a -s "-screen 0 1600x1000x24" \
+        .venv/bin/python docs/make_screenshots.py [--model DIR] [--out docs/screenshots]
+                                                  [--only record,about,...] [--no-train]
 
 Uses the example recordings in resources/examples and the active model (or --model).
 Runs with a fresh LUNGAPP_HOME so no personal settings or recent files appear; without
-a display it renders offscreen.
+a display it renders offscreen. The Record screenshot is taken while recording: an
+example recording is played into the PulseAudio null sink (packaging/pulse-null-sink.sh
+starts it; its monitor is the default input) so the live spectrogram, waveform and
+level meter are moving.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ("review", "review_error", "record", "train", "about")
 
 
 def _dataset(folder: Path, patients: int = 6) -> Path:
@@ -40,6 +46,36 @@ def _dataset(folder: Path, patients: int = 6) -> Path:
     return folder
 
 
+def record_shot(win, wav: Path, wait, settle, shot) -> None:
+    """record.png: the Record view ~11 s into a recording of ``wav`` played (looped) into
+    the null sink, whose monitor is the default input; then Stop (the file is kept in
+    the throwaway LUNGAPP_HOME)."""
+    import subprocess
+
+    rv = win.record
+    win.tabs.setCurrentWidget(rv)
+    wait(lambda: rv.record_button.isEnabled(), 60, "the input devices")
+    rv.site_combo.setCurrentText("Posterior left")
+    rv.patient_edit.setText("P-0042")
+    rv.duration_combo.setCurrentText("30 s")
+    rv.start()
+    wait(lambda: rv.state in ("recording", "idle"), 60, "the recording to start")
+    if rv.state != "recording":
+        raise SystemExit(f"make_screenshots: could not record: {rv.status.text()}")
+    rv.capture.wait_first_callback(10.0)
+    player = subprocess.Popen(["sh", "-c", f"while :; do paplay --device=ci_sink '{wav}' || exit; done"],
+                              start_new_session=True)
+    try:
+        settle(11000)  # the 10 s window filled, still moving
+        win.statusBar().clearMessage()
+        shot(win, "record.png")
+    finally:
+        os.killpg(player.pid, 15)
+        player.wait()
+    rv.stop()
+    wait(lambda: rv.state == "idle", 60, "the recording to be saved")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: the active model)")
@@ -47,7 +83,25 @@ def main() -> int:
     ap.add_argument("--no-train", action="store_true", help="skip the Train screenshot (a real run)")
     ap.add_argument("--select", default="synthetic_wheeze_and_crackles.wav",
                     help="example file shown in the Review screenshot")
+    ap.add_argument("--only", default=",".join(SHOTS),
+                    help="comma-separated screenshots to make (default: all): " + ", ".join(SHOTS))
+    ap.add_argument("--play", default="synthetic_wheeze_and_crackles.wav",
+                    help="example file played into the null sink for the Record screenshot")
     args = ap.parse_args()
+    want = {w.strip().removesuffix(".png") for w in args.only.split(",") if w.strip()}
+    if want - set(SHOTS):
+        ap.error(f"unknown screenshot(s) {sorted(want - set(SHOTS))}; choose from {', '.join(SHOTS)}")
+    if args.no_train:
+        want.discard("train")
+    if "record" in want:
+        # Before PortAudio starts (with the app), so the sink's monitor is listed.
+        import subprocess
+
+        sink = subprocess.run(["sh", str(ROOT / "packaging" / "pulse-null-sink.sh")],
+                              capture_output=True, text=True)
+        if sink.returncode != 0:
+            raise SystemExit("make_screenshots: record.png needs the PulseAudio null sink: "
+                             + sink.stderr.strip())
     if args.model:
         os.environ["LUNGAPP_MODEL"] = str(Path(args.model).resolve())
     os.environ["LUNGAPP_HOME"] = tempfile.mkdtemp(prefix="lungapp_shots_")
@@ -91,37 +145,38 @@ def main() -> int:
         widget.grab().save(str(path))
         print(path)
 
-    # Review: examples opened and analysed, one selected
-    view.auto_analyse.setChecked(False)
-    win.open_paths([str(examples)])
-    wait(lambda: view.model.rowCount() >= 4, what="the examples to be listed")
-    wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
-    if win.ctx.model_state() != "ready":
-        raise SystemExit(f"make_screenshots: no model: {win.ctx.model_message()}")
-    view.analyse_all()
-    wait(lambda: not view._batch, what="Analyse all")
-    view.select(str(examples / args.select))
-    wait(lambda: view.current_path and view.current_path.endswith(args.select)
-         and view.plots.has_image() and view.plots.timeline_curves() > 0, what="the plots")
-    view.player.seek(4.2)
-    settle(2000)  # the Analyse all progress bar hides itself
-    shot(win, "review.png")
-
-    # Review with a damaged file in the list (errors in the row and the status bar)
     tmp = Path(tempfile.mkdtemp())
-    bad = tmp / "damaged_recording.wav"
-    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(64)))
-    win.open_paths([str(bad)])
-    wait(lambda: view.result.state == "error", what="the error")
-    shot(win, "review_error.png")
+    if "review" in want:
+        # Review: examples opened and analysed, one selected
+        view.auto_analyse.setChecked(False)
+        win.open_paths([str(examples)])
+        wait(lambda: view.model.rowCount() >= 4, what="the examples to be listed")
+        wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
+        if win.ctx.model_state() != "ready":
+            raise SystemExit(f"make_screenshots: no model: {win.ctx.model_message()}")
+        view.analyse_all()
+        wait(lambda: not view._batch, what="Analyse all")
+        view.select(str(examples / args.select))
+        wait(lambda: view.current_path and view.current_path.endswith(args.select)
+             and view.plots.has_image() and view.plots.timeline_curves() > 0, what="the plots")
+        view.player.seek(4.2)
+        settle(2000)  # the Analyse all progress bar hides itself
+        shot(win, "review.png")
 
-    # Record
-    win.tabs.setCurrentWidget(win.record)
-    win.statusBar().clearMessage()
-    shot(win, "record.png")
+    if "review_error" in want:
+        # Review with a damaged file in the list (errors in the row and the status bar)
+        bad = tmp / "damaged_recording.wav"
+        bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(64)))
+        win.open_paths([str(bad)])
+        wait(lambda: view.result.state == "error", what="the error")
+        shot(win, "review_error.png")
+
+    if "record" in want:
+        # Record, while recording an example played into the null sink
+        record_shot(win, examples / args.play, wait, settle, shot)
 
     # Train: a short real run on generated recordings (2 folds x 6 epochs)
-    if not args.no_train:
+    if "train" in want:
         data = _dataset(tmp / "train_data")
         tv = win.train
         win.tabs.setCurrentWidget(tv)
@@ -136,12 +191,13 @@ def main() -> int:
         wait(lambda: bool(done), timeout_s=900, what="the training run")
         shot(win, "train.png")
 
-    # About
-    win.tabs.setCurrentWidget(view)
-    dlg = win.show_about()
-    dlg.resize(640, 620)
-    shot(dlg, "about.png")
-    dlg.close()
+    if "about" in want:
+        # About
+        win.tabs.setCurrentWidget(view)
+        dlg = win.show_about()
+        dlg.resize(640, 620)
+        shot(dlg, "about.png")
+        dlg.close()
 
     win.close()
     from lungapp.gui import workers
