@@ -90,6 +90,9 @@ def _fmt_time(s: float) -> str:
 
 class RecordView(QWidget):
     stateChanged = Signal(str)
+    # Opening the device picker re-scans at most this often (a re-scan is ~50 ms of
+    # PortAudio work in a worker; a double click must not do it twice).
+    PICKER_RESCAN_INTERVAL_S = 1.0
 
     def __init__(self, context, parent: QWidget | None = None):
         super().__init__(parent)
@@ -206,7 +209,8 @@ class RecordView(QWidget):
 
         self.record_button.clicked.connect(self.toggle)
         self.refresh_button.clicked.connect(lambda: self.refresh_devices())
-        self.device_combo.aboutToShowPopup.connect(lambda: self.refresh_devices(min_interval=1.0))
+        self.device_combo.aboutToShowPopup.connect(
+            lambda: self.refresh_devices(min_interval=self.PICKER_RESCAN_INTERVAL_S))
         self.device_combo.currentIndexChanged.connect(self._device_changed)
         self.site_combo.currentTextChanged.connect(lambda t: self.settings.setValue("record/site", t))
         self.duration_combo.currentTextChanged.connect(
