@@ -266,6 +266,17 @@ class Augmenter:
         self.rng = np.random.default_rng(seed)
         self._noise_power = None
 
+    def _on_share(self, X: np.ndarray, prob: float, value_range, fn) -> np.ndarray:
+        """``fn(examples, values)`` applied to a random ``prob`` share of the examples, each
+        with a value drawn uniformly from ``value_range``."""
+        pick = self.rng.random(len(X)) < prob
+        if not pick.any():
+            return X
+        lo, hi = value_range
+        X = X.copy()
+        X[pick] = fn(X[pick], self.rng.uniform(lo, hi, size=int(pick.sum())))
+        return X
+
     def __call__(self, X: np.ndarray, Y: np.ndarray):
         p = self.policy
         if p is None:
@@ -282,26 +293,16 @@ class Augmenter:
                 off += tilt_offsets_db(n, X.shape[2], cfg, s)
             X = spec_offset_db(X, off, cfg)
         if p["noise_prob"]:
-            pick = rng.random(n) < p["noise_prob"]
-            if pick.any():
-                lo, hi = p["noise_db"]
-                X = X.copy()
-                X[pick] = spec_add_noise(X[pick], rng.uniform(lo, hi, size=int(pick.sum())), cfg)
+            X = self._on_share(X, p["noise_prob"], p["noise_db"],
+                               lambda Z, v: spec_add_noise(Z, v, cfg))
         if p["band_limit_prob"]:
-            pick = rng.random(n) < p["band_limit_prob"]
-            if pick.any():
-                lo, hi = p["band_limit_hz"]
-                X = X.copy()
-                X[pick] = spec_band_limit(X[pick], rng.uniform(lo, hi, size=int(pick.sum())), cfg)
+            X = self._on_share(X, p["band_limit_prob"], p["band_limit_hz"],
+                               lambda Z, v: spec_band_limit(Z, v, cfg))
         if p["snr_prob"]:
-            pick = rng.random(n) < p["snr_prob"]
-            if pick.any():
-                if self._noise_power is None:
-                    self._noise_power = white_noise_spectrogram(cfg)
-                lo, hi = p["snr_db"]
-                X = X.copy()
-                X[pick] = spec_noise_snr(X[pick], rng.uniform(lo, hi, size=int(pick.sum())), cfg,
-                                         self._noise_power, rng)
+            if self._noise_power is None:
+                self._noise_power = white_noise_spectrogram(cfg)
+            X = self._on_share(X, p["snr_prob"], p["snr_db"],
+                               lambda Z, v: spec_noise_snr(Z, v, cfg, self._noise_power, rng))
         if p["roll"]:
             X = time_roll(X, rng, p["roll"])
         if p["time_masks"] or p["freq_masks"]:
