@@ -89,8 +89,8 @@ class LiveMonitor:
         self.cfg = cfg or live_config(self.rate)
         self.reader = ring.reader(from_now=False)
         self._stream = StreamingSpectrogram(self.cfg)
-        # The first column imports scipy.signal (for the window; ~1 s): do it here, in
-        # the thread that builds the monitor, not in the GUI's first frame.
+        # Build the engine's cached window here, in the thread that makes the monitor
+        # (a worker), not in the GUI's first frame.
         StreamingSpectrogram(self.cfg).push(np.zeros(self.cfg.win_length, dtype=np.float32))
         self.n_bins, self.fmax = live_bins(self.cfg, fmax)
         self.n_cols = max(1, int(round(self.seconds * self.cfg.frames_per_second)))
