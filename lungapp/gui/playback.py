@@ -28,8 +28,11 @@ def _probe_output(task):
         import sounddevice as sd
     except OSError as exc:  # PortAudio library missing
         raise LungappError(f"audio library unavailable ({exc})") from None
+    from lungapp.audio.devices import PA_LOCK
+
     try:
-        info = sd.query_devices(kind="output")
+        with PA_LOCK:  # not while the Record view re-initialises PortAudio (devices.rescan)
+            info = sd.query_devices(kind="output")
     except Exception as exc:  # noqa: BLE001 - sounddevice raises several kinds
         raise LungappError(f"no audio output device ({exc})") from None
     if not info or info.get("max_output_channels", 0) < 1:
@@ -128,11 +131,14 @@ class Player(QObject):
         import sounddevice as sd  # already imported by the probe
 
         self._ended = False
+        from lungapp.audio.devices import PA_LOCK
+
         try:
-            stream = sd.OutputStream(samplerate=self._rate * self._speed, channels=1,
-                                     dtype="float32", callback=self._callback,
-                                     finished_callback=self._on_stream_finished)
-            stream.start()
+            with PA_LOCK:  # not while the Record view re-initialises PortAudio
+                stream = sd.OutputStream(samplerate=self._rate * self._speed, channels=1,
+                                         dtype="float32", callback=self._callback,
+                                         finished_callback=self._on_stream_finished)
+                stream.start()
         except Exception as exc:  # noqa: BLE001 - PortAudioError and friends
             self.error.emit(f"Playback failed: {exc}")
             return False
