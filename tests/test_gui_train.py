@@ -53,6 +53,8 @@ def test_training_shows_curves_then_model_can_be_used(window, qtbot, tmp_path):
     # 2 folds x 2 epochs, with a gap (NaN) between the folds' curves
     assert xs == [1, 2, 2.5, 3, 4]
     assert all(y > 0 for i, y in enumerate(ys) if i != 2) and ys[2] != ys[2]
+    xs, ys = view._curves["heldout"]  # each fold's held-out AUC at its last epoch
+    assert xs == [2, 4] and all(0.0 <= y <= 1.0 for y in ys)
     assert "AUC" in view.summary.text()
     assert view.use_btn.isEnabled()
     view.use_btn.click()

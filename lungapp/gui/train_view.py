@@ -136,7 +136,7 @@ class TrainView(QWidget):
         self.loss_plot.setLabel("left", "Loss")
         self.loss_plot.addLegend(offset=(-8, 4), labelTextSize="8pt")
         self.auc_plot = self.glw.addPlot(row=1, col=0)
-        self.auc_plot.setLabel("left", "Validation AUC")
+        self.auc_plot.setLabel("left", "AUC (line: validation, squares: held-out fold)")
         self.auc_plot.setLabel("bottom", "Epoch (all folds, in order)")
         self.auc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.auc_plot.setXLink(self.loss_plot)
@@ -147,6 +147,10 @@ class TrainView(QWidget):
             "val_loss": self.loss_plot.plot(pen=pg.mkPen(theme.VERMILLION, width=2), name="validation loss"),
             "val_auc": self.auc_plot.plot(pen=pg.mkPen(theme.GREEN, width=2), symbol="o", symbolSize=4,
                                           symbolBrush=theme.GREEN, symbolPen=None),
+            # the held-out fold's recording AUC, once per fold (recipes without a
+            # validation split have no per-epoch AUC)
+            "heldout": self.auc_plot.plot(pen=None, symbol="s", symbolSize=9, symbolBrush=theme.BLUE,
+                                          symbolPen=None, name="held-out fold AUC"),
         }
         self._fold_lines: list = []
         split.addWidget(self.glw)
@@ -298,6 +302,11 @@ class TrainView(QWidget):
             self.loss_plot.addItem(line)
             self._fold_lines.append(line)
             auc = e.get("metrics", {}).get("auc")
+            if auc is not None and auc == auc:
+                xs, ys = self._curves["heldout"]
+                xs.append(int(e["fold"]) * self._epochs_per_fold)
+                ys.append(float(auc))
+                self._items["heldout"].setData(xs, ys)
             self.log.appendPlainText(f"fold {e['fold']}/{e['folds']} done: held-out AUC "
                                      f"{auc:.3f}" if auc is not None else f"fold {e['fold']} done")
         elif kind == "log":
