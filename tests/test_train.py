@@ -316,3 +316,39 @@ def test_window_labels_from_events():
     same = _window_classes("CAS", events, starts, fc, "4class", ["Normal", "CAS", "DAS", "CAS & DAS"],
                            "record")
     assert same.tolist() == [1, 1, 1, 1]
+
+
+def test_mixed_bfloat16_training_saves_float32_models(tmp_path):
+    """Training arithmetic in bfloat16 (emulated where the CPU lacks it: slower, same
+    result kind): the saved fold models are the plain float32 architecture, the card says
+    which arithmetic trained them, and the app loads and runs them."""
+    import keras
+
+    from lungapp.model.inference import Predictor
+
+    data = binary_dataset(tmp_path / "d", n_patients=10, per_class=2, seconds=6.0)
+    s = train(data, tmp_path / "m", tiny_options(precision="mixed_bfloat16", device_shift=False))
+    assert s["metrics"]["auc"] >= 0.75, s
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["training"]["precision"] == "mixed_bfloat16"
+    assert card["training"]["options"]["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after building
+    m = keras.saving.load_model(tmp_path / "m" / "fold1.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in m.layers} == {"float32"}
+    assert "to_float32" not in [layer.name for layer in m.layers]
+    wav = sorted(data.glob("*.wav"))[0]
+    r = Predictor.load(tmp_path / "m").predict_file(wav)
+    assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_precision_option_and_auto_resolution(monkeypatch):
+    from lungapp.model import train as train_mod
+
+    assert TrainOptions.from_preset("seed").precision == "auto"
+    assert TrainOptions.from_preset("recommended").precision == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        tiny_options(precision="float16")
+    assert train_mod.resolve_precision("float32") == "float32"
+    for native, expected in ((True, "mixed_bfloat16"), (False, "float32")):
+        monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda native=native: native)
+        assert train_mod.resolve_precision("auto") == expected  # no GPU on this machine

@@ -43,6 +43,7 @@ from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import AudioError, DatasetError, LungappError
 from lungapp.model.augment import DEFAULT_POLICY, Augmenter, device_shift
 from lungapp.model.features import FeatureConfig, image_features, windows_from_samples
+from lungapp.model.prefetch import Prefetcher
 from lungapp.model.splits import Folds, make_folds, validation_split
 
 FOUR_CLASSES = ["Normal", "CAS", "DAS", "CAS & DAS"]
@@ -54,6 +55,7 @@ WINDOW_LABELS = ("record", "events")
 POOLINGS = ("mean", "max", "topk:2", "topk:3")
 OUTPUTS = ("softmax", "flags")
 SAMPLINGS = ("shuffle", "balanced")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 
 # SpecAugment and a level shift (benchmarks/model_research.py): the constant noise floor,
 # tilt, roll and mixup of DEFAULT_POLICY lowered out-of-fold AUC for the recommended recipe.
@@ -96,7 +98,7 @@ PRESETS: dict[str, dict] = {
         "augment": {**{k: 0 for k in DEFAULT_POLICY}, "image": True, "noise_db": [-70.0, -45.0]},
         "class_weights": False, "pooling": "mean", "window_labels": "record",
         "outputs": "softmax", "artifact": "ensemble", "sampling": "shuffle", "steps_per_epoch": 0,
-        "val_fraction": 0.15,
+        "val_fraction": 0.15, "precision": "auto",
     },
     "recommended": {
         # benchmarks/model_research.py's recipe: batches drawn a quarter from CAS windows, a
@@ -109,6 +111,7 @@ PRESETS: dict[str, dict] = {
         "augment": ROBUST_POLICY, "class_weights": False, "pooling": "mean",
         "window_labels": "events", "outputs": "flags", "artifact": "ensemble",
         "sampling": "balanced", "steps_per_epoch": 120, "val_fraction": 0.0,
+        "precision": "float32",
     },
 }
 
@@ -151,6 +154,7 @@ class TrainOptions:
     max_bad_share: float = 0.1
     device_shift: bool = True
     weights: str | None = None  # a backbone weights file (inception_v3 / resnet50)
+    precision: str = "float32"  # training arithmetic: float32, mixed_bfloat16 or auto
     name: str = ""
 
     @classmethod
@@ -198,6 +202,8 @@ class TrainOptions:
             p.append("val_fraction must be in [0, 0.5)")
         if self.sampling not in SAMPLINGS:
             p.append(f"sampling must be one of {SAMPLINGS}")
+        if self.precision not in PRECISIONS:
+            p.append(f"precision must be one of {PRECISIONS}")
         if not (isinstance(self.steps_per_epoch, int) and self.steps_per_epoch >= 0):
             p.append("steps_per_epoch must be an integer >= 0")
         if self.val_fraction == 0 and (self.early_stopping or self.schedule == "plateau"):
@@ -509,25 +515,46 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
     yv_w = np.concatenate([r.window_labels for r in val_recs]) if val_recs else None
     Yv = spec[2][yv_w] if val_recs else None
     yv_rec = np.array([0 if r.label == classes[0] else 1 for r in val_recs])
+
+    def batches():
+        # Batches do not depend on the model, so a thread makes them while the model
+        # trains on the previous one (the same random streams in the same order: the
+        # same batches as making them inline).
+        for _ in range(opts.epochs):
+            order = _epoch_order(rng, len(X), steps, bs, pos_sets)
+            for b in range(steps):
+                idx = order[b * bs:(b + 1) * bs]
+                xb, yb = aug(X[idx].astype(np.float32), Y[idx])
+                if flags:
+                    wb = w_flags[idx] if w_flags is not None else np.ones(len(idx), np.float32)
+                else:
+                    wb = yb @ cw
+                yield xb, yb, wb
+
+    feed = Prefetcher(batches(), depth=4)
+    try:
+        return _fit_loop(model, feed, X, opts, spec, flags, steps, total, Xv, Yv, yv_w, yv_rec,
+                         val_recs, fold, progress, should_stop, cw)
+    finally:
+        feed.close()
+
+
+def _fit_loop(model, feed, X, opts, spec, flags, steps, total, Xv, Yv, yv_w, yv_rec, val_recs,
+              fold, progress, should_stop, cw) -> dict:
     best, best_weights, wait = None, None, 0
     plateau_best, plateau_wait, lr_scale = np.inf, 0, 1.0
     curves = []
     step = 0
     t_train = 0.0
     n_seen = 0
+    bs = opts.batch_size
     for epoch in range(opts.epochs):
         t0 = time.perf_counter()
-        order = _epoch_order(rng, len(X), steps, bs, pos_sets)
         sums = {"loss": 0.0, "accuracy": 0.0}
         for b in range(steps):
             if should_stop():
                 raise Cancelled()
-            idx = order[b * bs:(b + 1) * bs]
-            xb, yb = aug(X[idx].astype(np.float32), Y[idx])
-            if flags:
-                wb = w_flags[idx] if w_flags is not None else np.ones(len(idx), np.float32)
-            else:
-                wb = yb @ cw
+            xb, yb, wb = feed.next()
             lr = _lr_at(opts, step, total) * lr_scale
             model.optimizer.learning_rate.assign(lr)
             logs = model.train_on_batch(xb, yb, sample_weight=wb, return_dict=True)
@@ -586,20 +613,76 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
             "class_weights": cw.tolist()}
 
 
-def _build(opts: TrainOptions, n_classes: int, seed: int, name: str):
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX-512 BF16, read from Linux's
+    /proc/cpuinfo). Elsewhere bfloat16 is emulated and slower than float32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def resolve_precision(precision: str) -> str:
+    """The Keras dtype policy a run trains with: ``auto`` is ``mixed_bfloat16`` on a CPU-only
+    machine whose CPU has native bfloat16 and ``float32`` otherwise."""
+    if precision != "auto":
+        return precision
     import keras
 
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return "float32"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def _arch_model(opts: TrainOptions, n_classes: int, name: str):
     from lungapp.model.archs import build
+
+    flags = opts.outputs == "flags"
+    n_out = (2 if opts.task == "4class" else 1) if flags else n_classes
+    return build(opts.arch, opts.features.input_shape, n_out, weights=opts.weights,
+                 name=name, activation="sigmoid" if flags else "softmax")
+
+
+def _build(opts: TrainOptions, n_classes: int, seed: int, name: str, policy: str = "float32"):
+    """A compiled model for training. Under a mixed policy the layers compute in bfloat16
+    (weights stay float32) and a float32 cast follows the output, so the loss and the
+    probabilities are float32; :func:`_as_float32` turns it back into the plain model."""
+    import keras
 
     keras.utils.set_random_seed(seed)
     flags = opts.outputs == "flags"
-    n_out = (2 if opts.task == "4class" else 1) if flags else n_classes
-    model, info = build(opts.arch, opts.features.input_shape, n_out, weights=opts.weights,
-                        name=name, activation="sigmoid" if flags else "softmax")
+    if policy == "float32":
+        model, info = _arch_model(opts, n_classes, name)
+    else:
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            inner, info = _arch_model(opts, n_classes, name)
+            out = keras.layers.Activation("linear", dtype="float32", name="to_float32")(inner.output)
+            model = keras.Model(inner.input, out, name=name)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=opts.lr),
                   loss="binary_crossentropy" if flags else "categorical_crossentropy",
                   metrics=["accuracy"])
     return model, info
+
+
+def _as_float32(model, opts: TrainOptions, n_classes: int, policy: str):
+    """The trained model as the plain float32 architecture (the artifact and every
+    out-of-fold prediction use this one): same weights, float32 arithmetic."""
+    if policy == "float32":
+        return model
+    plain, _ = _arch_model(opts, n_classes, model.name)
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def _validation_split(labels, groups, seed: int, fraction: float):
@@ -728,6 +811,10 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
     import keras
 
     scope, dist = distribution_scope()
+    policy = resolve_precision(opts.precision)
+    if policy != "float32":
+        _log(progress, f"training arithmetic: {policy} (this CPU computes bfloat16 natively); "
+                       "the saved models and every reported prediction are float32", "info")
     y = np.array([0 if l == classes[0] else 1 for l in labels])
     oof = np.zeros((len(recs), len(classes)))
     oof_shift = np.zeros_like(oof) if opts.device_shift and kind == "audio" else None
@@ -746,11 +833,12 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             val_recs = [recs[tr[j]] for j in val_idx]
             with scope:
                 model, build_info = _build(opts, len(classes), opts.seed + 1000 * i,
-                                           name=f"{opts.arch}_fold{i + 1}")
+                                           name=f"{opts.arch}_fold{i + 1}", policy=policy)
                 if i == 0 and build_info.note:
                     _log(progress, build_info.note, "warning")
                 fit = fit_one(model, fit_recs, val_recs, opts, classes, seed=opts.seed + i, fold=i + 1,
                               progress=progress, should_stop=should_stop)
+                model = _as_float32(model, opts, len(classes), policy)
             test_recs = [recs[j] for j in te]
             probs, parts = _recording_probs(model, test_recs, opts.pooling, spec=spec)
             oof[te] = probs
@@ -793,9 +881,11 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             with scope:
                 all_idx = np.arange(len(recs))
                 fit_idx, val_idx = _validation_split(labels, patients, opts.seed + 99, opts.val_fraction)
-                final, _ = _build(opts, len(classes), opts.seed + 99_000, name=f"{opts.arch}_all")
+                final, _ = _build(opts, len(classes), opts.seed + 99_000, name=f"{opts.arch}_all",
+                                  policy=policy)
                 fit_one(final, [recs[j] for j in fit_idx], [recs[j] for j in val_idx], opts, classes,
                         seed=opts.seed + 99, fold="final", progress=progress, should_stop=should_stop)
+                final = _as_float32(final, opts, len(classes), policy)
             files = {"model.keras": final}
             artifact_text = ("one model retrained on all data (" + (
                 "early stopping on a patient-grouped validation split" if opts.val_fraction
@@ -816,7 +906,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
 
         atomic_write_json(staging / "curves.json", json_safe(curves))
         card = _make_card(opts, classes, kind, list(files), report, recs, root, ds, folds, fold_reports,
-                          bad_all, warnings, excluded, dist, build_info, artifact_text,
+                          bad_all, warnings, excluded, dist, policy, build_info, artifact_text,
                           time.perf_counter() - t_start, out)
         from lungapp.model.card import write_card
         from lungapp.fsutil import publish_dir
@@ -848,7 +938,7 @@ def _mkparent(out: Path) -> Path:
 
 
 def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_reports, bad_all,
-               warnings, excluded, dist, build_info, artifact_text, wall, out):
+               warnings, excluded, dist, policy, build_info, artifact_text, wall, out):
     from collections import Counter
 
     from lungapp.model.card import ModelCard, library_versions
@@ -880,6 +970,7 @@ def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_r
         "backbone_weights": build_info.weights if build_info else None,
         "backbone_note": build_info.note if build_info else "",
         "distribution": dist,
+        "precision": policy,
         "curves_file": "curves.json",
         "warnings": warnings,
         "wall_s": round(wall, 1),

@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=None,
                         help="share of the training folds' patients held out for early stopping "
                              "and plateau decisions (0: none, fixed schedule)")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "auto"), default=None,
+                        help="training arithmetic: auto trains in mixed bfloat16 where the CPU "
+                             "computes it natively (AMX / AVX-512 BF16), else float32; saved "
+                             "models are float32 either way")
     parser.add_argument("--artifact", choices=("ensemble", "retrain"), default=None,
                         help="save the fold models as an ensemble, or retrain one on all data")
     parser.add_argument("--weights", default=None,
@@ -89,6 +93,7 @@ def options_from_args(args):
                  "outputs": args.outputs, "sampling": args.sampling,
                  "steps_per_epoch": args.steps_per_epoch, "val_fraction": args.val_fraction,
                  "artifact": args.artifact, "weights": args.weights,
+                 "precision": getattr(args, "precision", None),
                  "max_bad_share": args.max_bad_share, "name": args.name}
     if getattr(args, "features", None):
         overrides["features"] = _features(args.features)
