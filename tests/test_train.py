@@ -117,6 +117,7 @@ def test_presets_are_the_documented_recipes():
     seed = TrainOptions.from_preset("seed")
     assert (seed.arch, seed.batch_size, seed.features.resize, seed.features.rate) == ("seed_cnn", 16, (64, 64), 4000)
     assert seed.features.spectrogram.n_bins == 129 and seed.features.window_s == 15.0
+    assert 10 <= seed.epochs <= 30 and seed.lr == 1e-3  # the seed's range and rate
     assert seed.augment["image"] and not seed.augment["mixup_alpha"] and seed.schedule == "plateau"
     rec = TrainOptions.from_preset("recommended", epochs=3)
     assert rec.epochs == 3 and rec.arch == PRESETS["recommended"]["arch"]
