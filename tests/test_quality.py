@@ -114,3 +114,16 @@ def test_flags_more_poor_quality_than_normal(sprsound_dir):
             flagged += not assess(x, rate).ok
         rates[label] = flagged / len(files)
     assert rates["Poor Quality"] > rates["Normal"] + 0.15, rates
+
+
+@pytest.mark.parametrize("n_bins,rate", [(128, 8000), (129, 8000), (64, 4000), (256, 16000)])
+def test_cepstrum_band_equals_the_inverse_fft(n_bins, rate):
+    from lungapp.model.quality import cepstrum_band
+
+    log_spec = np.log(np.random.default_rng(n_bins).random((50, n_bins)) + 1e-3)
+    full = np.fft.irfft(log_spec, axis=1)
+    quef = np.arange(full.shape[1]) / rate
+    band = (quef >= 1 / 700) & (quef <= 1 / 150)
+    got = cepstrum_band(log_spec, rate, 1 / 700, 1 / 150)
+    assert got.shape == (50, int(band.sum())) and band.sum() > 0
+    np.testing.assert_allclose(got, full[:, band], atol=1e-10)

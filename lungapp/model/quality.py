@@ -52,6 +52,7 @@ frame energy far above the recording's median.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -170,6 +171,28 @@ def _frames(x: np.ndarray, rate: int):
     return spec, freqs, hop
 
 
+@functools.lru_cache(maxsize=8)
+def _cepstrum_basis(n_bins: int, rate: int, q_lo: float, q_hi: float) -> np.ndarray:
+    n = 2 * (n_bins - 1)
+    q = np.arange(n)
+    q = q[(q / rate >= q_lo) & (q / rate <= q_hi)]
+    k = np.arange(n_bins)[:, None]
+    basis = 2.0 * np.cos(2.0 * np.pi * k * q[None, :] / n)
+    basis[0] = 1.0
+    basis[-1] = np.cos(np.pi * q)  # the Nyquist bin: (-1) ** q
+    return basis / n
+
+
+def cepstrum_band(log_spec: np.ndarray, rate: int, q_lo: float, q_hi: float) -> np.ndarray:
+    """The real cepstrum ``np.fft.irfft(log_spec, axis=1)`` at the quefrencies in
+    [q_lo, q_hi] seconds only, as one matrix product. Equal to the FFT's values; much
+    faster here, where the spectra have 128 bins (an irfft of length 254 = 2 x 127)."""
+    n_bins = log_spec.shape[1]
+    if n_bins < 2:
+        return np.zeros((len(log_spec), 0))
+    return log_spec @ _cepstrum_basis(n_bins, int(rate), float(q_lo), float(q_hi))
+
+
 def _db(v) -> float:
     return float(10.0 * np.log10(max(float(v), 1e-12)))
 
@@ -225,10 +248,8 @@ def measure(samples: np.ndarray, rate: int) -> dict:
     m["centroid_p90_hz"] = float(np.percentile(centroid, 90))
     mid = (freqs >= 300) & (freqs < 1000)
     m["mid_ratio_p90_db"] = float(np.percentile(10 * np.log10(spec[:, mid].sum(axis=1) / tot_f + 1e-10), 90))
-    ceps = np.fft.irfft(np.log(spec + 1e-12), axis=1)
-    quef = np.arange(ceps.shape[1]) / rate
-    qband = (quef >= 1 / 700) & (quef <= 1 / 150)
-    m["harmonicity_p90"] = float(np.percentile(ceps[:, qband].max(axis=1), 90)) if qband.any() else 0.0
+    ceps = cepstrum_band(np.log(spec + 1e-12), rate, 1 / 700, 1 / 150)
+    m["harmonicity_p90"] = float(np.percentile(ceps.max(axis=1), 90)) if ceps.shape[1] else 0.0
     env = e_db - e_db.mean()
     frame_s = hop / rate
     lo, hi = int(1.2 / frame_s), int(6.0 / frame_s)
