@@ -81,7 +81,7 @@ def main() -> int:
     ap.add_argument("--model", help="model folder (default: the active model)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--no-train", action="store_true", help="skip the Train screenshot (a real run)")
-    ap.add_argument("--select", default="synthetic_wheeze_and_crackles.wav",
+    ap.add_argument("--select", default="synthetic_wheeze.wav",
                     help="example file shown in the Review screenshot")
     ap.add_argument("--only", default=",".join(SHOTS),
                     help="comma-separated screenshots to make (default: all): " + ", ".join(SHOTS))
