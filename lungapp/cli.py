@@ -147,8 +147,8 @@ def evaluate_folder(folder, predictor, progress=None) -> dict:
             gated += 1
         if len(card.classes) > 2 and ex.label in card.classes:
             true_cls.append(ex.label)
-            decided = (max(card.classes[1:], key=lambda c: pred.probabilities[c])
-                       if pred.abnormal_probability >= card.threshold else card.classes[0])
+            decided = card.decide_class([pred.probabilities[c] for c in card.classes],
+                                        pred.abnormal_probability)
             pred_cls.append(decided)
     if not y:
         raise LungappError("no scorable recordings (all were Poor Quality or failed)", folder)

@@ -38,6 +38,9 @@ def test_bundled_model_is_the_default_and_its_card_is_valid(bundled, monkeypatch
     assert ov["score"] == pytest.approx((ov["sensitivity"] + ov["specificity"]) / 2)
     assert sum(map(sum, ov["confusion"])) == card.training["data"]["n_recordings"]
     assert card.threshold == pytest.approx(m["threshold"])
+    # four classes named by per-flag thresholds chosen on the out-of-fold predictions
+    assert card.flag_thresholds == m["flag_thresholds"] and set(card.flag_thresholds) == {"CAS", "DAS"}
+    assert m["four_class"]["nested_score"] <= m["four_class"]["score"] + 0.05
     assert "not a diagnostic device" in card.intended_use.lower()
     assert any("children" in x for x in card.limitations)
     assert "Zhang" in card.training["credits"]
@@ -61,6 +64,10 @@ def test_bundled_model_predicts_every_example(bundled, name):
     assert 0.0 <= pred.abnormal_probability <= 1.0
     assert pred.windows and all(0 <= w.start_s < w.end_s <= 15.0 + 1e-6 for w in pred.windows)
     assert pred.decision in ("normal", "abnormal", "poor quality")
+    if pred.decision == "abnormal":  # the class comes from the card's decision rule
+        card = bundled.card
+        assert pred.label == card.decide_class([pred.probabilities[c] for c in card.classes],
+                                               pred.abnormal_probability)
 
 
 def test_bundled_model_on_real_recordings(bundled, sprsound_dir):

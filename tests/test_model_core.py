@@ -72,6 +72,9 @@ def test_card_round_trip(tmp_path):
     ({"pooling": "median"}, "pooling must be"),
     ({"model_files": ["../evil.keras"]}, "model_files"),
     ({"output_kind": "sigmoid", "outputs": ["X"]}, "sigmoid outputs"),
+    ({"flag_thresholds": {"CAS": 0.3, "DAS": 0.3}}, "flag_thresholds go with"),
+    ({"task": "4class", "classes": ["Normal", "CAS", "DAS", "CAS & DAS"], "output_kind": "sigmoid",
+      "outputs": ["CAS", "DAS"], "flag_thresholds": {"CAS": 1.5, "DAS": 0.3}}, "each t in"),
 ])
 def test_invalid_cards_are_refused_with_the_reason(tmp_path, change, message):
     (tmp_path / "model.keras").write_bytes(b"x")

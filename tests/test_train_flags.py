@@ -52,6 +52,7 @@ def test_four_class_flags_training_end_to_end(tmp_path):
     assert card["classes"] == labels
     m = card["metrics"]
     assert sum(map(sum, m["four_class"]["confusion"])) == 32
+    assert set(card["flag_thresholds"]) == {"CAS", "DAS"} and "nested_score" in m["four_class"]
     assert summary["metrics"]["auc"] >= 0.7, summary  # generated wheeze/crackles are learnable
 
     from lungapp.model.inference import Predictor
@@ -106,3 +107,47 @@ def test_recommended_recipe_without_validation_split(tmp_path):
     assert [f["n_val"] for f in folds] == [0, 0] and all(f["best_epoch"] is None for f in folds)
     assert card["training"]["cv"]["validation"].startswith("none")
     assert card["training"]["options"]["sampling"] == "balanced"
+
+
+def test_decide_class_by_flag_thresholds():
+    from lungapp.model.card import decide_class
+
+    C = ["Normal", "CAS", "DAS", "CAS & DAS"]
+
+    def probs(c, d):  # class probabilities from flags, as the card derives them
+        return [(1 - c) * (1 - d), c * (1 - d), (1 - c) * d, c * d]
+
+    ft = {"CAS": 0.2, "DAS": 0.3}
+    assert decide_class(probs(0.05, 0.05), C, 0.1, 0.3, ft) == "Normal"  # below the threshold
+    assert decide_class(probs(0.4, 0.35), C, 0.6, 0.3, ft) == "CAS & DAS"  # both flags reach theirs
+    assert decide_class(probs(0.4, 0.35), C, 0.6, 0.3, None) == "CAS"  # argmax: c(1-d) is largest
+    assert decide_class(probs(0.25, 0.1), C, 0.5, 0.3, ft) == "CAS"
+    assert decide_class(probs(0.1, 0.32), C, 0.5, 0.3, ft) == "DAS"
+    # abnormal overall but neither flag at its threshold: the one nearer (0.19/0.2 > 0.2/0.3)
+    assert decide_class(probs(0.19, 0.2), C, 0.35, 0.3, ft) == "CAS"
+
+
+def test_flag_thresholds_chosen_on_out_of_fold_predictions_raise_the_four_class_score():
+    from lungapp.model.train import FOUR_CLASSES, choose_flag_thresholds, evaluate_oof
+
+    rng = np.random.default_rng(0)
+    labels, rows = [], []
+    for lab, (mc, md) in {"Normal": (0.05, 0.05), "CAS": (0.45, 0.1), "DAS": (0.1, 0.45),
+                          "CAS & DAS": (0.35, 0.35)}.items():
+        for _ in range(40):  # both flags of CAS & DAS recordings are moderate, as in SPRSound
+            c, d = np.clip([mc + 0.08 * rng.standard_normal(), md + 0.08 * rng.standard_normal()], 0.01, 0.99)
+            labels.append(lab)
+            rows.append([(1 - c) * (1 - d), c * (1 - d), (1 - c) * d, c * d])
+    P = np.array(rows)
+    y = np.array([0 if l == "Normal" else 1 for l in labels])
+    fold_of = np.arange(len(labels)) % 4
+    ft = choose_flag_thresholds(labels, P, 0.2, FOUR_CLASSES)
+    assert 0.1 < ft["CAS"] < 0.45 and 0.1 < ft["DAS"] < 0.45
+    plain = evaluate_oof(y, labels, P, fold_of, FOUR_CLASSES, "4class")
+    rule = evaluate_oof(y, labels, P, fold_of, FOUR_CLASSES, "4class", flag_rule=True)
+    assert "flag_thresholds" not in plain and set(rule["flag_thresholds"]) == {"CAS", "DAS"}
+    assert rule["four_class"]["argmax_score"] == pytest.approx(plain["four_class"]["score"])
+    assert rule["four_class"]["score"] > plain["four_class"]["score"] + 0.05
+    assert rule["four_class"]["nested_score"] > plain["four_class"]["nested_score"] + 0.05
+    assert rule["four_class"]["confusion"][3][3] > plain["four_class"]["confusion"][3][3]
+    assert rule["overall"] == plain["overall"]  # normal-vs-abnormal decisions unchanged

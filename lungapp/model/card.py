@@ -17,8 +17,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from lungapp.errors import ModelError
 from lungapp.fsutil import atomic_write_json
+
 from lungapp.model.features import FeatureConfig
 
 CARD_NAME = "card.json"
@@ -61,6 +64,9 @@ class ModelCard:
     training: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     quality_gate: dict = field(default_factory=dict)
+    # 4class flag models: {"CAS": t_c, "DAS": t_d}, the per-flag thresholds that name an
+    # abnormal recording's class (see decide_class); empty: the most probable class.
+    flag_thresholds: dict = field(default_factory=dict)
     intended_use: str = ("Decision support for clinicians and researchers. Not a diagnostic "
                          "device: every result must be confirmed by a qualified clinician.")
     limitations: list[str] = field(default_factory=list)
@@ -76,6 +82,10 @@ class ModelCard:
     @property
     def normal_class(self) -> str:
         return self.classes[0]
+
+    def decide_class(self, probs, p_abnormal: float) -> str:
+        """The recording's class from its class probabilities (in ``classes`` order)."""
+        return decide_class(probs, self.classes, p_abnormal, self.threshold, self.flag_thresholds)
 
     def validate(self) -> None:
         """Raise ValueError listing every problem in the card."""
@@ -114,6 +124,16 @@ class ModelCard:
         if (not isinstance(self.model_files, list) or not self.model_files
                 or not all(isinstance(f, str) and _FILE.match(f) for f in self.model_files)):
             p.append("model_files must list one or more .keras file names (no folders)")
+        ft = self.flag_thresholds
+        if not isinstance(ft, dict):
+            p.append("flag_thresholds must be an object")
+        elif ft:
+            if self.output_kind != "sigmoid" or list(self.outputs) != ["CAS", "DAS"]:
+                p.append('flag_thresholds go with sigmoid outputs ["CAS", "DAS"]')
+            elif set(ft) != {"CAS", "DAS"} or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and 0.0 < v < 1.0 for v in ft.values()):
+                p.append('flag_thresholds must be {"CAS": t, "DAS": t} with each t in (0, 1)')
         for name in ("metrics", "training", "versions", "quality_gate"):
             if not isinstance(getattr(self, name), dict):
                 p.append(f"{name} must be an object")
@@ -145,6 +165,27 @@ class ModelCard:
         kwargs = {k: v for k, v in d.items() if k in fields}
         kwargs["features"] = FeatureConfig.from_dict(d["features"])
         return cls(**kwargs)
+
+
+def decide_class(probs, classes: list[str], p_abnormal: float, threshold: float,
+                 flag_thresholds: dict | None = None) -> str:
+    """Normal below ``threshold``; otherwise the abnormal class. Without flag thresholds
+    that is the most probable abnormal class. With them (four classes from [CAS, DAS]
+    flags, whose pooled values are c = P(CAS) + P(CAS & DAS), d = P(DAS) + P(CAS & DAS)):
+    CAS if c >= t_CAS, DAS if d >= t_DAS, CAS & DAS if both, and if neither the flag
+    nearer its threshold (c / t_CAS against d / t_DAS)."""
+    if p_abnormal < threshold:
+        return classes[0]
+    pr = [float(v) for v in probs]
+    if not flag_thresholds or len(classes) != 4:
+        return classes[1 + int(np.argmax(pr[1:]))]
+    c, d = pr[1] + pr[3], pr[2] + pr[3]
+    tc, td = float(flag_thresholds["CAS"]), float(flag_thresholds["DAS"])
+    has_c, has_d = c >= tc, d >= td
+    if not (has_c or has_d):
+        has_c = c / tc >= d / td
+        has_d = not has_c
+    return classes[3] if has_c and has_d else classes[1] if has_c else classes[2]
 
 
 def card_path(model_dir) -> Path:

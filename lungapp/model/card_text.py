@@ -73,8 +73,22 @@ def card_markdown(card: ModelCard) -> str:
                   f"| normal | {tn} | {fp} |", f"| abnormal | {fn} | {tp} |", ""]
     fc = m.get("four_class")
     if fc:
+        how = ""
+        if card.flag_thresholds:
+            ft = card.flag_thresholds
+            how = (f" An abnormal recording is called CAS when its CAS flag is at least "
+                   f"{ft['CAS']:.3f}, DAS when its DAS flag is at least {ft['DAS']:.3f}, CAS & DAS "
+                   "when both are (neither: the flag nearer its threshold); both thresholds were "
+                   "chosen on the out-of-fold predictions")
+            if fc.get("argmax_score") is not None:
+                how += f" (naming the most probable class instead: {_f(fc['argmax_score'])})"
+            how += "."
+        if fc.get("nested_score") is not None:
+            how += (f" With every threshold chosen on the other folds only: "
+                    f"{_f(fc['nested_score'])}.")
         lines += [f"Four classes: score {_f(fc.get('score'))} (sensitivity = abnormal recordings "
-                  "given their exact class; specificity = normal recordings called normal).", "",
+                  "given their exact class; specificity = normal recordings called normal)." + how,
+                  "",
                   "| true \\ called | " + " | ".join(fc["classes"]) + " |",
                   "|---|" + "---|" * len(fc["classes"])]
         for c, row in zip(fc["classes"], fc["confusion"]):

@@ -296,7 +296,7 @@ class Predictor:
             decision, label = "poor quality", POOR_QUALITY_LABEL
         elif p_abn >= card.threshold:
             decision = "abnormal"
-            label = max(card.classes[1:], key=lambda c: probs[c])
+            label = card.decide_class(rec, p_abn)
         else:
             decision, label = "normal", card.classes[0]
         return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,

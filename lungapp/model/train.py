@@ -703,18 +703,52 @@ def _mean_sd(values):
     return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
 
 
-def _decide(p_abn: np.ndarray, probs: np.ndarray, threshold: float, classes: list[str]) -> list[str]:
-    """Recording labels as inference decides them: normal below the threshold, else the
-    most probable abnormal class."""
-    out = []
-    for pa, pr in zip(p_abn, probs):
-        out.append(classes[0] if pa < threshold else classes[1 + int(np.argmax(pr[1:]))])
-    return out
+def _decide(p_abn: np.ndarray, probs: np.ndarray, threshold: float, classes: list[str],
+            flag_thresholds: dict | None = None) -> list[str]:
+    """Recording labels as inference decides them (:func:`lungapp.model.card.decide_class`)."""
+    from lungapp.model.card import decide_class
+
+    return [decide_class(pr, classes, pa, threshold, flag_thresholds) for pa, pr in zip(p_abn, probs)]
+
+
+FLAG_RULE = ("an abnormal recording is CAS if its pooled CAS flag reaches t_CAS, DAS if its "
+             "DAS flag reaches t_DAS, CAS & DAS if both (neither: the flag nearer its "
+             "threshold); t_CAS and t_DAS maximise the four-class score on out-of-fold "
+             "predictions")
+
+
+def choose_flag_thresholds(labels: list[str], probs: np.ndarray, threshold: float,
+                           classes: list[str], grid: int = 60) -> dict:
+    """Per-flag thresholds {"CAS": t_c, "DAS": t_d} for four classes from [CAS, DAS] flags,
+    chosen to maximise the four-class score of ``probs`` (n, 4) (out-of-fold predictions
+    only). Normal decisions do not depend on them, so this maximises the abnormal
+    recordings given their exact class. Candidates: quantiles of the pooled flags of the
+    recordings called abnormal; ties go to the first (lowest) candidate pair."""
+    lab = np.array([classes.index(l) for l in labels])
+    probs = np.asarray(probs, dtype=float)
+    ab = (1 - probs[:, 0] >= threshold) & (lab != 0)
+    c = probs[ab, 1] + probs[ab, 3]
+    d = probs[ab, 2] + probs[ab, 3]
+    truth = lab[ab]
+    pool = np.concatenate([c, d]) if ab.any() else np.array([0.5])
+    cand = np.unique(np.clip(np.quantile(pool, np.linspace(0.02, 0.98, grid)), 1e-3, 1 - 1e-3))
+    tc, td = cand[:, None, None], cand[None, :, None]
+    has_c, has_d = c[None, None, :] >= tc, d[None, None, :] >= td
+    neither = ~(has_c | has_d)
+    nearer_c = (c[None, None, :] / tc) >= (d[None, None, :] / td)
+    has_c = has_c | (neither & nearer_c)
+    has_d = has_d | (neither & ~nearer_c)
+    pred = np.where(has_c & has_d, 3, np.where(has_c, 1, 2))
+    correct = (pred == truth[None, None, :]).sum(axis=2)
+    i, j = np.unravel_index(int(np.argmax(correct)), correct.shape)
+    return {"CAS": float(cand[i]), "DAS": float(cand[j])}
 
 
 def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: np.ndarray,
-                 classes: list[str], task: str) -> dict:
-    """The CV report from out-of-fold recording probabilities (n, n_classes)."""
+                 classes: list[str], task: str, flag_rule: bool = False) -> dict:
+    """The CV report from out-of-fold recording probabilities (n, n_classes). With
+    ``flag_rule`` (four classes from [CAS, DAS] flags) the abnormal class is decided by
+    per-flag thresholds chosen on the same predictions (:func:`choose_flag_thresholds`)."""
     from lungapp.model.metrics import binary_metrics, choose_threshold, multiclass_metrics
 
     p_abn = 1 - probs[:, 0]
@@ -740,8 +774,25 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
                              "mean_sd": {kk: _mean_sd([f[kk] for f in nested]) for kk in keys}},
     }
     if task == "4class":
-        pred = _decide(p_abn, probs, thr, classes)
+        ft = choose_flag_thresholds(labels, probs, thr, classes) if flag_rule else None
+        pred = _decide(p_abn, probs, thr, classes, ft)
         report["four_class"] = multiclass_metrics(labels, pred, classes)
+        report["four_class"]["rule"] = (FLAG_RULE if ft else
+                                        "an abnormal recording gets its most probable abnormal class")
+        if ft:
+            report["flag_thresholds"] = ft
+            report["four_class"]["argmax_score"] = multiclass_metrics(
+                labels, _decide(p_abn, probs, thr, classes), classes)["score"]
+        # stricter: each fold decided by thresholds chosen on the other folds only
+        nested_pred = [None] * len(labels)
+        for i in range(k):
+            m = fold_of == i
+            other = [l for l, f in zip(labels, fold_of) if f != i]
+            t_other, _ = choose_threshold(y[~m], p_abn[~m])
+            ft_other = choose_flag_thresholds(other, probs[~m], t_other, classes) if flag_rule else None
+            for j, lab in zip(np.flatnonzero(m), _decide(p_abn[m], probs[m], t_other, classes, ft_other)):
+                nested_pred[j] = lab
+        report["four_class"]["nested_score"] = multiclass_metrics(labels, nested_pred, classes)["score"]
         report["four_class"]["per_fold_score"] = [
             multiclass_metrics([l for l, f in zip(labels, fold_of) if f == i],
                                [p for p, f in zip(pred, fold_of) if f == i], classes)["score"]
@@ -860,7 +911,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
                                   "best_epoch": fit["best_epoch"],
                                   "windows_per_s": fit["windows_per_s"]}})
 
-        report = evaluate_oof(y, labels, oof, fold_of, classes, opts.task)
+        report = evaluate_oof(y, labels, oof, fold_of, classes, opts.task,
+                              flag_rule=spec[0] == "sigmoid" and list(spec[1]) == ["CAS", "DAS"])
         report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
         report["patient_grouped"] = folds.grouped
         report["evaluated"] = ("out-of-fold: every recording scored by the fold model that did "
@@ -992,6 +1044,7 @@ def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_r
         name=name, version="1", task=opts.task, classes=list(classes), features=opts.features,
         model_files=list(files), threshold=float(report["threshold"]),
         threshold_rule=report["threshold_rule"], output_kind=spec[0], outputs=list(spec[1]),
+        flag_thresholds=report.get("flag_thresholds", {}),
         pooling=opts.pooling,
         input_kind=kind, created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         metrics=report, training=training, versions=library_versions(), limitations=limitations,
