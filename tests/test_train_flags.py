@@ -52,7 +52,10 @@ def test_four_class_flags_training_end_to_end(tmp_path):
     assert card["classes"] == labels
     m = card["metrics"]
     assert sum(map(sum, m["four_class"]["confusion"])) == 32
-    assert set(card["flag_thresholds"]) == {"CAS", "DAS"} and "nested_score" in m["four_class"]
+    assert "nested_score" in m["four_class"]
+    chk = m["four_class"]["flag_rule_check"]  # per-flag thresholds tried, adopted only on evidence
+    assert (card.get("flag_thresholds") or {}) == (m.get("flag_thresholds") or {})
+    assert bool(card.get("flag_thresholds")) == chk["adopted"] and chk["resampled"] == "patients"
     assert summary["metrics"]["auc"] >= 0.7, summary  # generated wheeze/crackles are learnable
 
     from lungapp.model.inference import Predictor
@@ -151,3 +154,56 @@ def test_flag_thresholds_chosen_on_out_of_fold_predictions_raise_the_four_class_
     assert rule["four_class"]["nested_score"] > plain["four_class"]["nested_score"] + 0.05
     assert rule["four_class"]["confusion"][3][3] > plain["four_class"]["confusion"][3][3]
     assert rule["overall"] == plain["overall"]  # normal-vs-abnormal decisions unchanged
+    chk = rule["four_class"]["flag_rule_check"]
+    assert chk["adopted"] and chk["ci95"][0] > 0 and chk["thresholds"] == ft
+    assert chk["nested_score"] == pytest.approx(rule["four_class"]["nested_score"])
+    assert chk["nested_argmax_score"] == pytest.approx(plain["four_class"]["nested_score"])
+
+
+def _flag_probs(spec: dict, n: int, noise: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels, rows = [], []
+    for lab, (mc, md) in spec.items():
+        for _ in range(n):
+            c, d = np.clip([mc + noise * rng.standard_normal(), md + noise * rng.standard_normal()],
+                           0.01, 0.99)
+            labels.append(lab)
+            rows.append([(1 - c) * (1 - d), c * (1 - d), (1 - c) * d, c * d])
+    return labels, np.array(rows)
+
+
+def test_flag_rule_is_not_adopted_without_a_clear_gain():
+    from lungapp.model.train import FOUR_CLASSES, evaluate_oof
+
+    # flags far apart: the most probable class is already right, so the rule can only tie
+    labels, P = _flag_probs({"Normal": (0.05, 0.05), "CAS": (0.85, 0.1), "DAS": (0.1, 0.85),
+                             "CAS & DAS": (0.85, 0.85)}, 30, 0.04)
+    y = np.array([0 if l == "Normal" else 1 for l in labels])
+    fold_of = np.arange(len(labels)) % 3
+    rep = evaluate_oof(y, labels, P, fold_of, FOUR_CLASSES, "4class", flag_rule=True,
+                       groups=[f"p{i // 2}" for i in range(len(labels))])
+    chk = rep["four_class"]["flag_rule_check"]
+    assert not chk["adopted"] and chk["gain"] <= 0 and chk["resampled"] == "patients"
+    assert "flag_thresholds" not in rep and "argmax_score" not in rep["four_class"]
+    assert rep["four_class"]["rule"].startswith("an abnormal recording gets its most probable")
+    assert rep["four_class"]["score"] == pytest.approx(1.0)
+
+
+def test_paired_gain_interval_resamples_patients_whole():
+    from lungapp.model.train import FOUR_CLASSES, paired_score_gain
+
+    rng = np.random.default_rng(1)
+    labels = list(rng.choice(FOUR_CLASSES, 120))
+    a = [l if rng.random() < 0.8 else "Normal" for l in labels]
+    b = [l if rng.random() < 0.7 else "Normal" for l in labels]
+    once = paired_score_gain(labels, a, b, FOUR_CLASSES)
+    # the same recordings four times each, as four recordings of one patient
+    rep4 = lambda xs: [x for x in xs for _ in range(4)]  # noqa: E731
+    groups = [i for i in range(120) for _ in range(4)]
+    by_patient = paired_score_gain(rep4(labels), rep4(a), rep4(b), FOUR_CLASSES, groups)
+    by_recording = paired_score_gain(rep4(labels), rep4(a), rep4(b), FOUR_CLASSES)
+    width = lambda r: r["ci95"][1] - r["ci95"][0]  # noqa: E731
+    assert by_patient["gain"] == pytest.approx(once["gain"]) == pytest.approx(by_recording["gain"])
+    assert width(by_patient) == pytest.approx(width(once), rel=0.25)
+    assert width(by_recording) < 0.7 * width(by_patient)  # recordings alone: falsely sure
+    assert paired_score_gain(labels, a, b, FOUR_CLASSES) == once  # deterministic

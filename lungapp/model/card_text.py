@@ -86,6 +86,19 @@ def card_markdown(card: ModelCard) -> str:
         if fc.get("nested_score") is not None:
             how += (f" With every threshold chosen on the other folds only: "
                     f"{_f(fc['nested_score'])}.")
+        chk = fc.get("flag_rule_check")
+        if chk:
+            lo, hi = chk.get("ci95") or [None, None]
+            vs = (f"with thresholds chosen on the other folds they scored "
+                  f"{_f(chk.get('nested_score'))} against {_f(chk.get('nested_argmax_score'))} for "
+                  f"the most probable class (95 % interval of the gain {_f(lo)} to {_f(hi)}, "
+                  f"bootstrap over {chk.get('resampled', 'recordings')})")
+            if card.flag_thresholds:
+                how += f" The per-flag thresholds were adopted because {vs}."
+            else:
+                how += (" An abnormal recording is given its most probable abnormal class. "
+                        "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach "
+                        f"theirs) were tried and not adopted, the gain being unclear: {vs}.")
         lines += [f"Four classes: score {_f(fc.get('score'))} (sensitivity = abnormal recordings "
                   "given their exact class; specificity = normal recordings called normal)." + how,
                   "",

@@ -711,10 +711,62 @@ def _decide(p_abn: np.ndarray, probs: np.ndarray, threshold: float, classes: lis
     return [decide_class(pr, classes, pa, threshold, flag_thresholds) for pa, pr in zip(p_abn, probs)]
 
 
+ARGMAX_RULE = "an abnormal recording gets its most probable abnormal class"
 FLAG_RULE = ("an abnormal recording is CAS if its pooled CAS flag reaches t_CAS, DAS if its "
              "DAS flag reaches t_DAS, CAS & DAS if both (neither: the flag nearer its "
              "threshold); t_CAS and t_DAS maximise the four-class score on out-of-fold "
              "predictions")
+
+
+def _nested_classes(y, labels, probs, fold_of, classes, rule: bool) -> list[str]:
+    """Each fold's recordings decided with the binary (and, with ``rule``, the flag)
+    thresholds chosen on the other folds' out-of-fold predictions only."""
+    from lungapp.model.metrics import choose_threshold
+
+    p_abn = 1 - probs[:, 0]
+    out = [None] * len(labels)
+    for i in range(int(fold_of.max()) + 1):
+        m = fold_of == i
+        other = [l for l, f in zip(labels, fold_of) if f != i]
+        t_other, _ = choose_threshold(y[~m], p_abn[~m])
+        ft = choose_flag_thresholds(other, probs[~m], t_other, classes) if rule else None
+        for j, lab in zip(np.flatnonzero(m), _decide(p_abn[m], probs[m], t_other, classes, ft)):
+            out[j] = lab
+    return out
+
+
+def paired_score_gain(labels, pred_a, pred_b, classes, groups=None, n_boot: int = 2000,
+                      seed: int = 0) -> dict:
+    """Four-class score of ``pred_a`` minus that of ``pred_b`` on the same recordings, with a
+    95 % interval from a paired bootstrap that resamples patients (``groups``) whole, or
+    recordings where there are no groups. Deterministic for a given ``seed``."""
+    lab = np.asarray(labels)
+    normal = lab == classes[0]
+    ok_a, ok_b = np.asarray(pred_a) == lab, np.asarray(pred_b) == lab
+    g = (np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1] if groups is not None
+         else np.arange(len(lab)))
+    n_g = int(g.max()) + 1
+    per = np.stack([np.bincount(g, weights=w.astype(float), minlength=n_g) for w in
+                    (normal, normal & ok_a, normal & ok_b, ~normal, ~normal & ok_a, ~normal & ok_b)], 1)
+
+    def gain(t):  # t: (..., 6) totals
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 0.5 * ((t[..., 1] - t[..., 2]) / t[..., 0] + (t[..., 4] - t[..., 5]) / t[..., 3])
+
+    rng = np.random.default_rng(seed)
+    boots = []
+    for start in range(0, n_boot, 100):  # (100, n_g) resample counts at a time
+        counts = rng.multinomial(n_g, np.full(n_g, 1.0 / n_g), size=min(100, n_boot - start))
+        boots.append(gain(counts @ per))
+    boots = np.concatenate(boots)
+    boots = boots[np.isfinite(boots)]
+    ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if len(boots) else [None, None]
+    return {"nested_score": float(0.5 * (per[:, 1].sum() / max(per[:, 0].sum(), 1)
+                                         + per[:, 4].sum() / max(per[:, 3].sum(), 1))),
+            "nested_argmax_score": float(0.5 * (per[:, 2].sum() / max(per[:, 0].sum(), 1)
+                                                + per[:, 5].sum() / max(per[:, 3].sum(), 1))),
+            "gain": float(gain(per.sum(0))), "ci95": ci, "n_boot": int(n_boot),
+            "resampled": "patients" if groups is not None else "recordings"}
 
 
 def choose_flag_thresholds(labels: list[str], probs: np.ndarray, threshold: float,
@@ -745,10 +797,16 @@ def choose_flag_thresholds(labels: list[str], probs: np.ndarray, threshold: floa
 
 
 def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: np.ndarray,
-                 classes: list[str], task: str, flag_rule: bool = False) -> dict:
-    """The CV report from out-of-fold recording probabilities (n, n_classes). With
-    ``flag_rule`` (four classes from [CAS, DAS] flags) the abnormal class is decided by
-    per-flag thresholds chosen on the same predictions (:func:`choose_flag_thresholds`)."""
+                 classes: list[str], task: str, flag_rule: bool = False,
+                 groups: list | None = None) -> dict:
+    """The CV report from out-of-fold recording probabilities (n, n_classes).
+
+    With ``flag_rule`` (four classes from [CAS, DAS] flags) per-flag thresholds
+    (:func:`choose_flag_thresholds`) are tried against naming the most probable class. Both
+    are scored with every threshold chosen on the other folds only, and the rule is adopted
+    only when its gain survives a paired bootstrap over patients (``groups``; recordings
+    where there are none): two fitted thresholds more must earn their place. The comparison
+    is reported either way (``four_class.flag_rule_check``)."""
     from lungapp.model.metrics import binary_metrics, choose_threshold, multiclass_metrics
 
     p_abn = 1 - probs[:, 0]
@@ -774,24 +832,27 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
                              "mean_sd": {kk: _mean_sd([f[kk] for f in nested]) for kk in keys}},
     }
     if task == "4class":
-        ft = choose_flag_thresholds(labels, probs, thr, classes) if flag_rule else None
-        pred = _decide(p_abn, probs, thr, classes, ft)
+        nested_argmax = _nested_classes(y, labels, probs, fold_of, classes, rule=False)
+        ft, pred, nested_pred, check = None, _decide(p_abn, probs, thr, classes), nested_argmax, None
+        if flag_rule:
+            cand = choose_flag_thresholds(labels, probs, thr, classes)
+            nested_rule = _nested_classes(y, labels, probs, fold_of, classes, rule=True)
+            rule_pred = _decide(p_abn, probs, thr, classes, cand)
+            check = {"thresholds": cand,
+                     "in_sample_score": multiclass_metrics(labels, rule_pred, classes)["score"],
+                     **paired_score_gain(labels, nested_rule, nested_argmax, classes, groups)}
+            check["adopted"] = bool(check["ci95"][0] is not None and check["ci95"][0] > 0)
+            if check["adopted"]:
+                ft, pred, nested_pred = cand, rule_pred, nested_rule
         report["four_class"] = multiclass_metrics(labels, pred, classes)
-        report["four_class"]["rule"] = (FLAG_RULE if ft else
-                                        "an abnormal recording gets its most probable abnormal class")
+        report["four_class"]["rule"] = FLAG_RULE if ft else ARGMAX_RULE
         if ft:
             report["flag_thresholds"] = ft
             report["four_class"]["argmax_score"] = multiclass_metrics(
                 labels, _decide(p_abn, probs, thr, classes), classes)["score"]
+        if check:
+            report["four_class"]["flag_rule_check"] = check
         # stricter: each fold decided by thresholds chosen on the other folds only
-        nested_pred = [None] * len(labels)
-        for i in range(k):
-            m = fold_of == i
-            other = [l for l, f in zip(labels, fold_of) if f != i]
-            t_other, _ = choose_threshold(y[~m], p_abn[~m])
-            ft_other = choose_flag_thresholds(other, probs[~m], t_other, classes) if flag_rule else None
-            for j, lab in zip(np.flatnonzero(m), _decide(p_abn[m], probs[m], t_other, classes, ft_other)):
-                nested_pred[j] = lab
         report["four_class"]["nested_score"] = multiclass_metrics(labels, nested_pred, classes)["score"]
         report["four_class"]["per_fold_score"] = [
             multiclass_metrics([l for l, f in zip(labels, fold_of) if f == i],
@@ -912,7 +973,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
                                   "windows_per_s": fit["windows_per_s"]}})
 
         report = evaluate_oof(y, labels, oof, fold_of, classes, opts.task,
-                              flag_rule=spec[0] == "sigmoid" and list(spec[1]) == ["CAS", "DAS"])
+                              flag_rule=spec[0] == "sigmoid" and list(spec[1]) == ["CAS", "DAS"],
+                              groups=patients)
         report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
         report["patient_grouped"] = folds.grouped
         report["evaluated"] = ("out-of-fold: every recording scored by the fold model that did "
