@@ -192,7 +192,8 @@ def main() -> int:
         shot(win, "train.png")
 
     if "about" in want:
-        # About
+        # About, with the active model's card (shown once the model has loaded)
+        wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
         win.tabs.setCurrentWidget(view)
         dlg = win.show_about()
         dlg.resize(640, 620)

@@ -43,7 +43,6 @@ LIMITATIONS = [
     "device-shift check for the measured drop on a simulated other device).",
     "Noise (crying, talking, movement) degrades it; the quality check catches some but not all "
     "poor recordings.",
-    "Cross-validated on one dataset: performance on other hospitals and populations is unknown.",
     "The timeline shows where the model's evidence is, at the resolution of its windows; it is "
     "not a precise event detector.",
 ]

@@ -118,12 +118,19 @@ def test_model_loads_in_worker_and_about_shows_card_and_credits(qtbot, tiny_mode
     win = make_window(qtbot, load=True)
     qtbot.waitUntil(lambda: win.ctx.model_state() == "ready", timeout=60000)
     assert "tiny-test-model" in win.model_label.text()
+    card = win.ctx.predictor().card
+    card.description = "made by <b>a script</b>"  # card text is shown as text, never as markup
     dlg = win.show_about()
     text = dlg.text.toPlainText()
     import lungapp
 
     assert f"lungapp {lungapp.__version__}" in text
     assert "tiny-test-model" in text and "Decision threshold" in text
+    # the card a clinician reads: the same sections as the model's MODEL_CARD.md
+    for section in ("Intended use", "What it reports", "Training data", "Limitations"):
+        assert section in text
+    assert "made by <b>a script</b>" in text
+    assert dlg.text.verticalScrollBar().value() == 0  # opens at the top
     assert "SPRSound" in text and "BioCAS 2022" in text and "IEEE" in text
     assert "not a diagnostic device" in text
     dlg.close()

@@ -1,76 +1,63 @@
-"""The About dialog: version, the active model's card, data credits, intended use."""
+"""The About dialog: version, intended use, the active model's card (the same text as its
+MODEL_CARD.md: what it reports, training data, cross-validated performance with the
+confusion matrices, limitations), data credits."""
 
 from __future__ import annotations
 
-import html
+import re
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
 import lungapp
+from lungapp.model.card_text import card_markdown
 
 CREDITS = (
-    "<b>Data.</b> The bundled model is trained on <i>SPRSound</i>, the SJTU Paediatric "
-    "Respiratory Sound database: Q. Zhang, J. Zhang, J. Zhang et al., “SPRSound: Open-Source "
-    "SJTU Paediatric Respiratory Sound Database”, <i>IEEE Transactions on Biomedical Circuits "
-    "and Systems</i> 16(5), 2022, released for the IEEE BioCAS 2022 Grand Challenge on "
-    "respiratory sound classification."
+    "**Data.** The bundled model is trained on *SPRSound*, the SJTU Paediatric Respiratory "
+    "Sound database: Q. Zhang, J. Zhang, J. Zhang et al., “SPRSound: Open-Source SJTU "
+    "Paediatric Respiratory Sound Database”, *IEEE Transactions on Biomedical Circuits and "
+    "Systems* 16(5), 2022, released for the IEEE BioCAS 2022 Grand Challenge on respiratory "
+    "sound classification."
 )
 
 NOT_DIAGNOSTIC = (
-    "<b>lungapp is not a diagnostic device.</b> It is decision support for clinicians and "
+    "**lungapp is not a diagnostic device.** It is decision support for clinicians and "
     "researchers: every result must be confirmed by a qualified clinician. It runs entirely "
     "on this computer and sends nothing over the network."
 )
 
-
-def _fmt_metric(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    if isinstance(v, dict):
-        inner = {k: x for k, x in v.items() if isinstance(x, (int, float, str))}
-        return ", ".join(f"{k} {_fmt_metric(x)}" for k, x in list(inner.items())[:6])
-    return html.escape(str(v))
+# Markdown features: GitHub tables, no raw HTML (card text is data, never markup)
+_MD_FEATURES = (QTextDocument.MarkdownFeature.MarkdownDialectGitHub
+                | QTextDocument.MarkdownFeature.MarkdownNoHTML)
 
 
-def model_html(card, state: str, message: str, runtime: str = "") -> str:
+def _plain(text) -> str:
+    """Card-provided text for one list item: no line breaks."""
+    return re.sub(r"\s+", " ", str(text))
+
+
+def about_markdown(card, state: str, message: str, runtime: str = "") -> str:
+    """The About text as Markdown; ``card`` None while loading or when there is no model."""
+    parts = [f"## lungapp {lungapp.__version__}",
+             "Record, review and analyse lung sounds from a digital stethoscope. A local model "
+             "marks continuous (CAS: wheeze, rhonchi) and discontinuous (DAS: crackles) "
+             "adventitious sounds and shows where they are in the recording.",
+             NOT_DIAGNOSTIC]
     if card is None:
-        return f"<p><b>Model:</b> {html.escape(message or state)}</p>"
-    fc = card.features
-    sc = fc.spectrogram
-    rows = [
-        ("Name", f"{card.name} {card.version}"),
-        ("Task", f"{card.task}: {', '.join(card.classes)}"),
-        ("Input", f"{sc.rate} Hz, {sc.scale} spectrogram ({sc.n_bins} bins, window "
-                  f"{sc.win_length}, hop {sc.hop_length}); {fc.window_s:g} s windows every {fc.hop_s:g} s"),
-        ("Decision threshold", f"{card.threshold:.3f}" + (f" ({card.threshold_rule})" if card.threshold_rule else "")),
-        ("Created", card.created),
-    ] + ([("Runtime", runtime)] if runtime else [])
-    metrics = card.metrics or {}
-    for k, v in list(metrics.items())[:8]:
-        if isinstance(v, (int, float, dict)):
-            rows.append((f"CV {k}", _fmt_metric(v)))
-    trows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v)) if not k.startswith('CV') else v}</td></tr>"
-                    for k, v in rows)
-    extra = ""
-    if card.description:
-        extra += f"<p>{html.escape(card.description)}</p>"
-    if card.limitations:
-        extra += "<p><b>Limitations</b></p><ul>" + "".join(
-            f"<li>{html.escape(str(x))}</li>" for x in card.limitations) + "</ul>"
-    return f"<h3>Active model</h3><table cellspacing='4'>{trows}</table>{extra}"
-
-
-def about_html(card, state: str, message: str, runtime: str = "") -> str:
-    return (f"<h2>lungapp {html.escape(lungapp.__version__)}</h2>"
-            "<p>Record, review and analyse lung sounds from a digital stethoscope. A local model "
-            "marks continuous (CAS: wheeze, rhonchi) and discontinuous (DAS: crackles) "
-            "adventitious sounds and shows where they are in the recording.</p>"
-            f"<p>{NOT_DIAGNOSTIC}</p>"
-            f"{model_html(card, state, message, runtime)}"
-            f"<p>{CREDITS}</p>"
-            "<p>Built with PySide6 (Qt), pyqtgraph, NumPy, SciPy, soundfile, sounddevice, "
-            "scikit-learn, Keras and TensorFlow. Licence: GPL-3.0-or-later.</p>")
+        parts.append(f"**Model:** {_plain(message or state)}")
+    else:
+        rows = [("Name", f"{card.name} {card.version}"),
+                ("Task", f"{card.task}: {', '.join(card.classes)}"),
+                ("Decision threshold", f"{card.threshold:.3f}"),
+                ("Created", card.created)] + ([("Runtime", runtime)] if runtime else [])
+        parts.append("### Active model\n\n" + "\n".join(f"- **{k}:** {_plain(v)}" for k, v in rows))
+        # the model card, its headings one level down under "Active model"
+        parts.append(re.sub(r"(?m)^(#+) ", lambda mt: "###" + mt.group(1)[1:] + " ",
+                            card_markdown(card)))
+    parts += [CREDITS, "Built with PySide6 (Qt), pyqtgraph, NumPy, SciPy, soundfile, sounddevice, "
+                       "scikit-learn, Keras and TensorFlow. Licence: GPL-3.0-or-later."]
+    return "\n\n".join(parts) + "\n"
 
 
 class AboutDialog(QDialog):
@@ -82,9 +69,11 @@ class AboutDialog(QDialog):
         self.text = QTextBrowser()
         self.text.setOpenExternalLinks(False)
         p = context.predictor()
-        self.text.setHtml(about_html(p.card if p is not None else None,
-                                     context.model_state(), context.model_message(),
-                                     p.runtime_text() if p is not None else ""))
+        self.text.document().setMarkdown(
+            about_markdown(p.card if p is not None else None, context.model_state(),
+                           context.model_message(), p.runtime_text() if p is not None else ""),
+            _MD_FEATURES)
+        self.text.moveCursor(QTextCursor.MoveOperation.Start)  # open at the top
         lay.addWidget(self.text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
