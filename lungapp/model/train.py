@@ -761,10 +761,10 @@ def paired_score_gain(labels, pred_a, pred_b, classes, groups=None, n_boot: int 
     boots = np.concatenate(boots)
     boots = boots[np.isfinite(boots)]
     ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if len(boots) else [None, None]
-    return {"nested_score": float(0.5 * (per[:, 1].sum() / max(per[:, 0].sum(), 1)
-                                         + per[:, 4].sum() / max(per[:, 3].sum(), 1))),
-            "nested_argmax_score": float(0.5 * (per[:, 2].sum() / max(per[:, 0].sum(), 1)
-                                                + per[:, 5].sum() / max(per[:, 3].sum(), 1))),
+    return {"score_a": float(0.5 * (per[:, 1].sum() / max(per[:, 0].sum(), 1)
+                                    + per[:, 4].sum() / max(per[:, 3].sum(), 1))),
+            "score_b": float(0.5 * (per[:, 2].sum() / max(per[:, 0].sum(), 1)
+                                    + per[:, 5].sum() / max(per[:, 3].sum(), 1))),
             "gain": float(gain(per.sum(0))), "ci95": ci, "n_boot": int(n_boot),
             "resampled": "patients" if groups is not None else "recordings"}
 
@@ -838,9 +838,10 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
             cand = choose_flag_thresholds(labels, probs, thr, classes)
             nested_rule = _nested_classes(y, labels, probs, fold_of, classes, rule=True)
             rule_pred = _decide(p_abn, probs, thr, classes, cand)
+            g = paired_score_gain(labels, nested_rule, nested_argmax, classes, groups)
             check = {"thresholds": cand,
                      "in_sample_score": multiclass_metrics(labels, rule_pred, classes)["score"],
-                     **paired_score_gain(labels, nested_rule, nested_argmax, classes, groups)}
+                     "nested_score": g.pop("score_a"), "nested_argmax_score": g.pop("score_b"), **g}
             check["adopted"] = bool(check["ci95"][0] is not None and check["ci95"][0] > 0)
             if check["adopted"]:
                 ft, pred, nested_pred = cand, rule_pred, nested_rule

@@ -1,0 +1,66 @@
+"""Four-class decision rules of a [CAS, DAS]-flag model on a labelled folder: the most
+probable abnormal class (what the bundled model uses) against the per-flag thresholds that
+training tried (``metrics.four_class.flag_rule_check.thresholds`` in the card).
+
+    python benchmarks/four_class_rule.py [../shared/data/sprsound/intra_test] [--model DIR]
+
+Prints both four-class scores and the gain of the flag rule, with a 95 % interval from a
+paired bootstrap over patients (lungapp.model.train.paired_score_gain). Poor Quality
+recordings are skipped, as in `lungapp evaluate`. The binary decision (threshold) is the
+card's in both rules, so only the abnormal recordings' classes can differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lungapp.data import POOR, read_folder  # noqa: E402
+from lungapp.model.card import decide_class  # noqa: E402
+from lungapp.model.inference import Predictor  # noqa: E402
+from lungapp.model.train import paired_score_gain  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/sprsound/intra_test"))
+    ap.add_argument("--model", default=None, help="model folder (default: the active model)")
+    args = ap.parse_args(argv)
+
+    pred = Predictor.load(args.model)
+    card = pred.card
+    chk = card.metrics.get("four_class", {}).get("flag_rule_check")
+    if not chk:
+        print(f"{args.model or 'the active model'}: its card has no per-flag thresholds to compare "
+              "(not a four-class model with [CAS, DAS] flags)", file=sys.stderr)
+        return 2
+    ft = chk["thresholds"]
+    labels, by_flags, by_argmax, patients = [], [], [], []
+    for ex in read_folder(args.folder).examples:
+        if ex.label == POOR or ex.label not in card.classes:
+            continue
+        r = pred.predict_file(ex.path)
+        probs = [r.probabilities[c] for c in card.classes]
+        labels.append(ex.label)
+        patients.append(ex.patient if ex.patient is not None else ex.path)
+        by_flags.append(decide_class(probs, card.classes, r.abnormal_probability, card.threshold, ft))
+        by_argmax.append(decide_class(probs, card.classes, r.abnormal_probability, card.threshold))
+    g = paired_score_gain(labels, by_flags, by_argmax, card.classes, patients)
+    print(f"folder: {args.folder}  recordings: {len(labels)}  patients: {len(set(patients))}")
+    print(f"per-flag thresholds from training: CAS {ft['CAS']:.3f}, DAS {ft['DAS']:.3f}"
+          f" (adopted in the card: {'yes' if card.flag_thresholds else 'no'})")
+    print("| rule | four-class score |\n|---|---|")
+    print(f"| most probable abnormal class | {g['score_b']:.3f} |")
+    print(f"| per-flag thresholds | {g['score_a']:.3f} |")
+    lo, hi = g["ci95"]
+    print(f"gain of the per-flag thresholds: {g['gain']:+.3f} (95 % interval {lo:+.3f} to {hi:+.3f}, "
+          f"bootstrap over {g['resampled']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
