@@ -133,6 +133,21 @@ def test_presets_are_the_documented_recipes():
         TrainOptions.from_preset("best")
 
 
+def test_bundled_preset_is_recommended_at_finer_time_resolution_retrained():
+    from lungapp.model.train_cli import PRESET_NAMES
+
+    assert set(PRESET_NAMES) == set(PRESETS)  # the CLI's --help names every recipe
+    rec, bun = TrainOptions.from_preset("recommended"), TrainOptions.from_preset("bundled")
+    assert bun.artifact == "retrain" and rec.artifact == "ensemble"
+    r, b = rec.features.spectrogram, bun.features.spectrogram
+    assert (b.hop_length, b.win_length) == (r.hop_length // 2, r.win_length // 2)
+    assert (b.rate, b.n_mels, b.fmin, b.fmax) == (r.rate, r.n_mels, r.fmin, r.fmax)
+    # everything else is the recommended recipe
+    differ = {k for k in PRESETS["recommended"] if PRESETS["recommended"][k] != PRESETS["bundled"][k]}
+    assert differ == {"features", "artifact"}
+    assert TrainOptions.from_preset("bundled", artifact="ensemble").artifact == "ensemble"
+
+
 # ---------------------------------------------------------------------------- the report
 
 
