@@ -172,10 +172,11 @@ def run_app(args, tmp: Path):
     if not any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QTimer
 
     from lungapp.audio.devices import find_device, same_device
     from lungapp.gui.app import create_application, create_window
+    from lungapp.gui.workers import wait_until
 
     app = create_application([])
     win = create_window([], load_model=not args.no_model)
@@ -186,15 +187,7 @@ def run_app(args, tmp: Path):
     win.tabs.setCurrentWidget(view)
 
     def wait(cond, timeout_s, what):
-        loop = QEventLoop()
-        timer = QTimer()
-        timer.setInterval(50)
-        timer.timeout.connect(lambda: cond() and loop.quit())
-        timer.start()
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-        loop.exec()
-        timer.stop()
-        if not cond():
+        if not wait_until(cond, timeout_s):
             raise SystemExit(f"bench_record: timed out waiting for {what}")
 
     wait(lambda: view.record_button.isEnabled(), 30, "the device list")

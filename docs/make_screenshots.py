@@ -114,6 +114,7 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QTimer
 
     from lungapp.gui.app import create_application, create_window
+    from lungapp.gui.workers import wait_until
     from lungapp.paths import resources_dir
 
     app = create_application([])
@@ -123,15 +124,7 @@ def main() -> int:
     view = win.review
 
     def wait(cond, timeout_s=180.0, what="condition"):
-        loop = QEventLoop()
-        timer = QTimer()
-        timer.setInterval(50)
-        timer.timeout.connect(lambda: cond() and loop.quit())
-        timer.start()
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-        loop.exec()
-        timer.stop()
-        if not cond():
+        if not wait_until(cond, timeout_s):
             raise SystemExit(f"make_screenshots: timed out waiting for {what}")
 
     def settle(ms=400):

@@ -165,3 +165,21 @@ def test_record_tab_present(qtbot):
     win = make_window(qtbot)
     assert [win.tabs.tabText(i) for i in range(win.tabs.count())][:2] == ["Record", "Review"]
     close(win)
+
+
+def test_wait_until_runs_the_event_loop_until_the_condition_or_the_timeout(qapp):
+    """The helper the screenshot and record benchmarks drive the app with."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from lungapp.gui.workers import wait_until
+
+    fired = []
+    QTimer.singleShot(100, lambda: fired.append(1))  # only an event loop delivers this
+    t0 = time.monotonic()
+    assert wait_until(lambda: bool(fired), timeout_s=10.0)
+    assert time.monotonic() - t0 < 5.0
+    t0 = time.monotonic()
+    assert not wait_until(lambda: False, timeout_s=0.3)
+    assert time.monotonic() - t0 >= 0.25

@@ -116,6 +116,25 @@ def run_task(fn, *args, pool: QThreadPool | None = None, name: str = "",
     return task
 
 
+def wait_until(cond, timeout_s: float, poll_ms: int = 50) -> bool:
+    """Run the Qt event loop until ``cond()`` is true or ``timeout_s`` has passed; return
+    ``cond()``. For scripts that drive the app (screenshots, benchmarks): the window keeps
+    painting and workers keep reporting while they wait."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    if cond():
+        return True
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(poll_ms)
+    timer.timeout.connect(lambda: cond() and loop.quit())
+    timer.start()
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    timer.stop()
+    return bool(cond())
+
+
 def wait_all(timeout_ms: int = 5000) -> bool:
     """Wait for the global pool (used on quit and in tests)."""
     return QThreadPool.globalInstance().waitForDone(timeout_ms)
