@@ -201,6 +201,48 @@ def test_every_supported_layer_matches_keras(tmp_path, monkeypatch):
             "Concatenate", "Dropout", "Flatten", "Dense"} <= kinds
 
 
+def test_a_batch_split_across_threads_gives_the_single_thread_result(tmp_path, monkeypatch):
+    """A recording's windows are shared out among CALL_THREADS threads (each running the
+    whole plan on its share); the result is the one-thread result, for a model and an
+    ensemble, and the threads really run."""
+    import threading
+
+    keras.utils.set_random_seed(4)
+    paths = []
+    for i in range(2):
+        model = _layer_zoo()
+        _randomise(model, np.random.default_rng(10 + i))
+        paths.append(tmp_path / f"m{i}.keras")
+        model.save(paths[-1])
+    X = np.random.default_rng(5).normal(0, 1, (27, 23, 17, 3)).astype(np.float32)
+    one = npruntime.load(paths[0])
+    ens = npruntime.NumpyEnsemble([npruntime.load(p) for p in paths])
+    monkeypatch.setattr(npruntime, "CALL_THREADS", 1)
+    want_one, want_ens = one(X), ens(X)
+    seen = set()
+    run = one._run
+
+    def spy(x, shared):
+        seen.add((threading.get_ident(), len(x)))
+        return run(x, shared)
+
+    for threads in (2, 3):
+        monkeypatch.setattr(npruntime, "CALL_THREADS", threads)
+        np.testing.assert_allclose(ens(X), want_ens, rtol=0, atol=1e-6)
+        monkeypatch.setattr(one, "_run", spy)
+        seen.clear()
+        np.testing.assert_allclose(one(X), want_one, rtol=0, atol=1e-6)
+        ids = {t for t, _ in seen}  # the caller took a share, a pool thread another
+        assert threading.get_ident() in ids and len(ids) >= 2
+        assert sorted(n for _, n in seen) == sorted(len(p) for p in np.array_split(X, threads))
+        monkeypatch.undo()
+        monkeypatch.setattr(npruntime, "CALL_THREADS", threads)
+    seen.clear()
+    monkeypatch.setattr(one, "_run", spy)
+    one(X[:5])  # too few windows to be worth splitting
+    assert len(seen) == 1
+
+
 @pytest.mark.parametrize("size", [1, 2, 5, 6, 7, 8])
 @pytest.mark.parametrize("k,s", [(1, 1), (2, 2), (3, 1), (3, 2), (4, 3), (5, 2)])
 def test_same_padding_matches_keras_for_every_size(tmp_path, size, k, s):

@@ -26,7 +26,8 @@ convolution or dense layer are folded into it, and a convolution's bias and ReLU
 behind the max-pool that follows (exact: both commute with max). Ensemble members
 (:class:`NumpyEnsemble`) share what does not depend on their weights (a parameter-free
 LayerNormalization, the first convolution's patch matrix). BLAS runs single-threaded
-during a call (see :data:`BLAS_THREADS`).
+during a call (see :data:`BLAS_THREADS`); instead the batch is split across
+:data:`CALL_THREADS` threads.
 
     model = load("fold1.keras")          # UnsupportedModel / UnsafeModel / ModelError
     probs = model(windows)               # (n, *model.input_shape[1:]) -> (n, outputs)
@@ -37,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import threading
 import zipfile
 from pathlib import Path
 
@@ -46,7 +48,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lungapp.errors import ModelError
 
 __all__ = ["NumpyModel", "NumpyEnsemble", "UnsupportedModel", "UnsafeModel", "load", "SUPPORTED_LAYERS",
-           "BLAS_THREADS"]
+           "BLAS_THREADS", "CALL_THREADS"]
 
 #: BLAS threads while a model runs. The matrices here are small and skinny (e.g. 50 000 x 9
 #: by 9 x 16 for a first convolution): on the 2-core machine, with another process busy,
@@ -57,6 +59,47 @@ __all__ = ["NumpyModel", "NumpyEnsemble", "UnsupportedModel", "UnsafeModel", "lo
 #: library's own setting.
 BLAS_THREADS: int | None = 1
 _controller = None
+
+def _default_threads() -> int:
+    import os
+
+    try:
+        return max(1, int(os.environ.get("LUNGAPP_THREADS", "") or min(4, os.cpu_count() or 1)))
+    except ValueError:
+        return 1
+
+
+#: Threads a call splits its batch (the windows of a recording) across: each runs the whole
+#: plan on its share with single-threaded BLAS, so the threads never wait for each other
+#: inside a matrix product (NumPy and BLAS release the GIL in the heavy steps). Every op
+#: works window by window, so the split does not change the result. The machine's cores
+#: (at most 4) by default; LUNGAPP_THREADS overrides it (1 turns the split off).
+CALL_THREADS: int = _default_threads()
+#: Fewer windows than this per thread are not worth handing to a thread.
+MIN_WINDOWS_PER_THREAD = 4
+_pool = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _split_run(fn, x: np.ndarray) -> np.ndarray:
+    """``fn(x)``, with the batch split across CALL_THREADS threads when it is large enough
+    (the calling thread takes the first share)."""
+    global _pool, _pool_size
+    k = min(CALL_THREADS, len(x) // MIN_WINDOWS_PER_THREAD)
+    if k < 2:
+        return fn(x)
+    with _pool_lock:
+        if _pool_size < k - 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool = ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="lungapp-npruntime")
+            _pool_size = k - 1
+        pool = _pool
+    parts = np.array_split(x, k)
+    futures = [pool.submit(fn, p) for p in parts[1:]]
+    first = fn(parts[0])
+    return np.concatenate([first] + [f.result() for f in futures], axis=0)
 
 
 def blas_limit():
@@ -863,7 +906,7 @@ class NumpyModel:
     def __call__(self, x) -> np.ndarray:
         x = self._check(x)
         with blas_limit():
-            return self._run(x, {})
+            return _split_run(lambda part: self._run(part, {}), x)
 
     predict = __call__
 
@@ -913,12 +956,15 @@ class NumpyEnsemble:
 
     def __call__(self, x) -> np.ndarray:
         x = self.models[0]._check(x)
-        shared: dict = {}
         with blas_limit():
-            total = None
-            for m in self.models:
-                y = m._run(x, shared)
-                total = y.copy() if total is None else total + y
+            return _split_run(self._mean, x)
+
+    def _mean(self, x) -> np.ndarray:
+        shared: dict = {}
+        total = None
+        for m in self.models:
+            y = m._run(x, shared)
+            total = y.copy() if total is None else total + y
         return (total / np.float32(len(self.models))).astype(np.float32, copy=False)
 
     predict = __call__
