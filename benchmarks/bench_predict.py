@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_predict.py [--model DIR] [--repeats N]
         [--cold-repeats N] [--runtimes numpy,keras]
+    .venv/bin/python benchmarks/bench_predict.py --runtimes numpy:1,numpy   # threads or not
 
 For each runtime (``LUNGAPP_RUNTIME``, see lungapp/model/inference.py):
 
@@ -77,12 +78,22 @@ def _expect(proc, tag: str, runtime: str) -> dict | list:
     sys.exit(f"warm run ({runtime}) failed: {proc.stderr.read()[-2000:]}")
 
 
+def _env(spec: str) -> dict:
+    """The environment of a runtime spec: ``numpy``, ``keras``, or ``numpy:N`` (the NumPy
+    runtime with its batch split across N threads, LUNGAPP_THREADS; 1 = no split)."""
+    rt, _, threads = spec.partition(":")
+    env = dict(os.environ, LUNGAPP_RUNTIME=rt, TF_CPP_MIN_LOG_LEVEL="3")
+    if threads:
+        env["LUNGAPP_THREADS"] = threads
+    return env
+
+
 def run_warm(runtimes: list[str], wav: Path, model: str | None, repeats: int) -> dict:
     """One warm process per runtime, all loaded first; then one call at a time, the
     runtimes taking turns, so they see the same machine load."""
     procs, out = {}, {}
     for rt in runtimes:
-        env = dict(os.environ, LUNGAPP_RUNTIME=rt, TF_CPP_MIN_LOG_LEVEL="3")
+        env = _env(rt)
         procs[rt] = subprocess.Popen([sys.executable, "-c", WARM_CHILD, str(wav), model or ""],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env)
@@ -112,7 +123,7 @@ def run_cold(runtime: str, wav: Path, model: str | None) -> tuple[float, float]:
     cmd = [str(Path(sys.executable).with_name("lungapp")), "predict", str(wav), "--format", "json"]
     if model:
         cmd += ["--model", model]
-    env = dict(os.environ, LUNGAPP_RUNTIME=runtime)
+    env = _env(runtime)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -131,7 +142,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20, help="warm calls per runtime")
     ap.add_argument("--cold-repeats", type=int, default=3, help="cold CLI runs per runtime")
     ap.add_argument("--runtimes", default="numpy,keras",
-                    help="comma-separated LUNGAPP_RUNTIME values (default numpy,keras)")
+                    help="comma-separated LUNGAPP_RUNTIME values (default numpy,keras); "
+                         "numpy:N runs the NumPy runtime on N threads (LUNGAPP_THREADS)")
     args = ap.parse_args()
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
 
