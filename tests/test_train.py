@@ -311,6 +311,30 @@ def test_four_class_training_with_event_window_labels(tmp_path):
     assert card["training"]["options"]["window_labels"] == "events"
 
 
+def test_retrain_artifact_is_one_model_on_all_data(tmp_path):
+    """--artifact retrain (the bundled preset's): the CV report as usual, then one model
+    trained on every recording is what the folder holds and the app runs."""
+    from lungapp.model.inference import Predictor
+
+    data = binary_dataset(tmp_path / "d", n_patients=6, per_class=2, seconds=4.0)
+    events = []
+    s = train(data, tmp_path / "m", tiny_options(epochs=2, artifact="retrain", device_shift=False),
+              progress=events.append)
+    out = tmp_path / "m"
+    card = json.loads((out / "card.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "curves.json", "model.keras"]
+    assert card["model_files"] == ["model.keras"] and s["artifact"] == ["model.keras"]
+    assert "retrained on all data" in card["training"]["artifact"]
+    assert card["metrics"]["overall"]["n"] == 24  # the CV figures still cover every recording
+    finals = [i for i, e in enumerate(events) if e["event"] == "epoch_end" and e["fold"] == "final"]
+    folds_done = [i for i, e in enumerate(events) if e["event"] == "fold_end"]
+    assert len(finals) == 2 and len(folds_done) == 2  # the final model trains after the folds
+    assert max(folds_done) < min(finals)
+    pred = Predictor.load(out)
+    r = pred.predict_file(sorted(data.glob("*.wav"))[0])
+    assert 0.0 <= r.abnormal_probability <= 1.0
+
+
 def test_window_labels_from_events():
     from lungapp.data.readers import Event
     from lungapp.model.train import _window_classes
