@@ -92,7 +92,7 @@ RECOMMENDED_FEATURES = FeatureConfig(
     window_s=2.0, hop_s=0.5)
 
 FINE_FEATURES = FeatureConfig(
-    # RECOMMENDED_FEATURES at twice the time resolution: 16 ms window, 8 ms hop (248 x 64
+    # RECOMMENDED_FEATURES at twice the time resolution: 16 ms window, 8 ms hop (249 x 64
     # inputs), so a crackle (a few ms) is not smeared over a 32-ms frame. Same folds, same
     # seed, 40 epochs (2026-11-26/27, runs of this engine): out-of-fold AUC 0.925 / score
     # 0.853 / four-class 0.724 against 0.911 / 0.838 / 0.709, better on each of the 4 folds
@@ -134,7 +134,7 @@ PRESETS: dict[str, dict] = {
 # the most accurate measured, at about twice the training time (over the 30-min goal of
 # the Train tab on 2 cores, hence not the default) and, as an ensemble of 4, about 3.5x the
 # prediction time: so after the 4-fold CV one model is retrained on all data with the
-# same fixed schedule (one model at 248 x 64 costs about what the 4-model ensemble at
+# same fixed schedule (one model at 249 x 64 costs about what the 4-model ensemble at
 # 124 x 64 did), and the CV figures estimate that model's recipe.
 PRESETS["bundled"] = {**PRESETS["recommended"], "features": FINE_FEATURES, "artifact": "retrain"}
 
