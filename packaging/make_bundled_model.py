@@ -4,8 +4,8 @@ project's own `lungapp train`, then add the clinician-facing parts of its card.
     .venv/bin/python packaging/make_bundled_model.py            # train (4-fold CV) + annotate
     .venv/bin/python packaging/make_bundled_model.py --from DIR  # annotate a finished run
 
-Training: `lungapp train ../shared/data/sprsound/train --task 4class --preset recommended
---seed 0` (patient-grouped 4-fold CV; the fold models form the shipped ensemble; the
+Training: `lungapp train ../shared/data/sprsound/train --task 4class --preset bundled
+--seed 0` (patient-grouped 4-fold CV, then one model retrained on all data; the
 threshold is chosen on out-of-fold predictions). Never trained on intra_test.
 """
 
@@ -83,7 +83,7 @@ def main() -> int:
         if not DATA.is_dir():
             sys.exit(f"SPRSound train not found at {DATA}")
         cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
-               "--task", "4class", "--preset", "recommended", "--seed", "0",
+               "--task", "4class", "--preset", "bundled", "--seed", "0",
                "--name", "lungapp-sprsound", "--overwrite", "--progress", "bar"]
         print(" ".join(cmd))
         rc = subprocess.call(cmd)
