@@ -226,19 +226,16 @@ def test_a_batch_split_across_threads_gives_the_single_thread_result(tmp_path, m
         seen.append((threading.get_ident(), len(x)))
         return run(x, shared)
 
+    monkeypatch.setattr(one, "_run", spy)
     for threads in (2, 3):
         monkeypatch.setattr(npruntime, "CALL_THREADS", threads)
         np.testing.assert_allclose(ens(X), want_ens, rtol=0, atol=1e-6)
-        monkeypatch.setattr(one, "_run", spy)
         seen.clear()
         np.testing.assert_allclose(one(X), want_one, rtol=0, atol=1e-6)
         ids = {t for t, _ in seen}  # the caller took a share, a pool thread another
         assert threading.get_ident() in ids and len(ids) >= 2
         assert sorted(n for _, n in seen) == sorted(len(p) for p in np.array_split(X, threads))
-        monkeypatch.undo()
-        monkeypatch.setattr(npruntime, "CALL_THREADS", threads)
     seen.clear()
-    monkeypatch.setattr(one, "_run", spy)
     one(X[:5])  # too few windows to be worth splitting
     assert len(seen) == 1
 

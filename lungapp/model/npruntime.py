@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import threading
 import zipfile
 from pathlib import Path
@@ -60,9 +61,8 @@ __all__ = ["NumpyModel", "NumpyEnsemble", "UnsupportedModel", "UnsafeModel", "lo
 BLAS_THREADS: int | None = 1
 _controller = None
 
-def _default_threads() -> int:
-    import os
 
+def _default_threads() -> int:
     try:
         return max(1, int(os.environ.get("LUNGAPP_THREADS", "") or min(4, os.cpu_count() or 1)))
     except ValueError:
