@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_predict.py [--model DIR] [--repeats N]
         [--cold-repeats N] [--runtimes numpy,keras]
     .venv/bin/python benchmarks/bench_predict.py --runtimes numpy:1,numpy   # threads or not
+    .venv/bin/python benchmarks/bench_predict.py --runtimes numpy:untuned,numpy  # allocator
 
 For each runtime (``LUNGAPP_RUNTIME``, see lungapp/model/inference.py):
 
@@ -79,12 +80,19 @@ def _expect(proc, tag: str, runtime: str) -> dict | list:
 
 
 def _env(spec: str) -> dict:
-    """The environment of a runtime spec: ``numpy``, ``keras``, or ``numpy:N`` (the NumPy
-    runtime with its batch split across N threads, LUNGAPP_THREADS; 1 = no split)."""
-    rt, _, threads = spec.partition(":")
+    """The environment of a runtime spec: ``numpy`` or ``keras``, then optionally ``:N``
+    (the NumPy runtime's batch split across N threads, LUNGAPP_THREADS; 1 = no split)
+    and ``:untuned`` (glibc's allocator left as it is, LUNGAPP_MALLOC_TUNE=0; see
+    lungapp/model/alloc.py). E.g. ``numpy:1``, ``numpy:untuned``, ``numpy:1:untuned``."""
+    rt, *opts = spec.split(":")
     env = dict(os.environ, LUNGAPP_RUNTIME=rt, TF_CPP_MIN_LOG_LEVEL="3")
-    if threads:
-        env["LUNGAPP_THREADS"] = threads
+    for opt in opts:
+        if opt == "untuned":
+            env["LUNGAPP_MALLOC_TUNE"] = "0"
+        elif opt.isdigit() and int(opt) >= 1:
+            env["LUNGAPP_THREADS"] = opt
+        else:
+            sys.exit(f"--runtimes: {spec!r}: {opt!r} is neither a thread count nor 'untuned'")
     return env
 
 
@@ -143,7 +151,8 @@ def main() -> None:
     ap.add_argument("--cold-repeats", type=int, default=3, help="cold CLI runs per runtime")
     ap.add_argument("--runtimes", default="numpy,keras",
                     help="comma-separated LUNGAPP_RUNTIME values (default numpy,keras); "
-                         "numpy:N runs the NumPy runtime on N threads (LUNGAPP_THREADS)")
+                         "numpy:N runs the NumPy runtime on N threads (LUNGAPP_THREADS); "
+                         "a ':untuned' suffix leaves glibc's allocator untuned")
     args = ap.parse_args()
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
 

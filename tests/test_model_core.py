@@ -180,6 +180,40 @@ def test_quality_gate_decides_poor_quality(tiny_model_dir, tmp_path):
     assert silent.quality is not None and not silent.quality.ok
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_quality_gate_runs_beside_the_features_with_the_same_verdict(tiny_model_dir, tmp_path,
+                                                                        monkeypatch, threads):
+    """With two cores the gate runs on a side thread while the features are made; with
+    LUNGAPP_THREADS=1 it runs inline. Either way the verdict is the gate's, and an error
+    in the gate reaches the caller."""
+    import threading
+
+    from lungapp.model import inference, npruntime
+    from lungapp.model import quality as qmod
+
+    monkeypatch.setattr(npruntime, "CALL_THREADS", threads)
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    card = load_card(d)
+    card.quality_gate = {}  # the gate on, with its default settings
+    write_card(d, card)
+    pred = Predictor.load(d)
+    x = np.random.default_rng(3).normal(0, 0.05, 4000 * 6).astype(np.float32)
+    ran_on, real = [], qmod.assess
+    monkeypatch.setattr(qmod, "assess", lambda *a: ran_on.append(threading.current_thread()) or real(*a))
+    got = pred.predict_audio(x, 4000)
+    assert got.quality is not None and got.quality == real(x, 4000, None)
+    assert (ran_on[0] is threading.main_thread()) == (threads == 1)
+
+    def broken(*a):
+        raise RuntimeError("gate failed")
+
+    monkeypatch.setattr(qmod, "assess", broken)
+    with pytest.raises(RuntimeError, match="gate failed"):
+        pred.predict_audio(x, 4000)
+    assert inference._alongside(len, [1, 2]).result() == 2
+
+
 def test_lambda_layer_model_is_refused(tmp_path):
     import keras
 

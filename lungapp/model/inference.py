@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,8 +208,12 @@ class Predictor:
         """Load the model in ``model_dir`` (None: the active model) with ``runtime``
         ("auto", "numpy", "keras"; None: ``LUNGAPP_RUNTIME``, default auto). Raises
         ModelError (also when runtime "numpy" is forced on a model it cannot run)."""
+        from lungapp.model.alloc import keep_freed_memory
         from lungapp.model.registry import active_model_dir
 
+        # Predictions reuse their working memory instead of faulting in fresh pages each
+        # time (see lungapp.model.alloc).
+        keep_freed_memory()
         choice = runtime_choice(runtime)
         model_dir = Path(model_dir) if model_dir is not None else active_model_dir()
         card = load_card(model_dir)
@@ -277,8 +282,12 @@ class Predictor:
             from lungapp.model import quality as qmod
 
             params = {k: v for k, v in self.card.quality_gate.items() if k != "enabled"}
-            quality = qmod.assess(x, fc.rate, params or None)
+            # The gate and the features each take a single core for a few ms: on a machine
+            # with two, they run side by side (the network's call uses both cores after).
+            quality = _alongside(qmod.assess, x, fc.rate, params or None)
         X, starts = windows_from_samples(x, fc)
+        if quality is not None:
+            quality = quality.result()
         return self._result(path, len(x) / fc.rate, X, starts, quality)
 
     def _result(self, path, duration_s, X, starts, quality) -> Prediction:
@@ -344,6 +353,37 @@ def _ensemble(models):
 
     inp = keras.Input(shape=models[0].input_shape[1:])
     return keras.Model(inp, keras.layers.Average()([m(inp) for m in models]))
+
+
+_side_pool = None
+_side_lock = threading.Lock()
+
+
+class _Done:
+    """An already computed result, with a future's ``result()``."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def result(self):
+        return self._value
+
+
+def _alongside(fn, *args):
+    """Start ``fn(*args)`` on another thread when the NumPy runtime may use more than one
+    core (npruntime.CALL_THREADS, LUNGAPP_THREADS); else run it now. Returns an object
+    whose ``result()`` gives the value (or raises the exception)."""
+    global _side_pool
+    from lungapp.model import npruntime
+
+    if npruntime.CALL_THREADS < 2:
+        return _Done(fn(*args))
+    with _side_lock:
+        if _side_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _side_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lungapp-side")
+    return _side_pool.submit(fn, *args)
 
 
 def _single_blas():
