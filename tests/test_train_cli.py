@@ -44,8 +44,9 @@ def test_arch_names_match_the_builders():
 def test_json_protocol_lines_only_and_in_order(tmp_path):
     data = binary_dataset(tmp_path / "d", n_patients=6, per_class=1, seconds=3.0)
     out = tmp_path / "model"
-    proc = subprocess.run(_cmd(data, out, "--epochs", "2", "--batch-size", "8"), cwd=ROOT,
-                          env=_env(), capture_output=True, text=True, timeout=300)
+    oof = tmp_path / "oof.npz"
+    proc = subprocess.run(_cmd(data, out, "--epochs", "2", "--batch-size", "8", "--oof", str(oof)),
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     events = [json.loads(line) for line in lines]  # every stdout line is one JSON object
@@ -62,6 +63,28 @@ def test_json_protocol_lines_only_and_in_order(tmp_path):
     assert done["out"] == str(out) and {"auc", "sensitivity", "specificity", "score",
                                         "confusion"} <= set(done["metrics"])
     assert (out / "card.json").is_file()
+    assert not any(p.suffix == ".npz" for p in out.iterdir())  # kept out of the model folder
+
+    # The out-of-fold file: every recording once, scored by the fold that held it out; its
+    # pooled probabilities give the reported AUC and come from its window outputs.
+    import numpy as np
+
+    from lungapp.model.card import load_card
+    from lungapp.model.inference import pool_recording
+    from lungapp.model.train import _auc
+
+    z = np.load(oof)
+    n = len(z["path"])
+    assert n == 12 and len(set(z["path"].tolist())) == n and sorted(set(z["fold"].tolist())) == [1, 2]
+    assert z["offsets"][-1] == len(z["window_out"]) == len(z["starts"])
+    y = np.array([lab != z["classes"][0] for lab in z["label"]])
+    assert abs(_auc(y, 1 - z["probs"][:, 0]) - done["metrics"]["auc"]) < 1e-9
+    card = load_card(out)
+    for i in range(n):
+        w = z["window_out"][z["offsets"][i]: z["offsets"][i + 1]]
+        assert np.allclose(pool_recording(w.astype(np.float64), card), z["probs"][i], atol=1e-6)
+    for p in set(z["patient"].tolist()):  # patient-grouped: a patient's recordings share a fold
+        assert len(set(z["fold"][z["patient"] == p].tolist())) == 1
 
 
 def test_bad_dataset_is_one_error_line_and_status_3(tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import io
 import math
 import os
 import shutil
@@ -886,8 +887,13 @@ def _log(progress, message: str, level: str = "info"):
 
 
 def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] = lambda e: None,
-          should_stop: Callable[[], bool] = lambda: False, overwrite: bool = False) -> dict:
+          should_stop: Callable[[], bool] = lambda: False, overwrite: bool = False,
+          oof_path=None) -> dict:
     """Run a full cross-validated training and save the model folder ``out``.
+
+    ``oof_path``: also write the out-of-fold predictions there (see :func:`save_oof`), as
+    soon as the folds are done; they name the training recordings, so they are kept out
+    of the model folder.
 
     Returns the summary also sent as the ``done`` event. Raises DatasetError (unfit data,
     before training), Cancelled (``should_stop()`` became true; ``out`` untouched),
@@ -957,6 +963,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
     fold_of = folds.fold_of()
     fold_reports, models, build_info = [], [], None
     pooled_alt = {rule: np.zeros(len(recs)) for rule in POOLINGS}
+    oof_windows: list = [None] * len(recs)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent if out.parent.exists()
                                     else _mkparent(out)))
     try:
@@ -978,6 +985,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             test_recs = [recs[j] for j in te]
             probs, parts = _recording_probs(model, test_recs, opts.pooling, spec=spec)
             oof[te] = probs
+            for j, w in zip(te, parts):
+                oof_windows[j] = w
             for rule in POOLINGS:
                 pooled_alt[rule][te] = [1 - pool_probs(w, rule, spec)[0] for w in parts]
             if oof_shift is not None:
@@ -996,6 +1005,9 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
                               flag_rule=spec[0] == "sigmoid" and list(spec[1]) == ["CAS", "DAS"],
                               groups=patients)
         report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
+        if oof_path is not None:
+            save_oof(oof_path, recs, root, fold_of, classes, spec, oof, oof_windows)
+            _log(progress, f"out-of-fold predictions written to {oof_path}")
         report["patient_grouped"] = folds.grouped
         report["evaluated"] = ("out-of-fold: every recording scored by the fold model that did "
                                "not see it")
@@ -1068,6 +1080,29 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
         summary["device_shift_drop"] = report["device_shift"]["drop"]
     progress(summary)
     return summary
+
+
+def save_oof(path, recs: list[Recording], root, fold_of, classes, spec, probs, windows) -> None:
+    """Write out-of-fold predictions as a NumPy ``.npz`` (atomically), for research on
+    what follows the network (pooling, class rules, ensembles across runs):
+
+    ``path``, ``patient``, ``label``, ``fold`` (1-based) per recording; ``probs`` (n,
+    n_classes), the pooled class probabilities; ``window_out`` (total windows, n_outputs),
+    the raw window outputs of every recording one after another, recording i's being rows
+    ``offsets[i]:offsets[i + 1]``, with their ``starts`` in seconds; ``classes`` and
+    ``outputs`` (the output names)."""
+    from lungapp.fsutil import atomic_write_bytes
+
+    lens = np.array([len(w) for w in windows])
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, path=np.array([os.path.relpath(r.path, root) for r in recs]),
+        patient=np.array([r.patient or "" for r in recs]), label=np.array([r.label for r in recs]),
+        fold=np.asarray(fold_of) + 1, probs=np.asarray(probs, dtype=np.float64),
+        window_out=np.concatenate(windows).astype(np.float32),
+        offsets=np.concatenate([[0], np.cumsum(lens)]), starts=np.concatenate([r.starts for r in recs]),
+        classes=np.array(classes), outputs=np.array(list(spec[1])))
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def _mkparent(out: Path) -> Path:

@@ -82,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="abort when more than this share of files is unreadable (default 0.1)")
     parser.add_argument("--no-device-shift", action="store_true",
                         help="skip the device-shift check (saves time and memory)")
+    parser.add_argument("--oof", default=None, metavar="FILE.npz",
+                        help="also write the out-of-fold predictions (per recording and per window, "
+                             "with file names and folds) to this .npz file, outside the model folder")
     parser.add_argument("--name", default=None, help="model name in the card (default: the folder name)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out folder once the new model is complete")
@@ -212,7 +215,8 @@ def run(args) -> int:
             return EXIT_USAGE
         try:
             train(args.folder, args.out, opts, progress=emit,
-                  should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite)
+                  should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,
+                  oof_path=getattr(args, "oof", None))
             return EXIT_OK
         except Cancelled:
             emit({"event": "error", "kind": "cancelled",
