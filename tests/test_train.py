@@ -185,8 +185,9 @@ def trained(tmp_path_factory):
     (out / "old.txt").write_text("previous model")
     events = []
     opts = tiny_options()
-    summary = train(data, out, opts, progress=events.append, overwrite=True)
-    return {"data": data, "out": out, "events": events, "summary": summary, "bad": bad}
+    oof = root / "oof.npz"
+    summary = train(data, out, opts, progress=events.append, overwrite=True, oof_path=oof)
+    return {"data": data, "out": out, "events": events, "summary": summary, "bad": bad, "oof": oof}
 
 
 def test_training_learns_and_reports_honestly(trained):
@@ -205,6 +206,24 @@ def test_training_learns_and_reports_honestly(trained):
         assert m["mean_sd"][key]["mean"] is not None
     assert set(m["pooling_auc"]) >= {"mean", "max"}
     assert m["device_shift"]["shifted"]["n"] == 40 and "auc" in m["device_shift"]["drop"]
+
+
+def test_oof_file_holds_the_device_shift_check_too(trained):
+    """With the device-shift check on, the --oof file also holds the shifted recordings'
+    window outputs, which pool to the card's shifted AUC."""
+    from lungapp.model.inference import pool_recording
+    from lungapp.model.card import load_card
+    from lungapp.model.train import _auc
+
+    z = np.load(trained["oof"])
+    card = load_card(trained["out"])
+    assert z["window_out_shift"].shape == z["window_out"].shape
+    assert not np.allclose(z["window_out_shift"], z["window_out"])
+    off = z["offsets"]
+    shifted = np.array([1 - pool_recording(z["window_out_shift"][off[i]: off[i + 1]].astype(np.float64),
+                                           card)[0] for i in range(len(off) - 1)])
+    y = z["label"] != z["classes"][0]
+    assert _auc(y, shifted) == pytest.approx(card.metrics["device_shift"]["shifted"]["auc"], abs=1e-6)
 
 
 def test_card_records_data_options_and_artifact(trained):

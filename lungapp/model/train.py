@@ -964,6 +964,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
     fold_reports, models, build_info = [], [], None
     pooled_alt = {rule: np.zeros(len(recs)) for rule in POOLINGS}
     oof_windows: list = [None] * len(recs)
+    oof_windows_shift: list = [None] * len(recs)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent if out.parent.exists()
                                     else _mkparent(out)))
     try:
@@ -990,8 +991,10 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             for rule in POOLINGS:
                 pooled_alt[rule][te] = [1 - pool_probs(w, rule, spec)[0] for w in parts]
             if oof_shift is not None:
-                oof_shift[te], _ = _recording_probs(model, test_recs, opts.pooling, shifted=True,
-                                                    spec=spec)
+                oof_shift[te], parts_shift = _recording_probs(model, test_recs, opts.pooling,
+                                                              shifted=True, spec=spec)
+                for j, w in zip(te, parts_shift):
+                    oof_windows_shift[j] = w
             fold_auc = _auc(y[te], 1 - probs[:, 0])
             fold_reports.append({"fold": i + 1, "n_train": int(len(fit_recs)), "n_val": int(len(val_recs)),
                                  "n_test": int(len(te)), "auc": fold_auc, **fit})
@@ -1006,7 +1009,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
                               groups=patients)
         report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
         if oof_path is not None:
-            save_oof(oof_path, recs, root, fold_of, classes, spec, oof, oof_windows)
+            save_oof(oof_path, recs, root, fold_of, classes, spec, oof, oof_windows,
+                     oof_windows_shift if oof_shift is not None else None)
             _log(progress, f"out-of-fold predictions written to {oof_path}")
         report["patient_grouped"] = folds.grouped
         report["evaluated"] = ("out-of-fold: every recording scored by the fold model that did "
@@ -1082,7 +1086,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
     return summary
 
 
-def save_oof(path, recs: list[Recording], root, fold_of, classes, spec, probs, windows) -> None:
+def save_oof(path, recs: list[Recording], root, fold_of, classes, spec, probs, windows,
+             windows_shift=None) -> None:
     """Write out-of-fold predictions as a NumPy ``.npz`` (atomically), for research on
     what follows the network (pooling, class rules, ensembles across runs):
 
@@ -1090,13 +1095,16 @@ def save_oof(path, recs: list[Recording], root, fold_of, classes, spec, probs, w
     n_classes), the pooled class probabilities; ``window_out`` (total windows, n_outputs),
     the raw window outputs of every recording one after another, recording i's being rows
     ``offsets[i]:offsets[i + 1]``, with their ``starts`` in seconds; ``classes`` and
-    ``outputs`` (the output names)."""
+    ``outputs`` (the output names); with the device-shift check, ``window_out_shift``, the
+    window outputs of the device-shifted recordings (same layout)."""
     from lungapp.fsutil import atomic_write_bytes
 
     lens = np.array([len(w) for w in windows])
     buf = io.BytesIO()
+    extra = {} if windows_shift is None else {
+        "window_out_shift": np.concatenate(windows_shift).astype(np.float32)}
     np.savez_compressed(
-        buf, path=np.array([os.path.relpath(r.path, root) for r in recs]),
+        buf, **extra, path=np.array([os.path.relpath(r.path, root) for r in recs]),
         patient=np.array([r.patient or "" for r in recs]), label=np.array([r.label for r in recs]),
         fold=np.asarray(fold_of) + 1, probs=np.asarray(probs, dtype=np.float64),
         window_out=np.concatenate(windows).astype(np.float32),
