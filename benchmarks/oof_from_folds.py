@@ -1,7 +1,7 @@
 """Recompute the out-of-fold predictions of a finished ensemble run (one model per fold)
 and write them as `lungapp train --oof` would have.
 
-    .venv/bin/python benchmarks/oof_from_folds.py RUNDIR [FOLDER] --out FILE.npz
+    .venv/bin/python benchmarks/oof_from_folds.py RUNDIR [FOLDER] --out FILE.npz [--device-shift]
 
 RUNDIR holds fold1.keras .. foldK.keras and the card of a `lungapp train` run made with
 `--artifact ensemble` (the default); FOLDER is the labelled folder it was trained on
@@ -9,7 +9,9 @@ RUNDIR holds fold1.keras .. foldK.keras and the card of a `lungapp train` run ma
 from the card's options (same seed, same splitter); each recording is scored by the fold
 model that did not see it, through the NumPy runtime. The script checks the rebuilt folds
 against the card (fold sizes) and prints each fold's AUC next to the card's, so a run
-whose folds cannot be rebuilt is refused rather than mislabelled.
+whose folds cannot be rebuilt is refused rather than mislabelled. --device-shift also
+scores the device-shifted recordings (window_out_shift), as training's check does; its
+noise is seeded by each file's path as given, so pass FOLDER as the run was given it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("run", type=Path)
     ap.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/sprsound/train"))
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--device-shift", action="store_true", help="also score device-shifted copies")
     args = ap.parse_args(argv)
 
     card = load_card(args.run)
@@ -46,7 +49,7 @@ def main(argv=None) -> int:
     o["features"] = FeatureConfig.from_dict(o["features"]) if isinstance(o["features"], dict) else o["features"]
     preset = o.pop("preset")
     opts = TrainOptions.from_preset(preset, **{k: v for k, v in o.items() if k != "name"})
-    opts.device_shift = False
+    opts.device_shift = args.device_shift
     cv = raw["training"]["cv"]
     files = sorted(card.model_files)
     if len(files) != cv["k"]:
@@ -69,6 +72,7 @@ def main(argv=None) -> int:
     y = np.array([0 if lab == classes[0] else 1 for lab in labels])
     probs = np.zeros((len(recs), len(classes)))
     windows: list = [None] * len(recs)
+    shifted: list = [None] * len(recs)
     print(f"{len(recs)} recordings, folds {sizes}; fold AUC rebuilt vs card:")
     for i, name in enumerate(files):
         model = npruntime.load(args.run / name)
@@ -77,9 +81,15 @@ def main(argv=None) -> int:
             w = np.asarray(model(recs[j].X.astype(np.float32)), dtype=np.float64)
             windows[j] = w
             probs[j] = pool_probs(w, opts.pooling, spec)
+            if args.device_shift:
+                shifted[j] = np.asarray(model(recs[j].X_shift.astype(np.float32)), dtype=np.float64)
         print(f"  fold {i + 1} ({name}): {_auc(y[te], 1 - probs[te, 0]):.4f} vs {cv['folds'][i]['auc']:.4f}")
     print(f"overall AUC {_auc(y, 1 - probs[:, 0]):.4f} (card {card.metrics['overall']['auc']:.4f})")
-    save_oof(args.out, recs, ds.root, folds.fold_of(), classes, spec, probs, windows)
+    if args.device_shift:
+        p_shift = np.array([1 - pool_probs(w, opts.pooling, spec)[0] for w in shifted])
+        print(f"device-shifted AUC {_auc(y, p_shift):.4f}")
+    save_oof(args.out, recs, ds.root, folds.fold_of(), classes, spec, probs, windows,
+             shifted if args.device_shift else None)
     print(f"written {args.out}")
     return 0
 
