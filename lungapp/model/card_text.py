@@ -51,11 +51,20 @@ def card_markdown(card: ModelCard) -> str:
     if card.training.get("credits"):
         lines += ["Credits: " + card.training["credits"], ""]
     lines += ["## Performance (cross-validation)", ""]
+    members = card.training.get("members") or []
     if ov:
-        lines += [f"{cv.get('k', '?')}-fold cross-validation"
-                  f"{', grouped by patient (no child in two folds)' if cv.get('grouped_by_patient') else ', split by file (optimistic)'}; "
-                  "every recording scored by the fold model that never saw it. "
-                  "Normal vs abnormal (CAS, DAS or both):", "",
+        grouped = (', grouped by patient (no child in two folds)' if cv.get('grouped_by_patient')
+                   else ', split by file (optimistic)')
+        if members:
+            how = (f"An ensemble of {len(members)} models, each from a {cv.get('k', '?')}-fold "
+                   f"cross-validated run{grouped} (seeds "
+                   f"{', '.join(str(x.get('seed')) for x in members)}); every recording scored by "
+                   "each run's fold model that never saw it, their outputs averaged "
+                   "(per-fold figures over the first run's folds). ")
+        else:
+            how = (f"{cv.get('k', '?')}-fold cross-validation{grouped}; every recording scored by "
+                   "the fold model that never saw it. ")
+        lines += [how + "Normal vs abnormal (CAS, DAS or both):", "",
                   "| measure | value |", "|---|---|",
                   f"| sensitivity (abnormal recordings found) | {_pct(ov.get('sensitivity'))} |",
                   f"| specificity (normal recordings called normal) | {_pct(ov.get('specificity'))} |",

@@ -1,0 +1,230 @@
+"""Combine finished training runs into one ensemble model folder.
+
+Each member is a `lungapp train` output folder holding one model (``--artifact retrain``)
+and the out-of-fold predictions its cross-validation wrote (``--oof``). The members must
+be the same recipe's runs on the same recordings (same task, classes, outputs, pooling,
+features and file list; typically different seeds). The ensemble averages the members'
+window outputs, as :class:`lungapp.model.npruntime.NumpyEnsemble` and the Keras runtime
+do in the app, then pools them.
+
+Its card reports the ensemble's own cross-validation: for every recording, each member's
+out-of-fold window outputs (from that member's fold model that never saw the recording;
+the members' fold partitions may differ, each grouped by patient) are averaged and pooled,
+and the report (threshold chosen on these predictions, per-fold figures over the first
+member's folds, four classes, the device-shift check when every member ran it) is
+computed by :func:`lungapp.model.train.evaluate_oof`, the function training uses.
+
+``hop_s`` may coarsen the window step to a whole multiple of the members' step: the
+ensemble then runs on every m-th window (and the tail window), which is exactly the
+window set the coarser step gives, so its cost per recording stays that of one member
+(a 2-model ensemble at twice the step costs what one model does).
+
+    python -m lungapp.model.combine OUT RUN1:OOF1.npz RUN2:OOF2.npz [--hop-s 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lungapp.errors import LungappError
+from lungapp.model.card import ModelCard, library_versions, load_card, write_card
+
+_SAME = ("task", "classes", "output_kind", "outputs", "pooling", "input_kind")
+
+
+def window_subset(n_windows: int, m: int) -> np.ndarray:
+    """Which of a recording's ``n_windows`` windows (at step h) are the windows at step
+    ``m * h`` (:func:`lungapp.model.features.window_starts`): every m-th, and the last
+    (the tail window, aligned to the end)."""
+    i = np.arange(n_windows)
+    return (i % m == 0) | (i == n_windows - 1)
+
+
+def _check_members(cards: list[ModelCard], dirs: list[Path]) -> None:
+    first = cards[0]
+    for card, d in zip(cards[1:], dirs[1:]):
+        for key in _SAME:
+            if getattr(card, key) != getattr(first, key):
+                raise LungappError(f"member differs from {dirs[0]} in {key}: "
+                                   f"{getattr(card, key)!r} vs {getattr(first, key)!r}", d)
+        if card.features != first.features:
+            raise LungappError(f"member's features differ from {dirs[0]}'s", d)
+        a = (first.training.get("data") or {}).get("file_list_sha256")
+        b = (card.training.get("data") or {}).get("file_list_sha256")
+        if not a or a != b:
+            raise LungappError(f"member was trained on other recordings than {dirs[0]} "
+                               "(file list hashes differ or are missing)", d)
+    for card, d in zip(cards, dirs):
+        if len(card.model_files) != 1:
+            raise LungappError(f"a member must hold one model (train --artifact retrain), not "
+                               f"{len(card.model_files)}", d)
+
+
+def _load_oof(path: Path, order: list[str] | None):
+    z = np.load(path, allow_pickle=False)
+    paths = [str(p) for p in z["path"]]
+    if order is None:
+        order = paths
+    index = {p: i for i, p in enumerate(paths)}
+    if len(index) != len(paths) or set(index) != set(order):
+        raise LungappError("out-of-fold file covers other recordings than the first member's", path)
+    return z, [index[p] for p in order], order
+
+
+def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None,
+            name: str | None = None, overwrite: bool = False) -> dict:
+    """Write the ensemble of ``members`` ((model folder, oof file) pairs) to ``out``.
+    Returns the card's metrics. Raises LungappError for members that do not fit together
+    or an existing ``out`` without ``overwrite``."""
+    from lungapp.fsutil import publish_dir
+    from lungapp.model.metrics import binary_metrics
+    from lungapp.model.train import POOLINGS, _auc, evaluate_oof, pool_probs
+
+    if len(members) < 2:
+        raise LungappError("an ensemble needs at least two members")
+    out = Path(out)
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise LungappError("output folder already exists and is not empty (use overwrite)", out)
+    dirs = [Path(d) for d, _ in members]
+    cards = [load_card(d) for d in dirs]
+    _check_members(cards, dirs)
+    first = cards[0]
+    spec = (first.output_kind, list(first.outputs))
+    fc = first.features
+    m = 1
+    if hop_s is not None:
+        ratio = hop_s / fc.hop_s
+        m = int(round(ratio))
+        if m < 1 or abs(ratio - m) > 1e-9:
+            raise LungappError(f"hop_s {hop_s} must be a whole multiple of the members' {fc.hop_s} s")
+        fc = dataclasses.replace(fc, hop_s=float(hop_s))
+
+    oofs, order = [], None
+    for _, f in members:
+        z, idx, order = _load_oof(Path(f), order)
+        oofs.append((z, idx))
+    z0, idx0 = oofs[0]
+    labels = [str(z0["label"][i]) for i in idx0]
+    for z, idx in oofs[1:]:
+        if [str(z["label"][i]) for i in idx] != labels:
+            raise LungappError("members' out-of-fold files disagree on the labels", Path(members[0][1]))
+    classes = list(first.classes)
+    y = np.array([0 if lab == classes[0] else 1 for lab in labels])
+    fold_of = np.array([int(z0["fold"][i]) - 1 for i in idx0])
+    patients = [str(z0["patient"][i]) or None for i in idx0]
+    shift_all = all("window_out_shift" in z.files for z, _ in oofs)
+
+    def windows(key: str, r: int) -> np.ndarray:
+        ws = []
+        for z, idx in oofs:
+            off = z["offsets"]
+            w = z[key][off[idx[r]]: off[idx[r] + 1]].astype(np.float64)
+            ws.append(w)
+        if len({len(w) for w in ws}) != 1:
+            raise LungappError(f"members' windows of {order[r]} differ in number", Path(members[0][1]))
+        mean = np.mean(ws, axis=0)
+        return mean[window_subset(len(mean), m)]
+
+    n = len(order)
+    probs = np.zeros((n, len(classes)))
+    alt = {rule: np.zeros(n) for rule in POOLINGS}
+    shifted = np.zeros((n, len(classes))) if shift_all else None
+    for r in range(n):
+        w = windows("window_out", r)
+        probs[r] = pool_probs(w, first.pooling, spec)
+        for rule in POOLINGS:
+            alt[rule][r] = 1 - pool_probs(w, rule, spec)[0]
+        if shifted is not None:
+            shifted[r] = pool_probs(windows("window_out_shift", r), first.pooling, spec)
+
+    report = evaluate_oof(y, labels, probs, fold_of, classes, first.task,
+                          flag_rule=spec[0] == "sigmoid" and spec[1] == ["CAS", "DAS"],
+                          groups=patients if all(patients) else None)
+    report["pooling_auc"] = {rule: _auc(y, p) for rule, p in alt.items()}
+    report["patient_grouped"] = all(bool((c.training.get("cv") or {}).get("grouped_by_patient"))
+                                    for c in cards)
+    report["evaluated"] = (f"out-of-fold: every recording scored by the {len(members)} members' fold "
+                           "models that did not see it, their window outputs averaged")
+    if shifted is not None:
+        ds0 = first.metrics.get("device_shift") or {}
+        sh = binary_metrics(y, 1 - shifted[:, 0], report["threshold"])
+        report["device_shift"] = {
+            "transform": ds0.get("transform"), "augmentation": ds0.get("augmentation"), "shifted": sh,
+            "drop": {k: (report["overall"][k] - sh[k]) if report["overall"][k] is not None
+                     and sh[k] is not None else None for k in ("auc", "score", "sensitivity", "specificity")}}
+
+    files = [f"model_{i + 1}.keras" for i in range(len(members))]
+    seeds = [(c.training.get("cv") or {}).get("seed") for c in cards]
+    training = dict(first.training)
+    training["members"] = [{"folder": str(d), "model_file": c.model_files[0], "seed": s,
+                            "cv": c.training.get("cv"), "auc": (c.metrics.get("overall") or {}).get("auc"),
+                            "wall_s": c.training.get("wall_s")}
+                           for d, c, s in zip(dirs, cards, seeds)]
+    training["cv"] = {**(first.training.get("cv") or {}),
+                      "note": "per-fold figures use the first member's folds; each member's fold "
+                              "models held out their own patient-grouped folds"}
+    step = f"; every {m}th window of the members' {first.features.hop_s:g}-s step" if m > 1 else ""
+    each = str(first.training.get("artifact") or "one run's model").split(";")[0]
+    training["artifact"] = (f"ensemble of {len(members)} models (outputs averaged), each {each} "
+                            f"(seeds "
+                            f"{', '.join(str(s) for s in seeds)}){step}; the CV figures average the "
+                            "members' out-of-fold predictions")
+    card = dataclasses.replace(
+        first, name=name or first.name, features=fc, model_files=files,
+        threshold=float(report["threshold"]), threshold_rule=report["threshold_rule"],
+        flag_thresholds=report.get("flag_thresholds", {}), metrics=report, training=training,
+        versions=library_versions(),
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        description=f"{len(members)} runs of {first.description} (seeds "
+                    f"{', '.join(str(s) for s in seeds)}), combined by lungapp.model.combine")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        for d, c, f in zip(dirs, cards, files):
+            shutil.copyfile(d / c.model_files[0], staging / f)
+        write_card(staging, card)
+        publish_dir(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lungapp.model.combine",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("members", nargs="+", metavar="RUN:OOF", help="model folder and its --oof file")
+    ap.add_argument("--hop-s", type=float, default=None, help="window step of the ensemble (s)")
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    pairs = []
+    for spec in args.members:
+        run, sep, oof = spec.rpartition(":")
+        if not sep:
+            ap.error(f"{spec!r}: expected RUN:OOF")
+        pairs.append((Path(run), Path(oof)))
+    try:
+        rep = combine(pairs, args.out, hop_s=args.hop_s, name=args.name, overwrite=args.overwrite)
+    except LungappError as exc:
+        print(f"lungapp combine: {exc}", file=sys.stderr)
+        return 2
+    ov = rep["overall"]
+    print(f"{args.out}: AUC {ov['auc']:.4f} score {ov['score']:.4f} sensitivity {ov['sensitivity']:.3f} "
+          f"specificity {ov['specificity']:.3f}" + (f" 4-class {rep['four_class']['score']:.4f}"
+                                                    if "four_class" in rep else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Combining finished runs into an ensemble model (lungapp.model.combine): the window
+subset of a coarser step, the card's cross-validation from the members' out-of-fold
+files, what the app then computes, and members that do not fit together."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lungapp.dsp.spectrogram import SpectrogramConfig
+from lungapp.errors import LungappError
+from lungapp.model.combine import combine, window_subset
+from lungapp.model.features import FeatureConfig, windows_from_samples
+from lungapp.model.train import TrainOptions, evaluate_oof, pool_probs, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_helpers import make_dataset  # noqa: E402
+
+# 2-s windows every 0.5 s, so that a 1-s ensemble step is a real subset.
+FC = FeatureConfig(SpectrogramConfig(rate=4000, win_length=256, hop_length=128, n_fft=256,
+                                     scale="mel", n_mels=32, fmin=50.0, fmax=2000.0),
+                   window_s=2.0, hop_s=0.5)
+
+
+@pytest.mark.parametrize("seconds", [1.5, 2.0, 3.0, 3.3, 4.0, 5.75, 7.1])
+@pytest.mark.parametrize("m", [2, 3])
+def test_window_subset_is_the_coarser_steps_windows(seconds, m):
+    x = np.random.default_rng(1).normal(0, 0.1, int(seconds * 4000)).astype(np.float32)
+    X, starts = windows_from_samples(x, FC)
+    coarse = FeatureConfig(FC.spectrogram, window_s=2.0, hop_s=FC.hop_s * m)
+    Xc, starts_c = windows_from_samples(x, coarse)
+    sel = window_subset(len(X), m)
+    assert np.array_equal(starts[sel], starts_c)
+    assert np.array_equal(X[sel], Xc)
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    """Two tiny 4-class runs of one recipe (seeds 0 and 1), each one retrained model with
+    its out-of-fold file and the device-shift check."""
+    root = tmp_path_factory.mktemp("combine")
+    data = make_dataset(root / "d", {f"P{i}": ["Normal", "CAS", "DAS", "CAS & DAS"] for i in range(4)},
+                        seconds=3.0)
+    out = []
+    for seed in (0, 1):
+        opts = TrainOptions.from_preset("recommended", task="4class", folds=2, epochs=2, batch_size=8,
+                                        lr=3e-3, features=FC, steps_per_epoch=0, seed=seed,
+                                        artifact="retrain")
+        opts.augment = None
+        run = root / f"run{seed}"
+        train(data, run, opts, oof_path=root / f"oof{seed}.npz")
+        out.append((run, root / f"oof{seed}.npz"))
+    return root, data, out
+
+
+def _oof_mean_probs(pairs, m, key="window_out"):
+    zs = [np.load(f) for _, f in pairs]
+    order = [str(p) for p in zs[0]["path"]]
+    probs = []
+    for p in order:
+        ws = []
+        for z in zs:
+            i = [str(q) for q in z["path"]].index(p)
+            ws.append(z[key][z["offsets"][i]: z["offsets"][i + 1]].astype(np.float64))
+        w = np.mean(ws, axis=0)
+        probs.append(pool_probs(w[window_subset(len(w), m)], "mean", ("sigmoid", ["CAS", "DAS"])))
+    return zs[0], np.array(probs)
+
+
+@pytest.mark.parametrize("hop_s", [None, 1.0])
+def test_card_reports_the_ensembles_own_cross_validation(members, tmp_path, hop_s):
+    root, _, pairs = members
+    out = tmp_path / "ens"
+    report = combine(pairs, out, hop_s=hop_s)
+    card = json.loads((out / "card.json").read_text())
+    assert card["model_files"] == ["model_1.keras", "model_2.keras"]
+    assert card["features"]["hop_s"] == (hop_s or 0.5)
+    z0, probs = _oof_mean_probs(pairs, 2 if hop_s else 1)
+    classes = [str(c) for c in z0["classes"]]
+    y = np.array([lab != classes[0] for lab in z0["label"]]).astype(int)
+    expected = evaluate_oof(y, [str(s) for s in z0["label"]], probs, z0["fold"] - 1, classes, "4class",
+                            flag_rule=True, groups=[str(p) for p in z0["patient"]])
+    assert card["threshold"] == pytest.approx(expected["threshold"])
+    for k in ("auc", "score", "sensitivity", "specificity"):
+        assert card["metrics"]["overall"][k] == pytest.approx(expected["overall"][k], abs=1e-9)
+    assert card["metrics"]["four_class"]["score"] == pytest.approx(expected["four_class"]["score"])
+    assert report["overall"]["auc"] == card["metrics"]["overall"]["auc"]
+    assert "device_shift" in card["metrics"]
+    assert [m["seed"] for m in card["training"]["members"]] == [0, 1]
+    assert "ensemble of 2 models" in card["training"]["artifact"]
+
+
+def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path):
+    """The app's prediction with the combined folder equals the members' window outputs
+    averaged over the coarser step's windows, then pooled."""
+    from lungapp.model import npruntime
+    from lungapp.model.card_text import card_markdown
+    from lungapp.model.card import load_card
+    from lungapp.model.inference import Predictor
+
+    root, data, pairs = members
+    out = tmp_path / "ens"
+    combine(pairs, out, hop_s=1.0)
+    pred = Predictor.load(out)
+    wav = sorted(data.glob("*.wav"))[1]
+    got = pred.predict_file(wav)
+    import soundfile as sf
+
+    x, rate = sf.read(wav, dtype="float32")
+    X, _ = windows_from_samples(x, FC)
+    sel = window_subset(len(X), 2)
+    w = np.mean([npruntime.load(run / "model.keras")(X[sel]) for run, _ in pairs], axis=0)
+    expect = pool_probs(w.astype(np.float64), "mean", ("sigmoid", ["CAS", "DAS"]))
+    assert list(got.probabilities.values()) == pytest.approx(list(expect), abs=1e-5)
+    assert len(got.windows) == int(sel.sum())
+    text = card_markdown(load_card(out))
+    assert "An ensemble of 2 models" in text and "seeds 0, 1" in text
+
+
+def test_members_that_do_not_fit_together_are_refused(members, tmp_path):
+    root, _, pairs = members
+    with pytest.raises(LungappError, match="at least two"):
+        combine(pairs[:1], tmp_path / "one")
+    with pytest.raises(LungappError, match="whole multiple"):
+        combine(pairs, tmp_path / "h", hop_s=0.75)
+    other = tmp_path / "other"
+    shutil.copytree(pairs[1][0], other)
+    card = json.loads((other / "card.json").read_text())
+    card["training"]["data"]["file_list_sha256"] = "0" * 64
+    (other / "card.json").write_text(json.dumps(card))
+    with pytest.raises(LungappError, match="other recordings"):
+        combine([pairs[0], (other, pairs[1][1])], tmp_path / "x")
+    card["training"]["data"]["file_list_sha256"] = json.loads(
+        (pairs[0][0] / "card.json").read_text())["training"]["data"]["file_list_sha256"]
+    card["features"]["spectrogram"]["n_mels"] = 24
+    (other / "card.json").write_text(json.dumps(card))
+    with pytest.raises(LungappError, match="features"):
+        combine([pairs[0], (other, pairs[1][1])], tmp_path / "y")
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("user data")
+    with pytest.raises(LungappError, match="already exists"):
+        combine(pairs, existing)
+    assert (existing / "keep.txt").read_text() == "user data"
