@@ -21,6 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
 TARGET = ROOT / "resources" / "model"
+#: The bundled model's runs: one per seed; several are combined (lungapp.model.combine) at
+#: the window step HOP_S (None: the recipe's).
+SEEDS = "0"
+HOP_S = None
 
 DATASET = (
     "SPRSound (SJTU Paediatric Respiratory Sound Database, BioCAS 2022 release), train split: "
@@ -68,27 +72,59 @@ def annotate(model_dir: Path) -> None:
     write_model_card_md(model_dir)
 
 
+def _train(seed: int, out: Path, oof: Path | None) -> int:
+    cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
+           "--task", "4class", "--preset", "bundled", "--seed", str(seed),
+           "--name", "lungapp-sprsound", "--overwrite", "--progress", "bar"]
+    if oof is not None:
+        cmd += ["--oof", str(oof)]
+    print(" ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--from", dest="src", help="a finished `lungapp train` output folder")
+    ap.add_argument("--from", dest="src", action="append", default=[],
+                    help="a finished `lungapp train` output folder; or, given twice or more, "
+                         "RUN:OOF pairs (a run and its --oof file) to combine into an ensemble")
+    ap.add_argument("--seeds", default=SEEDS, help=f"seeds to train when regenerating (default {SEEDS})")
+    ap.add_argument("--hop-s", type=float, default=HOP_S,
+                    help=f"window step of an ensemble (default {HOP_S})")
+    ap.add_argument("--work", default=str(ROOT / "runs"), help="where regenerated runs are kept")
     ap.add_argument("--out", default=str(TARGET))
     args = ap.parse_args()
     out = Path(args.out)
-    if args.src:
-        if Path(args.src).resolve() != out.resolve():
+    members: list[tuple[Path, Path]] = []
+    if len(args.src) == 1 and ":" not in args.src[0]:
+        if Path(args.src[0]).resolve() != out.resolve():
             if out.exists():
                 shutil.rmtree(out)
-            shutil.copytree(args.src, out)
+            shutil.copytree(args.src[0], out)
+    elif args.src:
+        for spec in args.src:
+            run, sep, oof = spec.rpartition(":")
+            if not sep:
+                sys.exit(f"--from {spec}: give RUN:OOF pairs to combine")
+            members.append((Path(run), Path(oof)))
     else:
         if not DATA.is_dir():
             sys.exit(f"SPRSound train not found at {DATA}")
-        cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
-               "--task", "4class", "--preset", "bundled", "--seed", "0",
-               "--name", "lungapp-sprsound", "--overwrite", "--progress", "bar"]
-        print(" ".join(cmd))
-        rc = subprocess.call(cmd)
-        if rc != 0:
-            return rc
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        work = Path(args.work)
+        if len(seeds) == 1:
+            rc = _train(seeds[0], out, None)
+            if rc != 0:
+                return rc
+        for seed in seeds if len(seeds) > 1 else []:
+            run, oof = work / f"bundled_seed{seed}", work / f"bundled_seed{seed}_oof.npz"
+            rc = _train(seed, run, oof)
+            if rc != 0:
+                return rc
+            members.append((run, oof))
+    if members:
+        from lungapp.model.combine import combine
+
+        combine(members, out, hop_s=args.hop_s, name="lungapp-sprsound", overwrite=True)
     annotate(out)
     card = json.loads((out / "card.json").read_text())
     ov = card["metrics"]["overall"]

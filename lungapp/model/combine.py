@@ -171,7 +171,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     training["cv"] = {**(first.training.get("cv") or {}),
                       "note": "per-fold figures use the first member's folds; each member's fold "
                               "models held out their own patient-grouped folds"}
-    step = f"; every {m}th window of the members' {first.features.hop_s:g}-s step" if m > 1 else ""
+    step = (f"; windows every {fc.hop_s:g} s (one in {m} of the members' {first.features.hop_s:g}-s "
+            "step)") if m > 1 else ""
     each = str(first.training.get("artifact") or "one run's model").split(";")[0]
     training["artifact"] = (f"ensemble of {len(members)} models (outputs averaged), each {each} "
                             f"(seeds "
