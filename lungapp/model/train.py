@@ -907,6 +907,10 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise LungappError("output folder already exists and is not empty (use --overwrite to "
                            "replace it once the new model is complete)", out)
+    if oof_path is not None:
+        oof_path = Path(oof_path)
+        if oof_path.is_dir() or oof_path.resolve().is_relative_to(out.resolve()):
+            raise LungappError("the out-of-fold file must be a file outside the model folder", oof_path)
     classes = BINARY_CLASSES if opts.task == "binary" else FOUR_CLASSES
     spec = output_spec(opts.task, classes, opts.outputs)
     progress({"event": "start", "folder": str(folder), "out": str(out), "task": opts.task,
@@ -1009,9 +1013,13 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
                               groups=patients)
         report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
         if oof_path is not None:
-            save_oof(oof_path, recs, root, fold_of, classes, spec, oof, oof_windows,
-                     oof_windows_shift if oof_shift is not None else None)
-            _log(progress, f"out-of-fold predictions written to {oof_path}")
+            try:
+                save_oof(oof_path, recs, root, fold_of, classes, spec, oof, oof_windows,
+                         oof_windows_shift if oof_shift is not None else None)
+                _log(progress, f"out-of-fold predictions written to {oof_path}")
+            except OSError as exc:  # the model is still worth finishing
+                warnings.append(f"out-of-fold predictions not written to {oof_path}: {exc}")
+                _log(progress, warnings[-1], "warning")
         report["patient_grouped"] = folds.grouped
         report["evaluated"] = ("out-of-fold: every recording scored by the fold model that did "
                                "not see it")
