@@ -111,25 +111,24 @@ def main() -> int:
             sys.exit(f"SPRSound train not found at {DATA}")
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
         work = Path(args.work)
-        if len(seeds) == 1:
+        if len(seeds) == 1:  # one model, trained straight into the target
             rc = _train(seeds[0], out, None)
             if rc != 0:
                 return rc
-        for seed in seeds if len(seeds) > 1 else []:
-            run, oof = work / f"bundled_seed{seed}", work / f"bundled_seed{seed}_oof.npz"
-            rc = _train(seed, run, oof)
-            if rc != 0:
-                return rc
-            members.append((run, oof))
-    if members:
-        from lungapp.model.combine import combine
+        else:
+            for seed in seeds:
+                run, oof = work / f"bundled_seed{seed}", work / f"bundled_seed{seed}_oof.npz"
+                rc = _train(seed, run, oof)
+                if rc != 0:
+                    return rc
+                members.append((run, oof))
+    from lungapp.model.combine import combine, summary_line
 
+    if members:
         combine(members, out, hop_s=args.hop_s, name="lungapp-sprsound", overwrite=True)
     annotate(out)
     card = json.loads((out / "card.json").read_text())
-    ov = card["metrics"]["overall"]
-    print(f"{out}: AUC {ov['auc']:.3f} score {ov['score']:.3f} sensitivity {ov['sensitivity']:.3f} "
-          f"specificity {ov['specificity']:.3f} 4-class score {card['metrics']['four_class']['score']:.3f}")
+    print(f"{out}: {summary_line(card['metrics'])}")
     return 0
 
 

@@ -69,7 +69,9 @@ def _check_members(cards: list[ModelCard], dirs: list[Path]) -> None:
 
 
 def _load_oof(path: Path, order: list[str] | None):
-    z = np.load(path, allow_pickle=False)
+    # Read every array once: indexing an NpzFile decompresses the array again each time.
+    with np.load(path, allow_pickle=False) as npz:
+        z = {key: npz[key] for key in npz.files}
     paths = [str(p) for p in z["path"]]
     if order is None:
         order = paths
@@ -120,7 +122,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     y = np.array([0 if lab == classes[0] else 1 for lab in labels])
     fold_of = np.array([int(z0["fold"][i]) - 1 for i in idx0])
     patients = [str(z0["patient"][i]) or None for i in idx0]
-    shift_all = all("window_out_shift" in z.files for z, _ in oofs)
+    shift_all = all("window_out_shift" in z for z, _ in oofs)
 
     def windows(key: str, r: int) -> np.ndarray:
         ws = []
@@ -200,6 +202,14 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     return report
 
 
+def summary_line(report: dict) -> str:
+    """The headline figures of a CV report (a card's ``metrics``), on one line."""
+    ov = report["overall"]
+    line = (f"AUC {ov['auc']:.4f} score {ov['score']:.4f} sensitivity {ov['sensitivity']:.3f} "
+            f"specificity {ov['specificity']:.3f}")
+    return line + (f" 4-class {report['four_class']['score']:.4f}" if "four_class" in report else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lungapp.model.combine",
                                  description=__doc__.split("\n\n")[0])
@@ -220,10 +230,7 @@ def main(argv=None) -> int:
     except LungappError as exc:
         print(f"lungapp combine: {exc}", file=sys.stderr)
         return 2
-    ov = rep["overall"]
-    print(f"{args.out}: AUC {ov['auc']:.4f} score {ov['score']:.4f} sensitivity {ov['sensitivity']:.3f} "
-          f"specificity {ov['specificity']:.3f}" + (f" 4-class {rep['four_class']['score']:.4f}"
-                                                    if "four_class" in rep else ""))
+    print(f"{args.out}: {summary_line(rep)}")
     return 0
 
 

@@ -359,29 +359,21 @@ _side_pool = None
 _side_lock = threading.Lock()
 
 
-class _Done:
-    """An already computed result, with a future's ``result()``."""
-
-    def __init__(self, value):
-        self._value = value
-
-    def result(self):
-        return self._value
-
-
 def _alongside(fn, *args):
     """Start ``fn(*args)`` on another thread when the NumPy runtime may use more than one
     core (npruntime.CALL_THREADS, LUNGAPP_THREADS); else run it now. Returns an object
     whose ``result()`` gives the value (or raises the exception)."""
     global _side_pool
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from lungapp.model import npruntime
 
     if npruntime.CALL_THREADS < 2:
-        return _Done(fn(*args))
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
     with _side_lock:
         if _side_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
             _side_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lungapp-side")
     return _side_pool.submit(fn, *args)
 
