@@ -30,7 +30,7 @@ CARD_VERSION = 1
 TASKS = ("binary", "4class")
 OUTPUT_KINDS = ("softmax", "sigmoid")
 INPUT_KINDS = ("audio", "image")
-_POOLING = re.compile(r"^(mean|max|topk:[1-9][0-9]*)$")
+_POOLING = re.compile(r"^(mean|max|topk:[1-9][0-9]*|quantile:0\.[0-9]*[1-9])$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.keras$")
 
 FOUR_CLASSES = ("Normal", "CAS", "DAS", "CAS & DAS")
@@ -67,6 +67,10 @@ class ModelCard:
     # 4class flag models: {"CAS": t_c, "DAS": t_d}, the per-flag thresholds that name an
     # abnormal recording's class (see decide_class); empty: the most probable class.
     flag_thresholds: dict = field(default_factory=dict)
+    # 4class flag models: how the flags are pooled to *name* an abnormal recording's class
+    # (e.g. "quantile:0.75"); the abnormal probability keeps ``pooling``. Empty: ``pooling``
+    # names the class too (see lungapp.model.inference.pool_recording).
+    class_pooling: str = ""
     intended_use: str = ("Decision support for clinicians and researchers. Not a diagnostic "
                          "device: every result must be confirmed by a qualified clinician.")
     limitations: list[str] = field(default_factory=list)
@@ -118,7 +122,14 @@ class ModelCard:
                 or not math.isfinite(self.threshold) or not 0.0 <= self.threshold <= 1.0):
             p.append(f"threshold must be a number in [0, 1], not {self.threshold!r}")
         if not isinstance(self.pooling, str) or not _POOLING.match(self.pooling):
-            p.append(f"pooling must be 'mean', 'max' or 'topk:K', not {self.pooling!r}")
+            p.append(f"pooling must be 'mean', 'max', 'topk:K' or 'quantile:Q', not {self.pooling!r}")
+        if not isinstance(self.class_pooling, str) or (
+                self.class_pooling and not _POOLING.match(self.class_pooling)):
+            p.append(f"class_pooling must be empty, 'mean', 'max', 'topk:K' or 'quantile:Q', "
+                     f"not {self.class_pooling!r}")
+        elif self.class_pooling and (self.output_kind != "sigmoid"
+                                     or list(self.outputs) != ["CAS", "DAS"]):
+            p.append('class_pooling goes with sigmoid outputs ["CAS", "DAS"]')
         if self.input_kind not in INPUT_KINDS:
             p.append(f"input_kind must be one of {INPUT_KINDS}")
         if (not isinstance(self.model_files, list) or not self.model_files

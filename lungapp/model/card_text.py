@@ -22,6 +22,23 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
+def _pooling_words(rule: str) -> str:
+    if rule.startswith("quantile:"):
+        return f"their {100 * float(rule.split(':')[1]):g}th percentile"
+    if rule.startswith("topk:"):
+        return f"the mean of their top {rule.split(':')[1]}"
+    return f"their {rule}"
+
+
+def _versus(chk: dict, lead: str) -> str:
+    """How a four-class rule compared with the most probable class, strictly scored."""
+    lo, hi = chk.get("ci95") or [None, None]
+    return (f"{lead} {_f(chk.get('nested_score'))} against "
+            f"{_f(chk.get('nested_argmax_score'))} for the most probable class (95 % interval "
+            f"of the gain {_f(lo)} to {_f(hi)}, bootstrap over "
+            f"{chk.get('resampled', 'recordings')})")
+
+
 def card_markdown(card: ModelCard) -> str:
     """The card as Markdown: intended use, data, performance, limitations, details."""
     m = card.metrics or {}
@@ -89,25 +106,38 @@ def card_markdown(card: ModelCard) -> str:
                    f"{ft['CAS']:.3f}, DAS when its DAS flag is at least {ft['DAS']:.3f}, CAS & DAS "
                    "when both are (neither: the flag nearer its threshold); both thresholds were "
                    "chosen on the out-of-fold predictions")
+        elif card.class_pooling:
+            how = (" An abnormal recording is given its most probable abnormal class from its CAS "
+                   f"and DAS flags pooled as {_pooling_words(card.class_pooling)} over its windows "
+                   f"(its abnormal probability keeps the {card.pooling} of the windows), a pooling "
+                   "chosen on the out-of-fold predictions")
+        if how:
             if fc.get("argmax_score") is not None:
-                how += f" (naming the most probable class instead: {_f(fc['argmax_score'])})"
+                how += f" (the most probable class of the {card.pooling}: {_f(fc['argmax_score'])})"
             how += "."
+        else:
+            how = " An abnormal recording is given its most probable abnormal class."
         if fc.get("nested_score") is not None:
             how += (f" With every threshold chosen on the other folds only: "
                     f"{_f(fc['nested_score'])}.")
         chk = fc.get("flag_rule_check")
         if chk:
-            lo, hi = chk.get("ci95") or [None, None]
-            vs = (f"with thresholds chosen on the other folds they scored "
-                  f"{_f(chk.get('nested_score'))} against {_f(chk.get('nested_argmax_score'))} for "
-                  f"the most probable class (95 % interval of the gain {_f(lo)} to {_f(hi)}, "
-                  f"bootstrap over {chk.get('resampled', 'recordings')})")
+            vs = _versus(chk, "with thresholds chosen on the other folds they scored")
             if card.flag_thresholds:
                 how += f" The per-flag thresholds were adopted because {vs}."
             else:
-                how += (" An abnormal recording is given its most probable abnormal class. "
-                        "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach "
+                how += (" Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach "
                         f"theirs) were tried and not adopted, the gain being unclear: {vs}.")
+        chk = fc.get("class_pooling_check")
+        if chk:
+            vs = _versus(chk, "with the pooling and threshold chosen on the other folds it scored")
+            if card.class_pooling:
+                how += f" This pooling was adopted because {vs}."
+            else:
+                how += (" Naming the class from the flags pooled by "
+                        f"{_pooling_words(chk.get('chosen', ''))} (the best of "
+                        f"{', '.join(chk.get('candidates', []))}) was tried and not adopted, "
+                        f"the gain being unclear: {vs}.")
         lines += [f"Four classes: score {_f(fc.get('score'))} (sensitivity = abnormal recordings "
                   "given their exact class; specificity = normal recordings called normal)." + how,
                   "",

@@ -88,7 +88,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     or an existing ``out`` without ``overwrite``."""
     from lungapp.fsutil import publish_dir
     from lungapp.model.metrics import binary_metrics
-    from lungapp.model.train import POOLINGS, _auc, evaluate_oof, pool_probs
+    from lungapp.model.train import POOLINGS, _auc, class_pooled_probs, evaluate_oof, pool_probs
 
     if len(members) < 2:
         raise LungappError("an ensemble needs at least two members")
@@ -139,8 +139,10 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     probs = np.zeros((n, len(classes)))
     alt = {rule: np.zeros(n) for rule in POOLINGS}
     shifted = np.zeros((n, len(classes))) if shift_all else None
+    kept = []
     for r in range(n):
         w = windows("window_out", r)
+        kept.append(w)
         probs[r] = pool_probs(w, first.pooling, spec)
         for rule in POOLINGS:
             alt[rule][r] = 1 - pool_probs(w, rule, spec)[0]
@@ -149,7 +151,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
 
     report = evaluate_oof(y, labels, probs, fold_of, classes, first.task,
                           flag_rule=spec[0] == "sigmoid" and spec[1] == ["CAS", "DAS"],
-                          groups=patients if all(patients) else None)
+                          groups=patients if all(patients) else None,
+                          class_probs=class_pooled_probs(kept, first.pooling, spec))
     report["pooling_auc"] = {rule: _auc(y, p) for rule, p in alt.items()}
     report["patient_grouped"] = all(bool((c.training.get("cv") or {}).get("grouped_by_patient"))
                                     for c in cards)
@@ -183,7 +186,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     card = dataclasses.replace(
         first, name=name or first.name, features=fc, model_files=files,
         threshold=float(report["threshold"]), threshold_rule=report["threshold_rule"],
-        flag_thresholds=report.get("flag_thresholds", {}), metrics=report, training=training,
+        flag_thresholds=report.get("flag_thresholds", {}),
+        class_pooling=report.get("class_pooling", ""), metrics=report, training=training,
         versions=library_versions(),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         description=f"{len(members)} runs of {first.description} (seeds "

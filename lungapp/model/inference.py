@@ -107,6 +107,8 @@ def _pool(values: np.ndarray, rule: str) -> np.ndarray:
         return values.mean(axis=0)
     if rule == "max":
         return values.max(axis=0)
+    if rule.startswith("quantile:"):
+        return np.quantile(values, float(rule.split(":")[1]), axis=0)
     k = min(int(rule.split(":")[1]), len(values))
     return np.sort(values, axis=0)[-k:].mean(axis=0)
 
@@ -115,12 +117,24 @@ def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
     """Window model outputs (n, n_outputs) -> recording class probabilities (n_classes,).
 
     sigmoid models pool each flag over windows (a wheeze in one window and a crackle in
-    another make a "CAS & DAS" recording); softmax models pool the abnormal probability
-    and share it among abnormal classes in proportion to their window evidence.
+    another make a "CAS & DAS" recording); with a ``class_pooling`` on the card, the abnormal
+    classes share the pooled abnormal probability in proportion to the flags pooled that
+    way. softmax models pool the abnormal probability and share it among abnormal classes
+    in proportion to their window evidence.
     """
     if card.output_kind == "sigmoid":
-        flags = _pool(np.asarray(window_out, dtype=np.float64), card.pooling)
-        return outputs_to_classes(flags[None, :], card)[0]
+        out = np.asarray(window_out, dtype=np.float64)
+        probs = outputs_to_classes(_pool(out, card.pooling)[None, :], card)[0]
+        rule = getattr(card, "class_pooling", "")
+        if rule and rule != card.pooling and len(probs) > 2:
+            # The abnormal probability stays the pooled one; the abnormal classes share it
+            # in proportion to the class-pooled flags (a wheeze in a quarter of the windows
+            # makes a CAS recording even where the mean of its CAS flag is low).
+            share = outputs_to_classes(_pool(out, rule)[None, :], card)[0][1:]
+            total = share.sum()
+            share = share / total if total > 0 else np.full(len(share), 1.0 / len(share))
+            probs = np.concatenate([probs[:1], (1.0 - probs[0]) * share])
+        return probs
     probs = np.asarray(window_out, dtype=np.float64)
     p_abn_w = 1.0 - probs[:, 0]
     p_abn = float(_pool(p_abn_w[:, None], card.pooling)[0])

@@ -54,6 +54,11 @@ ARTIFACTS = ("ensemble", "retrain")
 SCHEDULES = ("cosine", "plateau", "constant")
 WINDOW_LABELS = ("record", "events")
 POOLINGS = ("mean", "max", "topk:2", "topk:3")
+# Candidate ways to pool [CAS, DAS] window flags when naming an abnormal recording's class
+# (the abnormal probability keeps the card's pooling): a sound type present in a quarter of
+# a recording's windows has a low mean flag but a high upper quartile. Chosen and checked
+# on out-of-fold predictions by evaluate_oof.
+CLASS_POOLINGS = ("quantile:0.75", "quantile:0.9", "topk:3")
 OUTPUTS = ("softmax", "flags")
 SAMPLINGS = ("shuffle", "balanced")
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
@@ -427,14 +432,24 @@ def output_spec(task: str, classes: list[str], outputs: str):
     return "sigmoid", ["abnormal"], np.array([[0], [1]], np.float32)
 
 
-def pool_probs(window_out: np.ndarray, rule: str, spec=None) -> np.ndarray:
+def pool_probs(window_out: np.ndarray, rule: str, spec=None, class_rule: str = "") -> np.ndarray:
     """Recording class probabilities from window model outputs, exactly as
     :func:`lungapp.model.inference.pool_recording` does for a card with this output spec
-    (default: softmax)."""
+    (default: softmax), pooling ``rule`` and class pooling ``class_rule``."""
     from lungapp.model.inference import pool_recording
 
     kind, names = (spec[0], spec[1]) if spec is not None else ("softmax", None)
-    return pool_recording(window_out, SimpleNamespace(output_kind=kind, pooling=rule, outputs=names))
+    return pool_recording(window_out, SimpleNamespace(output_kind=kind, pooling=rule, outputs=names,
+                                                      class_pooling=class_rule))
+
+
+def class_pooled_probs(windows: list, rule: str, spec) -> dict[str, np.ndarray] | None:
+    """For [CAS, DAS] flag models: each :data:`CLASS_POOLINGS` candidate's recording class
+    probabilities (n, 4) from the recordings' window outputs, for
+    :func:`evaluate_oof`'s ``class_probs``; None for other models."""
+    if spec[0] != "sigmoid" or list(spec[1]) != ["CAS", "DAS"]:
+        return None
+    return {c: np.stack([pool_probs(w, rule, spec, c) for w in windows]) for c in CLASS_POOLINGS}
 
 
 def flag_weights(targets: np.ndarray) -> np.ndarray:
@@ -738,6 +753,54 @@ FLAG_RULE = ("an abnormal recording is CAS if its pooled CAS flag reaches t_CAS,
              "predictions")
 
 
+def class_pooling_rule(rule: str) -> str:
+    """The four-class rule's description for class pooling ``rule``."""
+    how = (f"the {float(rule.split(':')[1]):g} quantile over windows" if rule.startswith("quantile:")
+           else f"the mean of the top {rule.split(':')[1]} windows" if rule.startswith("topk:")
+           else f"their {rule} over windows")
+    return (f"an abnormal recording gets its most probable abnormal class from its CAS and DAS "
+            f"flags pooled as {how} (chosen among {', '.join(CLASS_POOLINGS)} on out-of-fold "
+            "predictions)")
+
+
+def _best_class_pooling(labels, p_abn, class_probs: dict, threshold: float, classes) -> str:
+    """The class pooling whose decisions score best on these recordings (ties: the first)."""
+    from lungapp.model.metrics import multiclass_metrics
+
+    scores = {c: multiclass_metrics(labels, _decide(p_abn, cp, threshold, classes), classes)["score"]
+              for c, cp in class_probs.items()}
+    return max(scores, key=lambda c: scores[c])
+
+
+def _class_pooling_check(y, labels, probs, class_probs: dict, fold_of, threshold, classes,
+                         nested_argmax, groups) -> tuple[dict, list[str], list[str]]:
+    """Choose a class pooling on the out-of-fold predictions and score it the strict way:
+    each fold decided by the threshold and the pooling chosen on the other folds only,
+    against the most probable class of the card's pooling (paired bootstrap)."""
+    from lungapp.model.metrics import choose_threshold, multiclass_metrics
+
+    p_abn = 1 - probs[:, 0]
+    chosen = _best_class_pooling(labels, p_abn, class_probs, threshold, classes)
+    pred = _decide(p_abn, class_probs[chosen], threshold, classes)
+    nested: list = [None] * len(labels)
+    per_fold = []
+    for i in range(int(fold_of.max()) + 1):
+        m = fold_of == i
+        other = [lab for lab, f in zip(labels, fold_of) if f != i]
+        t_other, _ = choose_threshold(y[~m], p_abn[~m])
+        c = _best_class_pooling(other, p_abn[~m], {k: v[~m] for k, v in class_probs.items()},
+                                t_other, classes)
+        per_fold.append(c)
+        for j, lab in zip(np.flatnonzero(m), _decide(p_abn[m], class_probs[c][m], t_other, classes)):
+            nested[j] = lab
+    g = paired_score_gain(labels, nested, nested_argmax, classes, groups)
+    check = {"candidates": list(class_probs), "chosen": chosen, "chosen_per_fold": per_fold,
+             "in_sample_score": multiclass_metrics(labels, pred, classes)["score"],
+             "nested_score": g.pop("score_a"), "nested_argmax_score": g.pop("score_b"), **g}
+    check["adopted"] = bool(check["ci95"][0] is not None and check["ci95"][0] > 0)
+    return check, pred, nested
+
+
 def _nested_classes(y, labels, probs, fold_of, classes, rule: bool) -> list[str]:
     """Each fold's recordings decided with the binary (and, with ``rule``, the flag)
     thresholds chosen on the other folds' out-of-fold predictions only."""
@@ -818,7 +881,7 @@ def choose_flag_thresholds(labels: list[str], probs: np.ndarray, threshold: floa
 
 def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: np.ndarray,
                  classes: list[str], task: str, flag_rule: bool = False,
-                 groups: list | None = None) -> dict:
+                 groups: list | None = None, class_probs: dict | None = None) -> dict:
     """The CV report from out-of-fold recording probabilities (n, n_classes).
 
     With ``flag_rule`` (four classes from [CAS, DAS] flags) per-flag thresholds
@@ -826,7 +889,11 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
     are scored with every threshold chosen on the other folds only, and the rule is adopted
     only when its gain survives a paired bootstrap over patients (``groups``; recordings
     where there are none): two fitted thresholds more must earn their place. The comparison
-    is reported either way (``four_class.flag_rule_check``)."""
+    is reported either way (``four_class.flag_rule_check``).
+
+    ``class_probs`` ({class pooling: (n, n_classes)}, :func:`class_pooled_probs`): the
+    class poolings are tried the same way (``four_class.class_pooling_check``); when both
+    rules pass, the one with the better strict score is used."""
     from lungapp.model.metrics import binary_metrics, choose_threshold, multiclass_metrics
 
     p_abn = 1 - probs[:, 0]
@@ -865,14 +932,26 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
             check["adopted"] = bool(check["ci95"][0] is not None and check["ci95"][0] > 0)
             if check["adopted"]:
                 ft, pred, nested_pred = cand, rule_pred, nested_rule
+        cp, cp_check = None, None
+        if class_probs:
+            cp_check, cp_pred, cp_nested = _class_pooling_check(
+                y, labels, probs, class_probs, fold_of, thr, classes, nested_argmax, groups)
+            if cp_check["adopted"] and not (ft and check["nested_score"] >= cp_check["nested_score"]):
+                ft, cp, pred, nested_pred = None, cp_check["chosen"], cp_pred, cp_nested
         report["four_class"] = multiclass_metrics(labels, pred, classes)
-        report["four_class"]["rule"] = FLAG_RULE if ft else ARGMAX_RULE
+        report["four_class"]["rule"] = (FLAG_RULE if ft else class_pooling_rule(cp) if cp
+                                        else ARGMAX_RULE)
         if ft:
             report["flag_thresholds"] = ft
+        if cp:
+            report["class_pooling"] = cp
+        if ft or cp:
             report["four_class"]["argmax_score"] = multiclass_metrics(
                 labels, _decide(p_abn, probs, thr, classes), classes)["score"]
         if check:
             report["four_class"]["flag_rule_check"] = check
+        if cp_check:
+            report["four_class"]["class_pooling_check"] = cp_check
         # stricter: each fold decided by thresholds chosen on the other folds only
         report["four_class"]["nested_score"] = multiclass_metrics(labels, nested_pred, classes)["score"]
         report["four_class"]["per_fold_score"] = [
@@ -1010,7 +1089,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
 
         report = evaluate_oof(y, labels, oof, fold_of, classes, opts.task,
                               flag_rule=spec[0] == "sigmoid" and list(spec[1]) == ["CAS", "DAS"],
-                              groups=patients)
+                              groups=patients,
+                              class_probs=class_pooled_probs(oof_windows, opts.pooling, spec))
         report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
         if oof_path is not None:
             try:
@@ -1178,6 +1258,7 @@ def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_r
         model_files=list(files), threshold=float(report["threshold"]),
         threshold_rule=report["threshold_rule"], output_kind=spec[0], outputs=list(spec[1]),
         flag_thresholds=report.get("flag_thresholds", {}),
+        class_pooling=report.get("class_pooling", ""),
         pooling=opts.pooling,
         input_kind=kind, created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         metrics=report, training=training, versions=library_versions(), limitations=limitations,
