@@ -170,3 +170,22 @@ def test_the_app_names_the_class_from_the_class_pooled_flags(tmp_path):
     np.testing.assert_allclose([got.probabilities[c] for c in card.classes], want, atol=1e-6)
     if got.decision == "abnormal":
         assert got.label == FOUR_CLASSES[1 + int(np.argmax(want[1:]))]
+
+
+def test_when_both_rules_pass_the_better_strict_score_is_used():
+    y, labels, probs, windows, fold_of, groups = _oof_set(
+        {"Normal": 60, "CAS": 30, "DAS": 30, "CAS & DAS": 30}, seed=1)
+    rep = evaluate_oof(y, labels, probs, fold_of, FOUR_CLASSES, "4class", flag_rule=True,
+                       groups=groups, class_probs=class_pooled_probs(windows, "mean", SPEC))
+    fr = rep["four_class"]["flag_rule_check"]
+    cp = rep["four_class"]["class_pooling_check"]
+    assert fr["adopted"] and cp["adopted"]  # the mean of the flags can be thresholded too
+    flags_used = "flag_thresholds" in rep
+    assert flags_used != ("class_pooling" in rep)  # exactly one rule decides
+    used, other = (fr, cp) if flags_used else (cp, fr)
+    assert used["nested_score"] >= other["nested_score"] and "superseded_by" not in used
+    assert other["superseded_by"] == ("flag rule" if flags_used else "class pooling")
+    assert rep["four_class"]["nested_score"] == pytest.approx(used["nested_score"])
+    card = _flags_card(metrics=rep, flag_thresholds=rep.get("flag_thresholds", {}),
+                       class_pooling=rep.get("class_pooling", ""))
+    assert "passed the same check but scored lower strictly" in card_markdown(card)

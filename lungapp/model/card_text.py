@@ -125,6 +125,9 @@ def card_markdown(card: ModelCard) -> str:
             vs = _versus(chk, "with thresholds chosen on the other folds they scored")
             if card.flag_thresholds:
                 how += f" The per-flag thresholds were adopted because {vs}."
+            elif chk.get("superseded_by"):
+                how += (" Per-flag thresholds passed the same check but scored lower strictly: "
+                        f"{vs}.")
             else:
                 how += (" Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach "
                         f"theirs) were tried and not adopted, the gain being unclear: {vs}.")
@@ -133,6 +136,10 @@ def card_markdown(card: ModelCard) -> str:
             vs = _versus(chk, "with the pooling and threshold chosen on the other folds it scored")
             if card.class_pooling:
                 how += f" This pooling was adopted because {vs}."
+            elif chk.get("superseded_by"):
+                how += (" Naming the class from the flags pooled by "
+                        f"{_pooling_words(chk.get('chosen', ''))} passed the same check but scored "
+                        f"lower strictly than the per-flag thresholds: {vs}.")
             else:
                 how += (" Naming the class from the flags pooled by "
                         f"{_pooling_words(chk.get('chosen', ''))} (the best of "

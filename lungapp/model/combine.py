@@ -211,7 +211,16 @@ def summary_line(report: dict) -> str:
     ov = report["overall"]
     line = (f"AUC {ov['auc']:.4f} score {ov['score']:.4f} sensitivity {ov['sensitivity']:.3f} "
             f"specificity {ov['specificity']:.3f}")
-    return line + (f" 4-class {report['four_class']['score']:.4f}" if "four_class" in report else "")
+    fc = report.get("four_class")
+    if not fc:
+        return line
+    line += f" 4-class {fc['score']:.4f} (nested {fc['nested_score']:.4f}"
+    for key, what in (("flag_rule_check", "flag rule"), ("class_pooling_check", "class pooling")):
+        chk = fc.get(key)
+        if chk:
+            line += (f"; {what} {'adopted' if chk['adopted'] else 'not adopted'}, nested "
+                     f"{chk['nested_score']:.4f}")
+    return line + ")"
 
 
 def main(argv=None) -> int:

@@ -936,7 +936,11 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
         if class_probs:
             cp_check, cp_pred, cp_nested = _class_pooling_check(
                 y, labels, probs, class_probs, fold_of, thr, classes, nested_argmax, groups)
-            if cp_check["adopted"] and not (ft and check["nested_score"] >= cp_check["nested_score"]):
+            if cp_check["adopted"] and ft and check["nested_score"] >= cp_check["nested_score"]:
+                cp_check["superseded_by"] = "flag rule"  # both passed; the better one is used
+            elif cp_check["adopted"]:
+                if ft:
+                    check["superseded_by"] = "class pooling"
                 ft, cp, pred, nested_pred = None, cp_check["chosen"], cp_pred, cp_nested
         report["four_class"] = multiclass_metrics(labels, pred, classes)
         report["four_class"]["rule"] = (FLAG_RULE if ft else class_pooling_rule(cp) if cp
