@@ -118,7 +118,10 @@ def test_an_upper_quantile_is_adopted_when_it_names_both_sound_types():
 
     card = _flags_card(metrics=rep, class_pooling=rep["class_pooling"])
     text = card_markdown(card)
-    assert "This pooling was adopted because" in text and "percentile" in text
+    words = {"quantile:0.75": "their 75th percentile", "quantile:0.9": "their 90th percentile",
+             "topk:3": "the mean of their top 3"}[rep["class_pooling"]]
+    assert f"Naming the class from the flags pooled by {words} (the best of" in text
+    assert "was adopted because" in text and "tried and not adopted" not in text
 
 
 def test_no_class_pooling_without_a_clear_gain():

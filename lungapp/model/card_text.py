@@ -120,31 +120,25 @@ def card_markdown(card: ModelCard) -> str:
         if fc.get("nested_score") is not None:
             how += (f" With every threshold chosen on the other folds only: "
                     f"{_f(fc['nested_score'])}.")
-        chk = fc.get("flag_rule_check")
-        if chk:
-            vs = _versus(chk, "with thresholds chosen on the other folds they scored")
-            if card.flag_thresholds:
-                how += f" The per-flag thresholds were adopted because {vs}."
+        cp = fc.get("class_pooling_check") or {}
+        for key, used, what, was, lead in (
+                ("flag_rule_check", bool(card.flag_thresholds),
+                 "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach theirs)", "were",
+                 "with thresholds chosen on the other folds they scored"),
+                ("class_pooling_check", bool(card.class_pooling),
+                 f"Naming the class from the flags pooled by {_pooling_words(cp.get('chosen', ''))} "
+                 f"(the best of {', '.join(cp.get('candidates', []))})", "was",
+                 "with the pooling and threshold chosen on the other folds it scored")):
+            chk = fc.get(key)
+            if not chk:
+                continue
+            vs = _versus(chk, lead)
+            if used:
+                how += f" {what} {was} adopted because {vs}."
             elif chk.get("superseded_by"):
-                how += (" Per-flag thresholds passed the same check but scored lower strictly: "
-                        f"{vs}.")
+                how += f" {what} passed the same check but scored lower strictly: {vs}."
             else:
-                how += (" Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach "
-                        f"theirs) were tried and not adopted, the gain being unclear: {vs}.")
-        chk = fc.get("class_pooling_check")
-        if chk:
-            vs = _versus(chk, "with the pooling and threshold chosen on the other folds it scored")
-            if card.class_pooling:
-                how += f" This pooling was adopted because {vs}."
-            elif chk.get("superseded_by"):
-                how += (" Naming the class from the flags pooled by "
-                        f"{_pooling_words(chk.get('chosen', ''))} passed the same check but scored "
-                        f"lower strictly than the per-flag thresholds: {vs}.")
-            else:
-                how += (" Naming the class from the flags pooled by "
-                        f"{_pooling_words(chk.get('chosen', ''))} (the best of "
-                        f"{', '.join(chk.get('candidates', []))}) was tried and not adopted, "
-                        f"the gain being unclear: {vs}.")
+                how += f" {what} {was} tried and not adopted, the gain being unclear: {vs}."
         lines += [f"Four classes: score {_f(fc.get('score'))} (sensitivity = abnormal recordings "
                   "given their exact class; specificity = normal recordings called normal)." + how,
                   "",
