@@ -16,7 +16,7 @@ from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
 from lungapp.model.combine import combine, window_subset
 from lungapp.model.features import FeatureConfig, windows_from_samples
-from lungapp.model.train import TrainOptions, evaluate_oof, pool_probs, train
+from lungapp.model.train import TrainOptions, class_pooled_probs, evaluate_oof, pool_probs, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_helpers import make_dataset  # noqa: E402
@@ -61,15 +61,16 @@ def members(tmp_path_factory):
 def _oof_mean_probs(pairs, m, key="window_out"):
     zs = [np.load(f) for _, f in pairs]
     order = [str(p) for p in zs[0]["path"]]
-    probs = []
+    probs, kept = [], []
     for p in order:
         ws = []
         for z in zs:
             i = [str(q) for q in z["path"]].index(p)
             ws.append(z[key][z["offsets"][i]: z["offsets"][i + 1]].astype(np.float64))
         w = np.mean(ws, axis=0)
-        probs.append(pool_probs(w[window_subset(len(w), m)], "mean", ("sigmoid", ["CAS", "DAS"])))
-    return zs[0], np.array(probs)
+        kept.append(w[window_subset(len(w), m)])
+        probs.append(pool_probs(kept[-1], "mean", ("sigmoid", ["CAS", "DAS"])))
+    return zs[0], np.array(probs), kept
 
 
 @pytest.mark.parametrize("hop_s", [None, 1.0])
@@ -80,24 +81,35 @@ def test_card_reports_the_ensembles_own_cross_validation(members, tmp_path, hop_
     card = json.loads((out / "card.json").read_text())
     assert card["model_files"] == ["model_1.keras", "model_2.keras"]
     assert card["features"]["hop_s"] == (hop_s or 0.5)
-    z0, probs = _oof_mean_probs(pairs, 2 if hop_s else 1)
+    z0, probs, kept = _oof_mean_probs(pairs, 2 if hop_s else 1)
     classes = [str(c) for c in z0["classes"]]
     y = np.array([lab != classes[0] for lab in z0["label"]]).astype(int)
     expected = evaluate_oof(y, [str(s) for s in z0["label"]], probs, z0["fold"] - 1, classes, "4class",
-                            flag_rule=True, groups=[str(p) for p in z0["patient"]])
+                            flag_rule=True, groups=[str(p) for p in z0["patient"]],
+                            class_probs=class_pooled_probs(kept, "mean", ("sigmoid", ["CAS", "DAS"])))
     assert card["threshold"] == pytest.approx(expected["threshold"])
     for k in ("auc", "score", "sensitivity", "specificity"):
         assert card["metrics"]["overall"][k] == pytest.approx(expected["overall"][k], abs=1e-9)
     assert card["metrics"]["four_class"]["score"] == pytest.approx(expected["four_class"]["score"])
+    got_cp, want_cp = (r["four_class"]["class_pooling_check"] for r in (card["metrics"], expected))
+    assert got_cp["chosen"] == want_cp["chosen"] and got_cp["adopted"] == want_cp["adopted"]
+    assert got_cp["nested_score"] == pytest.approx(want_cp["nested_score"])
+    assert card.get("class_pooling", "") == expected.get("class_pooling", "")
+    # each member's training curves are kept beside it, and the card names files that exist
+    assert [m["curves_file"] for m in card["training"]["members"]] == ["curves_1.json", "curves_2.json"]
+    assert all((out / m["curves_file"]).is_file() for m in card["training"]["members"])
+    assert "curves_file" not in card["training"]
     assert report["overall"]["auc"] == card["metrics"]["overall"]["auc"]
     assert "device_shift" in card["metrics"]
     assert [m["seed"] for m in card["training"]["members"]] == [0, 1]
     assert "ensemble of 2 models" in card["training"]["artifact"]
 
 
-def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path):
+@pytest.mark.parametrize("runtime", ["numpy", "keras"])
+def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path, runtime):
     """The app's prediction with the combined folder equals the members' window outputs
-    averaged over the coarser step's windows, then pooled."""
+    averaged over the coarser step's windows, then pooled, with either runtime (the
+    members' models share one name, as runs of one recipe do)."""
     from lungapp.model import npruntime
     from lungapp.model.card_text import card_markdown
     from lungapp.model.card import load_card
@@ -106,7 +118,8 @@ def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path):
     root, data, pairs = members
     out = tmp_path / "ens"
     combine(pairs, out, hop_s=1.0)
-    pred = Predictor.load(out)
+    pred = Predictor.load(out, runtime=runtime)
+    assert pred.runtime == runtime
     wav = sorted(data.glob("*.wav"))[1]
     got = pred.predict_file(wav)
     import soundfile as sf

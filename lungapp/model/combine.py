@@ -169,10 +169,15 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     files = [f"model_{i + 1}.keras" for i in range(len(members))]
     seeds = [(c.training.get("cv") or {}).get("seed") for c in cards]
     training = dict(first.training)
+    # each member's training curves travel with it (curves_1.json, ...)
+    curves = {i: d / c.training["curves_file"] for i, (d, c) in enumerate(zip(dirs, cards))
+              if c.training.get("curves_file") and (d / c.training["curves_file"]).is_file()}
     training["members"] = [{"folder": str(d), "model_file": c.model_files[0], "seed": s,
                             "cv": c.training.get("cv"), "auc": (c.metrics.get("overall") or {}).get("auc"),
-                            "wall_s": c.training.get("wall_s")}
-                           for d, c, s in zip(dirs, cards, seeds)]
+                            "wall_s": c.training.get("wall_s"),
+                            "curves_file": f"curves_{i + 1}.json" if i in curves else None}
+                           for i, (d, c, s) in enumerate(zip(dirs, cards, seeds))]
+    training.pop("curves_file", None)
     training["cv"] = {**(first.training.get("cv") or {}),
                       "note": "per-fold figures use the first member's folds; each member's fold "
                               "models held out their own patient-grouped folds"}
@@ -198,6 +203,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     try:
         for d, c, f in zip(dirs, cards, files):
             shutil.copyfile(d / c.model_files[0], staging / f)
+        for i, src in curves.items():
+            shutil.copyfile(src, staging / f"curves_{i + 1}.json")
         write_card(staging, card)
         publish_dir(staging, out)
     finally:

@@ -365,6 +365,11 @@ def _ensemble(models):
         return models[0]
     import keras
 
+    if len({m.name for m in models}) != len(models):
+        # Runs of one recipe name their models alike (lungapp.model.combine ensembles);
+        # a Keras graph needs distinct names. Only the in-memory names change.
+        for i, m in enumerate(models):
+            m.name = f"member_{i + 1}"
     inp = keras.Input(shape=models[0].input_shape[1:])
     return keras.Model(inp, keras.layers.Average()([m(inp) for m in models]))
 
