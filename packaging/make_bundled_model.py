@@ -23,8 +23,8 @@ DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
 TARGET = ROOT / "resources" / "model"
 #: The bundled model's runs: one per seed; several are combined (lungapp.model.combine) at
 #: the window step HOP_S (None: the recipe's).
-SEEDS = "0"
-HOP_S = None
+SEEDS = "0,1,2"
+HOP_S = 1.0
 
 DATASET = (
     "SPRSound (SJTU Paediatric Respiratory Sound Database, BioCAS 2022 release), train split: "

@@ -59,7 +59,10 @@ def test_model_card_markdown_matches_card(bundled):
     text = (registry.bundled_model_dir() / "MODEL_CARD.md").read_text()
     assert text == card_markdown(bundled.card)
     chk = bundled.card.metrics["four_class"]["flag_rule_check"]  # the class rule is explained
-    assert ("thresholds were adopted" if chk["adopted"] else "tried and not adopted") in text
+    rule = "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach theirs) were"
+    assert rule + (" adopted because" if chk["adopted"] else " tried and not adopted") in text
+    cp = bundled.card.metrics["four_class"]["class_pooling_check"]
+    assert ("was adopted because" if cp["adopted"] else "was tried and not adopted") in text
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.wav")))
