@@ -21,7 +21,23 @@ def describe(prediction) -> str:
         return "The model heard normal breath sounds only."
     parts = [p.strip() for p in str(prediction.label).split("&")]
     heard = [f"{p}: {theme.class_words(p)}" for p in parts if p and p.lower() != "normal"]
-    return "The model heard " + "; ".join(heard) + "." if heard else f"Result: {prediction.label}."
+    text = "The model heard " + "; ".join(heard) + "." if heard else f"Result: {prediction.label}."
+    return text + _rule_note(prediction)
+
+
+def _rule_note(prediction) -> str:
+    """When a flag model's per-sound thresholds (the model card's four-class rule) name a
+    class whose bar is not the largest, say so, with the evidence for each sound, so the
+    bars do not seem to contradict the result."""
+    probs = dict(getattr(prediction, "probabilities", None) or {})
+    abnormal = ("CAS", "DAS", "CAS & DAS")
+    if set(probs) != {"Normal", *abnormal} or prediction.label not in abnormal:
+        return ""
+    if max(abnormal, key=lambda k: probs[k]) == prediction.label:
+        return ""
+    cas, das = probs["CAS"] + probs["CAS & DAS"], probs["DAS"] + probs["CAS & DAS"]
+    return (f" The class comes from the model's threshold for each sound (see its card), not "
+            f"the largest bar: CAS evidence {cas:.0%}, DAS evidence {das:.0%}.")
 
 
 class ResultPanel(QFrame):
