@@ -1,12 +1,16 @@
 """Regenerate the bundled model in resources/model from SPRSound train, with the
 project's own `lungapp train`, then add the clinician-facing parts of its card.
 
-    .venv/bin/python packaging/make_bundled_model.py            # train (4-fold CV) + annotate
+    .venv/bin/python packaging/make_bundled_model.py            # train + combine + annotate
+    .venv/bin/python packaging/make_bundled_model.py --from RUN:OOF --from RUN:OOF ...
+                                                                # combine finished runs
     .venv/bin/python packaging/make_bundled_model.py --from DIR  # annotate a finished run
 
-Training: `lungapp train ../shared/data/sprsound/train --task 4class --preset bundled
---seed 0` (patient-grouped 4-fold CV, then one model retrained on all data; the
-threshold is chosen on out-of-fold predictions). Never trained on intra_test.
+Training: for each seed in SEEDS, `lungapp train ../shared/data/sprsound/train --task
+4class --preset bundled --seed N --oof ...` (patient-grouped 4-fold CV, then one model
+retrained on all data) into --work; the runs are combined (lungapp.model.combine) at the
+window step HOP_S, with the threshold and class rule chosen on the averaged out-of-fold
+predictions. Never trained on intra_test.
 """
 
 from __future__ import annotations
