@@ -24,8 +24,10 @@ SPEC = ("sigmoid", ["CAS", "DAS"])
 
 
 def _flags_card(**kw) -> ModelCard:
+    """The bundled card (sigmoid [CAS, DAS]) with one four-class rule: the most probable
+    class unless ``kw`` says otherwise."""
     card = load_card(ROOT / "resources" / "model")
-    return dataclasses.replace(card, **kw)
+    return dataclasses.replace(card, **{"flag_thresholds": {}, "class_pooling": "", **kw})
 
 
 def _recording(kind: str, rng, n: int = 12) -> np.ndarray:
@@ -70,11 +72,15 @@ def test_class_pooling_in_the_card_is_validated_and_kept(tmp_path):
     (tmp_path / "card.json").write_text(json.dumps(d))
     assert load_card(tmp_path).class_pooling == ""
     for value, message in (("median", "class_pooling must be"), ("quantile:1.5", "class_pooling must be"),
-                           ("quantile:0.75", "class_pooling goes with")):
+                           ("quantile:0.75", "class_pooling goes with"), ("topk:3", "a card uses one")):
         bad = dict(d, class_pooling=value)
         if value == "quantile:0.75":
             bad.update(task="binary", classes=["Normal", "Abnormal"], output_kind="softmax",
-                       outputs=["Normal", "Abnormal"])
+                       outputs=["Normal", "Abnormal"], flag_thresholds={})
+        elif value == "topk:3":
+            bad.update(flag_thresholds={"CAS": 0.3, "DAS": 0.3})
+        else:
+            bad.update(flag_thresholds={})
         (tmp_path / "card.json").write_text(json.dumps(bad))
         with pytest.raises(ModelError, match=message):
             load_card(tmp_path)
@@ -152,7 +158,7 @@ def test_the_app_names_the_class_from_the_class_pooled_flags(tmp_path):
     for f in src.iterdir():
         shutil.copy(f, tmp_path / f.name)
     card = load_card(src)
-    write_card(tmp_path, dataclasses.replace(card, class_pooling="quantile:0.75"))
+    write_card(tmp_path, dataclasses.replace(card, class_pooling="quantile:0.75", flag_thresholds={}))
     wav = ROOT / "resources" / "examples" / "synthetic_wheeze_and_crackles.wav"
     plain = Predictor.load(src).predict_file(wav)
     pred_cp = Predictor.load(tmp_path)

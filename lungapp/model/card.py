@@ -130,6 +130,8 @@ class ModelCard:
         elif self.class_pooling and (self.output_kind != "sigmoid"
                                      or list(self.outputs) != ["CAS", "DAS"]):
             p.append('class_pooling goes with sigmoid outputs ["CAS", "DAS"]')
+        elif self.class_pooling and self.flag_thresholds:
+            p.append("class_pooling and flag_thresholds are two four-class rules; a card uses one")
         if self.input_kind not in INPUT_KINDS:
             p.append(f"input_kind must be one of {INPUT_KINDS}")
         if (not isinstance(self.model_files, list) or not self.model_files
