@@ -105,11 +105,12 @@ def main() -> int:
                 shutil.rmtree(out)
             shutil.copytree(args.src[0], out)
     elif args.src:
-        for spec in args.src:
-            run, sep, oof = spec.rpartition(":")
-            if not sep:
-                sys.exit(f"--from {spec}: give RUN:OOF pairs to combine")
-            members.append((Path(run), Path(oof)))
+        from lungapp.model.combine import parse_member
+
+        try:
+            members = [parse_member(spec) for spec in args.src]
+        except ValueError as exc:
+            sys.exit(f"--from: {exc}")
     else:
         if not DATA.is_dir():
             sys.exit(f"SPRSound train not found at {DATA}")

@@ -180,6 +180,16 @@ class ModelCard:
         return cls(**kwargs)
 
 
+def pooling_words(rule: str) -> str:
+    """A pooling rule (``mean``, ``max``, ``topk:K``, ``quantile:Q``) in words, as in
+    "the flags pooled by <words>"."""
+    if rule.startswith("quantile:"):
+        return f"their {100 * float(rule.split(':')[1]):g}th percentile"
+    if rule.startswith("topk:"):
+        return f"the mean of their top {rule.split(':')[1]}"
+    return f"their {rule}"
+
+
 def decide_class(probs, classes: list[str], p_abnormal: float, threshold: float,
                  flag_thresholds: dict | None = None) -> str:
     """Normal below ``threshold``; otherwise the abnormal class. Without flag thresholds

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lungapp.model.card import ModelCard, load_card
+from lungapp.model.card import ModelCard, load_card, pooling_words
 
 
 def _f(v, digits: int = 3) -> str:
@@ -20,14 +20,6 @@ def _f(v, digits: int = 3) -> str:
 
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
-
-
-def _pooling_words(rule: str) -> str:
-    if rule.startswith("quantile:"):
-        return f"their {100 * float(rule.split(':')[1]):g}th percentile"
-    if rule.startswith("topk:"):
-        return f"the mean of their top {rule.split(':')[1]}"
-    return f"their {rule}"
 
 
 def _versus(chk: dict, lead: str) -> str:
@@ -108,7 +100,7 @@ def card_markdown(card: ModelCard) -> str:
                    "chosen on the out-of-fold predictions")
         elif card.class_pooling:
             how = (" An abnormal recording is given its most probable abnormal class from its CAS "
-                   f"and DAS flags pooled as {_pooling_words(card.class_pooling)} over its windows "
+                   f"and DAS flags pooled as {pooling_words(card.class_pooling)} over its windows "
                    f"(its abnormal probability keeps the {card.pooling} of the windows), a pooling "
                    "chosen on the out-of-fold predictions")
         if how:
@@ -126,7 +118,7 @@ def card_markdown(card: ModelCard) -> str:
                  "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach theirs)", "were",
                  "with thresholds chosen on the other folds they scored"),
                 ("class_pooling_check", bool(card.class_pooling),
-                 f"Naming the class from the flags pooled by {_pooling_words(cp.get('chosen', ''))} "
+                 f"Naming the class from the flags pooled by {pooling_words(cp.get('chosen', ''))} "
                  f"(the best of {', '.join(cp.get('candidates', []))})", "was",
                  "with the pooling and threshold chosen on the other folds it scored")):
             chk = fc.get(key)

@@ -88,7 +88,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     or an existing ``out`` without ``overwrite``."""
     from lungapp.fsutil import publish_dir
     from lungapp.model.metrics import binary_metrics
-    from lungapp.model.train import POOLINGS, _auc, class_pooled_probs, evaluate_oof, pool_probs
+    from lungapp.model.train import (POOLINGS, _auc, class_pooled_probs, evaluate_oof,
+                                      is_flag_spec, pool_probs)
 
     if len(members) < 2:
         raise LungappError("an ensemble needs at least two members")
@@ -150,7 +151,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
             shifted[r] = pool_probs(windows("window_out_shift", r), first.pooling, spec)
 
     report = evaluate_oof(y, labels, probs, fold_of, classes, first.task,
-                          flag_rule=spec[0] == "sigmoid" and spec[1] == ["CAS", "DAS"],
+                          flag_rule=is_flag_spec(spec),
                           groups=patients if all(patients) else None,
                           class_probs=class_pooled_probs(kept, first.pooling, spec))
     report["pooling_auc"] = {rule: _auc(y, p) for rule, p in alt.items()}
@@ -213,6 +214,14 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     return report
 
 
+def parse_member(spec: str) -> tuple[Path, Path]:
+    """``RUN:OOF`` -> (run folder, out-of-fold file); ValueError without the colon."""
+    run, sep, oof = spec.rpartition(":")
+    if not sep or not run or not oof:
+        raise ValueError(f"{spec!r}: expected RUN:OOF (a model folder and its --oof file)")
+    return Path(run), Path(oof)
+
+
 def summary_line(report: dict) -> str:
     """The headline figures of a CV report (a card's ``metrics``), on one line."""
     ov = report["overall"]
@@ -239,12 +248,10 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default=None)
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
-    pairs = []
-    for spec in args.members:
-        run, sep, oof = spec.rpartition(":")
-        if not sep:
-            ap.error(f"{spec!r}: expected RUN:OOF")
-        pairs.append((Path(run), Path(oof)))
+    try:
+        pairs = [parse_member(spec) for spec in args.members]
+    except ValueError as exc:
+        ap.error(str(exc))
     try:
         rep = combine(pairs, args.out, hop_s=args.hop_s, name=args.name, overwrite=args.overwrite)
     except LungappError as exc:

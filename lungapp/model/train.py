@@ -443,11 +443,17 @@ def pool_probs(window_out: np.ndarray, rule: str, spec=None, class_rule: str = "
                                                       class_pooling=class_rule))
 
 
+def is_flag_spec(spec) -> bool:
+    """Whether an output spec is four classes from sigmoid [CAS, DAS] flags, the models the
+    flag rule and class pooling apply to."""
+    return spec[0] == "sigmoid" and list(spec[1]) == ["CAS", "DAS"]
+
+
 def class_pooled_probs(windows: list, rule: str, spec) -> dict[str, np.ndarray] | None:
     """For [CAS, DAS] flag models: each :data:`CLASS_POOLINGS` candidate's recording class
     probabilities (n, 4) from the recordings' window outputs, for
     :func:`evaluate_oof`'s ``class_probs``; None for other models."""
-    if spec[0] != "sigmoid" or list(spec[1]) != ["CAS", "DAS"]:
+    if not is_flag_spec(spec):
         return None
     return {c: np.stack([pool_probs(w, rule, spec, c) for w in windows]) for c in CLASS_POOLINGS}
 
@@ -755,12 +761,11 @@ FLAG_RULE = ("an abnormal recording is CAS if its pooled CAS flag reaches t_CAS,
 
 def class_pooling_rule(rule: str) -> str:
     """The four-class rule's description for class pooling ``rule``."""
-    how = (f"the {float(rule.split(':')[1]):g} quantile over windows" if rule.startswith("quantile:")
-           else f"the mean of the top {rule.split(':')[1]} windows" if rule.startswith("topk:")
-           else f"their {rule} over windows")
+    from lungapp.model.card import pooling_words
+
     return (f"an abnormal recording gets its most probable abnormal class from its CAS and DAS "
-            f"flags pooled as {how} (chosen among {', '.join(CLASS_POOLINGS)} on out-of-fold "
-            "predictions)")
+            f"flags pooled as {pooling_words(rule)} over its windows (chosen among "
+            f"{', '.join(CLASS_POOLINGS)} on out-of-fold predictions)")
 
 
 def _best_class_pooling(labels, p_abn, class_probs: dict, threshold: float, classes) -> str:
@@ -1092,7 +1097,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
                                   "windows_per_s": fit["windows_per_s"]}})
 
         report = evaluate_oof(y, labels, oof, fold_of, classes, opts.task,
-                              flag_rule=spec[0] == "sigmoid" and list(spec[1]) == ["CAS", "DAS"],
+                              flag_rule=is_flag_spec(spec),
                               groups=patients,
                               class_probs=class_pooled_probs(oof_windows, opts.pooling, spec))
         report["pooling_auc"] = {rule: _auc(y, p) for rule, p in pooled_alt.items()}
