@@ -520,35 +520,45 @@ class _Conv2D(_Op):
         win, (n, ho, wo) = _patches(x, self.k, self.s, padding, self.name)
         k = win.shape[3] * win.shape[4] * win.shape[5]
         per = max(1, _CHUNK_FLOATS // max(1, ho * wo * k))
-        pool = self.pool_after
-        if pool is not None and pool.tail_padded(ho, wo):
-            # pool each chunk's output while it is still in cache
-            full, out = pool.alloc(n, ho, wo, self.filters)
-            per = min(per, n)
-            buf = np.empty((per, *win.shape[1:]), np.float32)
-            y = np.empty((per * ho * wo, self.filters), np.float32)
-            for s in range(0, n, per):
-                e = min(s + per, n)
-                b, yc = buf[: e - s], y[: (e - s) * ho * wo]
-                np.copyto(b, win[s:e])
-                np.matmul(b.reshape(-1, k), self.w, out=yc)
-                pool.max_into(yc.reshape(e - s, ho, wo, self.filters), out[s:e])
-            return full
-        if per >= n:
+        pooled = self.pool_after is not None and self.pool_after.tail_padded(ho, wo)
+        if per >= n and not pooled:
             return self.apply((win.reshape(n * ho * wo, k), (n, ho, wo)))
-        y = np.empty((n * ho * wo, self.filters), np.float32)
-        buf = np.empty((per, *win.shape[1:]), np.float32)
-        for s in range(0, n, per):
-            e = min(s + per, n)
+        buf = np.empty((min(per, n), *win.shape[1:]), np.float32)
+
+        def rows(s, e):  # the patch matrix of windows s..e, copied into a reused buffer
             b = buf[: e - s]
             np.copyto(b, win[s:e])
-            np.matmul(b.reshape(-1, k), self.w, out=y[s * ho * wo: e * ho * wo])
-        return self._finish(y, n, ho, wo)
+            return b.reshape(-1, k)
+
+        return self._chunked(rows, n, ho, wo, per)
 
     def apply(self, cols_shape):
         """The matmul half of the convolution, on :func:`_im2col`'s output."""
         cols, (n, ho, wo) = cols_shape
+        if self.pool_after is not None and self.pool_after.tail_padded(ho, wo):
+            per = max(1, _CHUNK_FLOATS // max(1, ho * wo * cols.shape[1]))
+            return self._chunked(lambda s, e: cols[s * ho * wo: e * ho * wo], n, ho, wo, per)
         return self._finish(cols @ self.w, n, ho, wo)
+
+    def _chunked(self, rows, n, ho, wo, per):
+        """The matmul ``per`` windows at a time (``rows(s, e)``: windows s..e's patch
+        matrix), each chunk's output max-pooled while still in cache when a pool runs in
+        this step (see _fuse_pool)."""
+        pool = self.pool_after
+        if pool is None or not pool.tail_padded(ho, wo):
+            y = np.empty((n * ho * wo, self.filters), np.float32)
+            for s in range(0, n, per):
+                e = min(s + per, n)
+                np.matmul(rows(s, e), self.w, out=y[s * ho * wo: e * ho * wo])
+            return self._finish(y, n, ho, wo)
+        full, out = pool.alloc(n, ho, wo, self.filters)
+        y = np.empty((min(per, n) * ho * wo, self.filters), np.float32)
+        for s in range(0, n, per):
+            e = min(s + per, n)
+            yc = y[: (e - s) * ho * wo]
+            np.matmul(rows(s, e), self.w, out=yc)
+            pool.max_into(yc.reshape(e - s, ho, wo, self.filters), out[s:e])
+        return full
 
     def _finish(self, y, n, ho, wo):
         if self.deferred:  # bias and activation applied after the max-pool (see _fuse)
