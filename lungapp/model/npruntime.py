@@ -322,18 +322,6 @@ def _pad_hw(x: np.ndarray, ph: tuple[int, int], pw: tuple[int, int], fill: float
     return out
 
 
-def _zero_border(shape, ph: tuple[int, int], pw: tuple[int, int]) -> np.ndarray:
-    """An uninitialised float32 (n, h, w, c) array whose border of ``ph`` rows and ``pw``
-    columns is zero (the caller fills the inside)."""
-    out = np.empty(shape, np.float32)
-    h, w = shape[1], shape[2]
-    out[:, : ph[0]] = 0.0
-    out[:, h - ph[1]:] = 0.0
-    out[:, :, : pw[0]] = 0.0
-    out[:, :, w - pw[1]:] = 0.0
-    return out
-
-
 def _out_size(size, k: int, s: int, padding: str):
     if size is None:
         return None
@@ -481,11 +469,6 @@ class _Conv2D(_Op):
         self.act = ctx.activation()
         self.use_bias = ctx.flag("use_bias", True)
         self.deferred = False
-        # True when the step before writes its output with this convolution's SAME
-        # padding already around it (see _prepad): no padded copy here.
-        self.prepadded = False
-        # The max-pool after this convolution, run inside this step (see _fuse_pool).
-        self.pool_after = None
 
     def set_weights(self, ws):
         if len(ws) != (2 if self.use_bias else 1):
@@ -516,54 +499,28 @@ class _Conv2D(_Op):
         """The whole convolution, im2col and matmul a few windows at a time: each chunk's
         patch matrix (~1 MB) stays in cache for its matmul (measured 10-20 % faster than
         one patch matrix for the batch on the 2-core machine)."""
-        padding = "valid" if self.prepadded else self.padding
-        win, (n, ho, wo) = _patches(x, self.k, self.s, padding, self.name)
+        win, (n, ho, wo) = _patches(x, self.k, self.s, self.padding, self.name)
         k = win.shape[3] * win.shape[4] * win.shape[5]
         per = max(1, _CHUNK_FLOATS // max(1, ho * wo * k))
-        pooled = self.pool_after is not None and self.pool_after.tail_padded(ho, wo)
-        if per >= n and not pooled:
+        if per >= n:
             return self.apply((win.reshape(n * ho * wo, k), (n, ho, wo)))
-        buf = np.empty((min(per, n), *win.shape[1:]), np.float32)
-
-        def rows(s, e):  # the patch matrix of windows s..e, copied into a reused buffer
+        y = np.empty((n * ho * wo, self.filters), np.float32)
+        buf = np.empty((per, *win.shape[1:]), np.float32)
+        for s in range(0, n, per):
+            e = min(s + per, n)
             b = buf[: e - s]
             np.copyto(b, win[s:e])
-            return b.reshape(-1, k)
-
-        return self._chunked(rows, n, ho, wo, per)
+            np.matmul(b.reshape(-1, k), self.w, out=y[s * ho * wo: e * ho * wo])
+        return self._finish(y, n, ho, wo)
 
     def apply(self, cols_shape):
         """The matmul half of the convolution, on :func:`_im2col`'s output."""
         cols, (n, ho, wo) = cols_shape
-        if self.pool_after is not None and self.pool_after.tail_padded(ho, wo):
-            per = max(1, _CHUNK_FLOATS // max(1, ho * wo * cols.shape[1]))
-            return self._chunked(lambda s, e: cols[s * ho * wo: e * ho * wo], n, ho, wo, per)
         return self._finish(cols @ self.w, n, ho, wo)
-
-    def _chunked(self, rows, n, ho, wo, per):
-        """The matmul ``per`` windows at a time (``rows(s, e)``: windows s..e's patch
-        matrix), each chunk's output max-pooled while still in cache when a pool runs in
-        this step (see _fuse_pool)."""
-        pool = self.pool_after
-        if pool is None or not pool.tail_padded(ho, wo):
-            y = np.empty((n * ho * wo, self.filters), np.float32)
-            for s in range(0, n, per):
-                e = min(s + per, n)
-                np.matmul(rows(s, e), self.w, out=y[s * ho * wo: e * ho * wo])
-            return self._finish(y, n, ho, wo)
-        full, out = pool.alloc(n, ho, wo, self.filters)
-        y = np.empty((min(per, n) * ho * wo, self.filters), np.float32)
-        for s in range(0, n, per):
-            e = min(s + per, n)
-            yc = y[: (e - s) * ho * wo]
-            np.matmul(rows(s, e), self.w, out=yc)
-            pool.max_into(yc.reshape(e - s, ho, wo, self.filters), out[s:e])
-        return full
 
     def _finish(self, y, n, ho, wo):
         if self.deferred:  # bias and activation applied after the max-pool (see _fuse)
-            y = y.reshape(n, ho, wo, self.filters)
-            return y if self.pool_after is None else self.pool_after(y)
+            return y.reshape(n, ho, wo, self.filters)
         if self.b is not None:
             y += self.b
         return _activate(y.reshape(n, ho, wo, self.filters), self.act, inplace=True)
@@ -733,7 +690,6 @@ class _Pool2D(_Op):
         ctx.channels_last()
         self.sig = ("pool", mode, self.k, self.s, self.padding)
         self.post = None  # (bias, activation) moved here from a Conv2D, see _fuse
-        self.pad_out = None  # ((top, bottom), (left, right)) zero border, see _prepad
 
     def shape(self, s):
         s = s[0]
@@ -744,33 +700,21 @@ class _Pool2D(_Op):
 
     def tail_padded(self, h: int, w: int) -> bool:
         """True when this is a SAME max-pool whose padding of an (h, w) input is all after
-        the data (pool 2, stride 2 on an odd size): :meth:`max_into` then needs no padded
-        copy of the input."""
+        the data (pool 2, stride 2 on an odd size, as in lungcnn): :meth:`_max_tail`
+        then pools without a padded copy of the input."""
         return (self.mode == "max" and self.padding == "same" and h > 0 and w > 0
                 and _same_pad(h, self.k[0], self.s[0])[0] == 0
                 and _same_pad(w, self.k[1], self.s[1])[0] == 0)
 
-    def alloc(self, n: int, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """(the array this pool returns, the view its output cells are written to): with
-        ``pad_out`` set, the array has the next convolution's zero border around the view."""
-        ho, wo = -(-h // self.s[0]), -(-w // self.s[1])
-        if self.pad_out is None:
-            full = np.empty((n, ho, wo, c), np.float32)
-            return full, full
-        (pt, pb), (pl, pr) = self.pad_out
-        full = _zero_border((n, ho + pt + pb, wo + pl + pr, c), (pt, pb), (pl, pr))
-        return full, full[:, pt: pt + ho, pl: pl + wo]
-
-    def max_into(self, x: np.ndarray, out: np.ndarray) -> None:
-        """Max-pool ``x`` into ``out`` (one of :meth:`alloc`'s views, or a slice of its
-        windows), then add the bias and apply the activation held in ``post``. Only when
-        :meth:`tail_padded`: each position in the pool window updates the output cells it
-        reaches, so the input is never copied into a padded array."""
+    def _max_tail(self, x):
+        """SAME max pooling when :meth:`tail_padded`: each position in the pool window
+        updates the output cells it reaches, so the input is never copied into a padded
+        array (about 6 % of a call of the bundled ensemble)."""
         (kh, kw), (sh, sw) = self.k, self.s
-        h, w = x.shape[1:3]
-        ho, wo = out.shape[1:3]
+        n, h, w, c = x.shape
+        ho, wo = -(-h // sh), -(-w // sw)
         # offset (0, 0) reaches every output cell; offset i reaches rows r with r*sh+i < h
-        np.copyto(out, x[:, : (ho - 1) * sh + 1: sh, : (wo - 1) * sw + 1: sw])
+        out = x[:, : (ho - 1) * sh + 1: sh, : (wo - 1) * sw + 1: sw].copy()
         for i in range(kh):
             rows = min(ho, -(-(h - i) // sh)) if i < h else 0
             for j in range(kw):
@@ -780,11 +724,7 @@ class _Pool2D(_Op):
                 part = x[:, i: i + (rows - 1) * sh + 1: sh, j: j + (cols - 1) * sw + 1: sw]
                 dst = out[:, :rows, :cols]
                 np.maximum(dst, part, out=dst)
-        if self.post is not None:
-            bias, act = self.post
-            if bias is not None:
-                out += bias
-            _activate(out, act, inplace=True)
+        return out
 
     def _pool(self, x, fill):
         (kh, kw), (sh, sw) = self.k, self.s
@@ -810,18 +750,14 @@ class _Pool2D(_Op):
         return out
 
     def __call__(self, x):
-        if self.tail_padded(x.shape[1], x.shape[2]):
-            full, out = self.alloc(*x.shape)
-            self.max_into(x, out)
-            return full
         if self.mode == "max":
-            y = self._pool(x, -np.inf)
+            y = self._max_tail(x) if self.tail_padded(*x.shape[1:3]) else self._pool(x, -np.inf)
             if self.post is not None:  # the bias and ReLU of the convolution before
                 bias, act = self.post
                 if bias is not None:
                     y += bias
                 y = _activate(y, act, inplace=True)
-            return y if self.pad_out is None else _pad_hw(y, *self.pad_out, 0.0)
+            return y
         total = self._pool(x, 0.0)
         # TensorFlow's SAME average pooling divides by the number of real (unpadded) cells
         ones = np.ones((1, x.shape[1], x.shape[2], 1), np.float32)
@@ -1027,14 +963,7 @@ class NumpyModel:
         return np.asarray(env[self._output_key], dtype=np.float32)
 
     def layer_types(self) -> list[str]:
-        kinds = []
-        for op, *_ in self._steps:
-            op = getattr(op, "conv", op)  # a convolution split into im2col + matmul
-            if op.kind != "im2col":
-                kinds.append(op.kind)
-                if getattr(op, "pool_after", None) is not None:
-                    kinds.append(op.pool_after.kind)
-        return kinds
+        return [op.kind for op, *_ in self._steps if op.kind != "im2col"]
 
 
 class NumpyEnsemble:
@@ -1180,8 +1109,6 @@ def load(path) -> NumpyModel:
         shapes[key] = tuple(op.shape([shapes[k] for k in ins]))
 
     fused = _fuse([(nodes[k][0], list(nodes[k][1]), k) for k in order], out_refs[0])
-    _prepad(fused, shapes, out_refs[0])
-    fused = _fuse_pool(fused)
     # value signatures: a weight-free op on a shared value gives a shared value (the
     # same for every ensemble member reading the same input: computed once)
     vsig: dict[tuple, object] = {in_refs[0]: ("input",)}
@@ -1269,53 +1196,6 @@ def _fuse(steps: list, output_key) -> list:
             pool.post = (prev.b, prev.act)
             pool.sig = None  # it holds weights now: not shareable between models
     return steps
-
-
-def _prepad(steps: list, shapes: dict, output_key) -> None:
-    """A max-pool feeding only a SAME convolution writes its output inside the zero border
-    that convolution needs, so the convolution does not copy its input into a padded
-    array (one pass over the activations fewer per block). Only for pools that hold a
-    convolution's bias (see _fuse: not shared between ensemble members) and inputs of a
-    known size."""
-    consumers: dict[tuple, list] = {}
-    for op, ins, _ in steps:
-        for k in ins:
-            consumers.setdefault(k, []).append(op)
-    for pool, _, out in steps:
-        users = consumers.get(out, [])
-        if (not isinstance(pool, _Pool2D) or pool.mode != "max" or pool.post is None
-                or out == output_key or len(users) != 1 or not isinstance(users[0], _Conv2D)):
-            continue
-        conv = users[0]
-        h, w = shapes[out][1:3]
-        if (conv.padding != "same" or h is None or w is None
-                or sum(1 for o, _, _ in steps if o is conv) != 1
-                or sum(1 for o, _, _ in steps if o is pool) != 1):
-            continue
-        ph, pw = _same_pad(h, conv.k[0], conv.s[0]), _same_pad(w, conv.k[1], conv.s[1])
-        if any(ph) or any(pw):
-            pool.pad_out, conv.prepadded = (ph, pw), True
-
-
-def _fuse_pool(steps: list) -> list:
-    """A convolution whose bias and activation went to the max-pool after it (see _fuse)
-    runs that pool itself, a few windows at a time, so its output is pooled while still
-    in cache instead of being written out whole and read back. Returns the new steps."""
-    out_steps = list(steps)
-    for prev, _, out in steps:
-        if not (isinstance(prev, _Conv2D) and prev.deferred):
-            continue
-        users = [i for i, (_, ins, _) in enumerate(out_steps) if out in ins]
-        if len(users) != 1:
-            continue
-        pool, pins, pout = out_steps[users[0]]
-        if not (isinstance(pool, _Pool2D) and pool.post is not None and len(pins) == 1):
-            continue
-        j = next(i for i, (o, _, _) in enumerate(out_steps) if o is prev)
-        prev.pool_after = pool
-        out_steps[j] = (prev, out_steps[j][1], pout)  # the convolution now gives the pool's output
-        del out_steps[users[0]]
-    return out_steps
 
 
 def _is_plain_relu(op) -> bool:
