@@ -38,12 +38,20 @@ def test_bundled_model_is_the_default_and_its_card_is_valid(bundled, monkeypatch
     assert ov["score"] == pytest.approx((ov["sensitivity"] + ov["specificity"]) / 2)
     assert sum(map(sum, ov["confusion"])) == card.training["data"]["n_recordings"]
     assert card.threshold == pytest.approx(m["threshold"])
-    # four classes: per-flag thresholds were tried on the out-of-fold predictions and are
-    # used only where their gain held up with thresholds chosen on the other folds
-    chk = m["four_class"]["flag_rule_check"]
-    assert card.flag_thresholds == m.get("flag_thresholds", {})
-    assert bool(card.flag_thresholds) == chk["adopted"] == (chk["ci95"][0] > 0)
-    assert chk["resampled"] == "patients"
+    # four classes: per-flag thresholds and class pooling were tried on the out-of-fold
+    # predictions; each is adopted only where its gain held up with everything chosen on
+    # the other folds, and when both are, the one with the better nested score is used
+    chk, cp = m["four_class"]["flag_rule_check"], m["four_class"]["class_pooling_check"]
+    for check in (chk, cp):
+        assert check["adopted"] == (check["ci95"][0] > 0) and check["resampled"] == "patients"
+    used_flags = chk["adopted"] and not chk.get("superseded_by")
+    used_pooling = cp["adopted"] and not cp.get("superseded_by")
+    assert not (used_flags and used_pooling)
+    assert card.flag_thresholds == (m.get("flag_thresholds", {}) if used_flags else {})
+    assert card.class_pooling == (cp["chosen"] if used_pooling else "")
+    if chk["adopted"] and cp["adopted"]:
+        loser = chk if used_pooling else cp
+        assert loser["nested_score"] <= (cp if used_pooling else chk)["nested_score"]
     assert m["four_class"]["nested_score"] <= m["four_class"]["score"] + 0.05
     assert "not a diagnostic device" in card.intended_use.lower()
     assert any("children" in x for x in card.limitations)
@@ -58,11 +66,20 @@ def test_model_card_markdown_matches_card(bundled):
 
     text = (registry.bundled_model_dir() / "MODEL_CARD.md").read_text()
     assert text == card_markdown(bundled.card)
-    chk = bundled.card.metrics["four_class"]["flag_rule_check"]  # the class rule is explained
-    rule = "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach theirs) were"
-    assert rule + (" adopted because" if chk["adopted"] else " tried and not adopted") in text
-    cp = bundled.card.metrics["four_class"]["class_pooling_check"]
-    assert ("was adopted because" if cp["adopted"] else "was tried and not adopted") in text
+    # each way of naming the class that training tried is explained: used, beaten by the
+    # other (both passed), or not adopted
+    fc = bundled.card.metrics["four_class"]
+    rules = {"flag_rule_check": "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags "
+                                "reach theirs)",
+             "class_pooling_check": "Naming the class from the flags pooled by"}
+    for key, start in rules.items():
+        chk = fc[key]
+        if chk["adopted"] and chk.get("superseded_by"):
+            verdict = "passed the same check but scored lower strictly"
+        else:
+            verdict = "adopted because" if chk["adopted"] else "tried and not adopted"
+        sentence = next(x for x in text.split(". ") if x.startswith(start))
+        assert verdict in sentence
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.wav")))
