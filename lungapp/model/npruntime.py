@@ -709,7 +709,7 @@ class _Pool2D(_Op):
     def _max_tail(self, x):
         """SAME max pooling when :meth:`tail_padded`: each position in the pool window
         updates the output cells it reaches, so the input is never copied into a padded
-        array (about 6 % of a call of the bundled ensemble)."""
+        array (3-5 % of a call of the bundled ensemble)."""
         (kh, kw), (sh, sw) = self.k, self.s
         n, h, w, c = x.shape
         ho, wo = -(-h // sh), -(-w // sw)
