@@ -125,7 +125,7 @@ def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
     if card.output_kind == "sigmoid":
         out = np.asarray(window_out, dtype=np.float64)
         probs = outputs_to_classes(_pool(out, card.pooling)[None, :], card)[0]
-        rule = getattr(card, "class_pooling", "")
+        rule = card.class_pooling
         if rule and rule != card.pooling and len(probs) > 2:
             # The abnormal probability stays the pooled one; the abnormal classes share it
             # in proportion to the class-pooled flags (a wheeze in a quarter of the windows
