@@ -3,18 +3,22 @@
 # system packages (PortAudio, libsndfile, Xvfb and the Qt xcb libraries, PulseAudio),
 # a virtual environment in .venv and the project installed into it (editable).
 #   packaging/setup.sh          app only
-#   packaging/setup.sh --test   app + test extras
+#   packaging/setup.sh --test   app + test extras (they include PyInstaller: the suite builds the bundle)
+#   packaging/setup.sh --packaging   app + PyInstaller (packaging/build.sh)
 # Re-running is cheap: packages already present are not reinstalled, and pip runs only
 # when pyproject.toml changed since the last successful install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 EXTRAS=""
-[ "${1:-}" = "--test" ] && EXTRAS="[test]"
+case "${1:-}" in
+  --test) EXTRAS="[test]" ;;
+  --packaging) EXTRAS="[packaging]" ;;
+esac
 
 APT_PACKAGES=(libportaudio2 libsndfile1 xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-cursor0 libxkbcommon-x11-0
-  libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils libasound2-plugins)
+  libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils libasound2-plugins x11-utils)
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()

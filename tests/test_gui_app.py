@@ -167,6 +167,15 @@ def test_record_tab_present(qtbot):
     close(win)
 
 
+def test_application_has_the_app_icon(qapp):
+    from lungapp.gui.app import create_application
+
+    app = create_application([])
+    icon = app.windowIcon()
+    assert not icon.isNull()
+    assert not icon.pixmap(64, 64).toImage().isNull()  # the SVG renders (Qt's svg plugin)
+
+
 def test_wait_until_runs_the_event_loop_until_the_condition_or_the_timeout(qapp):
     """The helper the screenshot and record benchmarks drive the app with."""
     import time

@@ -22,10 +22,11 @@ def has_display(environ=os.environ, platform: str = sys.platform) -> bool:
 
 def create_application(argv: list[str]):
     from PySide6.QtCore import QCoreApplication, Qt
-    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication
 
     import lungapp
+    from lungapp import paths
 
     app = QApplication.instance()
     if app is None:
@@ -36,6 +37,9 @@ def create_application(argv: list[str]):
     QCoreApplication.setApplicationName("lungapp")
     QCoreApplication.setApplicationVersion(lungapp.__version__)
     QGuiApplication.setDesktopFileName("lungapp")
+    icon = paths.resources_dir() / "icons" / "lungapp.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 
