@@ -2,13 +2,17 @@
 # Install the lungapp desktop bundle from this folder (the unpacked release archive):
 #   ./install.sh               for the current user, into ${PREFIX:-$HOME/.local}
 #   PREFIX=/usr/local ./install.sh     system-wide (as root)
-#   ./install.sh --uninstall
+#   ./install.sh --uninstall   (or PREFIX/lib/lungapp/install.sh --uninstall: the installed
+#                               copy knows its PREFIX)
 # Puts the app in PREFIX/lib/lungapp, the `lungapp` command in PREFIX/bin and a menu entry
 # in PREFIX/share/applications. A reinstall replaces the app folder whole (the new copy is
 # made first, then swapped in). Recordings, labels, settings and installed models live in
 # the user's own folders (`lungapp info` lists them) and are never touched by this script.
 set -eu
 HERE="$(cd "$(dirname "$0")" && pwd)"
+if [ -z "${PREFIX:-}" ] && [ -f "$HERE/lungapp" ] && [ "$(basename "$(dirname "$HERE")")" = lib ]; then
+  PREFIX="$(dirname "$(dirname "$HERE")")"  # run from an installed copy, PREFIX/lib/lungapp
+fi
 PREFIX="${PREFIX:-$HOME/.local}"
 DEST="$PREFIX/lib/lungapp"
 BIN="$PREFIX/bin/lungapp"
@@ -29,6 +33,7 @@ mkdir -p "$PREFIX/lib" "$PREFIX/bin" "$PREFIX/share/applications"
 rm -rf "$DEST.new" "$DEST.old"
 cp -a "$HERE/lungapp" "$DEST.new"
 cp "$HERE/lungapp.svg" "$DEST.new/lungapp.svg"
+cp "$HERE/install.sh" "$DEST.new/install.sh"  # for --uninstall without the archive
 [ -d "$DEST" ] && mv "$DEST" "$DEST.old"
 mv "$DEST.new" "$DEST"
 rm -rf "$DEST.old"
