@@ -54,12 +54,10 @@ def main() -> int:
     for j, (lo, hi) in enumerate(BANDS):
         p10, p50, p90 = np.percentile(S[:, j], [10, 50, 90])
         print(f"{lo:>5}-{hi:<6} | {p50:12.2e} | {p10:10.2e} | {p90:10.2e} | {np.median(db[:, j]):26.1f}")
-    below = S[:, :4].sum(axis=1)
-    print(f"share of power below 800 Hz: median {np.median(below):.5f}, 1st percentile "
-          f"{np.percentile(below, 1):.5f}, minimum {below.min():.5f}")
-    below1k = S[:, :5].sum(axis=1)
-    print(f"share of power below 1000 Hz: median {np.median(below1k):.6f}, 1st percentile "
-          f"{np.percentile(below1k, 1):.6f}, minimum {below1k.min():.6f}")
+    for edge in (800, 1000):
+        below = S[:, [hi <= edge for _, hi in BANDS]].sum(axis=1)
+        print(f"share of power below {edge} Hz: median {np.median(below):.6f}, 1st percentile "
+              f"{np.percentile(below, 1):.6f}, minimum {below.min():.6f}")
     return 0
 
 

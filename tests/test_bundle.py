@@ -2,7 +2,7 @@
 archive's install.sh installs it; the installed `lungapp` runs the CLI (NumPy and Keras
 runtimes), opens its window in a real X server, and uninstalls without touching user data.
 
-One build (2-6 min, about 1.4 GB in a temporary folder) is shared by the module's tests.
+One build (2.5-6 min, about 1.4 GB in a temporary folder) is shared by the module's tests.
 """
 
 from __future__ import annotations
@@ -48,10 +48,13 @@ def installed(tmp_path_factory):
     return prefix
 
 
-def _install(unpacked: Path, prefix: Path, *args):
-    inst = subprocess.run(["sh", str(unpacked / "install.sh"), *args],
-                          env=dict(os.environ, PREFIX=str(prefix)), capture_output=True, text=True,
-                          timeout=300)
+def _install(folder: Path, prefix: Path | None, *args):
+    """Run folder/install.sh with PREFIX=prefix (None: unset, the script's own choice)."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFIX"}
+    if prefix is not None:
+        env["PREFIX"] = str(prefix)
+    inst = subprocess.run(["sh", str(folder / "install.sh"), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert inst.returncode == 0, inst.stderr
     return inst
 
@@ -131,10 +134,7 @@ def test_reinstall_then_uninstall_keeps_user_data(installed, lungapp_home):
     assert sorted(p.name for p in prefix.joinpath("lib").iterdir()) == ["lungapp"]
     assert _run(prefix, "--version").returncode == 0
     # the installed copy of install.sh uninstalls its own PREFIX, without the archive
-    env = {k: v for k, v in os.environ.items() if k != "PREFIX"}
-    out = subprocess.run(["sh", str(lib / "install.sh"), "--uninstall"], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
+    out = _install(lib, None, "--uninstall")
     assert "kept" in out.stdout and str(prefix) in out.stdout
     assert not lib.exists() and not (prefix / "bin" / "lungapp").is_symlink()
     assert not (prefix / "share" / "applications" / "lungapp.desktop").exists()

@@ -37,8 +37,11 @@ def create_application(argv: list[str]):
     QCoreApplication.setApplicationName("lungapp")
     QCoreApplication.setApplicationVersion(lungapp.__version__)
     QGuiApplication.setDesktopFileName("lungapp")
-    icon = paths.resources_dir() / "icons" / "lungapp.svg"
-    if icon.is_file():
+    try:  # like the bundled model and the examples: a missing resources folder is no crash
+        icon = paths.resources_dir() / "icons" / "lungapp.svg"
+    except FileNotFoundError:
+        icon = None
+    if icon is not None and icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
     return app
 
