@@ -5,12 +5,19 @@ project's own `lungapp train`, then add the clinician-facing parts of its card.
     .venv/bin/python packaging/make_bundled_model.py --from RUN:OOF --from RUN:OOF ...
                                                                 # combine finished runs
     .venv/bin/python packaging/make_bundled_model.py --from DIR  # annotate a finished run
+    .venv/bin/python packaging/make_bundled_model.py --members [--from RUN:OOF ...]
+                                                # recombine the kept members (and new runs)
 
 Training: for each seed in SEEDS, `lungapp train ../shared/data/sprsound/train --task
 4class --preset bundled --seed N --oof ...` (patient-grouped 4-fold CV, then one model
 retrained on all data) into --work; the runs are combined (lungapp.model.combine) at the
 window step HOP_S, with the threshold and class rule chosen on the averaged out-of-fold
 predictions. Never trained on intra_test.
+
+An ensemble's members are kept in packaging/bundled_members/seedN/ (their card, model and
+curves, and their out-of-fold file stripped of the dataset's labels and patient ids), so
+that the ensemble can be recombined or given another member without training its members
+again; combining them reads the labels from SPRSound train.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ TARGET = ROOT / "resources" / "model"
 #: the window step HOP_S (None: the recipe's).
 SEEDS = "0,1,2,3"
 HOP_S = 1.0
+#: The ensemble's members as trained (see the module docstring); not shipped.
+MEMBERS = ROOT / "packaging" / "bundled_members"
 
 DATASET = (
     "SPRSound (SJTU Paediatric Respiratory Sound Database, BioCAS 2022 release), train split: "
@@ -76,6 +85,37 @@ def annotate(model_dir: Path) -> None:
     write_model_card_md(model_dir)
 
 
+def keep_members(members: list[tuple[Path, Path]], dest: Path = MEMBERS) -> None:
+    """Replace ``dest`` with one folder per member (``seedN``): its card, model file and
+    curves, and its out-of-fold file without labels or patient ids (``oof.npz``)."""
+    from lungapp.model.card import load_card
+    from lungapp.model.combine import strip_oof
+
+    staging = dest.with_name(dest.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    for run, oof in members:
+        card = load_card(run)
+        d = staging / f"seed{(card.training.get('cv') or {}).get('seed')}"
+        if d.exists():
+            sys.exit(f"two members share a seed ({d.name}): {run}")
+        d.mkdir(parents=True)
+        for name in ("card.json", card.model_files[0], card.training.get("curves_file")):
+            if name and (run / name).is_file():
+                shutil.copyfile(run / name, d / name)
+        strip_oof(oof, d / "oof.npz")
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    staging.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def kept_members(dest: Path = MEMBERS) -> list[tuple[Path, Path]]:
+    """The (run folder, out-of-fold file) pairs kept in ``dest``."""
+    return [(d, d / "oof.npz") for d in sorted(dest.glob("seed*")) if (d / "oof.npz").is_file()]
+
+
 def _train(seed: int, out: Path, oof: Path | None) -> int:
     cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
            "--task", "4class", "--preset", "bundled", "--seed", str(seed),
@@ -91,6 +131,9 @@ def main() -> int:
     ap.add_argument("--from", dest="src", action="append", default=[],
                     help="a finished `lungapp train` output folder; or, given twice or more, "
                          "RUN:OOF pairs (a run and its --oof file) to combine into an ensemble")
+    ap.add_argument("--members", action="store_true",
+                    help=f"combine the kept members ({MEMBERS.relative_to(ROOT)}), with any "
+                         "--from RUN:OOF runs")
     ap.add_argument("--seeds", default=SEEDS, help=f"seeds to train when regenerating (default {SEEDS})")
     ap.add_argument("--hop-s", type=float, default=HOP_S,
                     help=f"window step of an ensemble (default {HOP_S})")
@@ -98,8 +141,10 @@ def main() -> int:
     ap.add_argument("--out", default=str(TARGET))
     args = ap.parse_args()
     out = Path(args.out)
-    members: list[tuple[Path, Path]] = []
-    if len(args.src) == 1 and ":" not in args.src[0]:
+    members: list[tuple[Path, Path]] = kept_members() if args.members else []
+    if args.members and not members:
+        sys.exit(f"no kept members in {MEMBERS}")
+    if len(args.src) == 1 and ":" not in args.src[0] and not args.members:
         if Path(args.src[0]).resolve() != out.resolve():
             if out.exists():
                 shutil.rmtree(out)
@@ -108,10 +153,10 @@ def main() -> int:
         from lungapp.model.combine import parse_member
 
         try:
-            members = [parse_member(spec) for spec in args.src]
+            members += [parse_member(spec) for spec in args.src]
         except ValueError as exc:
             sys.exit(f"--from: {exc}")
-    else:
+    elif not members:
         if not DATA.is_dir():
             sys.exit(f"SPRSound train not found at {DATA}")
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
@@ -127,10 +172,17 @@ def main() -> int:
                 if rc != 0:
                     return rc
                 members.append((run, oof))
+    from lungapp.errors import LungappError
     from lungapp.model.combine import combine, summary_line
 
     if members:
-        combine(members, out, hop_s=args.hop_s, name="lungapp-sprsound", overwrite=True)
+        try:
+            combine(members, out, hop_s=args.hop_s, name="lungapp-sprsound", overwrite=True,
+                    data_root=DATA)
+        except LungappError as exc:
+            sys.exit(f"combine: {exc}")
+        if out.resolve() == TARGET.resolve():  # the members of the bundled model
+            keep_members(members)
     annotate(out)
     card = json.loads((out / "card.json").read_text())
     print(f"{out}: {summary_line(card['metrics'])}")

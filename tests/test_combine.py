@@ -160,3 +160,70 @@ def test_members_that_do_not_fit_together_are_refused(members, tmp_path):
     with pytest.raises(LungappError, match="already exists"):
         combine(pairs, existing)
     assert (existing / "keep.txt").read_text() == "user data"
+
+
+def _bundled_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "packaging" / "make_bundled_model.py"
+    spec = importlib.util.spec_from_file_location("make_bundled_model", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_kept_members_recombine_to_the_same_card_without_the_datasets_labels(members, tmp_path):
+    """make_bundled_model keeps each member with its out-of-fold file stripped of labels and
+    patient ids; combining the kept members reads them again from the data folder and
+    gives the same card as the runs themselves."""
+    root, data, pairs = members
+    want = combine(pairs, tmp_path / "direct", hop_s=1.0)
+    script = _bundled_script()
+    kept = tmp_path / "kept"
+    script.keep_members(pairs, kept)
+    again = script.kept_members(kept)
+    assert [d.name for d, _ in again] == ["seed0", "seed1"]
+    for (d, oof), (run, _) in zip(again, pairs):
+        with np.load(oof) as z:
+            assert "label" not in z.files and "patient" not in z.files
+            assert len(z["window_out"]) > 0
+        assert (d / "model.keras").read_bytes() == (run / "model.keras").read_bytes()
+        assert (d / "card.json").is_file() and (d / "curves.json").is_file()
+    got = combine(again, tmp_path / "kept_ens", hop_s=1.0, data_root=data)
+    for k in ("auc", "score", "sensitivity", "specificity", "threshold"):
+        assert got["overall"][k] == pytest.approx(want["overall"][k], abs=1e-12)
+    assert got["overall"]["confusion"] == want["overall"]["confusion"]
+    assert got["four_class"]["score"] == pytest.approx(want["four_class"]["score"], abs=1e-12)
+    # keeping again replaces the folder as a whole (one member now)
+    script.keep_members(pairs[1:], kept)
+    assert [d.name for d, _ in script.kept_members(kept)] == ["seed1"]
+
+
+def test_stripped_out_of_fold_files_need_the_members_own_labels(members, tmp_path):
+    from lungapp.model.combine import strip_oof
+
+    root, data, pairs = members
+    stripped = []
+    for i, (run, oof) in enumerate(pairs):
+        strip_oof(oof, tmp_path / f"s{i}.npz")
+        stripped.append((run, tmp_path / f"s{i}.npz"))
+    with pytest.raises(LungappError, match="holds no labels"):
+        combine(stripped, tmp_path / "a")
+    # a data folder whose labels changed since training is refused, naming the file
+    changed = tmp_path / "changed"
+    shutil.copytree(data, changed)
+    js = sorted(changed.glob("*.json"))[0]
+    ann = json.loads(js.read_text())
+    ann["record_annotation"] = "Normal" if ann["record_annotation"] != "Normal" else "CAS"
+    js.write_text(json.dumps(ann))
+    with pytest.raises(LungappError, match="not those the member was trained on") as err:
+        combine(stripped, tmp_path / "b", data_root=changed)
+    assert "s0.npz" in str(err.value)
+    # a folder missing recordings
+    fewer = tmp_path / "fewer"
+    shutil.copytree(data, fewer)
+    for f in sorted(fewer.glob(sorted(fewer.glob("*.wav"))[0].stem + ".*")):
+        f.unlink()
+    with pytest.raises(LungappError, match="1 of the out-of-fold file's recordings are not in"):
+        combine(stripped, tmp_path / "c", data_root=fewer)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -19,7 +19,12 @@ ensemble then runs on every m-th window (and the tail window), which is exactly 
 window set the coarser step gives, so its cost per recording stays that of one member
 (a 2-model ensemble at twice the step costs what one model does).
 
-    python -m lungapp.model.combine OUT RUN1:OOF1.npz RUN2:OOF2.npz [--hop-s 1.0]
+An out-of-fold file may be stripped of its labels and patient ids (:func:`strip_oof`), so
+that it can be kept beside the model without copying the dataset's labels; combining such
+files reads the labels again from the data folder (``data_root``) and checks them against
+the hash of the file list the member was trained on.
+
+    python -m lungapp.model.combine OUT RUN1:OOF1.npz RUN2:OOF2.npz [--hop-s 1.0] [--data DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import os
 import shutil
 import sys
 import tempfile
@@ -68,10 +74,58 @@ def _check_members(cards: list[ModelCard], dirs: list[Path]) -> None:
                                f"{len(card.model_files)}", d)
 
 
-def _load_oof(path: Path, order: list[str] | None):
+#: What :func:`strip_oof` removes from an out-of-fold file: the dataset's own facts.
+STRIPPED = ("label", "patient")
+
+
+def strip_oof(src, dst) -> None:
+    """Copy out-of-fold file ``src`` to ``dst`` without its labels and patient ids (the
+    model's outputs, file names and folds stay), written atomically."""
+    import io
+
+    from lungapp.fsutil import atomic_write_bytes
+
+    with np.load(src, allow_pickle=False) as npz:
+        kept = {key: npz[key] for key in npz.files if key not in STRIPPED}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **kept)
+    atomic_write_bytes(Path(dst), buf.getvalue())
+
+
+def restore_labels(z: dict, card: ModelCard, data_root, path: Path) -> None:
+    """Put back the labels and patient ids of stripped out-of-fold arrays ``z`` (read from
+    ``path``) from the member's data folder ``data_root``, checked against the hash of the
+    file list the member was trained on (``card``). Raises LungappError."""
+    from lungapp.data.readers import read_folder
+    from lungapp.model.train import labels_hash, task_label
+
+    if data_root is None:
+        raise LungappError("out-of-fold file holds no labels; give the data folder the member "
+                           "was trained on", path)
+    root = Path(data_root)
+    facts = {}
+    for ex in read_folder(root).examples:
+        facts[os.path.relpath(ex.path, root)] = (task_label(ex.label, card.task), ex.patient or "")
+    rels = [str(p) for p in z["path"]]
+    missing = [r for r in rels if r not in facts]
+    if missing:
+        raise LungappError(f"{len(missing)} of the out-of-fold file's recordings are not in "
+                           f"{root} (first: {missing[0]})", path)
+    labels = [facts[r][0] or "" for r in rels]
+    want = (card.training.get("data") or {}).get("file_list_sha256")
+    if labels_hash(zip(rels, labels)) != want:
+        raise LungappError(f"the labels in {root} are not those the member was trained on "
+                           "(file list hash differs)", path)
+    z["label"] = np.array(labels)
+    z["patient"] = np.array([facts[r][1] for r in rels])
+
+
+def _load_oof(path: Path, order: list[str] | None, card: ModelCard, data_root=None):
     # Read every array once: indexing an NpzFile decompresses the array again each time.
     with np.load(path, allow_pickle=False) as npz:
         z = {key: npz[key] for key in npz.files}
+    if "label" not in z:
+        restore_labels(z, card, data_root, path)
     paths = [str(p) for p in z["path"]]
     if order is None:
         order = paths
@@ -82,10 +136,11 @@ def _load_oof(path: Path, order: list[str] | None):
 
 
 def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None,
-            name: str | None = None, overwrite: bool = False) -> dict:
+            name: str | None = None, overwrite: bool = False, data_root=None) -> dict:
     """Write the ensemble of ``members`` ((model folder, oof file) pairs) to ``out``.
     Returns the card's metrics. Raises LungappError for members that do not fit together
-    or an existing ``out`` without ``overwrite``."""
+    or an existing ``out`` without ``overwrite``. ``data_root``: the data folder the
+    members were trained on, needed for stripped out-of-fold files."""
     from lungapp.fsutil import publish_dir
     from lungapp.model.metrics import binary_metrics
     from lungapp.model.train import (POOLINGS, _auc, class_pooled_probs, evaluate_oof,
@@ -111,8 +166,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
         fc = dataclasses.replace(fc, hop_s=float(hop_s))
 
     oofs, order = [], None
-    for _, f in members:
-        z, idx, order = _load_oof(Path(f), order)
+    for (_, f), card in zip(members, cards):
+        z, idx, order = _load_oof(Path(f), order, card, data_root)
         oofs.append((z, idx))
     z0, idx0 = oofs[0]
     labels = [str(z0["label"][i]) for i in idx0]
@@ -246,6 +301,8 @@ def main(argv=None) -> int:
     ap.add_argument("members", nargs="+", metavar="RUN:OOF", help="model folder and its --oof file")
     ap.add_argument("--hop-s", type=float, default=None, help="window step of the ensemble (s)")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--data", default=None, metavar="DIR",
+                    help="the members' data folder (for out-of-fold files stripped of labels)")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -253,7 +310,8 @@ def main(argv=None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     try:
-        rep = combine(pairs, args.out, hop_s=args.hop_s, name=args.name, overwrite=args.overwrite)
+        rep = combine(pairs, args.out, hop_s=args.hop_s, name=args.name, overwrite=args.overwrite,
+                      data_root=args.data)
     except LungappError as exc:
         print(f"lungapp combine: {exc}", file=sys.stderr)
         return 2

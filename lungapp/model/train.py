@@ -383,9 +383,14 @@ def extract_features(examples, task: str, classes: list[str], opts: TrainOptions
 
 def file_list_hash(recs: list[Recording], root: str) -> str:
     """sha256 of the sorted (relative path, task label) list: identifies the training data."""
+    return labels_hash((os.path.relpath(r.path, root), r.label) for r in recs)
+
+
+def labels_hash(pairs) -> str:
+    """:func:`file_list_hash` of (relative path, task label) pairs."""
     h = hashlib.sha256()
-    for r in sorted(recs, key=lambda r: r.path):
-        h.update(f"{os.path.relpath(r.path, root)}\t{r.label}\n".encode())
+    for rel, label in sorted(pairs):
+        h.update(f"{rel}\t{label}\n".encode())
     return h.hexdigest()
 
 
