@@ -227,3 +227,35 @@ def test_stripped_out_of_fold_files_need_the_members_own_labels(members, tmp_pat
     with pytest.raises(LungappError, match="1 of the out-of-fold file's recordings are not in"):
         combine(stripped, tmp_path / "c", data_root=fewer)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_one_members_report_is_its_own_cards(members):
+    """ensemble_report of a single run at its own step repeats the run's card (the same
+    out-of-fold predictions, evaluated the same way)."""
+    from lungapp.model.combine import ensemble_report
+
+    root, _, pairs = members
+    run, oof = pairs[0]
+    card = json.loads((run / "card.json").read_text())
+    report, fc, m = ensemble_report([(run, oof)])
+    assert m == 1 and fc.hop_s == 0.5
+    for k in ("auc", "score", "sensitivity", "specificity"):
+        assert report["overall"][k] == pytest.approx(card["metrics"]["overall"][k], abs=1e-12)
+    assert report["overall"]["confusion"] == card["metrics"]["overall"]["confusion"]
+    assert report["four_class"]["score"] == pytest.approx(card["metrics"]["four_class"]["score"])
+
+
+def test_ensemble_steps_benchmark_tables_every_subset(members, capsys):
+    import importlib.util
+
+    root, data, pairs = members
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ensemble_steps.py"
+    spec = importlib.util.spec_from_file_location("ensemble_steps", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main([f"{r}:{o}" for r, o in pairs] + ["--seconds", "3"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    # 1 and 2 members, at 0.5 s and 1 s; model calls for 3 s: 3 windows at 0.5 s, 2 at 1 s
+    got = [tuple(c.strip() for c in row.strip("|").split("|"))[:4] for row in rows]
+    assert got == [("1", "1", "2", "2"), ("1", "0.5", "3", "2"), ("2", "1", "4", "1"),
+                   ("2", "0.5", "6", "1")]

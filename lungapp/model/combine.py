@@ -54,7 +54,7 @@ def window_subset(n_windows: int, m: int) -> np.ndarray:
     return (i % m == 0) | (i == n_windows - 1)
 
 
-def _check_members(cards: list[ModelCard], dirs: list[Path]) -> None:
+def _check_members(cards: list[ModelCard], dirs: list[Path], one_model: bool = True) -> None:
     first = cards[0]
     for card, d in zip(cards[1:], dirs[1:]):
         for key in _SAME:
@@ -69,7 +69,7 @@ def _check_members(cards: list[ModelCard], dirs: list[Path]) -> None:
             raise LungappError(f"member was trained on other recordings than {dirs[0]} "
                                "(file list hashes differ or are missing)", d)
     for card, d in zip(cards, dirs):
-        if len(card.model_files) != 1:
+        if one_model and len(card.model_files) != 1:
             raise LungappError(f"a member must hold one model (train --artifact retrain), not "
                                f"{len(card.model_files)}", d)
 
@@ -142,9 +142,6 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     or an existing ``out`` without ``overwrite``. ``data_root``: the data folder the
     members were trained on, needed for stripped out-of-fold files."""
     from lungapp.fsutil import publish_dir
-    from lungapp.model.metrics import binary_metrics
-    from lungapp.model.train import (POOLINGS, _auc, class_pooled_probs, evaluate_oof,
-                                      is_flag_spec, pool_probs)
 
     if len(members) < 2:
         raise LungappError("an ensemble needs at least two members")
@@ -154,6 +151,72 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     dirs = [Path(d) for d, _ in members]
     cards = [load_card(d) for d in dirs]
     _check_members(cards, dirs)
+    first = cards[0]
+    report, fc, m = ensemble_report(members, hop_s=hop_s, data_root=data_root, cards=cards)
+
+    files = [f"model_{i + 1}.keras" for i in range(len(members))]
+    seeds = [(c.training.get("cv") or {}).get("seed") for c in cards]
+    training = dict(first.training)
+    # each member's training curves travel with it (curves_1.json, ...)
+    curves = {i: d / c.training["curves_file"] for i, (d, c) in enumerate(zip(dirs, cards))
+              if c.training.get("curves_file") and (d / c.training["curves_file"]).is_file()}
+    training["members"] = [{"folder": str(d), "model_file": c.model_files[0], "seed": s,
+                            "cv": c.training.get("cv"), "auc": (c.metrics.get("overall") or {}).get("auc"),
+                            "wall_s": c.training.get("wall_s"),
+                            "curves_file": f"curves_{i + 1}.json" if i in curves else None}
+                           for i, (d, c, s) in enumerate(zip(dirs, cards, seeds))]
+    training.pop("curves_file", None)
+    training["cv"] = {**(first.training.get("cv") or {}),
+                      "note": "per-fold figures use the first member's folds; each member's fold "
+                              "models held out their own patient-grouped folds"}
+    step = (f"; windows every {fc.hop_s:g} s (one in {m} of the members' {first.features.hop_s:g}-s "
+            "step)") if m > 1 else ""
+    each = str(first.training.get("artifact") or "one run's model").split(";")[0]
+    training["artifact"] = (f"ensemble of {len(members)} models (outputs averaged), each {each} "
+                            f"(seeds "
+                            f"{', '.join(str(s) for s in seeds)}){step}; the CV figures average the "
+                            "members' out-of-fold predictions")
+    card = dataclasses.replace(
+        first, name=name or first.name, features=fc, model_files=files,
+        threshold=float(report["threshold"]), threshold_rule=report["threshold_rule"],
+        flag_thresholds=report.get("flag_thresholds", {}),
+        class_pooling=report.get("class_pooling", ""), metrics=report, training=training,
+        versions=library_versions(),
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        description=f"{len(members)} runs of {first.description} (seeds "
+                    f"{', '.join(str(s) for s in seeds)}), combined by lungapp.model.combine")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        for d, c, f in zip(dirs, cards, files):
+            shutil.copyfile(d / c.model_files[0], staging / f)
+        for i, src in curves.items():
+            shutil.copyfile(src, staging / f"curves_{i + 1}.json")
+        write_card(staging, card)
+        publish_dir(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+
+
+def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
+                    data_root=None, cards: list[ModelCard] | None = None):
+    """The cross-validation report of the ensemble of ``members`` (one or more (model
+    folder, oof file) pairs) at window step ``hop_s``, from their out-of-fold files, as
+    :func:`combine` writes it on the card. Returns (report, feature config, m) where the
+    ensemble runs on one in ``m`` of the members' windows."""
+    from lungapp.model.metrics import binary_metrics
+    from lungapp.model.train import (POOLINGS, _auc, class_pooled_probs, evaluate_oof,
+                                      is_flag_spec, pool_probs)
+
+    dirs = [Path(d) for d, _ in members]
+    if cards is None:
+        cards = [load_card(d) for d in dirs]
+        _check_members(cards, dirs, one_model=False)
     first = cards[0]
     spec = (first.output_kind, list(first.outputs))
     fc = first.features
@@ -222,51 +285,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
             "drop": {k: (report["overall"][k] - sh[k]) if report["overall"][k] is not None
                      and sh[k] is not None else None for k in ("auc", "score", "sensitivity", "specificity")}}
 
-    files = [f"model_{i + 1}.keras" for i in range(len(members))]
-    seeds = [(c.training.get("cv") or {}).get("seed") for c in cards]
-    training = dict(first.training)
-    # each member's training curves travel with it (curves_1.json, ...)
-    curves = {i: d / c.training["curves_file"] for i, (d, c) in enumerate(zip(dirs, cards))
-              if c.training.get("curves_file") and (d / c.training["curves_file"]).is_file()}
-    training["members"] = [{"folder": str(d), "model_file": c.model_files[0], "seed": s,
-                            "cv": c.training.get("cv"), "auc": (c.metrics.get("overall") or {}).get("auc"),
-                            "wall_s": c.training.get("wall_s"),
-                            "curves_file": f"curves_{i + 1}.json" if i in curves else None}
-                           for i, (d, c, s) in enumerate(zip(dirs, cards, seeds))]
-    training.pop("curves_file", None)
-    training["cv"] = {**(first.training.get("cv") or {}),
-                      "note": "per-fold figures use the first member's folds; each member's fold "
-                              "models held out their own patient-grouped folds"}
-    step = (f"; windows every {fc.hop_s:g} s (one in {m} of the members' {first.features.hop_s:g}-s "
-            "step)") if m > 1 else ""
-    each = str(first.training.get("artifact") or "one run's model").split(";")[0]
-    training["artifact"] = (f"ensemble of {len(members)} models (outputs averaged), each {each} "
-                            f"(seeds "
-                            f"{', '.join(str(s) for s in seeds)}){step}; the CV figures average the "
-                            "members' out-of-fold predictions")
-    card = dataclasses.replace(
-        first, name=name or first.name, features=fc, model_files=files,
-        threshold=float(report["threshold"]), threshold_rule=report["threshold_rule"],
-        flag_thresholds=report.get("flag_thresholds", {}),
-        class_pooling=report.get("class_pooling", ""), metrics=report, training=training,
-        versions=library_versions(),
-        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        description=f"{len(members)} runs of {first.description} (seeds "
-                    f"{', '.join(str(s) for s in seeds)}), combined by lungapp.model.combine")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
-        for d, c, f in zip(dirs, cards, files):
-            shutil.copyfile(d / c.model_files[0], staging / f)
-        for i, src in curves.items():
-            shutil.copyfile(src, staging / f"curves_{i + 1}.json")
-        write_card(staging, card)
-        publish_dir(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return report
+    return report, fc, m
 
 
 def parse_member(spec: str) -> tuple[Path, Path]:
