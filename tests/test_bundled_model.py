@@ -115,3 +115,45 @@ def test_bundled_model_on_real_recordings(bundled, sprsound_dir):
 def test_examples_are_marked_synthetic():
     for js in EXAMPLES.glob("*.json"):
         assert json.loads(js.read_text()).get("synthetic") is True
+
+
+MEMBERS = paths.resources_dir().parent / "packaging" / "bundled_members"
+
+
+def _kept_members():
+    if not MEMBERS.is_dir():
+        pytest.skip(f"no kept members in {MEMBERS} (an installed copy has no packaging/)")
+    kept = [(d, d / "oof.npz") for d in sorted(MEMBERS.glob("seed*"))]
+    assert kept, f"{MEMBERS} holds no seedN member"
+    return kept
+
+
+def test_kept_members_are_whole_runs_without_the_datasets_labels():
+    """packaging/bundled_members: runs of the bundled recipe kept for recombining, each a
+    card, its one model and an out-of-fold file stripped of labels and patient ids."""
+    from lungapp.model.combine import _check_members
+
+    kept = _kept_members()
+    cards = [load_card(d) for d, _ in kept]
+    _check_members(cards, [d for d, _ in kept])  # one recipe, one file list, one model each
+    for (d, oof), card in zip(kept, cards):
+        assert d.name == f"seed{card.training['cv']['seed']}"
+        assert card.training["cv"]["grouped_by_patient"] is True
+        assert card.training["options"]["preset"] == "bundled"
+        assert (d / card.model_files[0]).is_file()
+        with np.load(oof, allow_pickle=False) as z:
+            assert not {"label", "patient"} & set(z.files)
+            assert len(z["path"]) == card.training["data"]["n_recordings"]
+            assert z["offsets"][-1] == len(z["window_out"])
+
+
+def test_kept_members_recombine_with_the_labels_they_were_trained_on(sprsound_dir):
+    """With the data folder, each kept member's out-of-fold file gives back its own card's
+    figures (labels restored from SPRSound train and checked against the member's file list)."""
+    from lungapp.model.combine import ensemble_report
+
+    for d, oof in _kept_members():
+        report, _, _ = ensemble_report([(d, oof)], data_root=sprsound_dir / "train")
+        want = load_card(d).metrics["overall"]
+        assert report["overall"]["auc"] == pytest.approx(want["auc"], abs=1e-12)
+        assert report["overall"]["confusion"] == want["confusion"]
