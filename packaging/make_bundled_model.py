@@ -14,10 +14,11 @@ retrained on all data) into --work; the runs are combined (lungapp.model.combine
 window step HOP_S, with the threshold and class rule chosen on the averaged out-of-fold
 predictions. Never trained on intra_test.
 
-An ensemble's members are kept in packaging/bundled_members/seedN/ (their card, model and
-curves, and their out-of-fold file stripped of the dataset's labels and patient ids), so
-that the ensemble can be recombined or given another member without training its members
-again; combining them reads the labels from SPRSound train.
+Runs of the recipe are kept in packaging/bundled_members/seedN/ (their card, model and
+curves, and their out-of-fold file stripped of the dataset's labels and patient ids; writing
+resources/model keeps its members there), so that an ensemble can be recombined or given
+another member without training its members again; combining them reads the labels from
+SPRSound train.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ TARGET = ROOT / "resources" / "model"
 #: the window step HOP_S (None: the recipe's).
 SEEDS = "0,1,2,3"
 HOP_S = 1.0
-#: The ensemble's members as trained (see the module docstring); not shipped.
+#: Kept runs of the bundled recipe (see the module docstring); not shipped.
 MEMBERS = ROOT / "packaging" / "bundled_members"
 
 DATASET = (
