@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lungapp.errors import LungappError  # noqa: E402
-from lungapp.model.combine import ensemble_report, parse_member  # noqa: E402
+from lungapp.model.card import load_card  # noqa: E402
+from lungapp.model.combine import (check_members, ensemble_report, kept_runs, load_oofs,  # noqa: E402
+                                   parse_member)
 from lungapp.model.features import window_starts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sprsound" / "train"
@@ -60,25 +62,28 @@ def main(argv=None) -> int:
         members = [parse_member(s) for s in args.runs]
     except ValueError as exc:
         ap.error(str(exc))
-    if not members:
-        members = [(d, d / "oof.npz") for d in sorted(args.members.glob("seed*"))
-                   if (d / "oof.npz").is_file()]
+    members = members or kept_runs(args.members)
     if not members:
         print(f"no members: none given and none kept in {args.members}", file=sys.stderr)
         return 2
     data = args.data if args.data.is_dir() else None
-    try:
-        base_step = ensemble_report(members[:1], data_root=data)[1].hop_s
+    try:  # every card and out-of-fold file (and the data folder) read once
+        cards = [load_card(Path(d)) for d, _ in members]
+        check_members(cards, [Path(d) for d, _ in members], one_model=False)
+        arrays = load_oofs(members, cards, data)
     except LungappError as exc:
         print(f"ensemble_steps: {exc}", file=sys.stderr)
         return 2
+    base_step = cards[0].features.hop_s
     rows = []
     for step in (base_step, 2 * base_step):
         for k in range(1, len(members) + 1):
             reports = []
-            for subset in itertools.combinations(members, k):
+            for subset in itertools.combinations(range(len(members)), k):
                 try:
-                    report, fc, _ = ensemble_report(list(subset), hop_s=step, data_root=data)
+                    report, fc, _ = ensemble_report([members[i] for i in subset], hop_s=step,
+                                                    cards=[cards[i] for i in subset],
+                                                    arrays=[arrays[i] for i in subset])
                 except LungappError as exc:
                     print(f"ensemble_steps: {exc}", file=sys.stderr)
                     return 2

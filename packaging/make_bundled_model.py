@@ -86,37 +86,6 @@ def annotate(model_dir: Path) -> None:
     write_model_card_md(model_dir)
 
 
-def keep_members(members: list[tuple[Path, Path]], dest: Path = MEMBERS) -> None:
-    """Replace ``dest`` with one folder per member (``seedN``): its card, model file and
-    curves, and its out-of-fold file without labels or patient ids (``oof.npz``)."""
-    from lungapp.model.card import load_card
-    from lungapp.model.combine import strip_oof
-
-    staging = dest.with_name(dest.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    for run, oof in members:
-        card = load_card(run)
-        d = staging / f"seed{(card.training.get('cv') or {}).get('seed')}"
-        if d.exists():
-            sys.exit(f"two members share a seed ({d.name}): {run}")
-        d.mkdir(parents=True)
-        for name in ("card.json", card.model_files[0], card.training.get("curves_file")):
-            if name and (run / name).is_file():
-                shutil.copyfile(run / name, d / name)
-        strip_oof(oof, d / "oof.npz")
-    old = dest.with_name(dest.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    staging.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def kept_members(dest: Path = MEMBERS) -> list[tuple[Path, Path]]:
-    """The (run folder, out-of-fold file) pairs kept in ``dest``."""
-    return [(d, d / "oof.npz") for d in sorted(dest.glob("seed*")) if (d / "oof.npz").is_file()]
-
-
 def _train(seed: int, out: Path, oof: Path | None) -> int:
     cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
            "--task", "4class", "--preset", "bundled", "--seed", str(seed),
@@ -142,7 +111,10 @@ def main() -> int:
     ap.add_argument("--out", default=str(TARGET))
     args = ap.parse_args()
     out = Path(args.out)
-    members: list[tuple[Path, Path]] = kept_members() if args.members else []
+    from lungapp.errors import LungappError
+    from lungapp.model.combine import combine, keep_runs, kept_runs, parse_member, summary_line
+
+    members: list[tuple[Path, Path]] = kept_runs(MEMBERS) if args.members else []
     if args.members and not members:
         sys.exit(f"no kept members in {MEMBERS}")
     if len(args.src) == 1 and ":" not in args.src[0] and not args.members:
@@ -151,8 +123,6 @@ def main() -> int:
                 shutil.rmtree(out)
             shutil.copytree(args.src[0], out)
     elif args.src:
-        from lungapp.model.combine import parse_member
-
         try:
             members += [parse_member(spec) for spec in args.src]
         except ValueError as exc:
@@ -173,17 +143,14 @@ def main() -> int:
                 if rc != 0:
                     return rc
                 members.append((run, oof))
-    from lungapp.errors import LungappError
-    from lungapp.model.combine import combine, summary_line
-
     if members:
         try:
             combine(members, out, hop_s=args.hop_s, name="lungapp-sprsound", overwrite=True,
                     data_root=DATA)
+            if out.resolve() == TARGET.resolve():  # the members of the bundled model
+                keep_runs(members, MEMBERS)
         except LungappError as exc:
             sys.exit(f"combine: {exc}")
-        if out.resolve() == TARGET.resolve():  # the members of the bundled model
-            keep_members(members)
     annotate(out)
     card = json.loads((out / "card.json").read_text())
     print(f"{out}: {summary_line(card['metrics'])}")

@@ -131,11 +131,11 @@ def _kept_members():
 def test_kept_members_are_whole_runs_without_the_datasets_labels():
     """packaging/bundled_members: runs of the bundled recipe kept for recombining, each a
     card, its one model and an out-of-fold file stripped of labels and patient ids."""
-    from lungapp.model.combine import _check_members
+    from lungapp.model.combine import check_members
 
     kept = _kept_members()
     cards = [load_card(d) for d, _ in kept]
-    _check_members(cards, [d for d, _ in kept])  # one recipe, one file list, one model each
+    check_members(cards, [d for d, _ in kept])  # one recipe, one file list, one model each
     for (d, oof), card in zip(kept, cards):
         assert d.name == f"seed{card.training['cv']['seed']}"
         assert card.training["cv"]["grouped_by_patient"] is True

@@ -162,26 +162,17 @@ def test_members_that_do_not_fit_together_are_refused(members, tmp_path):
     assert (existing / "keep.txt").read_text() == "user data"
 
 
-def _bundled_script():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "packaging" / "make_bundled_model.py"
-    spec = importlib.util.spec_from_file_location("make_bundled_model", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_kept_members_recombine_to_the_same_card_without_the_datasets_labels(members, tmp_path):
-    """make_bundled_model keeps each member with its out-of-fold file stripped of labels and
-    patient ids; combining the kept members reads them again from the data folder and
-    gives the same card as the runs themselves."""
+    """keep_runs (what make_bundled_model keeps) stores each member with its out-of-fold
+    file stripped of labels and patient ids; combining the kept members reads them again
+    from the data folder and gives the same card as the runs themselves."""
+    from lungapp.model.combine import keep_runs, kept_runs
+
     root, data, pairs = members
     want = combine(pairs, tmp_path / "direct", hop_s=1.0)
-    script = _bundled_script()
     kept = tmp_path / "kept"
-    script.keep_members(pairs, kept)
-    again = script.kept_members(kept)
+    keep_runs(pairs, kept)
+    again = kept_runs(kept)
     assert [d.name for d, _ in again] == ["seed0", "seed1"]
     for (d, oof), (run, _) in zip(again, pairs):
         with np.load(oof) as z:
@@ -195,8 +186,8 @@ def test_kept_members_recombine_to_the_same_card_without_the_datasets_labels(mem
     assert got["overall"]["confusion"] == want["overall"]["confusion"]
     assert got["four_class"]["score"] == pytest.approx(want["four_class"]["score"], abs=1e-12)
     # keeping again replaces the folder as a whole (one member now)
-    script.keep_members(pairs[1:], kept)
-    assert [d.name for d, _ in script.kept_members(kept)] == ["seed1"]
+    keep_runs(pairs[1:], kept)
+    assert [d.name for d, _ in kept_runs(kept)] == ["seed1"]
 
 
 def test_stripped_out_of_fold_files_need_the_members_own_labels(members, tmp_path):

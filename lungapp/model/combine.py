@@ -54,7 +54,9 @@ def window_subset(n_windows: int, m: int) -> np.ndarray:
     return (i % m == 0) | (i == n_windows - 1)
 
 
-def _check_members(cards: list[ModelCard], dirs: list[Path], one_model: bool = True) -> None:
+def check_members(cards: list[ModelCard], dirs: list[Path], one_model: bool = True) -> None:
+    """Raise LungappError unless the runs ``dirs`` (their ``cards``) are one recipe's runs on
+    the same recordings, each holding one model (unless not ``one_model``)."""
     first = cards[0]
     for card, d in zip(cards[1:], dirs[1:]):
         for key in _SAME:
@@ -92,47 +94,98 @@ def strip_oof(src, dst) -> None:
     atomic_write_bytes(Path(dst), buf.getvalue())
 
 
-def restore_labels(z: dict, card: ModelCard, data_root, path: Path) -> None:
-    """Put back the labels and patient ids of stripped out-of-fold arrays ``z`` (read from
-    ``path``) from the member's data folder ``data_root``, checked against the hash of the
-    file list the member was trained on (``card``). Raises LungappError."""
+def _data_facts(data_root, task: str, path: Path) -> dict[str, tuple[str, str]]:
+    """{relative path: (task label or "", patient id or "")} of the data folder, read once
+    for all the stripped out-of-fold files of one ensemble."""
     from lungapp.data.readers import read_folder
-    from lungapp.model.train import labels_hash, task_label
+    from lungapp.model.train import task_label
 
     if data_root is None:
         raise LungappError("out-of-fold file holds no labels; give the data folder the member "
                            "was trained on", path)
     root = Path(data_root)
-    facts = {}
-    for ex in read_folder(root).examples:
-        facts[os.path.relpath(ex.path, root)] = (task_label(ex.label, card.task), ex.patient or "")
+    return {os.path.relpath(ex.path, root): (task_label(ex.label, task) or "", ex.patient or "")
+            for ex in read_folder(root).examples}
+
+
+def restore_labels(z: dict, card: ModelCard, facts: dict, data_root, path: Path) -> None:
+    """Put back the labels and patient ids of stripped out-of-fold arrays ``z`` (read from
+    ``path``) from ``facts`` (:func:`_data_facts` of the member's data folder ``data_root``),
+    checked against the hash of the file list the member was trained on (``card``). Raises
+    LungappError."""
+    from lungapp.model.train import labels_hash
+
     rels = [str(p) for p in z["path"]]
     missing = [r for r in rels if r not in facts]
     if missing:
         raise LungappError(f"{len(missing)} of the out-of-fold file's recordings are not in "
-                           f"{root} (first: {missing[0]})", path)
-    labels = [facts[r][0] or "" for r in rels]
+                           f"{data_root} (first: {missing[0]})", path)
+    labels = [facts[r][0] for r in rels]
     want = (card.training.get("data") or {}).get("file_list_sha256")
     if labels_hash(zip(rels, labels)) != want:
-        raise LungappError(f"the labels in {root} are not those the member was trained on "
+        raise LungappError(f"the labels in {data_root} are not those the member was trained on "
                            "(file list hash differs)", path)
     z["label"] = np.array(labels)
     z["patient"] = np.array([facts[r][1] for r in rels])
 
 
-def _load_oof(path: Path, order: list[str] | None, card: ModelCard, data_root=None):
-    # Read every array once: indexing an NpzFile decompresses the array again each time.
-    with np.load(path, allow_pickle=False) as npz:
-        z = {key: npz[key] for key in npz.files}
-    if "label" not in z:
-        restore_labels(z, card, data_root, path)
+def load_oofs(members: list[tuple[Path, Path]], cards: list[ModelCard], data_root=None) -> list[dict]:
+    """The members' out-of-fold arrays, each file read once, with the labels of stripped
+    files restored from ``data_root`` (read once for all of them)."""
+    zs, facts = [], None
+    for (_, f), card in zip(members, cards):
+        # Read every array once: indexing an NpzFile decompresses the array again each time.
+        with np.load(f, allow_pickle=False) as npz:
+            z = {key: npz[key] for key in npz.files}
+        if "label" not in z:
+            if facts is None:
+                facts = _data_facts(data_root, card.task, Path(f))
+            restore_labels(z, card, facts, data_root, Path(f))
+        zs.append(z)
+    return zs
+
+
+def _align(z: dict, order: list[str] | None, path: Path):
+    """Indices of ``order``'s recordings in out-of-fold arrays ``z`` (None: z's own order)."""
     paths = [str(p) for p in z["path"]]
     if order is None:
         order = paths
     index = {p: i for i, p in enumerate(paths)}
     if len(index) != len(paths) or set(index) != set(order):
         raise LungappError("out-of-fold file covers other recordings than the first member's", path)
-    return z, [index[p] for p in order], order
+    return [index[p] for p in order], order
+
+
+def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
+    """Replace folder ``dest`` with one folder per run (``seedN``): its card, model file and
+    curves, and its out-of-fold file without labels or patient ids (``oof.npz``). Raises
+    LungappError when two runs share a seed."""
+    from lungapp.fsutil import publish_dir
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    try:
+        for run, oof in members:
+            run = Path(run)
+            card = load_card(run)
+            d = staging / f"seed{(card.training.get('cv') or {}).get('seed')}"
+            if d.exists():
+                raise LungappError(f"two runs share a seed ({d.name})", run)
+            d.mkdir()
+            for name in ("card.json", card.model_files[0], card.training.get("curves_file")):
+                if name and (run / name).is_file():
+                    shutil.copyfile(run / name, d / name)
+            strip_oof(oof, d / "oof.npz")
+        publish_dir(staging, dest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def kept_runs(dest) -> list[tuple[Path, Path]]:
+    """The (run folder, out-of-fold file) pairs kept in ``dest`` by :func:`keep_runs`."""
+    return [(d, d / "oof.npz") for d in sorted(Path(dest).glob("seed*")) if (d / "oof.npz").is_file()]
 
 
 def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None,
@@ -150,7 +203,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
         raise LungappError("output folder already exists and is not empty (use overwrite)", out)
     dirs = [Path(d) for d, _ in members]
     cards = [load_card(d) for d in dirs]
-    _check_members(cards, dirs)
+    check_members(cards, dirs)
     first = cards[0]
     report, fc, m = ensemble_report(members, hop_s=hop_s, data_root=data_root, cards=cards)
 
@@ -204,11 +257,13 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
 
 
 def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
-                    data_root=None, cards: list[ModelCard] | None = None):
+                    data_root=None, cards: list[ModelCard] | None = None,
+                    arrays: list[dict] | None = None):
     """The cross-validation report of the ensemble of ``members`` (one or more (model
     folder, oof file) pairs) at window step ``hop_s``, from their out-of-fold files, as
     :func:`combine` writes it on the card. Returns (report, feature config, m) where the
-    ensemble runs on one in ``m`` of the members' windows."""
+    ensemble runs on one in ``m`` of the members' windows. ``cards`` (checked to fit
+    together) and ``arrays`` (:func:`load_oofs`) may be given when already loaded."""
     from lungapp.model.metrics import binary_metrics
     from lungapp.model.train import (POOLINGS, _auc, class_pooled_probs, evaluate_oof,
                                       is_flag_spec, pool_probs)
@@ -216,7 +271,7 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     dirs = [Path(d) for d, _ in members]
     if cards is None:
         cards = [load_card(d) for d in dirs]
-        _check_members(cards, dirs, one_model=False)
+        check_members(cards, dirs, one_model=False)
     first = cards[0]
     spec = (first.output_kind, list(first.outputs))
     fc = first.features
@@ -228,9 +283,11 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
             raise LungappError(f"hop_s {hop_s} must be a whole multiple of the members' {fc.hop_s} s")
         fc = dataclasses.replace(fc, hop_s=float(hop_s))
 
+    if arrays is None:
+        arrays = load_oofs(members, cards, data_root)
     oofs, order = [], None
-    for (_, f), card in zip(members, cards):
-        z, idx, order = _load_oof(Path(f), order, card, data_root)
+    for (_, f), z in zip(members, arrays):
+        idx, order = _align(z, order, Path(f))
         oofs.append((z, idx))
     z0, idx0 = oofs[0]
     labels = [str(z0["label"][i]) for i in idx0]
