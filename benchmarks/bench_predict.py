@@ -48,12 +48,12 @@ wav = sys.argv[1]
 for _ in range(3):
     pred.predict_file(wav)
 from lungapp.audio import load_audio
-from lungapp.model.features import windows_from_samples
 audio = load_audio(wav, rate=pred.card.features.rate)
-X, _ = windows_from_samples(audio.samples, pred.card.features)
+Xs = [X for X, _ in pred.member_windows(audio.samples)]
 print("READY " + json.dumps({"runtime": pred.runtime, "note": pred.runtime_note, "load_s": load_s,
       "model": f"{pred.card.name} {pred.card.version}", "files": len(pred.card.model_files),
-      "windows": len(X), "input_shape": list(pred.card.features.input_shape)}), flush=True)
+      "windows": " + ".join(str(len(X)) for X in Xs),
+      "input_shape": " + ".join(str(list(X.shape[1:])) for X in Xs)}), flush=True)
 for line in sys.stdin:
     if line.strip() != "go":
         break
@@ -61,7 +61,8 @@ for line in sys.stdin:
     pred.predict_file(wav)
     f, cf = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
-    pred.window_outputs(X)
+    for g, X in enumerate(Xs):
+        pred.window_outputs(X, g)
     print("RUN " + json.dumps([f, cf, time.perf_counter() - t0]), flush=True)
 print("DONE " + json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                             "tf_imported": "tensorflow" in sys.modules}), flush=True)
@@ -179,7 +180,7 @@ def main() -> None:
 
     any_w = next(iter(warm.values()))
     print(f"model: {any_w['model']} ({any_w['files']} file(s), {any_w['windows']} windows of "
-          f"{tuple(any_w['input_shape'])}) on a 15-s 8 kHz WAV; cpus: {os.cpu_count()}")
+          f"{any_w['input_shape']}) on a 15-s 8 kHz WAV; cpus: {os.cpu_count()}")
     print(f"load average (1/5/15 min): at start {load_start}, at end {load_end}")
     for rt in runtimes:
         w = warm[rt]

@@ -1,15 +1,18 @@
 """Ensemble size against window step, at equal prediction cost: the cross-validated figures
 of every subset of the bundled model's kept members (packaging/bundled_members) at the
-members' own window step and at twice it, from their out-of-fold files.
+members' own window steps and at twice them, from their out-of-fold files.
 
     python benchmarks/ensemble_steps.py [--members DIR | RUN:OOF RUN:OOF ...] [--data DIR]
 
-The prediction cost of an ensemble is its number of model calls per recording: members x
-windows. For a 15-s recording with 2-s windows that is 27 windows per member at a 0.5-s
-step and 14 at 1 s, so 2 members at 0.5 s cost what 4 do at 1 s. Each row is computed as
-lungapp.model.combine computes an ensemble's card (the members' out-of-fold window outputs
-averaged, then pooled; the threshold and the four-class rule chosen on them, the rule's
-adoption checked on the first member's folds). The table gives, per subset size and step,
+The prediction cost of an ensemble is its model work per recording: for each member, its
+windows times its window length, counted in calls on windows of the shortest length (a
+4-s window costs what two 2-s ones do). For a 15-s recording with 2-s windows that is 27
+windows per member at a 0.5-s step and 14 at 1 s, so 2 members at 0.5 s cost what 4 do at
+1 s; a member with 4-s windows every 2 s costs 7 x 2 = 14. Each row is computed as
+lungapp.model.combine computes an ensemble's card (members reading the same windows
+averaged window by window, member groups with other windows pooled and averaged; the
+threshold and the four-class rule chosen on them, the rule's adoption checked on the first
+member's folds). The table gives, per make-up (members of each window length) and step,
 the mean and the range over the subsets; the last column counts the subsets whose checks
 adopted the per-flag thresholds or a class pooling instead of the most probable class.
 """
@@ -74,36 +77,44 @@ def main(argv=None) -> int:
     except LungappError as exc:
         print(f"ensemble_steps: {exc}", file=sys.stderr)
         return 2
-    base_step = cards[0].features.hop_s
-    rows = []
-    for step in (base_step, 2 * base_step):
+    lengths = sorted({c.features.window_s for c in cards})
+    rows: dict = {}
+    for factor in (1, 2):
         for k in range(1, len(members) + 1):
-            reports = []
             for subset in itertools.combinations(range(len(members)), k):
+                sub = [cards[i] for i in subset]
+                hops = {w: factor * min(c.features.hop_s for c in cards if c.features.window_s == w)
+                        for w in lengths}
                 try:
-                    report, fc, _ = ensemble_report([members[i] for i in subset], hop_s=step,
-                                                    cards=[cards[i] for i in subset],
-                                                    arrays=[arrays[i] for i in subset])
+                    report, fcs = ensemble_report([members[i] for i in subset], hop_s=hops,
+                                                  cards=sub, arrays=[arrays[i] for i in subset])
                 except LungappError as exc:
                     print(f"ensemble_steps: {exc}", file=sys.stderr)
                     return 2
-                reports.append(report)
-            n_win = len(window_starts(int(args.seconds * fc.rate), fc))
-            fcs = [r["four_class"] for r in reports]
-            rows.append((k, step, k * n_win, len(reports),
-                         _span([r["overall"]["auc"] for r in reports]),
-                         _span([r["overall"]["score"] for r in reports]),
-                         _span([f["score"] for f in fcs]), _span([f["nested_score"] for f in fcs]),
-                         _adopted(fcs)))
-            print(f"  {k} member(s) at {step:g} s: done", file=sys.stderr, flush=True)
+                make_up = " + ".join(f"{n} x {w:g} s" for w in lengths
+                                     if (n := sum(1 for c in sub if c.features.window_s == w)))
+                steps = ", ".join(f"{fc.hop_s:g}" for fc in dict.fromkeys(
+                    sorted(fcs, key=lambda f: f.window_s)))
+                cost = sum(len(window_starts(int(args.seconds * fc.rate), fc)) * fc.window_s / lengths[0]
+                           for fc in fcs)
+                rows.setdefault((make_up, steps, round(cost)), []).append(report)
+        print(f"  steps x{factor}: done", file=sys.stderr, flush=True)
+    table = []
+    for (make_up, steps, cost), reports in rows.items():
+        fcs = [r["four_class"] for r in reports]
+        table.append((make_up, steps, cost, len(reports),
+                      _span([r["overall"]["auc"] for r in reports]),
+                      _span([r["overall"]["score"] for r in reports]),
+                      _span([f["score"] for f in fcs]), _span([f["nested_score"] for f in fcs]),
+                      _adopted(fcs)))
     names = ", ".join(Path(d).name for d, _ in members)
-    print(f"members: {names}; model calls for a {args.seconds:g}-s recording; mean (range) over "
-          "the subsets of each size\n")
-    head = ("members", "step (s)", "model calls", "subsets", "AUC", "score", "four-class",
+    print(f"members: {names}; model cost for a {args.seconds:g}-s recording in calls on "
+          f"{lengths[0]:g}-s windows; mean (range) over the subsets of each make-up\n")
+    head = ("members", "step (s)", "model cost", "subsets", "AUC", "score", "four-class",
             "four-class nested", "rule adopted")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for r in sorted(rows, key=lambda r: (r[2], r[0])):
+    for r in sorted(table, key=lambda r: (r[2], r[0])):
         print("| " + " | ".join(str(v) if not isinstance(v, float) else f"{v:g}" for v in r) + " |")
     return 0
 

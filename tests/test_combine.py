@@ -152,7 +152,7 @@ def test_members_that_do_not_fit_together_are_refused(members, tmp_path):
         (pairs[0][0] / "card.json").read_text())["training"]["data"]["file_list_sha256"]
     card["features"]["spectrogram"]["n_mels"] = 24
     (other / "card.json").write_text(json.dumps(card))
-    with pytest.raises(LungappError, match="features"):
+    with pytest.raises(LungappError, match="spectrogram differs"):
         combine([pairs[0], (other, pairs[1][1])], tmp_path / "y")
     existing = tmp_path / "exists"
     existing.mkdir()
@@ -173,7 +173,7 @@ def test_kept_members_recombine_to_the_same_card_without_the_datasets_labels(mem
     kept = tmp_path / "kept"
     keep_runs(pairs, kept)
     again = kept_runs(kept)
-    assert [d.name for d, _ in again] == ["seed0", "seed1"]
+    assert [d.name for d, _ in again] == ["w2s_seed0", "w2s_seed1"]
     for (d, oof), (run, _) in zip(again, pairs):
         with np.load(oof) as z:
             assert "label" not in z.files and "patient" not in z.files
@@ -187,7 +187,7 @@ def test_kept_members_recombine_to_the_same_card_without_the_datasets_labels(mem
     assert got["four_class"]["score"] == pytest.approx(want["four_class"]["score"], abs=1e-12)
     # keeping again replaces the folder as a whole (one member now)
     keep_runs(pairs[1:], kept)
-    assert [d.name for d, _ in kept_runs(kept)] == ["seed1"]
+    assert [d.name for d, _ in kept_runs(kept)] == ["w2s_seed1"]
 
 
 def test_stripped_out_of_fold_files_need_the_members_own_labels(members, tmp_path):
@@ -228,8 +228,8 @@ def test_one_members_report_is_its_own_cards(members):
     root, _, pairs = members
     run, oof = pairs[0]
     card = json.loads((run / "card.json").read_text())
-    report, fc, m = ensemble_report([(run, oof)])
-    assert m == 1 and fc.hop_s == 0.5
+    report, fcs = ensemble_report([(run, oof)])
+    assert len(fcs) == 1 and fcs[0].hop_s == 0.5
     for k in ("auc", "score", "sensitivity", "specificity"):
         assert report["overall"][k] == pytest.approx(card["metrics"]["overall"][k], abs=1e-12)
     assert report["overall"]["confusion"] == card["metrics"]["overall"]["confusion"]
@@ -248,5 +248,145 @@ def test_ensemble_steps_benchmark_tables_every_subset(members, capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     # 1 and 2 members, at 0.5 s and 1 s; model calls for 3 s: 3 windows at 0.5 s, 2 at 1 s
     got = [tuple(c.strip() for c in row.strip("|").split("|"))[:4] for row in rows]
-    assert got == [("1", "1", "2", "2"), ("1", "0.5", "3", "2"), ("2", "1", "4", "1"),
-                   ("2", "0.5", "6", "1")]
+    assert got == [("1 x 2 s", "1", "2", "2"), ("1 x 2 s", "0.5", "3", "2"), ("2 x 2 s", "1", "4", "1"),
+                   ("2 x 2 s", "0.5", "6", "1")]
+
+
+# ---------------------------------------------------------------- mixed window lengths
+SHORT = FeatureConfig(FC.spectrogram, window_s=1.0, hop_s=0.5)
+
+
+@pytest.fixture(scope="module")
+def short_member(members):
+    """A third run of the recipe on 1-s windows of the same spectrogram (seed 0)."""
+    root, data, _ = members
+    opts = TrainOptions.from_preset("recommended", task="4class", folds=2, epochs=2, batch_size=8,
+                                    lr=3e-3, features=SHORT, steps_per_epoch=0, seed=0,
+                                    artifact="retrain")
+    opts.augment = None
+    run = root / "run_short"
+    train(data, run, opts, oof_path=root / "oof_short.npz")
+    return run, root / "oof_short.npz"
+
+
+def _windows_of(z, path, key="window_out"):
+    i = [str(q) for q in z["path"]].index(path)
+    return z[key][z["offsets"][i]: z["offsets"][i + 1]].astype(np.float64)
+
+
+def test_a_mixed_ensembles_card_pools_each_window_length_then_averages(members, short_member, tmp_path):
+    """Members on 2-s and 1-s windows: the 2-s members are averaged window by window (at
+    the 1-s step), the 1-s member pooled on its own windows, and the pooled flags averaged
+    over the three members; the card lists each member's features."""
+    from lungapp.model.card import load_card
+    from lungapp.model.train import _auc
+
+    root, _, pairs = members
+    out = tmp_path / "mixed"
+    report = combine(pairs + [short_member], out, hop_s={2.0: 1.0})
+    card = load_card(out)
+    assert card.features == FeatureConfig(FC.spectrogram, window_s=2.0, hop_s=1.0)
+    assert card.member_features == [card.features, card.features, SHORT]
+    assert [len(f) for _, f in card.member_groups()] == [2, 1]
+    assert "member 3: 1-s windows every 0.5 s" in card.training["artifact"]
+    from lungapp.model.card_text import card_markdown
+
+    text = card_markdown(card)
+    assert "seeds 0, 1 on 2-s windows and 0 on 1-s windows" in text
+    assert "2 models on 2-s windows every 1 s; 1 model on 1-s windows every 0.5 s" in text
+    zs = [np.load(f) for _, f in pairs + [short_member]]
+    order = [str(p) for p in zs[0]["path"]]
+    y, p_abn = [], []
+    for path in order:
+        a = np.mean([_windows_of(z, path) for z in zs[:2]], axis=0)
+        a = a[window_subset(len(a), 2)]
+        b = _windows_of(zs[2], path)
+        flags = (2 * a.mean(axis=0) + b.mean(axis=0)) / 3
+        p_abn.append(1 - (1 - flags[0]) * (1 - flags[1]))
+        y.append(int(str(zs[0]["label"][order.index(path)]) != "Normal"))
+    assert report["overall"]["auc"] == pytest.approx(_auc(np.array(y), np.array(p_abn)), abs=1e-12)
+    # a member group pooled apart is not the same as one averaged window by window
+    homog = combine(pairs, tmp_path / "two", hop_s=1.0)
+    assert report["overall"]["auc"] != homog["overall"]["auc"]
+
+
+@pytest.mark.parametrize("runtime", ["numpy", "keras"])
+@pytest.mark.parametrize("seconds", [3.0, 1.5])
+def test_the_app_runs_a_mixed_ensemble_as_the_card_describes(members, short_member, tmp_path,
+                                                               runtime, seconds):
+    """Predictions of the mixed folder equal each group's members run on their own windows,
+    pooled per group and averaged by members; the timeline is the 2-s windows with the 1-s
+    member's windows that cover each centre averaged in. A recording shorter than the
+    longest window (1.5 s) takes the padded path."""
+    from lungapp.model import npruntime
+    from lungapp.model.inference import Predictor, outputs_to_classes
+
+    root, data, pairs = members
+    out = tmp_path / "mixed"
+    combine(pairs + [short_member], out, hop_s={2.0: 1.0})
+    pred = Predictor.load(out, runtime=runtime)
+    assert pred.runtime == runtime and [g.members for g in pred.groups] == [2, 1]
+    x = np.random.default_rng(3).normal(0, 0.05, int(seconds * 4000)).astype(np.float32)
+    x[1000:1400] += 0.5 * np.sin(np.arange(400) * 2 * np.pi * 400 / 4000).astype(np.float32)
+    got = pred.predict_audio(x, 4000)
+    long_fc = FeatureConfig(FC.spectrogram, window_s=2.0, hop_s=1.0)
+    Xa, sa = windows_from_samples(x, long_fc)
+    Xb, sb = windows_from_samples(x, SHORT)
+    a = np.mean([npruntime.load(run / "model.keras")(Xa) for run, _ in pairs], axis=0).astype(np.float64)
+    b = npruntime.load(short_member[0] / "model.keras")(Xb).astype(np.float64)
+    flags = (2 * a.mean(axis=0) + b.mean(axis=0)) / 3
+    assert got.abnormal_probability == pytest.approx(1 - (1 - flags[0]) * (1 - flags[1]), abs=1e-5)
+    assert [w.start_s for w in got.windows] == pytest.approx(list(sa))
+    for w, row, s in zip(got.windows, a, sa):
+        c = s + 1.0
+        inside = (sb <= c) & (c < sb + 1.0)
+        want = outputs_to_classes(((2 * row + b[inside].mean(axis=0)) / 3)[None], pred.card)[0]
+        assert w.abnormal_probability == pytest.approx(1 - want[0], abs=1e-5)
+
+
+def test_timeline_outputs_average_the_windows_covering_each_centre():
+    from lungapp.model.inference import timeline_outputs
+
+    a = np.array([[0.2], [0.4]])  # 2-s windows at 0 and 1 s: centres 1 and 2 s
+    b = np.array([[1.0], [0.0], [0.5]])  # 1-s windows at 0.5, 1.5 and 5 s
+    got = timeline_outputs([a, b], [np.array([0.0, 1.0]), np.array([0.5, 1.5, 5.0])], [2.0, 1.0], [3, 1])
+    # centre 1 s lies in [0.5, 1.5); centre 2 s in [1.5, 2.5)
+    assert got[:, 0] == pytest.approx([0.75 * 0.2 + 0.25 * 1.0, 0.75 * 0.4 + 0.25 * 0.0])
+    # no window covers the centre: the nearest one counts
+    far = timeline_outputs([a[:1], b[2:]], [np.array([0.0]), np.array([5.0])], [2.0, 1.0], [1, 1])
+    assert far[0, 0] == pytest.approx(0.35)
+    assert np.array_equal(timeline_outputs([a], [np.array([0.0, 1.0])], [2.0], [4]), a)
+
+
+def test_member_features_are_validated_and_round_trip():
+    from lungapp.model.card import ModelCard
+
+    fc2 = FeatureConfig(FC.spectrogram, window_s=2.0, hop_s=1.0)
+    base = dict(name="m", version="1", task="4class", classes=["Normal", "CAS", "DAS", "CAS & DAS"],
+                features=fc2, model_files=["a.keras", "b.keras"], output_kind="sigmoid",
+                outputs=["CAS", "DAS"])
+    card = ModelCard(**base, member_features=[fc2, SHORT])
+    again = ModelCard.from_dict(json.loads(json.dumps(card.to_dict())))
+    assert again.member_features == [fc2, SHORT] and again.member_groups() == [(fc2, ["a.keras"]),
+                                                                                 (SHORT, ["b.keras"])]
+    assert ModelCard(**base).member_groups() == [(fc2, ["a.keras", "b.keras"])]
+    with pytest.raises(ValueError, match="one feature config per model file"):
+        ModelCard(**base, member_features=[fc2])
+    with pytest.raises(ValueError, match="start with the card's features"):
+        ModelCard(**base, member_features=[SHORT, fc2])
+    other = FeatureConfig(SpectrogramConfig(rate=4000, win_length=256, hop_length=64, n_fft=256,
+                                            scale="mel", n_mels=32, fmin=50.0, fmax=2000.0), window_s=1.0)
+    with pytest.raises(ValueError, match="same spectrogram"):
+        ModelCard(**base, member_features=[fc2, other])
+
+
+def test_hop_steps_parse_per_window_length():
+    from lungapp.model.combine import main, parse_hops
+
+    assert parse_hops(None) is None and parse_hops(["1"]) == 1.0
+    assert parse_hops(["2=1", "4=2"]) == {2.0: 1.0, 4.0: 2.0}
+    for bad in (["x"], ["2=0"], ["1", "2"], ["2=a"]):
+        with pytest.raises(ValueError):
+            parse_hops(bad)
+    with pytest.raises(SystemExit):
+        main(["out", "a:b", "--hop-s", "2=-1"])

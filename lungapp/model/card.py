@@ -71,6 +71,11 @@ class ModelCard:
     # (e.g. "quantile:0.75"); the abnormal probability keeps ``pooling``. Empty: ``pooling``
     # names the class too (see lungapp.model.inference.pool_recording).
     class_pooling: str = ""
+    # Ensembles whose members read different windows of the same spectrogram (e.g. 2-s and
+    # 4-s windows): each model file's features, in ``model_files`` order, the first equal
+    # to ``features`` (whose windows make the timeline). Empty: every member uses
+    # ``features``. See :meth:`member_groups` and lungapp.model.inference.pool_members.
+    member_features: list = field(default_factory=list)
     intended_use: str = ("Decision support for clinicians and researchers. Not a diagnostic "
                          "device: every result must be confirmed by a qualified clinician.")
     limitations: list[str] = field(default_factory=list)
@@ -86,6 +91,16 @@ class ModelCard:
     @property
     def normal_class(self) -> str:
         return self.classes[0]
+
+    def member_groups(self) -> list[tuple[FeatureConfig, list[str]]]:
+        """The model files grouped by the features they read, in first-appearance order:
+        [(features, [file, ...]), ...]; the first group reads ``features``."""
+        if not self.member_features:
+            return [(self.features, list(self.model_files))]
+        groups: dict[FeatureConfig, list[str]] = {}
+        for fc, f in zip(self.member_features, self.model_files):
+            groups.setdefault(fc, []).append(f)
+        return list(groups.items())
 
     def decide_class(self, probs, p_abnormal: float) -> str:
         """The recording's class from its class probabilities (in ``classes`` order)."""
@@ -132,6 +147,17 @@ class ModelCard:
             p.append('class_pooling goes with sigmoid outputs ["CAS", "DAS"]')
         elif self.class_pooling and self.flag_thresholds:
             p.append("class_pooling and flag_thresholds are two four-class rules; a card uses one")
+        mf = self.member_features
+        if not isinstance(mf, list) or not all(isinstance(fc, FeatureConfig) for fc in mf):
+            p.append("member_features must be a list of feature configs")
+        elif mf and (not isinstance(self.model_files, list) or len(mf) != len(self.model_files)):
+            p.append("member_features must give one feature config per model file")
+        elif mf and isinstance(self.features, FeatureConfig):
+            if mf[0] != self.features:
+                p.append("member_features must start with the card's features")
+            if any(fc.spectrogram != self.features.spectrogram or fc.resize is not None for fc in mf):
+                p.append("members must read windows of the card's spectrogram (same spectrogram, "
+                         "no resize)")
         if self.input_kind not in INPUT_KINDS:
             p.append(f"input_kind must be one of {INPUT_KINDS}")
         if (not isinstance(self.model_files, list) or not self.model_files
@@ -158,6 +184,7 @@ class ModelCard:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             d[f.name] = v.to_dict() if isinstance(v, FeatureConfig) else v
+        d["member_features"] = [fc.to_dict() for fc in self.member_features]
         return d
 
     @classmethod
@@ -177,6 +204,10 @@ class ModelCard:
             raise ValueError(f"missing keys: {missing}")
         kwargs = {k: v for k, v in d.items() if k in fields}
         kwargs["features"] = FeatureConfig.from_dict(d["features"])
+        mf = d.get("member_features") or []
+        if not isinstance(mf, list):
+            raise ValueError("member_features must be a list of feature configs")
+        kwargs["member_features"] = [FeatureConfig.from_dict(x) for x in mf]
         return cls(**kwargs)
 
 

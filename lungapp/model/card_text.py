@@ -14,6 +14,17 @@ from pathlib import Path
 from lungapp.model.card import ModelCard, load_card, pooling_words
 
 
+def seed_words(members: list[dict]) -> str:
+    """"seeds 0, 1, 2" for a card's ``training.members``; with several window lengths,
+    "seeds 0, 1 on 2-s windows and 0, 1 on 4-s windows"."""
+    by: dict = {}
+    for x in members:
+        by.setdefault(x.get("window_s"), []).append(str(x.get("seed")))
+    if len(by) == 1:
+        return "seeds " + ", ".join(next(iter(by.values())))
+    return "seeds " + " and ".join(f"{', '.join(v)} on {w:g}-s windows" for w, v in by.items())
+
+
 def _f(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -46,6 +57,15 @@ def card_markdown(card: ModelCard) -> str:
               f"and a timeline of {card.features.window_s:g}-s windows every "
               f"{card.features.hop_s:g} s showing where. Recordings that fail the quality check "
               "are reported as poor quality instead of being given a result.", ""]
+    groups = card.member_groups()
+    if len(groups) > 1:
+        lines[-1:-1] = [
+            "", "The models read windows of different lengths of the same spectrogram ("
+            + "; ".join(f"{len(files)} model{'s' if len(files) > 1 else ''} on {fc.window_s:g}-s "
+                        f"windows every {fc.hop_s:g} s" for fc, files in groups)
+            + "); each set's windows are pooled and the pooled values averaged over all models. "
+            "The timeline shows the first set's windows, each with the other models' windows "
+            "that cover its centre averaged in."]
     lines += ["## Training data", ""]
     if card.training.get("dataset_description"):
         lines += [card.training["dataset_description"], ""]
@@ -66,8 +86,7 @@ def card_markdown(card: ModelCard) -> str:
                    else ', split by file (optimistic)')
         if members:
             how = (f"An ensemble of {len(members)} models, each from a {cv.get('k', '?')}-fold "
-                   f"cross-validated run{grouped} (seeds "
-                   f"{', '.join(str(x.get('seed')) for x in members)}); every recording scored by "
+                   f"cross-validated run{grouped} ({seed_words(members)}); every recording scored by "
                    "each run's fold model that never saw it, their outputs averaged "
                    "(per-fold figures over the first run's folds). ")
         else:
@@ -167,7 +186,8 @@ def card_markdown(card: ModelCard) -> str:
               f"- Features: {card.features.spectrogram.scale} spectrogram at "
               f"{card.features.spectrogram.rate} Hz, window {card.features.spectrogram.win_length} "
               f"samples, hop {card.features.spectrogram.hop_length}, "
-              f"{card.features.spectrogram.n_bins} bins; model input {card.features.input_shape}.",
+              f"{card.features.spectrogram.n_bins} bins; model input "
+              + ", ".join(f"{fc.input_shape}" for fc, _ in card.member_groups()) + ".",
               f"- Files: {', '.join(card.model_files)}; {card.training.get('artifact', '')}",
               f"- Made by: {card.description}",
               f"- Created {card.created} with " + ", ".join(f"{k} {v}" for k, v in card.versions.items()) + ".",

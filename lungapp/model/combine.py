@@ -2,10 +2,14 @@
 
 Each member is a `lungapp train` output folder holding one model (``--artifact retrain``)
 and the out-of-fold predictions its cross-validation wrote (``--oof``). The members must
-be the same recipe's runs on the same recordings (same task, classes, outputs, pooling,
-features and file list; typically different seeds). The ensemble averages the members'
-window outputs, as :class:`lungapp.model.npruntime.NumpyEnsemble` and the Keras runtime
-do in the app, then pools them.
+be runs on the same recordings with the same task, classes, outputs, pooling and
+spectrogram (typically one recipe's runs with different seeds). Members reading the same
+windows are averaged window by window, as :class:`lungapp.model.npruntime.NumpyEnsemble`
+and the Keras runtime do in the app, then pooled. Members may also read windows of other
+lengths of the same spectrogram (a mixed ensemble, e.g. 2-s and 4-s windows): each such
+group's windows are pooled and the pooled values averaged over all members
+(:func:`lungapp.model.inference.pool_members`); the card lists each model's features
+(``member_features``).
 
 Its card reports the ensemble's own cross-validation: for every recording, each member's
 out-of-fold window outputs (from that member's fold model that never saw the recording;
@@ -14,10 +18,11 @@ and the report (threshold chosen on these predictions, per-fold figures over the
 member's folds, four classes, the device-shift check when every member ran it) is
 computed by :func:`lungapp.model.train.evaluate_oof`, the function training uses.
 
-``hop_s`` may coarsen the window step to a whole multiple of the members' step: the
-ensemble then runs on every m-th window (and the tail window), which is exactly the
-window set the coarser step gives, so its cost per recording stays that of one member
-(a 2-model ensemble at twice the step costs what one model does).
+``hop_s`` may coarsen the window step to a whole multiple of the members' step (one step
+for all, or one per window length, :func:`member_steps`): a member then runs on every m-th
+window (and the tail window), which is exactly the window set the coarser step gives, so
+its cost per recording stays that of one member (a 2-model ensemble at twice the step
+costs what one model does).
 
 An out-of-fold file may be stripped of its labels and patient ids (:func:`strip_oof`), so
 that it can be kept beside the model without copying the dataset's labels; combining such
@@ -25,6 +30,7 @@ files reads the labels again from the data folder (``data_root``) and checks the
 the hash of the file list the member was trained on.
 
     python -m lungapp.model.combine OUT RUN1:OOF1.npz RUN2:OOF2.npz [--hop-s 1.0] [--data DIR]
+    python -m lungapp.model.combine OUT ... --hop-s 2=1 --hop-s 4=2   # per window length
 """
 
 from __future__ import annotations
@@ -37,11 +43,13 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from lungapp.errors import LungappError
 from lungapp.model.card import ModelCard, library_versions, load_card, write_card
+from lungapp.model.card_text import seed_words
 
 _SAME = ("task", "classes", "output_kind", "outputs", "pooling", "input_kind")
 
@@ -54,17 +62,41 @@ def window_subset(n_windows: int, m: int) -> np.ndarray:
     return (i % m == 0) | (i == n_windows - 1)
 
 
+def member_steps(cards: list[ModelCard], hop_s=None) -> list[tuple]:
+    """Each member's (features at the ensemble's step, m): the member runs on one in ``m``
+    of its windows. ``hop_s``: None (each member's own step), one step for every member,
+    or {window length (s): step} (members whose window length is not listed keep their
+    own step). A step must be a whole multiple of the member's; LungappError otherwise."""
+    out = []
+    for card in cards:
+        fc = card.features
+        step = hop_s.get(fc.window_s) if isinstance(hop_s, dict) else hop_s
+        if step is None:
+            out.append((fc, 1))
+            continue
+        ratio = float(step) / fc.hop_s
+        m = int(round(ratio))
+        if m < 1 or abs(ratio - m) > 1e-9:
+            raise LungappError(f"hop_s {step} must be a whole multiple of the members' {fc.hop_s} s")
+        out.append((dataclasses.replace(fc, hop_s=float(step)), m))
+    return out
+
+
 def check_members(cards: list[ModelCard], dirs: list[Path], one_model: bool = True) -> None:
-    """Raise LungappError unless the runs ``dirs`` (their ``cards``) are one recipe's runs on
-    the same recordings, each holding one model (unless not ``one_model``)."""
+    """Raise LungappError unless the runs ``dirs`` (their ``cards``) fit in one ensemble: the
+    same task, outputs, pooling and spectrogram (windows may differ), on the same
+    recordings, each holding one model (unless not ``one_model``)."""
     first = cards[0]
     for card, d in zip(cards[1:], dirs[1:]):
         for key in _SAME:
             if getattr(card, key) != getattr(first, key):
                 raise LungappError(f"member differs from {dirs[0]} in {key}: "
                                    f"{getattr(card, key)!r} vs {getattr(first, key)!r}", d)
-        if card.features != first.features:
-            raise LungappError(f"member's features differ from {dirs[0]}'s", d)
+        fa, fb = first.features, card.features
+        if fb.spectrogram != fa.spectrogram or fa.resize is not None or fb.resize is not None:
+            # Members may read windows of other lengths or steps (a mixed ensemble), but of
+            # one spectrogram, computed once per recording.
+            raise LungappError(f"member's spectrogram differs from {dirs[0]}'s", d)
         a = (first.training.get("data") or {}).get("file_list_sha256")
         b = (card.training.get("data") or {}).get("file_list_sha256")
         if not a or a != b:
@@ -157,7 +189,8 @@ def _align(z: dict, order: list[str] | None, path: Path):
 
 
 def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
-    """Replace folder ``dest`` with one folder per run (``seedN``): its card, model file and
+    """Replace folder ``dest`` with one folder per run (``w<window>s_seed<N>``, e.g.
+    ``w2s_seed0``): its card, model file and
     curves, and its out-of-fold file without labels or patient ids (``oof.npz``). Raises
     LungappError when two runs share a seed."""
     from lungapp.fsutil import publish_dir
@@ -169,9 +202,9 @@ def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
         for run, oof in members:
             run = Path(run)
             card = load_card(run)
-            d = staging / f"seed{(card.training.get('cv') or {}).get('seed')}"
+            d = staging / kept_name(card)
             if d.exists():
-                raise LungappError(f"two runs share a seed ({d.name})", run)
+                raise LungappError(f"two runs share a window length and a seed ({d.name})", run)
             d.mkdir()
             for name in ("card.json", card.model_files[0], card.training.get("curves_file")):
                 if name and (run / name).is_file():
@@ -185,7 +218,12 @@ def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
 
 def kept_runs(dest) -> list[tuple[Path, Path]]:
     """The (run folder, out-of-fold file) pairs kept in ``dest`` by :func:`keep_runs`."""
-    return [(d, d / "oof.npz") for d in sorted(Path(dest).glob("seed*")) if (d / "oof.npz").is_file()]
+    return [(d, d / "oof.npz") for d in sorted(Path(dest).glob("w*s_seed*")) if (d / "oof.npz").is_file()]
+
+
+def kept_name(card: ModelCard) -> str:
+    """The folder name :func:`keep_runs` gives a run: its window length and seed."""
+    return f"w{card.features.window_s:g}s_seed{(card.training.get('cv') or {}).get('seed')}"
 
 
 def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None,
@@ -205,7 +243,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     cards = [load_card(d) for d in dirs]
     check_members(cards, dirs)
     first = cards[0]
-    report, fc, m = ensemble_report(members, hop_s=hop_s, data_root=data_root, cards=cards)
+    report, fcs = ensemble_report(members, hop_s=hop_s, data_root=data_root, cards=cards)
+    fc = fcs[0]
 
     files = [f"model_{i + 1}.keras" for i in range(len(members))]
     seeds = [(c.training.get("cv") or {}).get("seed") for c in cards]
@@ -215,29 +254,32 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
               if c.training.get("curves_file") and (d / c.training["curves_file"]).is_file()}
     training["members"] = [{"folder": str(d), "model_file": c.model_files[0], "seed": s,
                             "cv": c.training.get("cv"), "auc": (c.metrics.get("overall") or {}).get("auc"),
-                            "wall_s": c.training.get("wall_s"),
+                            "wall_s": c.training.get("wall_s"), "window_s": c.features.window_s,
                             "curves_file": f"curves_{i + 1}.json" if i in curves else None}
                            for i, (d, c, s) in enumerate(zip(dirs, cards, seeds))]
     training.pop("curves_file", None)
     training["cv"] = {**(first.training.get("cv") or {}),
                       "note": "per-fold figures use the first member's folds; each member's fold "
                               "models held out their own patient-grouped folds"}
-    step = (f"; windows every {fc.hop_s:g} s (one in {m} of the members' {first.features.hop_s:g}-s "
-            "step)") if m > 1 else ""
+    step = "; " + "; ".join(
+        f"{g}: {f.window_s:g}-s windows every {f.hop_s:g} s"
+        + (f" (one in {int(round(f.hop_s / c.features.hop_s))} of its own {c.features.hop_s:g}-s step)"
+           if f.hop_s != c.features.hop_s else "")
+        for g, f, c in _group_words(fcs, cards))
     each = str(first.training.get("artifact") or "one run's model").split(";")[0]
     training["artifact"] = (f"ensemble of {len(members)} models (outputs averaged), each {each} "
-                            f"(seeds "
-                            f"{', '.join(str(s) for s in seeds)}){step}; the CV figures average the "
+                            f"({seed_words(training['members'])}){step}; the CV figures average the "
                             "members' out-of-fold predictions")
     card = dataclasses.replace(
         first, name=name or first.name, features=fc, model_files=files,
+        member_features=fcs if len(set(fcs)) > 1 else [],
         threshold=float(report["threshold"]), threshold_rule=report["threshold_rule"],
         flag_thresholds=report.get("flag_thresholds", {}),
         class_pooling=report.get("class_pooling", ""), metrics=report, training=training,
         versions=library_versions(),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        description=f"{len(members)} runs of {first.description} (seeds "
-                    f"{', '.join(str(s) for s in seeds)}), combined by lungapp.model.combine")
+        description=f"{len(members)} runs of {first.description} ({seed_words(training['members'])}), "
+                    "combined by lungapp.model.combine")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
@@ -256,17 +298,32 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
 
 
 
+def _group_words(fcs: list, cards: list[ModelCard]):
+    """(words naming the members, features, first member's card) per member group."""
+    groups: dict = {}
+    for i, fc in enumerate(fcs):
+        groups.setdefault(fc, []).append(i)
+    for fc, idx in groups.items():
+        who = "members " + ", ".join(str(i + 1) for i in idx) if len(idx) > 1 else f"member {idx[0] + 1}"
+        yield ("all members" if len(groups) == 1 else who), fc, cards[idx[0]]
+
+
 def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
                     data_root=None, cards: list[ModelCard] | None = None,
                     arrays: list[dict] | None = None):
     """The cross-validation report of the ensemble of ``members`` (one or more (model
-    folder, oof file) pairs) at window step ``hop_s``, from their out-of-fold files, as
-    :func:`combine` writes it on the card. Returns (report, feature config, m) where the
-    ensemble runs on one in ``m`` of the members' windows. ``cards`` (checked to fit
-    together) and ``arrays`` (:func:`load_oofs`) may be given when already loaded."""
+    folder, oof file) pairs) at window step ``hop_s`` (see :func:`member_steps`), from
+    their out-of-fold files, as :func:`combine` writes it on the card. Returns (report,
+    features): each member's features at the ensemble's step. ``cards`` (checked to fit
+    together) and ``arrays`` (:func:`load_oofs`) may be given when already loaded.
+
+    Members reading the same windows are averaged window by window; member groups that
+    read different windows (other lengths or steps) are each pooled and the pooled values
+    averaged over all members (:func:`lungapp.model.inference.pool_members`), as the app
+    does."""
+    from lungapp.model.inference import pool_members
     from lungapp.model.metrics import binary_metrics
-    from lungapp.model.train import (POOLINGS, _auc, class_pooled_probs, evaluate_oof,
-                                      is_flag_spec, pool_probs)
+    from lungapp.model.train import CLASS_POOLINGS, POOLINGS, _auc, evaluate_oof, is_flag_spec
 
     dirs = [Path(d) for d, _ in members]
     if cards is None:
@@ -274,14 +331,13 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
         check_members(cards, dirs, one_model=False)
     first = cards[0]
     spec = (first.output_kind, list(first.outputs))
-    fc = first.features
-    m = 1
-    if hop_s is not None:
-        ratio = hop_s / fc.hop_s
-        m = int(round(ratio))
-        if m < 1 or abs(ratio - m) > 1e-9:
-            raise LungappError(f"hop_s {hop_s} must be a whole multiple of the members' {fc.hop_s} s")
-        fc = dataclasses.replace(fc, hop_s=float(hop_s))
+    steps = member_steps(cards, hop_s)
+    fcs = [fc for fc, _ in steps]
+    groups: dict = {}
+    for i, fc in enumerate(fcs):
+        groups.setdefault(fc, []).append(i)
+    groups = list(groups.values())
+    weights = [len(g) for g in groups]
 
     if arrays is None:
         arrays = load_oofs(members, cards, data_root)
@@ -300,16 +356,25 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     patients = [str(z0["patient"][i]) or None for i in idx0]
     shift_all = all("window_out_shift" in z for z, _ in oofs)
 
-    def windows(key: str, r: int) -> np.ndarray:
-        ws = []
-        for z, idx in oofs:
-            off = z["offsets"]
-            w = z[key][off[idx[r]]: off[idx[r] + 1]].astype(np.float64)
-            ws.append(w)
-        if len({len(w) for w in ws}) != 1:
-            raise LungappError(f"members' windows of {order[r]} differ in number", Path(members[0][1]))
-        mean = np.mean(ws, axis=0)
-        return mean[window_subset(len(mean), m)]
+    def windows(key: str, r: int) -> list[np.ndarray]:
+        """Each member group's window outputs for recording r (its members averaged)."""
+        out = []
+        for g in groups:
+            ws = []
+            for k in g:
+                z, idx = oofs[k]
+                off = z["offsets"]
+                w = z[key][off[idx[r]]: off[idx[r] + 1]].astype(np.float64)
+                ws.append(w[window_subset(len(w), steps[k][1])])
+            if len({len(w) for w in ws}) != 1:
+                raise LungappError(f"members' windows of {order[r]} differ in number",
+                                   Path(members[g[0]][1]))
+            out.append(np.mean(ws, axis=0))
+        return out
+
+    def pooled(outs: list[np.ndarray], rule: str, class_rule: str = "") -> np.ndarray:
+        return pool_members(outs, weights, SimpleNamespace(
+            output_kind=spec[0], outputs=spec[1], pooling=rule, class_pooling=class_rule))
 
     n = len(order)
     probs = np.zeros((n, len(classes)))
@@ -319,16 +384,18 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     for r in range(n):
         w = windows("window_out", r)
         kept.append(w)
-        probs[r] = pool_probs(w, first.pooling, spec)
+        probs[r] = pooled(w, first.pooling)
         for rule in POOLINGS:
-            alt[rule][r] = 1 - pool_probs(w, rule, spec)[0]
+            alt[rule][r] = 1 - pooled(w, rule)[0]
         if shifted is not None:
-            shifted[r] = pool_probs(windows("window_out_shift", r), first.pooling, spec)
+            shifted[r] = pooled(windows("window_out_shift", r), first.pooling)
+    class_probs = ({c: np.stack([pooled(w, first.pooling, c) for w in kept]) for c in CLASS_POOLINGS}
+                   if is_flag_spec(spec) else None)
 
     report = evaluate_oof(y, labels, probs, fold_of, classes, first.task,
                           flag_rule=is_flag_spec(spec),
                           groups=patients if all(patients) else None,
-                          class_probs=class_pooled_probs(kept, first.pooling, spec))
+                          class_probs=class_probs)
     report["pooling_auc"] = {rule: _auc(y, p) for rule, p in alt.items()}
     report["patient_grouped"] = all(bool((c.training.get("cv") or {}).get("grouped_by_patient"))
                                     for c in cards)
@@ -342,7 +409,7 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
             "drop": {k: (report["overall"][k] - sh[k]) if report["overall"][k] is not None
                      and sh[k] is not None else None for k in ("auc", "score", "sensitivity", "specificity")}}
 
-    return report, fc, m
+    return report, fcs
 
 
 def parse_member(spec: str) -> tuple[Path, Path]:
@@ -351,6 +418,31 @@ def parse_member(spec: str) -> tuple[Path, Path]:
     if not sep or not run or not oof:
         raise ValueError(f"{spec!r}: expected RUN:OOF (a model folder and its --oof file)")
     return Path(run), Path(oof)
+
+
+def parse_hops(values: list[str] | None):
+    """``--hop-s`` values -> None, one step, or {window length: step}; ValueError."""
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return _positive(values[0])
+    hops = {}
+    for v in values:
+        w, sep, h = v.partition("=")
+        if not sep:
+            raise ValueError(f"--hop-s {v!r}: give one step, or WINDOW=STEP for each window length")
+        hops[_positive(w)] = _positive(h)
+    return hops
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not v > 0:
+        raise ValueError(f"{text!r}: seconds must be positive")
+    return v
 
 
 def summary_line(report: dict) -> str:
@@ -375,7 +467,9 @@ def main(argv=None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("members", nargs="+", metavar="RUN:OOF", help="model folder and its --oof file")
-    ap.add_argument("--hop-s", type=float, default=None, help="window step of the ensemble (s)")
+    ap.add_argument("--hop-s", action="append", default=None, metavar="STEP|WINDOW=STEP",
+                    help="window step of the ensemble (s): one for every member, or per window "
+                         "length, e.g. --hop-s 2=1 --hop-s 4=2 (default: each member's own)")
     ap.add_argument("--name", default=None)
     ap.add_argument("--data", default=None, metavar="DIR",
                     help="the members' data folder (for out-of-fold files stripped of labels)")
@@ -383,10 +477,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         pairs = [parse_member(spec) for spec in args.members]
+        hop_s = parse_hops(args.hop_s)
     except ValueError as exc:
         ap.error(str(exc))
     try:
-        rep = combine(pairs, args.out, hop_s=args.hop_s, name=args.name, overwrite=args.overwrite,
+        rep = combine(pairs, args.out, hop_s=hop_s, name=args.name, overwrite=args.overwrite,
                       data_root=args.data)
     except LungappError as exc:
         print(f"lungapp combine: {exc}", file=sys.stderr)

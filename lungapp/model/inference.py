@@ -29,7 +29,9 @@ import numpy as np
 
 from lungapp.errors import AudioError, ModelError
 from lungapp.model.card import ModelCard, load_card
-from lungapp.model.features import FeatureConfig, image_features, windows_from_samples
+from lungapp.dsp.spectrogram import normalise, spectrogram
+from lungapp.model.features import (FeatureConfig, image_features, spectrogram_windows,
+                                    windows_from_samples)
 
 #: Recordings shorter than this are refused by the decoder ("too short to analyse").
 MIN_SECONDS = 1.0
@@ -113,6 +115,24 @@ def _pool(values: np.ndarray, rule: str) -> np.ndarray:
     return np.sort(values, axis=0)[-k:].mean(axis=0)
 
 
+def _flag_probs(pooled: np.ndarray, class_pooled: np.ndarray | None, card) -> np.ndarray:
+    """Recording class probabilities of a sigmoid model from its pooled flags (and the
+    flags pooled by the card's ``class_pooling``, which share out the abnormal
+    probability among the abnormal classes; None: the pooled flags name the class)."""
+    probs = outputs_to_classes(pooled[None, :], card)[0]
+    if class_pooled is not None:
+        share = outputs_to_classes(class_pooled[None, :], card)[0][1:]
+        total = share.sum()
+        share = share / total if total > 0 else np.full(len(share), 1.0 / len(share))
+        probs = np.concatenate([probs[:1], (1.0 - probs[0]) * share])
+    return probs
+
+
+def _class_rule(card) -> str | None:
+    rule = card.class_pooling
+    return rule if rule and rule != card.pooling and len(card.outputs) == 2 else None
+
+
 def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
     """Window model outputs (n, n_outputs) -> recording class probabilities (n_classes,).
 
@@ -124,17 +144,11 @@ def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
     """
     if card.output_kind == "sigmoid":
         out = np.asarray(window_out, dtype=np.float64)
-        probs = outputs_to_classes(_pool(out, card.pooling)[None, :], card)[0]
-        rule = card.class_pooling
-        if rule and rule != card.pooling and len(probs) > 2:
-            # The abnormal probability stays the pooled one; the abnormal classes share it
-            # in proportion to the class-pooled flags (a wheeze in a quarter of the windows
-            # makes a CAS recording even where the mean of its CAS flag is low).
-            share = outputs_to_classes(_pool(out, rule)[None, :], card)[0][1:]
-            total = share.sum()
-            share = share / total if total > 0 else np.full(len(share), 1.0 / len(share))
-            probs = np.concatenate([probs[:1], (1.0 - probs[0]) * share])
-        return probs
+        # The abnormal probability stays the pooled one; the abnormal classes share it in
+        # proportion to the class-pooled flags (a wheeze in a quarter of the windows makes
+        # a CAS recording even where the mean of its CAS flag is low).
+        rule = _class_rule(card)
+        return _flag_probs(_pool(out, card.pooling), None if rule is None else _pool(out, rule), card)
     probs = np.asarray(window_out, dtype=np.float64)
     p_abn_w = 1.0 - probs[:, 0]
     p_abn = float(_pool(p_abn_w[:, None], card.pooling)[0])
@@ -142,6 +156,49 @@ def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
     share = (abn * p_abn_w[:, None]).sum(axis=0) if p_abn_w.sum() > 0 else abn.sum(axis=0)
     share = share / share.sum() if share.sum() > 0 else np.full(abn.shape[1], 1.0 / abn.shape[1])
     return np.concatenate([[1.0 - p_abn], p_abn * share])
+
+
+def pool_members(outs: list[np.ndarray], weights: list[int], card) -> np.ndarray:
+    """Recording class probabilities of an ensemble whose member groups read different
+    windows (:meth:`ModelCard.member_groups`): ``outs[g]`` is group g's window outputs
+    (averaged over its members), ``weights[g]`` its number of members. Each group's
+    windows are pooled by the card's rules and the pooled values averaged over all
+    members (sigmoid: the pooled flags, and the class-pooled ones; softmax: the class
+    probabilities). One group: :func:`pool_recording`."""
+    if len(outs) == 1:
+        return pool_recording(outs[0], card)
+    w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+    if card.output_kind == "sigmoid":
+        outs = [np.asarray(o, dtype=np.float64) for o in outs]
+        rule = _class_rule(card)
+        pooled = sum(wg * _pool(o, card.pooling) for wg, o in zip(w, outs))
+        class_pooled = None if rule is None else sum(wg * _pool(o, rule) for wg, o in zip(w, outs))
+        return _flag_probs(pooled, class_pooled, card)
+    return sum(wg * pool_recording(o, card) for wg, o in zip(w, outs))
+
+
+def timeline_outputs(outs: list[np.ndarray], starts: list[np.ndarray], lengths: list[float],
+                     weights: list[int]) -> np.ndarray:
+    """The ensemble's outputs on the first group's windows (the timeline): for each of
+    them, every other group contributes the mean of its windows that contain the window's
+    centre (the nearest window when none does), weighted by the groups' members."""
+    base = np.asarray(outs[0], dtype=np.float64)
+    if len(outs) == 1:
+        return base
+    w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+    centres = np.asarray(starts[0], dtype=np.float64) + lengths[0] / 2.0
+    total = w[0] * base
+    for wg, o, st, length in zip(w[1:], outs[1:], starts[1:], lengths[1:]):
+        o = np.asarray(o, dtype=np.float64)
+        st = np.asarray(st, dtype=np.float64)
+        rows = []
+        for c in centres:
+            inside = (st <= c) & (c < st + length)
+            if not inside.any():
+                inside = np.abs(st + length / 2.0 - c) == np.abs(st + length / 2.0 - c).min()
+            rows.append(o[inside].mean(axis=0))
+        total = total + wg * np.array(rows)
+    return total
 
 
 def runtime_choice(runtime: str | None = None) -> str:
@@ -154,20 +211,33 @@ def runtime_choice(runtime: str | None = None) -> str:
     return value
 
 
-def load_numpy_models(model_dir: Path, card: ModelCard):
-    """The card's model files as NumPy-runtime models (an ensemble when several).
+@dataclass
+class MemberGroup:
+    """Members of a model that read the same windows: their features, one callable model
+    (the group's members averaged) and how many members it holds."""
+
+    features: FeatureConfig
+    model: object
+    members: int
+
+
+def load_numpy_models(model_dir: Path, card: ModelCard) -> list[MemberGroup]:
+    """The card's model files as NumPy-runtime models, one per member group
+    (:meth:`ModelCard.member_groups`; an ensemble when a group has several files).
     Raises npruntime.UnsupportedModel (use Keras), or ModelError (unsafe/corrupt)."""
     from lungapp.model import npruntime
 
-    models = [npruntime.load(model_dir / f) for f in card.model_files]
-    for f, m in zip(card.model_files, models):
-        _check_shapes(model_dir / f, m, card)
-    if len(models) == 1:
-        return models[0]
-    try:
-        return npruntime.NumpyEnsemble(models)
-    except ValueError as exc:
-        raise npruntime.UnsupportedModel(str(exc), model_dir) from None
+    groups = []
+    for fc, files in card.member_groups():
+        models = [npruntime.load(model_dir / f) for f in files]
+        for f, m in zip(files, models):
+            _check_shapes(model_dir / f, m, card, fc)
+        try:
+            model = models[0] if len(models) == 1 else npruntime.NumpyEnsemble(models)
+        except ValueError as exc:
+            raise npruntime.UnsupportedModel(str(exc), model_dir) from None
+        groups.append(MemberGroup(fc, model, len(files)))
+    return groups
 
 
 def planned_runtime(model_dir, runtime: str | None = None) -> tuple[str, str]:
@@ -197,9 +267,12 @@ class Predictor:
 
     def __init__(self, model_dir: Path, card: ModelCard, model, runtime: str = "keras",
                  runtime_note: str = ""):
+        """``model``: one callable model reading ``card.features`` (all the card's files
+        averaged), or a list of :class:`MemberGroup` (one per member group)."""
         self.model_dir = Path(model_dir)
         self.card = card
-        self._model = model
+        self.groups = (list(model) if isinstance(model, list)
+                       else [MemberGroup(card.features, model, len(card.model_files))])
         self.runtime = runtime
         self.runtime_note = runtime_note
 
@@ -242,21 +315,26 @@ class Predictor:
                     raise ModelError(f"the NumPy runtime (LUNGAPP_RUNTIME=numpy) cannot run this "
                                      f"model: {exc.problem}", exc.path) from None
                 note = f"{Path(exc.path).name if exc.path else 'model'}: {exc.problem}"
-        models = [load_keras_model(model_dir / f) for f in card.model_files]
-        for f, m in zip(card.model_files, models):
-            _check_shapes(model_dir / f, m, card)
-        return cls(model_dir, card, _ensemble(models), runtime="keras", runtime_note=note)
+        groups = []
+        for fc, files in card.member_groups():
+            models = [load_keras_model(model_dir / f) for f in files]
+            for f, m in zip(files, models):
+                _check_shapes(model_dir / f, m, card, fc)
+            groups.append(MemberGroup(fc, _ensemble(models), len(files)))
+        return cls(model_dir, card, groups, runtime="keras", runtime_note=note)
 
     # --- raw model calls ---------------------------------------------------------------
-    def window_outputs(self, X: np.ndarray) -> np.ndarray:
-        """Model outputs for windows X (n, *input_shape) -> (n, n_outputs) float64.
+    def window_outputs(self, X: np.ndarray, group: int = 0) -> np.ndarray:
+        """Model outputs for windows X (n, *input_shape) of member group ``group`` (the
+        first: ``card.features``' windows) -> (n, n_outputs) float64.
 
         keras runtime: predict_on_batch runs a compiled graph (traced once): for the
         4-model ensemble on a 15-s recording it measured ~45 ms against ~210 ms for an
         eager ``model(x)`` call and more for ``model.predict`` (which also sets up a data
         pipeline per call). numpy runtime: the NumPy plan, called directly."""
         X = np.asarray(X, dtype=np.float32)
-        call = self._model if self.runtime == "numpy" else self._model.predict_on_batch
+        model = self.groups[group].model
+        call = model if self.runtime == "numpy" else model.predict_on_batch
         outs = [np.asarray(call(X[i: i + _BATCH])) for i in range(0, len(X), _BATCH)]
         return np.concatenate(outs).astype(np.float64)
 
@@ -267,7 +345,7 @@ class Predictor:
         if self.card.input_kind == "image":
             X = image_features(path, self.card.features)
             with _single_blas():
-                return self._result(str(path), 0.0, X, np.zeros(1), quality=None)
+                return self._result(str(path), 0.0, [(X, np.zeros(1))], quality=None)
         from lungapp.audio import load_audio
 
         audio = load_audio(path, rate=self.card.features.rate, min_seconds=MIN_SECONDS)
@@ -299,21 +377,36 @@ class Predictor:
             # The gate and the features each take a single core for a few ms: on a machine
             # with two, they run side by side (the network's call uses both cores after).
             quality = _alongside(qmod.assess, x, fc.rate, params or None)
-        X, starts = windows_from_samples(x, fc)
+        windows = self.member_windows(x)
         if quality is not None:
             quality = quality.result()
-        return self._result(path, len(x) / fc.rate, X, starts, quality)
+        return self._result(path, len(x) / fc.rate, windows, quality)
 
-    def _result(self, path, duration_s, X, starts, quality) -> Prediction:
+    def member_windows(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(X, starts_s) of each member group for a mono signal at the card's rate; one
+        spectrogram serves every group when the signal is at least as long as each
+        group's window."""
+        fcs = [g.features for g in self.groups]
+        if len(fcs) == 1 or len(x) < max(fc.window_samples for fc in fcs):
+            return [windows_from_samples(x, fc) for fc in fcs]
+        cfg = fcs[0].spectrogram
+        spec = normalise(spectrogram(np.asarray(x, dtype=np.float32), cfg), cfg)
+        return [spectrogram_windows(spec, len(x), fc) for fc in fcs]
+
+    def _result(self, path, duration_s, windows, quality) -> Prediction:
         card = self.card
-        out = self.window_outputs(X)
-        win_probs = outputs_to_classes(out, card)
-        rec = pool_recording(out, card)
-        p_abn = float(1.0 - rec[0])
+        outs = [self.window_outputs(X, g) for g, (X, _) in enumerate(windows)]
+        weights = [g.members for g in self.groups]
+        rec = pool_members(outs, weights, card)
         fc = card.features
-        windows = [WindowResult(float(s), float(min(s + fc.window_s, max(duration_s, fc.window_s))),
-                                dict(zip(card.classes, map(float, wp))), float(1.0 - wp[0]))
-                   for s, wp in zip(starts, win_probs)]
+        starts = windows[0][1]
+        out = timeline_outputs(outs, [s for _, s in windows],
+                               [g.features.window_s for g in self.groups], weights)
+        win_probs = outputs_to_classes(out, card)
+        p_abn = float(1.0 - rec[0])
+        timeline = [WindowResult(float(s), float(min(s + fc.window_s, max(duration_s, fc.window_s))),
+                                 dict(zip(card.classes, map(float, wp))), float(1.0 - wp[0]))
+                    for s, wp in zip(starts, win_probs)]
         probs = dict(zip(card.classes, map(float, rec)))
         if quality is not None and not quality.ok:
             decision, label = "poor quality", POOR_QUALITY_LABEL
@@ -323,7 +416,7 @@ class Predictor:
         else:
             decision, label = "normal", card.classes[0]
         return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,
-                          abnormal_probability=p_abn, probabilities=probs, windows=windows,
+                          abnormal_probability=p_abn, probabilities=probs, windows=timeline,
                           model={"name": card.name, "version": card.version,
                                  "path": str(self.model_dir)},
                           threshold=card.threshold, quality=quality)
@@ -349,8 +442,8 @@ def load_keras_model(path: Path):
                          f"{text.splitlines()[0][:200] if text else 'no detail'})", path) from None
 
 
-def _check_shapes(path: Path, model, card: ModelCard) -> None:
-    want_in = tuple(card.features.input_shape)
+def _check_shapes(path: Path, model, card: ModelCard, fc: FeatureConfig | None = None) -> None:
+    want_in = tuple((fc or card.features).input_shape)
     got_in = tuple(model.input_shape[1:])
     if any(g is not None and g != w for g, w in zip(got_in, want_in)) or len(got_in) != len(want_in):
         raise ModelError(f"model input shape {got_in} does not match the card's features {want_in}", path)
