@@ -8,13 +8,13 @@ project's own `lungapp train`, then add the clinician-facing parts of its card.
     .venv/bin/python packaging/make_bundled_model.py --members [--from RUN:OOF ...]
                                                 # recombine the kept members (and new runs)
 
-Training: for each seed in SEEDS, `lungapp train ../shared/data/sprsound/train --task
-4class --preset bundled --seed N --oof ...` (patient-grouped 4-fold CV, then one model
+Training: for each preset and seed in RUNS, `lungapp train ../shared/data/sprsound/train
+--task 4class --preset P --seed N --oof ...` (patient-grouped 4-fold CV, then one model
 retrained on all data) into --work; the runs are combined (lungapp.model.combine) at the
-window step HOP_S, with the threshold and class rule chosen on the averaged out-of-fold
-predictions. Never trained on intra_test.
+window steps HOP_S (2-s windows every 1 s, 4-s windows every 2 s), with the threshold and
+class rule chosen on the averaged out-of-fold predictions. Never trained on intra_test.
 
-Runs of the recipe are kept in packaging/bundled_members/seedN/ (their card, model and
+Runs are kept in packaging/bundled_members/w<window>s_seed<N>/ (their card, model and
 curves, and their out-of-fold file stripped of the dataset's labels and patient ids; writing
 resources/model keeps its members there), so that an ensemble can be recombined or given
 another member without training its members again; combining them reads the labels from
@@ -33,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
 TARGET = ROOT / "resources" / "model"
-#: The bundled model's runs: one per seed; several are combined (lungapp.model.combine) at
-#: the window step HOP_S (None: the recipe's).
-SEEDS = "0,1,2,3"
-HOP_S = 1.0
+#: The bundled model's runs: preset -> seeds; several runs are combined
+#: (lungapp.model.combine) at the window steps HOP_S (window length -> step).
+RUNS = "bundled:0,1,2,3;bundled-4s:0,1"
+HOP_S = {2.0: 1.0, 4.0: 2.0}
 #: Kept runs of the bundled recipe (see the module docstring); not shipped.
 MEMBERS = ROOT / "packaging" / "bundled_members"
 
@@ -86,9 +86,23 @@ def annotate(model_dir: Path) -> None:
     write_model_card_md(model_dir)
 
 
-def _train(seed: int, out: Path, oof: Path | None) -> int:
+def _runs(spec: str) -> list[tuple[str, int]]:
+    """"PRESET:SEEDS;PRESET:SEEDS" -> [(preset, seed), ...]; exits on a malformed spec."""
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        preset, sep, seeds = part.partition(":")
+        try:
+            out += [(preset, int(x)) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            sep = ""
+        if not sep or not preset:
+            sys.exit(f"--runs {spec!r}: expected PRESET:SEED,SEED;PRESET:SEED,...")
+    return out
+
+
+def _train(preset: str, seed: int, out: Path, oof: Path | None) -> int:
     cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
-           "--task", "4class", "--preset", "bundled", "--seed", str(seed),
+           "--task", "4class", "--preset", preset, "--seed", str(seed),
            "--name", "lungapp-sprsound", "--overwrite", "--progress", "bar"]
     if oof is not None:
         cmd += ["--oof", str(oof)]
@@ -104,15 +118,23 @@ def main() -> int:
     ap.add_argument("--members", action="store_true",
                     help=f"combine the kept members ({MEMBERS.relative_to(ROOT)}), with any "
                          "--from RUN:OOF runs")
-    ap.add_argument("--seeds", default=SEEDS, help=f"seeds to train when regenerating (default {SEEDS})")
-    ap.add_argument("--hop-s", type=float, default=HOP_S,
-                    help=f"window step of an ensemble (default {HOP_S})")
+    ap.add_argument("--runs", default=RUNS,
+                    help=f"presets and seeds to train when regenerating (default {RUNS!r})")
+    ap.add_argument("--hop-s", action="append", default=None, metavar="STEP|WINDOW=STEP",
+                    help="window step of an ensemble: one, or per window length (default "
+                         + " ".join(f"{w:g}={h:g}" for w, h in HOP_S.items()) + ")")
     ap.add_argument("--work", default=str(ROOT / "runs"), help="where regenerated runs are kept")
     ap.add_argument("--out", default=str(TARGET))
     args = ap.parse_args()
     out = Path(args.out)
     from lungapp.errors import LungappError
-    from lungapp.model.combine import combine, keep_runs, kept_runs, parse_member, summary_line
+    from lungapp.model.combine import (combine, keep_runs, kept_runs, parse_hops, parse_member,
+                                       summary_line)
+
+    try:
+        hop_s = parse_hops(args.hop_s) if args.hop_s else HOP_S
+    except ValueError as exc:
+        sys.exit(f"--hop-s: {exc}")
 
     members: list[tuple[Path, Path]] = kept_runs(MEMBERS) if args.members else []
     if args.members and not members:
@@ -130,22 +152,22 @@ def main() -> int:
     elif not members:
         if not DATA.is_dir():
             sys.exit(f"SPRSound train not found at {DATA}")
-        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        runs = _runs(args.runs)
         work = Path(args.work)
-        if len(seeds) == 1:  # one model, trained straight into the target
-            rc = _train(seeds[0], out, None)
+        if len(runs) == 1:  # one model, trained straight into the target
+            rc = _train(*runs[0], out, None)
             if rc != 0:
                 return rc
         else:
-            for seed in seeds:
-                run, oof = work / f"bundled_seed{seed}", work / f"bundled_seed{seed}_oof.npz"
-                rc = _train(seed, run, oof)
+            for preset, seed in runs:
+                run, oof = work / f"{preset}_seed{seed}", work / f"{preset}_seed{seed}_oof.npz"
+                rc = _train(preset, seed, run, oof)
                 if rc != 0:
                     return rc
                 members.append((run, oof))
     if members:
         try:
-            combine(members, out, hop_s=args.hop_s, name="lungapp-sprsound", overwrite=True,
+            combine(members, out, hop_s=hop_s, name="lungapp-sprsound", overwrite=True,
                     data_root=DATA)
             if out.resolve() == TARGET.resolve():  # the members of the bundled model
                 keep_runs(members, MEMBERS)

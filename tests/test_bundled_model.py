@@ -117,14 +117,16 @@ def test_examples_are_marked_synthetic():
         assert json.loads(js.read_text()).get("synthetic") is True
 
 
+from lungapp.model.train import PRESETS  # noqa: E402
+
 MEMBERS = paths.resources_dir().parent / "packaging" / "bundled_members"
 
 
 def _kept_members():
     if not MEMBERS.is_dir():
         pytest.skip(f"no kept members in {MEMBERS} (an installed copy has no packaging/)")
-    kept = [(d, d / "oof.npz") for d in sorted(MEMBERS.glob("seed*"))]
-    assert kept, f"{MEMBERS} holds no seedN member"
+    kept = [(d, d / "oof.npz") for d in sorted(MEMBERS.glob("w*s_seed*"))]
+    assert kept, f"{MEMBERS} holds no kept run"
     return kept
 
 
@@ -137,9 +139,11 @@ def test_kept_members_are_whole_runs_without_the_datasets_labels():
     cards = [load_card(d) for d, _ in kept]
     check_members(cards, [d for d, _ in kept])  # one recipe, one file list, one model each
     for (d, oof), card in zip(kept, cards):
-        assert d.name == f"seed{card.training['cv']['seed']}"
+        assert d.name == f"w{card.features.window_s:g}s_seed{card.training['cv']['seed']}"
         assert card.training["cv"]["grouped_by_patient"] is True
-        assert card.training["options"]["preset"] == "bundled"
+        # the bundled recipe (2-s windows) or its 4-s twin (the same options but features)
+        assert card.training["options"]["preset"] in ("bundled", "bundled-4s")
+        assert card.features in (PRESETS["bundled"]["features"], PRESETS["bundled-4s"]["features"])
         assert (d / card.model_files[0]).is_file()
         with np.load(oof, allow_pickle=False) as z:
             assert not {"label", "patient"} & set(z.files)
@@ -153,7 +157,31 @@ def test_kept_members_recombine_with_the_labels_they_were_trained_on(sprsound_di
     from lungapp.model.combine import ensemble_report
 
     for d, oof in _kept_members():
-        report, _, _ = ensemble_report([(d, oof)], data_root=sprsound_dir / "train")
+        report, _ = ensemble_report([(d, oof)], data_root=sprsound_dir / "train")
         want = load_card(d).metrics["overall"]
         assert report["overall"]["auc"] == pytest.approx(want["auc"], abs=1e-12)
         assert report["overall"]["confusion"] == want["confusion"]
+
+
+def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe():
+    """make_bundled_model's runs: the bundled preset and its 4-s twin, which differs from it
+    in the window length only (so their runs combine into one mixed ensemble)."""
+    import dataclasses
+    import importlib.util
+
+    path = paths.resources_dir().parent / "packaging" / "make_bundled_model.py"
+    if not path.is_file():
+        pytest.skip("no packaging/ in an installed copy")
+    spec = importlib.util.spec_from_file_location("make_bundled_model", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    runs = mod._runs(mod.RUNS)
+    assert {p for p, _ in runs} == {"bundled", "bundled-4s"}
+    assert mod._runs("bundled:0,3; bundled-4s:1") == [("bundled", 0), ("bundled", 3), ("bundled-4s", 1)]
+    for bad in ("bundled", "bundled:x", ":1"):
+        with pytest.raises(SystemExit):
+            mod._runs(bad)
+    a, b = PRESETS["bundled"], PRESETS["bundled-4s"]
+    assert {k for k in a if a[k] != b[k]} == {"features"}
+    assert b["features"] == dataclasses.replace(a["features"], window_s=4.0, hop_s=1.0)
+    assert set(mod.HOP_S) == {a["features"].window_s, b["features"].window_s}

@@ -143,6 +143,13 @@ PRESETS: dict[str, dict] = {
 # same fixed schedule (one model at 249 x 64 costs about what the 4-model ensemble at
 # 124 x 64 did), and the CV figures estimate that model's recipe.
 PRESETS["bundled"] = {**PRESETS["recommended"], "features": FINE_FEATURES, "artifact": "retrain"}
+# "bundled-4s": the bundled recipe on 4-s windows of the same spectrogram (more of a breath
+# per window; about twice the compute per window, so about 65 min per run here). Its runs
+# join the 2-s runs in the bundled model's mixed ensemble (lungapp.model.combine), where
+# they add what re-rolls of the 2-s recipe do not (out-of-fold AUC, seed 0, 2026-11-27:
+# 0.928 alone at a 1-s step against 0.922-0.929 for 2-s runs; see the README).
+PRESETS["bundled-4s"] = {**PRESETS["bundled"],
+                         "features": dataclasses.replace(FINE_FEATURES, window_s=4.0, hop_s=1.0)}
 
 _EPS = 1e-7
 
