@@ -98,3 +98,10 @@ def test_not_a_folder_is_refused_before_starting(window, tmp_path):
     assert not view.start()
     assert "Not a folder" in view.stage.text()
     assert not view.running
+
+
+def test_the_train_tab_offers_every_preset(window):
+    from lungapp.model.train import PRESETS
+
+    combo = window.train.preset
+    assert sorted(combo.itemData(i) for i in range(combo.count())) == sorted(PRESETS)
