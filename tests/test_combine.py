@@ -292,7 +292,7 @@ def test_a_mixed_ensembles_card_pools_each_window_length_then_averages(members, 
     from lungapp.model.card_text import card_markdown
 
     text = card_markdown(card)
-    assert "seeds 0, 1 on 2-s windows and 0 on 1-s windows" in text
+    assert "seeds 0, 1 on 2-s windows and seed 0 on 1-s windows" in text
     assert "2 models on 2-s windows every 1 s; 1 model on 1-s windows every 0.5 s" in text
     zs = [np.load(f) for _, f in pairs + [short_member]]
     order = [str(p) for p in zs[0]["path"]]

@@ -16,13 +16,16 @@ from lungapp.model.card import ModelCard, load_card, pooling_words
 
 def seed_words(members: list[dict]) -> str:
     """"seeds 0, 1, 2" for a card's ``training.members``; with several window lengths,
-    "seeds 0, 1 on 2-s windows and 0, 1 on 4-s windows"."""
+    "seeds 0, 1 on 2-s windows and seed 0 on 4-s windows"."""
     by: dict = {}
     for x in members:
         by.setdefault(x.get("window_s"), []).append(str(x.get("seed")))
+    def seeds(v: list[str]) -> str:
+        return ("seed " if len(v) == 1 else "seeds ") + ", ".join(v)
+
     if len(by) == 1:
-        return "seeds " + ", ".join(next(iter(by.values())))
-    return "seeds " + " and ".join(f"{', '.join(v)} on {w:g}-s windows" for w, v in by.items())
+        return seeds(next(iter(by.values())))
+    return " and ".join(f"{seeds(v)} on {w:g}-s windows" for w, v in by.items())
 
 
 def _f(v, digits: int = 3) -> str:

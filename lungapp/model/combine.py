@@ -267,7 +267,10 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
            if f.hop_s != c.features.hop_s else "")
         for g, f, c in _group_words(fcs, cards))
     each = str(first.training.get("artifact") or "one run's model").split(";")[0]
-    training["artifact"] = (f"ensemble of {len(members)} models (outputs averaged), each {each} "
+    how = ("outputs averaged" if len(set(fcs)) == 1 else
+           "outputs averaged over models on the same windows, each window length's pooled, "
+           "then averaged over all")
+    training["artifact"] = (f"ensemble of {len(members)} models ({how}), each {each} "
                             f"({seed_words(training['members'])}){step}; the CV figures average the "
                             "members' out-of-fold predictions")
     card = dataclasses.replace(
