@@ -11,8 +11,9 @@ project's own `lungapp train`, then add the clinician-facing parts of its card.
 Training: for each preset and seed in RUNS, `lungapp train ../shared/data/sprsound/train
 --task 4class --preset P --seed N --oof ...` (patient-grouped 4-fold CV, then one model
 retrained on all data) into --work; the runs are combined (lungapp.model.combine) at the
-window steps HOP_S (2-s windows every 1 s, 4-s windows every 2 s), with the threshold and
-class rule chosen on the averaged out-of-fold predictions. Never trained on intra_test.
+window steps HOP_S (each run at its own step: 2-s windows every 0.5 s, 4-s windows every
+1 s), with the threshold and class rule chosen on the averaged out-of-fold predictions.
+Never trained on intra_test.
 
 Runs are kept in packaging/bundled_members/w<window>s_seed<N>/ (their card, model and
 curves, and their out-of-fold file stripped of the dataset's labels and patient ids; writing
@@ -34,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
 TARGET = ROOT / "resources" / "model"
 #: The bundled model's runs: preset -> seeds; several runs are combined
-#: (lungapp.model.combine) at the window steps HOP_S (window length -> step).
-RUNS = "bundled:0,1,2,3;bundled-4s:0,1"
-HOP_S = {2.0: 1.0, 4.0: 2.0}
+#: (lungapp.model.combine) at the window steps HOP_S (window length -> step; None: each
+#: run at its own step, 2-s windows every 0.5 s and 4-s windows every 1 s).
+RUNS = "bundled:0;bundled-4s:0"
+HOP_S = None
 #: Kept runs of the bundled recipe (see the module docstring); not shipped.
 MEMBERS = ROOT / "packaging" / "bundled_members"
 
@@ -100,6 +102,21 @@ def _runs(spec: str) -> list[tuple[str, int]]:
     return out
 
 
+def _kept(runs: list[tuple[str, int]]) -> list[tuple[Path, Path]]:
+    """The kept runs (MEMBERS) of ``runs``; exits naming any that is not kept."""
+    from lungapp.model.train import PRESETS
+
+    out = []
+    for preset, seed in runs:
+        if preset not in PRESETS:
+            sys.exit(f"unknown preset {preset!r}")
+        d = MEMBERS / f"w{PRESETS[preset]['features'].window_s:g}s_seed{seed}"
+        if not (d / "oof.npz").is_file():
+            sys.exit(f"{preset} seed {seed} is not kept in {MEMBERS} (no {d.name}/oof.npz)")
+        out.append((d, d / "oof.npz"))
+    return out
+
+
 def _train(preset: str, seed: int, out: Path, oof: Path | None) -> int:
     cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
            "--task", "4class", "--preset", preset, "--seed", str(seed),
@@ -116,29 +133,29 @@ def main() -> int:
                     help="a finished `lungapp train` output folder; or, given twice or more, "
                          "RUN:OOF pairs (a run and its --oof file) to combine into an ensemble")
     ap.add_argument("--members", action="store_true",
-                    help=f"combine the kept members ({MEMBERS.relative_to(ROOT)}), with any "
-                         "--from RUN:OOF runs")
+                    help=f"combine the kept runs ({MEMBERS.relative_to(ROOT)}) that --runs names, "
+                         "with any --from RUN:OOF runs")
     ap.add_argument("--runs", default=RUNS,
                     help=f"presets and seeds to train when regenerating (default {RUNS!r})")
     ap.add_argument("--hop-s", action="append", default=None, metavar="STEP|WINDOW=STEP",
-                    help="window step of an ensemble: one, or per window length (default "
-                         + " ".join(f"{w:g}={h:g}" for w, h in HOP_S.items()) + ")")
+                    help="window step of an ensemble: one, or per window length, e.g. 2=1 "
+                         "(default: " + (" ".join(f"{w:g}={h:g}" for w, h in HOP_S.items())
+                                         if HOP_S else "each run's own") + ")")
     ap.add_argument("--work", default=str(ROOT / "runs"), help="where regenerated runs are kept")
     ap.add_argument("--out", default=str(TARGET))
     args = ap.parse_args()
     out = Path(args.out)
     from lungapp.errors import LungappError
-    from lungapp.model.combine import (combine, keep_runs, kept_runs, parse_hops, parse_member,
-                                       summary_line)
+    from lungapp.model.card import load_card
+    from lungapp.model.combine import (combine, keep_runs, kept_name, kept_runs, parse_hops,
+                                       parse_member, summary_line)
 
     try:
         hop_s = parse_hops(args.hop_s) if args.hop_s else HOP_S
     except ValueError as exc:
         sys.exit(f"--hop-s: {exc}")
 
-    members: list[tuple[Path, Path]] = kept_runs(MEMBERS) if args.members else []
-    if args.members and not members:
-        sys.exit(f"no kept members in {MEMBERS}")
+    members: list[tuple[Path, Path]] = _kept(_runs(args.runs)) if args.members else []
     if len(args.src) == 1 and ":" not in args.src[0] and not args.members:
         if Path(args.src[0]).resolve() != out.resolve():
             if out.exists():
@@ -169,8 +186,10 @@ def main() -> int:
         try:
             combine(members, out, hop_s=hop_s, name="lungapp-sprsound", overwrite=True,
                     data_root=DATA)
-            if out.resolve() == TARGET.resolve():  # the members of the bundled model
-                keep_runs(members, MEMBERS)
+            if out.resolve() == TARGET.resolve():
+                # the bundled model's members join (or replace) the runs kept before
+                mine = {kept_name(load_card(d)) for d, _ in members}
+                keep_runs([m for m in kept_runs(MEMBERS) if m[0].name not in mine] + members, MEMBERS)
         except LungappError as exc:
             sys.exit(f"combine: {exc}")
     annotate(out)

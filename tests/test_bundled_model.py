@@ -184,4 +184,24 @@ def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe():
     a, b = PRESETS["bundled"], PRESETS["bundled-4s"]
     assert {k for k in a if a[k] != b[k]} == {"features"}
     assert b["features"] == dataclasses.replace(a["features"], window_s=4.0, hop_s=1.0)
-    assert set(mod.HOP_S) == {a["features"].window_s, b["features"].window_s}
+    # each member at its own step, or a step for each window length
+    assert mod.HOP_S is None or set(mod.HOP_S) == {a["features"].window_s, b["features"].window_s}
+    kept = [d.name for d, _ in mod._kept(runs)] if mod.MEMBERS.is_dir() else []
+    assert kept in ([], [f"w{PRESETS[p]['features'].window_s:g}s_seed{s}" for p, s in runs])
+
+
+def test_kept_runs_were_trained_with_their_presets_options():
+    """Each kept run's recorded options are its preset's, seed aside: the 4-s run, made as
+    `--preset bundled --features <bundled-4s features>`, has exactly `--preset bundled-4s`'s
+    options, so the documented command regenerates it."""
+    from lungapp.model.train import TrainOptions
+
+    for d, _ in _kept_members():
+        card = load_card(d)
+        got = dict(card.training["options"])
+        preset = "bundled-4s" if card.features.window_s == 4.0 else "bundled"
+        want = TrainOptions.from_preset(preset, task="4class", seed=got["seed"]).to_dict()
+        for opts in (got, want):
+            opts.pop("preset")
+            opts.pop("name")
+        assert json.loads(json.dumps(got)) == json.loads(json.dumps(want)), d.name

@@ -63,7 +63,7 @@ def test_quantile_pooling_and_shares():
 
 
 def test_class_pooling_in_the_card_is_validated_and_kept(tmp_path):
-    card = _flags_card(class_pooling="quantile:0.9", model_files=["model.keras"])
+    card = _flags_card(class_pooling="quantile:0.9", model_files=["model.keras"], member_features=[])
     (tmp_path / "model.keras").write_bytes(b"x")
     write_card(tmp_path, card)
     assert load_card(tmp_path).class_pooling == "quantile:0.9"
@@ -168,11 +168,15 @@ def test_the_app_names_the_class_from_the_class_pooled_flags(tmp_path):
 
     x, rate = sf.read(wav, dtype="float32")
     assert rate == card.features.spectrogram.rate
+    # each member group's windows (one group unless the card mixes window lengths),
+    # pooled per group and averaged by the groups' numbers of models
+    outs = [pred_cp.window_outputs(X, g) for g, (X, _) in enumerate(pred_cp.member_windows(x))]
     X, _ = windows_from_samples(x, card.features)
-    out = pred_cp.window_outputs(X)
+    assert np.array_equal(pred_cp.window_outputs(X), outs[0])
+    w = np.array([g.members for g in pred_cp.groups], dtype=float) / len(card.model_files)
     assert card.pooling == "mean"
-    mc, md = out.mean(axis=0)
-    c, d = np.quantile(out, 0.75, axis=0)
+    mc, md = sum(wg * o.mean(axis=0) for wg, o in zip(w, outs))
+    c, d = sum(wg * np.quantile(o, 0.75, axis=0) for wg, o in zip(w, outs))
     share = np.array([c * (1 - d), (1 - c) * d, c * d])
     p_abn = 1 - (1 - mc) * (1 - md)
     want = np.concatenate([[1 - p_abn], p_abn * share / share.sum()])
