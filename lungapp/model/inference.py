@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lungapp.dsp.spectrogram import normalise, spectrogram
 from lungapp.errors import AudioError, ModelError
 from lungapp.model.card import ModelCard, load_card
-from lungapp.dsp.spectrogram import normalise, spectrogram
 from lungapp.model.features import (FeatureConfig, image_features, spectrogram_windows,
                                     windows_from_samples)
 
