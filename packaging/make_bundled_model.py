@@ -104,13 +104,14 @@ def _runs(spec: str) -> list[tuple[str, int]]:
 
 def _kept(runs: list[tuple[str, int]]) -> list[tuple[Path, Path]]:
     """The kept runs (MEMBERS) of ``runs``; exits naming any that is not kept."""
+    from lungapp.model.combine import kept_name
     from lungapp.model.train import PRESETS
 
     out = []
     for preset, seed in runs:
         if preset not in PRESETS:
             sys.exit(f"unknown preset {preset!r}")
-        d = MEMBERS / f"w{PRESETS[preset]['features'].window_s:g}s_seed{seed}"
+        d = MEMBERS / kept_name(PRESETS[preset]["features"].window_s, seed)
         if not (d / "oof.npz").is_file():
             sys.exit(f"{preset} seed {seed} is not kept in {MEMBERS} (no {d.name}/oof.npz)")
         out.append((d, d / "oof.npz"))
@@ -147,7 +148,7 @@ def main() -> int:
     out = Path(args.out)
     from lungapp.errors import LungappError
     from lungapp.model.card import load_card
-    from lungapp.model.combine import (combine, keep_runs, kept_name, kept_runs, parse_hops,
+    from lungapp.model.combine import (combine, keep_runs, kept_name_of, kept_runs, parse_hops,
                                        parse_member, summary_line)
 
     try:
@@ -188,7 +189,7 @@ def main() -> int:
                     data_root=DATA)
             if out.resolve() == TARGET.resolve():
                 # the bundled model's members join (or replace) the runs kept before
-                mine = {kept_name(load_card(d)) for d, _ in members}
+                mine = {kept_name_of(load_card(d)) for d, _ in members}
                 keep_runs([m for m in kept_runs(MEMBERS) if m[0].name not in mine] + members, MEMBERS)
         except LungappError as exc:
             sys.exit(f"combine: {exc}")

@@ -202,7 +202,7 @@ def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
         for run, oof in members:
             run = Path(run)
             card = load_card(run)
-            d = staging / kept_name(card)
+            d = staging / kept_name_of(card)
             if d.exists():
                 raise LungappError(f"two runs share a window length and a seed ({d.name})", run)
             d.mkdir()
@@ -221,9 +221,15 @@ def kept_runs(dest) -> list[tuple[Path, Path]]:
     return [(d, d / "oof.npz") for d in sorted(Path(dest).glob("w*s_seed*")) if (d / "oof.npz").is_file()]
 
 
-def kept_name(card: ModelCard) -> str:
-    """The folder name :func:`keep_runs` gives a run: its window length and seed."""
-    return f"w{card.features.window_s:g}s_seed{(card.training.get('cv') or {}).get('seed')}"
+def kept_name(window_s: float, seed) -> str:
+    """The folder name :func:`keep_runs` gives a run with windows of ``window_s`` seconds
+    and seed ``seed`` (e.g. ``w2s_seed0``)."""
+    return f"w{window_s:g}s_seed{seed}"
+
+
+def kept_name_of(card: ModelCard) -> str:
+    """:func:`kept_name` of a run's card."""
+    return kept_name(card.features.window_s, (card.training.get("cv") or {}).get("seed"))
 
 
 def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None,
@@ -301,11 +307,17 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
 
 
 
-def _group_words(fcs: list, cards: list[ModelCard]):
-    """(words naming the members, features, first member's card) per member group."""
+def _groups(fcs: list) -> dict:
+    """{features: [member index, ...]}: the members reading each window set, in order."""
     groups: dict = {}
     for i, fc in enumerate(fcs):
         groups.setdefault(fc, []).append(i)
+    return groups
+
+
+def _group_words(fcs: list, cards: list[ModelCard]):
+    """(words naming the members, features, first member's card) per member group."""
+    groups = _groups(fcs)
     for fc, idx in groups.items():
         who = "members " + ", ".join(str(i + 1) for i in idx) if len(idx) > 1 else f"member {idx[0] + 1}"
         yield ("all members" if len(groups) == 1 else who), fc, cards[idx[0]]
@@ -336,10 +348,7 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     spec = (first.output_kind, list(first.outputs))
     steps = member_steps(cards, hop_s)
     fcs = [fc for fc, _ in steps]
-    groups: dict = {}
-    for i, fc in enumerate(fcs):
-        groups.setdefault(fc, []).append(i)
-    groups = list(groups.values())
+    groups = list(_groups(fcs).values())
     weights = [len(g) for g in groups]
 
     if arrays is None:
@@ -375,9 +384,14 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
             out.append(np.mean(ws, axis=0))
         return out
 
+    rules: dict = {}
+
     def pooled(outs: list[np.ndarray], rule: str, class_rule: str = "") -> np.ndarray:
-        return pool_members(outs, weights, SimpleNamespace(
-            output_kind=spec[0], outputs=spec[1], pooling=rule, class_pooling=class_rule))
+        key = (rule, class_rule)
+        if key not in rules:  # a card-like view of each pooling rule, made once
+            rules[key] = SimpleNamespace(output_kind=spec[0], outputs=spec[1], pooling=rule,
+                                         class_pooling=class_rule)
+        return pool_members(outs, weights, rules[key])
 
     n = len(order)
     probs = np.zeros((n, len(classes)))
