@@ -90,6 +90,11 @@ def test_bundled_model_predicts_every_example(bundled, name):
     assert 0.0 <= pred.abnormal_probability <= 1.0
     assert pred.windows and all(0 <= w.start_s < w.end_s <= 15.0 + 1e-6 for w in pred.windows)
     assert pred.decision in ("normal", "abnormal", "poor quality")
+    # every member group's windows are counted: a window every hop_s that fits in 15 s
+    read = [{"window_s": g.features.window_s,
+             "windows": int(round((15.0 - g.features.window_s) / g.features.hop_s)) + 1}
+            for g in bundled.groups]
+    assert pred.model["windows_read"] == read and read[0]["windows"] == len(pred.windows)
     if pred.decision == "abnormal":  # the class comes from the card's decision rule
         card = bundled.card
         assert pred.label == card.decide_class([pred.probabilities[c] for c in card.classes],

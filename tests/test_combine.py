@@ -190,6 +190,20 @@ def test_kept_members_recombine_to_the_same_card_without_the_datasets_labels(mem
     assert [d.name for d, _ in kept_runs(kept)] == ["w2s_seed1"]
 
 
+def test_kept_runs_are_ordered_by_window_length_then_seed(tmp_path):
+    """The first kept run sets an ensemble's timeline: order by number, not by text (a
+    10-s run after the 2-s ones, seed 10 after seed 2); other folders are not runs."""
+    from lungapp.model.combine import kept_runs
+
+    for name in ("w10s_seed0", "w2s_seed10", "w4s_seed1", "w2s_seed2", "w2.5s_seed0",
+                 "w2s_seedX", "w2s_seed3"):
+        (tmp_path / name).mkdir()
+        if name != "w2s_seed3":  # no out-of-fold file: not a kept run
+            (tmp_path / name / "oof.npz").write_bytes(b"")
+    assert [d.name for d, _ in kept_runs(tmp_path)] == [
+        "w2s_seed2", "w2s_seed10", "w2.5s_seed0", "w4s_seed1", "w10s_seed0"]
+
+
 def test_stripped_out_of_fold_files_need_the_members_own_labels(members, tmp_path):
     from lungapp.model.combine import strip_oof
 

@@ -5,7 +5,6 @@ the tiny real model; no device / no PortAudio; interrupted recordings offered ba
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lungapp.gui.result_panel import describe
+from lungapp.gui.result_panel import describe, windows_words
 
 
 def _pred(label, probs, decision="abnormal"):
@@ -26,3 +26,14 @@ def test_no_note_when_the_result_is_the_largest_bar_or_normal():
     assert describe(_pred("Normal", probs, "normal")) == "The model heard normal breath sounds only."
     binary = {"Normal": 0.3, "Abnormal": 0.7}
     assert "largest bar" not in describe(_pred("Abnormal", binary))
+
+
+def test_windows_read_are_counted_per_window_length():
+    one = SimpleNamespace(windows=[object()] * 27, model={"windows_read": [
+        {"window_s": 2.0, "windows": 27}]})
+    assert windows_words(one) == "27 windows analysed"
+    assert windows_words(SimpleNamespace(windows=[object()] * 5, model={})) == "5 windows analysed"
+    mixed = SimpleNamespace(windows=[object()] * 27, model={"windows_read": [
+        {"window_s": 2.0, "windows": 27}, {"window_s": 4.0, "windows": 12}]})
+    assert windows_words(mixed) == ("27 × 2-s and 12 × 4-s windows analysed "
+                                    "(the timeline shows the 2-s ones)")

@@ -25,6 +25,17 @@ def describe(prediction) -> str:
     return text + _rule_note(prediction)
 
 
+def windows_words(prediction) -> str:
+    """How many windows the model read: one count, or one per window length for an
+    ensemble whose members read windows of different lengths (the timeline shows the
+    first length's)."""
+    read = (prediction.model or {}).get("windows_read") or []
+    if len(read) < 2:
+        return f"{len(prediction.windows)} windows analysed"
+    parts = " and ".join(f"{r['windows']} × {r['window_s']:g}-s" for r in read)
+    return f"{parts} windows analysed (the timeline shows the {read[0]['window_s']:g}-s ones)"
+
+
 def _rule_note(prediction) -> str:
     """When a flag model's per-sound thresholds (the model card's four-class rule) name a
     class whose bar is not the largest, say so, with the evidence for each sound, so the
@@ -153,5 +164,5 @@ class ResultPanel(QFrame):
         m = prediction.model or {}
         self.model.setText(f"Model: {m.get('name', '?')} {m.get('version', '')}\n"
                            f"Recording: {prediction.duration_s:.1f} s, "
-                           f"{len(prediction.windows)} windows analysed")
+                           f"{windows_words(prediction)}")
         self.state = decision

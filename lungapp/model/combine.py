@@ -39,6 +39,7 @@ import argparse
 import dataclasses
 import datetime as _dt
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -216,9 +217,16 @@ def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+_KEPT = re.compile(r"w(\d+(?:\.\d+)?)s_seed(\d+)")
+
+
 def kept_runs(dest) -> list[tuple[Path, Path]]:
-    """The (run folder, out-of-fold file) pairs kept in ``dest`` by :func:`keep_runs`."""
-    return [(d, d / "oof.npz") for d in sorted(Path(dest).glob("w*s_seed*")) if (d / "oof.npz").is_file()]
+    """The (run folder, out-of-fold file) pairs kept in ``dest`` by :func:`keep_runs`, in
+    order of window length, then seed (``w10s_`` after ``w2s_``)."""
+    found = [(m, d) for d in Path(dest).glob("w*s_seed*")
+             if (m := _KEPT.fullmatch(d.name)) and (d / "oof.npz").is_file()]
+    found.sort(key=lambda md: (float(md[0][1]), int(md[0][2])))
+    return [(d, d / "oof.npz") for _, d in found]
 
 
 def kept_name(window_s: float, seed) -> str:

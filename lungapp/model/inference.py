@@ -418,7 +418,10 @@ class Predictor:
         return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,
                           abnormal_probability=p_abn, probabilities=probs, windows=timeline,
                           model={"name": card.name, "version": card.version,
-                                 "path": str(self.model_dir)},
+                                 "path": str(self.model_dir),
+                                 "windows_read": [{"window_s": g.features.window_s,
+                                                   "windows": int(len(X))}
+                                                  for g, (X, _) in zip(self.groups, windows)]},
                           threshold=card.threshold, quality=quality)
 
 

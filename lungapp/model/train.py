@@ -45,7 +45,7 @@ from lungapp.errors import AudioError, DatasetError, LungappError
 from lungapp.model.augment import DEFAULT_POLICY, Augmenter, device_shift
 from lungapp.model.features import FeatureConfig, image_features, windows_from_samples
 from lungapp.model.prefetch import Prefetcher
-from lungapp.model.splits import Folds, make_folds, validation_split
+from lungapp.model.splits import make_folds, validation_split
 
 FOUR_CLASSES = ["Normal", "CAS", "DAS", "CAS & DAS"]
 BINARY_CLASSES = ["Normal", "Abnormal"]
@@ -548,8 +548,6 @@ def fit_one(arch_model, train_recs: list[Recording], val_recs: list[Recording], 
             classes: list[str], *, seed: int, fold: int | str, progress, should_stop) -> dict:
     """Train ``arch_model`` (compiled) on ``train_recs``' windows; early stopping and
     plateau decisions use ``val_recs`` only. Restores the best weights. Returns curves."""
-    import keras
-
     model = arch_model
     n_cls = len(classes)
     spec = output_spec(opts.task, classes, opts.outputs)
@@ -1054,8 +1052,6 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
     for w in warnings:
         _log(progress, w, "warning")
 
-    import keras
-
     scope, dist = distribution_scope()
     policy = resolve_precision(opts.precision)
     if policy != "float32":
@@ -1142,7 +1138,6 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
             raise Cancelled()
         if opts.artifact == "retrain":
             with scope:
-                all_idx = np.arange(len(recs))
                 fit_idx, val_idx = _validation_split(labels, patients, opts.seed + 99, opts.val_fraction)
                 final, _ = _build(opts, len(classes), opts.seed + 99_000, name=f"{opts.arch}_all",
                                   policy=policy)
