@@ -202,3 +202,55 @@ def test_when_both_rules_pass_the_better_strict_score_is_used():
     card = _flags_card(metrics=rep, flag_thresholds=rep.get("flag_thresholds", {}),
                        class_pooling=rep.get("class_pooling", ""))
     assert "passed the same check but scored lower strictly" in card_markdown(card)
+
+
+def test_a_class_pooling_fixed_by_the_recipe_is_used_whatever_the_checks_say():
+    """evaluate_oof(class_pooling=...): the recipe's pooling names the classes in every
+    fold, even where its check would not adopt it and where the flag rule passes; the
+    checks are still reported, and the strict score is that of the fixed rule."""
+    def whole(kind, rng, n=12):  # the mean already names the class: no clear gain
+        w = np.clip(0.05 + 0.03 * rng.standard_normal((n, 2)), 0.01, 0.99)
+        if kind in ("CAS", "CAS & DAS"):
+            w[:, 0] = 0.9
+        if kind in ("DAS", "CAS & DAS"):
+            w[:, 1] = 0.9
+        return w
+
+    for recording, gate in ((whole, False), (_recording, True)):
+        y, labels, probs, windows, fold_of, groups = _oof_set(
+            {"Normal": 40, "CAS": 20, "DAS": 20, "CAS & DAS": 20}, seed=2, recording=recording)
+        cp = class_pooled_probs(windows, "mean", SPEC)
+        free = evaluate_oof(y, labels, probs, fold_of, FOUR_CLASSES, "4class", flag_rule=True,
+                            groups=groups, class_probs=cp)
+        rep = evaluate_oof(y, labels, probs, fold_of, FOUR_CLASSES, "4class", flag_rule=True,
+                           groups=groups, class_probs=cp, class_pooling="quantile:0.9")
+        chk = rep["four_class"]["class_pooling_check"]
+        assert chk["fixed"] == chk["chosen"] == rep["class_pooling"] == "quantile:0.9"
+        assert chk["chosen_per_fold"] == ["quantile:0.9"] * 4
+        assert chk["adopted"] == gate  # what the check alone would have said
+        assert "flag_thresholds" not in rep
+        if rep["four_class"].get("flag_rule_check", {}).get("adopted"):
+            assert rep["four_class"]["flag_rule_check"]["superseded_by"] == \
+                "class pooling fixed by the recipe"
+        assert rep["overall"] == free["overall"]
+        # the strict score: each fold at the threshold of the other folds, named by the rule
+        p_abn = 1 - probs[:, 0]
+        from lungapp.model.metrics import choose_threshold, multiclass_metrics
+        from lungapp.model.train import _decide
+        nested = [None] * len(labels)
+        for i in range(4):
+            m = fold_of == i
+            t, _ = choose_threshold(y[~m], p_abn[~m])
+            for j, lab in zip(np.flatnonzero(m), _decide(p_abn[m], cp["quantile:0.9"][m], t,
+                                                         FOUR_CLASSES)):
+                nested[j] = lab
+        want = multiclass_metrics(labels, nested, FOUR_CLASSES)["score"]
+        assert rep["four_class"]["nested_score"] == pytest.approx(want) == chk["nested_score"]
+        assert "fixed by the recipe" in rep["four_class"]["rule"]
+        text = card_markdown(_flags_card(metrics=rep, class_pooling="quantile:0.9"))
+        assert "a pooling fixed by the recipe" in text
+        assert "is the recipe's rule, used whatever this check says" in text
+        assert ("would also have been adopted" if gate else "would not have been adopted") in text
+    with pytest.raises(ValueError, match="one of"):
+        evaluate_oof(y, labels, probs, fold_of, FOUR_CLASSES, "4class", class_probs=cp,
+                     class_pooling="quantile:0.5")

@@ -105,6 +105,35 @@ def test_card_reports_the_ensembles_own_cross_validation(members, tmp_path, hop_
     assert "ensemble of 2 models" in card["training"]["artifact"]
 
 
+def test_a_class_pooling_fixed_for_the_ensemble_is_on_its_card(members, tmp_path):
+    """combine(class_pooling=RULE) / --class-pooling: the card names the classes from the
+    flags pooled by RULE whatever the checks say, scored as evaluate_oof scores it; an
+    unknown rule is refused before anything is written."""
+    from lungapp.model.combine import main as combine_main
+
+    root, _, pairs = members
+    out = tmp_path / "fixed"
+    assert combine_main([str(out), *(f"{d}:{f}" for d, f in pairs), "--class-pooling",
+                         "topk:3"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["class_pooling"] == "topk:3" and not card.get("flag_thresholds")
+    z0, probs, kept = _oof_mean_probs(pairs, 1)
+    classes = [str(c) for c in z0["classes"]]
+    y = np.array([lab != classes[0] for lab in z0["label"]]).astype(int)
+    expected = evaluate_oof(y, [str(s) for s in z0["label"]], probs, z0["fold"] - 1, classes, "4class",
+                            flag_rule=True, groups=[str(p) for p in z0["patient"]],
+                            class_probs=class_pooled_probs(kept, "mean", ("sigmoid", ["CAS", "DAS"])),
+                            class_pooling="topk:3")
+    fc = card["metrics"]["four_class"]
+    assert fc["class_pooling_check"]["fixed"] == "topk:3"
+    assert fc["score"] == pytest.approx(expected["four_class"]["score"])
+    assert fc["nested_score"] == pytest.approx(expected["four_class"]["nested_score"])
+    assert "fixed by the recipe" in fc["rule"]
+    with pytest.raises(LungappError, match="class pooling 'quantile:0.5'"):
+        combine(pairs, tmp_path / "bad", class_pooling="quantile:0.5")
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("runtime", ["numpy", "keras"])
 def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path, runtime):
     """The app's prediction with the combined folder equals the members' window outputs

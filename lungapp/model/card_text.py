@@ -121,10 +121,11 @@ def card_markdown(card: ModelCard) -> str:
                    "when both are (neither: the flag nearer its threshold); both thresholds were "
                    "chosen on the out-of-fold predictions")
         elif card.class_pooling:
+            fixed = (fc.get("class_pooling_check") or {}).get("fixed")
             how = (" An abnormal recording is given its most probable abnormal class from its CAS "
                    f"and DAS flags pooled as {pooling_words(card.class_pooling)} over its windows "
                    f"(its abnormal probability keeps the {card.pooling} of the windows), a pooling "
-                   "chosen on the out-of-fold predictions")
+                   + ("fixed by the recipe" if fixed else "chosen on the out-of-fold predictions"))
         if how:
             if fc.get("argmax_score") is not None:
                 how += f" (the most probable class of the {card.pooling}: {_f(fc['argmax_score'])})"
@@ -141,13 +142,22 @@ def card_markdown(card: ModelCard) -> str:
                  "with thresholds chosen on the other folds they scored"),
                 ("class_pooling_check", bool(card.class_pooling),
                  f"Naming the class from the flags pooled by {pooling_words(cp.get('chosen', ''))} "
-                 f"(the best of {', '.join(cp.get('candidates', []))})", "was",
+                 + ("" if cp.get("fixed") else f"(the best of {', '.join(cp.get('candidates', []))})"),
+                 "was",
+                 "with the threshold chosen on the other folds it scored" if cp.get("fixed") else
                  "with the pooling and threshold chosen on the other folds it scored")):
             chk = fc.get(key)
             if not chk:
                 continue
             vs = _versus(chk, lead)
-            if used:
+            if chk.get("fixed"):
+                verdict = ("would also have been adopted on this evidence" if chk.get("adopted")
+                           else "would not have been adopted on this evidence alone")
+                how += f" {what.rstrip()} is the recipe's rule, used whatever this check says ({verdict}): {vs}."
+            elif chk.get("superseded_by") == "class pooling fixed by the recipe":
+                how += (f" {what} {was} tried and not used (the recipe fixes the class pooling; "
+                        f"its check {'passed' if chk.get('adopted') else 'did not pass'}): {vs}.")
+            elif used:
                 how += f" {what} {was} adopted because {vs}."
             elif chk.get("superseded_by"):
                 how += f" {what} passed the same check but scored lower strictly: {vs}."

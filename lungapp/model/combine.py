@@ -241,11 +241,13 @@ def kept_name_of(card: ModelCard) -> str:
 
 
 def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None,
-            name: str | None = None, overwrite: bool = False, data_root=None) -> dict:
+            name: str | None = None, overwrite: bool = False, data_root=None,
+            class_pooling: str | None = None) -> dict:
     """Write the ensemble of ``members`` ((model folder, oof file) pairs) to ``out``.
     Returns the card's metrics. Raises LungappError for members that do not fit together
     or an existing ``out`` without ``overwrite``. ``data_root``: the data folder the
-    members were trained on, needed for stripped out-of-fold files."""
+    members were trained on, needed for stripped out-of-fold files. ``class_pooling``: the
+    four-class class pooling fixed instead of chosen (see :func:`ensemble_report`)."""
     from lungapp.fsutil import publish_dir
 
     if len(members) < 2:
@@ -257,7 +259,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     cards = [load_card(d) for d in dirs]
     check_members(cards, dirs)
     first = cards[0]
-    report, fcs = ensemble_report(members, hop_s=hop_s, data_root=data_root, cards=cards)
+    report, fcs = ensemble_report(members, hop_s=hop_s, data_root=data_root, cards=cards,
+                                  class_pooling=class_pooling)
     fc = fcs[0]
 
     files = [f"model_{i + 1}.keras" for i in range(len(members))]
@@ -333,12 +336,15 @@ def _group_words(fcs: list, cards: list[ModelCard]):
 
 def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
                     data_root=None, cards: list[ModelCard] | None = None,
-                    arrays: list[dict] | None = None):
+                    arrays: list[dict] | None = None, class_pooling: str | None = None):
     """The cross-validation report of the ensemble of ``members`` (one or more (model
     folder, oof file) pairs) at window step ``hop_s`` (see :func:`member_steps`), from
     their out-of-fold files, as :func:`combine` writes it on the card. Returns (report,
     features): each member's features at the ensemble's step. ``cards`` (checked to fit
     together) and ``arrays`` (:func:`load_oofs`) may be given when already loaded.
+    ``class_pooling`` (one of :data:`lungapp.model.train.CLASS_POOLINGS`, for [CAS, DAS]
+    flag models): name the four classes from the flags pooled so, fixed by the recipe
+    instead of chosen on these predictions (the checks are still reported).
 
     Members reading the same windows are averaged window by window; member groups that
     read different windows (other lengths or steps) are each pooled and the pooled values
@@ -354,6 +360,10 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
         check_members(cards, dirs, one_model=False)
     first = cards[0]
     spec = (first.output_kind, list(first.outputs))
+    if class_pooling and (class_pooling not in CLASS_POOLINGS or not is_flag_spec(spec)
+                          or first.task != "4class"):
+        raise LungappError(f"class pooling {class_pooling!r}: needs a four-class model with "
+                           f"[CAS, DAS] flags and one of {', '.join(CLASS_POOLINGS)}", dirs[0])
     steps = member_steps(cards, hop_s)
     fcs = [fc for fc, _ in steps]
     groups = list(_groups(fcs).values())
@@ -420,7 +430,7 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     report = evaluate_oof(y, labels, probs, fold_of, classes, first.task,
                           flag_rule=is_flag_spec(spec),
                           groups=patients if all(patients) else None,
-                          class_probs=class_probs)
+                          class_probs=class_probs, class_pooling=class_pooling)
     report["pooling_auc"] = {rule: _auc(y, p) for rule, p in alt.items()}
     report["patient_grouped"] = all(bool((c.training.get("cv") or {}).get("grouped_by_patient"))
                                     for c in cards)
@@ -482,8 +492,10 @@ def summary_line(report: dict) -> str:
     for key, what in (("flag_rule_check", "flag rule"), ("class_pooling_check", "class pooling")):
         chk = fc.get(key)
         if chk:
-            line += (f"; {what} {'adopted' if chk['adopted'] else 'not adopted'}, nested "
-                     f"{chk['nested_score']:.4f}")
+            verdict = "adopted" if chk["adopted"] else "not adopted"
+            if chk.get("fixed"):
+                verdict = f"fixed by the recipe (its check: {verdict})"
+            line += f"; {what} {verdict}, nested {chk['nested_score']:.4f}"
     return line + ")"
 
 
@@ -498,6 +510,9 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default=None)
     ap.add_argument("--data", default=None, metavar="DIR",
                     help="the members' data folder (for out-of-fold files stripped of labels)")
+    ap.add_argument("--class-pooling", default=None, metavar="RULE",
+                    help="four classes: name the class from the flags pooled by RULE (e.g. "
+                         "quantile:0.75), fixed instead of chosen on the out-of-fold predictions")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -507,7 +522,7 @@ def main(argv=None) -> int:
         ap.error(str(exc))
     try:
         rep = combine(pairs, args.out, hop_s=hop_s, name=args.name, overwrite=args.overwrite,
-                      data_root=args.data)
+                      data_root=args.data, class_pooling=args.class_pooling)
     except LungappError as exc:
         print(f"lungapp combine: {exc}", file=sys.stderr)
         return 2

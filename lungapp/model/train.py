@@ -769,13 +769,15 @@ FLAG_RULE = ("an abnormal recording is CAS if its pooled CAS flag reaches t_CAS,
              "predictions")
 
 
-def class_pooling_rule(rule: str) -> str:
-    """The four-class rule's description for class pooling ``rule``."""
+def class_pooling_rule(rule: str, fixed: bool = False) -> str:
+    """The four-class rule's description for class pooling ``rule`` (``fixed``: set by the
+    recipe rather than chosen on the out-of-fold predictions)."""
     from lungapp.model.card import pooling_words
 
+    how = ("fixed by the recipe" if fixed else
+           f"chosen among {', '.join(CLASS_POOLINGS)} on out-of-fold predictions")
     return (f"an abnormal recording gets its most probable abnormal class from its CAS and DAS "
-            f"flags pooled as {pooling_words(rule)} over its windows (chosen among "
-            f"{', '.join(CLASS_POOLINGS)} on out-of-fold predictions)")
+            f"flags pooled as {pooling_words(rule)} over its windows ({how})")
 
 
 def _best_class_pooling(labels, p_abn, class_probs: dict, threshold: float, classes) -> str:
@@ -788,14 +790,17 @@ def _best_class_pooling(labels, p_abn, class_probs: dict, threshold: float, clas
 
 
 def _class_pooling_check(y, labels, probs, class_probs: dict, fold_of, threshold, classes,
-                         nested_argmax, groups) -> tuple[dict, list[str], list[str]]:
+                         nested_argmax, groups, fixed: str | None = None
+                         ) -> tuple[dict, list[str], list[str]]:
     """Choose a class pooling on the out-of-fold predictions and score it the strict way:
     each fold decided by the threshold and the pooling chosen on the other folds only,
-    against the most probable class of the card's pooling (paired bootstrap)."""
+    against the most probable class of the card's pooling (paired bootstrap). ``fixed``:
+    the recipe's pooling, used in every fold instead of a choice (the check still says
+    whether its gain would have passed)."""
     from lungapp.model.metrics import choose_threshold, multiclass_metrics
 
     p_abn = 1 - probs[:, 0]
-    chosen = _best_class_pooling(labels, p_abn, class_probs, threshold, classes)
+    chosen = fixed or _best_class_pooling(labels, p_abn, class_probs, threshold, classes)
     pred = _decide(p_abn, class_probs[chosen], threshold, classes)
     nested: list = [None] * len(labels)
     per_fold = []
@@ -803,8 +808,8 @@ def _class_pooling_check(y, labels, probs, class_probs: dict, fold_of, threshold
         m = fold_of == i
         other = [lab for lab, f in zip(labels, fold_of) if f != i]
         t_other, _ = choose_threshold(y[~m], p_abn[~m])
-        c = _best_class_pooling(other, p_abn[~m], {k: v[~m] for k, v in class_probs.items()},
-                                t_other, classes)
+        c = fixed or _best_class_pooling(other, p_abn[~m], {k: v[~m] for k, v in class_probs.items()},
+                                         t_other, classes)
         per_fold.append(c)
         for j, lab in zip(np.flatnonzero(m), _decide(p_abn[m], class_probs[c][m], t_other, classes)):
             nested[j] = lab
@@ -813,6 +818,8 @@ def _class_pooling_check(y, labels, probs, class_probs: dict, fold_of, threshold
              "in_sample_score": multiclass_metrics(labels, pred, classes)["score"],
              "nested_score": g.pop("score_a"), "nested_argmax_score": g.pop("score_b"), **g}
     check["adopted"] = bool(check["ci95"][0] is not None and check["ci95"][0] > 0)
+    if fixed:
+        check["fixed"] = fixed
     return check, pred, nested
 
 
@@ -896,7 +903,8 @@ def choose_flag_thresholds(labels: list[str], probs: np.ndarray, threshold: floa
 
 def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: np.ndarray,
                  classes: list[str], task: str, flag_rule: bool = False,
-                 groups: list | None = None, class_probs: dict | None = None) -> dict:
+                 groups: list | None = None, class_probs: dict | None = None,
+                 class_pooling: str | None = None) -> dict:
     """The CV report from out-of-fold recording probabilities (n, n_classes).
 
     With ``flag_rule`` (four classes from [CAS, DAS] flags) per-flag thresholds
@@ -908,9 +916,14 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
 
     ``class_probs`` ({class pooling: (n, n_classes)}, :func:`class_pooled_probs`): the
     class poolings are tried the same way (``four_class.class_pooling_check``); when both
-    rules pass, the one with the better strict score is used."""
+    rules pass, the one with the better strict score is used. ``class_pooling`` (one of
+    ``class_probs``): a pooling fixed by the recipe, used whatever the checks say (they are
+    still reported, and the flag rule is not used)."""
     from lungapp.model.metrics import binary_metrics, choose_threshold, multiclass_metrics
 
+    if class_pooling and (task != "4class" or not class_probs or class_pooling not in class_probs):
+        raise ValueError(f"class pooling {class_pooling!r} needs a four-class flag model and one of "
+                         f"{', '.join(class_probs or CLASS_POOLINGS)}")
     p_abn = 1 - probs[:, 0]
     thr, rule = choose_threshold(y, p_abn)
     overall = binary_metrics(y, p_abn, thr)
@@ -950,16 +963,21 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
         cp, cp_check = None, None
         if class_probs:
             cp_check, cp_pred, cp_nested = _class_pooling_check(
-                y, labels, probs, class_probs, fold_of, thr, classes, nested_argmax, groups)
-            if cp_check["adopted"] and ft and check["nested_score"] >= cp_check["nested_score"]:
+                y, labels, probs, class_probs, fold_of, thr, classes, nested_argmax, groups,
+                fixed=class_pooling)
+            if class_pooling:  # the recipe's rule, whatever the checks say
+                if ft:
+                    check["superseded_by"] = "class pooling fixed by the recipe"
+                ft, cp, pred, nested_pred = None, class_pooling, cp_pred, cp_nested
+            elif cp_check["adopted"] and ft and check["nested_score"] >= cp_check["nested_score"]:
                 cp_check["superseded_by"] = "flag rule"  # both passed; the better one is used
             elif cp_check["adopted"]:
                 if ft:
                     check["superseded_by"] = "class pooling"
                 ft, cp, pred, nested_pred = None, cp_check["chosen"], cp_pred, cp_nested
         report["four_class"] = multiclass_metrics(labels, pred, classes)
-        report["four_class"]["rule"] = (FLAG_RULE if ft else class_pooling_rule(cp) if cp
-                                        else ARGMAX_RULE)
+        report["four_class"]["rule"] = (FLAG_RULE if ft else class_pooling_rule(cp, bool(class_pooling))
+                                        if cp else ARGMAX_RULE)
         if ft:
             report["flag_thresholds"] = ft
         if cp:
