@@ -12,7 +12,8 @@ Training: for each preset and seed in RUNS, `lungapp train ../shared/data/sprsou
 --task 4class --preset P --seed N --oof ...` (patient-grouped 4-fold CV, then one model
 retrained on all data) into --work; the runs are combined (lungapp.model.combine) at the
 window steps HOP_S (each run at its own step: 2-s windows every 0.5 s, 4-s windows every
-1 s), with the threshold and class rule chosen on the averaged out-of-fold predictions.
+1 s), with the threshold chosen on the averaged out-of-fold predictions and the four
+classes named from the flags pooled by CLASS_POOLING.
 Never trained on intra_test.
 
 Runs are kept in packaging/bundled_members/w<window>s_seed<N>/ (their card, model and
@@ -37,8 +38,13 @@ TARGET = ROOT / "resources" / "model"
 #: The bundled model's runs: preset -> seeds; several runs are combined
 #: (lungapp.model.combine) at the window steps HOP_S (window length -> step; None: each
 #: run at its own step, 2-s windows every 0.5 s and 4-s windows every 1 s).
-RUNS = "bundled:0;bundled-4s:0"
+RUNS = "bundled:0;bundled-4s:0,1"
 HOP_S = None
+#: The ensemble names the four classes from the flags pooled by their 75th percentile over
+#: the windows, fixed by the recipe rather than chosen on the ensemble's own out-of-fold
+#: predictions (it beat the most probable class of the mean in every ensemble measured;
+#: the card still reports that comparison).
+CLASS_POOLING = "quantile:0.75"
 #: Kept runs of the bundled recipe (see the module docstring); not shipped.
 MEMBERS = ROOT / "packaging" / "bundled_members"
 
@@ -142,6 +148,9 @@ def main() -> int:
                     help="window step of an ensemble: one, or per window length, e.g. 2=1 "
                          "(default: " + (" ".join(f"{w:g}={h:g}" for w, h in HOP_S.items())
                                          if HOP_S else "each run's own") + ")")
+    ap.add_argument("--class-pooling", default=CLASS_POOLING, metavar="RULE",
+                    help=f"an ensemble's four-class class pooling, fixed (default {CLASS_POOLING}; "
+                         "'' chooses it on the out-of-fold predictions)")
     ap.add_argument("--work", default=str(ROOT / "runs"), help="where regenerated runs are kept")
     ap.add_argument("--out", default=str(TARGET))
     args = ap.parse_args()
@@ -186,7 +195,7 @@ def main() -> int:
     if members:
         try:
             combine(members, out, hop_s=hop_s, name="lungapp-sprsound", overwrite=True,
-                    data_root=DATA)
+                    data_root=DATA, class_pooling=args.class_pooling or None)
             if out.resolve() == TARGET.resolve():
                 # the bundled model's members join (or replace) the runs kept before
                 mine = {kept_name_of(load_card(d)) for d, _ in members}

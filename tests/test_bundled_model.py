@@ -44,12 +44,14 @@ def test_bundled_model_is_the_default_and_its_card_is_valid(bundled, monkeypatch
     chk, cp = m["four_class"]["flag_rule_check"], m["four_class"]["class_pooling_check"]
     for check in (chk, cp):
         assert check["adopted"] == (check["ci95"][0] > 0) and check["resampled"] == "patients"
+    # (a class pooling fixed by the recipe is used whatever its check says)
     used_flags = chk["adopted"] and not chk.get("superseded_by")
-    used_pooling = cp["adopted"] and not cp.get("superseded_by")
+    used_pooling = bool(cp.get("fixed")) or (cp["adopted"] and not cp.get("superseded_by"))
     assert not (used_flags and used_pooling)
     assert card.flag_thresholds == (m.get("flag_thresholds", {}) if used_flags else {})
     assert card.class_pooling == (cp["chosen"] if used_pooling else "")
-    if chk["adopted"] and cp["adopted"]:
+    assert cp.get("fixed") in (None, card.class_pooling)
+    if chk["adopted"] and cp["adopted"] and not cp.get("fixed"):
         loser = chk if used_pooling else cp
         assert loser["nested_score"] <= (cp if used_pooling else chk)["nested_score"]
     assert m["four_class"]["nested_score"] <= m["four_class"]["score"] + 0.05
@@ -67,14 +69,18 @@ def test_model_card_markdown_matches_card(bundled):
     text = (registry.bundled_model_dir() / "MODEL_CARD.md").read_text()
     assert text == card_markdown(bundled.card)
     # each way of naming the class that training tried is explained: used, beaten by the
-    # other (both passed), or not adopted
+    # other (both passed), not adopted, fixed by the recipe or set aside for it
     fc = bundled.card.metrics["four_class"]
     rules = {"flag_rule_check": "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags "
                                 "reach theirs)",
              "class_pooling_check": "Naming the class from the flags pooled by"}
     for key, start in rules.items():
         chk = fc[key]
-        if chk["adopted"] and chk.get("superseded_by"):
+        if chk.get("fixed"):
+            verdict = "is the recipe's rule, used whatever this check says"
+        elif chk.get("superseded_by") == "class pooling fixed by the recipe":
+            verdict = "tried and not used (the recipe fixes the class pooling"
+        elif chk["adopted"] and chk.get("superseded_by"):
             verdict = "passed the same check but scored lower strictly"
         else:
             verdict = "adopted because" if chk["adopted"] else "tried and not adopted"
@@ -122,7 +128,7 @@ def test_examples_are_marked_synthetic():
         assert json.loads(js.read_text()).get("synthetic") is True
 
 
-from lungapp.model.train import PRESETS  # noqa: E402
+from lungapp.model.train import CLASS_POOLINGS, PRESETS  # noqa: E402
 
 MEMBERS = paths.resources_dir().parent / "packaging" / "bundled_members"
 
@@ -191,6 +197,9 @@ def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe():
     assert b["features"] == dataclasses.replace(a["features"], window_s=4.0, hop_s=1.0)
     # each member at its own step, or a step for each window length
     assert mod.HOP_S is None or set(mod.HOP_S) == {a["features"].window_s, b["features"].window_s}
+    # the class pooling the recipe fixes is the one on the bundled card
+    assert mod.CLASS_POOLING in CLASS_POOLINGS
+    assert load_card(paths.resources_dir() / "model").class_pooling == mod.CLASS_POOLING
     kept = [d.name for d, _ in mod._kept(runs)] if mod.MEMBERS.is_dir() else []
     assert kept in ([], [f"w{PRESETS[p]['features'].window_s:g}s_seed{s}" for p, s in runs])
 
