@@ -130,17 +130,19 @@ def test_an_upper_quantile_is_adopted_when_it_names_both_sound_types():
     assert "was adopted because" in text and "tried and not adopted" not in text
 
 
-def test_no_class_pooling_without_a_clear_gain():
-    def whole(kind, rng, n=12):  # sounds throughout: the mean already names the class
-        w = np.clip(0.05 + 0.03 * rng.standard_normal((n, 2)), 0.01, 0.99)
-        if kind in ("CAS", "CAS & DAS"):
-            w[:, 0] = 0.9
-        if kind in ("DAS", "CAS & DAS"):
-            w[:, 1] = 0.9
-        return w
+def _whole(kind, rng, n=12):
+    """A recording whose sounds last throughout: the mean already names the class."""
+    w = np.clip(0.05 + 0.03 * rng.standard_normal((n, 2)), 0.01, 0.99)
+    if kind in ("CAS", "CAS & DAS"):
+        w[:, 0] = 0.9
+    if kind in ("DAS", "CAS & DAS"):
+        w[:, 1] = 0.9
+    return w
 
+
+def test_no_class_pooling_without_a_clear_gain():
     y, labels, probs, windows, fold_of, groups = _oof_set(
-        {"Normal": 40, "CAS": 20, "DAS": 20, "CAS & DAS": 20}, recording=whole)
+        {"Normal": 40, "CAS": 20, "DAS": 20, "CAS & DAS": 20}, recording=_whole)
     rep = evaluate_oof(y, labels, probs, fold_of, FOUR_CLASSES, "4class", flag_rule=True,
                        groups=groups, class_probs=class_pooled_probs(windows, "mean", SPEC))
     chk = rep["four_class"]["class_pooling_check"]
@@ -208,15 +210,7 @@ def test_a_class_pooling_fixed_by_the_recipe_is_used_whatever_the_checks_say():
     """evaluate_oof(class_pooling=...): the recipe's pooling names the classes in every
     fold, even where its check would not adopt it and where the flag rule passes; the
     checks are still reported, and the strict score is that of the fixed rule."""
-    def whole(kind, rng, n=12):  # the mean already names the class: no clear gain
-        w = np.clip(0.05 + 0.03 * rng.standard_normal((n, 2)), 0.01, 0.99)
-        if kind in ("CAS", "CAS & DAS"):
-            w[:, 0] = 0.9
-        if kind in ("DAS", "CAS & DAS"):
-            w[:, 1] = 0.9
-        return w
-
-    for recording, gate in ((whole, False), (_recording, True)):
+    for recording, gate in ((_whole, False), (_recording, True)):
         y, labels, probs, windows, fold_of, groups = _oof_set(
             {"Normal": 40, "CAS": 20, "DAS": 20, "CAS & DAS": 20}, seed=2, recording=recording)
         cp = class_pooled_probs(windows, "mean", SPEC)
