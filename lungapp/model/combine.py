@@ -352,7 +352,8 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     does."""
     from lungapp.model.inference import pool_members
     from lungapp.model.metrics import binary_metrics
-    from lungapp.model.train import CLASS_POOLINGS, POOLINGS, _auc, evaluate_oof, is_flag_spec
+    from lungapp.model.train import (CLASS_POOLINGS, POOLINGS, _auc, class_pooling_problem,
+                                     evaluate_oof, is_flag_spec)
 
     dirs = [Path(d) for d, _ in members]
     if cards is None:
@@ -360,10 +361,9 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
         check_members(cards, dirs, one_model=False)
     first = cards[0]
     spec = (first.output_kind, list(first.outputs))
-    if class_pooling and (class_pooling not in CLASS_POOLINGS or not is_flag_spec(spec)
-                          or first.task != "4class"):
-        raise LungappError(f"class pooling {class_pooling!r}: needs a four-class model with "
-                           f"[CAS, DAS] flags and one of {', '.join(CLASS_POOLINGS)}", dirs[0])
+    problem = class_pooling_problem(class_pooling, first.task, is_flag_spec(spec))
+    if problem:
+        raise LungappError(problem, dirs[0])
     steps = member_steps(cards, hop_s)
     fcs = [fc for fc, _ in steps]
     groups = list(_groups(fcs).values())

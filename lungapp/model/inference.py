@@ -227,16 +227,25 @@ def load_numpy_models(model_dir: Path, card: ModelCard) -> list[MemberGroup]:
     Raises npruntime.UnsupportedModel (use Keras), or ModelError (unsafe/corrupt)."""
     from lungapp.model import npruntime
 
-    groups = []
-    for fc, files in card.member_groups():
-        models = [npruntime.load(model_dir / f) for f in files]
-        for f, m in zip(files, models):
-            _check_shapes(model_dir / f, m, card, fc)
+    def ensemble(models):
         try:
-            model = models[0] if len(models) == 1 else npruntime.NumpyEnsemble(models)
+            return models[0] if len(models) == 1 else npruntime.NumpyEnsemble(models)
         except ValueError as exc:
             raise npruntime.UnsupportedModel(str(exc), model_dir) from None
-        groups.append(MemberGroup(fc, model, len(files)))
+
+    return _load_groups(model_dir, card, npruntime.load, ensemble)
+
+
+def _load_groups(model_dir: Path, card: ModelCard, load, ensemble) -> list[MemberGroup]:
+    """The card's member groups (:meth:`ModelCard.member_groups`), each file read by
+    ``load`` and shape-checked against its group's features, each group's models made
+    one by ``ensemble``."""
+    groups = []
+    for fc, files in card.member_groups():
+        models = [load(model_dir / f) for f in files]
+        for f, m in zip(files, models):
+            _check_shapes(model_dir / f, m, card, fc)
+        groups.append(MemberGroup(fc, ensemble(models), len(files)))
     return groups
 
 
@@ -315,12 +324,7 @@ class Predictor:
                     raise ModelError(f"the NumPy runtime (LUNGAPP_RUNTIME=numpy) cannot run this "
                                      f"model: {exc.problem}", exc.path) from None
                 note = f"{Path(exc.path).name if exc.path else 'model'}: {exc.problem}"
-        groups = []
-        for fc, files in card.member_groups():
-            models = [load_keras_model(model_dir / f) for f in files]
-            for f, m in zip(files, models):
-                _check_shapes(model_dir / f, m, card, fc)
-            groups.append(MemberGroup(fc, _ensemble(models), len(files)))
+        groups = _load_groups(model_dir, card, load_keras_model, _ensemble)
         return cls(model_dir, card, groups, runtime="keras", runtime_note=note)
 
     # --- raw model calls ---------------------------------------------------------------

@@ -780,6 +780,14 @@ def class_pooling_rule(rule: str, fixed: bool = False) -> str:
             f"flags pooled as {pooling_words(rule)} over its windows ({how})")
 
 
+def class_pooling_problem(rule: str | None, task: str, flags: bool) -> str | None:
+    """Why ``rule`` cannot be a recipe's fixed class pooling (None: it can, or no rule)."""
+    if rule and (task != "4class" or not flags or rule not in CLASS_POOLINGS):
+        return (f"class pooling {rule!r} needs a four-class model with [CAS, DAS] flags and "
+                f"one of {', '.join(CLASS_POOLINGS)}")
+    return None
+
+
 def _best_class_pooling(labels, p_abn, class_probs: dict, threshold: float, classes) -> str:
     """The class pooling whose decisions score best on these recordings (ties: the first)."""
     from lungapp.model.metrics import multiclass_metrics
@@ -921,9 +929,9 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
     still reported, and the flag rule is not used)."""
     from lungapp.model.metrics import binary_metrics, choose_threshold, multiclass_metrics
 
-    if class_pooling and (task != "4class" or not class_probs or class_pooling not in class_probs):
-        raise ValueError(f"class pooling {class_pooling!r} needs a four-class flag model and one of "
-                         f"{', '.join(class_probs or CLASS_POOLINGS)}")
+    problem = class_pooling_problem(class_pooling, task, bool(class_probs))
+    if problem:
+        raise ValueError(problem)
     p_abn = 1 - probs[:, 0]
     thr, rule = choose_threshold(y, p_abn)
     overall = binary_metrics(y, p_abn, thr)
