@@ -3,6 +3,7 @@ of every subset of the bundled model's kept members (packaging/bundled_members) 
 members' own window steps and at twice them, from their out-of-fold files.
 
     python benchmarks/ensemble_steps.py [--members DIR | RUN:OOF RUN:OOF ...] [--data DIR]
+        [--make-up 2=2,4=2] [--including NAME ...] [--class-pooling RULE] [--own-steps] [--each]
 
 The prediction cost of an ensemble is its model work per recording: for each member, its
 windows times its window length, counted in calls on windows of the shortest length (a
@@ -15,6 +16,14 @@ threshold and the four-class rule chosen on them, the rule's adoption checked on
 member's folds). The table gives, per make-up (members of each window length) and step,
 the mean and the range over the subsets; the last column counts the subsets whose checks
 adopted the per-flag thresholds or a class pooling instead of the most probable class.
+
+A recipe's seed-to-seed spread (how reliably a make-up meets the targets, not one lucky
+draw): ``--make-up 2=2,4=2`` keeps only the subsets with that many runs of each window
+length (s), ``--including NAME`` only those holding at least one of the named runs (a
+folder name, e.g. runs trained after a check was written down), ``--class-pooling RULE``
+names the four classes by RULE in every subset (as ``combine --class-pooling`` does) and
+``--each`` prints one row per subset, then how many subsets reach each target (AUC, score,
+strict four-class).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from lungapp.model.card import load_card  # noqa: E402
 from lungapp.model.combine import (check_members, ensemble_report, kept_runs, load_oofs,  # noqa: E402
                                    parse_member)
 from lungapp.model.features import window_starts  # noqa: E402
+from lungapp.model.train import CLASS_POOLINGS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sprsound" / "train"
 MEMBERS = ROOT / "packaging" / "bundled_members"
@@ -52,6 +62,40 @@ def _adopted(four_class: list[dict]) -> str:
     return f"flags {n['flag_rule_check']}, pooling {n['class_pooling_check']}"
 
 
+#: The bundled model's targets (issue 4): out-of-fold AUC, score, strict four-class score.
+TARGETS = {"AUC": 0.93, "score": 0.85, "four-class nested": 0.75}
+
+
+def parse_make_up(text: str) -> dict[float, int]:
+    """``"2=2,4=2"`` -> {2.0: 2, 4.0: 2} (runs per window length); ValueError."""
+    out: dict[float, int] = {}
+    for part in text.split(","):
+        length, sep, count = part.partition("=")
+        try:
+            if not sep or float(length) <= 0 or int(count) < 1:
+                raise ValueError
+            out[float(length)] = int(count)
+        except ValueError:
+            raise ValueError(f"--make-up {text!r}: give WINDOW=RUNS for each window length, "
+                             "e.g. 2=2,4=2") from None
+    return out
+
+
+def _subsets(cards, names, make_up, including):
+    """Every subset of the members (indices), filtered by make-up and required runs."""
+    for k in range(1, len(cards) + 1):
+        for subset in itertools.combinations(range(len(cards)), k):
+            if make_up is not None:
+                counts: dict[float, int] = {}
+                for i in subset:
+                    counts[cards[i].features.window_s] = counts.get(cards[i].features.window_s, 0) + 1
+                if counts != make_up:
+                    continue
+            if including and not any(names[i] in including for i in subset):
+                continue
+            yield subset
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", metavar="RUN:OOF",
@@ -60,9 +104,18 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DATA,
                     help="the members' data folder (for out-of-fold files without labels)")
     ap.add_argument("--seconds", type=float, default=15.0, help="recording length for the cost column")
+    ap.add_argument("--make-up", help="only subsets with these runs per window length, e.g. 2=2,4=2")
+    ap.add_argument("--including", nargs="+", default=[], metavar="NAME",
+                    help="only subsets holding at least one of these runs (folder names)")
+    ap.add_argument("--class-pooling", choices=CLASS_POOLINGS,
+                    help="name the four classes by this rule in every subset (fixed by the recipe)")
+    ap.add_argument("--own-steps", action="store_true", help="only the runs' own window steps")
+    ap.add_argument("--each", action="store_true",
+                    help="one row per subset, then how many subsets reach each target")
     args = ap.parse_args(argv)
     try:
         members = [parse_member(s) for s in args.runs]
+        make_up = parse_make_up(args.make_up) if args.make_up else None
     except ValueError as exc:
         ap.error(str(exc))
     members = members or kept_runs(args.members)
@@ -77,45 +130,80 @@ def main(argv=None) -> int:
     except LungappError as exc:
         print(f"ensemble_steps: {exc}", file=sys.stderr)
         return 2
+    names = [Path(d).name for d, _ in members]
+    unknown = sorted(set(args.including) - set(names))
+    if unknown:
+        print(f"ensemble_steps: --including {', '.join(unknown)}: not among the members "
+              f"({', '.join(names)})", file=sys.stderr)
+        return 2
     lengths = sorted({c.features.window_s for c in cards})
     rows: dict = {}
-    for factor in (1, 2):
-        for k in range(1, len(members) + 1):
-            for subset in itertools.combinations(range(len(members)), k):
-                sub = [cards[i] for i in subset]
-                hops = {w: factor * min(c.features.hop_s for c in cards if c.features.window_s == w)
-                        for w in lengths}
-                try:
-                    report, fcs = ensemble_report([members[i] for i in subset], hop_s=hops,
-                                                  cards=sub, arrays=[arrays[i] for i in subset])
-                except LungappError as exc:
-                    print(f"ensemble_steps: {exc}", file=sys.stderr)
-                    return 2
-                make_up = " + ".join(f"{n} x {w:g} s" for w in lengths
+    each: list[tuple] = []
+    for factor in ((1,) if args.own_steps else (1, 2)):
+        for subset in _subsets(cards, names, make_up, set(args.including)):
+            sub = [cards[i] for i in subset]
+            hops = {w: factor * min(c.features.hop_s for c in cards if c.features.window_s == w)
+                    for w in lengths}
+            try:
+                report, fcs = ensemble_report([members[i] for i in subset], hop_s=hops,
+                                              cards=sub, arrays=[arrays[i] for i in subset],
+                                              class_pooling=args.class_pooling)
+            except LungappError as exc:
+                print(f"ensemble_steps: {exc}", file=sys.stderr)
+                return 2
+            make_up_words = " + ".join(f"{n} x {w:g} s" for w in lengths
                                      if (n := sum(1 for c in sub if c.features.window_s == w)))
-                steps = ", ".join(f"{fc.hop_s:g}" for fc in dict.fromkeys(
-                    sorted(fcs, key=lambda f: f.window_s)))
-                cost = sum(len(window_starts(int(args.seconds * fc.rate), fc)) * fc.window_s / lengths[0]
-                           for fc in fcs)
-                rows.setdefault((make_up, steps, round(cost)), []).append(report)
+            steps = ", ".join(f"{fc.hop_s:g}" for fc in dict.fromkeys(
+                sorted(fcs, key=lambda f: f.window_s)))
+            cost = sum(len(window_starts(int(args.seconds * fc.rate), fc)) * fc.window_s / lengths[0]
+                       for fc in fcs)
+            rows.setdefault((make_up_words, steps, round(cost)), []).append(report)
+            each.append((" + ".join(names[i] for i in subset), steps, report))
         print(f"  steps x{factor}: done", file=sys.stderr, flush=True)
+    if not each:
+        print("ensemble_steps: no subset of the members has that make-up", file=sys.stderr)
+        return 2
+    rule = (f"; four classes named by {args.class_pooling}, fixed" if args.class_pooling else "")
+    if args.each:
+        return _print_each(each, rule)
     table = []
-    for (make_up, steps, cost), reports in rows.items():
+    for (make_up_words, steps, cost), reports in rows.items():
         fcs = [r["four_class"] for r in reports]
-        table.append((make_up, steps, cost, len(reports),
+        table.append((make_up_words, steps, cost, len(reports),
                       _span([r["overall"]["auc"] for r in reports]),
                       _span([r["overall"]["score"] for r in reports]),
                       _span([f["score"] for f in fcs]), _span([f["nested_score"] for f in fcs]),
                       _adopted(fcs)))
-    names = ", ".join(Path(d).name for d, _ in members)
-    print(f"members: {names}; model cost for a {args.seconds:g}-s recording in calls on "
-          f"{lengths[0]:g}-s windows; mean (range) over the subsets of each make-up\n")
+    print(f"members: {', '.join(names)}; model cost for a {args.seconds:g}-s recording in calls on "
+          f"{lengths[0]:g}-s windows; mean (range) over the subsets of each make-up{rule}\n")
     head = ("members", "step (s)", "model cost", "subsets", "AUC", "score", "four-class",
             "four-class nested", "rule adopted")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in sorted(table, key=lambda r: (r[2], r[0])):
         print("| " + " | ".join(str(v) if not isinstance(v, float) else f"{v:g}" for v in r) + " |")
+    return 0
+
+
+def _print_each(each: list[tuple], rule: str) -> int:
+    """One row per subset, then how many reach each target (and the mean and range)."""
+    head = ("members", "step (s)", "AUC", "score", "four-class", "four-class nested")
+    print(f"one row per subset{rule}\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    got: dict[str, list[float]] = {k: [] for k in TARGETS}
+    for names, steps, report in each:
+        o, f = report["overall"], report["four_class"]
+        got["AUC"].append(o["auc"])
+        got["score"].append(o["score"])
+        got["four-class nested"].append(f["nested_score"])
+        print(f"| {names} | {steps} | {o['auc']:.4f} | {o['score']:.4f} | {f['score']:.4f} | "
+              f"{f['nested_score']:.4f} |")
+    print()
+    for key, target in TARGETS.items():
+        values = got[key]
+        print(f"{key} >= {target:g}: {sum(v >= target for v in values)} of {len(values)} subsets "
+              f"(mean {_span(values)})")
     return 0
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
-from lungapp.model.combine import combine, window_subset
+from lungapp.model.combine import combine, ensemble_report, window_subset
 from lungapp.model.features import FeatureConfig, windows_from_samples
 from lungapp.model.train import TrainOptions, class_pooled_probs, evaluate_oof, pool_probs, train
 
@@ -266,8 +266,6 @@ def test_stripped_out_of_fold_files_need_the_members_own_labels(members, tmp_pat
 def test_one_members_report_is_its_own_cards(members):
     """ensemble_report of a single run at its own step repeats the run's card (the same
     out-of-fold predictions, evaluated the same way)."""
-    from lungapp.model.combine import ensemble_report
-
     root, _, pairs = members
     run, oof = pairs[0]
     card = json.loads((run / "card.json").read_text())
@@ -279,20 +277,64 @@ def test_one_members_report_is_its_own_cards(members):
     assert report["four_class"]["score"] == pytest.approx(card["metrics"]["four_class"]["score"])
 
 
-def test_ensemble_steps_benchmark_tables_every_subset(members, capsys):
+def _ensemble_steps():
     import importlib.util
 
-    root, data, pairs = members
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "ensemble_steps.py"
     spec = importlib.util.spec_from_file_location("ensemble_steps", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ensemble_steps_benchmark_tables_every_subset(members, capsys):
+    root, data, pairs = members
+    mod = _ensemble_steps()
     assert mod.main([f"{r}:{o}" for r, o in pairs] + ["--seconds", "3"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     # 1 and 2 members, at 0.5 s and 1 s; model calls for 3 s: 3 windows at 0.5 s, 2 at 1 s
     got = [tuple(c.strip() for c in row.strip("|").split("|"))[:4] for row in rows]
     assert got == [("1 x 2 s", "1", "2", "2"), ("1 x 2 s", "0.5", "3", "2"), ("2 x 2 s", "1", "4", "1"),
                    ("2 x 2 s", "0.5", "6", "1")]
+
+
+def test_ensemble_steps_each_subset_of_a_make_up_with_fixed_class_pooling(members, capsys):
+    """--make-up / --including / --class-pooling / --each: one row per subset of that
+    make-up holding a named run, each row equal to ensemble_report's figures, then the
+    count of subsets reaching each target."""
+    root, data, pairs = members
+    mod = _ensemble_steps()
+    runs = [f"{r}:{o}" for r, o in pairs]
+    assert mod.main(runs + ["--make-up", "2=1", "--including", "run1", "--class-pooling",
+                            "quantile:0.75", "--own-steps", "--each"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 1  # of the two one-run subsets, only run1 holds run1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    report, _ = ensemble_report([pairs[1]], class_pooling="quantile:0.75")
+    assert cells[:2] == ["run1", "0.5"]
+    assert float(cells[2]) == pytest.approx(report["overall"]["auc"], abs=5e-5)
+    assert float(cells[5]) == pytest.approx(report["four_class"]["nested_score"], abs=5e-5)
+    ok = int(report["four_class"]["nested_score"] >= 0.75)
+    assert f"four-class nested >= 0.75: {ok} of 1 subsets" in out
+    assert "named by quantile:0.75, fixed" in out
+
+    assert mod.main(runs + ["--make-up", "2=2", "--each", "--own-steps"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [r.split("|")[1].strip() for r in rows] == ["run0 + run1"]
+
+
+def test_ensemble_steps_refuses_bad_filters(members, capsys):
+    root, data, pairs = members
+    mod = _ensemble_steps()
+    runs = [f"{r}:{o}" for r, o in pairs]
+    with pytest.raises(SystemExit) as exc:
+        mod.main(runs + ["--make-up", "2:2"])
+    assert exc.value.code == 2 and "--make-up '2:2'" in capsys.readouterr().err
+    assert mod.main(runs + ["--including", "run9"]) == 2
+    assert "--including run9: not among the members (run0, run1)" in capsys.readouterr().err
+    assert mod.main(runs + ["--make-up", "4=1"]) == 2
+    assert "no subset of the members has that make-up" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- mixed window lengths
