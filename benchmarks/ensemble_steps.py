@@ -161,7 +161,8 @@ def main(argv=None) -> int:
             each.append((" + ".join(names[i] for i in subset), steps, report))
         print(f"  steps x{factor}: done", file=sys.stderr, flush=True)
     if not each:
-        print("ensemble_steps: no subset of the members has that make-up", file=sys.stderr)
+        print("ensemble_steps: no subset of the members has that make-up"
+              + (" and holds a run given to --including" if args.including else ""), file=sys.stderr)
         return 2
     rule = (f"; four classes named by {args.class_pooling}, fixed" if args.class_pooling else "")
     if args.each:
