@@ -137,8 +137,7 @@ def main(argv=None) -> int:
               f"({', '.join(names)})", file=sys.stderr)
         return 2
     lengths = sorted({c.features.window_s for c in cards})
-    rows: dict = {}
-    each: list[tuple] = []
+    each: list[tuple] = []  # (runs, make-up, steps, cost, report) per subset and step
     for factor in ((1,) if args.own_steps else (1, 2)):
         for subset in _subsets(cards, names, make_up, set(args.including)):
             sub = [cards[i] for i in subset]
@@ -157,8 +156,8 @@ def main(argv=None) -> int:
                 sorted(fcs, key=lambda f: f.window_s)))
             cost = sum(len(window_starts(int(args.seconds * fc.rate), fc)) * fc.window_s / lengths[0]
                        for fc in fcs)
-            rows.setdefault((make_up_words, steps, round(cost)), []).append(report)
-            each.append((" + ".join(names[i] for i in subset), steps, report))
+            each.append((" + ".join(names[i] for i in subset), make_up_words, steps, round(cost),
+                         report))
         print(f"  steps x{factor}: done", file=sys.stderr, flush=True)
     if not each:
         print("ensemble_steps: no subset of the members has that make-up"
@@ -167,6 +166,9 @@ def main(argv=None) -> int:
     rule = (f"; four classes named by {args.class_pooling}, fixed" if args.class_pooling else "")
     if args.each:
         return _print_each(each, rule)
+    rows: dict = {}
+    for _, make_up_words, steps, cost, report in each:
+        rows.setdefault((make_up_words, steps, cost), []).append(report)
     table = []
     for (make_up_words, steps, cost), reports in rows.items():
         fcs = [r["four_class"] for r in reports]
@@ -193,7 +195,7 @@ def _print_each(each: list[tuple], rule: str) -> int:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     got: dict[str, list[float]] = {k: [] for k in TARGETS}
-    for names, steps, report in each:
+    for names, _, steps, _, report in each:
         o, f = report["overall"], report["four_class"]
         got["AUC"].append(o["auc"])
         got["score"].append(o["score"])
