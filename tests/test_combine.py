@@ -277,14 +277,18 @@ def test_one_members_report_is_its_own_cards(members):
     assert report["four_class"]["score"] == pytest.approx(card["metrics"]["four_class"]["score"])
 
 
-def _ensemble_steps():
+def _benchmark(name: str):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ensemble_steps.py"
-    spec = importlib.util.spec_from_file_location("ensemble_steps", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _ensemble_steps():
+    return _benchmark("ensemble_steps")
 
 
 def test_ensemble_steps_benchmark_tables_every_subset(members, capsys):
@@ -335,6 +339,43 @@ def test_ensemble_steps_refuses_bad_filters(members, capsys):
     assert "--including run9: not among the members (run0, run1)" in capsys.readouterr().err
     assert mod.main(runs + ["--make-up", "4=1"]) == 2
     assert "no subset of the members has that make-up" in capsys.readouterr().err
+
+
+def test_flag_separation_benchmark_ranks_each_flag(members, capsys):
+    """benchmarks/flag_separation.py: per run, the q75-pooled flags' AUCs among abnormal
+    recordings and against Normal ones, as computed directly from the out-of-fold file."""
+    from sklearn.metrics import roc_auc_score
+
+    root, data, pairs = members
+    mod = _benchmark("flag_separation")
+    assert mod.main([f"{r}:{o}" for r, o in pairs]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0].split("|")[3:7] == [" CAS in abnormal ", " DAS in abnormal ", " CAS vs Normal ",
+                                       " DAS vs Normal "]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["run0", "run1"]
+    z = np.load(pairs[1][1])
+    off, labels = z["offsets"], np.array([str(v) for v in z["label"]])
+    q = np.stack([np.quantile(z["window_out"][off[i]: off[i + 1]].astype(np.float64), 0.75, axis=0)
+                  for i in range(len(labels))])
+    abn, das = labels != "Normal", np.isin(labels, ["DAS", "CAS & DAS"])
+    cells = [c.strip() for c in rows[2].strip("|").split("|")]
+    assert float(cells[3]) == pytest.approx(roc_auc_score(das[abn], q[abn, 1]), abs=5e-5)
+    vs = das | ~abn
+    assert float(cells[5]) == pytest.approx(roc_auc_score(das[vs], q[vs, 1]), abs=5e-5)
+
+
+def test_flag_separation_refuses_runs_without_flags(members):
+    mod = _benchmark("flag_separation")
+    z = dict(np.load(members[2][0][1]))
+    z["outputs"] = np.array(["abnormal"])
+    with pytest.raises(LungappError, match=r"oof0.npz: the run's outputs are \['abnormal'\]"):
+        mod.separation(z, "quantile:0.75", members[2][0][1])
+    # a class absent from the recordings: its AUCs are n/a, not an error
+    z = dict(np.load(members[2][0][1]))
+    z["label"] = np.where(z["label"] == "CAS", "Normal", z["label"])
+    z["label"] = np.where(z["label"] == "CAS & DAS", "DAS", z["label"])
+    r = mod.separation(z, "quantile:0.75")
+    assert r["CAS in abnormal"] is None and r["CAS vs Normal"] is None and r["DAS vs Normal"] is not None
 
 
 # ---------------------------------------------------------------- mixed window lengths

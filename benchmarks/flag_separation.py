@@ -1,0 +1,106 @@
+"""How well each run's CAS and DAS flags separate recordings, from its out-of-fold file: the
+continuous figures behind the four-class score, for comparing recipe changes run by run.
+
+    python benchmarks/flag_separation.py [--members DIR | RUN:OOF RUN:OOF ...] [--data DIR]
+        [--class-pooling RULE]
+
+Each recording's window flags (at the run's own step) are pooled by RULE (default
+quantile:0.75, the bundled recipe's fixed class pooling), and four AUCs are computed:
+
+- CAS in abnormal: among the truly abnormal recordings, the pooled CAS flag against "holds
+  CAS" (CAS or CAS & DAS): how well an abnormal recording is named;
+- DAS in abnormal: the same for the DAS flag and "holds DAS" (DAS or CAS & DAS);
+- CAS vs Normal: the pooled CAS flag, recordings holding CAS against Normal ones;
+- DAS vs Normal: the pooled DAS flag, recordings holding DAS against Normal ones.
+
+The four-class score counts thresholded decisions; these AUCs rank every recording, and
+show which flag, and which side of it (naming or detecting), a recipe change moves. Each
+row is one run; runs with the same seed share their patient folds, so such rows pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lungapp.errors import LungappError  # noqa: E402
+from lungapp.model.card import load_card  # noqa: E402
+from lungapp.model.combine import kept_runs, load_oofs, parse_member  # noqa: E402
+from lungapp.model.inference import _pool  # noqa: E402
+from lungapp.model.train import CLASS_POOLINGS  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "sprsound" / "train"
+MEMBERS = ROOT / "packaging" / "bundled_members"
+COLUMNS = ("CAS in abnormal", "DAS in abnormal", "CAS vs Normal", "DAS vs Normal")
+
+
+def separation(z: dict, rule: str, where=None) -> dict[str, float | None]:
+    """The four AUCs (None where a side is empty) of one run's out-of-fold arrays ``z``
+    (with labels) for [CAS, DAS] flag outputs, flags pooled by ``rule``."""
+    outputs = [str(o) for o in z["outputs"]]
+    if outputs != ["CAS", "DAS"]:
+        raise LungappError(f"the run's outputs are {outputs}, not the [CAS, DAS] flags", where)
+    off = z["offsets"]
+    pooled = np.stack([_pool(z["window_out"][off[i]: off[i + 1]].astype(np.float64), rule)
+                       for i in range(len(off) - 1)])
+    labels = np.array([str(v) for v in z["label"]])
+    normal = labels == "Normal"
+    has = {"CAS": np.isin(labels, ["CAS", "CAS & DAS"]), "DAS": np.isin(labels, ["DAS", "CAS & DAS"])}
+    out = {}
+    for j, flag in enumerate(("CAS", "DAS")):
+        abn = ~normal
+        out[f"{flag} in abnormal"] = _auc(has[flag][abn], pooled[abn, j])
+        vs = has[flag] | normal
+        out[f"{flag} vs Normal"] = _auc(has[flag][vs], pooled[vs, j])
+    return out
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="*", metavar="RUN:OOF",
+                    help="runs (default: the kept members of the bundled model)")
+    ap.add_argument("--members", type=Path, default=MEMBERS, help="folder of kept runs")
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="the runs' data folder (for out-of-fold files without labels)")
+    ap.add_argument("--class-pooling", choices=CLASS_POOLINGS, default="quantile:0.75",
+                    help="how a recording's window flags are pooled (default quantile:0.75)")
+    args = ap.parse_args(argv)
+    try:
+        members = [parse_member(s) for s in args.runs]
+    except ValueError as exc:
+        ap.error(str(exc))
+    members = members or kept_runs(args.members)
+    if not members:
+        print(f"no runs: none given and none kept in {args.members}", file=sys.stderr)
+        return 2
+    rows = []
+    for run, oof in members:
+        try:
+            card = load_card(run)
+            z = load_oofs([(run, oof)], [card], args.data if args.data.is_dir() else None)[0]
+            rows.append((run.name, card.features.window_s, separation(z, args.class_pooling, oof)))
+        except LungappError as exc:
+            print(f"flag_separation: {exc}", file=sys.stderr)
+            return 2
+    print(f"recordings' flags pooled by {args.class_pooling}; AUC per run (out-of-fold)\n")
+    print("| run | window (s) | " + " | ".join(COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(COLUMNS))
+    for name, window_s, r in rows:
+        cells = ["n/a" if r[c] is None else f"{r[c]:.4f}" for c in COLUMNS]
+        print(f"| {name} | {window_s:g} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
