@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from lungapp.errors import LungappError  # noqa: E402
 from lungapp.model.card import load_card  # noqa: E402
-from lungapp.model.combine import (check_members, ensemble_report, kept_runs, load_oofs,  # noqa: E402
-                                   parse_member)
+from lungapp.model.combine import (add_run_arguments, check_members, ensemble_report,  # noqa: E402
+                                   load_oofs, runs_from_arguments)
 from lungapp.model.features import window_starts  # noqa: E402
 from lungapp.model.train import CLASS_POOLINGS  # noqa: E402
 
@@ -98,11 +98,7 @@ def _subsets(cards, names, make_up, including):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="*", metavar="RUN:OOF",
-                    help="members (default: the kept members of the bundled model)")
-    ap.add_argument("--members", type=Path, default=MEMBERS, help="folder of kept members (seedN/)")
-    ap.add_argument("--data", type=Path, default=DATA,
-                    help="the members' data folder (for out-of-fold files without labels)")
+    add_run_arguments(ap, MEMBERS, DATA)
     ap.add_argument("--seconds", type=float, default=15.0, help="recording length for the cost column")
     ap.add_argument("--make-up", help="only subsets with these runs per window length, e.g. 2=2,4=2")
     ap.add_argument("--including", nargs="+", default=[], metavar="NAME",
@@ -113,12 +109,11 @@ def main(argv=None) -> int:
     ap.add_argument("--each", action="store_true",
                     help="one row per subset, then how many subsets reach each target")
     args = ap.parse_args(argv)
+    members = runs_from_arguments(ap, args)
     try:
-        members = [parse_member(s) for s in args.runs]
         make_up = parse_make_up(args.make_up) if args.make_up else None
     except ValueError as exc:
         ap.error(str(exc))
-    members = members or kept_runs(args.members)
     if not members:
         print(f"no members: none given and none kept in {args.members}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from lungapp.errors import LungappError  # noqa: E402
 from lungapp.model.card import load_card  # noqa: E402
-from lungapp.model.combine import kept_runs, load_oofs, parse_member  # noqa: E402
+from lungapp.model.combine import add_run_arguments, load_oofs, runs_from_arguments  # noqa: E402
 from lungapp.model.inference import _pool  # noqa: E402
 from lungapp.model.train import CLASS_POOLINGS  # noqa: E402
 
@@ -68,19 +68,11 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="*", metavar="RUN:OOF",
-                    help="runs (default: the kept members of the bundled model)")
-    ap.add_argument("--members", type=Path, default=MEMBERS, help="folder of kept runs")
-    ap.add_argument("--data", type=Path, default=DATA,
-                    help="the runs' data folder (for out-of-fold files without labels)")
+    add_run_arguments(ap, MEMBERS, DATA)
     ap.add_argument("--class-pooling", choices=CLASS_POOLINGS, default="quantile:0.75",
                     help="how a recording's window flags are pooled (default quantile:0.75)")
     args = ap.parse_args(argv)
-    try:
-        members = [parse_member(s) for s in args.runs]
-    except ValueError as exc:
-        ap.error(str(exc))
-    members = members or kept_runs(args.members)
+    members = runs_from_arguments(ap, args)
     if not members:
         print(f"no runs: none given and none kept in {args.members}", file=sys.stderr)
         return 2

@@ -364,8 +364,11 @@ def test_flag_separation_benchmark_ranks_each_flag(members, capsys):
     assert float(cells[5]) == pytest.approx(roc_auc_score(das[vs], q[vs, 1]), abs=5e-5)
 
 
-def test_flag_separation_refuses_runs_without_flags(members):
+def test_flag_separation_refuses_runs_without_flags(members, capsys):
     mod = _benchmark("flag_separation")
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["run0"])
+    assert exc.value.code == 2 and "'run0': expected RUN:OOF" in capsys.readouterr().err
     z = dict(np.load(members[2][0][1]))
     z["outputs"] = np.array(["abnormal"])
     with pytest.raises(LungappError, match=r"oof0.npz: the run's outputs are \['abnormal'\]"):

@@ -455,6 +455,27 @@ def parse_member(spec: str) -> tuple[Path, Path]:
     return Path(run), Path(oof)
 
 
+def add_run_arguments(ap: argparse.ArgumentParser, kept: Path, data: Path) -> None:
+    """The arguments of the scripts that read runs' out-of-fold files: ``RUN:OOF ...``
+    (default: the runs kept in ``--members``, default ``kept``) and ``--data`` (default
+    ``data``), the folder that restores labels stripped from kept files."""
+    ap.add_argument("runs", nargs="*", metavar="RUN:OOF",
+                    help="model folders and their --oof files (default: the kept runs)")
+    ap.add_argument("--members", type=Path, default=kept, help="folder of kept runs")
+    ap.add_argument("--data", type=Path, default=data,
+                    help="the runs' data folder (for out-of-fold files without labels)")
+
+
+def runs_from_arguments(ap: argparse.ArgumentParser, args) -> list[tuple[Path, Path]]:
+    """The (run, out-of-fold file) pairs :func:`add_run_arguments` named; a malformed
+    ``RUN:OOF`` exits through ``ap.error``. Empty when none was given and none is kept."""
+    try:
+        members = [parse_member(s) for s in args.runs]
+    except ValueError as exc:
+        ap.error(str(exc))
+    return members or kept_runs(args.members)
+
+
 def parse_hops(values: list[str] | None):
     """``--hop-s`` values -> None, one step, or {window length: step}; ValueError."""
     if not values:
