@@ -71,7 +71,8 @@ SPECAUGMENT_POLICY = {"image": False, "gain_db": 5.0, "tilt_db_per_octave": 0.0,
 # (1.5-3 kHz) on a quarter. On fold 1 of SPRSound train (4 classes, 2026-11-26,
 # scratch runs of this engine): AUC 0.915 against 0.920 without them, and 0.890 against
 # 0.746 on the device-shifted recordings (drop 0.026 against 0.175). Softer (10-30 dB, no
-# time mask) lowered AUC, four-class and device-shifted AUC on two paired seeds
+# time mask) lowered AUC, four-class and device-shifted AUC on two paired seeds, and
+# stronger (noise on 3/4 of the windows, two time masks) lowered AUC and four-class more
 # (docs/model_checks.md, 2026-11-28).
 ROBUST_POLICY = {**SPECAUGMENT_POLICY, "snr_prob": 0.5, "snr_db": [0.0, 30.0],
                  "band_limit_prob": 0.25, "band_limit_hz": [1500.0, 3000.0]}
