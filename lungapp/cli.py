@@ -121,51 +121,74 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
 
 def evaluate_folder(folder, predictor, progress=None) -> dict:
     """Predict every recording of a labelled folder and score the binary decision (and
-    the classes, for multi-class models). Poor Quality recordings are skipped."""
+    the classes, for multi-class models). Poor Quality recordings are not scored.
+
+    The scores cover every readable recording the gate could judge, whatever the gate
+    says; ``quality_gate`` says what the app would show instead: how many Poor Quality
+    recordings the gate flags, how many of the others it refuses, and the same scores
+    on the recordings it passes (those the app gives a result for)."""
     from lungapp.data import POOR, binary_label, read_folder
     from lungapp.model.metrics import binary_metrics, json_safe, multiclass_metrics
 
     ds = read_folder(folder)
     card = predictor.card
-    y, p, true_cls, pred_cls, failed, gated = [], [], [], [], [], 0
-    n_skipped = 0
+    four_class = len(card.classes) > 2
+    y, p, true_cls, pred_cls, passed, failed = [], [], [], [], [], []
+    poor_flagged = n_skipped = 0
     examples = ds.examples
     for i, ex in enumerate(examples):
         if progress:
             progress(i, len(examples))
-        if ex.label == POOR:
-            n_skipped += 1
-            continue
         try:
             pred = predictor.predict_file(ex.path)
         except LungappError as exc:
             failed.append({"file": ex.path, "error": exc.problem})
             continue
+        if ex.label == POOR:
+            n_skipped += 1
+            poor_flagged += pred.decision == "poor quality"
+            continue
         y.append(1 if binary_label(ex.label) == "abnormal" else 0)
         p.append(pred.abnormal_probability)
-        if pred.decision == "poor quality":
-            gated += 1
-        if len(card.classes) > 2 and ex.label in card.classes:
+        passed.append(pred.decision != "poor quality")
+        if four_class and ex.label in card.classes:
             true_cls.append(ex.label)
-            decided = card.decide_class([pred.probabilities[c] for c in card.classes],
-                                        pred.abnormal_probability)
-            pred_cls.append(decided)
+            pred_cls.append(card.decide_class([pred.probabilities[c] for c in card.classes],
+                                              pred.abnormal_probability))
+        else:
+            true_cls.append(None)
+            pred_cls.append(None)
     if not y:
         raise LungappError("no scorable recordings (all were Poor Quality or failed)", folder)
-    out = binary_metrics(y, p, card.threshold)
-    out = {"folder": str(folder), "layout": ds.layout, **out, "n_skipped": n_skipped,
-           "n_failed": len(failed), "n_quality_gated": gated,
+
+    def scores(keep) -> dict:
+        res = binary_metrics([v for v, k in zip(y, keep) if k], [v for v, k in zip(p, keep) if k],
+                             card.threshold)
+        pairs = [(t, d) for t, d, k in zip(true_cls, pred_cls, keep) if k and t is not None]
+        if pairs:
+            mc = multiclass_metrics([t for t, _ in pairs], [d for _, d in pairs], card.classes)
+            res["per_class"] = mc["per_class"]
+            res["multiclass"] = {"classes": mc["classes"], "confusion": mc["confusion"],
+                                 "score": mc["score"], "sensitivity": mc["sensitivity"],
+                                 "specificity": mc["specificity"]}
+        return res
+
+    out = {"folder": str(folder), "layout": ds.layout, **scores([True] * len(y)),
+           "n_skipped": n_skipped, "n_failed": len(failed),
+           "n_quality_gated": passed.count(False),
            "model": {"name": card.name, "version": card.version}}
-    if true_cls:
-        mc = multiclass_metrics(true_cls, pred_cls, card.classes)
-        out["per_class"] = mc["per_class"]
-        out["multiclass"] = {"classes": mc["classes"], "confusion": mc["confusion"],
-                             "score": mc["score"], "sensitivity": mc["sensitivity"],
-                             "specificity": mc["specificity"]}
+    gate = {"poor_quality": {"n": n_skipped, "flagged": poor_flagged},
+            "others": {"n": len(y), "flagged": passed.count(False)}}
+    if any(passed):
+        passed_scores = scores(passed)
+        passed_scores.pop("per_class", None)
+        gate["passed"] = passed_scores
+    out["quality_gate"] = gate
     if failed:
         out["failed"] = failed
     out["note"] = ("metrics use the model's probabilities for every readable recording; "
-                   "n_quality_gated recordings would be shown as 'poor quality' in the app")
+                   "n_quality_gated recordings would be shown as 'poor quality' in the app, "
+                   "quality_gate.passed scores the others")
     return json_safe(out)
 
 
@@ -192,6 +215,16 @@ def cmd_evaluate(args) -> int:
         print(f"4-class score {f(mc['score'])}; confusion rows/cols {mc['classes']}:")
         for c, row in zip(mc["classes"], mc["confusion"]):
             print(f"  {c:<10} {row}")
+    gate = res["quality_gate"]
+    print(f"quality gate: flags {gate['poor_quality']['flagged']} of {gate['poor_quality']['n']} "
+          f"Poor Quality recordings and {gate['others']['flagged']} of {gate['others']['n']} others")
+    if "passed" in gate:
+        ps = gate["passed"]
+        line = (f"  on the {ps['n']} it passes: AUC {f(ps['auc'])}  sensitivity {f(ps['sensitivity'])}  "
+                f"specificity {f(ps['specificity'])}  score {f(ps['score'])}")
+        if "multiclass" in ps:
+            line += f"  4-class score {f(ps['multiclass']['score'])}"
+        print(line)
     for item in res.get("failed", []):
         print(f"failed: {item['file']}: {item['error']}")
     return EXIT_OK

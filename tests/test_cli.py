@@ -109,6 +109,68 @@ def test_evaluate_json(tiny_model_dir, tmp_path, capsys):
     assert len(res["multiclass"]["confusion"]) == 4
 
 
+def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, capsys):
+    """With the gate on, evaluate says how many Poor Quality recordings it flags, how many
+    others it refuses, and scores the recordings it passes exactly as the app shows them."""
+    import shutil
+
+    from lungapp import synth
+    from lungapp.model.inference import Predictor
+    from lungapp.model.metrics import binary_metrics
+
+    model = tmp_path / "gated_model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "card.json").read_text())
+    card["quality_gate"] = {"enabled": True}
+    (model / "card.json").write_text(json.dumps(card))
+    # synthetic breath sounds, which pass the gate (the tiny model's test signals are
+    # noise-like and would all be refused), one too quiet, and two Poor Quality ones
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    plan = [("normal", 4), ("wheeze", 3), ("crackle", 3), ("wheeze+crackle", 2), ("poor", 2)]
+    labels, seed = {}, 0
+    for kind, n in plan:
+        for _ in range(n):
+            seed += 1
+            f = ds / f"{100 + seed % 4}_5.0_0_p1_{seed}.wav"
+            x = synth.generate("normal" if kind == "poor" else kind, 5.0, 8000, seed=seed)
+            sf.write(f, x, 8000)
+            labels[f] = "Poor Quality" if kind == "poor" else synth.RECORD_LABEL[kind]
+            f.with_suffix(".json").write_text(json.dumps(
+                {"record_annotation": labels[f], "event_annotation": []}))
+    files = sorted(labels)
+    poor = [f for f in files if labels[f] == "Poor Quality"]
+    normal = [f for f in files if labels[f] == "Normal"]
+    sf.write(poor[0], np.zeros(5 * 8000, dtype=np.float32), 8000)  # silent: "too quiet"
+    sf.write(normal[0], 1e-5 * synth.generate("normal", 5.0, 8000, seed=99), 8000)
+
+    assert main(["evaluate", str(ds), "--model", str(model), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    gate = res["quality_gate"]
+    # the silent Poor Quality one and the quiet normal one at least (the noise rule may
+    # refuse a few synthetic ones too)
+    assert gate["poor_quality"]["n"] == 2 and gate["poor_quality"]["flagged"] >= 1
+    assert gate["others"] == {"n": 12, "flagged": res["n_quality_gated"]}
+    assert res["n"] == 12 and res["n_quality_gated"] >= 1
+
+    predictor = Predictor.load(model)
+    preds = {f: predictor.predict_file(f) for f in files if labels[f] != "Poor Quality"}
+    kept = [f for f, pr in preds.items() if pr.decision != "poor quality"]
+    assert normal[0] not in kept
+    want = binary_metrics([int(labels[f] != "Normal") for f in kept],
+                          [preds[f].abnormal_probability for f in kept], predictor.card.threshold)
+    got = gate["passed"]
+    assert got["n"] == len(kept) == 12 - res["n_quality_gated"] > 0
+    assert got["confusion"] == want["confusion"]
+    assert got["auc"] == pytest.approx(want["auc"])
+    assert sum(map(sum, got["multiclass"]["confusion"])) == len(kept)
+
+    assert main(["evaluate", str(ds), "--model", str(model)]) == 0
+    text = capsys.readouterr().out
+    assert f"flags {gate['poor_quality']['flagged']} of 2 Poor Quality" in text
+    assert f"on the {len(kept)} it passes" in text
+
+
 def test_evaluate_bad_folder(tiny_model_dir, tmp_path, capsys):
     rc = main(["evaluate", str(tmp_path / "nope"), "--model", str(tiny_model_dir)])
     assert rc == 2 and "nope" in capsys.readouterr().err
