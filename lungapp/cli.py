@@ -123,8 +123,8 @@ def evaluate_folder(folder, predictor, progress=None) -> dict:
     """Predict every recording of a labelled folder and score the binary decision (and
     the classes, for multi-class models). Poor Quality recordings are not scored.
 
-    The scores cover every readable recording the gate could judge, whatever the gate
-    says; ``quality_gate`` says what the app would show instead: how many Poor Quality
+    The scores cover every readable recording, whatever the quality
+    gate says; ``quality_gate`` says what the app would show instead: how many Poor Quality
     recordings the gate flags, how many of the others it refuses, and the same scores
     on the recordings it passes (those the app gives a result for)."""
     from lungapp.data import POOR, binary_label, read_folder
