@@ -14,7 +14,9 @@ retrained on all data) into --work; the runs are combined (lungapp.model.combine
 window steps HOP_S (each run at its own step: 2-s windows every 0.5 s, 4-s windows every
 1 s), with the threshold chosen on the averaged out-of-fold predictions and the four
 classes named from the flags pooled by CLASS_POOLING.
-Never trained on intra_test.
+Never trained on intra_test. The command resumes: a run already finished in --work (the
+preset and seed asked for, on the data as it is now, with the out-of-fold file it wrote) is
+reused, not trained again (--retrain trains every run again).
 
 Runs are kept in packaging/bundled_members/w<window>s_seed<N>/ (their card, model and
 curves, and their out-of-fold file stripped of the dataset's labels and patient ids; writing
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -125,6 +128,44 @@ def _kept(runs: list[tuple[str, int]]) -> list[tuple[Path, Path]]:
     return out
 
 
+def _unfinished(run: Path, oof: Path, preset: str, seed: int) -> str:
+    """Why ``run`` and its out-of-fold file ``oof`` in --work are not a finished run of
+    ``preset`` and ``seed`` on DATA as it is now ("" when they are, so regenerating resumes
+    after an interruption instead of training every run again)."""
+    from datetime import datetime
+
+    from lungapp.data.readers import read_folder
+    from lungapp.errors import LungappError
+    from lungapp.model.card import load_card
+    from lungapp.model.train import labels_hash, task_label
+
+    if not (run / "card.json").is_file():
+        return "no finished run"
+    try:
+        card = load_card(run)
+    except LungappError as exc:
+        return f"its card does not load ({exc})"
+    opts, data = card.training.get("options") or {}, card.training.get("data") or {}
+    if (opts.get("preset"), opts.get("seed")) != (preset, seed):
+        return f"it is a run of {opts.get('preset')} seed {opts.get('seed')}"
+    if not oof.is_file():
+        return f"no out-of-fold file {oof.name}"
+    # train writes the out-of-fold file after its cross-validation and the card at the end:
+    # a file newer than the card is an interrupted later run's
+    try:
+        created = datetime.fromisoformat(card.created).timestamp()
+    except (TypeError, ValueError):
+        return "its card has no creation time"
+    if oof.stat().st_mtime > created + 1:
+        return f"{oof.name} is newer than the run (an interrupted later run wrote it)"
+    examples = read_folder(DATA).examples
+    now = labels_hash((os.path.relpath(e.path, DATA), lab) for e in examples
+                      if (lab := task_label(e.label, card.task)))
+    if data.get("file_list_sha256") != now:
+        return f"it was trained on other data than {DATA} holds now"
+    return ""
+
+
 def _train(preset: str, seed: int, out: Path, oof: Path | None) -> int:
     cmd = [sys.executable, "-m", "lungapp", "train", str(DATA), "--out", str(out),
            "--task", "4class", "--preset", preset, "--seed", str(seed),
@@ -153,6 +194,8 @@ def main() -> int:
                     help=f"an ensemble's four-class class pooling, fixed (default {CLASS_POOLING}; "
                          "'' chooses it on the out-of-fold predictions)")
     ap.add_argument("--work", default=str(ROOT / "runs"), help="where regenerated runs are kept")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train every run again, even one that finished in --work before")
     ap.add_argument("--out", default=str(TARGET))
     args = ap.parse_args()
     out = Path(args.out)
@@ -189,9 +232,16 @@ def main() -> int:
         else:
             for preset, seed in runs:
                 run, oof = work / f"{preset}_seed{seed}", work / f"{preset}_seed{seed}_oof.npz"
-                rc = _train(preset, seed, run, oof)
-                if rc != 0:
-                    return rc
+                why = "--retrain" if args.retrain else _unfinished(run, oof, preset, seed)
+                if why:
+                    if run.exists() or oof.exists():
+                        print(f"training {run.name} again: {why}", flush=True)
+                    rc = _train(preset, seed, run, oof)
+                    if rc != 0:
+                        return rc
+                else:
+                    print(f"reusing {run} (finished run of {preset} seed {seed}; "
+                          "--retrain trains it again)", flush=True)
                 members.append((run, oof))
     if members:
         try:

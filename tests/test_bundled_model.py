@@ -174,10 +174,8 @@ def test_kept_members_recombine_with_the_labels_they_were_trained_on(sprsound_di
         assert report["overall"]["confusion"] == want["confusion"]
 
 
-def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe():
-    """make_bundled_model's runs: the bundled preset and its 4-s twin, which differs from it
-    in the window length only (so their runs combine into one mixed ensemble)."""
-    import dataclasses
+def _make_bundled_model():
+    """packaging/make_bundled_model.py as a module (skips in an installed copy)."""
     import importlib.util
 
     path = paths.resources_dir().parent / "packaging" / "make_bundled_model.py"
@@ -186,6 +184,15 @@ def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe():
     spec = importlib.util.spec_from_file_location("make_bundled_model", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe():
+    """make_bundled_model's runs: the bundled preset and its 4-s twin, which differs from it
+    in the window length only (so their runs combine into one mixed ensemble)."""
+    import dataclasses
+
+    mod = _make_bundled_model()
     runs = mod._runs(mod.RUNS)
     assert {p for p, _ in runs} == {"bundled", "bundled-4s"}
     assert mod._runs("bundled:0,3; bundled-4s:1") == [("bundled", 0), ("bundled", 3), ("bundled-4s", 1)]
@@ -219,3 +226,37 @@ def test_kept_runs_were_trained_with_their_presets_options():
             opts.pop("preset")
             opts.pop("name")
         assert json.loads(json.dumps(got)) == json.loads(json.dumps(want)), d.name
+
+
+def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_data(tmp_path):
+    """make_bundled_model resumes: a run in --work is reused only when it is a finished run
+    of the preset and seed asked for, on SPRSound train as it is now, with the out-of-fold
+    file that run wrote; anything else is trained again, with the reason printed."""
+    import shutil
+    from datetime import datetime
+
+    mod = _make_bundled_model()
+    if not mod.DATA.is_dir():
+        pytest.skip(f"SPRSound train not found at {mod.DATA}")
+    src = next(d for d, _ in _kept_members() if load_card(d).training["options"]["seed"] == 0)
+    card = load_card(src)
+    preset, seed = card.training["options"]["preset"], 0
+    run, oof = tmp_path / "run", tmp_path / "run_oof.npz"
+    assert "no finished run" in mod._unfinished(run, oof, preset, seed)
+    shutil.copytree(src, run)
+    assert "no out-of-fold file" in mod._unfinished(run, oof, preset, seed)
+    shutil.copy(src / "oof.npz", oof)
+    created = datetime.fromisoformat(card.created).timestamp()
+    os.utime(oof, (created - 60, created - 60))  # written before the card, as train does
+    assert mod._unfinished(run, oof, preset, seed) == ""
+    assert "seed 0" in mod._unfinished(run, oof, preset, 1)
+    assert f"{preset} seed 0" in mod._unfinished(run, oof, "other-preset", seed)
+    os.utime(oof, (created + 600, created + 600))  # an interrupted later run rewrote it
+    assert "newer than the run" in mod._unfinished(run, oof, preset, seed)
+    os.utime(oof, (created - 60, created - 60))
+    data = json.loads((run / "card.json").read_text())
+    data["training"]["data"]["file_list_sha256"] = "0" * 64
+    (run / "card.json").write_text(json.dumps(data))
+    assert "other data" in mod._unfinished(run, oof, preset, seed)
+    (run / "card.json").write_text("{ not json")
+    assert "does not load" in mod._unfinished(run, oof, preset, seed)
