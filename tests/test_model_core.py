@@ -260,3 +260,9 @@ def test_install_and_use_never_overwrites(tiny_model_dir, monkeypatch):
     registry.set_active_model(b)
     assert registry.active_model_dir() == b.resolve()
     assert registry.installed_models() == sorted([a, b])
+    # a half-done install (hidden staging folder, card already copied) is not a model
+    from lungapp.fsutil import make_staging
+
+    staging = make_staging(a.with_name("next"))
+    (staging / "card.json").write_bytes((a / "card.json").read_bytes())
+    assert registry.installed_models() == sorted([a, b])

@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -194,11 +193,10 @@ def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
     ``w2s_seed0``): its card, model file and
     curves, and its out-of-fold file without labels or patient ids (``oof.npz``). Raises
     LungappError when two runs share a seed."""
-    from lungapp.fsutil import publish_dir
+    from lungapp.fsutil import make_staging, publish_dir
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    staging = make_staging(dest)
     try:
         for run, oof in members:
             run = Path(run)
@@ -248,7 +246,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     or an existing ``out`` without ``overwrite``. ``data_root``: the data folder the
     members were trained on, needed for stripped out-of-fold files. ``class_pooling``: the
     four-class class pooling fixed instead of chosen (see :func:`ensemble_report`)."""
-    from lungapp.fsutil import publish_dir
+    from lungapp.fsutil import make_staging, publish_dir
 
     if len(members) < 2:
         raise LungappError("an ensemble needs at least two members")
@@ -301,8 +299,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
         description=f"{len(members)} runs of {first.description} ({seed_words(training['members'])}), "
                     "combined by lungapp.model.combine")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    staging = make_staging(out)
     try:
         for d, c, f in zip(dirs, cards, files):
             shutil.copyfile(d / c.model_files[0], staging / f)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from lungapp import paths, settings
 from lungapp.errors import ModelError
-from lungapp.fsutil import publish_dir, unique_path
+from lungapp.fsutil import make_staging, publish_dir, unique_path
 from lungapp.model.card import CARD_NAME, load_card
 
 
@@ -33,7 +32,8 @@ def installed_models() -> list[Path]:
     root = paths.models_dir()
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / CARD_NAME).is_file())
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / CARD_NAME).is_file())
 
 
 def active_model_dir() -> Path:
@@ -73,7 +73,7 @@ def install_model(src_dir, name: str | None = None) -> Path:
     base = name or f"{card.name}-{card.version}"
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in base) or "model"
     target = unique_path(root / safe)
-    staging = Path(tempfile.mkdtemp(prefix=".install-", dir=root))
+    staging = make_staging(target)
     try:
         for f in [CARD_NAME, *card.model_files, *_extra_files(src_dir)]:
             shutil.copy2(Path(src_dir) / f, staging / f)

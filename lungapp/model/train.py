@@ -31,7 +31,6 @@ import io
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import numpy as np
 
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import AudioError, DatasetError, LungappError
+from lungapp.fsutil import make_staging
 from lungapp.model.augment import DEFAULT_POLICY, Augmenter, device_shift
 from lungapp.model.features import FeatureConfig, image_features, windows_from_samples
 from lungapp.model.prefetch import Prefetcher
@@ -1094,8 +1094,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[dict], None] =
     pooled_alt = {rule: np.zeros(len(recs)) for rule in POOLINGS}
     oof_windows: list = [None] * len(recs)
     oof_windows_shift: list = [None] * len(recs)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent if out.parent.exists()
-                                    else _mkparent(out)))
+    staging = make_staging(out)  # made now: an unwritable --out fails before the training
     try:
         for i in range(folds.k):
             tr, te = folds.train(i), folds.test[i]
@@ -1244,11 +1243,6 @@ def save_oof(path, recs: list[Recording], root, fold_of, classes, spec, probs, w
         offsets=np.concatenate([[0], np.cumsum(lens)]), starts=np.concatenate([r.starts for r in recs]),
         classes=np.array(classes), outputs=np.array(list(spec[1])))
     atomic_write_bytes(Path(path), buf.getvalue())
-
-
-def _mkparent(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.parent
 
 
 def _make_card(opts, classes, kind, files, report, recs, root, ds, folds, fold_reports, bad_all,
