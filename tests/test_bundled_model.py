@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,35 @@ def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_dat
     assert "other data" in mod._unfinished(run, oof, preset, seed)
     (run / "card.json").write_text("{ not json")
     assert "does not load" in mod._unfinished(run, oof, preset, seed)
+
+
+def test_compare_cards_tables_the_committed_model_from_its_card(capsys, tmp_path):
+    """benchmarks/compare_cards.py (the regenerated-vs-committed table) prints the card's
+    own figures, and names a folder that is not a model instead of a traceback."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_cards.py"
+    spec = importlib.util.spec_from_file_location("compare_cards", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    d = registry.bundled_model_dir()
+    card = load_card(d)
+    assert mod.main([f"committed={d}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    cells = dict(zip(mod.HEADER, (c.strip() for c in lines[2].strip("|").split("|"))))
+    ov = card.metrics["overall"]
+    assert cells["model"] == "committed"
+    assert float(cells["AUC"]) == pytest.approx(ov["auc"], abs=5e-5)
+    assert float(cells["score"]) == pytest.approx(ov["score"], abs=5e-4)
+    assert float(cells["threshold"]) == pytest.approx(card.threshold, abs=5e-4)
+    assert json.loads(cells["confusion [[TN,FP],[FN,TP]]"]) == ov["confusion"]
+    assert float(cells["four-class score"]) == pytest.approx(card.metrics["four_class"]["score"], abs=5e-4)
+    assert len(cells["fold AUCs"].split(" / ")) == len(card.metrics["per_fold"])
+    size = sum((d / f).stat().st_size for f in card.model_files) / 1e6
+    assert cells["size"] == f"{len(card.model_files)} files, {size:.2f} MB"
+
+    (tmp_path / "empty").mkdir()
+    assert mod.main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "empty") in err and "Traceback" not in err
