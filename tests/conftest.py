@@ -29,6 +29,24 @@ def sprsound_dir() -> Path:
     return SPRSOUND
 
 
+@pytest.fixture
+def repo_script():
+    """Load a script of the repository (``repo_script("benchmarks/ensemble_steps.py")``) as a
+    module; skips where it is absent (an installed copy without benchmarks/ or packaging/)."""
+    import importlib.util
+
+    def load(relpath: str):
+        path = ROOT / relpath
+        if not path.is_file():
+            pytest.skip(f"no {relpath} in this copy")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
+
 def pytest_report_header(config):
     return [f"sprsound data: {'found' if (SPRSOUND / 'train').is_dir() else 'absent'} ({SPRSOUND})",
             f"DISPLAY={os.environ.get('DISPLAY')!r} QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM')!r}"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,25 +174,12 @@ def test_kept_members_recombine_with_the_labels_they_were_trained_on(sprsound_di
         assert report["overall"]["confusion"] == want["confusion"]
 
 
-def _make_bundled_model():
-    """packaging/make_bundled_model.py as a module (skips in an installed copy)."""
-    import importlib.util
-
-    path = paths.resources_dir().parent / "packaging" / "make_bundled_model.py"
-    if not path.is_file():
-        pytest.skip("no packaging/ in an installed copy")
-    spec = importlib.util.spec_from_file_location("make_bundled_model", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe():
+def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe(repo_script):
     """make_bundled_model's runs: the bundled preset and its 4-s twin, which differs from it
     in the window length only (so their runs combine into one mixed ensemble)."""
     import dataclasses
 
-    mod = _make_bundled_model()
+    mod = repo_script("packaging/make_bundled_model.py")
     runs = mod._runs(mod.RUNS)
     assert {p for p, _ in runs} == {"bundled", "bundled-4s"}
     assert mod._runs("bundled:0,3; bundled-4s:1") == [("bundled", 0), ("bundled", 3), ("bundled-4s", 1)]
@@ -229,14 +215,14 @@ def test_kept_runs_were_trained_with_their_presets_options():
         assert json.loads(json.dumps(got)) == json.loads(json.dumps(want)), d.name
 
 
-def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_data(tmp_path):
+def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_data(tmp_path, repo_script):
     """make_bundled_model resumes: a run in --work is reused only when it is a finished run
     of the preset and seed asked for, on SPRSound train as it is now, with the out-of-fold
     file that run wrote; anything else is trained again, with the reason printed."""
     import shutil
     from datetime import datetime
 
-    mod = _make_bundled_model()
+    mod = repo_script("packaging/make_bundled_model.py")
     if not mod.DATA.is_dir():
         pytest.skip(f"SPRSound train not found at {mod.DATA}")
     src = next(d for d, _ in _kept_members() if load_card(d).training["options"]["seed"] == 0)
@@ -263,15 +249,10 @@ def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_dat
     assert "does not load" in mod._unfinished(run, oof, preset, seed)
 
 
-def test_compare_cards_tables_the_committed_model_from_its_card(capsys, tmp_path):
+def test_compare_cards_tables_the_committed_model_from_its_card(capsys, tmp_path, repo_script):
     """benchmarks/compare_cards.py (the regenerated-vs-committed table) prints the card's
     own figures, and names a folder that is not a model instead of a traceback."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_cards.py"
-    spec = importlib.util.spec_from_file_location("compare_cards", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = repo_script("benchmarks/compare_cards.py")
     d = registry.bundled_model_dir()
     card = load_card(d)
     assert mod.main([f"committed={d}"]) == 0

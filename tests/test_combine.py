@@ -277,23 +277,9 @@ def test_one_members_report_is_its_own_cards(members):
     assert report["four_class"]["score"] == pytest.approx(card["metrics"]["four_class"]["score"])
 
 
-def _benchmark(name: str):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _ensemble_steps():
-    return _benchmark("ensemble_steps")
-
-
-def test_ensemble_steps_benchmark_tables_every_subset(members, capsys):
+def test_ensemble_steps_benchmark_tables_every_subset(members, capsys, repo_script):
     root, data, pairs = members
-    mod = _ensemble_steps()
+    mod = repo_script("benchmarks/ensemble_steps.py")
     assert mod.main([f"{r}:{o}" for r, o in pairs] + ["--seconds", "3"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     # 1 and 2 members, at 0.5 s and 1 s; model calls for 3 s: 3 windows at 0.5 s, 2 at 1 s
@@ -302,12 +288,12 @@ def test_ensemble_steps_benchmark_tables_every_subset(members, capsys):
                    ("2 x 2 s", "0.5", "6", "1")]
 
 
-def test_ensemble_steps_each_subset_of_a_make_up_with_fixed_class_pooling(members, capsys):
+def test_ensemble_steps_each_subset_of_a_make_up_with_fixed_class_pooling(members, capsys, repo_script):
     """--make-up / --including / --class-pooling / --each: one row per subset of that
     make-up holding a named run, each row equal to ensemble_report's figures, then the
     count of subsets reaching each target."""
     root, data, pairs = members
-    mod = _ensemble_steps()
+    mod = repo_script("benchmarks/ensemble_steps.py")
     runs = [f"{r}:{o}" for r, o in pairs]
     assert mod.main(runs + ["--make-up", "2=1", "--including", "run1", "--class-pooling",
                             "quantile:0.75", "--own-steps", "--each"]) == 0
@@ -328,9 +314,9 @@ def test_ensemble_steps_each_subset_of_a_make_up_with_fixed_class_pooling(member
     assert [r.split("|")[1].strip() for r in rows] == ["run0 + run1"]
 
 
-def test_ensemble_steps_refuses_bad_filters(members, capsys):
+def test_ensemble_steps_refuses_bad_filters(members, capsys, repo_script):
     root, data, pairs = members
-    mod = _ensemble_steps()
+    mod = repo_script("benchmarks/ensemble_steps.py")
     runs = [f"{r}:{o}" for r, o in pairs]
     with pytest.raises(SystemExit) as exc:
         mod.main(runs + ["--make-up", "2:2"])
@@ -341,13 +327,13 @@ def test_ensemble_steps_refuses_bad_filters(members, capsys):
     assert "no subset of the members has that make-up" in capsys.readouterr().err
 
 
-def test_flag_separation_benchmark_ranks_each_flag(members, capsys):
+def test_flag_separation_benchmark_ranks_each_flag(members, capsys, repo_script):
     """benchmarks/flag_separation.py: per run, the q75-pooled flags' AUCs among abnormal
     recordings and against Normal ones, as computed directly from the out-of-fold file."""
     from sklearn.metrics import roc_auc_score
 
     root, data, pairs = members
-    mod = _benchmark("flag_separation")
+    mod = repo_script("benchmarks/flag_separation.py")
     assert mod.main([f"{r}:{o}" for r, o in pairs]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert rows[0].split("|")[3:7] == [" CAS in abnormal ", " DAS in abnormal ", " CAS vs Normal ",
@@ -364,8 +350,8 @@ def test_flag_separation_benchmark_ranks_each_flag(members, capsys):
     assert float(cells[5]) == pytest.approx(roc_auc_score(das[vs], q[vs, 1]), abs=5e-5)
 
 
-def test_flag_separation_refuses_runs_without_flags(members, capsys):
-    mod = _benchmark("flag_separation")
+def test_flag_separation_refuses_runs_without_flags(members, capsys, repo_script):
+    mod = repo_script("benchmarks/flag_separation.py")
     with pytest.raises(SystemExit) as exc:
         mod.main(["run0"])
     assert exc.value.code == 2 and "'run0': expected RUN:OOF" in capsys.readouterr().err
