@@ -7,7 +7,7 @@ For every recording (or every N-th, sorted by name): Welch's power spectral dens
 of the recording's total power; prints the median, 10th and 90th percentile share per
 band over the recordings, and the band's level below the recording's strongest band (dB).
 SPRSound's stethoscope passes almost nothing above 800 Hz; whether the bundled model should
-look only below 1 kHz was measured with it (see FINE_FEATURES in lungapp.model.train).
+look only below 1 kHz was measured with it (see FINE_FEATURES in lungapp.training.train).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/bench_predict.py --runtimes numpy:1,numpy   # threads or not
     .venv/bin/python benchmarks/bench_predict.py --runtimes numpy:untuned,numpy  # allocator
 
-For each runtime (``LUNGAPP_RUNTIME``, see lungapp/model/inference.py):
+For each runtime (``LUNGAPP_RUNTIME``, see lungapp/inference/predictor.py):
 
 * warm: one fresh Python process per runtime loads the model (time includes importing
   the runtime: TensorFlow for keras) and warms up with 3 calls; then the processes take
@@ -41,7 +41,7 @@ import soundfile as sf
 WARM_CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from lungapp.model.inference import Predictor
+from lungapp.inference.predictor import Predictor
 pred = Predictor.load(sys.argv[2] or None)
 load_s = time.perf_counter() - t0
 wav = sys.argv[1]
@@ -84,7 +84,7 @@ def _env(spec: str) -> dict:
     """The environment of a runtime spec: ``numpy`` or ``keras``, then optionally ``:N``
     (the NumPy runtime's batch split across N threads, LUNGAPP_THREADS; 1 = no split)
     and ``:untuned`` (glibc's allocator left as it is, LUNGAPP_MALLOC_TUNE=0; see
-    lungapp/model/alloc.py). E.g. ``numpy:1``, ``numpy:untuned``, ``numpy:1:untuned``."""
+    lungapp/inference/alloc.py). E.g. ``numpy:1``, ``numpy:untuned``, ``numpy:1:untuned``."""
     rt, *opts = spec.split(":")
     env = dict(os.environ, LUNGAPP_RUNTIME=rt, TF_CPP_MIN_LOG_LEVEL="3")
     for opt in opts:

@@ -39,8 +39,8 @@ def speed(batches: int = 20, archs=None) -> list[dict]:
     import keras
     import numpy as np
 
-    from lungapp.model.archs import ARCHS, build
-    from lungapp.model.train import PRESETS
+    from lungapp.training.archs import ARCHS, build
+    from lungapp.training.train import PRESETS
 
     rows = []
     cases = []
@@ -74,7 +74,7 @@ def speed(batches: int = 20, archs=None) -> list[dict]:
 def run_preset(preset: str, data: Path, work: Path, extra: list[str]) -> dict:
     out = work / f"model_{preset}"
     log = work / f"{preset}.jsonl"
-    cmd = [sys.executable, "-m", "lungapp.model.train_cli", str(data), "--out", str(out),
+    cmd = [sys.executable, "-m", "lungapp.cli.train", str(data), "--out", str(out),
            "--preset", preset, "--progress", "json", "--overwrite", *extra]
     t = time.perf_counter()
     with open(log, "w") as f, open(work / f"{preset}.stderr", "w") as err:
@@ -118,11 +118,11 @@ def artifact(model_dir: Path, data: Path) -> list[dict]:
 
     from lungapp.audio import load_audio
     from lungapp.data import read_folder
-    from lungapp.model.card import load_card
-    from lungapp.model.features import windows_from_samples
-    from lungapp.model.inference import load_keras_model, pool_recording
-    from lungapp.model.metrics import binary_metrics
-    from lungapp.model.train import task_label
+    from lungapp.inference.card import load_card
+    from lungapp.inference.features import windows_from_samples
+    from lungapp.inference.predictor import load_keras_model, pool_recording
+    from lungapp.evaluation.metrics import binary_metrics
+    from lungapp.training.train import task_label
 
     card = load_card(model_dir)
     fc = card.features

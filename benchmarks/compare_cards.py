@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from lungapp.errors import LungappError
-from lungapp.model.card import load_card
+from lungapp.inference.card import load_card
 
 HEADER = ["model", "AUC", "sens", "spec", "score", "threshold", "confusion [[TN,FP],[FN,TP]]",
           "four-class score", "fold AUCs", "device-shift AUC", "size"]

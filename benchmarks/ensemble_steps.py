@@ -10,7 +10,7 @@ windows times its window length, counted in calls on windows of the shortest len
 4-s window costs what two 2-s ones do). For a 15-s recording with 2-s windows that is 27
 windows per member at a 0.5-s step and 14 at 1 s, so 2 members at 0.5 s cost what 4 do at
 1 s; a member with 4-s windows every 2 s costs 7 x 2 = 14. Each row is computed as
-lungapp.model.combine computes an ensemble's card (members reading the same windows
+lungapp.training.combine computes an ensemble's card (members reading the same windows
 averaged window by window, member groups with other windows pooled and averaged; the
 threshold and the four-class rule chosen on them, the rule's adoption checked on the first
 member's folds). The table gives, per make-up (members of each window length) and step,
@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lungapp.errors import LungappError  # noqa: E402
-from lungapp.model.card import load_card  # noqa: E402
-from lungapp.model.combine import (add_run_arguments, check_members, ensemble_report,  # noqa: E402
+from lungapp.inference.card import load_card  # noqa: E402
+from lungapp.training.combine import (add_run_arguments, check_members, ensemble_report,  # noqa: E402
                                    load_oofs, runs_from_arguments)
-from lungapp.model.features import window_starts  # noqa: E402
-from lungapp.model.train import CLASS_POOLINGS  # noqa: E402
+from lungapp.inference.features import window_starts  # noqa: E402
+from lungapp.training.train import CLASS_POOLINGS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sprsound" / "train"
 MEMBERS = ROOT / "packaging" / "bundled_members"

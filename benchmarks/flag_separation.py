@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lungapp.errors import LungappError  # noqa: E402
-from lungapp.model.card import load_card  # noqa: E402
-from lungapp.model.combine import add_run_arguments, load_oofs, runs_from_arguments  # noqa: E402
-from lungapp.model.inference import _pool  # noqa: E402
-from lungapp.model.train import CLASS_POOLINGS  # noqa: E402
+from lungapp.inference.card import load_card  # noqa: E402
+from lungapp.training.combine import add_run_arguments, load_oofs, runs_from_arguments  # noqa: E402
+from lungapp.inference.predictor import _pool  # noqa: E402
+from lungapp.training.train import CLASS_POOLINGS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sprsound" / "train"
 MEMBERS = ROOT / "packaging" / "bundled_members"

@@ -5,7 +5,7 @@ training tried (``metrics.four_class.flag_rule_check.thresholds`` in the card).
     python benchmarks/four_class_rule.py [../shared/data/sprsound/intra_test] [--model DIR]
 
 Prints both four-class scores and the gain of the flag rule, with a 95 % interval from a
-paired bootstrap over patients (lungapp.model.train.paired_score_gain). Poor Quality
+paired bootstrap over patients (lungapp.training.train.paired_score_gain). Poor Quality
 recordings are skipped, as in `lungapp evaluate`. The binary decision (threshold) is the
 card's in both rules, so only the abnormal recordings' classes can differ.
 """
@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lungapp.data import POOR, read_folder  # noqa: E402
-from lungapp.model.card import decide_class  # noqa: E402
-from lungapp.model.inference import Predictor  # noqa: E402
-from lungapp.model.train import paired_score_gain  # noqa: E402
+from lungapp.inference.card import decide_class  # noqa: E402
+from lungapp.inference.predictor import Predictor  # noqa: E402
+from lungapp.training.train import paired_score_gain  # noqa: E402
 
 
 def main(argv=None) -> int:

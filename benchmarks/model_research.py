@@ -25,7 +25,7 @@ Model (every recipe): a window classifier with two sigmoid outputs, [CAS present
 DAS present], on fixed-length windows of the app's spectrogram
 (:func:`lungapp.dsp.spectrogram.spectrogram` + :func:`normalise`), pooled over a
 recording's windows into recording probabilities p_CAS, p_DAS; the abnormal
-probability is 1 - (1 - p_CAS)(1 - p_DAS) (what :mod:`lungapp.model.inference` does for
+probability is 1 - (1 - p_CAS)(1 - p_DAS) (what :mod:`lungapp.inference.predictor` does for
 a card with sigmoid outputs ["CAS", "DAS"]).
 
 Window targets

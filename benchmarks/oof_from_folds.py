@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lungapp.data import read_folder  # noqa: E402
-from lungapp.model import npruntime  # noqa: E402
-from lungapp.model.card import load_card  # noqa: E402
-from lungapp.model.features import FeatureConfig  # noqa: E402
-from lungapp.model.splits import make_folds  # noqa: E402
-from lungapp.model.train import (BINARY_CLASSES, FOUR_CLASSES, TrainOptions, _auc,  # noqa: E402
+from lungapp.inference import npruntime  # noqa: E402
+from lungapp.inference.card import load_card  # noqa: E402
+from lungapp.inference.features import FeatureConfig  # noqa: E402
+from lungapp.training.splits import make_folds  # noqa: E402
+from lungapp.training.train import (BINARY_CLASSES, FOUR_CLASSES, TrainOptions, _auc,  # noqa: E402
                                  extract_features, output_spec, pool_probs, save_oof, task_label)
 
 

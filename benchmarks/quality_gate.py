@@ -1,4 +1,4 @@
-"""Fit and measure the recording-quality gate (lungapp.model.quality) on SPRSound train.
+"""Fit and measure the recording-quality gate (lungapp.inference.quality) on SPRSound train.
 
     python benchmarks/quality_gate.py [../shared/data/sprsound/train] [--json]
 
@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from lungapp.model import quality
+from lungapp.inference import quality
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SPECIFICITY = 0.90

@@ -10,7 +10,7 @@ project's own `lungapp train`, then add the clinician-facing parts of its card.
 
 Training: for each preset and seed in RUNS, `lungapp train ../shared/data/sprsound/train
 --task 4class --preset P --seed N --oof ...` (patient-grouped 4-fold CV, then one model
-retrained on all data) into --work; the runs are combined (lungapp.model.combine) at the
+retrained on all data) into --work; the runs are combined (lungapp.training.combine) at the
 window steps HOP_S (each run at its own step: 2-s windows every 0.5 s, 4-s windows every
 1 s), with the threshold chosen on the averaged out-of-fold predictions and the four
 classes named from the flags pooled by CLASS_POOLING.
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "sprsound" / "train").resolve()
 TARGET = ROOT / "resources" / "model"
 #: The bundled model's runs: preset -> seeds; several runs are combined
-#: (lungapp.model.combine) at the window steps HOP_S (window length -> step; None: each
+#: (lungapp.training.combine) at the window steps HOP_S (window length -> step; None: each
 #: run at its own step, 2-s windows every 0.5 s and 4-s windows every 1 s).
 RUNS = "bundled:0;bundled-4s:0,1"
 HOP_S = None
@@ -79,9 +79,9 @@ LIMITATIONS = [
 
 
 def annotate(model_dir: Path) -> None:
-    from lungapp.model import quality
-    from lungapp.model.card import load_card, write_card
-    from lungapp.model.card_text import write_model_card_md
+    from lungapp.inference import quality
+    from lungapp.inference.card import load_card, write_card
+    from lungapp.training.card_text import write_model_card_md
 
     card = load_card(model_dir)
     card.name = "lungapp-sprsound"
@@ -114,8 +114,8 @@ def _runs(spec: str) -> list[tuple[str, int]]:
 
 def _kept(runs: list[tuple[str, int]]) -> list[tuple[Path, Path]]:
     """The kept runs (MEMBERS) of ``runs``; exits naming any that is not kept."""
-    from lungapp.model.combine import kept_name
-    from lungapp.model.train import PRESETS
+    from lungapp.training.combine import kept_name
+    from lungapp.training.train import PRESETS
 
     out = []
     for preset, seed in runs:
@@ -136,8 +136,8 @@ def _unfinished(run: Path, oof: Path, preset: str, seed: int) -> str:
 
     from lungapp.data.readers import read_folder
     from lungapp.errors import LungappError
-    from lungapp.model.card import load_card
-    from lungapp.model.train import labels_hash, task_label
+    from lungapp.inference.card import load_card
+    from lungapp.training.train import labels_hash, task_label
 
     if not (run / "card.json").is_file():
         return "no finished run"
@@ -200,8 +200,8 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out)
     from lungapp.errors import LungappError
-    from lungapp.model.card import load_card
-    from lungapp.model.combine import (combine, keep_runs, kept_name_of, kept_runs, parse_hops,
+    from lungapp.inference.card import load_card
+    from lungapp.training.combine import (combine, keep_runs, kept_name_of, kept_runs, parse_hops,
                                        parse_member, summary_line)
 
     try:

@@ -1,16 +1,37 @@
 """Shared fixtures. Every test runs with its own LUNGAPP_HOME so nothing touches the
-user's real settings, models or recordings."""
+user's real settings, models or recordings.
+
+Tests sit in three folders, and each folder's tests get its marker automatically:
+``unit/`` (mirrors the package: unit/audio, unit/inference, ...), ``gui/`` (pytest-qt in a
+real X server) and ``integration/`` (the real audio server, the built bundle). Helpers shared
+by several test files (tiny_model.py, train_helpers.py) sit beside this file."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+if str(TESTS) not in sys.path:  # the shared helpers, importable from every test folder
+    sys.path.insert(0, str(TESTS))
+
+_FOLDER_MARKERS = ("unit", "gui", "integration")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        try:
+            folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        if folder in _FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))
 SPRSOUND = (ROOT / ".." / "shared" / "data" / "sprsound").resolve()
 
 
@@ -56,9 +77,6 @@ def pytest_report_header(config):
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A small real model (4 classes) trained in seconds on generated signals; see
     tests/tiny_model.py. Use with ``--model DIR`` or ``LUNGAPP_MODEL=DIR``."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))

@@ -31,8 +31,8 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     import keras
 
     from lungapp.dsp import SpectrogramConfig
-    from lungapp.model.card import FOUR_CLASSES, ModelCard, library_versions, write_card
-    from lungapp.model.features import FeatureConfig, windows_from_samples
+    from lungapp.inference.card import FOUR_CLASSES, ModelCard, library_versions, write_card
+    from lungapp.inference.features import FeatureConfig, windows_from_samples
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
 import lungapp
-from lungapp.model.card_text import card_markdown
+from lungapp.training.card_text import card_markdown
 
 CREDITS = (
     "**Data.** The bundled model is trained on *SPRSound*, the SJTU Paediatric Respiratory "

@@ -32,7 +32,7 @@ LOADING, READY, ERROR = "loading", "ready", "error"
 def _load_predictor(task: Task, model_dir):
     # Imported here, in a worker thread: inference imports TensorFlow/Keras only when the
     # model needs the Keras runtime (LUNGAPP_RUNTIME, or a layer the NumPy one lacks).
-    from lungapp.model.inference import Predictor
+    from lungapp.inference.predictor import Predictor
 
     task.progress(0, 0, "Loading model")
     return Predictor.load(model_dir)

@@ -262,7 +262,7 @@ class TrainView(QWidget):
         self._stderr_tail = self._stderr_tail[-40:]
 
     def handle_event(self, e: dict) -> None:
-        """Show one progress event of the train CLI (see lungapp.model.train_cli)."""
+        """Show one progress event of the train CLI (see lungapp.cli.train)."""
         self._last_event = e
         kind = e.get("event")
         if kind == "start":
@@ -363,7 +363,7 @@ class TrainView(QWidget):
 
     def use_model(self) -> None:
         from lungapp.errors import LungappError
-        from lungapp.model.registry import set_active_model
+        from lungapp.inference.registry import set_active_model
 
         try:
             set_active_model(self._out)

@@ -1,0 +1,19 @@
+"""What every ``lungapp`` command shares: exit statuses, the one-line error, model loading."""
+
+from __future__ import annotations
+
+import sys
+
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 130
+
+
+def err(msg: str) -> None:
+    """Print one line on stderr, the way every command reports a problem."""
+    print(f"lungapp: {msg}", file=sys.stderr)
+
+
+def load_predictor(model_dir):
+    """The model in ``model_dir`` (None: the active model), ready to predict."""
+    from lungapp.inference.predictor import Predictor
+
+    return Predictor.load(model_dir)

@@ -1,0 +1,57 @@
+"""``lungapp evaluate FOLDER``: score a model on a labelled folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lungapp.cli.common import EXIT_ERROR, EXIT_OK, err, load_predictor
+from lungapp.errors import LungappError
+
+HELP = "score a model on a labelled folder"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--model", metavar="DIR", help="model folder (default: the active model)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args) -> int:
+    from lungapp.evaluation.folder import evaluate_folder
+
+    try:
+        predictor = load_predictor(args.model)
+        res = evaluate_folder(args.folder, predictor)
+    except LungappError as exc:
+        err(str(exc))
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return EXIT_OK
+    f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    (tn, fp), (fn, tp) = res["confusion"]
+    print(f"folder: {res['folder']} ({res['layout']})  model: {res['model']['name']} {res['model']['version']}")
+    print(f"scored {res['n']} recordings ({res['n_abnormal']} abnormal, {res['n_normal']} normal); "
+          f"skipped {res['n_skipped']} Poor Quality; failed {res['n_failed']}")
+    print(f"AUC {f(res['auc'])}  sensitivity {f(res['sensitivity'])}  specificity {f(res['specificity'])}  "
+          f"score {f(res['score'])}  accuracy {f(res['accuracy'])}  (threshold {res['threshold']:.3f})")
+    print(f"confusion (rows true normal/abnormal, cols predicted): [[{tn}, {fp}], [{fn}, {tp}]]")
+    if "multiclass" in res:
+        mc = res["multiclass"]
+        print(f"4-class score {f(mc['score'])}; confusion rows/cols {mc['classes']}:")
+        for c, row in zip(mc["classes"], mc["confusion"]):
+            print(f"  {c:<10} {row}")
+    gate = res["quality_gate"]
+    print(f"quality gate: flags {gate['poor_quality']['flagged']} of {gate['poor_quality']['n']} "
+          f"Poor Quality recordings and {gate['others']['flagged']} of {gate['others']['n']} others")
+    if "passed" in gate:
+        ps = gate["passed"]
+        line = (f"  on the {ps['n']} it passes: AUC {f(ps['auc'])}  sensitivity {f(ps['sensitivity'])}  "
+                f"specificity {f(ps['specificity'])}  score {f(ps['score'])}")
+        if "multiclass" in ps:
+            line += f"  4-class score {f(ps['multiclass']['score'])}"
+        print(line)
+    for item in res.get("failed", []):
+        print(f"failed: {item['file']}: {item['error']}")
+    return EXIT_OK

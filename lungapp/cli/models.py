@@ -1,0 +1,53 @@
+"""``lungapp models``: list, install or choose models."""
+
+from __future__ import annotations
+
+import argparse
+
+from lungapp.cli.common import EXIT_ERROR, EXIT_OK, err
+from lungapp.cli.info import runtime_of
+from lungapp.errors import LungappError
+
+HELP = "list, install or choose models"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("list", "install", "use"), nargs="?", default="list")
+    p.add_argument("path", nargs="?", help="model folder (install/use); 'bundled' to return to it")
+    p.add_argument("--use", action="store_true", help="with install: make it the active model")
+
+
+def run(args) -> int:
+    from lungapp.inference import registry
+    from lungapp.inference.card import load_card
+
+    try:
+        if args.action == "install":
+            target = registry.install_model(args.path)
+            print(f"installed {target}")
+            if args.use:
+                registry.set_active_model(target)
+                print("it is now the active model")
+        elif args.action == "use":
+            registry.set_active_model(None if args.path in ("bundled", "default") else args.path)
+            print(f"active model: {registry.active_model_dir()}")
+        else:
+            try:
+                active = registry.active_model_dir().resolve()
+            except LungappError:
+                active = None
+            rows = ([registry.bundled_model_dir()] if registry.bundled_model_dir() else []) + registry.installed_models()
+            if not rows:
+                print("no models (the bundled model is missing and none is installed)")
+            for d in rows:
+                mark = "*" if active and d.resolve() == active else " "
+                try:
+                    c = load_card(d)
+                    runtime, _ = runtime_of(d)
+                    print(f"{mark} {c.name} {c.version} ({c.task}, runtime {runtime}) {d}")
+                except LungappError as exc:
+                    print(f"{mark} INVALID {d}: {exc.problem}")
+    except LungappError as exc:
+        err(str(exc))
+        return EXIT_ERROR
+    return EXIT_OK

@@ -1,0 +1,98 @@
+"""``lungapp predict PATH...``: analyse recordings (files, or folders searched recursively)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from lungapp.cli.common import EXIT_ERROR, EXIT_OK, err, load_predictor
+from lungapp.errors import LungappError
+
+HELP = "analyse recordings (files or folders, recursively)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--model", metavar="DIR", help="model folder (default: the active model)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+
+def collect_inputs(paths: list[str], extensions: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """Expand files and folders (recursively) into (file, problem) pairs, in order."""
+    out: list[tuple[str, str | None]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(str(f) for f in path.rglob("*")
+                           if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith("."))
+            if not found:
+                out.append((p, f"no audio files ({', '.join(extensions)}) in this folder"))
+            out.extend((f, None) for f in found)
+        else:
+            out.append((p, None))
+    return out
+
+
+def run(args) -> int:
+    try:
+        predictor = load_predictor(args.model)
+    except LungappError as exc:
+        err(str(exc))
+        return EXIT_ERROR
+    from lungapp.audio import AUDIO_EXTENSIONS
+
+    exts = (".png", ".jpg", ".jpeg") if predictor.card.input_kind == "image" else AUDIO_EXTENSIONS
+    results = []
+    for f, problem in collect_inputs(args.paths, exts):
+        if problem:
+            results.append({"file": f, "error": problem})
+            continue
+        try:
+            results.append(predictor.predict_file(f).to_dict())
+        except LungappError as exc:
+            results.append({"file": f, "error": exc.problem})
+    if not results:
+        err("nothing to analyse")
+        return EXIT_ERROR
+    _print_predictions(results, args.format, predictor.card.classes)
+    return EXIT_ERROR if any("error" in r for r in results) else EXIT_OK
+
+
+def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> None:
+    if fmt == "json":
+        json.dump(results, sys.stdout, indent=2)
+        print()
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["file", "duration_s", "label", "decision", "abnormal_probability",
+                    *[f"p_{c}" for c in classes], "quality", "error"])
+        for r in results:
+            if "error" in r:
+                w.writerow([r["file"], "", "", "", "", *[""] * len(classes), "", r["error"]])
+            else:
+                q = r.get("quality") or {}
+                w.writerow([r["file"], r["duration_s"], r["label"], r["decision"],
+                            f"{r['abnormal_probability']:.4f}",
+                            *[f"{r['probabilities'][c]:.4f}" for c in classes],
+                            q.get("reason", ""), ""])
+        sys.stdout.write(buf.getvalue())
+        return
+    width = min(60, max(len("file"), *(len(r["file"]) for r in results)))
+    print(f"{'file':<{width}}  {'dur (s)':>7}  {'p(abnormal)':>11}  result")
+    for r in results:
+        name = r["file"] if len(r["file"]) <= width else "..." + r["file"][-(width - 3):]
+        if "error" in r:
+            print(f"{name:<{width}}  {'':>7}  {'':>11}  ERROR: {r['error']}")
+        else:
+            print(f"{name:<{width}}  {r['duration_s']:>7.1f}  {r['abnormal_probability']:>11.3f}  {r['label']}")
+    m = next((r["model"] for r in results if "model" in r), None)
+    if m:
+        print(f"model: {m['name']} {m['version']} (decision threshold "
+              f"{next(r['threshold'] for r in results if 'threshold' in r):.3f}); "
+              "decision support only, not a diagnostic device")

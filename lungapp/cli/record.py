@@ -1,0 +1,128 @@
+"""``lungapp record``: record from an input device to a WAV, headless.
+
+    lungapp record [--device N|NAME] [--seconds S] [--out FILE.wav] [--rate HZ]
+                   [--channel C] [--site SITE] [--patient-id ID] [--progress]
+    lungapp record --list-devices
+
+Without ``--seconds`` it records until Ctrl-C (or SIGTERM). Without ``--out`` the file
+goes to the recordings folder with a unique name. On success the recording's path is
+printed on stdout; on error one line on stderr and exit status 1 (2 for bad usage).
+``--progress`` prints a JSON line per flush (``{"flushed_frames": N, ...}``) so
+scripts and tests know what is safely on disk.
+
+Also runnable as ``python -m lungapp.cli.record``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from lungapp.errors import LungappError
+
+
+HELP = "record from an input device to a file (headless)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None,
+                        help="input device index or name (default: the system's default input)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="WAV file to create (never overwritten; default: a new file "
+                             "in the recordings folder)")
+    parser.add_argument("--rate", type=int, default=None,
+                        help="capture rate in Hz (default: the device's own rate, or 48000/44100)")
+    parser.add_argument("--channel", type=int, default=1,
+                        help="1-based input channel of a multi-channel device (default 1)")
+    parser.add_argument("--site", default="", help="chest site, e.g. 'Posterior left'")
+    parser.add_argument("--patient-id", default="", help="patient identifier for the sidecar")
+    parser.add_argument("--progress", action="store_true",
+                        help="print a JSON line on stdout at every flush to disk")
+    parser.add_argument("--list-devices", action="store_true",
+                        help="list input devices (index, name, host API, channels, rate) and exit")
+
+
+def _err(msg: str) -> None:
+    print(f"lungapp record: {msg}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    from lungapp.audio import devices
+    from lungapp.audio.recorder import start_recording
+
+    if args.list_devices:
+        try:
+            devs = devices.list_input_devices()
+        except LungappError as exc:
+            _err(str(exc))
+            return 1
+        if not devs:
+            _err("no audio input device found")
+            return 1
+        for d in devs:
+            print(f"{d.index}\t{'*' if d.is_default else ' '} {d.name}\t{d.hostapi}\t"
+                  f"{d.max_input_channels} ch\t{d.default_samplerate:g} Hz")
+        return 0
+    if args.seconds is not None and not args.seconds > 0:
+        _err(f"--seconds must be positive, not {args.seconds:g}")
+        return 2
+    if args.channel < 1:
+        _err(f"--channel is 1-based, not {args.channel}")
+        return 2
+
+    def progress(rec):
+        if args.progress:
+            print(json.dumps({"flushed_frames": rec.frames_flushed, "rate": rec.rate,
+                              "partial": str(rec.partial_path),
+                              "overflows": rec.overflows}), flush=True)
+
+    try:
+        cap, rec = start_recording(args.device, rate=args.rate, channel=args.channel - 1,
+                                   seconds=args.seconds, out=args.out, site=args.site,
+                                   patient_id=args.patient_id, progress=progress)
+    except LungappError as exc:
+        _err(str(exc))
+        return 1
+
+    stop_event = threading.Event()
+
+    def on_signal(signum, frame):
+        stop_event.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if args.progress:
+            print(json.dumps({"started": str(rec.partial_path), "rate": rec.rate,
+                              "device": cap.device.name}), flush=True)
+        while not rec.finished and not stop_event.is_set():
+            rec.wait(0.1)
+        result = rec.stop()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if args.progress:
+        print(json.dumps({"finished": str(result.path), "frames": result.frames,
+                          "reason": result.reason, "overflows": result.overflows,
+                          "lost_frames": result.lost_frames}), flush=True)
+    else:
+        print(result.path, flush=True)
+    if result.error:
+        _err(f"{result.error}; kept {result.duration_s:.1f} s in {result.path}")
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="lungapp record", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""``lungapp train FOLDER --out DIR``: the command-line front end of :mod:`.train`.
+
+Exit status: 0 done; 2 bad options; 3 dataset refused (nothing trained); 4 output
+folder exists (use --overwrite); 1 any other error; 130 cancelled (SIGINT / SIGTERM:
+the run stops within one batch and --out is left untouched).
+
+``--progress json`` prints one JSON object per line on stdout and nothing else (library
+output that would reach stdout is redirected to stderr): ``start``, ``extract``,
+``log``, ``epoch_end``, ``fold_end``, then ``done`` or ``error`` (``error`` has
+``kind``: ``dataset``, ``output``, ``cancelled``, ``options`` or ``internal``, and
+``message``). ``--progress bar`` draws a bar on stderr (the default on a terminal);
+``none`` prints only the final summary.
+
+Several GPUs: the same command uses them all (data parallel; see
+:func:`lungapp.training.train.distribution_scope`). Restrict with CUDA_VISIBLE_DEVICES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+# The architectures of lungapp.training.archs.ARCHS, named here so `--help` does not import Keras.
+ARCH_NAMES = ("seed_cnn", "cnn4", "lungcnn", "inception_v3", "resnet50")
+# The presets of lungapp.training.train.PRESETS (a test checks the two agree).
+PRESET_NAMES = ("seed", "recommended", "bundled", "bundled-4s")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATASET, EXIT_OUTPUT, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
+
+
+HELP = "train a model with patient-grouped k-fold cross-validation"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", help="labelled folder (SPRSound, ICBHI, class folders, CSV, seed images)")
+    parser.add_argument("--out", required=True, help="model folder to create (written atomically)")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="recommended",
+                        help="recipe: 'seed' reproduces the student project; 'recommended' is the "
+                             "best measured recipe within 30 min on 2 cores (default); 'bundled' "
+                             "is the app's own model's recipe (finer time resolution, one model "
+                             "retrained on all data; about 2.5x the time); 'bundled-4s' is "
+                             "'bundled' on 4-s windows (the bundled model's other run; about "
+                             "twice 'bundled''s time). Explicit options override it.")
+    parser.add_argument("--task", choices=("binary", "4class"), default="binary",
+                        help="binary normal/abnormal (default) or Normal/CAS/DAS/CAS & DAS")
+    parser.add_argument("--arch", choices=ARCH_NAMES, default=None,
+                        help="seed_cnn (the seed project's CNN), cnn4 (compact 4-block CNN), "
+                             "lungcnn (per-band-normalised compact CNN, the recommended one), "
+                             "inception_v3 or resnet50 (keras.applications backbones)")
+    parser.add_argument("--folds", type=int, default=4, help="cross-validation folds (default 4)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="(peak) learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="seed for folds, weights and augmentation")
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--pooling", default=None, help="window -> recording pooling: mean, max, topk:K")
+    parser.add_argument("--window-labels", choices=("record", "events"), default=None,
+                        help="label windows by the recording's label or by its timed events")
+    parser.add_argument("--outputs", choices=("softmax", "flags"), default=None,
+                        help="softmax over the classes, or independent sigmoid flags "
+                             "[CAS, DAS] (4class) / [abnormal] (binary)")
+    parser.add_argument("--sampling", choices=("shuffle", "balanced"), default=None,
+                        help="shuffle: one pass over the windows per epoch; balanced: batches "
+                             "drawn half from adventitious windows (the recommended preset)")
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="batches per epoch (0: one pass over the training windows)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="share of the training folds' patients held out for early stopping "
+                             "and plateau decisions (0: none, fixed schedule)")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "auto"), default=None,
+                        help="training arithmetic: auto trains in mixed bfloat16 where the CPU "
+                             "computes it natively (AMX / AVX-512 BF16), else float32; saved "
+                             "models are float32 either way")
+    parser.add_argument("--artifact", choices=("ensemble", "retrain"), default=None,
+                        help="save the fold models as an ensemble, or retrain one on all data")
+    parser.add_argument("--weights", default=None,
+                        help="weights file for the inception_v3 / resnet50 backbone "
+                             "(offline, ImageNet weights cannot be downloaded)")
+    parser.add_argument("--features", default=None,
+                        help="feature config overriding the preset's: a JSON object or a JSON file "
+                             "(FeatureConfig.to_dict() form: spectrogram, window_s, hop_s, resize)")
+    parser.add_argument("--max-bad-share", type=float, default=None,
+                        help="abort when more than this share of files is unreadable (default 0.1)")
+    parser.add_argument("--no-device-shift", action="store_true",
+                        help="skip the device-shift check (saves time and memory)")
+    parser.add_argument("--oof", default=None, metavar="FILE.npz",
+                        help="also write the out-of-fold predictions (per recording and per window, "
+                             "with file names and folds) to this .npz file, outside the model folder")
+    parser.add_argument("--name", default=None, help="model name in the card (default: the folder name)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out folder once the new model is complete")
+    parser.add_argument("--progress", choices=("json", "bar", "none"), default=None,
+                        help="json lines on stdout, a bar on stderr (default on a terminal), or none")
+
+
+def options_from_args(args):
+    from lungapp.training.train import TrainOptions
+
+    overrides = {"task": args.task, "arch": args.arch, "folds": args.folds, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                 "pooling": args.pooling, "window_labels": args.window_labels,
+                 "outputs": args.outputs, "sampling": args.sampling,
+                 "steps_per_epoch": args.steps_per_epoch, "val_fraction": args.val_fraction,
+                 "artifact": args.artifact, "weights": args.weights,
+                 "precision": getattr(args, "precision", None),
+                 "max_bad_share": args.max_bad_share, "name": args.name}
+    if getattr(args, "features", None):
+        overrides["features"] = _features(args.features)
+    if args.no_augment:
+        overrides["augment"] = None
+    opts = TrainOptions.from_preset(args.preset, **overrides)
+    if args.no_augment:
+        opts.augment = None
+    if args.no_device_shift:
+        opts.device_shift = False
+    return opts
+
+
+def _features(text: str):
+    from lungapp.inference.features import FeatureConfig
+
+    try:
+        raw = json.loads(text) if text.lstrip().startswith("{") else json.loads(open(text).read())
+        return FeatureConfig.from_dict(raw)
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"--features: {exc}") from None
+
+
+class _Emitter:
+    """Routes progress events to JSON lines, a bar, or nowhere."""
+
+    def __init__(self, mode: str, json_fd: int | None):
+        self.mode = mode
+        self.out = os.fdopen(json_fd, "w", buffering=1) if json_fd is not None else None
+        self.err = sys.stderr
+
+    def __call__(self, event: dict) -> None:
+        if self.mode == "json":
+            from lungapp.evaluation.metrics import json_safe
+
+            self.out.write(json.dumps(json_safe(event)) + "\n")
+            self.out.flush()
+        elif self.mode == "bar":
+            self._bar(event)
+        elif event.get("event") in ("done", "error") or event.get("level") == "warning":
+            self._line(event)
+
+    def _line(self, e):
+        kind = e.get("event")
+        if kind == "done":
+            m = e["metrics"]
+            print(f"done: {e['out']}  AUC {m['auc']:.3f}  sensitivity {m['sensitivity']:.3f}  "
+                  f"specificity {m['specificity']:.3f}  score {m['score']:.3f}  "
+                  f"(threshold {e['threshold']:.3f}, {e['wall_s']:.0f} s)", file=self.err)
+        elif kind == "error":
+            print(f"error: {e['message']}", file=self.err)
+        elif kind == "log":
+            print(f"{e['level']}: {e['message']}", file=self.err)
+
+    def _bar(self, e):
+        kind = e.get("event")
+        width = 30
+        if kind == "extract":
+            f = e["done"] / max(1, e["total"])
+            self.err.write(f"\rfeatures [{'=' * int(f * width):<{width}}] {e['done']}/{e['total']}"
+                           f" ({e['bad']} unreadable)")
+            if e["done"] == e["total"]:
+                self.err.write("\n")
+        elif kind == "epoch_end":
+            f = e["epoch"] / e["epochs"]
+            m = e["metrics"]
+            extra = f" val_auc {m['val_auc']:.3f}" if m.get("val_auc") is not None else ""
+            self.err.write(f"\rfold {e['fold']} [{'=' * int(f * width):<{width}}] epoch "
+                           f"{e['epoch']}/{e['epochs']} loss {m['loss']:.3f}{extra}   ")
+        elif kind == "fold_end":
+            self.err.write(f"\nfold {e['fold']}/{e['folds']} done: held-out AUC {e['metrics']['auc']:.3f}\n")
+        elif kind == "start":
+            self.err.write(f"training {e['preset']} / {e['arch']} / {e['task']} on {e['folder']}\n")
+        else:
+            self._line(e)
+        self.err.flush()
+
+
+def run(args) -> int:
+    """Run ``lungapp train`` with parsed ``args``; returns the exit status."""
+    mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
+    json_fd = saved_fd1 = None
+    saved_stdout = sys.stdout
+    if mode == "json":
+        # Keep the real stdout for our JSON lines only; anything else that writes to
+        # stdout (Python prints, native libraries) goes to stderr until we return.
+        sys.stdout.flush()
+        json_fd, saved_fd1 = os.dup(1), os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    emit = _Emitter(mode, json_fd)
+    stop = {"signal": None}
+
+    def handler(signum, _frame):
+        if stop["signal"] is not None:  # second signal: stop now
+            from lungapp.training.train import Cancelled
+
+            raise Cancelled()
+        stop["signal"] = signal.Signals(signum).name
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from lungapp.errors import DatasetError, LungappError
+        from lungapp.training.train import Cancelled, train
+
+        try:
+            opts = options_from_args(args)
+        except ValueError as exc:
+            emit({"event": "error", "kind": "options", "message": str(exc)})
+            return EXIT_USAGE
+        try:
+            train(args.folder, args.out, opts, progress=emit,
+                  should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,
+                  oof_path=getattr(args, "oof", None))
+            return EXIT_OK
+        except Cancelled:
+            emit({"event": "error", "kind": "cancelled",
+                  "message": f"cancelled ({stop['signal'] or 'signal'}); {args.out} left untouched"})
+            return EXIT_CANCELLED
+        except DatasetError as exc:
+            emit({"event": "error", "kind": "dataset", "message": str(exc)})
+            return EXIT_DATASET
+        except LungappError as exc:
+            emit({"event": "error", "kind": "output", "message": str(exc)})
+            return EXIT_OUTPUT
+        except KeyboardInterrupt:
+            emit({"event": "error", "kind": "cancelled", "message": "cancelled"})
+            return EXIT_CANCELLED
+        except Exception as exc:  # report, don't crash the GUI's parser with a traceback on stdout
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            emit({"event": "error", "kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
+            return EXIT_ERROR
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if saved_fd1 is not None:  # give the caller its stdout back (in-process use)
+            sys.stderr.flush()
+            emit.out.close()
+            os.dup2(saved_fd1, 1)
+            os.close(saved_fd1)
+            sys.stdout = saved_stdout
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="lungapp train", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

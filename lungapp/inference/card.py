@@ -1,0 +1,301 @@
+"""The model card: the JSON file that makes a Keras file a usable lungapp model.
+
+A model folder holds ``card.json`` plus the Keras file(s) it lists. The card says what
+the model outputs, the features it needs (the one spectrogram engine's config), how
+window outputs become a recording's result, the decision threshold chosen by
+cross-validation, the CV metrics, the training data and the library versions. Loading
+validates the card; a model without a valid card is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lungapp.errors import ModelError
+from lungapp.fsutil import atomic_write_json
+
+from lungapp.inference.features import FeatureConfig
+
+CARD_NAME = "card.json"
+CARD_FORMAT = "lungapp-model-card"
+CARD_VERSION = 1
+TASKS = ("binary", "4class")
+OUTPUT_KINDS = ("softmax", "sigmoid")
+INPUT_KINDS = ("audio", "image")
+_POOLING = re.compile(r"^(mean|max|topk:[1-9][0-9]*|quantile:0\.[0-9]*[1-9])$")
+_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.keras$")
+
+FOUR_CLASSES = ("Normal", "CAS", "DAS", "CAS & DAS")
+
+
+@dataclass
+class ModelCard:
+    """See the module docstring. ``classes`` are the recording-level classes reported
+    to users (normal class first); ``outputs`` name the model's output units:
+
+    * ``output_kind="softmax"``: outputs == classes, one probability distribution.
+    * ``output_kind="sigmoid"``: independent flags, either ``["abnormal"]`` (classes
+      ``["Normal", "Abnormal"]``) or ``["CAS", "DAS"]`` (the four classes, derived as
+      Normal=(1-c)(1-d), CAS=c(1-d), DAS=(1-c)d, CAS & DAS=cd).
+    """
+
+    name: str
+    version: str
+    task: str
+    classes: list[str]
+    features: FeatureConfig
+    model_files: list[str]
+    threshold: float = 0.5
+    threshold_rule: str = ""
+    output_kind: str = "softmax"
+    outputs: list[str] = field(default_factory=list)
+    pooling: str = "mean"
+    input_kind: str = "audio"
+    created: str = ""
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    quality_gate: dict = field(default_factory=dict)
+    # 4class flag models: {"CAS": t_c, "DAS": t_d}, the per-flag thresholds that name an
+    # abnormal recording's class (see decide_class); empty: the most probable class.
+    flag_thresholds: dict = field(default_factory=dict)
+    # 4class flag models: how the flags are pooled to *name* an abnormal recording's class
+    # (e.g. "quantile:0.75"); the abnormal probability keeps ``pooling``. Empty: ``pooling``
+    # names the class too (see lungapp.inference.predictor.pool_recording).
+    class_pooling: str = ""
+    # Ensembles whose members read different windows of the same spectrogram (e.g. 2-s and
+    # 4-s windows): each model file's features, in ``model_files`` order, the first equal
+    # to ``features`` (whose windows make the timeline). Empty: every member uses
+    # ``features``. See :meth:`member_groups` and lungapp.inference.predictor.pool_members.
+    member_features: list = field(default_factory=list)
+    intended_use: str = ("Decision support for clinicians and researchers. Not a diagnostic "
+                         "device: every result must be confirmed by a qualified clinician.")
+    limitations: list[str] = field(default_factory=list)
+    description: str = ""
+
+    def __post_init__(self):
+        if not self.outputs:
+            self.outputs = list(self.classes)
+        if not self.created:
+            self.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        self.validate()
+
+    @property
+    def normal_class(self) -> str:
+        return self.classes[0]
+
+    def member_groups(self) -> list[tuple[FeatureConfig, list[str]]]:
+        """The model files grouped by the features they read, in first-appearance order:
+        [(features, [file, ...]), ...]; the first group reads ``features``."""
+        if not self.member_features:
+            return [(self.features, list(self.model_files))]
+        groups: dict[FeatureConfig, list[str]] = {}
+        for fc, f in zip(self.member_features, self.model_files):
+            groups.setdefault(fc, []).append(f)
+        return list(groups.items())
+
+    def decide_class(self, probs, p_abnormal: float) -> str:
+        """The recording's class from its class probabilities (in ``classes`` order)."""
+        return decide_class(probs, self.classes, p_abnormal, self.threshold, self.flag_thresholds)
+
+    def validate(self) -> None:
+        """Raise ValueError listing every problem in the card."""
+        p = []
+        if not isinstance(self.name, str) or not self.name.strip():
+            p.append("name must be a non-empty string")
+        if not isinstance(self.version, str) or not self.version.strip():
+            p.append("version must be a non-empty string")
+        if self.task not in TASKS:
+            p.append(f"task must be one of {TASKS}, not {self.task!r}")
+        if (not isinstance(self.classes, list) or len(self.classes) < 2
+                or len(set(self.classes)) != len(self.classes)
+                or not all(isinstance(c, str) and c for c in self.classes)):
+            p.append("classes must be a list of at least two distinct names")
+        elif self.task == "4class" and list(self.classes) != list(FOUR_CLASSES):
+            p.append(f"a 4class model must have classes {list(FOUR_CLASSES)}")
+        elif self.task == "binary" and len(self.classes) != 2:
+            p.append("a binary model must have exactly two classes (normal first)")
+        if self.output_kind not in OUTPUT_KINDS:
+            p.append(f"output_kind must be one of {OUTPUT_KINDS}")
+        elif self.output_kind == "softmax" and list(self.outputs) != list(self.classes):
+            p.append("softmax outputs must equal classes")
+        elif self.output_kind == "sigmoid" and list(self.outputs) not in (["abnormal"], ["CAS", "DAS"]):
+            p.append('sigmoid outputs must be ["abnormal"] or ["CAS", "DAS"]')
+        elif self.output_kind == "sigmoid" and self.outputs == ["CAS", "DAS"] and self.task != "4class":
+            p.append('sigmoid outputs ["CAS", "DAS"] go with task 4class')
+        if not isinstance(self.features, FeatureConfig):
+            p.append("features must be a FeatureConfig")
+        if (not isinstance(self.threshold, (int, float)) or isinstance(self.threshold, bool)
+                or not math.isfinite(self.threshold) or not 0.0 <= self.threshold <= 1.0):
+            p.append(f"threshold must be a number in [0, 1], not {self.threshold!r}")
+        if not isinstance(self.pooling, str) or not _POOLING.match(self.pooling):
+            p.append(f"pooling must be 'mean', 'max', 'topk:K' or 'quantile:Q', not {self.pooling!r}")
+        if not isinstance(self.class_pooling, str) or (
+                self.class_pooling and not _POOLING.match(self.class_pooling)):
+            p.append(f"class_pooling must be empty, 'mean', 'max', 'topk:K' or 'quantile:Q', "
+                     f"not {self.class_pooling!r}")
+        elif self.class_pooling and (self.output_kind != "sigmoid"
+                                     or list(self.outputs) != ["CAS", "DAS"]):
+            p.append('class_pooling goes with sigmoid outputs ["CAS", "DAS"]')
+        elif self.class_pooling and self.flag_thresholds:
+            p.append("class_pooling and flag_thresholds are two four-class rules; a card uses one")
+        mf = self.member_features
+        if not isinstance(mf, list) or not all(isinstance(fc, FeatureConfig) for fc in mf):
+            p.append("member_features must be a list of feature configs")
+        elif mf and (not isinstance(self.model_files, list) or len(mf) != len(self.model_files)):
+            p.append("member_features must give one feature config per model file")
+        elif mf and isinstance(self.features, FeatureConfig):
+            if mf[0] != self.features:
+                p.append("member_features must start with the card's features")
+            if any(fc.spectrogram != self.features.spectrogram or fc.resize is not None for fc in mf):
+                p.append("members must read windows of the card's spectrogram (same spectrogram, "
+                         "no resize)")
+        if self.input_kind not in INPUT_KINDS:
+            p.append(f"input_kind must be one of {INPUT_KINDS}")
+        if (not isinstance(self.model_files, list) or not self.model_files
+                or not all(isinstance(f, str) and _FILE.match(f) for f in self.model_files)):
+            p.append("model_files must list one or more .keras file names (no folders)")
+        ft = self.flag_thresholds
+        if not isinstance(ft, dict):
+            p.append("flag_thresholds must be an object")
+        elif ft:
+            if self.output_kind != "sigmoid" or list(self.outputs) != ["CAS", "DAS"]:
+                p.append('flag_thresholds go with sigmoid outputs ["CAS", "DAS"]')
+            elif set(ft) != {"CAS", "DAS"} or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and 0.0 < v < 1.0 for v in ft.values()):
+                p.append('flag_thresholds must be {"CAS": t, "DAS": t} with each t in (0, 1)')
+        for name in ("metrics", "training", "versions", "quality_gate"):
+            if not isinstance(getattr(self, name), dict):
+                p.append(f"{name} must be an object")
+        if p:
+            raise ValueError("; ".join(p))
+
+    def to_dict(self) -> dict:
+        d = {"format": CARD_FORMAT, "format_version": CARD_VERSION}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = v.to_dict() if isinstance(v, FeatureConfig) else v
+        d["member_features"] = [fc.to_dict() for fc in self.member_features]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelCard":
+        """Parse and validate; raises ValueError naming every problem."""
+        if not isinstance(d, dict):
+            raise ValueError("the card must be a JSON object")
+        if d.get("format") != CARD_FORMAT:
+            raise ValueError(f'"format" must be "{CARD_FORMAT}" (is this a lungapp model card?)')
+        if d.get("format_version") != CARD_VERSION:
+            raise ValueError(f"unsupported card format_version {d.get('format_version')!r} "
+                             f"(this lungapp reads version {CARD_VERSION})")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        required = {"name", "version", "task", "classes", "features", "model_files"}
+        missing = sorted(required - set(d))
+        if missing:
+            raise ValueError(f"missing keys: {missing}")
+        kwargs = {k: v for k, v in d.items() if k in fields}
+        kwargs["features"] = FeatureConfig.from_dict(d["features"])
+        mf = d.get("member_features") or []
+        if not isinstance(mf, list):
+            raise ValueError("member_features must be a list of feature configs")
+        kwargs["member_features"] = [FeatureConfig.from_dict(x) for x in mf]
+        return cls(**kwargs)
+
+
+def pooling_words(rule: str) -> str:
+    """A pooling rule (``mean``, ``max``, ``topk:K``, ``quantile:Q``) in words, as in
+    "the flags pooled by <words>"."""
+    if rule.startswith("quantile:"):
+        return f"their {100 * float(rule.split(':')[1]):g}th percentile"
+    if rule.startswith("topk:"):
+        return f"the mean of their top {rule.split(':')[1]}"
+    return f"their {rule}"
+
+
+def decide_class(probs, classes: list[str], p_abnormal: float, threshold: float,
+                 flag_thresholds: dict | None = None) -> str:
+    """Normal below ``threshold``; otherwise the abnormal class. Without flag thresholds
+    that is the most probable abnormal class. With them (four classes from [CAS, DAS]
+    flags, whose pooled values are c = P(CAS) + P(CAS & DAS), d = P(DAS) + P(CAS & DAS)):
+    CAS if c >= t_CAS, DAS if d >= t_DAS, CAS & DAS if both, and if neither the flag
+    nearer its threshold (c / t_CAS against d / t_DAS)."""
+    if p_abnormal < threshold:
+        return classes[0]
+    pr = [float(v) for v in probs]
+    if not flag_thresholds or len(classes) != 4:
+        return classes[1 + int(np.argmax(pr[1:]))]
+    c, d = pr[1] + pr[3], pr[2] + pr[3]
+    tc, td = float(flag_thresholds["CAS"]), float(flag_thresholds["DAS"])
+    has_c, has_d = c >= tc, d >= td
+    if not (has_c or has_d):
+        has_c = c / tc >= d / td
+        has_d = not has_c
+    return classes[3] if has_c and has_d else classes[1] if has_c else classes[2]
+
+
+def card_path(model_dir) -> Path:
+    return Path(model_dir) / CARD_NAME
+
+
+def load_card(model_dir) -> ModelCard:
+    """Read and validate ``model_dir/card.json``; check the listed model files exist.
+    Raises ModelError naming the folder and the problem."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError("model folder not found" if not model_dir.exists() else "not a folder", model_dir)
+    path = card_path(model_dir)
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise ModelError(f"no model card ({CARD_NAME}) in this folder; a model without a valid "
+                         "card is refused", model_dir) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model card is not valid JSON ({exc})", path) from None
+    try:
+        card = ModelCard.from_dict(raw)
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"invalid model card: {exc}", path) from None
+    missing = [f for f in card.model_files if not (model_dir / f).is_file()]
+    if missing:
+        raise ModelError(f"model file(s) listed in the card are missing: {', '.join(missing)}", model_dir)
+    return card
+
+
+def write_card(model_dir, card: ModelCard) -> Path:
+    card.validate()
+    from lungapp.evaluation.metrics import json_safe
+
+    return atomic_write_json(card_path(model_dir), json_safe(card.to_dict()))
+
+
+def library_versions() -> dict:
+    """Versions of the libraries that made or read a model (for the card)."""
+    import platform
+
+    import numpy
+    import scipy
+
+    import lungapp
+
+    out = {"lungapp": lungapp.__version__, "python": platform.python_version(),
+           "numpy": numpy.__version__, "scipy": scipy.__version__}
+    try:
+        import keras
+
+        out["keras"] = keras.__version__
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:
+        pass
+    return out

@@ -1,0 +1,507 @@
+"""Run a model card's Keras model(s) on a recording: windows -> probabilities -> result.
+
+Two runtimes run the same ``.keras`` files:
+
+* ``numpy`` (:mod:`lungapp.inference.npruntime`): reads the file and runs the layers the
+  project's architectures use in NumPy. No TensorFlow import (seconds, hundreds of MB),
+  no graph tracing: the app's first result comes seconds sooner.
+* ``keras``: ``keras.saving.load_model(safe_mode=True)`` and a compiled
+  ``keras.layers.Average`` ensemble; for any model the NumPy runtime does not support
+  (e.g. the InceptionV3/ResNet50 backbones).
+
+``LUNGAPP_RUNTIME=auto|numpy|keras`` (default auto: numpy when every model file of the
+card is supported, else keras) or ``Predictor.load(runtime=...)`` chooses;
+``Predictor.runtime`` says which one is in use and ``Predictor.runtime_note`` why Keras
+was used in auto mode. Importing this module is cheap; TensorFlow/Keras is imported only
+when the keras runtime loads a model. Either way a model file with a Lambda layer or other
+custom code is refused, never run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lungapp.dsp.spectrogram import normalise, spectrogram
+from lungapp.errors import AudioError, ModelError
+from lungapp.inference.card import ModelCard, load_card
+from lungapp.inference.features import (FeatureConfig, image_features, spectrogram_windows,
+                                    windows_from_samples)
+
+#: Recordings shorter than this are refused by the decoder ("too short to analyse").
+MIN_SECONDS = 1.0
+POOR_QUALITY_LABEL = "Poor quality - please record again"
+_BATCH = 64
+#: Accepted values of ``LUNGAPP_RUNTIME`` / ``Predictor.load(runtime=...)``.
+RUNTIMES = ("auto", "numpy", "keras")
+
+
+@dataclass
+class WindowResult:
+    start_s: float
+    end_s: float
+    probabilities: dict[str, float]
+    abnormal_probability: float
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 4), "end_s": round(self.end_s, 4),
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                "abnormal_probability": round(self.abnormal_probability, 6)}
+
+
+@dataclass
+class Prediction:
+    """A recording's result. ``decision`` is "normal", "abnormal" or "poor quality";
+    when the quality gate refuses the recording, ``label`` asks to record again and the
+    model's probabilities are kept for transparency but are not a diagnosis."""
+
+    file: str | None
+    duration_s: float
+    label: str
+    decision: str
+    abnormal_probability: float
+    probabilities: dict[str, float]
+    windows: list[WindowResult]
+    model: dict
+    threshold: float
+    quality: object | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        q = self.quality
+        return {
+            "file": self.file, "duration_s": round(self.duration_s, 4), "label": self.label,
+            "decision": self.decision,
+            "abnormal_probability": round(self.abnormal_probability, 6),
+            "threshold": self.threshold,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "quality": None if q is None else {"ok": q.ok, "reason": q.reason,
+                                               "metrics": _round_dict(q.metrics)},
+            "windows": [w.to_dict() for w in self.windows],
+            "model": self.model,
+        }
+
+
+def _round_dict(d: dict) -> dict:
+    return {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in d.items()}
+
+
+def outputs_to_classes(out: np.ndarray, card: ModelCard) -> np.ndarray:
+    """Model outputs (n, len(card.outputs)) -> class probabilities (n, len(card.classes))."""
+    out = np.asarray(out, dtype=np.float64)
+    if card.output_kind == "softmax":
+        return out
+    if card.outputs == ["abnormal"]:
+        a = out[:, 0]
+        return np.stack([1 - a, a], axis=1)
+    c, d = out[:, 0], out[:, 1]
+    return np.stack([(1 - c) * (1 - d), c * (1 - d), (1 - c) * d, c * d], axis=1)
+
+
+def _pool(values: np.ndarray, rule: str) -> np.ndarray:
+    """Pool per-window values (n, k) over windows -> (k,) by the card's rule."""
+    if rule == "mean":
+        return values.mean(axis=0)
+    if rule == "max":
+        return values.max(axis=0)
+    if rule.startswith("quantile:"):
+        return np.quantile(values, float(rule.split(":")[1]), axis=0)
+    k = min(int(rule.split(":")[1]), len(values))
+    return np.sort(values, axis=0)[-k:].mean(axis=0)
+
+
+def _flag_probs(pooled: np.ndarray, class_pooled: np.ndarray | None, card) -> np.ndarray:
+    """Recording class probabilities of a sigmoid model from its pooled flags (and the
+    flags pooled by the card's ``class_pooling``, which share out the abnormal
+    probability among the abnormal classes; None: the pooled flags name the class)."""
+    probs = outputs_to_classes(pooled[None, :], card)[0]
+    if class_pooled is not None:
+        share = outputs_to_classes(class_pooled[None, :], card)[0][1:]
+        total = share.sum()
+        share = share / total if total > 0 else np.full(len(share), 1.0 / len(share))
+        probs = np.concatenate([probs[:1], (1.0 - probs[0]) * share])
+    return probs
+
+
+def _class_rule(card) -> str | None:
+    rule = card.class_pooling
+    return rule if rule and rule != card.pooling and len(card.outputs) == 2 else None
+
+
+def pool_recording(window_out: np.ndarray, card: ModelCard) -> np.ndarray:
+    """Window model outputs (n, n_outputs) -> recording class probabilities (n_classes,).
+
+    sigmoid models pool each flag over windows (a wheeze in one window and a crackle in
+    another make a "CAS & DAS" recording); with a ``class_pooling`` on the card, the abnormal
+    classes share the pooled abnormal probability in proportion to the flags pooled that
+    way. softmax models pool the abnormal probability and share it among abnormal classes
+    in proportion to their window evidence.
+    """
+    if card.output_kind == "sigmoid":
+        out = np.asarray(window_out, dtype=np.float64)
+        # The abnormal probability stays the pooled one; the abnormal classes share it in
+        # proportion to the class-pooled flags (a wheeze in a quarter of the windows makes
+        # a CAS recording even where the mean of its CAS flag is low).
+        rule = _class_rule(card)
+        return _flag_probs(_pool(out, card.pooling), None if rule is None else _pool(out, rule), card)
+    probs = np.asarray(window_out, dtype=np.float64)
+    p_abn_w = 1.0 - probs[:, 0]
+    p_abn = float(_pool(p_abn_w[:, None], card.pooling)[0])
+    abn = probs[:, 1:]
+    share = (abn * p_abn_w[:, None]).sum(axis=0) if p_abn_w.sum() > 0 else abn.sum(axis=0)
+    share = share / share.sum() if share.sum() > 0 else np.full(abn.shape[1], 1.0 / abn.shape[1])
+    return np.concatenate([[1.0 - p_abn], p_abn * share])
+
+
+def pool_members(outs: list[np.ndarray], weights: list[int], card) -> np.ndarray:
+    """Recording class probabilities of an ensemble whose member groups read different
+    windows (:meth:`ModelCard.member_groups`): ``outs[g]`` is group g's window outputs
+    (averaged over its members), ``weights[g]`` its number of members. Each group's
+    windows are pooled by the card's rules and the pooled values averaged over all
+    members (sigmoid: the pooled flags, and the class-pooled ones; softmax: the class
+    probabilities). One group: :func:`pool_recording`."""
+    if len(outs) == 1:
+        return pool_recording(outs[0], card)
+    w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+    if card.output_kind == "sigmoid":
+        outs = [np.asarray(o, dtype=np.float64) for o in outs]
+        rule = _class_rule(card)
+        pooled = sum(wg * _pool(o, card.pooling) for wg, o in zip(w, outs))
+        class_pooled = None if rule is None else sum(wg * _pool(o, rule) for wg, o in zip(w, outs))
+        return _flag_probs(pooled, class_pooled, card)
+    return sum(wg * pool_recording(o, card) for wg, o in zip(w, outs))
+
+
+def timeline_outputs(outs: list[np.ndarray], starts: list[np.ndarray], lengths: list[float],
+                     weights: list[int]) -> np.ndarray:
+    """The ensemble's outputs on the first group's windows (the timeline): for each of
+    them, every other group contributes the mean of its windows that contain the window's
+    centre (the nearest window when none does), weighted by the groups' members."""
+    base = np.asarray(outs[0], dtype=np.float64)
+    if len(outs) == 1:
+        return base
+    w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+    centres = np.asarray(starts[0], dtype=np.float64) + lengths[0] / 2.0
+    total = w[0] * base
+    for wg, o, st, length in zip(w[1:], outs[1:], starts[1:], lengths[1:]):
+        o = np.asarray(o, dtype=np.float64)
+        st = np.asarray(st, dtype=np.float64)
+        rows = []
+        for c in centres:
+            inside = (st <= c) & (c < st + length)
+            if not inside.any():
+                inside = np.abs(st + length / 2.0 - c) == np.abs(st + length / 2.0 - c).min()
+            rows.append(o[inside].mean(axis=0))
+        total = total + wg * np.array(rows)
+    return total
+
+
+def runtime_choice(runtime: str | None = None) -> str:
+    """``runtime`` or ``LUNGAPP_RUNTIME`` (default "auto"), validated."""
+    value = runtime if runtime is not None else os.environ.get("LUNGAPP_RUNTIME", "")
+    value = (value or "auto").strip().lower()
+    if value not in RUNTIMES:
+        raise ModelError(f"unknown runtime {value!r} (LUNGAPP_RUNTIME must be one of "
+                         f"{', '.join(RUNTIMES)})")
+    return value
+
+
+@dataclass
+class MemberGroup:
+    """Members of a model that read the same windows: their features, one callable model
+    (the group's members averaged) and how many members it holds."""
+
+    features: FeatureConfig
+    model: object
+    members: int
+
+
+def load_numpy_models(model_dir: Path, card: ModelCard) -> list[MemberGroup]:
+    """The card's model files as NumPy-runtime models, one per member group
+    (:meth:`ModelCard.member_groups`; an ensemble when a group has several files).
+    Raises npruntime.UnsupportedModel (use Keras), or ModelError (unsafe/corrupt)."""
+    from lungapp.inference import npruntime
+
+    def ensemble(models):
+        try:
+            return models[0] if len(models) == 1 else npruntime.NumpyEnsemble(models)
+        except ValueError as exc:
+            raise npruntime.UnsupportedModel(str(exc), model_dir) from None
+
+    return _load_groups(model_dir, card, npruntime.load, ensemble)
+
+
+def _load_groups(model_dir: Path, card: ModelCard, load, ensemble) -> list[MemberGroup]:
+    """The card's member groups (:meth:`ModelCard.member_groups`), each file read by
+    ``load`` and shape-checked against its group's features, each group's models made
+    one by ``ensemble``."""
+    groups = []
+    for fc, files in card.member_groups():
+        models = [load(model_dir / f) for f in files]
+        for f, m in zip(files, models):
+            _check_shapes(model_dir / f, m, card, fc)
+        groups.append(MemberGroup(fc, ensemble(models), len(files)))
+    return groups
+
+
+def planned_runtime(model_dir, runtime: str | None = None) -> tuple[str, str]:
+    """(runtime, note): the runtime :meth:`Predictor.load` would use for ``model_dir``
+    ("numpy" or "keras"; "none" when a forced numpy runtime cannot run it) and why.
+    Reads the model files; never imports TensorFlow (for ``lungapp info`` / ``models``)."""
+    choice = runtime_choice(runtime)
+    if choice == "keras":
+        return "keras", "LUNGAPP_RUNTIME=keras"
+    from lungapp.inference import npruntime
+
+    model_dir = Path(model_dir)
+    try:
+        load_numpy_models(model_dir, load_card(model_dir))
+    except npruntime.UnsupportedModel as exc:
+        return ("none" if choice == "numpy" else "keras"), str(exc)
+    except ModelError as exc:  # unsafe or unreadable: no runtime will load it
+        return "none", str(exc)
+    return "numpy", ""
+
+
+class Predictor:
+    """A loaded model. Use :meth:`load`; then :meth:`predict_file` / :meth:`predict_audio`.
+
+    ``runtime`` is "numpy" or "keras" (see the module docstring); ``runtime_note`` says
+    why the keras runtime was chosen in auto mode ("" otherwise)."""
+
+    def __init__(self, model_dir: Path, card: ModelCard, model, runtime: str = "keras",
+                 runtime_note: str = ""):
+        """``model``: one callable model reading ``card.features`` (all the card's files
+        averaged), or a list of :class:`MemberGroup` (one per member group)."""
+        self.model_dir = Path(model_dir)
+        self.card = card
+        self.groups = (list(model) if isinstance(model, list)
+                       else [MemberGroup(card.features, model, len(card.model_files))])
+        self.runtime = runtime
+        self.runtime_note = runtime_note
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    def runtime_text(self) -> str:
+        """One line for users: "NumPy runtime" / "Keras runtime (reason)"."""
+        if self.runtime == "numpy":
+            return "NumPy runtime"
+        return "Keras runtime" + (f" ({self.runtime_note})" if self.runtime_note else "")
+
+    @classmethod
+    def load(cls, model_dir=None, runtime: str | None = None) -> "Predictor":
+        """Load the model in ``model_dir`` (None: the active model) with ``runtime``
+        ("auto", "numpy", "keras"; None: ``LUNGAPP_RUNTIME``, default auto). Raises
+        ModelError (also when runtime "numpy" is forced on a model it cannot run)."""
+        from lungapp.inference.alloc import keep_freed_memory
+        from lungapp.inference.registry import active_model_dir
+
+        # Predictions reuse their working memory instead of faulting in fresh pages each
+        # time (see lungapp.inference.alloc).
+        keep_freed_memory()
+        choice = runtime_choice(runtime)
+        model_dir = Path(model_dir) if model_dir is not None else active_model_dir()
+        card = load_card(model_dir)
+        note = ""
+        if choice in ("auto", "numpy"):
+            from lungapp.inference import npruntime
+
+            try:
+                return cls(model_dir, card, load_numpy_models(model_dir, card), runtime="numpy")
+            except npruntime.UnsupportedModel as exc:
+                if choice == "numpy":
+                    raise ModelError(f"the NumPy runtime (LUNGAPP_RUNTIME=numpy) cannot run this "
+                                     f"model: {exc.problem}", exc.path) from None
+                note = f"{Path(exc.path).name if exc.path else 'model'}: {exc.problem}"
+        groups = _load_groups(model_dir, card, load_keras_model, _ensemble)
+        return cls(model_dir, card, groups, runtime="keras", runtime_note=note)
+
+    # --- raw model calls ---------------------------------------------------------------
+    def window_outputs(self, X: np.ndarray, group: int = 0) -> np.ndarray:
+        """Model outputs for windows X (n, *input_shape) of member group ``group`` (the
+        first: ``card.features``' windows) -> (n, n_outputs) float64.
+
+        keras runtime: predict_on_batch runs a compiled graph (traced once): for the
+        4-model ensemble on a 15-s recording it measured ~45 ms against ~210 ms for an
+        eager ``model(x)`` call and more for ``model.predict`` (which also sets up a data
+        pipeline per call). numpy runtime: the NumPy plan, called directly."""
+        X = np.asarray(X, dtype=np.float32)
+        model = self.groups[group].model
+        call = model if self.runtime == "numpy" else model.predict_on_batch
+        outs = [np.asarray(call(X[i: i + _BATCH])) for i in range(0, len(X), _BATCH)]
+        return np.concatenate(outs).astype(np.float64)
+
+    # --- recordings --------------------------------------------------------------------
+    def predict_file(self, path) -> Prediction:
+        """Decode ``path`` (any supported audio file, or an image for image models) and
+        predict. Raises AudioError naming the file for unreadable audio."""
+        if self.card.input_kind == "image":
+            X = image_features(path, self.card.features)
+            with _single_blas():
+                return self._result(str(path), 0.0, [(X, np.zeros(1))], quality=None)
+        from lungapp.audio import load_audio
+
+        audio = load_audio(path, rate=self.card.features.rate, min_seconds=MIN_SECONDS)
+        return self.predict_audio(audio.samples, audio.rate, path=str(path))
+
+    def predict_audio(self, samples, rate: int, path: str | None = None) -> Prediction:
+        """Predict a mono signal ``samples`` (float, [-1, 1]) sampled at ``rate`` Hz."""
+        # The pipeline's matrix products are small: one BLAS thread, and no idle OpenBLAS
+        # workers left spinning to slow the model call (see npruntime.BLAS_THREADS).
+        with _single_blas():
+            return self._predict_audio(samples, rate, path)
+
+    def _predict_audio(self, samples, rate: int, path: str | None) -> Prediction:
+        fc: FeatureConfig = self.card.features
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1 or len(x) == 0:
+            raise AudioError("expected a non-empty mono signal", path)
+        if not np.all(np.isfinite(x)):
+            raise AudioError("audio contains NaN or infinite samples", path)
+        if rate != fc.rate:
+            from lungapp.audio import resample
+
+            x = resample(x, rate, fc.rate)
+        quality = None
+        if self.card.quality_gate.get("enabled", True):
+            from lungapp.inference import quality as qmod
+
+            params = {k: v for k, v in self.card.quality_gate.items() if k != "enabled"}
+            # The gate and the features each take a single core for a few ms: on a machine
+            # with two, they run side by side (the network's call uses both cores after).
+            quality = _alongside(qmod.assess, x, fc.rate, params or None)
+        windows = self.member_windows(x)
+        if quality is not None:
+            quality = quality.result()
+        return self._result(path, len(x) / fc.rate, windows, quality)
+
+    def member_windows(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(X, starts_s) of each member group for a mono signal at the card's rate; one
+        spectrogram serves every group when the signal is at least as long as each
+        group's window."""
+        fcs = [g.features for g in self.groups]
+        if len(fcs) == 1 or len(x) < max(fc.window_samples for fc in fcs):
+            return [windows_from_samples(x, fc) for fc in fcs]
+        cfg = fcs[0].spectrogram
+        spec = normalise(spectrogram(np.asarray(x, dtype=np.float32), cfg), cfg)
+        return [spectrogram_windows(spec, len(x), fc) for fc in fcs]
+
+    def _result(self, path, duration_s, windows, quality) -> Prediction:
+        card = self.card
+        outs = [self.window_outputs(X, g) for g, (X, _) in enumerate(windows)]
+        weights = [g.members for g in self.groups]
+        rec = pool_members(outs, weights, card)
+        fc = card.features
+        starts = windows[0][1]
+        out = timeline_outputs(outs, [s for _, s in windows],
+                               [g.features.window_s for g in self.groups], weights)
+        win_probs = outputs_to_classes(out, card)
+        p_abn = float(1.0 - rec[0])
+        timeline = [WindowResult(float(s), float(min(s + fc.window_s, max(duration_s, fc.window_s))),
+                                 dict(zip(card.classes, map(float, wp))), float(1.0 - wp[0]))
+                    for s, wp in zip(starts, win_probs)]
+        probs = dict(zip(card.classes, map(float, rec)))
+        if quality is not None and not quality.ok:
+            decision, label = "poor quality", POOR_QUALITY_LABEL
+        elif p_abn >= card.threshold:
+            decision = "abnormal"
+            label = card.decide_class(rec, p_abn)
+        else:
+            decision, label = "normal", card.classes[0]
+        return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,
+                          abnormal_probability=p_abn, probabilities=probs, windows=timeline,
+                          model={"name": card.name, "version": card.version,
+                                 "path": str(self.model_dir),
+                                 "windows_read": [{"window_s": g.features.window_s,
+                                                   "windows": int(len(X))}
+                                                  for g, (X, _) in zip(self.groups, windows)]},
+                          threshold=card.threshold, quality=quality)
+
+
+def load_keras_model(path: Path):
+    """Load one .keras file with safe_mode=True; ModelError for unsafe or corrupt files."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a bad file; all mean "refused".
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text or "lambda" in text:
+            raise ModelError("refused: the model file contains custom code (e.g. a Lambda layer) "
+                             "and could run code when loaded; lungapp loads models in safe mode",
+                             path) from None
+        if "Could not locate" in text or "Unknown layer" in text or "custom" in text.lower():
+            raise ModelError("refused: the model file needs custom objects that lungapp does not "
+                             f"provide ({text.splitlines()[0][:200]})", path) from None
+        raise ModelError(f"cannot load the Keras model file ({type(exc).__name__}: "
+                         f"{text.splitlines()[0][:200] if text else 'no detail'})", path) from None
+
+
+def _check_shapes(path: Path, model, card: ModelCard, fc: FeatureConfig | None = None) -> None:
+    want_in = tuple((fc or card.features).input_shape)
+    got_in = tuple(model.input_shape[1:])
+    if any(g is not None and g != w for g, w in zip(got_in, want_in)) or len(got_in) != len(want_in):
+        raise ModelError(f"model input shape {got_in} does not match the card's features {want_in}", path)
+    n_out = model.output_shape[-1]
+    if n_out != len(card.outputs):
+        raise ModelError(f"model has {n_out} outputs but the card lists {len(card.outputs)}", path)
+
+
+def _ensemble(models):
+    """One Keras model averaging the members' outputs (one call instead of k)."""
+    if len(models) == 1:
+        return models[0]
+    import keras
+
+    if len({m.name for m in models}) != len(models):
+        # Runs of one recipe name their models alike (lungapp.training.combine ensembles);
+        # a Keras graph needs distinct names. Only the in-memory names change.
+        for i, m in enumerate(models):
+            m.name = f"member_{i + 1}"
+    inp = keras.Input(shape=models[0].input_shape[1:])
+    return keras.Model(inp, keras.layers.Average()([m(inp) for m in models]))
+
+
+_side_pool = None
+_side_lock = threading.Lock()
+
+
+def _alongside(fn, *args):
+    """Start ``fn(*args)`` on another thread when the NumPy runtime may use more than one
+    core (npruntime.CALL_THREADS, LUNGAPP_THREADS); else run it now. Returns an object
+    whose ``result()`` gives the value (or raises the exception)."""
+    global _side_pool
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from lungapp.inference import npruntime
+
+    if npruntime.CALL_THREADS < 2:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+    with _side_lock:
+        if _side_pool is None:
+            _side_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lungapp-side")
+    return _side_pool.submit(fn, *args)
+
+
+def _single_blas():
+    from lungapp.inference.npruntime import blas_limit
+
+    return blas_limit()
+
+
+def prediction_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(Prediction)]

@@ -1,0 +1,221 @@
+"""A model card a clinician can read: Markdown rendered from ``card.json``.
+
+Used for ``resources/model/MODEL_CARD.md`` and the About box. Every number comes from
+the card (which the training run wrote); nothing here is typed in by hand.
+
+    python -m lungapp.training.card_text MODEL_DIR   # (re)writes MODEL_DIR/MODEL_CARD.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lungapp.inference.card import ModelCard, load_card, pooling_words
+
+
+def seed_words(members: list[dict]) -> str:
+    """"seeds 0, 1, 2" for a card's ``training.members``; with several window lengths,
+    "seeds 0, 1 on 2-s windows and seed 0 on 4-s windows"."""
+    by: dict = {}
+    for x in members:
+        by.setdefault(x.get("window_s"), []).append(str(x.get("seed")))
+    def seeds(v: list[str]) -> str:
+        return ("seed " if len(v) == 1 else "seeds ") + ", ".join(v)
+
+    if len(by) == 1:
+        return seeds(next(iter(by.values())))
+    return " and ".join(f"{seeds(v)} on {w:g}-s windows" for w, v in by.items())
+
+
+def _f(v, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def _versus(chk: dict, lead: str) -> str:
+    """How a four-class rule compared with the most probable class, strictly scored."""
+    lo, hi = chk.get("ci95") or [None, None]
+    return (f"{lead} {_f(chk.get('nested_score'))} against "
+            f"{_f(chk.get('nested_argmax_score'))} for the most probable class (95 % interval "
+            f"of the gain {_f(lo)} to {_f(hi)}, bootstrap over "
+            f"{chk.get('resampled', 'recordings')})")
+
+
+def card_markdown(card: ModelCard) -> str:
+    """The card as Markdown: intended use, data, performance, limitations, details."""
+    m = card.metrics or {}
+    ov = m.get("overall", {})
+    data = card.training.get("data", {})
+    cv = card.training.get("cv", {})
+    lines = [f"# Model card: {card.name} {card.version}", ""]
+    lines += ["## Intended use", "", card.intended_use, ""]
+    lines += ["## What it reports", "",
+              f"For a lung-sound recording: one of {', '.join(card.classes)}; the probability "
+              f"that it holds adventitious sounds (abnormal), called abnormal at "
+              f"{_f(card.threshold)} or above ({card.threshold_rule or 'threshold rule not stated'}); "
+              f"and a timeline of {card.features.window_s:g}-s windows every "
+              f"{card.features.hop_s:g} s showing where. Recordings that fail the quality check "
+              "are reported as poor quality instead of being given a result.", ""]
+    groups = card.member_groups()
+    if len(groups) > 1:
+        lines[-1:-1] = [
+            "", "The models read windows of different lengths of the same spectrogram ("
+            + "; ".join(f"{len(files)} model{'s' if len(files) > 1 else ''} on {fc.window_s:g}-s "
+                        f"windows every {fc.hop_s:g} s" for fc, files in groups)
+            + "); each set's windows are pooled and the pooled values averaged over all models. "
+            "The timeline shows the first set's windows, each with the other models' windows "
+            "that cover its centre averaged in."]
+    lines += ["## Training data", ""]
+    if card.training.get("dataset_description"):
+        lines += [card.training["dataset_description"], ""]
+    if data:
+        counts = ", ".join(f"{k} {v}" for k, v in data.get("counts", {}).items())
+        lines += [f"- {data.get('n_recordings', 'n/a')} recordings of "
+                  f"{data.get('n_patients') or 'unknown number of'} patients "
+                  f"({counts}); {data.get('total_duration_s', 0) / 3600:.2f} h of audio.",
+                  f"- Excluded: {data.get('excluded') or 'none'}; unreadable files: "
+                  f"{data.get('unreadable', 0)}.",
+                  f"- File list SHA-256: `{data.get('file_list_sha256', 'n/a')}`.", ""]
+    if card.training.get("credits"):
+        lines += ["Credits: " + card.training["credits"], ""]
+    lines += ["## Performance (cross-validation)", ""]
+    members = card.training.get("members") or []
+    if ov:
+        grouped = (', grouped by patient (no child in two folds)' if cv.get('grouped_by_patient')
+                   else ', split by file (optimistic)')
+        if members:
+            how = (f"An ensemble of {len(members)} models, each from a {cv.get('k', '?')}-fold "
+                   f"cross-validated run{grouped} ({seed_words(members)}); every recording scored by "
+                   "each run's fold model that never saw it, their outputs averaged "
+                   "(per-fold figures over the first run's folds). ")
+        else:
+            how = (f"{cv.get('k', '?')}-fold cross-validation{grouped}; every recording scored by "
+                   "the fold model that never saw it. ")
+        lines += [how + "Normal vs abnormal (CAS, DAS or both):", "",
+                  "| measure | value |", "|---|---|",
+                  f"| sensitivity (abnormal recordings found) | {_pct(ov.get('sensitivity'))} |",
+                  f"| specificity (normal recordings called normal) | {_pct(ov.get('specificity'))} |",
+                  f"| score (mean of the two) | {_f(ov.get('score'))} |",
+                  f"| AUC | {_f(ov.get('auc'))} |",
+                  f"| accuracy | {_pct(ov.get('accuracy'))} |", ""]
+        msd = m.get("mean_sd", {})
+        if msd:
+            lines += ["Per fold (mean ± sd): " + ", ".join(
+                f"{k} {_f(v.get('mean'))} ± {_f(v.get('sd'))}" for k, v in msd.items()
+                if isinstance(v, dict)) + ".", ""]
+        (tn, fp), (fn, tp) = ov.get("confusion", [[0, 0], [0, 0]])
+        lines += ["Confusion matrix (recordings):", "",
+                  "| | called normal | called abnormal |", "|---|---|---|",
+                  f"| normal | {tn} | {fp} |", f"| abnormal | {fn} | {tp} |", ""]
+    fc = m.get("four_class")
+    if fc:
+        how = ""
+        if card.flag_thresholds:
+            ft = card.flag_thresholds
+            how = (f" An abnormal recording is called CAS when its CAS flag is at least "
+                   f"{ft['CAS']:.3f}, DAS when its DAS flag is at least {ft['DAS']:.3f}, CAS & DAS "
+                   "when both are (neither: the flag nearer its threshold); both thresholds were "
+                   "chosen on the out-of-fold predictions")
+        elif card.class_pooling:
+            fixed = (fc.get("class_pooling_check") or {}).get("fixed")
+            how = (" An abnormal recording is given its most probable abnormal class from its CAS "
+                   f"and DAS flags pooled as {pooling_words(card.class_pooling)} over its windows "
+                   f"(its abnormal probability keeps the {card.pooling} of the windows), a pooling "
+                   + ("fixed by the recipe" if fixed else "chosen on the out-of-fold predictions"))
+        if how:
+            if fc.get("argmax_score") is not None:
+                how += f" (the most probable class of the {card.pooling}: {_f(fc['argmax_score'])})"
+            how += "."
+        else:
+            how = " An abnormal recording is given its most probable abnormal class."
+        if fc.get("nested_score") is not None:
+            how += (f" With every threshold chosen on the other folds only: "
+                    f"{_f(fc['nested_score'])}.")
+        cp = fc.get("class_pooling_check") or {}
+        for key, used, what, was, lead in (
+                ("flag_rule_check", bool(card.flag_thresholds),
+                 "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach theirs)", "were",
+                 "with thresholds chosen on the other folds they scored"),
+                ("class_pooling_check", bool(card.class_pooling),
+                 f"Naming the class from the flags pooled by {pooling_words(cp.get('chosen', ''))} "
+                 + ("" if cp.get("fixed") else f"(the best of {', '.join(cp.get('candidates', []))})"),
+                 "was",
+                 "with the threshold chosen on the other folds it scored" if cp.get("fixed") else
+                 "with the pooling and threshold chosen on the other folds it scored")):
+            chk = fc.get(key)
+            if not chk:
+                continue
+            vs = _versus(chk, lead)
+            if chk.get("fixed"):
+                verdict = ("would also have been adopted on this evidence" if chk.get("adopted")
+                           else "would not have been adopted on this evidence alone")
+                how += f" {what.rstrip()} is the recipe's rule, used whatever this check says ({verdict}): {vs}."
+            elif chk.get("superseded_by") == "class pooling fixed by the recipe":
+                how += (f" {what} {was} tried and not used (the recipe fixes the class pooling; "
+                        f"its check {'passed' if chk.get('adopted') else 'did not pass'}): {vs}.")
+            elif used:
+                how += f" {what} {was} adopted because {vs}."
+            elif chk.get("superseded_by"):
+                how += f" {what} passed the same check but scored lower strictly: {vs}."
+            else:
+                how += f" {what} {was} tried and not adopted, the gain being unclear: {vs}."
+        lines += [f"Four classes: score {_f(fc.get('score'))} (sensitivity = abnormal recordings "
+                  "given their exact class; specificity = normal recordings called normal)." + how,
+                  "",
+                  "| true \\ called | " + " | ".join(fc["classes"]) + " |",
+                  "|---|" + "---|" * len(fc["classes"])]
+        for c, row in zip(fc["classes"], fc["confusion"]):
+            lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
+        lines.append("")
+    ds = m.get("device_shift")
+    if ds:
+        sh, drop = ds.get("shifted", {}), ds.get("drop", {})
+        lines += ["## Another stethoscope (device-shift check)", "",
+                  f"The same out-of-fold recordings after {ds.get('transform')}: AUC "
+                  f"{_f(sh.get('auc'))} (drop {_f(drop.get('auc'))}), score {_f(sh.get('score'))} "
+                  f"(drop {_f(drop.get('score'))}), sensitivity {_pct(sh.get('sensitivity'))}, "
+                  f"specificity {_pct(sh.get('specificity'))}. Training augmentation: "
+                  f"{ds.get('augmentation')}.", ""]
+        aug = ((card.training or {}).get("options") or {}).get("augment") or {}
+        same = [name for key, name in (("snr_prob", "white noise"), ("noise_prob", "noise"),
+                                       ("band_limit_prob", "band limits"),
+                                       ("tilt_db_per_octave", "spectral tilt")) if aug.get(key)]
+        if same:
+            lines += [f"Caution: training already adds {', '.join(same)}, the same kinds of change "
+                      "as this simulated device, so this check is easier for the model than a real "
+                      "other stethoscope (different response, placement, friction and ambient "
+                      "sounds), whose effect is not measured here.", ""]
+    gate = m.get("quality_gate")
+    if gate:
+        lines += ["## Quality check", "", gate if isinstance(gate, str) else str(gate), ""]
+    lines += ["## Limitations", ""] + [f"- {x}" for x in card.limitations] + [""]
+    lines += ["## Technical details", "",
+              f"- Task: {card.task}; outputs: {card.output_kind} over {', '.join(card.outputs)}; "
+              f"window pooling: {card.pooling}.",
+              f"- Features: {card.features.spectrogram.scale} spectrogram at "
+              f"{card.features.spectrogram.rate} Hz, window {card.features.spectrogram.win_length} "
+              f"samples, hop {card.features.spectrogram.hop_length}, "
+              f"{card.features.spectrogram.n_bins} bins; model input "
+              + ", ".join(f"{fc.input_shape}" for fc, _ in card.member_groups()) + ".",
+              f"- Files: {', '.join(card.model_files)}; {card.training.get('artifact', '')}",
+              f"- Made by: {card.description}",
+              f"- Created {card.created} with " + ", ".join(f"{k} {v}" for k, v in card.versions.items()) + ".",
+              ""]
+    return "\n".join(lines)
+
+
+def write_model_card_md(model_dir) -> Path:
+    from lungapp.fsutil import atomic_write_text
+
+    card = load_card(model_dir)
+    return atomic_write_text(Path(model_dir) / "MODEL_CARD.md", card_markdown(card))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m lungapp.training.card_text MODEL_DIR")
+    print(write_model_card_md(sys.argv[1]))

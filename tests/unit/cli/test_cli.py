@@ -1,0 +1,215 @@
+"""The `lungapp` CLI: predict, evaluate, info, models, exit codes and error lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lungapp.cli import main
+
+from tiny_model import RATE, make_signal  # noqa: E402
+
+
+@pytest.fixture
+def recordings(tmp_path):
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "recs"
+    (folder / "sub").mkdir(parents=True)
+    sf.write(folder / "normal.wav", make_signal("Normal", 5, rng), RATE)
+    sf.write(folder / "sub" / "wheeze.flac", make_signal("CAS", 5, rng), RATE)
+    return folder
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    import lungapp
+
+    assert lungapp.__version__ in capsys.readouterr().out
+
+
+def test_predict_json_folder_recursive(recordings, tiny_model_dir, capsys):
+    rc = main(["predict", str(recordings), "--model", str(tiny_model_dir), "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(out) == 2
+    for r in out:
+        assert set(r) >= {"file", "duration_s", "label", "abnormal_probability", "probabilities",
+                          "windows", "model"}
+        assert r["duration_s"] == pytest.approx(5.0)
+        assert r["model"]["name"] == "tiny-test-model"
+        assert r["windows"][0]["start_s"] == 0.0 and set(r["windows"][0]["probabilities"]) == set(r["probabilities"])
+    by_name = {Path(r["file"]).name: r for r in out}
+    assert by_name["wheeze.flac"]["abnormal_probability"] > by_name["normal.wav"]["abnormal_probability"]
+
+
+def test_predict_reports_good_files_when_others_fail(recordings, tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("this is not audio")
+    missing = tmp_path / "missing.wav"
+    rc = main(["predict", str(recordings / "normal.wav"), str(bad), str(missing),
+               "--model", str(tiny_model_dir), "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 2
+    assert "label" in out[0]
+    assert out[1]["file"] == str(bad) and out[1]["error"]
+    assert out[2]["file"] == str(missing) and "not found" in out[2]["error"].lower()
+
+
+def test_predict_csv_and_table(recordings, tiny_model_dir, capsys):
+    assert main(["predict", str(recordings), "--model", str(tiny_model_dir), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 2 and {"file", "label", "abnormal_probability", "p_Normal"} <= set(rows[0])
+    assert main(["predict", str(recordings / "normal.wav"), "--model", str(tiny_model_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "normal.wav" in text and "not a diagnostic device" in text
+
+
+def test_predict_with_no_model_is_one_clear_line(recordings, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LUNGAPP_MODEL", str(tmp_path))  # a folder without a card
+    rc = main(["predict", str(recordings / "normal.wav")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no model card" in err[0] and "Traceback" not in err[0]
+
+
+def _sprsound_like(folder: Path, rng) -> None:
+    folder.mkdir()
+    plan = [("Normal", 6), ("CAS", 3), ("DAS", 3), ("CAS & DAS", 2), ("Poor Quality", 2)]
+    i = 0
+    for label, n in plan:
+        for _ in range(n):
+            i += 1
+            kind = "Normal" if label == "Poor Quality" else label
+            name = f"{100 + i % 5}_5.0_0_p1_{i}"
+            sf.write(folder / f"{name}.wav", make_signal(kind, 4, rng), RATE)
+            (folder / f"{name}.json").write_text(json.dumps(
+                {"record_annotation": label, "event_annotation": []}))
+
+
+def test_evaluate_json(tiny_model_dir, tmp_path, capsys):
+    _sprsound_like(tmp_path / "ds", np.random.default_rng(9))
+    rc = main(["evaluate", str(tmp_path / "ds"), "--model", str(tiny_model_dir), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert res["n"] == 14 and res["n_skipped"] == 2 and res["n_abnormal"] == 8
+    assert sum(map(sum, res["confusion"])) == 14
+    assert res["score"] == pytest.approx((res["sensitivity"] + res["specificity"]) / 2)
+    assert res["auc"] > 0.7  # the tiny model does separate generated tones/clicks from noise
+    assert set(res["per_class"]) == {"Normal", "CAS", "DAS", "CAS & DAS"}
+    assert len(res["multiclass"]["confusion"]) == 4
+
+
+def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, capsys):
+    """With the gate on, evaluate says how many Poor Quality recordings it flags, how many
+    others it refuses, and scores the recordings it passes exactly as the app shows them."""
+    import shutil
+
+    from lungapp import synth
+    from lungapp.inference.predictor import Predictor
+    from lungapp.evaluation.metrics import binary_metrics
+
+    model = tmp_path / "gated_model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "card.json").read_text())
+    card["quality_gate"] = {"enabled": True}
+    (model / "card.json").write_text(json.dumps(card))
+    # synthetic breath sounds, which pass the gate (the tiny model's test signals are
+    # noise-like and would all be refused), one too quiet, and two Poor Quality ones
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    plan = [("normal", 4), ("wheeze", 3), ("crackle", 3), ("wheeze+crackle", 2), ("poor", 2)]
+    labels, seed = {}, 0
+    for kind, n in plan:
+        for _ in range(n):
+            seed += 1
+            f = ds / f"{100 + seed % 4}_5.0_0_p1_{seed}.wav"
+            x = synth.generate("normal" if kind == "poor" else kind, 5.0, 8000, seed=seed)
+            sf.write(f, x, 8000)
+            labels[f] = "Poor Quality" if kind == "poor" else synth.RECORD_LABEL[kind]
+            f.with_suffix(".json").write_text(json.dumps(
+                {"record_annotation": labels[f], "event_annotation": []}))
+    files = sorted(labels)
+    poor = [f for f in files if labels[f] == "Poor Quality"]
+    normal = [f for f in files if labels[f] == "Normal"]
+    sf.write(poor[0], np.zeros(5 * 8000, dtype=np.float32), 8000)  # silent: "too quiet"
+    sf.write(normal[0], 1e-5 * synth.generate("normal", 5.0, 8000, seed=99), 8000)
+
+    assert main(["evaluate", str(ds), "--model", str(model), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    gate = res["quality_gate"]
+    # the silent Poor Quality one and the quiet normal one at least (the noise rule may
+    # refuse a few synthetic ones too)
+    assert gate["poor_quality"]["n"] == 2 and gate["poor_quality"]["flagged"] >= 1
+    assert gate["others"] == {"n": 12, "flagged": res["n_quality_gated"]}
+    assert res["n"] == 12 and res["n_quality_gated"] >= 1
+
+    predictor = Predictor.load(model)
+    preds = {f: predictor.predict_file(f) for f in files if labels[f] != "Poor Quality"}
+    kept = [f for f, pr in preds.items() if pr.decision != "poor quality"]
+    assert normal[0] not in kept
+    want = binary_metrics([int(labels[f] != "Normal") for f in kept],
+                          [preds[f].abnormal_probability for f in kept], predictor.card.threshold)
+    got = gate["passed"]
+    assert got["n"] == len(kept) == 12 - res["n_quality_gated"] > 0
+    assert got["confusion"] == want["confusion"]
+    assert got["auc"] == pytest.approx(want["auc"])
+    assert sum(map(sum, got["multiclass"]["confusion"])) == len(kept)
+
+    assert main(["evaluate", str(ds), "--model", str(model)]) == 0
+    text = capsys.readouterr().out
+    assert f"flags {gate['poor_quality']['flagged']} of 2 Poor Quality" in text
+    assert f"on the {len(kept)} it passes" in text
+
+
+def test_evaluate_bad_folder(tiny_model_dir, tmp_path, capsys):
+    rc = main(["evaluate", str(tmp_path / "nope"), "--model", str(tiny_model_dir)])
+    assert rc == 2 and "nope" in capsys.readouterr().err
+
+
+def test_info_respects_lungapp_home(lungapp_home, capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert all(v.startswith(str(lungapp_home)) for v in info["paths"].values())
+    assert "tensorflow" in info["libraries"]
+
+
+def test_models_install_use_list(tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.delenv("LUNGAPP_MODEL", raising=False)
+    assert main(["models", "install", str(tiny_model_dir), "--use"]) == 0
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "* tiny-test-model 0.0.1" in out
+
+
+def test_python_dash_m_entry_point(recordings, tiny_model_dir):
+    env = {**os.environ, "LUNGAPP_MODEL": str(tiny_model_dir)}
+    r = subprocess.run([sys.executable, "-m", "lungapp", "predict", str(recordings / "normal.wav"),
+                        "--format", "json"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["file"].endswith("normal.wav")
+    r = subprocess.run([sys.executable, "-m", "lungapp", "predict", "/nonexistent/x.wav"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.data
+def test_evaluate_real_intra_test_subset_runs(sprsound_dir, tiny_model_dir, tmp_path, capsys):
+    """The reader + evaluate path on real SPRSound files (a subset, for speed)."""
+    src = sprsound_dir / "intra_test"
+    sub = tmp_path / "subset"
+    sub.mkdir()
+    for flac in sorted(src.glob("*.flac"))[:12]:
+        (sub / flac.name).symlink_to(flac)
+        (sub / flac.with_suffix(".json").name).symlink_to(flac.with_suffix(".json"))
+    assert main(["evaluate", str(sub), "--model", str(tiny_model_dir), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] + res["n_skipped"] + res["n_failed"] == 12

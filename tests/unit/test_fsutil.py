@@ -1,0 +1,124 @@
+"""lungapp.fsutil: staging folders and their clean-up after a killed process, publish_dir,
+and writes that never clobber what the user has."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lungapp import fsutil
+
+from train_helpers import binary_dataset  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _fake_staging(parent: Path, name: str, pid: int, host: str | None = None) -> Path:
+    d = parent / f".{name}.staging-{pid}@{host or fsutil._host_tag()}-abc123"
+    d.mkdir()
+    (d / "fold1.keras").write_bytes(b"half written")
+    return d
+
+
+def test_make_staging_is_hidden_empty_and_next_to_target(tmp_path):
+    target = tmp_path / "sub" / "model"
+    d = fsutil.make_staging(target)
+    assert d.parent == target.parent and d.is_dir() and not any(d.iterdir())
+    assert d.name.startswith(f".model.staging-{os.getpid()}@")
+    assert not target.exists()
+
+
+def test_stale_staging_of_a_dead_process_is_removed_and_nothing_else(tmp_path):
+    target = tmp_path / "model"
+    dead = _fake_staging(tmp_path, "model", _dead_pid())
+    live = _fake_staging(tmp_path, "model", os.getpid())
+    other_host = _fake_staging(tmp_path, "model", _dead_pid(), host="0123abcd")
+    other_name = _fake_staging(tmp_path, "model2", _dead_pid())
+    old_style = tmp_path / ".model.staging-k2j3h4"  # made before names recorded the process
+    old_style.mkdir()
+    user_folder = tmp_path / "model.staging-1@00000000-x"  # not hidden: not ours
+    user_folder.mkdir()
+
+    new = fsutil.make_staging(target)
+
+    assert not dead.exists()
+    for kept in (live, other_host, other_name, old_style, user_folder, new):
+        assert kept.is_dir(), kept
+    assert (live / "fold1.keras").read_bytes() == b"half written"
+    assert fsutil.remove_stale_staging(target) == []
+
+
+def test_pid_alive():
+    assert fsutil._pid_alive(os.getpid())
+    assert not fsutil._pid_alive(_dead_pid())
+    if os.name == "posix" and os.getuid() != 0:
+        assert fsutil._pid_alive(1)  # exists, owned by root: PermissionError counts as alive
+
+
+def test_publish_dir_replaces_target_whole(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.keras").write_text("old")
+    staging = fsutil.make_staging(target)
+    (staging / "new.keras").write_text("new")
+    fsutil.publish_dir(staging, target)
+    assert [p.name for p in target.iterdir()] == ["new.keras"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no backup, no staging left
+
+
+def test_atomic_write_without_overwrite_keeps_the_existing_file(tmp_path):
+    f = tmp_path / "labels.json"
+    fsutil.atomic_write_json(f, {"a": 1})
+    with pytest.raises(FileExistsError, match="labels.json"):
+        fsutil.atomic_write_json(f, {"a": 2}, overwrite=False)
+    assert json.loads(f.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.json"]  # no temporary file left
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_killed_training_leaves_staging_that_the_next_run_removes(tmp_path):
+    """A `lungapp train` killed outright (no clean-up code runs) leaves its staging folder;
+    the next staging for the same --out (the next training, combine or install) deletes it."""
+    features = json.dumps({
+        "spectrogram": {"rate": 4000, "win_length": 256, "hop_length": 128, "n_fft": 256,
+                        "scale": "mel", "n_mels": 32, "fmin": 50.0, "fmax": 2000.0},
+        "window_s": 2.0, "hop_s": 1.0, "resize": None})
+    data = binary_dataset(tmp_path / "d", n_patients=6, per_class=1, seconds=3.0)
+    out = tmp_path / "model"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lungapp", "train", str(data), "--out", str(out), "--features", features,
+         "--folds", "2", "--no-device-shift", "--progress", "json", "--epochs", "200", "--batch-size", "1"],
+        cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "epoch_end":
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    left = [p for p in tmp_path.iterdir() if ".staging-" in p.name]
+    assert len(left) == 1 and left[0].name.startswith(f".model.staging-{proc.pid}@"), left
+    assert not out.exists()
+    deadline = time.monotonic() + 10
+    while fsutil._pid_alive(proc.pid) and time.monotonic() < deadline:  # reaped above; be sure
+        time.sleep(0.1)
+
+    new = fsutil.make_staging(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d", new.name])
