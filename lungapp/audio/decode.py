@@ -376,6 +376,26 @@ def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
     :class:`AudioError` for every problem with the file (see the module docstring).
     """
     path = os.fspath(path)
+    _check_load_arguments(rate, min_seconds, max_seconds)
+    with _open(path) as f:
+        rate0, channels = int(f.samplerate), int(f.channels)
+        out_rate = rate0 if rate is None else int(rate)
+        limit = f.frames if max_seconds is None else min(f.frames, max(1, round(max_seconds * rate0)))
+        out, n_read = _decode_blocks(f, path, limit, out_rate)
+
+    if n_read == 0:
+        raise AudioError(_NO_SAMPLES, path)
+    samples = out.result()
+    duration = len(samples) / out_rate
+    if n_read / rate0 < min_seconds:
+        have, need = _fmt_pair(n_read / rate0, float(min_seconds))
+        raise AudioError(f"audio is {have} s long; at least {need} s is needed", path)
+    return Audio(samples=samples, rate=out_rate, original_rate=rate0, channels=channels,
+                 duration_s=duration, path=path)
+
+
+def _check_load_arguments(rate, min_seconds, max_seconds) -> None:
+    """ValueError for arguments of :func:`load_audio` that no file could satisfy."""
     if rate is not None:
         _ratio(rate, rate)  # type check
         if not _MIN_TARGET_RATE <= rate <= _MAX_TARGET_RATE:
@@ -388,46 +408,36 @@ def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
         if max_seconds < min_seconds:
             raise ValueError(f"max_seconds ({max_seconds}) is below min_seconds ({min_seconds})")
 
-    with _open(path) as f:
-        rate0, channels = int(f.samplerate), int(f.channels)
-        out_rate = rate0 if rate is None else int(rate)
-        up, down = _ratio(rate0, out_rate)
-        resampler = _ChunkedResampler(up, down) if up != down else None
 
-        limit = f.frames if max_seconds is None else min(f.frames, max(1, round(max_seconds * rate0)))
-        # Preallocate the expected output, but never trust a (possibly corrupt) header
-        # with more than 64 samples per byte of file (FLAC rarely compresses beyond 8x).
-        size = os.path.getsize(path)
-        expected = min(limit, 64 * size + _BLOCK_SAMPLES)
-        out = _Output(-(-expected * up // down))
-        block_frames = max(256, _BLOCK_SAMPLES // channels)
-
-        n_read = 0
-        while n_read < limit:
-            try:
-                block = f.read(min(block_frames, limit - n_read), dtype="float32", always_2d=True)
-            except Exception as e:  # noqa: BLE001 - libsndfile/soundfile errors of any type
-                where = f"after {n_read / rate0:.2f} s" if n_read else "from its start"
-                raise AudioError(f"the audio data is truncated or corrupt {where} "
-                                 f"({_describe(e)})", path) from None
-            if len(block) == 0:
-                break
-            mono = block[:, 0] if channels == 1 else _mix_down(block)
-            if not np.isfinite(mono).all():
-                bad = n_read + int(np.flatnonzero(~np.isfinite(mono))[0])
-                raise AudioError(f"contains NaN or infinite sample values "
-                                 f"(first at {bad / rate0:.3f} s)", path)
-            n_read += len(block)
-            out.append(mono if resampler is None else resampler.push(mono))
-        if resampler is not None:
-            out.append(resampler.finish())
-
-    if n_read == 0:
-        raise AudioError(_NO_SAMPLES, path)
-    samples = out.result()
-    duration = len(samples) / out_rate
-    if n_read / rate0 < min_seconds:
-        have, need = _fmt_pair(n_read / rate0, float(min_seconds))
-        raise AudioError(f"audio is {have} s long; at least {need} s is needed", path)
-    return Audio(samples=samples, rate=out_rate, original_rate=rate0, channels=channels,
-                 duration_s=duration, path=path)
+def _decode_blocks(f, path: str, limit: int, out_rate: int) -> tuple[_Output, int]:
+    """Read up to ``limit`` frames of the open file ``f`` block by block, mixed to mono and
+    resampled to ``out_rate`` as they come. Returns (output, frames read). Raises AudioError
+    for unreadable data or non-finite samples."""
+    rate0, channels = int(f.samplerate), int(f.channels)
+    up, down = _ratio(rate0, out_rate)
+    resampler = _ChunkedResampler(up, down) if up != down else None
+    # Preallocate the expected output, but never trust a (possibly corrupt) header
+    # with more than 64 samples per byte of file (FLAC rarely compresses beyond 8x).
+    expected = min(limit, 64 * os.path.getsize(path) + _BLOCK_SAMPLES)
+    out = _Output(-(-expected * up // down))
+    block_frames = max(256, _BLOCK_SAMPLES // channels)
+    n_read = 0
+    while n_read < limit:
+        try:
+            block = f.read(min(block_frames, limit - n_read), dtype="float32", always_2d=True)
+        except Exception as e:  # noqa: BLE001 - libsndfile/soundfile errors of any type
+            where = f"after {n_read / rate0:.2f} s" if n_read else "from its start"
+            raise AudioError(f"the audio data is truncated or corrupt {where} "
+                             f"({_describe(e)})", path) from None
+        if len(block) == 0:
+            break
+        mono = block[:, 0] if channels == 1 else _mix_down(block)
+        if not np.isfinite(mono).all():
+            bad = n_read + int(np.flatnonzero(~np.isfinite(mono))[0])
+            raise AudioError(f"contains NaN or infinite sample values "
+                             f"(first at {bad / rate0:.3f} s)", path)
+        n_read += len(block)
+        out.append(mono if resampler is None else resampler.push(mono))
+    if resampler is not None:
+        out.append(resampler.finish())
+    return out, n_read

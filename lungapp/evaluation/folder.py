@@ -5,77 +5,107 @@ Used by ``lungapp evaluate`` and by anything else that wants the same figures.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from lungapp.errors import LungappError
+
+NOTE = ("metrics use the model's probabilities for every readable recording; "
+        "n_quality_gated recordings would be shown as 'poor quality' in the app, "
+        "quality_gate.passed scores the others")
+
+
+@dataclass
+class _Scored:
+    """Per-recording outcomes of the scorable (not Poor Quality) recordings, in order."""
+
+    y: list[int] = field(default_factory=list)             # 1 = abnormal (truth)
+    p: list[float] = field(default_factory=list)           # abnormal probability
+    true_cls: list[str | None] = field(default_factory=list)
+    pred_cls: list[str | None] = field(default_factory=list)
+    passed: list[bool] = field(default_factory=list)       # the quality gate gave a result
+    failed: list[dict] = field(default_factory=list)       # {"file", "error"}
+    n_poor: int = 0
+    poor_flagged: int = 0
 
 
 def evaluate_folder(folder, predictor, progress=None) -> dict:
     """Predict every recording of a labelled folder and score the binary decision (and
     the classes, for multi-class models). Poor Quality recordings are not scored.
 
-    The scores cover every readable recording, whatever the quality
-    gate says; ``quality_gate`` says what the app would show instead: how many Poor Quality
+    The scores cover every readable recording, whatever the quality gate says;
+    ``quality_gate`` says what the app would show instead: how many Poor Quality
     recordings the gate flags, how many of the others it refuses, and the same scores
-    on the recordings it passes (those the app gives a result for)."""
-    from lungapp.data import POOR, binary_label, read_folder
-    from lungapp.evaluation.metrics import binary_metrics, json_safe, multiclass_metrics
+    on the recordings it passes (those the app gives a result for).
+    ``progress(i, n)`` is called before each recording. Raises LungappError when the
+    folder cannot be read or nothing in it can be scored."""
+    from lungapp.data import read_folder
+    from lungapp.evaluation.metrics import json_safe
 
     ds = read_folder(folder)
     card = predictor.card
+    s = _predict_all(ds.examples, predictor, progress)
+    if not s.y:
+        raise LungappError("no scorable recordings (all were Poor Quality or failed)", folder)
+    out = {"folder": str(folder), "layout": ds.layout, **_scores(s, card, [True] * len(s.y)),
+           "n_skipped": s.n_poor, "n_failed": len(s.failed),
+           "n_quality_gated": s.passed.count(False),
+           "model": {"name": card.name, "version": card.version},
+           "quality_gate": _gate_report(s, card)}
+    if s.failed:
+        out["failed"] = s.failed
+    out["note"] = NOTE
+    return json_safe(out)
+
+
+def _predict_all(examples, predictor, progress) -> _Scored:
+    from lungapp.data import POOR, binary_label
+
+    card = predictor.card
     four_class = len(card.classes) > 2
-    y, p, true_cls, pred_cls, passed, failed = [], [], [], [], [], []
-    poor_flagged = n_skipped = 0
-    examples = ds.examples
+    s = _Scored()
     for i, ex in enumerate(examples):
         if progress:
             progress(i, len(examples))
         try:
             pred = predictor.predict_file(ex.path)
         except LungappError as exc:
-            failed.append({"file": ex.path, "error": exc.problem})
+            s.failed.append({"file": ex.path, "error": exc.problem})
             continue
         if ex.label == POOR:
-            n_skipped += 1
-            poor_flagged += pred.decision == "poor quality"
+            s.n_poor += 1
+            s.poor_flagged += pred.decision == "poor quality"
             continue
-        y.append(1 if binary_label(ex.label) == "abnormal" else 0)
-        p.append(pred.abnormal_probability)
-        passed.append(pred.decision != "poor quality")
-        if four_class and ex.label in card.classes:
-            true_cls.append(ex.label)
-            pred_cls.append(card.decide_class([pred.probabilities[c] for c in card.classes],
-                                              pred.abnormal_probability))
-        else:
-            true_cls.append(None)
-            pred_cls.append(None)
-    if not y:
-        raise LungappError("no scorable recordings (all were Poor Quality or failed)", folder)
+        s.y.append(1 if binary_label(ex.label) == "abnormal" else 0)
+        s.p.append(pred.abnormal_probability)
+        s.passed.append(pred.decision != "poor quality")
+        named = four_class and ex.label in card.classes
+        s.true_cls.append(ex.label if named else None)
+        s.pred_cls.append(card.decide_class([pred.probabilities[c] for c in card.classes],
+                                            pred.abnormal_probability) if named else None)
+    return s
 
-    def scores(keep) -> dict:
-        res = binary_metrics([v for v, k in zip(y, keep) if k], [v for v, k in zip(p, keep) if k],
-                             card.threshold)
-        pairs = [(t, d) for t, d, k in zip(true_cls, pred_cls, keep) if k and t is not None]
-        if pairs:
-            mc = multiclass_metrics([t for t, _ in pairs], [d for _, d in pairs], card.classes)
-            res["per_class"] = mc["per_class"]
-            res["multiclass"] = {"classes": mc["classes"], "confusion": mc["confusion"],
-                                 "score": mc["score"], "sensitivity": mc["sensitivity"],
-                                 "specificity": mc["specificity"]}
-        return res
 
-    out = {"folder": str(folder), "layout": ds.layout, **scores([True] * len(y)),
-           "n_skipped": n_skipped, "n_failed": len(failed),
-           "n_quality_gated": passed.count(False),
-           "model": {"name": card.name, "version": card.version}}
-    gate = {"poor_quality": {"n": n_skipped, "flagged": poor_flagged},
-            "others": {"n": len(y), "flagged": passed.count(False)}}
-    if any(passed):
-        passed_scores = scores(passed)
-        passed_scores.pop("per_class", None)
-        gate["passed"] = passed_scores
-    out["quality_gate"] = gate
-    if failed:
-        out["failed"] = failed
-    out["note"] = ("metrics use the model's probabilities for every readable recording; "
-                   "n_quality_gated recordings would be shown as 'poor quality' in the app, "
-                   "quality_gate.passed scores the others")
-    return json_safe(out)
+def _scores(s: _Scored, card, keep: list[bool]) -> dict:
+    """Binary metrics (and the four-class ones, where the classes are known) of the
+    recordings with ``keep`` true."""
+    from lungapp.evaluation.metrics import binary_metrics, multiclass_metrics
+
+    res = binary_metrics([v for v, k in zip(s.y, keep) if k], [v for v, k in zip(s.p, keep) if k],
+                         card.threshold)
+    pairs = [(t, d) for t, d, k in zip(s.true_cls, s.pred_cls, keep) if k and t is not None]
+    if pairs:
+        mc = multiclass_metrics([t for t, _ in pairs], [d for _, d in pairs], card.classes)
+        res["per_class"] = mc["per_class"]
+        res["multiclass"] = {k: mc[k] for k in ("classes", "confusion", "score", "sensitivity",
+                                                 "specificity")}
+    return res
+
+
+def _gate_report(s: _Scored, card) -> dict:
+    gate = {"poor_quality": {"n": s.n_poor, "flagged": s.poor_flagged},
+            "others": {"n": len(s.y), "flagged": s.passed.count(False)}}
+    if any(s.passed):
+        passed = _scores(s, card, s.passed)
+        passed.pop("per_class", None)
+        gate["passed"] = passed
+    return gate
