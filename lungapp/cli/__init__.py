@@ -2,8 +2,12 @@
 
 One module per command (``lungapp/cli/NAME.py``), each with ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> exit status``. The CLI is a first-class front
-end to the core (no Qt is imported unless the GUI is started). User errors print one clear
-line on stderr; nothing a user can cause prints a traceback.
+end to the core (no Qt is imported unless the GUI is started).
+
+Errors: a problem the user can act on (:class:`~lungapp.errors.LungappError`) prints one
+line naming the file and the problem, exit status 2. Any other exception that escapes a
+command prints one line too (the file, when the error names one, and the problem), exit
+status 1, and no traceback; ``--debug`` (anywhere on the command line) shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import sys
 import lungapp
 from lungapp.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, err
 from lungapp.errors import LungappError
+
+#: Exit status of an unexpected error (not a LungappError) escaping a command.
+EXIT_UNEXPECTED = 1
 
 #: Command name -> module under lungapp.cli, in the order ``--help`` lists them.
 COMMANDS = {
@@ -35,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "With no command, opens the app (files given open in Review). "
                     "Decision support only; not a diagnostic device.")
     parser.add_argument("--version", action="version", version=f"lungapp {lungapp.__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
         try:
@@ -67,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")
                     and os.path.exists(argv[0])):
         return gui_main(argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     if not getattr(args, "func", None):
@@ -82,3 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # the one rule: no traceback unless asked for
+        if debug:
+            raise
+        err(unexpected_error_line(exc))
+        return EXIT_UNEXPECTED
+
+
+def unexpected_error_line(exc: BaseException) -> str:
+    """One line for an unexpected exception: the file it names (OSError) and the problem."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        problem = exc.strerror or type(exc).__name__
+        return f"{exc.filename}: {problem} (run with --debug for the details)"
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    problem = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"unexpected error: {problem} (run with --debug for the traceback)"

@@ -213,3 +213,32 @@ def test_evaluate_real_intra_test_subset_runs(sprsound_dir, tiny_model_dir, tmp_
     assert main(["evaluate", str(sub), "--model", str(tiny_model_dir), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n"] + res["n_skipped"] + res["n_failed"] == 12
+
+
+# --- the one rule at the entry point: no traceback for anything that escapes a command ---
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
+    from lungapp.cli import info
+
+    def boom(args):
+        raise RuntimeError("the disk said no\nsecond line")
+
+    monkeypatch.setattr(info, "run", boom)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("lungapp: unexpected error: RuntimeError: the disk said no "
+                   "(run with --debug for the traceback)\n")
+    with pytest.raises(RuntimeError, match="the disk said no"):
+        main(["info", "--debug"])
+
+
+def test_an_os_error_names_its_file(monkeypatch, capsys, tmp_path):
+    from lungapp.cli import info
+
+    def denied(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x.wav"))
+
+    monkeypatch.setattr(info, "run", denied)
+    assert main(["info"]) == 1
+    assert capsys.readouterr().err == (f"lungapp: {tmp_path / 'x.wav'}: Permission denied "
+                                       "(run with --debug for the details)\n")
