@@ -75,14 +75,15 @@ def all_paths() -> dict[str, str]:
 
 
 def resources_dir() -> Path:
-    """The bundled resources (model, examples, icons).
+    """The bundled resources (model, examples, icons): the package ``lungapp.resources``,
+    found by :mod:`importlib.resources` wherever it is installed (a wheel, an editable
+    install mapping it to ``<repo>/resources``, or a PyInstaller bundle)."""
+    from importlib.resources import files
 
-    In a source checkout or editable install this is ``<repo>/resources``; in a wheel it
-    is installed as the package ``lungapp.resources``; in a PyInstaller bundle it sits
-    beside the frozen ``lungapp`` package.
-    """
-    here = Path(__file__).resolve().parent
-    for cand in (here / "resources", here.parent / "resources"):
-        if cand.is_dir():
-            return cand
-    raise FileNotFoundError(f"lungapp resources folder not found near {here}")
+    try:
+        root = Path(str(files("lungapp.resources")))
+    except ModuleNotFoundError:
+        root = None
+    if root is None or not root.is_dir():
+        raise FileNotFoundError("lungapp's resources (package lungapp.resources) are not installed")
+    return root
