@@ -128,7 +128,7 @@ def render(kind: str, seconds: float = 15.0, rate: int = 8000, seed: int = 0):
     has_wheeze = "wheeze" in kind
     has_crackle = "crackle" in kind
     events = []
-    for ci, (start, insp_end, exp_end) in enumerate(cycles):
+    for start, insp_end, exp_end in cycles:
         wheeze_here = crackle_here = False
         if has_wheeze and rng.random() < 0.85:
             # mostly in expiration; occasionally late inspiration
@@ -150,7 +150,7 @@ def render(kind: str, seconds: float = 15.0, rate: int = 8000, seed: int = 0):
             for tc in times:
                 i0 = int(tc * rate)
                 c = rng.uniform(1.5, 3.0) * _crackle(rng, rate)
-                if 0 <= i0 and i0 + len(c) <= n:
+                if i0 >= 0 and i0 + len(c) <= n:
                     x[i0: i0 + len(c)] += c
                     placed += 1
             crackle_here = placed > 0

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import time
 
-from lungapp.audio.devices import (PA_LOCK, DeviceError, DeviceInfo, _sd, choose_rate, current,
-                                   find_device)
+from lungapp.audio.devices import PA_LOCK, DeviceError, DeviceInfo, _sd, choose_rate, current, find_device
 from lungapp.audio.ringbuffer import RingBuffer
 
 # No callback for this long while running = the device is gone. Generous: on a busy
@@ -84,7 +83,7 @@ class Capture:
         self._finished = True
 
     # --- control ------------------------------------------------------------------------
-    def start(self) -> "Capture":
+    def start(self) -> Capture:
         sd = _sd()
         try:
             with PA_LOCK:  # not while PortAudio is being re-initialised (devices.rescan)

@@ -70,7 +70,7 @@ class RingBuffer:
             self._data[: n - first] = block[first:]
         self._written = start + n  # publish only once the samples are in place
 
-    def reader(self, from_now: bool = True) -> "RingReader":
+    def reader(self, from_now: bool = True) -> RingReader:
         """A new reader positioned at the newest frame (``from_now``) or the oldest kept."""
         pos = self._written if from_now else max(0, self._written - self.capacity)
         return RingReader(self, pos)

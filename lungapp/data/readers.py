@@ -31,8 +31,8 @@ import json
 import math
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from lungapp.data.labels import (
     ABNORMAL,
@@ -710,7 +710,7 @@ def _read_seed_images(tree: _Tree) -> _Result:
         from_json = _seed_labels_json(tree.path("", SEED_LABELS_JSON), tree.root)
     images = {tree.path(reldir, name): (reldir, stem)
               for reldir, stem, _, name in tree.files(IMAGE_EXTENSIONS)}
-    for path, (label_text, source) in from_json.items():
+    for path, (_label_text, source) in from_json.items():
         if path not in images:
             reason = ("not an image file" if os.path.isfile(path)
                       else "listed there but not found")

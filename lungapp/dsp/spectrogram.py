@@ -105,7 +105,7 @@ class SpectrogramConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpectrogramConfig":
+    def from_dict(cls, d: dict) -> SpectrogramConfig:
         """Build from a dict; unknown keys are an error (a typo must not pass silently)."""
         if not isinstance(d, dict):
             raise ValueError(f"spectrogram config must be an object, not {type(d).__name__}")
@@ -115,7 +115,7 @@ class SpectrogramConfig:
             raise ValueError(f"unknown spectrogram config keys: {sorted(unknown)}")
         return cls(**d)
 
-    def replace(self, **changes) -> "SpectrogramConfig":
+    def replace(self, **changes) -> SpectrogramConfig:
         return dataclasses.replace(self, **changes)
 
     # --- axes ----------------------------------------------------------------------

@@ -71,7 +71,7 @@ class FeatureConfig:
                 "hop_s": self.hop_s, "resize": list(self.resize) if self.resize else None}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FeatureConfig":
+    def from_dict(cls, d: dict) -> FeatureConfig:
         if not isinstance(d, dict):
             raise ValueError("features must be an object")
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}

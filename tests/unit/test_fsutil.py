@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from train_helpers import binary_dataset  # noqa: E402
 
 from lungapp import fsutil
-
-from train_helpers import binary_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

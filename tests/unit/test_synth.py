@@ -58,7 +58,7 @@ def count_transients(x, rate=RATE):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_properties(seed):
     sig = {k: synth.generate(k, seed=seed) for k in synth.KINDS}
-    for k, x in sig.items():
+    for x in sig.values():
         assert x.dtype == np.float32 and x.shape == (15 * RATE,)
         assert np.all(np.isfinite(x)) and 0.01 < np.abs(x).max() <= 0.9
     # wheeze: a spectral peak in 100-1000 Hz persisting well over 100 ms; normal has none

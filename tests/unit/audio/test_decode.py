@@ -38,7 +38,6 @@ from lungapp.audio import (
 from lungapp.audio.decode import _BLOCK_SAMPLES, _ChunkedResampler
 from lungapp.errors import AudioError
 
-
 # --- helpers ---------------------------------------------------------------------------
 
 def tone(n, rate, freq=440.0, amp=0.5, phase=0.0):
@@ -437,7 +436,7 @@ def test_stereo_flac_resampled_equals_resample_of_mixdown(tmp_path):
     # 48 kHz stereo, long enough for several decode blocks, loaded at 8 kHz.
     p = tmp_path / "s.flac"
     expected = write_int16(p, 48000, channels=2, seconds=8.0, fmt="FLAC")
-    assert 8 * 48000 > 2 * _BLOCK_SAMPLES // 2
+    assert 2 * _BLOCK_SAMPLES // 2 < 8 * 48000
     a = load_audio(p, 8000)
     assert (a.rate, a.original_rate, a.channels) == (8000, 48000, 2)
     whole = resample_poly(expected, 1, 6)
@@ -659,7 +658,8 @@ def test_truncated_and_corrupted_valid_files_never_escape(tmp_path, hang_guard, 
 
 @pytest.mark.data
 def test_sprsound_flacs_decode(sprsound_dir):
-    files = sorted((sprsound_dir / "train").glob("*.flac"))[:4] + sorted((sprsound_dir / "intra_test").glob("*.flac"))[:2]
+    files = (sorted((sprsound_dir / "train").glob("*.flac"))[:4]
+             + sorted((sprsound_dir / "intra_test").glob("*.flac"))[:2])
     assert files
     for p in files:
         info = audio_info(p)
