@@ -43,8 +43,9 @@ def run(args) -> int:
         for c, row in zip(mc["classes"], mc["confusion"]):
             print(f"  {c:<10} {row}")
     gate = res["quality_gate"]
-    print(f"quality gate: flags {gate['poor_quality']['flagged']} of {gate['poor_quality']['n']} "
-          f"Poor Quality recordings and {gate['others']['flagged']} of {gate['others']['n']} others")
+    pq, others = gate["poor_quality"], gate["others"]
+    print(f"quality check: refuses {pq['flagged']} and warns on {pq['warned']} of {pq['n']} Poor Quality "
+          f"recordings; refuses {others['flagged']} and warns on {others['warned']} of {others['n']} others")
     if "passed" in gate:
         ps = gate["passed"]
         line = (f"  on the {ps['n']} it passes: AUC {f(ps['auc'])}  sensitivity {f(ps['sensitivity'])}  "

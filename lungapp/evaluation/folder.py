@@ -23,9 +23,11 @@ class _Scored:
     true_cls: list[str | None] = field(default_factory=list)
     pred_cls: list[str | None] = field(default_factory=list)
     passed: list[bool] = field(default_factory=list)       # the quality gate gave a result
+    warned: int = 0                                        # ... with a "noisy" warning
     failed: list[dict] = field(default_factory=list)       # {"file", "error"}
     n_poor: int = 0
     poor_flagged: int = 0
+    poor_warned: int = 0
 
 
 def evaluate_folder(folder, predictor, progress=None) -> dict:
@@ -71,10 +73,13 @@ def _predict_all(examples, predictor, progress) -> _Scored:
         except LungappError as exc:
             s.failed.append({"file": ex.path, "error": exc.problem})
             continue
+        warned = pred.quality is not None and getattr(pred.quality, "level", "") == "warn"
         if ex.label == POOR:
             s.n_poor += 1
             s.poor_flagged += pred.decision == "poor quality"
+            s.poor_warned += warned
             continue
+        s.warned += warned
         s.y.append(1 if binary_label(ex.label) == "abnormal" else 0)
         s.p.append(pred.abnormal_probability)
         s.passed.append(pred.decision != "poor quality")
@@ -102,8 +107,8 @@ def _scores(s: _Scored, card, keep: list[bool]) -> dict:
 
 
 def _gate_report(s: _Scored, card) -> dict:
-    gate = {"poor_quality": {"n": s.n_poor, "flagged": s.poor_flagged},
-            "others": {"n": len(s.y), "flagged": s.passed.count(False)}}
+    gate = {"poor_quality": {"n": s.n_poor, "flagged": s.poor_flagged, "warned": s.poor_warned},
+            "others": {"n": len(s.y), "flagged": s.passed.count(False), "warned": s.warned}}
     if any(s.passed):
         passed = _scores(s, card, s.passed)
         passed.pop("per_class", None)

@@ -123,7 +123,7 @@ def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, c
     card["quality_gate"] = {"enabled": True}
     (model / "card.json").write_text(json.dumps(card))
     # synthetic breath sounds, which pass the gate (the tiny model's test signals are
-    # noise-like and would all be refused), one too quiet, and two Poor Quality ones
+    # noise-like and would all be refused), one too quiet (no signal), and two Poor Quality ones
     ds = tmp_path / "ds"
     ds.mkdir()
     plan = [("normal", 4), ("wheeze", 3), ("crackle", 3), ("wheeze+crackle", 2), ("poor", 2)]
@@ -140,19 +140,25 @@ def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, c
     files = sorted(labels)
     poor = [f for f in files if labels[f] == "Poor Quality"]
     normal = [f for f in files if labels[f] == "Normal"]
-    sf.write(poor[0], np.zeros(5 * 8000, dtype=np.float32), 8000)  # silent: "too quiet"
+    sf.write(poor[0], np.zeros(5 * 8000, dtype=np.float32), 8000)  # silent: "no signal"
     sf.write(normal[0], 1e-5 * synth.generate("normal", 5.0, 8000, seed=99), 8000)
 
     assert main(["evaluate", str(ds), "--model", str(model), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
+    predictor = Predictor.load(model)
+
+    def predictor_quality(f):
+        return predictor.predict_file(f).quality
+
     gate = res["quality_gate"]
     # the silent Poor Quality one and the quiet normal one at least (the noise rule may
     # refuse a few synthetic ones too)
     assert gate["poor_quality"]["n"] == 2 and gate["poor_quality"]["flagged"] >= 1
-    assert gate["others"] == {"n": 12, "flagged": res["n_quality_gated"]}
+    assert gate["others"]["n"] == 12 and gate["others"]["flagged"] == res["n_quality_gated"]
+    assert gate["others"]["warned"] == sum(
+        getattr(predictor_quality(f), "level", "") == "warn" for f in files if labels[f] != "Poor Quality")
     assert res["n"] == 12 and res["n_quality_gated"] >= 1
 
-    predictor = Predictor.load(model)
     preds = {f: predictor.predict_file(f) for f in files if labels[f] != "Poor Quality"}
     kept = [f for f, pr in preds.items() if pr.decision != "poor quality"]
     assert normal[0] not in kept
@@ -166,7 +172,8 @@ def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, c
 
     assert main(["evaluate", str(ds), "--model", str(model)]) == 0
     text = capsys.readouterr().out
-    assert f"flags {gate['poor_quality']['flagged']} of 2 Poor Quality" in text
+    assert (f"refuses {gate['poor_quality']['flagged']} and warns on {gate['poor_quality']['warned']} "
+            "of 2 Poor Quality") in text
     assert f"on the {len(kept)} it passes" in text
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from lungapp import synth
 from lungapp.inference import quality
@@ -20,57 +18,93 @@ def breath(seconds=10.0, seed=0, rate=RATE):
     return synth.generate("normal", seconds=seconds, rate=rate, seed=seed)
 
 
-def test_normal_breath_is_ok():
+def test_normal_breath_is_good():
     v = assess(breath(), RATE)
     assert isinstance(v, QualityVerdict)
-    assert v.ok, v
-    assert v.reason == "good quality"
-    for k in quality.NOISE_FEATURES + ("duration_s", "rms_dbfs", "clip_fraction", "noise_score"):
+    assert v.ok and v.level == quality.GOOD, v
+    assert v.reason == "good quality" and v.noisy_ranges == ()
+    for k in ("duration_s", "rms_dbfs", "ac_rms_dbfs", "peak", "clip_fraction", "clip_run_ms", "flatness",
+              "flatness_p90", "energy_range_db", "noisy_s"):
         assert k in v.metrics and math.isfinite(v.metrics[k])
     assert v.metrics["duration_s"] == pytest.approx(10.0)
 
 
-def test_silence_is_too_quiet():
-    v = assess(np.zeros(10 * RATE, dtype=np.float32), RATE)
-    assert not v.ok and v.reason == "too quiet"
-    assert all(math.isfinite(x) for x in v.metrics.values() if isinstance(x, float))
+# --- what cannot be judged is refused: each unusable kind, made for real ---------------
+
+def _refused(x, rate=RATE):
+    v = assess(np.asarray(x, dtype=np.float32), rate)
+    assert not v.ok and v.level == quality.REFUSE, v
+    return v.reason
 
 
-def test_faint_signal_is_too_quiet():
-    v = assess(breath() * 1e-4, RATE)  # about -112 dBFS
-    assert not v.ok and v.reason == "too quiet"
+def test_silence_a_muted_input_and_an_unplugged_one_have_no_signal():
+    assert _refused(np.zeros(10 * RATE)) == "no signal (silent, muted or unplugged input)"
+    assert _refused(breath() * 1e-4).startswith("no signal")  # about -112 dBFS
+    # an unplugged input often sits at a DC offset, with nothing on it
+    assert _refused(np.full(10 * RATE, 0.05) + 1e-6 * np.random.default_rng(0).standard_normal(10 * RATE)
+                    ).startswith("no signal")
 
 
-def test_clipped():
-    x = np.clip(breath() * 100.0, -1.0, 1.0)
-    v = assess(x, RATE)
-    assert not v.ok and v.reason == "clipped"
-    assert v.metrics["clip_fraction"] > 0.001
+def test_a_steady_sound_with_no_breathing_is_refused():
+    t = np.arange(10 * RATE) / RATE
+    hum = 0.05 * np.sin(2 * np.pi * 50 * t) + 0.02 * np.sin(2 * np.pi * 150 * t)  # mains hum
+    hiss = 0.05 * np.random.default_rng(1).standard_normal(len(t))  # stethoscope in the air
+    for x in (hum, hiss):
+        assert _refused(x) == "no breathing found (a steady sound: is the stethoscope on the chest?)"
 
 
-def test_clipped_below_full_scale():
-    # a device limiter: the waveform is held flat at 0.7 for many samples
-    x = np.clip(breath() * 100.0, -0.7, 0.7)
-    v = assess(x, RATE)
-    assert not v.ok and v.reason == "clipped"
-
-
-def test_loud_but_not_clipped_is_ok():
-    x = breath() * (0.95 / np.abs(breath()).max())
-    assert assess(x, RATE).ok
+def test_heavy_clipping_is_refused():
+    # input gain 50 dB too high: most of the waveform flattened
+    reason = _refused(np.clip(breath() * 300.0, -1.0, 1.0))
+    assert reason.startswith("heavily clipped (") and "% of the recording" in reason
+    assert _refused(np.clip(breath() * 300.0, -0.7, 0.7)).startswith("heavily clipped")  # a limiter
 
 
 def test_too_short():
-    v = assess(breath(2.1), RATE)
-    assert not v.ok
-    assert v.reason == "too short (2.1 s; at least 3 s needed)"
+    assert _refused(breath(2.1)) == "too short (2.1 s; at least 3 s needed)"
+
+
+# --- what can be judged gets a result, with a warning that names the noisy stretches ---
+
+def test_clipping_in_places_warns():
+    x = breath().copy()
+    x[4 * RATE: 5 * RATE] = np.clip(x[4 * RATE: 5 * RATE] * 200, -1, 1)  # a knock on the tubing
+    v = assess(x, RATE)
+    assert v.ok and v.level == quality.WARN, v
+    assert v.reason.startswith("noisy recording: interpret with care (clipped in places")
+    assert v.noisy_ranges and all(a >= 3.9 and b <= 5.1 for a, b in v.noisy_ranges), v.noisy_ranges
+
+
+def test_a_noisy_stretch_is_named_and_the_rest_is_not():
+    x = breath(12.0).copy()
+    rng = np.random.default_rng(3)
+    x[5 * RATE: 7 * RATE] += 0.3 * rng.standard_normal(2 * RATE).astype(np.float32)  # rubbing
+    v = assess(x, RATE)
+    assert v.ok and v.level == quality.WARN, v
+    assert len(v.noisy_ranges) == 1
+    (a, b), = v.noisy_ranges
+    assert 4.8 <= a <= 5.2 and 6.8 <= b <= 7.2
+    assert f"noisy: {a:.1f}-{b:.1f} s" in v.reason
+
+
+def test_broadband_noise_throughout_warns_not_refuses():
+    rng = np.random.default_rng(2)
+    b = breath()
+    noise = rng.standard_normal(len(b)).astype(np.float32) * np.sqrt(np.mean(b ** 2) / 10)  # 10 dB SNR
+    v = assess(b + noise, RATE)
+    assert v.ok and v.level == quality.WARN and "broadband noise" in v.reason
+
+
+def test_loud_but_not_clipped_is_good():
+    x = breath() * (0.95 / np.abs(breath()).max())
+    assert assess(x, RATE).level == quality.GOOD
 
 
 @pytest.mark.parametrize("n", [4000, 4001, 24000, 100000])
 def test_any_length_and_silence_never_crash(n):
     for x in (np.zeros(n), np.full(n, 0.2), np.random.default_rng(0).normal(0, 0.1, n)):
         v = assess(x.astype(np.float32), RATE)
-        assert isinstance(v.ok, bool) and v.reason
+        assert isinstance(v.ok, bool) and v.reason and v.level in (quality.GOOD, quality.WARN, quality.REFUSE)
         assert all(math.isfinite(val) for val in v.metrics.values())
 
 
@@ -82,48 +116,26 @@ def test_other_rates_and_int16():
     assert v.ok and v.metrics["rms_dbfs"] == pytest.approx(assess(breath(6.0), RATE).metrics["rms_dbfs"], abs=0.1)
 
 
-def test_broadband_noise_is_too_noisy():
-    # loud white noise over breath sounds: energy above 1 kHz and flat spectra
-    rng = np.random.default_rng(2)
-    x = breath() + 0.3 * rng.standard_normal(10 * RATE).astype(np.float32)
-    v = assess(np.clip(x, -0.99, 0.99) * 0.5, RATE)
-    assert not v.ok and v.reason == "too noisy", v.metrics["noise_score"]
-
-
-def test_params_override_and_defaults_are_fitted():
-    assert set(quality.DEFAULT_PARAMS["noise_coef"]) == set(quality.NOISE_FEATURES)
-    assert 0 < quality.DEFAULT_PARAMS["noise_threshold"] < 1
+def test_params_override_and_unknown_keys_are_ignored():
     assert assess(breath(4.0), RATE, {"min_duration_s": 5.0}).reason.startswith("too short")
-    assert assess(breath(), RATE, {"noise_threshold": 0.0}).reason == "too noisy"
+    assert assess(breath(), RATE, {"max_clip_fraction": 0.5, "from_another_version": 1}).ok
+    d = assess(breath(), RATE).to_dict()
+    assert d["level"] == "good" and d["noisy_ranges"] == [] and d["ok"] is True
 
 
-def test_flags_more_poor_quality_than_normal(sprsound_dir):
-    train = sprsound_dir / "train"
-    by_label = {"Poor Quality": [], "Normal": []}
-    for jf in sorted(train.glob("*.json")):
-        label = json.loads(jf.read_text())["record_annotation"]
-        if label in by_label and len(by_label[label]) < 60:
-            by_label[label].append(jf.with_suffix(".flac"))
-        if all(len(v) >= 60 for v in by_label.values()):
-            break
-    rates = {}
-    for label, files in by_label.items():
-        flagged = 0
-        for f in files:
-            x, rate = sf.read(f, dtype="float32")
-            flagged += not assess(x, rate).ok
-        rates[label] = flagged / len(files)
-    assert rates["Poor Quality"] > rates["Normal"] + 0.15, rates
+@pytest.mark.data
+def test_labelled_recordings_of_other_devices_are_not_refused(sprsound_dir):
+    """The goal: at most 2 % of expert-labelled recordings refused, on each device."""
+    import csv
 
+    from lungapp.audio import load_audio
 
-@pytest.mark.parametrize("n_bins,rate", [(128, 8000), (129, 8000), (64, 4000), (256, 16000)])
-def test_cepstrum_band_equals_the_inverse_fft(n_bins, rate):
-    from lungapp.inference.quality import cepstrum_band
-
-    log_spec = np.log(np.random.default_rng(n_bins).random((50, n_bins)) + 1e-3)
-    full = np.fft.irfft(log_spec, axis=1)
-    quef = np.arange(full.shape[1]) / rate
-    band = (quef >= 1 / 700) & (quef <= 1 / 150)
-    got = cepstrum_band(log_spec, rate, 1 / 700, 1 / 150)
-    assert got.shape == (50, int(band.sum())) and band.sum() > 0
-    np.testing.assert_allclose(got, full[:, band], atol=1e-10)
+    groups = {"SPRSound": [(f, None) for f in sorted((sprsound_dir / "intra_test").glob("*.flac"))[:80]]}
+    icbhi = sprsound_dir.parent / "icbhi_subset"
+    if (icbhi / "manifest.csv").is_file():
+        with open(icbhi / "manifest.csv", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                groups.setdefault(f"ICBHI {r['device']}", []).append((icbhi / r["file"], None))
+    for name, files in groups.items():
+        refused = [f.name for f, _ in files if not assess(load_audio(f, rate=RATE).samples, RATE).ok]
+        assert len(refused) <= 0.02 * len(files), (name, refused)
