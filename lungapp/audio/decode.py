@@ -89,6 +89,8 @@ class Audio:
     channels: the file's channel count (before the mix-down to mono).
     duration_s: ``len(samples) / rate``, in seconds.
     path: the file that was read.
+    declared_duration_s: the duration the file's header claims, when it is longer than the
+        audio the file holds (a truncated WAV: a copy or a recording cut short); else None.
     """
 
     samples: np.ndarray
@@ -97,6 +99,15 @@ class Audio:
     channels: int
     duration_s: float
     path: str
+    declared_duration_s: float | None = None
+
+    @property
+    def truncated(self) -> str:
+        """A sentence for users when the file is truncated, else ""."""
+        if self.declared_duration_s is None:
+            return ""
+        return (f"truncated: the header says {self.declared_duration_s:.1f} s, "
+                f"the file holds {self.duration_s:.1f} s")
 
 
 @dataclass(frozen=True)
@@ -382,6 +393,7 @@ def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
         out_rate = rate0 if rate is None else int(rate)
         limit = f.frames if max_seconds is None else min(f.frames, max(1, round(max_seconds * rate0)))
         out, n_read = _decode_blocks(f, path, limit, out_rate)
+        declared = _declared_wav_frames(path) if f.format in ("WAV", "WAVEX") else None
 
     if n_read == 0:
         raise AudioError(_NO_SAMPLES, path)
@@ -390,8 +402,40 @@ def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
     if n_read / rate0 < min_seconds:
         have, need = _fmt_pair(n_read / rate0, float(min_seconds))
         raise AudioError(f"audio is {have} s long; at least {need} s is needed", path)
+    truncated = declared is not None and declared > n_read + 1 and max_seconds is None
     return Audio(samples=samples, rate=out_rate, original_rate=rate0, channels=channels,
-                 duration_s=duration, path=path)
+                 duration_s=duration, path=path,
+                 declared_duration_s=declared / rate0 if truncated else None)
+
+
+def _declared_wav_frames(path: str) -> int | None:
+    """The frame count a RIFF WAV header declares (its ``data`` chunk size over the
+    ``fmt`` chunk's block size), read by hand because libsndfile reports only the frames
+    present; None when the header cannot say (not RIFF, a streamed size, no chunks)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block = None
+            for _ in range(64):  # a WAV has a handful of chunks before its data
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size + (size & 1))
+                    block = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+                elif cid == b"data":
+                    ok = block and size not in (0, 0xFFFFFFFF)
+                    return size // block if ok else None
+                else:
+                    f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
 
 
 def _check_load_arguments(rate, min_seconds, max_seconds) -> None:

@@ -6,8 +6,8 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
-from pathlib import Path
 
 from lungapp.cli.common import EXIT_ERROR, EXIT_OK, err, load_predictor
 from lungapp.errors import LungappError
@@ -22,19 +22,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def collect_inputs(paths: list[str], extensions: tuple[str, ...]) -> list[tuple[str, str | None]]:
-    """Expand files and folders (recursively) into (file, problem) pairs, in order."""
+    """Expand files and folders (recursively) into (file, problem) pairs, in order.
+
+    A folder with no audio, a sub-folder that cannot be read and a path the system refuses
+    (e.g. a name too long) each become a (path, problem) pair: nothing is skipped silently."""
     out: list[tuple[str, str | None]] = []
     for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            found = sorted(str(f) for f in path.rglob("*")
-                           if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith("."))
-            if not found:
-                out.append((p, f"no audio files ({', '.join(extensions)}) in this folder"))
-            out.extend((f, None) for f in found)
-        else:
+        try:
+            is_dir = os.path.isdir(p)
+        except (OSError, ValueError) as exc:  # isdir swallows most errors, not all
+            out.append((p, f"cannot access this path ({getattr(exc, 'strerror', None) or exc})"))
+            continue
+        if not is_dir:
             out.append((p, None))
+            continue
+        found, problems = _walk(p, extensions)
+        if not found and not problems:
+            out.append((p, f"no audio files ({', '.join(extensions)}) in this folder"))
+        out.extend((f, None) for f in found)
+        out.extend(problems)
     return out
+
+
+def _walk(folder: str, extensions: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Audio files under ``folder`` (sorted; hidden files and folders left out) and the
+    sub-folders that could not be read, with the reason."""
+    problems: list[tuple[str, str]] = []
+
+    def unreadable(exc: OSError) -> None:
+        problems.append((exc.filename or folder, f"cannot read this folder ({exc.strerror or exc})"))
+
+    found = []
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, f) for f in files
+                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in extensions]
+    return sorted(found), problems
 
 
 def run(args) -> int:

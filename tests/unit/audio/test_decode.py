@@ -677,3 +677,33 @@ def test_sprsound_flacs_decode(sprsound_dir):
         b = load_audio(p, 4000)
         assert b.rate == 4000 and len(b.samples) == math.ceil(len(a.samples) / 2)
         np.testing.assert_allclose(b.samples, resample(a.samples, 8000, 4000), atol=1e-6)
+
+
+# --- truncated files are read, and said to be truncated --------------------------------
+
+@pytest.mark.parametrize("subtype,channels", [("PCM_16", 1), ("PCM_24", 2), ("FLOAT", 1)])
+def test_a_truncated_wav_says_so(tmp_path, subtype, channels):
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (15 * 8000, channels)).astype(np.float32)
+    full = tmp_path / "full.wav"
+    sf.write(full, x, 8000, subtype=subtype)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    block = sf.info(full).channels * {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}[subtype]
+    header = len(data) - 15 * 8000 * block
+    cut.write_bytes(data[: header + 5 * 8000 * block])
+    a = load_audio(cut)
+    assert a.duration_s == pytest.approx(5.0) and a.declared_duration_s == pytest.approx(15.0)
+    assert a.truncated == "truncated: the header says 15.0 s, the file holds 5.0 s"
+    whole = load_audio(full)
+    assert whole.declared_duration_s is None and whole.truncated == ""
+    assert load_audio(cut, max_seconds=2.0).truncated == ""  # only the start was asked for
+
+
+def test_a_wav_whose_header_does_not_give_its_size_is_not_called_truncated(tmp_path):
+    f = tmp_path / "stream.wav"
+    sf.write(f, np.zeros(8000, dtype=np.float32) + 0.1, 8000, subtype="PCM_16")
+    data = bytearray(f.read_bytes())
+    i = data.index(b"data")
+    data[i + 4: i + 8] = b"\xff\xff\xff\xff"  # a recorder that never went back to fix the size
+    f.write_bytes(bytes(data))
+    assert load_audio(f).declared_duration_s is None

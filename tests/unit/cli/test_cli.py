@@ -16,7 +16,7 @@ import soundfile as sf
 
 from lungapp.cli import main
 
-from tiny_model import RATE, make_signal  # noqa: E402
+from tiny_model import RATE, make_signal
 
 
 @pytest.fixture
@@ -114,8 +114,8 @@ def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, c
     import shutil
 
     from lungapp import synth
-    from lungapp.inference.predictor import Predictor
     from lungapp.evaluation.metrics import binary_metrics
+    from lungapp.inference.predictor import Predictor
 
     model = tmp_path / "gated_model"
     shutil.copytree(tiny_model_dir, model)
@@ -249,3 +249,35 @@ def test_an_os_error_names_its_file(monkeypatch, capsys, tmp_path):
     assert main(["info"]) == 1
     assert capsys.readouterr().err == (f"lungapp: {tmp_path / 'x.wav'}: Permission denied "
                                        "(run with --debug for the details)\n")
+
+
+def test_predict_reports_an_impossible_path_and_still_analyses_the_good_files(recordings, tiny_model_dir,
+                                                                              tmp_path, capsys):
+    too_long = str(tmp_path / ("a" * 300 + ".wav"))
+    rc = main(["predict", str(recordings / "normal.wav"), too_long, "--model", str(tiny_model_dir),
+               "--format", "json"])
+    assert rc == 2
+    res = {r["file"]: r for r in json.loads(capsys.readouterr().out)}
+    assert "label" in res[str(recordings / "normal.wav")]
+    assert res[too_long]["error"] == "cannot access the file (File name too long)"
+
+
+def test_collect_inputs_names_folders_it_cannot_read(tmp_path, monkeypatch):
+    import os
+
+    from lungapp.cli.predict import collect_inputs
+
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "a.wav").write_bytes(b"x")
+    (tmp_path / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):  # root reads everything: refuse it here
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    got = collect_inputs([str(tmp_path)], (".wav",))
+    assert (str(tmp_path / "ok" / "a.wav"), None) in got
+    assert (str(tmp_path / "locked"), "cannot read this folder (Permission denied)") in got
