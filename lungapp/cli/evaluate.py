@@ -33,7 +33,8 @@ def run(args) -> int:
     (tn, fp), (fn, tp) = res["confusion"]
     print(f"folder: {res['folder']} ({res['layout']})  model: {res['model']['name']} {res['model']['version']}")
     print(f"scored {res['n']} recordings ({res['n_abnormal']} abnormal, {res['n_normal']} normal); "
-          f"skipped {res['n_skipped']} Poor Quality; failed {res['n_failed']}")
+          f"skipped {res['n_skipped']} Poor Quality; failed {res['n_failed']}; "
+          f"unusable entries {res['n_unusable']}")
     print(f"AUC {f(res['auc'])}  sensitivity {f(res['sensitivity'])}  specificity {f(res['specificity'])}  "
           f"score {f(res['score'])}  accuracy {f(res['accuracy'])}  (threshold {res['threshold']:.3f})")
     print(f"confusion (rows true normal/abnormal, cols predicted): [[{tn}, {fp}], [{fn}, {tp}]]")
@@ -55,4 +56,8 @@ def run(args) -> int:
         print(line)
     for item in res.get("failed", []):
         print(f"failed: {item['file']}: {item['error']}")
+    for item in res["unusable"]:
+        print(f"unusable: {item['file']}: {item['reason']}")
+    for line in res["warnings"]:
+        print(f"warning: {line}")
     return EXIT_OK

@@ -645,6 +645,13 @@ def _read_csv(tree: _Tree) -> _Result:
                 problems.append((where, "no file name in the 'file' column"))
                 continue
             path = os.path.normpath(os.path.join(tree.root, cell))
+            rel = os.path.relpath(path, tree.root)
+            if os.path.isabs(cell) or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+                # A manifest describes its own folder: a row reaching elsewhere would read
+                # (and, in training, publish facts about) files the user did not hand over.
+                problems.append((where, f"{cell!r} is outside the manifest's folder: list files "
+                                        "inside it, by their path relative to it"))
+                continue
             if path in seen:
                 problems.append((path, f"listed twice in {manifests[0]} "
                                        f"(lines {seen[path]} and {line})"))

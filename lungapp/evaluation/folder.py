@@ -38,8 +38,10 @@ def evaluate_folder(folder, predictor, progress=None) -> dict:
     ``quality_gate`` says what the app would show instead: how many Poor Quality
     recordings the gate flags, how many of the others it refuses, and the same scores
     on the recordings it passes (those the app gives a result for).
-    ``progress(i, n)`` is called before each recording. Raises LungappError when the
-    folder cannot be read or nothing in it can be scored."""
+    ``unusable`` lists the folder's entries the reader could not use, with the reason;
+    ``failed`` the recordings that could not be analysed. ``progress(i, n)`` is called
+    before each recording. Raises LungappError when the folder cannot be read or nothing
+    in it can be scored."""
     from lungapp.data import read_folder
     from lungapp.evaluation.metrics import json_safe
 
@@ -49,12 +51,16 @@ def evaluate_folder(folder, predictor, progress=None) -> dict:
     if not s.y:
         raise LungappError("no scorable recordings (all were Poor Quality or failed)", folder)
     out = {"folder": str(folder), "layout": ds.layout, **_scores(s, card, [True] * len(s.y)),
-           "n_skipped": s.n_poor, "n_failed": len(s.failed),
+           "n_skipped": s.n_poor, "n_failed": len(s.failed), "n_unusable": len(ds.problems),
            "n_quality_gated": s.passed.count(False),
            "model": {"name": card.name, "version": card.version},
            "quality_gate": _gate_report(s, card)}
     if s.failed:
         out["failed"] = s.failed
+    # Entries the reader could not use (malformed labels, missing files, duplicate rows):
+    # listed, never dropped without a word.
+    out["unusable"] = [{"file": f, "reason": why} for f, why in ds.problems]
+    out["warnings"] = list(ds.warnings)
     out["note"] = NOTE
     return json_safe(out)
 

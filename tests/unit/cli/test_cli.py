@@ -106,6 +106,23 @@ def test_evaluate_json(tiny_model_dir, tmp_path, capsys):
     assert res["auc"] > 0.7  # the tiny model does separate generated tones/clicks from noise
     assert set(res["per_class"]) == {"Normal", "CAS", "DAS", "CAS & DAS"}
     assert len(res["multiclass"]["confusion"]) == 4
+    assert res["n_unusable"] == 0 and res["unusable"] == []
+
+
+def test_evaluate_lists_every_entry_it_could_not_use(tiny_model_dir, tmp_path, capsys):
+    ds = tmp_path / "ds"
+    _sprsound_like(ds, np.random.default_rng(9))
+    first = sorted(ds.glob("*.json"))[0]
+    first.write_text("{not json")
+    second = sorted(ds.glob("*.json"))[1]
+    second.write_text(json.dumps({"record_annotation": "gurgle", "event_annotation": []}))
+    assert main(["evaluate", str(ds), "--model", str(tiny_model_dir), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_unusable"] == 2
+    assert {Path(u["file"]).stem for u in res["unusable"]} == {first.stem, second.stem}
+    assert main(["evaluate", str(ds), "--model", str(tiny_model_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "unusable entries 2" in text and text.count("unusable: ") == 2
 
 
 def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, capsys):

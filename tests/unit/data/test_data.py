@@ -456,6 +456,17 @@ def test_csv_manifest(tmp_path):
     assert len(ds.problems) == 5
 
 
+def test_csv_manifest_rows_outside_its_folder_are_refused(tmp_path):
+    root = tmp_path / "set"
+    wav(root / "a.wav")
+    wav(tmp_path / "outside.wav")
+    text(root / "m.csv", f"file,label\na.wav,normal\n../outside.wav,normal\n{tmp_path / 'outside.wav'},cas\n")
+    ds = read_folder(root)
+    assert [Path(e.path).name for e in ds.examples] == ["a.wav"]
+    reasons = [why for _, why in ds.problems]
+    assert len(reasons) == 2 and all("is outside the manifest's folder" in why for why in reasons)
+
+
 def test_csv_manifest_with_semicolons(tmp_path):
     wav(tmp_path / "a.wav")
     wav(tmp_path / "b.wav")
