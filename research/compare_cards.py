@@ -1,11 +1,11 @@
 """Table model folders side by side from their cards: a regenerated model next to the
 committed one, or runs next to each other.
 
-    python benchmarks/compare_cards.py [NAME=]DIR [[NAME=]DIR ...]
+    python research/compare_cards.py [NAME=]DIR [[NAME=]DIR ...]
 
-e.g. after ``packaging/make_bundled_model.py --work runs/regen --out runs/regen_model``:
+e.g. after ``research/make_bundled_model.py --work runs/regen --out runs/regen_model``:
 
-    python benchmarks/compare_cards.py committed=resources/model regenerated=runs/regen_model \\
+    python research/compare_cards.py committed=resources/model regenerated=runs/regen_model \\
         runs/regen/bundled_seed0 runs/regen/bundled-4s_seed0 runs/regen/bundled-4s_seed1
 
 Prints one markdown row per folder (NAME defaults to the folder's name), from card.json

@@ -2,10 +2,10 @@
 probable abnormal class (what the bundled model uses) against the per-flag thresholds that
 training tried (``metrics.four_class.flag_rule_check.thresholds`` in the card).
 
-    python benchmarks/four_class_rule.py [../shared/data/sprsound/intra_test] [--model DIR]
+    python research/four_class_rule.py [../shared/data/sprsound/intra_test] [--model DIR]
 
 Prints both four-class scores and the gain of the flag rule, with a 95 % interval from a
-paired bootstrap over patients (lungapp.training.train.paired_score_gain). Poor Quality
+paired bootstrap over patients (lungapp.training.oof.paired_score_gain). Poor Quality
 recordings are skipped, as in `lungapp evaluate`. The binary decision (threshold) is the
 card's in both rules, so only the abnormal recordings' classes can differ.
 """
@@ -16,13 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from lungapp.data import POOR, read_folder
+from lungapp.inference.card import decide_class
+from lungapp.inference.predictor import Predictor
+from lungapp.training.oof import paired_score_gain
 
-from lungapp.data import POOR, read_folder  # noqa: E402
-from lungapp.inference.card import decide_class  # noqa: E402
-from lungapp.inference.predictor import Predictor  # noqa: E402
-from lungapp.training.train import paired_score_gain  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:

@@ -1,13 +1,13 @@
 """Recompute the out-of-fold predictions of a finished ensemble run (one model per fold)
 and write them as `lungapp train --oof` would have.
 
-    .venv/bin/python benchmarks/oof_from_folds.py RUNDIR [FOLDER] --out FILE.npz [--device-shift]
+    .venv/bin/python research/oof_from_folds.py RUNDIR [FOLDER] --out FILE.npz [--device-shift]
 
 RUNDIR holds fold1.keras .. foldK.keras and the card of a `lungapp train` run made with
 `--artifact ensemble` (the default); FOLDER is the labelled folder it was trained on
 (default SPRSound train). The recordings, features and patient-grouped folds are rebuilt
 from the card's options (same seed, same splitter); each recording is scored by the fold
-model that did not see it, through the NumPy runtime. The script checks the rebuilt folds
+model that did not see it, run by Keras in safe mode. The script checks the rebuilt folds
 against the card (fold sizes) and prints each fold's AUC next to the card's, so a run
 whose folds cannot be rebuilt is refused rather than mislabelled. --device-shift also
 scores the device-shifted recordings (window_out_shift), as training's check does; its
@@ -23,16 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from lungapp.data import read_folder
+from lungapp.inference.card import load_card
+from lungapp.inference.features import FeatureConfig
+from lungapp.inference.predictor import load_keras_model
+from lungapp.training.dataset import extract_features, output_spec, task_label
+from lungapp.training.oof import auc_or_nan, pool_probs, save_oof
+from lungapp.training.recipes import TrainOptions
+from lungapp.training.splits import make_folds
+from lungapp.vocabulary import BINARY_CLASSES, FOUR_CLASSES
 
-from lungapp.data import read_folder  # noqa: E402
-from lungapp.inference import npruntime  # noqa: E402
-from lungapp.inference.card import load_card  # noqa: E402
-from lungapp.inference.features import FeatureConfig  # noqa: E402
-from lungapp.training.splits import make_folds  # noqa: E402
-from lungapp.training.train import (BINARY_CLASSES, FOUR_CLASSES, TrainOptions, _auc,  # noqa: E402
-                                 extract_features, output_spec, pool_probs, save_oof, task_label)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
@@ -75,19 +76,20 @@ def main(argv=None) -> int:
     shifted: list = [None] * len(recs)
     print(f"{len(recs)} recordings, folds {sizes}; fold AUC rebuilt vs card:")
     for i, name in enumerate(files):
-        model = npruntime.load(args.run / name)
+        model = load_keras_model(args.run / name)
         te = folds.test[i]
         for j in te:
-            w = np.asarray(model(recs[j].X.astype(np.float32)), dtype=np.float64)
+            w = np.asarray(model.predict(recs[j].X.astype(np.float32), verbose=0), dtype=np.float64)
             windows[j] = w
             probs[j] = pool_probs(w, opts.pooling, spec)
             if args.device_shift:
-                shifted[j] = np.asarray(model(recs[j].X_shift.astype(np.float32)), dtype=np.float64)
-        print(f"  fold {i + 1} ({name}): {_auc(y[te], 1 - probs[te, 0]):.4f} vs {cv['folds'][i]['auc']:.4f}")
-    print(f"overall AUC {_auc(y, 1 - probs[:, 0]):.4f} (card {card.metrics['overall']['auc']:.4f})")
+                shifted[j] = np.asarray(model.predict(recs[j].X_shift.astype(np.float32), verbose=0),
+                                        dtype=np.float64)
+        print(f"  fold {i + 1} ({name}): {auc_or_nan(y[te], 1 - probs[te, 0]):.4f} vs {cv['folds'][i]['auc']:.4f}")
+    print(f"overall AUC {auc_or_nan(y, 1 - probs[:, 0]):.4f} (card {card.metrics['overall']['auc']:.4f})")
     if args.device_shift:
         p_shift = np.array([1 - pool_probs(w, opts.pooling, spec)[0] for w in shifted])
-        print(f"device-shifted AUC {_auc(y, p_shift):.4f}")
+        print(f"device-shifted AUC {auc_or_nan(y, p_shift):.4f}")
     save_oof(args.out, recs, ds.root, folds.fold_of(), classes, spec, probs, windows,
              shifted if args.device_shift else None)
     print(f"written {args.out}")

@@ -1,8 +1,8 @@
 """Ensemble size against window step, at equal prediction cost: the cross-validated figures
-of every subset of the bundled model's kept members (packaging/bundled_members) at the
+of every subset of the bundled model's kept members (research/bundled_members) at the
 members' own window steps and at twice them, from their out-of-fold files.
 
-    python benchmarks/ensemble_steps.py [--members DIR | RUN:OOF RUN:OOF ...] [--data DIR]
+    python research/ensemble_steps.py [--members DIR | RUN:OOF RUN:OOF ...] [--data DIR]
         [--make-up 2=2,4=2] [--including NAME ...] [--class-pooling RULE] [--own-steps] [--each]
 
 The prediction cost of an ensemble is its model work per recording: for each member, its
@@ -33,18 +33,15 @@ import itertools
 import sys
 from pathlib import Path
 
+from lungapp.errors import LungappError
+from lungapp.inference.card import load_card
+from lungapp.inference.features import window_starts
+from lungapp.training.combine import add_run_arguments, check_members, ensemble_report, load_oofs, runs_from_arguments
+from lungapp.vocabulary import CLASS_POOLINGS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from lungapp.errors import LungappError  # noqa: E402
-from lungapp.inference.card import load_card  # noqa: E402
-from lungapp.training.combine import (add_run_arguments, check_members, ensemble_report,  # noqa: E402
-                                   load_oofs, runs_from_arguments)
-from lungapp.inference.features import window_starts  # noqa: E402
-from lungapp.training.train import CLASS_POOLINGS  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data" / "sprsound" / "train"
-MEMBERS = ROOT / "packaging" / "bundled_members"
+MEMBERS = ROOT / "research" / "bundled_members"
 
 
 def _span(values: list[float]) -> str:
@@ -96,7 +93,7 @@ def _subsets(cards, names, make_up, including):
             yield subset
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_arguments(ap, MEMBERS, DATA)
     ap.add_argument("--seconds", type=float, default=15.0, help="recording length for the cost column")
@@ -108,43 +105,23 @@ def main(argv=None) -> int:
     ap.add_argument("--own-steps", action="store_true", help="only the runs' own window steps")
     ap.add_argument("--each", action="store_true",
                     help="one row per subset, then how many subsets reach each target")
-    args = ap.parse_args(argv)
-    members = runs_from_arguments(ap, args)
-    try:
-        make_up = parse_make_up(args.make_up) if args.make_up else None
-    except ValueError as exc:
-        ap.error(str(exc))
-    if not members:
-        print(f"no members: none given and none kept in {args.members}", file=sys.stderr)
-        return 2
-    data = args.data if args.data.is_dir() else None
-    try:  # every card and out-of-fold file (and the data folder) read once
-        cards = [load_card(Path(d)) for d, _ in members]
-        check_members(cards, [Path(d) for d, _ in members], one_model=False)
-        arrays = load_oofs(members, cards, data)
-    except LungappError as exc:
-        print(f"ensemble_steps: {exc}", file=sys.stderr)
-        return 2
+    return ap
+
+
+def _score_subsets(args, members, cards, arrays, make_up) -> list[tuple]:
+    """(runs, make-up, steps, cost, report) of each subset the filters keep, at each step
+    factor; LungappError from a subset that cannot be combined."""
     names = [Path(d).name for d, _ in members]
-    unknown = sorted(set(args.including) - set(names))
-    if unknown:
-        print(f"ensemble_steps: --including {', '.join(unknown)}: not among the members "
-              f"({', '.join(names)})", file=sys.stderr)
-        return 2
     lengths = sorted({c.features.window_s for c in cards})
-    each: list[tuple] = []  # (runs, make-up, steps, cost, report) per subset and step
+    each: list[tuple] = []
     for factor in ((1,) if args.own_steps else (1, 2)):
         for subset in _subsets(cards, names, make_up, set(args.including)):
             sub = [cards[i] for i in subset]
             hops = {w: factor * min(c.features.hop_s for c in cards if c.features.window_s == w)
                     for w in lengths}
-            try:
-                report, fcs = ensemble_report([members[i] for i in subset], hop_s=hops,
-                                              cards=sub, arrays=[arrays[i] for i in subset],
-                                              class_pooling=args.class_pooling)
-            except LungappError as exc:
-                print(f"ensemble_steps: {exc}", file=sys.stderr)
-                return 2
+            report, fcs = ensemble_report([members[i] for i in subset], hop_s=hops,
+                                          cards=sub, arrays=[arrays[i] for i in subset],
+                                          class_pooling=args.class_pooling)
             make_up_words = " + ".join(f"{n} x {w:g} s" for w in lengths
                                      if (n := sum(1 for c in sub if c.features.window_s == w)))
             steps = ", ".join(f"{fc.hop_s:g}" for fc in dict.fromkeys(
@@ -154,13 +131,11 @@ def main(argv=None) -> int:
             each.append((" + ".join(names[i] for i in subset), make_up_words, steps, round(cost),
                          report))
         print(f"  steps x{factor}: done", file=sys.stderr, flush=True)
-    if not each:
-        print("ensemble_steps: no subset of the members has that make-up"
-              + (" and holds a run given to --including" if args.including else ""), file=sys.stderr)
-        return 2
-    rule = (f"; four classes named by {args.class_pooling}, fixed" if args.class_pooling else "")
-    if args.each:
-        return _print_each(each, rule)
+    return each
+
+
+def _print_table(each: list[tuple], names: list[str], seconds: float, shortest: float, rule: str) -> int:
+    """One row per make-up and step: the mean (range) of each figure over its subsets."""
     rows: dict = {}
     for _, make_up_words, steps, cost, report in each:
         rows.setdefault((make_up_words, steps, cost), []).append(report)
@@ -172,8 +147,8 @@ def main(argv=None) -> int:
                       _span([r["overall"]["score"] for r in reports]),
                       _span([f["score"] for f in fcs]), _span([f["nested_score"] for f in fcs]),
                       _adopted(fcs)))
-    print(f"members: {', '.join(names)}; model cost for a {args.seconds:g}-s recording in calls on "
-          f"{lengths[0]:g}-s windows; mean (range) over the subsets of each make-up{rule}\n")
+    print(f"members: {', '.join(names)}; model cost for a {seconds:g}-s recording in calls on "
+          f"{shortest:g}-s windows; mean (range) over the subsets of each make-up{rule}\n")
     head = ("members", "step (s)", "model cost", "subsets", "AUC", "score", "four-class",
             "four-class nested", "rule adopted")
     print("| " + " | ".join(head) + " |")
@@ -181,6 +156,41 @@ def main(argv=None) -> int:
     for r in sorted(table, key=lambda r: (r[2], r[0])):
         print("| " + " | ".join(str(v) if not isinstance(v, float) else f"{v:g}" for v in r) + " |")
     return 0
+
+
+def main(argv=None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    members = runs_from_arguments(ap, args)
+    try:
+        make_up = parse_make_up(args.make_up) if args.make_up else None
+    except ValueError as exc:
+        ap.error(str(exc))
+    if not members:
+        print(f"no members: none given and none kept in {args.members}", file=sys.stderr)
+        return 2
+    data = args.data if args.data.is_dir() else None
+    names = [Path(d).name for d, _ in members]
+    try:  # every card and out-of-fold file (and the data folder) read once
+        cards = [load_card(Path(d)) for d, _ in members]
+        check_members(cards, [Path(d) for d, _ in members], one_model=False)
+        arrays = load_oofs(members, cards, data)
+        unknown = sorted(set(args.including) - set(names))
+        if unknown:
+            raise LungappError(f"--including {', '.join(unknown)}: not among the members "
+                               f"({', '.join(names)})")
+        each = _score_subsets(args, members, cards, arrays, make_up)
+    except LungappError as exc:
+        print(f"ensemble_steps: {exc}", file=sys.stderr)
+        return 2
+    if not each:
+        print("ensemble_steps: no subset of the members has that make-up"
+              + (" and holds a run given to --including" if args.including else ""), file=sys.stderr)
+        return 2
+    rule = (f"; four classes named by {args.class_pooling}, fixed" if args.class_pooling else "")
+    if args.each:
+        return _print_each(each, rule)
+    return _print_table(each, names, args.seconds, min(c.features.window_s for c in cards), rule)
 
 
 def _print_each(each: list[tuple], rule: str) -> int:

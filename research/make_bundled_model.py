@@ -1,11 +1,11 @@
 """Regenerate the bundled model in resources/model from SPRSound train, with the
 project's own `lungapp train`, then add the clinician-facing parts of its card.
 
-    .venv/bin/python packaging/make_bundled_model.py            # train + combine + annotate
-    .venv/bin/python packaging/make_bundled_model.py --from RUN:OOF --from RUN:OOF ...
+    .venv/bin/python research/make_bundled_model.py            # train + combine + annotate
+    .venv/bin/python research/make_bundled_model.py --from RUN:OOF --from RUN:OOF ...
                                                                 # combine finished runs
-    .venv/bin/python packaging/make_bundled_model.py --from DIR  # annotate a finished run
-    .venv/bin/python packaging/make_bundled_model.py --members [--from RUN:OOF ...]
+    .venv/bin/python research/make_bundled_model.py --from DIR  # annotate a finished run
+    .venv/bin/python research/make_bundled_model.py --members [--from RUN:OOF ...]
                                                 # recombine the kept members (and new runs)
 
 Training: for each preset and seed in RUNS, `lungapp train ../shared/data/sprsound/train
@@ -18,7 +18,7 @@ Never trained on intra_test. The command resumes: a run already finished in --wo
 preset and seed asked for, on the data as it is now, with the out-of-fold file it wrote) is
 reused, not trained again (--retrain trains every run again).
 
-Runs are kept in packaging/bundled_members/w<window>s_seed<N>/ (their card, model and
+Runs are kept in research/bundled_members/w<window>s_seed<N>/ (their card, model and
 curves, and their out-of-fold file stripped of the dataset's labels and patient ids; writing
 resources/model keeps its members there), so that an ensemble can be recombined or given
 another member without training its members again; combining them reads the labels from
@@ -50,7 +50,7 @@ HOP_S = None
 #: card still reports that comparison).
 CLASS_POOLING = "quantile:0.75"
 #: Kept runs of the bundled recipe (see the module docstring); not shipped.
-MEMBERS = ROOT / "packaging" / "bundled_members"
+MEMBERS = ROOT / "research" / "bundled_members"
 
 DATASET = (
     "SPRSound (SJTU Paediatric Respiratory Sound Database, BioCAS 2022 release), train split: "
@@ -77,9 +77,17 @@ LIMITATIONS = [
     "not a precise event detector.",
 ]
 
+#: What the model card says about the quality check (lungapp.inference.quality); its
+#: measured behaviour is printed by benchmarks/quality_gate.py (per label of SPRSound train)
+#: and benchmarks/quality_transfer.py (other collections and devices).
+QUALITY_CHECK = (
+    "Before the model runs, a quality check refuses recordings it cannot judge (too short, no "
+    "signal, heavily clipped, no breathing found) and warns about noisy ones, naming the noisy "
+    "stretches; the model's result is then given with the warning. It does not catch every poor "
+    "recording (benchmarks/quality_gate.py, benchmarks/quality_transfer.py).")
+
 
 def annotate(model_dir: Path) -> None:
-    from lungapp.inference import quality
     from lungapp.inference.card import load_card, write_card
     from lungapp.training.card_text import write_model_card_md
 
@@ -88,12 +96,8 @@ def annotate(model_dir: Path) -> None:
     card.training["dataset_description"] = DATASET
     card.training["credits"] = CREDITS
     card.limitations = LIMITATIONS + [x for x in card.limitations if x not in LIMITATIONS]
-    g = quality.GATE_CV
-    card.metrics["quality_gate"] = (
-        f"Poor Quality vs other recordings of SPRSound train, patient-grouped out-of-fold: AUC "
-        f"{g['auc']:.2f}; flags {100 * g['sensitivity']:.0f} % of Poor Quality recordings while "
-        f"passing {100 * g['specificity']:.0f} % of the others (benchmarks/quality_gate.py).")
-    card.quality_gate = {}
+    card.metrics["quality_gate"] = QUALITY_CHECK
+    card.quality_gate = {}  # the check's default parameters
     write_card(model_dir, card)
     write_model_card_md(model_dir)
 
@@ -115,7 +119,7 @@ def _runs(spec: str) -> list[tuple[str, int]]:
 def _kept(runs: list[tuple[str, int]]) -> list[tuple[Path, Path]]:
     """The kept runs (MEMBERS) of ``runs``; exits naming any that is not kept."""
     from lungapp.training.combine import kept_name
-    from lungapp.training.train import PRESETS
+    from lungapp.training.recipes import PRESETS
 
     out = []
     for preset, seed in runs:
@@ -137,7 +141,7 @@ def _unfinished(run: Path, oof: Path, preset: str, seed: int) -> str:
     from lungapp.data.readers import read_folder
     from lungapp.errors import LungappError
     from lungapp.inference.card import load_card
-    from lungapp.training.train import labels_hash, task_label
+    from lungapp.training.dataset import labels_hash, task_label
 
     if not (run / "card.json").is_file():
         return "no finished run"
@@ -176,7 +180,7 @@ def _train(preset: str, seed: int, out: Path, oof: Path | None) -> int:
     return subprocess.call(cmd)
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--from", dest="src", action="append", default=[],
                     help="a finished `lungapp train` output folder; or, given twice or more, "
@@ -197,12 +201,52 @@ def main() -> int:
     ap.add_argument("--retrain", action="store_true",
                     help="train every run again, even one that finished in --work before")
     ap.add_argument("--out", default=str(TARGET))
-    args = ap.parse_args()
-    out = Path(args.out)
+    return ap
+
+
+def _train_runs(runs: list[tuple[str, int]], work: Path, retrain: bool) -> list[tuple[Path, Path]] | int:
+    """Train each (preset, seed) of ``runs`` into ``work`` (reusing a run finished there
+    before, unless ``retrain``); the (run, out-of-fold file) pairs, or the exit status of
+    the first training that failed."""
+    members = []
+    for preset, seed in runs:
+        run, oof = work / f"{preset}_seed{seed}", work / f"{preset}_seed{seed}_oof.npz"
+        why = "--retrain" if retrain else _unfinished(run, oof, preset, seed)
+        if why:
+            if run.exists() or oof.exists():
+                print(f"training {run.name} again: {why}", flush=True)
+            rc = _train(preset, seed, run, oof)
+            if rc != 0:
+                return rc
+        else:
+            print(f"reusing {run} (finished run of {preset} seed {seed}; "
+                  "--retrain trains it again)", flush=True)
+        members.append((run, oof))
+    return members
+
+
+def _combine(members: list[tuple[Path, Path]], out: Path, hop_s, class_pooling: str) -> None:
+    """Combine ``members`` into ``out``; writing the bundled model (TARGET) also keeps its
+    members in MEMBERS. Exits with the message on a bad member."""
     from lungapp.errors import LungappError
     from lungapp.inference.card import load_card
-    from lungapp.training.combine import (combine, keep_runs, kept_name_of, kept_runs, parse_hops,
-                                       parse_member, summary_line)
+    from lungapp.training.combine import combine, keep_runs, kept_name_of, kept_runs
+
+    try:
+        combine(members, out, hop_s=hop_s, name="lungapp-sprsound", overwrite=True,
+                data_root=DATA, class_pooling=class_pooling or None)
+        if out.resolve() == TARGET.resolve():
+            # the bundled model's members join (or replace) the runs kept before
+            mine = {kept_name_of(load_card(d)) for d, _ in members}
+            keep_runs([m for m in kept_runs(MEMBERS) if m[0].name not in mine] + members, MEMBERS)
+    except LungappError as exc:
+        sys.exit(f"combine: {exc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = Path(args.out)
+    from lungapp.training.combine import parse_hops, parse_member, summary_line
 
     try:
         hop_s = parse_hops(args.hop_s) if args.hop_s else HOP_S
@@ -224,35 +268,17 @@ def main() -> int:
         if not DATA.is_dir():
             sys.exit(f"SPRSound train not found at {DATA}")
         runs = _runs(args.runs)
-        work = Path(args.work)
         if len(runs) == 1:  # one model, trained straight into the target
             rc = _train(*runs[0], out, None)
             if rc != 0:
                 return rc
         else:
-            for preset, seed in runs:
-                run, oof = work / f"{preset}_seed{seed}", work / f"{preset}_seed{seed}_oof.npz"
-                why = "--retrain" if args.retrain else _unfinished(run, oof, preset, seed)
-                if why:
-                    if run.exists() or oof.exists():
-                        print(f"training {run.name} again: {why}", flush=True)
-                    rc = _train(preset, seed, run, oof)
-                    if rc != 0:
-                        return rc
-                else:
-                    print(f"reusing {run} (finished run of {preset} seed {seed}; "
-                          "--retrain trains it again)", flush=True)
-                members.append((run, oof))
+            trained = _train_runs(runs, Path(args.work), args.retrain)
+            if isinstance(trained, int):
+                return trained
+            members = trained
     if members:
-        try:
-            combine(members, out, hop_s=hop_s, name="lungapp-sprsound", overwrite=True,
-                    data_root=DATA, class_pooling=args.class_pooling or None)
-            if out.resolve() == TARGET.resolve():
-                # the bundled model's members join (or replace) the runs kept before
-                mine = {kept_name_of(load_card(d)) for d, _ in members}
-                keep_runs([m for m in kept_runs(MEMBERS) if m[0].name not in mine] + members, MEMBERS)
-        except LungappError as exc:
-            sys.exit(f"combine: {exc}")
+        _combine(members, out, hop_s, args.class_pooling)
     annotate(out)
     card = json.loads((out / "card.json").read_text())
     print(f"{out}: {summary_line(card['metrics'])}")

@@ -1,7 +1,7 @@
 """How well each run's CAS and DAS flags separate recordings, from its out-of-fold file: the
 continuous figures behind the four-class score, for comparing recipe changes run by run.
 
-    python benchmarks/flag_separation.py [--members DIR | RUN:OOF RUN:OOF ...] [--data DIR]
+    python research/flag_separation.py [--members DIR | RUN:OOF RUN:OOF ...] [--data DIR]
         [--class-pooling RULE]
 
 Each recording's window flags (at the run's own step) are pooled by RULE (default
@@ -27,18 +27,25 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from lungapp.errors import LungappError
+from lungapp.inference.card import load_card
+from lungapp.training.combine import add_run_arguments, load_oofs, runs_from_arguments
+from lungapp.training.oof import pool_probs
+from lungapp.vocabulary import CLASS_POOLINGS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from lungapp.errors import LungappError  # noqa: E402
-from lungapp.inference.card import load_card  # noqa: E402
-from lungapp.training.combine import add_run_arguments, load_oofs, runs_from_arguments  # noqa: E402
-from lungapp.inference.predictor import _pool  # noqa: E402
-from lungapp.training.train import CLASS_POOLINGS  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data" / "sprsound" / "train"
-MEMBERS = ROOT / "packaging" / "bundled_members"
+MEMBERS = ROOT / "research" / "bundled_members"
 COLUMNS = ("CAS in abnormal", "DAS in abnormal", "CAS vs Normal", "DAS vs Normal")
+FLAG_SPEC = ("sigmoid", ["CAS", "DAS"])
+
+
+def pooled_flags(window_out: np.ndarray, rule: str) -> np.ndarray:
+    """A recording's [CAS, DAS] flags (2,) pooled over its window outputs (n, 2) by
+    ``rule``, as the app pools them: from the app's recording probabilities of a flag
+    model, P(CAS) + P(CAS & DAS) and P(DAS) + P(CAS & DAS)."""
+    p = pool_probs(np.asarray(window_out, dtype=np.float64), rule, FLAG_SPEC)
+    return np.array([p[1] + p[3], p[2] + p[3]])
 
 
 def separation(z: dict, rule: str, where=None) -> dict[str, float | None]:
@@ -48,7 +55,7 @@ def separation(z: dict, rule: str, where=None) -> dict[str, float | None]:
     if outputs != ["CAS", "DAS"]:
         raise LungappError(f"the run's outputs are {outputs}, not the [CAS, DAS] flags", where)
     off = z["offsets"]
-    pooled = np.stack([_pool(z["window_out"][off[i]: off[i + 1]].astype(np.float64), rule)
+    pooled = np.stack([pooled_flags(z["window_out"][off[i]: off[i + 1]], rule)
                        for i in range(len(off) - 1)])
     labels = np.array([str(v) for v in z["label"]])
     normal = labels == "Normal"

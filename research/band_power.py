@@ -1,13 +1,13 @@
 """Where SPRSound's power is: the share of each recording's power in frequency bands.
 
-    python benchmarks/band_power.py [../shared/data/sprsound/train] [--every N]
+    python research/band_power.py [../shared/data/sprsound/train] [--every N]
 
 For every recording (or every N-th, sorted by name): Welch's power spectral density
 (512-point Hann segments, half overlap, the recording's own rate), normalised to a share
 of the recording's total power; prints the median, 10th and 90th percentile share per
 band over the recordings, and the band's level below the recording's strongest band (dB).
 SPRSound's stethoscope passes almost nothing above 800 Hz; whether the bundled model should
-look only below 1 kHz was measured with it (see FINE_FEATURES in lungapp.training.train).
+look only below 1 kHz was measured with it (see FINE_FEATURES in lungapp.training.recipes).
 """
 
 from __future__ import annotations
