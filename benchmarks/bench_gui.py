@@ -2,7 +2,7 @@
 file, and the longest GUI-thread stall during "Analyse all" over 100 files.
 
     .venv/bin/python benchmarks/bench_gui.py [--model DIR] [--repeats 3] [--files 100]
-        [--runtimes numpy,keras]
+        [--runtimes onnx,keras]
 
 Needs a display (X11/Wayland, Xvfb, or QT_QPA_PLATFORM=offscreen). Every measurement
 runs in a fresh Python process (cold: interpreter start, imports, first paint).
@@ -13,7 +13,7 @@ runs in a fresh Python process (cold: interpreter start, imports, first paint).
   Review view has its analysis (includes the model load, and with the Keras runtime the
   TensorFlow import, which begin only after the first paint).
 * runtimes: each measurement is made for every ``--runtimes`` value (LUNGAPP_RUNTIME:
-  numpy, keras, auto), one column each, runs alternating between runtimes so they see
+  onnx, keras, auto), one column each, runs alternating between runtimes so they see
   the same machine load; the 1-min load average is printed with each column.
 * CPU time: the child's process_time() (all its threads) at those moments; on a busy
   machine wall time includes waiting for the CPU, CPU time does not (interpreter
@@ -157,32 +157,37 @@ def _write_recordings(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def main() -> int:
+def _parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: the active model)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--files", type=int, default=100)
-    ap.add_argument("--runtimes", default="numpy,keras",
-                    help="comma-separated LUNGAPP_RUNTIME values, one column each (default numpy,keras)")
-    args = ap.parse_args()
+    ap.add_argument("--runtimes", default="onnx,keras",
+                    help="comma-separated LUNGAPP_RUNTIME values, one column each (default onnx,keras)")
+    return ap.parse_args()
 
+
+def _child_env(args) -> dict:
+    """The children's environment: the model, a display (or offscreen), a fresh
+    LUNGAPP_HOME (no restored window state)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     if args.model:
         env["LUNGAPP_MODEL"] = str(Path(args.model).resolve())
     if not any(env.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         env["QT_QPA_PLATFORM"] = "offscreen"
-    home = tempfile.mkdtemp(prefix="bench_gui_home_")
-    env["LUNGAPP_HOME"] = home  # a fresh settings file: no restored window state
-    tmp = Path(tempfile.mkdtemp(prefix="bench_gui_"))
-    one = _write_recordings(tmp / "one", 1)[0]
+    env["LUNGAPP_HOME"] = tempfile.mkdtemp(prefix="bench_gui_home_")
+    return env
 
-    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+
+def _measure_starts(args, env: dict, runtimes: list[str], one: Path):
+    """Cold starts, alternating runtimes (so every runtime sees the same machine load):
+    returns ({runtime: measurements}, notes, model name)."""
     notes = set()
     m = {rt: {"windows": [], "results": [], "model_s": [], "cpu_window": [], "cpu_result": [],
               "load": [], "runtime_used": set(), "tf_at_result": set()} for rt in runtimes}
     model_name = ""
     for _ in range(args.repeats):
-        for rt in runtimes:  # alternate: every runtime sees the same machine load
+        for rt in runtimes:
             e = dict(env, LUNGAPP_RUNTIME=rt)
             d = m[rt]
             d["load"].append(os.getloadavg()[0])
@@ -200,29 +205,30 @@ def main() -> int:
             d["runtime_used"].add(r.get("runtime", "?"))
             d["tf_at_result"].add(bool(r.get("tf_at_result")))
             model_name = r.get("model_state", "").split(" · ")[0].replace("ready: Model: ", "")
+    return m, notes, model_name
 
-    many = tmp / "many"
-    _write_recordings(many, args.files)
-    for rt in runtimes:
-        m[rt]["load_stall"] = os.getloadavg()[0]
-        m[rt]["stall"] = _run(CHILD_STALL, [str(many), str(args.files)], dict(env, LUNGAPP_RUNTIME=rt))
 
-    def med(v):
-        return statistics.median(v)
+def _med(v):
+    return statistics.median(v)
 
-    def col(rt):
-        d, s = m[rt], m[rt]["stall"]
-        return [
-            f"{med(d['windows']):.2f} s", f"{med(d['cpu_window']):.2f} s", f"{med(d['model_s']):.2f} s",
-            f"{med(d['results']):.2f} s", f"{min(d['results']):.2f}-{max(d['results']):.2f} s",
-            f"{med(d['cpu_result']):.2f} s",
-            "yes" if any(d["tf_at_result"]) else "no",
-            f"{s['max_gap_ms']:.0f} ms", f"{s['p99_gap_ms']:.0f} ms", f"{s['idle_max_gap_ms']:.0f} ms",
-            f"{s['seconds']:.1f} s", f"{s['done']}/{s['files']}",
-            f"{min(d['load']):.1f}-{max(d['load']):.1f}", f"{d['load_stall']:.1f}",
-        ]
 
-    names = [
+def _column(d: dict) -> list[str]:
+    """One runtime's column of the table, from its measurements ``d``."""
+    s = d["stall"]
+    return [
+        f"{_med(d['windows']):.2f} s", f"{_med(d['cpu_window']):.2f} s", f"{_med(d['model_s']):.2f} s",
+        f"{_med(d['results']):.2f} s", f"{min(d['results']):.2f}-{max(d['results']):.2f} s",
+        f"{_med(d['cpu_result']):.2f} s",
+        "yes" if any(d["tf_at_result"]) else "no",
+        f"{s['max_gap_ms']:.0f} ms", f"{s['p99_gap_ms']:.0f} ms", f"{s['idle_max_gap_ms']:.0f} ms",
+        f"{s['seconds']:.1f} s", f"{s['done']}/{s['files']}",
+        f"{min(d['load']):.1f}-{max(d['load']):.1f}", f"{d['load_stall']:.1f}",
+    ]
+
+
+def _row_names(files: int) -> list[tuple[str, str]]:
+    """(measure, goal) of each row, in _column's order."""
+    return [
         ("cold start -> window painted (median)", "<= 1.5 s"),
         ("  CPU time by then (this process)", ""),
         ("cold start -> model ready (median)", ""),
@@ -230,37 +236,63 @@ def main() -> int:
         ("  first result, min-max", ""),
         ("  CPU time by then (all threads)", ""),
         ("  TensorFlow imported by then", ""),
-        (f"Analyse all {args.files} x 15 s: longest GUI stall", "<= 100 ms"),
+        (f"Analyse all {files} x 15 s: longest GUI stall", "<= 100 ms"),
         ("  p99 gap of the 10 ms probe", ""),
         ("  idle GUI, same probe, 5 s (baseline)", ""),
-        (f"Analyse all {args.files} x 15 s: total", ""),
+        (f"Analyse all {files} x 15 s: total", ""),
         ("  files done", ""),
         ("load avg (1 min) during start runs", ""),
         ("load avg (1 min) at the Analyse-all run", ""),
     ]
-    cols = {rt: col(rt) for rt in runtimes}
-    print(f"bench_gui  model: {model_name}  platform: {env.get('QT_QPA_PLATFORM') or 'xcb'}"
-          f"  cpus: {os.cpu_count()}  repeats: {args.repeats}")
-    for rt in runtimes:
-        print(f"  LUNGAPP_RUNTIME={rt}: runtime used {', '.join(sorted(m[rt]['runtime_used']))}")
-    hdr = ["measure", *runtimes, "goal"]
-    rows = [[n, *[cols[rt][i] for rt in runtimes], g] for i, (n, g) in enumerate(names)]
-    if len(runtimes) == 2:
-        a, b = runtimes
-        hdr.insert(3, f"{b}/{a}")
-        for i, r in enumerate(rows):
-            ratio = ""
-            if i in (0, 2, 3, 7, 10):
-                key = {0: "windows", 2: "model_s", 3: "results"}.get(i)
-                va = med(m[a][key]) if key else (m[a]["stall"]["max_gap_ms"] if i == 7 else m[a]["stall"]["seconds"])
-                vb = med(m[b][key]) if key else (m[b]["stall"]["max_gap_ms"] if i == 7 else m[b]["stall"]["seconds"])
-                ratio = f"{vb / va:.1f}x" if va > 0 else ""
-            r.insert(3, ratio)
+
+
+def _add_ratio_column(hdr: list, rows: list, m: dict, runtimes: list[str]) -> None:
+    """With two runtimes: a column of second/first for the timed rows."""
+    a, b = runtimes
+    hdr.insert(3, f"{b}/{a}")
+    for i, r in enumerate(rows):
+        ratio = ""
+        if i in (0, 2, 3, 7, 10):
+            key = {0: "windows", 2: "model_s", 3: "results"}.get(i)
+            va = _med(m[a][key]) if key else (m[a]["stall"]["max_gap_ms"] if i == 7 else m[a]["stall"]["seconds"])
+            vb = _med(m[b][key]) if key else (m[b]["stall"]["max_gap_ms"] if i == 7 else m[b]["stall"]["seconds"])
+            ratio = f"{vb / va:.1f}x" if va > 0 else ""
+        r.insert(3, ratio)
+
+
+def _print_table(hdr: list, rows: list) -> None:
     w = [max(len(str(r[i])) for r in [hdr, *rows]) for i in range(len(hdr))]
     print("  ".join(h.ljust(n) for h, n in zip(hdr, w)))
     print("  ".join("-" * n for n in w))
     for r in rows:
         print("  ".join(str(c).ljust(n) for c, n in zip(r, w)))
+
+
+def main() -> int:
+    args = _parse_args()
+    env = _child_env(args)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_gui_"))
+    one = _write_recordings(tmp / "one", 1)[0]
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    m, notes, model_name = _measure_starts(args, env, runtimes, one)
+
+    many = tmp / "many"
+    _write_recordings(many, args.files)
+    for rt in runtimes:
+        m[rt]["load_stall"] = os.getloadavg()[0]
+        m[rt]["stall"] = _run(CHILD_STALL, [str(many), str(args.files)], dict(env, LUNGAPP_RUNTIME=rt))
+
+    cols = {rt: _column(m[rt]) for rt in runtimes}
+    print(f"bench_gui  model: {model_name}  platform: {env.get('QT_QPA_PLATFORM') or 'xcb'}"
+          f"  cpus: {os.cpu_count()}  repeats: {args.repeats}")
+    for rt in runtimes:
+        print(f"  LUNGAPP_RUNTIME={rt}: runtime used {', '.join(sorted(m[rt]['runtime_used']))}")
+    hdr = ["measure", *runtimes, "goal"]
+    rows = [[n, *[cols[rt][i] for rt in runtimes], g]
+            for i, (n, g) in enumerate(_row_names(args.files))]
+    if len(runtimes) == 2:
+        _add_ratio_column(hdr, rows, m, runtimes)
+    _print_table(hdr, rows)
     for n in sorted(notes):
         print("NOTE:", n)
     return 0

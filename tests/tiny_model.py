@@ -27,7 +27,9 @@ def make_signal(kind: str, seconds: float, rng: np.random.Generator, rate: int =
     return np.clip(x, -1, 1).astype(np.float32)
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+def build_tiny_model(out_dir: Path, seed: int = 0, onnx: bool = True) -> Path:
+    """Train the tiny model into ``out_dir`` (card.json + model.keras and, with ``onnx``,
+    its ONNX export, which the app runs)."""
     import keras
 
     from lungapp.dsp import SpectrogramConfig
@@ -68,4 +70,22 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
                      versions=library_versions(), quality_gate={"enabled": False},
                      description="A tiny model trained on generated signals, for tests only.")
     write_card(out_dir, card)
+    if onnx:
+        from lungapp.training.export import export_model_folder
+
+        export_model_folder(out_dir)
     return out_dir
+
+
+def strip_onnx(model_dir: Path) -> Path:
+    """Remove a model folder's ONNX exports and their card entries (an older model folder,
+    or a hand-made one, that the Keras runtime runs until it is installed)."""
+    import dataclasses
+
+    from lungapp.inference.card import load_card, write_card
+
+    card = load_card(model_dir)
+    for entry in card.onnx.values():
+        (Path(model_dir) / entry.file).unlink()
+    write_card(model_dir, dataclasses.replace(card, onnx={}))
+    return Path(model_dir)

@@ -24,8 +24,8 @@ def run(args) -> int:
 
     info = {"lungapp": lungapp.__version__, "python": sys.version.split()[0], "paths": paths.all_paths()}
     vers = {}
-    for mod in ("numpy", "scipy", "soundfile", "sounddevice", "sklearn", "keras", "tensorflow",
-                "PySide6", "pyqtgraph"):
+    for mod in ("numpy", "scipy", "soundfile", "sounddevice", "sklearn", "onnxruntime", "keras",
+                "tensorflow", "PySide6", "pyqtgraph"):
         vers[mod] = module_version(mod)
     info["libraries"] = vers
     try:
@@ -53,15 +53,17 @@ def run(args) -> int:
             print(f"model: {m['name']} {m['version']} ({m['task']}: {', '.join(m['classes'])}; "
                   f"threshold {m['threshold']:.3f}) at {m['path']}")
             print(f"runtime: {m['runtime']}" + (f" ({m['runtime_note']})" if m.get("runtime_note") else
-                                                 " (no TensorFlow needed)" if m["runtime"] == "numpy" else ""))
+                                                 " (ONNX Runtime, no TensorFlow needed)"
+                                                 if m["runtime"] == "onnx" else ""))
         for k, v in info["paths"].items():
             print(f"{k + ':':<11} {v}")
     return EXIT_OK
 
 
 def runtime_of(model_dir) -> tuple[str, str]:
-    """("numpy" | "keras" | "none", why): the runtime the model would run on (reads the
-    model files, never imports TensorFlow); see lungapp.inference.predictor."""
+    """("onnx" | "keras" | "none", why): the runtime the model would run on (checks the
+    card and its ONNX files' hashes, never imports TensorFlow); see
+    lungapp.inference.predictor.planned_runtime."""
     from lungapp.inference.predictor import planned_runtime
 
     try:

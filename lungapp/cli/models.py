@@ -23,6 +23,9 @@ def run(args) -> int:
 
     try:
         if args.action == "install":
+            if not args.path:
+                err("models install: name the model folder to install")
+                return EXIT_ERROR
             target = registry.install_model(args.path)
             print(f"installed {target}")
             if args.use:
@@ -36,15 +39,17 @@ def run(args) -> int:
                 active = registry.active_model_dir().resolve()
             except LungappError:
                 active = None
-            rows = ([registry.bundled_model_dir()] if registry.bundled_model_dir() else []) + registry.installed_models()
+            bundled = registry.bundled_model_dir()
+            rows = ([bundled] if bundled else []) + registry.installed_models()
             if not rows:
                 print("no models (the bundled model is missing and none is installed)")
             for d in rows:
                 mark = "*" if active and d.resolve() == active else " "
                 try:
                     c = load_card(d)
-                    runtime, _ = runtime_of(d)
-                    print(f"{mark} {c.name} {c.version} ({c.task}, runtime {runtime}) {d}")
+                    runtime, note = runtime_of(d)
+                    why = f": {note}" if runtime == "none" and note else ""
+                    print(f"{mark} {c.name} {c.version} ({c.task}, runtime {runtime}) {d}{why}")
                 except LungappError as exc:
                     print(f"{mark} INVALID {d}: {exc.problem}")
     except LungappError as exc:

@@ -11,7 +11,7 @@ Created once by the main window and handed to every view (``RecordView(context)`
   ``analysisFailed(path, message)``, ``analysisCancelled(path)``: emitted for every
   analysis requested anywhere through :meth:`request_analysis`.
 
-The model is loaded in a worker after the window is shown (with the NumPy runtime no
+The model is loaded in a worker after the window is shown (with ONNX Runtime no
 TensorFlow is imported at all; with the Keras runtime TensorFlow is imported there);
 analyses run one at a time in their own single-thread pool, in request order.
 """
@@ -31,7 +31,7 @@ LOADING, READY, ERROR = "loading", "ready", "error"
 
 def _load_predictor(task: Task, model_dir):
     # Imported here, in a worker thread: inference imports TensorFlow/Keras only when the
-    # model needs the Keras runtime (LUNGAPP_RUNTIME, or a layer the NumPy one lacks).
+    # model needs the Keras runtime (LUNGAPP_RUNTIME, or a model folder without ONNX files).
     from lungapp.inference.predictor import Predictor
 
     task.progress(0, 0, "Loading model")

@@ -1,6 +1,7 @@
 """The model card: the JSON file that makes a Keras file a usable lungapp model.
 
-A model folder holds ``card.json`` plus the Keras file(s) it lists. The card says what
+A model folder holds ``card.json`` plus the Keras file(s) it lists and, normally, their
+ONNX exports (file name and SHA-256 in the card's ``onnx``). The card says what
 the model outputs, the features it needs (the one spectrogram engine's config), how
 window outputs become a recording's result, the decision threshold chosen by
 cross-validation, the CV metrics, the training data and the library versions. Loading
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import math
 import re
@@ -21,19 +23,64 @@ import numpy as np
 
 from lungapp.errors import ModelError
 from lungapp.fsutil import atomic_write_json
-
 from lungapp.inference.features import FeatureConfig
+from lungapp.vocabulary import FOUR_CLASSES, INPUT_KINDS, OUTPUT_KINDS, POOLING_RULE, TASKS
 
 CARD_NAME = "card.json"
 CARD_FORMAT = "lungapp-model-card"
 CARD_VERSION = 1
-TASKS = ("binary", "4class")
-OUTPUT_KINDS = ("softmax", "sigmoid")
-INPUT_KINDS = ("audio", "image")
-_POOLING = re.compile(r"^(mean|max|topk:[1-9][0-9]*|quantile:0\.[0-9]*[1-9])$")
+# The vocabulary (classes, tasks, kinds, pooling rules) is lungapp.vocabulary's.
+_POOLING = POOLING_RULE
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.keras$")
+_ONNX_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.onnx$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-FOUR_CLASSES = ("Normal", "CAS", "DAS", "CAS & DAS")
+
+@dataclass(frozen=True)
+class OnnxFile:
+    """A Keras model file's ONNX export: its file name in the model folder and the
+    SHA-256 (lowercase hex) of its bytes, checked whenever it is loaded."""
+
+    file: str
+    sha256: str
+
+    def problems(self) -> list[str]:
+        """What is wrong with the entry ([] when it is valid)."""
+        p = []
+        if not isinstance(self.file, str) or not _ONNX_FILE.match(self.file):
+            p.append(f"an ONNX file must be a .onnx file name (no folders), not {self.file!r}")
+        if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
+            p.append(f"sha256 of {self.file!r} must be 64 lowercase hex digits")
+        return p
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d) -> OnnxFile:
+        if not isinstance(d, dict) or set(d) != {"file", "sha256"}:
+            raise ValueError('each onnx entry must be {"file": "<name>.onnx", "sha256": "<hex>"}')
+        return cls(d["file"], d["sha256"])
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` as 64 lowercase hex digits (the card's ONNX hashes)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _onnx_problems(onnx, model_files) -> list[str]:
+    """What is wrong with a card's ``onnx`` mapping (model file -> OnnxFile): empty, or
+    one valid entry for every model file, each its own ONNX file."""
+    if not isinstance(onnx, dict) or not all(isinstance(v, OnnxFile) for v in onnx.values()):
+        return ["onnx must map model files to {file, sha256} entries"]
+    if not onnx:
+        return []
+    p = [q for v in onnx.values() for q in v.problems()]
+    if isinstance(model_files, list) and set(onnx) != set(model_files):
+        p.append("onnx must list every model file (and only those) or be empty")
+    if len({v.file for v in onnx.values()}) != len(onnx):
+        p.append("each model file must have its own ONNX file")
+    return p
 
 
 @dataclass
@@ -80,12 +127,15 @@ class ModelCard:
                          "device: every result must be confirmed by a qualified clinician.")
     limitations: list[str] = field(default_factory=list)
     description: str = ""
+    # Each model file's ONNX export (lungapp.training.export), which the app runs with ONNX
+    # Runtime; empty: no export, the Keras runtime runs the model files.
+    onnx: dict[str, OnnxFile] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.outputs:
             self.outputs = list(self.classes)
         if not self.created:
-            self.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+            self.created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
         self.validate()
 
     @property
@@ -176,6 +226,7 @@ class ModelCard:
         for name in ("metrics", "training", "versions", "quality_gate"):
             if not isinstance(getattr(self, name), dict):
                 p.append(f"{name} must be an object")
+        p.extend(_onnx_problems(self.onnx, self.model_files))
         if p:
             raise ValueError("; ".join(p))
 
@@ -185,10 +236,11 @@ class ModelCard:
             v = getattr(self, f.name)
             d[f.name] = v.to_dict() if isinstance(v, FeatureConfig) else v
         d["member_features"] = [fc.to_dict() for fc in self.member_features]
+        d["onnx"] = {k: v.to_dict() for k, v in self.onnx.items()}
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelCard":
+    def from_dict(cls, d: dict) -> ModelCard:
         """Parse and validate; raises ValueError naming every problem."""
         if not isinstance(d, dict):
             raise ValueError("the card must be a JSON object")
@@ -208,6 +260,10 @@ class ModelCard:
         if not isinstance(mf, list):
             raise ValueError("member_features must be a list of feature configs")
         kwargs["member_features"] = [FeatureConfig.from_dict(x) for x in mf]
+        onnx = d.get("onnx") or {}
+        if not isinstance(onnx, dict):
+            raise ValueError("onnx must map model files to {file, sha256} entries")
+        kwargs["onnx"] = {k: OnnxFile.from_dict(v) for k, v in onnx.items()}
         return cls(**kwargs)
 
 
@@ -268,7 +324,36 @@ def load_card(model_dir) -> ModelCard:
     missing = [f for f in card.model_files if not (model_dir / f).is_file()]
     if missing:
         raise ModelError(f"model file(s) listed in the card are missing: {', '.join(missing)}", model_dir)
+    missing = [o.file for o in card.onnx.values() if not (model_dir / o.file).is_file()]
+    if missing:
+        raise ModelError(f"ONNX file(s) listed in the card are missing: {', '.join(missing)} "
+                         "(an incomplete model folder: copy it whole, or export it again)", model_dir)
     return card
+
+
+def read_onnx(model_dir, card: ModelCard, model_file: str) -> bytes:
+    """The bytes of ``model_file``'s ONNX export, checked against the card's SHA-256.
+    Raises ModelError naming the file when it is missing, unreadable or altered."""
+    entry = card.onnx.get(model_file)
+    if entry is None:
+        raise ModelError(f"the card lists no ONNX export of {model_file}", Path(model_dir))
+    path = Path(model_dir) / entry.file
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError("ONNX file listed in the card is missing", path) from None
+    except OSError as exc:
+        raise ModelError(f"cannot read the ONNX file ({exc.strerror or exc})", path) from None
+    if sha256_hex(data) != entry.sha256:
+        raise ModelError("refused: the ONNX file does not match the SHA-256 in the model card "
+                         "(altered or corrupt; export the model again)", path)
+    return data
+
+
+def verify_onnx(model_dir, card: ModelCard) -> None:
+    """Check every ONNX export the card lists against its SHA-256 (ModelError if not)."""
+    for model_file in card.onnx:
+        read_onnx(model_dir, card, model_file)
 
 
 def write_card(model_dir, card: ModelCard) -> Path:
@@ -281,6 +366,7 @@ def write_card(model_dir, card: ModelCard) -> Path:
 def library_versions() -> dict:
     """Versions of the libraries that made or read a model (for the card)."""
     import platform
+    from importlib import metadata
 
     import numpy
     import scipy
@@ -289,13 +375,12 @@ def library_versions() -> dict:
 
     out = {"lungapp": lungapp.__version__, "python": platform.python_version(),
            "numpy": numpy.__version__, "scipy": scipy.__version__}
-    try:
-        import keras
-
-        out["keras"] = keras.__version__
-        import tensorflow as tf
-
-        out["tensorflow"] = tf.__version__
-    except ImportError:
-        pass
+    # From package metadata: importing Keras here would pull TensorFlow into inference.
+    for key, dists in (("keras", ("keras",)), ("tensorflow", ("tensorflow-cpu", "tensorflow"))):
+        for dist in dists:
+            try:
+                out[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return out

@@ -1,27 +1,25 @@
-"""Run a model card's Keras model(s) on a recording: windows -> probabilities -> result.
+"""Run a model card's model(s) on a recording: windows -> probabilities -> result.
 
-Two runtimes run the same ``.keras`` files:
+Two runtimes:
 
-* ``numpy`` (:mod:`lungapp.inference.npruntime`): reads the file and runs the layers the
-  project's architectures use in NumPy. No TensorFlow import (seconds, hundreds of MB),
-  no graph tracing: the app's first result comes seconds sooner.
+* ``onnx`` (:mod:`lungapp.inference.runtime`): ONNX Runtime runs the ONNX exports the
+  card lists (each checked against its SHA-256). No TensorFlow import (seconds,
+  hundreds of MB): the app's first result comes seconds sooner.
 * ``keras``: ``keras.saving.load_model(safe_mode=True)`` and a compiled
-  ``keras.layers.Average`` ensemble; for any model the NumPy runtime does not support
-  (e.g. the InceptionV3/ResNet50 backbones).
+  ``keras.layers.Average`` ensemble, for a model folder without ONNX exports (an older
+  or hand-made one; ``lungapp models install`` exports it). A model file with a Lambda
+  layer or other custom code is refused, never run.
 
-``LUNGAPP_RUNTIME=auto|numpy|keras`` (default auto: numpy when every model file of the
-card is supported, else keras) or ``Predictor.load(runtime=...)`` chooses;
-``Predictor.runtime`` says which one is in use and ``Predictor.runtime_note`` why Keras
-was used in auto mode. Importing this module is cheap; TensorFlow/Keras is imported only
-when the keras runtime loads a model. Either way a model file with a Lambda layer or other
-custom code is refused, never run.
+``LUNGAPP_RUNTIME=auto|onnx|keras`` (default auto: onnx when the card lists ONNX exports,
+else keras) or ``Predictor.load(runtime=...)`` chooses; ``Predictor.runtime`` says which
+one is in use and ``Predictor.runtime_note`` why Keras was used. Importing this module is
+cheap; TensorFlow/Keras is imported only when the keras runtime loads a model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,16 +27,16 @@ import numpy as np
 
 from lungapp.dsp.spectrogram import normalise, spectrogram
 from lungapp.errors import AudioError, ModelError
-from lungapp.inference.card import ModelCard, load_card
-from lungapp.inference.features import (FeatureConfig, image_features, spectrogram_windows,
-                                    windows_from_samples)
+from lungapp.inference.card import ModelCard, load_card, verify_onnx
+from lungapp.inference.features import FeatureConfig, image_features, spectrogram_windows, windows_from_samples
+from lungapp.inference.runtime import RUNTIMES, runtime_choice  # noqa: F401 (public here too)
 
 #: Recordings shorter than this are refused by the decoder ("too short to analyse").
 MIN_SECONDS = 1.0
 POOR_QUALITY_LABEL = "Poor quality - please record again"
 _BATCH = 64
-#: Accepted values of ``LUNGAPP_RUNTIME`` / ``Predictor.load(runtime=...)``.
-RUNTIMES = ("auto", "numpy", "keras")
+#: Why a model runs on Keras in auto mode.
+NO_ONNX_NOTE = "no ONNX export in the model folder; `lungapp models install` exports it"
 
 
 @dataclass
@@ -80,15 +78,10 @@ class Prediction:
             "abnormal_probability": round(self.abnormal_probability, 6),
             "threshold": self.threshold,
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
-            "quality": None if q is None else {"ok": q.ok, "reason": q.reason,
-                                               "metrics": _round_dict(q.metrics)},
+            "quality": None if q is None else q.to_dict(),
             "windows": [w.to_dict() for w in self.windows],
             "model": self.model,
         }
-
-
-def _round_dict(d: dict) -> dict:
-    return {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in d.items()}
 
 
 def outputs_to_classes(out: np.ndarray, card: ModelCard) -> np.ndarray:
@@ -201,16 +194,6 @@ def timeline_outputs(outs: list[np.ndarray], starts: list[np.ndarray], lengths: 
     return total
 
 
-def runtime_choice(runtime: str | None = None) -> str:
-    """``runtime`` or ``LUNGAPP_RUNTIME`` (default "auto"), validated."""
-    value = runtime if runtime is not None else os.environ.get("LUNGAPP_RUNTIME", "")
-    value = (value or "auto").strip().lower()
-    if value not in RUNTIMES:
-        raise ModelError(f"unknown runtime {value!r} (LUNGAPP_RUNTIME must be one of "
-                         f"{', '.join(RUNTIMES)})")
-    return value
-
-
 @dataclass
 class MemberGroup:
     """Members of a model that read the same windows: their features, one callable model
@@ -221,19 +204,16 @@ class MemberGroup:
     members: int
 
 
-def load_numpy_models(model_dir: Path, card: ModelCard) -> list[MemberGroup]:
-    """The card's model files as NumPy-runtime models, one per member group
+def load_onnx_models(model_dir: Path, card: ModelCard) -> list[MemberGroup]:
+    """The card's ONNX exports in ONNX Runtime sessions, one callable per member group
     (:meth:`ModelCard.member_groups`; an ensemble when a group has several files).
-    Raises npruntime.UnsupportedModel (use Keras), or ModelError (unsafe/corrupt)."""
-    from lungapp.inference import npruntime
+    Raises ModelError for a missing, altered or malformed ONNX file."""
+    from lungapp.inference import runtime
 
-    def ensemble(models):
-        try:
-            return models[0] if len(models) == 1 else npruntime.NumpyEnsemble(models)
-        except ValueError as exc:
-            raise npruntime.UnsupportedModel(str(exc), model_dir) from None
+    def load(path: Path):
+        return runtime.load_onnx_model(model_dir, card, path.name)
 
-    return _load_groups(model_dir, card, npruntime.load, ensemble)
+    return _load_groups(model_dir, card, load, runtime.ensemble)
 
 
 def _load_groups(model_dir: Path, card: ModelCard, load, ensemble) -> list[MemberGroup]:
@@ -251,28 +231,32 @@ def _load_groups(model_dir: Path, card: ModelCard, load, ensemble) -> list[Membe
 
 def planned_runtime(model_dir, runtime: str | None = None) -> tuple[str, str]:
     """(runtime, note): the runtime :meth:`Predictor.load` would use for ``model_dir``
-    ("numpy" or "keras"; "none" when a forced numpy runtime cannot run it) and why.
-    Reads the model files; never imports TensorFlow (for ``lungapp info`` / ``models``)."""
+    ("onnx" or "keras"; "none" when it would refuse the model) and why. Checks the card
+    and the ONNX files' hashes; never imports TensorFlow or ONNX Runtime (for
+    ``lungapp info`` / ``models``)."""
     choice = runtime_choice(runtime)
-    if choice == "keras":
-        return "keras", "LUNGAPP_RUNTIME=keras"
-    from lungapp.inference import npruntime
-
-    model_dir = Path(model_dir)
     try:
-        load_numpy_models(model_dir, load_card(model_dir))
-    except npruntime.UnsupportedModel as exc:
-        return ("none" if choice == "numpy" else "keras"), str(exc)
-    except ModelError as exc:  # unsafe or unreadable: no runtime will load it
+        card = load_card(model_dir)
+        if choice == "keras":
+            return "keras", "LUNGAPP_RUNTIME=keras"
+        if not card.onnx:
+            return ("none", _forced_onnx_problem()) if choice == "onnx" else ("keras", NO_ONNX_NOTE)
+        verify_onnx(model_dir, card)
+    except ModelError as exc:  # invalid card, or an altered/missing ONNX file
         return "none", str(exc)
-    return "numpy", ""
+    return "onnx", ""
+
+
+def _forced_onnx_problem() -> str:
+    return ("LUNGAPP_RUNTIME=onnx, but the model folder has no ONNX export "
+            "(`lungapp models install` exports it)")
 
 
 class Predictor:
     """A loaded model. Use :meth:`load`; then :meth:`predict_file` / :meth:`predict_audio`.
 
-    ``runtime`` is "numpy" or "keras" (see the module docstring); ``runtime_note`` says
-    why the keras runtime was chosen in auto mode ("" otherwise)."""
+    ``runtime`` is "onnx" or "keras" (see the module docstring); ``runtime_note`` says
+    why the keras runtime was chosen ("" for onnx)."""
 
     def __init__(self, model_dir: Path, card: ModelCard, model, runtime: str = "keras",
                  runtime_note: str = ""):
@@ -294,36 +278,27 @@ class Predictor:
         return self.card.version
 
     def runtime_text(self) -> str:
-        """One line for users: "NumPy runtime" / "Keras runtime (reason)"."""
-        if self.runtime == "numpy":
-            return "NumPy runtime"
+        """One line for users: "ONNX Runtime" / "Keras runtime (reason)"."""
+        if self.runtime == "onnx":
+            return "ONNX Runtime"
         return "Keras runtime" + (f" ({self.runtime_note})" if self.runtime_note else "")
 
     @classmethod
-    def load(cls, model_dir=None, runtime: str | None = None) -> "Predictor":
+    def load(cls, model_dir=None, runtime: str | None = None) -> Predictor:
         """Load the model in ``model_dir`` (None: the active model) with ``runtime``
-        ("auto", "numpy", "keras"; None: ``LUNGAPP_RUNTIME``, default auto). Raises
-        ModelError (also when runtime "numpy" is forced on a model it cannot run)."""
-        from lungapp.inference.alloc import keep_freed_memory
+        ("auto", "onnx", "keras"; None: ``LUNGAPP_RUNTIME``, default auto). Raises
+        ModelError (also when "onnx" is forced on a folder without ONNX exports, and for
+        an ONNX file that does not match the card's hash)."""
         from lungapp.inference.registry import active_model_dir
 
-        # Predictions reuse their working memory instead of faulting in fresh pages each
-        # time (see lungapp.inference.alloc).
-        keep_freed_memory()
         choice = runtime_choice(runtime)
         model_dir = Path(model_dir) if model_dir is not None else active_model_dir()
         card = load_card(model_dir)
-        note = ""
-        if choice in ("auto", "numpy"):
-            from lungapp.inference import npruntime
-
-            try:
-                return cls(model_dir, card, load_numpy_models(model_dir, card), runtime="numpy")
-            except npruntime.UnsupportedModel as exc:
-                if choice == "numpy":
-                    raise ModelError(f"the NumPy runtime (LUNGAPP_RUNTIME=numpy) cannot run this "
-                                     f"model: {exc.problem}", exc.path) from None
-                note = f"{Path(exc.path).name if exc.path else 'model'}: {exc.problem}"
+        if choice != "keras" and card.onnx:
+            return cls(model_dir, card, load_onnx_models(model_dir, card), runtime="onnx")
+        if choice == "onnx":
+            raise ModelError(_forced_onnx_problem(), model_dir)
+        note = "LUNGAPP_RUNTIME=keras" if choice == "keras" else NO_ONNX_NOTE
         groups = _load_groups(model_dir, card, load_keras_model, _ensemble)
         return cls(model_dir, card, groups, runtime="keras", runtime_note=note)
 
@@ -332,13 +307,13 @@ class Predictor:
         """Model outputs for windows X (n, *input_shape) of member group ``group`` (the
         first: ``card.features``' windows) -> (n, n_outputs) float64.
 
-        keras runtime: predict_on_batch runs a compiled graph (traced once): for the
-        4-model ensemble on a 15-s recording it measured ~45 ms against ~210 ms for an
-        eager ``model(x)`` call and more for ``model.predict`` (which also sets up a data
-        pipeline per call). numpy runtime: the NumPy plan, called directly."""
+        onnx runtime: the group's sessions, called directly. keras runtime:
+        predict_on_batch runs a compiled graph (traced once), several times faster than an
+        eager ``model(x)`` call or ``model.predict`` (which also sets up a data pipeline per
+        call)."""
         X = np.asarray(X, dtype=np.float32)
         model = self.groups[group].model
-        call = model if self.runtime == "numpy" else model.predict_on_batch
+        call = model if self.runtime == "onnx" else model.predict_on_batch
         outs = [np.asarray(call(X[i: i + _BATCH])) for i in range(0, len(X), _BATCH)]
         return np.concatenate(outs).astype(np.float64)
 
@@ -348,8 +323,7 @@ class Predictor:
         predict. Raises AudioError naming the file for unreadable audio."""
         if self.card.input_kind == "image":
             X = image_features(path, self.card.features)
-            with _single_blas():
-                return self._result(str(path), 0.0, [(X, np.zeros(1))], quality=None)
+            return self._result(str(path), 0.0, [(X, np.zeros(1))], quality=None)
         from lungapp.audio import load_audio
 
         audio = load_audio(path, rate=self.card.features.rate, min_seconds=MIN_SECONDS)
@@ -357,9 +331,9 @@ class Predictor:
 
     def predict_audio(self, samples, rate: int, path: str | None = None) -> Prediction:
         """Predict a mono signal ``samples`` (float, [-1, 1]) sampled at ``rate`` Hz."""
-        # The pipeline's matrix products are small: one BLAS thread, and no idle OpenBLAS
-        # workers left spinning to slow the model call (see npruntime.BLAS_THREADS).
-        with _single_blas():
+        from lungapp.inference.runtime import one_blas_thread
+
+        with one_blas_thread():
             return self._predict_audio(samples, rate, path)
 
     def _predict_audio(self, samples, rate: int, path: str | None) -> Prediction:
@@ -378,12 +352,8 @@ class Predictor:
             from lungapp.inference import quality as qmod
 
             params = {k: v for k, v in self.card.quality_gate.items() if k != "enabled"}
-            # The gate and the features each take a single core for a few ms: on a machine
-            # with two, they run side by side (the network's call uses both cores after).
-            quality = _alongside(qmod.assess, x, fc.rate, params or None)
+            quality = qmod.assess(x, fc.rate, params or None)
         windows = self.member_windows(x)
-        if quality is not None:
-            quality = quality.result()
         return self._result(path, len(x) / fc.rate, windows, quality)
 
     def member_windows(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -472,35 +442,6 @@ def _ensemble(models):
             m.name = f"member_{i + 1}"
     inp = keras.Input(shape=models[0].input_shape[1:])
     return keras.Model(inp, keras.layers.Average()([m(inp) for m in models]))
-
-
-_side_pool = None
-_side_lock = threading.Lock()
-
-
-def _alongside(fn, *args):
-    """Start ``fn(*args)`` on another thread when the NumPy runtime may use more than one
-    core (npruntime.CALL_THREADS, LUNGAPP_THREADS); else run it now. Returns an object
-    whose ``result()`` gives the value (or raises the exception)."""
-    global _side_pool
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    from lungapp.inference import npruntime
-
-    if npruntime.CALL_THREADS < 2:
-        done: Future = Future()
-        done.set_result(fn(*args))
-        return done
-    with _side_lock:
-        if _side_pool is None:
-            _side_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lungapp-side")
-    return _side_pool.submit(fn, *args)
-
-
-def _single_blas():
-    from lungapp.inference.npruntime import blas_limit
-
-    return blas_limit()
 
 
 def prediction_fields() -> list[str]:

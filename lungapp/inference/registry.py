@@ -15,7 +15,7 @@ from pathlib import Path
 from lungapp import paths, settings
 from lungapp.errors import ModelError
 from lungapp.fsutil import make_staging, publish_dir, unique_path
-from lungapp.inference.card import CARD_NAME, load_card
+from lungapp.inference.card import CARD_NAME, load_card, verify_onnx
 
 
 def bundled_model_dir() -> Path | None:
@@ -67,17 +67,26 @@ def set_active_model(model_dir) -> None:
 
 def install_model(src_dir, name: str | None = None) -> Path:
     """Copy a validated model folder into the models folder and return its new path.
-    An existing installed model is never overwritten (a new name is chosen)."""
+    An existing installed model is never overwritten (a new name is chosen). A folder
+    whose card lists ONNX exports is copied with them (hashes checked); one without is
+    exported to ONNX once, in the installed copy (this imports TensorFlow)."""
     card = load_card(src_dir)
+    verify_onnx(src_dir, card)
     root = paths.ensure(paths.models_dir())
     base = name or f"{card.name}-{card.version}"
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in base) or "model"
     target = unique_path(root / safe)
     staging = make_staging(target)
     try:
-        for f in [CARD_NAME, *card.model_files, *_extra_files(src_dir)]:
+        onnx_files = [o.file for o in card.onnx.values()]
+        for f in [CARD_NAME, *card.model_files, *onnx_files, *_extra_files(src_dir)]:
             shutil.copy2(Path(src_dir) / f, staging / f)
-        load_card(staging)
+        if not card.onnx:
+            # Training side (TensorFlow), imported only for a folder that needs it.
+            from lungapp.training.export import export_model_folder
+
+            export_model_folder(staging)
+        verify_onnx(staging, load_card(staging))
         publish_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

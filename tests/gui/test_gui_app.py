@@ -74,8 +74,8 @@ print(json.dumps({"before": before, "states": states, "after": "keras" in sys.mo
 
 @pytest.mark.parametrize("runtime", ["auto", "keras"])
 def test_window_appears_before_tensorflow_then_model_loads_and_analyses(tmp_path, tiny_model_dir, runtime):
-    """The window paints before any TensorFlow import; with the NumPy runtime (auto, for
-    the app's own architectures) TensorFlow is never imported, with Keras it is, later."""
+    """The window paints before any TensorFlow import; with ONNX Runtime (auto, for a
+    model folder with ONNX exports) TensorFlow is never imported, with Keras it is, later."""
     wav = tone(tmp_path / "a.wav", seconds=3.0)
     env = dict(os.environ, LUNGAPP_MODEL=str(tiny_model_dir), TF_CPP_MIN_LOG_LEVEL="3",
                LUNGAPP_RUNTIME=runtime)

@@ -91,13 +91,13 @@ def test_installed_cli_version_info_and_predictions_match_the_pip_install(instal
 
 
 def test_installed_keras_runtime_loads_the_bundled_model(installed):
-    """TensorFlow and Keras are in the bundle (training and models the NumPy runtime cannot
-    run need them)."""
+    """TensorFlow and Keras are in the bundle (training, and model folders without ONNX
+    exports need them)."""
     one = [str(EXAMPLES[0])]
     keras = _run(installed, "predict", "--format", "json", *one, env={"LUNGAPP_RUNTIME": "keras"})
-    numpy = _run(installed, "predict", "--format", "json", *one, env={"LUNGAPP_RUNTIME": "numpy"})
-    assert keras.returncode == 0 and numpy.returncode == 0, keras.stderr + numpy.stderr
-    k, n = json.loads(keras.stdout)[0], json.loads(numpy.stdout)[0]
+    onnx = _run(installed, "predict", "--format", "json", *one, env={"LUNGAPP_RUNTIME": "onnx"})
+    assert keras.returncode == 0 and onnx.returncode == 0, keras.stderr + onnx.stderr
+    k, n = json.loads(keras.stdout)[0], json.loads(onnx.stdout)[0]
     assert k["abnormal_probability"] == pytest.approx(n["abnormal_probability"], abs=1e-4)
 
 

@@ -128,21 +128,22 @@ def test_examples_are_marked_synthetic():
         assert json.loads(js.read_text()).get("synthetic") is True
 
 
-from lungapp.training.train import CLASS_POOLINGS, PRESETS  # noqa: E402
+from lungapp.training.recipes import PRESETS  # noqa: E402
+from lungapp.vocabulary import CLASS_POOLINGS  # noqa: E402
 
-MEMBERS = paths.resources_dir().parent / "packaging" / "bundled_members"
+MEMBERS = paths.resources_dir().parent / "research" / "bundled_members"
 
 
 def _kept_members():
     if not MEMBERS.is_dir():
-        pytest.skip(f"no kept members in {MEMBERS} (an installed copy has no packaging/)")
+        pytest.skip(f"no kept members in {MEMBERS} (an installed copy has no research/)")
     kept = [(d, d / "oof.npz") for d in sorted(MEMBERS.glob("w*s_seed*"))]
     assert kept, f"{MEMBERS} holds no kept run"
     return kept
 
 
 def test_kept_members_are_whole_runs_without_the_datasets_labels():
-    """packaging/bundled_members: runs of the bundled recipe kept for recombining, each a
+    """research/bundled_members: runs of the bundled recipe kept for recombining, each a
     card, its one model and an out-of-fold file stripped of labels and patient ids."""
     from lungapp.training.combine import check_members
 
@@ -162,6 +163,7 @@ def test_kept_members_are_whole_runs_without_the_datasets_labels():
             assert z["offsets"][-1] == len(z["window_out"])
 
 
+@pytest.mark.slow
 def test_kept_members_recombine_with_the_labels_they_were_trained_on(sprsound_dir):
     """With the data folder, each kept member's out-of-fold file gives back its own card's
     figures (labels restored from SPRSound train and checked against the member's file list)."""
@@ -174,18 +176,16 @@ def test_kept_members_recombine_with_the_labels_they_were_trained_on(sprsound_di
         assert report["overall"]["confusion"] == want["confusion"]
 
 
-def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe(repo_script):
+def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe(repo_script, tmp_path):
     """make_bundled_model's runs: the bundled preset and its 4-s twin, which differs from it
     in the window length only (so their runs combine into one mixed ensemble)."""
     import dataclasses
 
-    mod = repo_script("packaging/make_bundled_model.py")
-    runs = mod._runs(mod.RUNS)
-    assert {p for p, _ in runs} == {"bundled", "bundled-4s"}
-    assert mod._runs("bundled:0,3; bundled-4s:1") == [("bundled", 0), ("bundled", 3), ("bundled-4s", 1)]
+    mod = repo_script("research/make_bundled_model.py")
+    out = str(tmp_path / "model")
     for bad in ("bundled", "bundled:x", ":1"):
-        with pytest.raises(SystemExit):
-            mod._runs(bad)
+        with pytest.raises(SystemExit, match="expected PRESET:SEED"):
+            mod.main(["--members", "--runs", bad, "--out", out])
     a, b = PRESETS["bundled"], PRESETS["bundled-4s"]
     assert {k for k in a if a[k] != b[k]} == {"features"}
     assert b["features"] == dataclasses.replace(a["features"], window_s=4.0, hop_s=1.0)
@@ -194,15 +194,17 @@ def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe(repo_script
     # the class pooling the recipe fixes is the one on the bundled card
     assert mod.CLASS_POOLING in CLASS_POOLINGS
     assert load_card(paths.resources_dir() / "model").class_pooling == mod.CLASS_POOLING
-    kept = [d.name for d, _ in mod._kept(runs)] if mod.MEMBERS.is_dir() else []
-    assert kept in ([], [f"w{PRESETS[p]['features'].window_s:g}s_seed{s}" for p, s in runs])
+    # --members combines kept runs, named by window length and seed; one not kept is named
+    with pytest.raises(SystemExit, match=r"bundled-4s seed 98 is not kept in .*\(no w4s_seed98/oof.npz\)"):
+        mod.main(["--members", "--runs", "bundled-4s:98,99; bundled:97", "--out", out])
+    assert not (tmp_path / "model").exists()
 
 
 def test_kept_runs_were_trained_with_their_presets_options():
     """Each kept run's recorded options are its preset's, seed aside: the 4-s run, made as
     `--preset bundled --features <bundled-4s features>`, has exactly `--preset bundled-4s`'s
     options, so the documented command regenerates it."""
-    from lungapp.training.train import TrainOptions
+    from lungapp.training.recipes import TrainOptions
 
     for d, _ in _kept_members():
         card = load_card(d)
@@ -215,44 +217,66 @@ def test_kept_runs_were_trained_with_their_presets_options():
         assert json.loads(json.dumps(got)) == json.loads(json.dumps(want)), d.name
 
 
-def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_data(tmp_path, repo_script):
+def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_data(
+        tmp_path, repo_script, monkeypatch, capsys):
     """make_bundled_model resumes: a run in --work is reused only when it is a finished run
     of the preset and seed asked for, on SPRSound train as it is now, with the out-of-fold
-    file that run wrote; anything else is trained again, with the reason printed."""
+    file that run wrote; anything else is trained again, with the reason printed. The
+    training command is recorded here instead of run (it fails, so nothing is combined)."""
     import shutil
+    import subprocess
     from datetime import datetime
 
-    mod = repo_script("packaging/make_bundled_model.py")
+    mod = repo_script("research/make_bundled_model.py")
     if not mod.DATA.is_dir():
         pytest.skip(f"SPRSound train not found at {mod.DATA}")
+    trained = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: trained.append(cmd) or 1)
     src = next(d for d, _ in _kept_members() if load_card(d).training["options"]["seed"] == 0)
     card = load_card(src)
-    preset, seed = card.training["options"]["preset"], 0
-    run, oof = tmp_path / "run", tmp_path / "run_oof.npz"
-    assert "no finished run" in mod._unfinished(run, oof, preset, seed)
-    shutil.copytree(src, run)
-    assert "no out-of-fold file" in mod._unfinished(run, oof, preset, seed)
-    shutil.copy(src / "oof.npz", oof)
+    preset = card.training["options"]["preset"]
     created = datetime.fromisoformat(card.created).timestamp()
+
+    def regenerate(runs: str, work) -> tuple[str, tuple[str, int]]:
+        """Run the regeneration of ``runs`` in ``work``: its output and the (out, seed) of
+        the one training it started."""
+        trained.clear()
+        assert mod.main(["--runs", runs, "--work", str(work), "--out", str(tmp_path / "model")]) == 1
+        (cmd,) = trained
+        return capsys.readouterr().out, (cmd[cmd.index("--out") + 1], int(cmd[cmd.index("--seed") + 1]))
+
+    work = tmp_path / "work"
+    run, oof = work / f"{preset}_seed0", work / f"{preset}_seed0_oof.npz"
+    out, started = regenerate(f"{preset}:0,1", work)
+    assert started == (str(run), 0) and "again" not in out  # no finished run
+    shutil.copytree(src, run)
+    assert "no out-of-fold file" in regenerate(f"{preset}:0,1", work)[0]
+    shutil.copy(src / "oof.npz", oof)
     os.utime(oof, (created - 60, created - 60))  # written before the card, as train does
-    assert mod._unfinished(run, oof, preset, seed) == ""
-    assert "seed 0" in mod._unfinished(run, oof, preset, 1)
-    assert f"{preset} seed 0" in mod._unfinished(run, oof, "other-preset", seed)
+    out, started = regenerate(f"{preset}:0,1", work)
+    assert f"reusing {run}" in out and started == (str(work / f"{preset}_seed1"), 1)
+    # the same run asked for as another seed or another preset is trained again
+    for other, name in ((f"{preset}:5,6", f"{preset}_seed5"), ("other-preset:0,1", "other-preset_seed0")):
+        shutil.copytree(src, work / name)
+        shutil.copy(oof, work / f"{name}_oof.npz")
+        out, started = regenerate(other, work)
+        assert f"{preset} seed 0" in out and started[0] == str(work / name)
     os.utime(oof, (created + 600, created + 600))  # an interrupted later run rewrote it
-    assert "newer than the run" in mod._unfinished(run, oof, preset, seed)
+    assert "newer than the run" in regenerate(f"{preset}:0,1", work)[0]
     os.utime(oof, (created - 60, created - 60))
     data = json.loads((run / "card.json").read_text())
     data["training"]["data"]["file_list_sha256"] = "0" * 64
     (run / "card.json").write_text(json.dumps(data))
-    assert "other data" in mod._unfinished(run, oof, preset, seed)
+    assert "other data" in regenerate(f"{preset}:0,1", work)[0]
     (run / "card.json").write_text("{ not json")
-    assert "does not load" in mod._unfinished(run, oof, preset, seed)
+    assert "does not load" in regenerate(f"{preset}:0,1", work)[0]
+    assert not (tmp_path / "model").exists()
 
 
 def test_compare_cards_tables_the_committed_model_from_its_card(capsys, tmp_path, repo_script):
-    """benchmarks/compare_cards.py (the regenerated-vs-committed table) prints the card's
+    """research/compare_cards.py (the regenerated-vs-committed table) prints the card's
     own figures, and names a folder that is not a model instead of a traceback."""
-    mod = repo_script("benchmarks/compare_cards.py")
+    mod = repo_script("research/compare_cards.py")
     d = registry.bundled_model_dir()
     card = load_card(d)
     assert mod.main([f"committed={d}"]) == 0

@@ -123,6 +123,7 @@ def test_params_override_and_unknown_keys_are_ignored():
     assert d["level"] == "good" and d["noisy_ranges"] == [] and d["ok"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_labelled_recordings_of_other_devices_are_not_refused(sprsound_dir):
     """The goal: at most 2 % of expert-labelled recordings refused, on each device."""
