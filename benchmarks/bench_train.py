@@ -40,7 +40,7 @@ def speed(batches: int = 20, archs=None) -> list[dict]:
     import numpy as np
 
     from lungapp.training.archs import ARCHS, build
-    from lungapp.training.train import PRESETS
+    from lungapp.training.recipes import PRESETS
 
     rows = []
     cases = []
@@ -80,7 +80,8 @@ def run_preset(preset: str, data: Path, work: Path, extra: list[str]) -> dict:
     with open(log, "w") as f, open(work / f"{preset}.stderr", "w") as err:
         rc = subprocess.call(cmd, stdout=f, stderr=err, cwd=ROOT)
     wall = time.perf_counter() - t
-    events = [json.loads(line) for line in open(log) if line.strip()]
+    with open(log) as lines:
+        events = [json.loads(line) for line in lines if line.strip()]
     done = next((e for e in events if e["event"] == "done"), None)
     if done is None:
         err = next((e for e in events if e["event"] == "error"), {"message": f"exit {rc}"})
@@ -118,11 +119,11 @@ def artifact(model_dir: Path, data: Path) -> list[dict]:
 
     from lungapp.audio import load_audio
     from lungapp.data import read_folder
+    from lungapp.evaluation.metrics import binary_metrics
     from lungapp.inference.card import load_card
     from lungapp.inference.features import windows_from_samples
     from lungapp.inference.predictor import load_keras_model, pool_recording
-    from lungapp.evaluation.metrics import binary_metrics
-    from lungapp.training.train import task_label
+    from lungapp.training.dataset import task_label
 
     card = load_card(model_dir)
     fc = card.features

@@ -5,14 +5,13 @@ folder exists (use --overwrite); 1 any other error; 130 cancelled (SIGINT / SIGT
 the run stops within one batch and --out is left untouched).
 
 ``--progress json`` prints one JSON object per line on stdout and nothing else (library
-output that would reach stdout is redirected to stderr): ``start``, ``extract``,
-``log``, ``epoch_end``, ``fold_end``, then ``done`` or ``error`` (``error`` has
-``kind``: ``dataset``, ``output``, ``cancelled``, ``options`` or ``internal``, and
-``message``). ``--progress bar`` draws a bar on stderr (the default on a terminal);
+output that would reach stdout is redirected to stderr): the events of
+:mod:`lungapp.training.progress`, ``start``, ``extract``, ``log``, ``epoch_end``,
+``fold_end``, then ``done`` or ``error``. ``--progress bar`` draws a bar on stderr (the default on a terminal);
 ``none`` prints only the final summary.
 
 Several GPUs: the same command uses them all (data parallel; see
-:func:`lungapp.training.train.distribution_scope`). Restrict with CUDA_VISIBLE_DEVICES.
+:func:`lungapp.training.fit.distribution_scope`). Restrict with CUDA_VISIBLE_DEVICES.
 """
 
 from __future__ import annotations
@@ -22,11 +21,12 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
-# The architectures of lungapp.training.archs.ARCHS, named here so `--help` does not import Keras.
-ARCH_NAMES = ("seed_cnn", "cnn4", "lungcnn", "inception_v3", "resnet50")
-# The presets of lungapp.training.train.PRESETS (a test checks the two agree).
-PRESET_NAMES = ("seed", "recommended", "bundled", "bundled-4s")
+# The light modules only (no Keras): `lungapp train --help` must stay fast.
+from lungapp.training import progress as P
+from lungapp.training.recipes import ARCH_NAMES, ARTIFACTS, OUTPUTS, PRECISIONS, PRESET_NAMES, SAMPLINGS, WINDOW_LABELS
+from lungapp.vocabulary import TASKS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATASET, EXIT_OUTPUT, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "retrained on all data; about 2.5x the time); 'bundled-4s' is "
                              "'bundled' on 4-s windows (the bundled model's other run; about "
                              "twice 'bundled''s time). Explicit options override it.")
-    parser.add_argument("--task", choices=("binary", "4class"), default="binary",
+    parser.add_argument("--task", choices=TASKS, default="binary",
                         help="binary normal/abnormal (default) or Normal/CAS/DAS/CAS & DAS")
     parser.add_argument("--arch", choices=ARCH_NAMES, default=None,
                         help="seed_cnn (the seed project's CNN), cnn4 (compact 4-block CNN), "
@@ -57,12 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for folds, weights and augmentation")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--pooling", default=None, help="window -> recording pooling: mean, max, topk:K")
-    parser.add_argument("--window-labels", choices=("record", "events"), default=None,
+    parser.add_argument("--window-labels", choices=WINDOW_LABELS, default=None,
                         help="label windows by the recording's label or by its timed events")
-    parser.add_argument("--outputs", choices=("softmax", "flags"), default=None,
+    parser.add_argument("--outputs", choices=OUTPUTS, default=None,
                         help="softmax over the classes, or independent sigmoid flags "
                              "[CAS, DAS] (4class) / [abnormal] (binary)")
-    parser.add_argument("--sampling", choices=("shuffle", "balanced"), default=None,
+    parser.add_argument("--sampling", choices=SAMPLINGS, default=None,
                         help="shuffle: one pass over the windows per epoch; balanced: batches "
                              "drawn half from adventitious windows (the recommended preset)")
     parser.add_argument("--steps-per-epoch", type=int, default=None,
@@ -70,11 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=None,
                         help="share of the training folds' patients held out for early stopping "
                              "and plateau decisions (0: none, fixed schedule)")
-    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "auto"), default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="training arithmetic: auto trains in mixed bfloat16 where the CPU "
                              "computes it natively (AMX / AVX-512 BF16), else float32; saved "
                              "models are float32 either way")
-    parser.add_argument("--artifact", choices=("ensemble", "retrain"), default=None,
+    parser.add_argument("--artifact", choices=ARTIFACTS, default=None,
                         help="save the fold models as an ensemble, or retrain one on all data")
     parser.add_argument("--weights", default=None,
                         help="weights file for the inception_v3 / resnet50 backbone "
@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args):
-    from lungapp.training.train import TrainOptions
+    from lungapp.training.recipes import TrainOptions
 
     overrides = {"task": args.task, "arch": args.arch, "folds": args.folds, "epochs": args.epochs,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
@@ -123,62 +123,59 @@ def _features(text: str):
     from lungapp.inference.features import FeatureConfig
 
     try:
-        raw = json.loads(text) if text.lstrip().startswith("{") else json.loads(open(text).read())
+        raw = json.loads(text) if text.lstrip().startswith("{") else json.loads(Path(text).read_text())
         return FeatureConfig.from_dict(raw)
     except (OSError, json.JSONDecodeError, TypeError) as exc:
         raise ValueError(f"--features: {exc}") from None
 
 
 class _Emitter:
-    """Routes progress events to JSON lines, a bar, or nowhere."""
+    """Routes progress events (:mod:`lungapp.training.progress`) to JSON lines, a bar, or
+    nowhere."""
 
     def __init__(self, mode: str, json_fd: int | None):
         self.mode = mode
         self.out = os.fdopen(json_fd, "w", buffering=1) if json_fd is not None else None
         self.err = sys.stderr
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: P.Event) -> None:
         if self.mode == "json":
-            from lungapp.evaluation.metrics import json_safe
-
-            self.out.write(json.dumps(json_safe(event)) + "\n")
+            self.out.write(event.to_json() + "\n")
             self.out.flush()
         elif self.mode == "bar":
             self._bar(event)
-        elif event.get("event") in ("done", "error") or event.get("level") == "warning":
+        elif isinstance(event, (P.Done, P.Error)) or getattr(event, "level", "") == "warning":
             self._line(event)
 
-    def _line(self, e):
-        kind = e.get("event")
-        if kind == "done":
-            m = e["metrics"]
-            print(f"done: {e['out']}  AUC {m['auc']:.3f}  sensitivity {m['sensitivity']:.3f}  "
+    def _line(self, e: P.Event) -> None:
+        if isinstance(e, P.Done):
+            m = e.metrics
+            print(f"done: {e.out}  AUC {m['auc']:.3f}  sensitivity {m['sensitivity']:.3f}  "
                   f"specificity {m['specificity']:.3f}  score {m['score']:.3f}  "
-                  f"(threshold {e['threshold']:.3f}, {e['wall_s']:.0f} s)", file=self.err)
-        elif kind == "error":
-            print(f"error: {e['message']}", file=self.err)
-        elif kind == "log":
-            print(f"{e['level']}: {e['message']}", file=self.err)
+                  f"(threshold {e.threshold:.3f}, {e.wall_s:.0f} s)", file=self.err)
+        elif isinstance(e, P.Error):
+            print(f"error: {e.message}", file=self.err)
+        elif isinstance(e, P.Log):
+            print(f"{e.level}: {e.message}", file=self.err)
 
-    def _bar(self, e):
-        kind = e.get("event")
+    def _bar(self, e: P.Event) -> None:
         width = 30
-        if kind == "extract":
-            f = e["done"] / max(1, e["total"])
-            self.err.write(f"\rfeatures [{'=' * int(f * width):<{width}}] {e['done']}/{e['total']}"
-                           f" ({e['bad']} unreadable)")
-            if e["done"] == e["total"]:
+        if isinstance(e, P.Extract):
+            f = e.done / max(1, e.total)
+            self.err.write(f"\rfeatures [{'=' * int(f * width):<{width}}] {e.done}/{e.total}"
+                           f" ({e.bad} unreadable)")
+            if e.done == e.total:
                 self.err.write("\n")
-        elif kind == "epoch_end":
-            f = e["epoch"] / e["epochs"]
-            m = e["metrics"]
+        elif isinstance(e, P.EpochEnd):
+            f = e.epoch / e.epochs
+            m = e.metrics
             extra = f" val_auc {m['val_auc']:.3f}" if m.get("val_auc") is not None else ""
-            self.err.write(f"\rfold {e['fold']} [{'=' * int(f * width):<{width}}] epoch "
-                           f"{e['epoch']}/{e['epochs']} loss {m['loss']:.3f}{extra}   ")
-        elif kind == "fold_end":
-            self.err.write(f"\nfold {e['fold']}/{e['folds']} done: held-out AUC {e['metrics']['auc']:.3f}\n")
-        elif kind == "start":
-            self.err.write(f"training {e['preset']} / {e['arch']} / {e['task']} on {e['folder']}\n")
+            self.err.write(f"\rfold {e.fold} [{'=' * int(f * width):<{width}}] epoch "
+                           f"{e.epoch}/{e.epochs} loss {m['loss']:.3f}{extra}   ")
+        elif isinstance(e, P.FoldEnd):
+            self.err.write(f"\nfold {e.fold}/{e.folds} done: held-out AUC {e.metrics['auc']:.3f}\n")
+        elif isinstance(e, P.Start):
+            self.err.write(f"training {e.preset} / {e.arch} / {e.task} on {e.folder}\n")
         else:
             self._line(e)
         self.err.flush()
@@ -201,46 +198,13 @@ def run(args) -> int:
 
     def handler(signum, _frame):
         if stop["signal"] is not None:  # second signal: stop now
-            from lungapp.training.train import Cancelled
-
-            raise Cancelled()
+            raise P.Cancelled()
         stop["signal"] = signal.Signals(signum).name
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from lungapp.errors import DatasetError, LungappError
-        from lungapp.training.train import Cancelled, train
-
-        try:
-            opts = options_from_args(args)
-        except ValueError as exc:
-            emit({"event": "error", "kind": "options", "message": str(exc)})
-            return EXIT_USAGE
-        try:
-            train(args.folder, args.out, opts, progress=emit,
-                  should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,
-                  oof_path=getattr(args, "oof", None))
-            return EXIT_OK
-        except Cancelled:
-            emit({"event": "error", "kind": "cancelled",
-                  "message": f"cancelled ({stop['signal'] or 'signal'}); {args.out} left untouched"})
-            return EXIT_CANCELLED
-        except DatasetError as exc:
-            emit({"event": "error", "kind": "dataset", "message": str(exc)})
-            return EXIT_DATASET
-        except LungappError as exc:
-            emit({"event": "error", "kind": "output", "message": str(exc)})
-            return EXIT_OUTPUT
-        except KeyboardInterrupt:
-            emit({"event": "error", "kind": "cancelled", "message": "cancelled"})
-            return EXIT_CANCELLED
-        except Exception as exc:  # report, don't crash the GUI's parser with a traceback on stdout
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
-            emit({"event": "error", "kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
-            return EXIT_ERROR
+        return _train(args, emit, stop)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -250,6 +214,43 @@ def run(args) -> int:
             os.dup2(saved_fd1, 1)
             os.close(saved_fd1)
             sys.stdout = saved_stdout
+
+
+def _train(args, emit: _Emitter, stop: dict) -> int:
+    """Train as ``args`` say, reporting to ``emit``; a failure becomes one ``error`` event
+    and its exit status. ``stop["signal"]``: the signal that asked the run to stop."""
+    from lungapp.errors import DatasetError, LungappError
+    from lungapp.training.train import train
+
+    try:
+        opts = options_from_args(args)
+    except ValueError as exc:
+        emit(P.Error(kind="options", message=str(exc)))
+        return EXIT_USAGE
+    try:
+        train(args.folder, args.out, opts, progress=emit,
+              should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,
+              oof_path=getattr(args, "oof", None))
+        return EXIT_OK
+    except P.Cancelled:
+        emit(P.Error(kind="cancelled",
+                     message=f"cancelled ({stop['signal'] or 'signal'}); {args.out} left untouched"))
+        return EXIT_CANCELLED
+    except DatasetError as exc:
+        emit(P.Error(kind="dataset", message=str(exc)))
+        return EXIT_DATASET
+    except LungappError as exc:
+        emit(P.Error(kind="output", message=str(exc)))
+        return EXIT_OUTPUT
+    except KeyboardInterrupt:
+        emit(P.Error(kind="cancelled", message="cancelled"))
+        return EXIT_CANCELLED
+    except Exception as exc:  # report, don't crash the GUI's parser with a traceback on stdout
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        emit(P.Error(kind="internal", message=f"{type(exc).__name__}: {exc}"))
+        return EXIT_ERROR
 
 
 def main(argv=None) -> int:

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import re
 
-NORMAL = "Normal"
-CAS = "CAS"
-DAS = "DAS"
-BOTH = "CAS & DAS"
+from lungapp.vocabulary import ABNORMAL, BOTH, CAS, DAS, FOUR_CLASSES, NORMAL
+
 POOR = "Poor Quality"
-ABNORMAL = "Abnormal"
-"""Binary-only label: adventitious sounds of unknown kind. Usable for normal/abnormal tasks only."""
+"""A record label, but no class: unusable for training and evaluation."""
 
 RECORD_LABELS = (NORMAL, CAS, DAS, BOTH, POOR)
 ALL_LABELS = RECORD_LABELS + (ABNORMAL,)
-CLASSES_4 = (NORMAL, CAS, DAS, BOTH)
+CLASSES_4 = FOUR_CLASSES
 CLASSES_2 = ("normal", "abnormal")
 
 EVENT_TYPES = ("Normal", "Wheeze", "Rhonchi", "Stridor", "Fine Crackle", "Coarse Crackle",

@@ -1,28 +1,58 @@
 """Train: run ``lungapp train FOLDER --out DIR --progress json`` in a separate process
-and show its JSON-lines progress as live curves.
+and show its progress events (:mod:`lungapp.training.progress`) as live curves.
 
 The training runs in its own process (QProcess), so a crash there never takes the
 window down and the GUI stays responsive; Cancel sends SIGTERM (the CLI stops within a
 batch and leaves --out untouched), then kills it if it has not exited after 15 s.
+
+Pieces: :class:`TrainSettings` (the run's options, saved in the app settings),
+:class:`RunForm` (the form that edits them), :class:`EventLines` (bytes -> events),
+:class:`CurvesPlot` (loss and AUC curves from the events) and :class:`TrainView`, which
+runs the process and wires them together.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import sys
+from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lungapp import paths
 from lungapp.gui import theme
+from lungapp.training import progress as P
+from lungapp.training.recipes import PRESET_NAMES
 
 KILL_AFTER_MS = 15000
+
+# How the form describes the recipes of lungapp.training.recipes (a recipe not described
+# here is offered under its name).
+PRESET_LABELS = {
+    "bundled": "bundled (the app's model: finer time steps, about 2.5x slower)",
+    "bundled-4s": "bundled-4s (the app's model's 4-s windows: about twice bundled's time)",
+    "seed": "seed (the student project's CNN)",
+}
+TASK_LABELS = {"binary": "binary: normal vs abnormal",
+               "4class": "4 classes: Normal, CAS, DAS, CAS & DAS"}
 
 
 def train_command(folder: str, out: str, preset: str, task: str, folds: int,
@@ -37,72 +67,243 @@ def train_command(folder: str, out: str, preset: str, task: str, folds: int,
     return sys.executable, ["-m", "lungapp", *args]
 
 
+@dataclass
+class TrainSettings:
+    """A training run's options as the Train tab edits them (``epochs`` 0: the preset's)."""
+
+    folder: str = ""
+    out: str = ""
+    preset: str = "recommended"
+    task: str = "binary"
+    folds: int = 4
+    epochs: int = 0
+
+    @classmethod
+    def load(cls, settings) -> TrainSettings:
+        """The remembered folder, folds and epochs from the app's QSettings."""
+        return cls(folder=str(settings.value("train/folder", "")),
+                   folds=int(settings.value("train/folds", 4)),
+                   epochs=int(settings.value("train/epochs", 0)))
+
+    def save(self, settings) -> None:
+        settings.setValue("train/folder", self.folder)
+        settings.setValue("train/folds", self.folds)
+        settings.setValue("train/epochs", self.epochs)
+
+    def command(self) -> tuple[str, list[str]]:
+        return train_command(self.folder, self.out, self.preset, self.task, self.folds,
+                             self.epochs or None)
+
+
+def _browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
+    row = QHBoxLayout()
+    button = QPushButton("Browse…")
+    button.clicked.connect(on_browse)
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
+
+class RunForm(QGroupBox):
+    """The form of a training run: data folder, output folder, preset, task, folds, epochs."""
+
+    def __init__(self, initial: TrainSettings, last_folder: str = "", parent: QWidget | None = None):
+        super().__init__("Training run", parent)
+        self._last_folder = last_folder
+        form = QFormLayout(self)
+        self.folder = QLineEdit(initial.folder)
+        self.folder.setPlaceholderText("a labelled folder (SPRSound, ICBHI, class folders, CSV…)")
+        form.addRow("Data folder", _browse_row(self.folder, self._browse_folder))
+        self.out = QLineEdit()
+        self.out.setPlaceholderText("new model folder (default: in your models folder)")
+        form.addRow("Save model to", _browse_row(self.out, self._browse_out))
+        self.preset = QComboBox()
+        for key in sorted(PRESET_NAMES, key=lambda k: k != "recommended"):  # the default first
+            self.preset.addItem(PRESET_LABELS.get(key, key), key)
+        self.task = QComboBox()
+        for key, label in TASK_LABELS.items():
+            self.task.addItem(label, key)
+        self.folds = QSpinBox()
+        self.folds.setRange(2, 10)
+        self.folds.setValue(initial.folds)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(0, 500)
+        self.epochs.setSpecialValueText("preset default")
+        self.epochs.setValue(initial.epochs)
+        form.addRow("Preset", self.preset)
+        form.addRow("Task", self.task)
+        form.addRow("Cross-validation folds", self.folds)
+        form.addRow("Epochs", self.epochs)
+
+    def value(self) -> TrainSettings:
+        return TrainSettings(self.folder.text().strip(), self.out.text().strip(),
+                             self.preset.currentData(), self.task.currentData(),
+                             self.folds.value(), self.epochs.value())
+
+    def default_out(self) -> str:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return str(paths.models_dir() / f"{self.task.currentData()}-{stamp}")
+
+    def _browse_folder(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Labelled data folder",
+                                             self.folder.text() or self._last_folder)
+        if d:
+            self.folder.setText(d)
+
+    def _browse_out(self) -> None:
+        d, _ = QFileDialog.getSaveFileName(self, "New model folder", self.default_out())
+        if d:
+            self.out.setText(d)
+
+
+class EventLines:
+    """Splits a process's stdout bytes into progress events; lines that are not events
+    come back as text."""
+
+    def __init__(self):
+        self._buf = b""
+
+    def reset(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[P.Event | str]:
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        out: list[P.Event | str] = []
+        for raw in lines:
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                out.append(P.parse(raw))
+            except ValueError:
+                out.append(raw.decode("utf-8", "replace"))
+        return out
+
+
+class CurvesPlot(pg.GraphicsLayoutWidget):
+    """Training and validation loss, validation AUC and each fold's held-out AUC, on one
+    epoch axis over all folds (a gap and a dotted line between folds)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setBackground(theme.PLOT_BG)
+        self.loss_plot = self.addPlot(row=0, col=0)
+        self.loss_plot.setLabel("left", "Loss")
+        self.loss_plot.addLegend(offset=(-8, 4), labelTextSize="8pt")
+        self.auc_plot = self.addPlot(row=1, col=0)
+        self.auc_plot.setLabel("left", "AUC (line: validation, squares: held-out fold)")
+        self.auc_plot.setLabel("bottom", "Epoch (all folds, in order)")
+        self.auc_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.auc_plot.setXLink(self.loss_plot)
+        for p in (self.loss_plot, self.auc_plot):
+            p.showGrid(x=True, y=True, alpha=0.15)
+        line = lambda color: pg.mkPen(color, width=2)  # noqa: E731
+        self.items = {
+            "loss": self.loss_plot.plot(pen=line(theme.BLUE), name="training loss"),
+            "val_loss": self.loss_plot.plot(pen=line(theme.VERMILLION), name="validation loss"),
+            "val_auc": self.auc_plot.plot(pen=line(theme.GREEN), symbol="o", symbolSize=4,
+                                          symbolBrush=theme.GREEN, symbolPen=None),
+            # the held-out fold's recording AUC, once per fold (recipes without a
+            # validation split have no per-epoch AUC)
+            "heldout": self.auc_plot.plot(pen=None, symbol="s", symbolSize=9, symbolBrush=theme.BLUE,
+                                          symbolPen=None, name="held-out fold AUC"),
+        }
+        self.curves: dict[str, tuple[list, list]] = {k: ([], []) for k in self.items}
+        self.epochs_per_fold = 1
+        self._fold_lines: list = []
+
+    def reset(self) -> None:
+        self.curves = {k: ([], []) for k in self.items}
+        for item in self.items.values():
+            item.setData([], [])
+        for line in self._fold_lines:
+            self.loss_plot.removeItem(line)
+        self._fold_lines = []
+
+    def add_epoch(self, e: P.EpochEnd) -> int:
+        """Plot one epoch's metrics; returns its position on the epoch axis."""
+        self.epochs_per_fold = e.epochs or self.epochs_per_fold
+        fold = int(e.fold) if str(e.fold).isdigit() else len(self._fold_lines) + 1
+        x = (fold - 1) * self.epochs_per_fold + e.epoch
+        for key, item in self.items.items():
+            v = e.metrics.get(key)
+            if v is None:
+                continue
+            xs, ys = self.curves[key]
+            if xs and e.epoch == 1:  # a new fold: break the line (NaN gap)
+                xs.append(x - 0.5)
+                ys.append(float("nan"))
+            xs.append(x)
+            ys.append(float(v))
+            item.setData(xs, ys, connect="finite")
+        return x
+
+    def add_fold(self, e: P.FoldEnd) -> None:
+        """A dotted line after the fold, and its held-out AUC at its last epoch."""
+        end = int(e.fold) * self.epochs_per_fold
+        line = pg.InfiniteLine(pos=end + 0.5, angle=90,
+                               pen=pg.mkPen(theme.MUTED, style=Qt.PenStyle.DotLine))
+        self.loss_plot.addItem(line)
+        self._fold_lines.append(line)
+        auc = e.metrics.get("auc")
+        if auc is not None and auc == auc:
+            xs, ys = self.curves["heldout"]
+            xs.append(end)
+            ys.append(float(auc))
+            self.items["heldout"].setData(xs, ys)
+
+
 class TrainView(QWidget):
     statusMessage = Signal(str, int)
-    trainingFinished = Signal(str, object)     # out folder, the "done"/"error" event
+    trainingFinished = Signal(str, object)     # out folder, the last event (P.Done / P.Error)
 
     def __init__(self, context, parent: QWidget | None = None):
         super().__init__(parent)
         self.ctx = context
         self.settings = context.settings
         self.proc: QProcess | None = None
-        self._buf = b""
+        self._lines = EventLines()
         self._stderr_tail: list[str] = []
-        self._last_event: dict | None = None
-        self._epochs_per_fold = 1
-        self._curves: dict[str, tuple[list, list]] = {}
+        self._last_event: P.Event | None = None
+        self._folds = 1
         self._cancelled = False
+        self._out = ""
         self._build()
 
     # --- construction ---------------------------------------------------------------
     def _build(self) -> None:
-        root = QHBoxLayout(self)
         split = QSplitter(Qt.Orientation.Horizontal)
-        root.addWidget(split)
-
+        QHBoxLayout(self).addWidget(split)
         left = QWidget()
         ll = QVBoxLayout(left)
-        form_box = QGroupBox("Training run")
-        form = QFormLayout(form_box)
-        self.folder = QLineEdit(str(self.settings.value("train/folder", "")))
-        self.folder.setPlaceholderText("a labelled folder (SPRSound, ICBHI, class folders, CSV…)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_folder)
-        row = QHBoxLayout()
-        row.addWidget(self.folder, 1)
-        row.addWidget(browse)
-        form.addRow("Data folder", row)
-        self.out = QLineEdit()
-        self.out.setPlaceholderText("new model folder (default: in your models folder)")
-        browse_out = QPushButton("Browse…")
-        browse_out.clicked.connect(self._browse_out)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.out, 1)
-        row2.addWidget(browse_out)
-        form.addRow("Save model to", row2)
-        self.preset = QComboBox()
-        self.preset.addItem("recommended", "recommended")
-        self.preset.addItem("bundled (the app's model: finer time steps, about 2.5x slower)", "bundled")
-        self.preset.addItem("bundled-4s (the app's model's 4-s windows: about twice bundled's time)",
-                            "bundled-4s")
-        self.preset.addItem("seed (the student project's CNN)", "seed")
-        self.task = QComboBox()
-        self.task.addItem("binary: normal vs abnormal", "binary")
-        self.task.addItem("4 classes: Normal, CAS, DAS, CAS & DAS", "4class")
-        self.folds = QSpinBox()
-        self.folds.setRange(2, 10)
-        self.folds.setValue(int(self.settings.value("train/folds", 4)))
-        self.epochs = QSpinBox()
-        self.epochs.setRange(0, 500)
-        self.epochs.setSpecialValueText("preset default")
-        self.epochs.setValue(int(self.settings.value("train/epochs", 0)))
-        form.addRow("Preset", self.preset)
-        form.addRow("Task", self.task)
-        form.addRow("Cross-validation folds", self.folds)
-        form.addRow("Epochs", self.epochs)
-        ll.addWidget(form_box)
+        self.form = RunForm(TrainSettings.load(self.settings),
+                            str(self.settings.value("last_folder", "")))
+        # the form's fields, under the names the rest of the app (and tests) use
+        self.folder, self.out, self.preset = self.form.folder, self.form.out, self.form.preset
+        self.task, self.folds, self.epochs = self.form.task, self.form.folds, self.form.epochs
+        ll.addWidget(self.form)
+        ll.addLayout(self._buttons())
+        self.stage = QLabel("Choose a labelled folder and press Start training.")
+        self.stage.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        for w in (self.stage, self.progress, self.summary, QLabel("Log")):
+            ll.addWidget(w)
+        ll.addWidget(self.log, 1)
+        split.addWidget(left)
+        self.plot = CurvesPlot()
+        split.addWidget(self.plot)
+        split.setSizes([420, 800])
 
-        buttons = QHBoxLayout()
+    def _buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
         self.start_btn = QPushButton("Start training")
         self.start_btn.clicked.connect(self.start)
         self.cancel_btn = QPushButton("Cancel")
@@ -113,66 +314,15 @@ class TrainView(QWidget):
         self.use_btn.setToolTip("Make the trained model the active model and load it")
         self.use_btn.clicked.connect(self.use_model)
         for b in (self.start_btn, self.cancel_btn, self.use_btn):
-            buttons.addWidget(b)
-        ll.addLayout(buttons)
+            row.addWidget(b)
+        return row
 
-        self.stage = QLabel("Choose a labelled folder and press Start training.")
-        self.stage.setWordWrap(True)
-        ll.addWidget(self.stage)
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        ll.addWidget(self.progress)
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        ll.addWidget(self.summary)
-        ll.addWidget(QLabel("Log"))
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(2000)
-        ll.addWidget(self.log, 1)
-        split.addWidget(left)
-
-        self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setBackground(theme.PLOT_BG)
-        self.loss_plot = self.glw.addPlot(row=0, col=0)
-        self.loss_plot.setLabel("left", "Loss")
-        self.loss_plot.addLegend(offset=(-8, 4), labelTextSize="8pt")
-        self.auc_plot = self.glw.addPlot(row=1, col=0)
-        self.auc_plot.setLabel("left", "AUC (line: validation, squares: held-out fold)")
-        self.auc_plot.setLabel("bottom", "Epoch (all folds, in order)")
-        self.auc_plot.setYRange(0.0, 1.0, padding=0.02)
-        self.auc_plot.setXLink(self.loss_plot)
-        for p in (self.loss_plot, self.auc_plot):
-            p.showGrid(x=True, y=True, alpha=0.15)
-        self._items = {
-            "loss": self.loss_plot.plot(pen=pg.mkPen(theme.BLUE, width=2), name="training loss"),
-            "val_loss": self.loss_plot.plot(pen=pg.mkPen(theme.VERMILLION, width=2), name="validation loss"),
-            "val_auc": self.auc_plot.plot(pen=pg.mkPen(theme.GREEN, width=2), symbol="o", symbolSize=4,
-                                          symbolBrush=theme.GREEN, symbolPen=None),
-            # the held-out fold's recording AUC, once per fold (recipes without a
-            # validation split have no per-epoch AUC)
-            "heldout": self.auc_plot.plot(pen=None, symbol="s", symbolSize=9, symbolBrush=theme.BLUE,
-                                          symbolPen=None, name="held-out fold AUC"),
-        }
-        self._fold_lines: list = []
-        split.addWidget(self.glw)
-        split.setSizes([420, 800])
-
-    def _browse_folder(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Labelled data folder", self.folder.text()
-                                             or str(self.settings.value("last_folder", "")))
-        if d:
-            self.folder.setText(d)
-
-    def _browse_out(self) -> None:
-        d, _ = QFileDialog.getSaveFileName(self, "New model folder", self.default_out())
-        if d:
-            self.out.setText(d)
+    @property
+    def _curves(self) -> dict[str, tuple[list, list]]:
+        return self.plot.curves
 
     def default_out(self) -> str:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return str(paths.models_dir() / f"{self.task.currentData()}-{stamp}")
+        return self.form.default_out()
 
     # --- running --------------------------------------------------------------------
     @property
@@ -182,19 +332,26 @@ class TrainView(QWidget):
     def start(self) -> bool:
         if self.running:
             return False
-        folder = self.folder.text().strip()
-        if not folder or not os.path.isdir(folder):
-            self.stage.setText(f"Not a folder: {folder or '(empty)'}")
+        run = self.form.value()
+        if not run.folder or not os.path.isdir(run.folder):
+            self.stage.setText(f"Not a folder: {run.folder or '(empty)'}")
             return False
-        out = self.out.text().strip() or self.default_out()
-        self.out.setText(out)
+        run.out = run.out or self.default_out()
+        self.out.setText(run.out)
         paths.ensure(paths.models_dir())
-        self.settings.setValue("train/folder", folder)
-        self.settings.setValue("train/folds", self.folds.value())
-        self.settings.setValue("train/epochs", self.epochs.value())
-        program, args = train_command(folder, out, self.preset.currentData(), self.task.currentData(),
-                                      self.folds.value(), self.epochs.value() or None)
+        run.save(self.settings)
         self._reset_run()
+        self._out = run.out
+        program, args = run.command()
+        self.proc = self._make_process()
+        self.log.appendPlainText("$ " + " ".join([program, *args]))
+        self.proc.start(program, args)
+        self.stage.setText("Starting the training process…")
+        self._set_running(True)
+        self.progress.setRange(0, 0)
+        return True
+
+    def _make_process(self) -> QProcess:
         proc = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
         env.insert("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -204,17 +361,14 @@ class TrainView(QWidget):
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.finished.connect(self._finished)
         proc.errorOccurred.connect(self._process_error)
-        self.proc = proc
-        self._out = out
-        self.log.appendPlainText("$ " + " ".join([program, *args]))
-        proc.start(program, args)
-        self.stage.setText("Starting the training process…")
-        self.start_btn.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
-        self.use_btn.setEnabled(False)
-        self.progress.setVisible(True)
-        self.progress.setRange(0, 0)
-        return True
+        return proc
+
+    def _set_running(self, running: bool) -> None:
+        self.start_btn.setEnabled(not running)
+        self.cancel_btn.setEnabled(running)
+        self.progress.setVisible(running)
+        if running:
+            self.use_btn.setEnabled(False)
 
     def cancel(self) -> None:
         if not self.running:
@@ -226,138 +380,117 @@ class TrainView(QWidget):
         QTimer.singleShot(KILL_AFTER_MS, self, lambda: proc.kill() if self.proc is proc else None)
 
     def _reset_run(self) -> None:
-        self._buf = b""
+        self._lines.reset()
         self._stderr_tail = []
         self._last_event = None
         self._cancelled = False
-        self._curves = {k: ([], []) for k in self._items}
-        for item in self._items.values():
-            item.setData([], [])
-        for line in self._fold_lines:
-            self.loss_plot.removeItem(line)
-        self._fold_lines = []
+        self.plot.reset()
         self.summary.setText("")
         self.log.clear()
 
     def _read_stdout(self) -> None:
-        self._buf += bytes(self.proc.readAllStandardOutput())
-        *lines, self._buf = self._buf.split(b"\n")
-        for raw in lines:
-            raw = raw.strip()
-            if not raw:
-                continue
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                self.log.appendPlainText(raw.decode("utf-8", "replace"))
-                continue
-            if isinstance(event, dict):
-                self.handle_event(event)
+        for item in self._lines.feed(bytes(self.proc.readAllStandardOutput())):
+            if isinstance(item, str):
+                self.log.appendPlainText(item)
+            else:
+                self.handle_event(item)
 
     def _read_stderr(self) -> None:
         text = bytes(self.proc.readAllStandardError()).decode("utf-8", "replace")
-        for line in text.splitlines():
-            if line.strip():
-                self._stderr_tail.append(line)
+        self._stderr_tail += [line for line in text.splitlines() if line.strip()]
         self._stderr_tail = self._stderr_tail[-40:]
 
-    def handle_event(self, e: dict) -> None:
-        """Show one progress event of the train CLI (see lungapp.cli.train)."""
+    # --- events -----------------------------------------------------------------------
+    def handle_event(self, e: P.Event) -> None:
+        """Show one progress event of the train CLI."""
         self._last_event = e
-        kind = e.get("event")
-        if kind == "start":
-            self._epochs_per_fold = max(1, int(e.get("epochs") or 1))
-            self._folds = int(e.get("folds") or 1)
-            self.stage.setText(f"Training {e.get('preset')} / {e.get('arch')} / {e.get('task')} "
-                               f"with {e.get('folds')}-fold cross-validation")
-            self.log.appendPlainText(f"classes: {', '.join(e.get('classes', []))}")
-        elif kind == "extract":
-            total = int(e.get("total") or 0)
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(int(e.get("done") or 0))
-            self.progress.setFormat(f"features %v / %m ({e.get('bad', 0)} unreadable)")
-            self.stage.setText("Computing features (spectrogram windows)…")
-        elif kind == "epoch_end":
-            fold, epoch = int(e["fold"]), int(e["epoch"])
-            epochs = int(e.get("epochs") or self._epochs_per_fold)
-            self._epochs_per_fold = epochs
-            x = (fold - 1) * epochs + epoch
-            m = e.get("metrics", {})
-            for key in self._items:
-                v = m.get(key)
-                if v is not None:
-                    xs, ys = self._curves[key]
-                    if xs and epoch == 1:  # a new fold: break the line (NaN gap)
-                        xs.append(x - 0.5)
-                        ys.append(float("nan"))
-                    xs.append(x)
-                    ys.append(float(v))
-                    self._items[key].setData(xs, ys, connect="finite")
-            total = getattr(self, "_folds", 1) * epochs
-            self.progress.setRange(0, total)
-            self.progress.setValue(x)
-            self.progress.setFormat(f"fold {fold}, epoch {epoch}/{epochs}")
-            extra = f", validation AUC {m['val_auc']:.3f}" if m.get("val_auc") is not None else ""
-            self.stage.setText(f"Fold {fold}: epoch {epoch}/{epochs}, loss {m.get('loss', float('nan')):.3f}{extra}")
-        elif kind == "fold_end":
-            x = int(e["fold"]) * self._epochs_per_fold + 0.5
-            line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen(theme.MUTED, style=Qt.PenStyle.DotLine))
-            self.loss_plot.addItem(line)
-            self._fold_lines.append(line)
-            auc = e.get("metrics", {}).get("auc")
-            if auc is not None and auc == auc:
-                xs, ys = self._curves["heldout"]
-                xs.append(int(e["fold"]) * self._epochs_per_fold)
-                ys.append(float(auc))
-                self._items["heldout"].setData(xs, ys)
-            self.log.appendPlainText(f"fold {e['fold']}/{e['folds']} done: held-out AUC "
-                                     f"{auc:.3f}" if auc is not None else f"fold {e['fold']} done")
-        elif kind == "log":
-            self.log.appendPlainText(f"{e.get('level', 'info')}: {e.get('message', '')}")
-        elif kind == "done":
-            m = e.get("metrics", {})
-            self.summary.setText(
-                f"<b>Done</b> in {e.get('wall_s', 0):.0f} s — cross-validated (out-of-fold): "
-                f"AUC <b>{m.get('auc', float('nan')):.3f}</b>, sensitivity {m.get('sensitivity', float('nan')):.3f}, "
-                f"specificity {m.get('specificity', float('nan')):.3f}, score {m.get('score', float('nan')):.3f} "
-                f"at threshold {e.get('threshold', float('nan')):.3f}.<br>Saved to {e.get('out')}")
-        elif kind == "error":
-            self.summary.setText(f"<b>Stopped</b>: {e.get('message', '')}")
+        handler = {P.Start: self._on_start, P.Extract: self._on_extract,
+                   P.EpochEnd: self._on_epoch, P.FoldEnd: self._on_fold, P.Log: self._on_log,
+                   P.Done: self._on_done, P.Error: self._on_error}.get(type(e))
+        if handler is not None:
+            handler(e)
 
+    def _on_start(self, e: P.Start) -> None:
+        self.plot.epochs_per_fold = max(1, e.epochs or 1)
+        self._folds = e.folds or 1
+        self.stage.setText(f"Training {e.preset} / {e.arch} / {e.task} "
+                           f"with {e.folds}-fold cross-validation")
+        self.log.appendPlainText(f"classes: {', '.join(e.classes)}")
+
+    def _on_extract(self, e: P.Extract) -> None:
+        self.progress.setRange(0, max(e.total, 1))
+        self.progress.setValue(e.done)
+        self.progress.setFormat(f"features %v / %m ({e.bad} unreadable)")
+        self.stage.setText("Computing features (spectrogram windows)…")
+
+    def _on_epoch(self, e: P.EpochEnd) -> None:
+        x = self.plot.add_epoch(e)
+        self.progress.setRange(0, self._folds * self.plot.epochs_per_fold)
+        self.progress.setValue(x)
+        self.progress.setFormat(f"fold {e.fold}, epoch {e.epoch}/{e.epochs}")
+        m = e.metrics
+        loss = m.get("loss")
+        extra = f", validation AUC {m['val_auc']:.3f}" if m.get("val_auc") is not None else ""
+        self.stage.setText(f"Fold {e.fold}: epoch {e.epoch}/{e.epochs}, "
+                           f"loss {loss if loss is not None else float('nan'):.3f}{extra}")
+
+    def _on_fold(self, e: P.FoldEnd) -> None:
+        self.plot.add_fold(e)
+        auc = e.metrics.get("auc")
+        self.log.appendPlainText(f"fold {e.fold}/{e.folds} done: held-out AUC {auc:.3f}"
+                                 if auc is not None else f"fold {e.fold} done")
+
+    def _on_log(self, e: P.Log) -> None:
+        self.log.appendPlainText(f"{e.level}: {e.message}")
+
+    def _on_done(self, e: P.Done) -> None:
+        m = {k: (v if v is not None else float("nan")) for k, v in e.metrics.items()}
+        nan = float("nan")
+        self.summary.setText(
+            f"<b>Done</b> in {e.wall_s or 0:.0f} s — cross-validated (out-of-fold): "
+            f"AUC <b>{m.get('auc', nan):.3f}</b>, sensitivity {m.get('sensitivity', nan):.3f}, "
+            f"specificity {m.get('specificity', nan):.3f}, score {m.get('score', nan):.3f} "
+            f"at threshold {e.threshold if e.threshold is not None else nan:.3f}.<br>"
+            f"Saved to {e.out}")
+
+    def _on_error(self, e: P.Error) -> None:
+        self.summary.setText(f"<b>Stopped</b>: {e.message}")
+
+    # --- the end of a run -------------------------------------------------------------
     def _finished(self, code: int, status) -> None:
-        e = self._last_event or {}
-        crashed = status == QProcess.ExitStatus.CrashExit
-        if e.get("event") == "done" and code == 0:
+        e = self._last_event
+        done = isinstance(e, P.Done) and code == 0
+        if done:
             self.stage.setText("Training finished. Review the cross-validated results, then use the model.")
             self.use_btn.setEnabled(True)
-            self.statusMessage.emit(f"Training finished: {e.get('out')}", 10000)
+            self.statusMessage.emit(f"Training finished: {e.out}", 10000)
         elif self._cancelled:
             self.stage.setText(f"Cancelled; nothing was written to {self._out}.")
             self.statusMessage.emit("Training cancelled", 6000)
         else:
-            why = e.get("message") if e.get("event") == "error" else None
-            if why is None:
-                tail = "\n".join(self._stderr_tail[-6:])
-                why = (f"the training process {'crashed' if crashed else 'exited'} "
-                       f"(exit code {code})" + (f":\n{tail}" if tail else ""))
-            self.stage.setText(f"Training failed: {why}")
+            self.stage.setText(f"Training failed: {self._failure(e, code, status)}")
             self.statusMessage.emit("Training failed", 8000)
-        if self._stderr_tail and e.get("event") != "done":
+        if self._stderr_tail and not isinstance(e, P.Done):
             self.log.appendPlainText("--- training process stderr (last lines) ---")
             self.log.appendPlainText("\n".join(self._stderr_tail[-20:]))
-        self.progress.setVisible(False)
-        self.start_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
+        self._set_running(False)
         self.proc.deleteLater()
         self.proc = None
         self.trainingFinished.emit(self._out, e)
 
+    def _failure(self, e: P.Event | None, code: int, status) -> str:
+        """Why the run failed: its error event's message, or how the process ended."""
+        if isinstance(e, P.Error):
+            return e.message
+        crashed = status == QProcess.ExitStatus.CrashExit
+        tail = "\n".join(self._stderr_tail[-6:])
+        return (f"the training process {'crashed' if crashed else 'exited'} (exit code {code})"
+                + (f":\n{tail}" if tail else ""))
+
     def _process_error(self, error) -> None:
         if error == QProcess.ProcessError.FailedToStart and self.proc is not None:
             self.stage.setText(f"Could not start the training process: {self.proc.errorString()}")
-            self.progress.setVisible(False)
-            self.start_btn.setEnabled(True)
-            self.cancel_btn.setEnabled(False)
+            self._set_running(False)
             self.proc.deleteLater()
             self.proc = None
 

@@ -18,8 +18,11 @@ from pathlib import Path
 import keras
 from keras import layers
 
-ARCHS = ("seed_cnn", "cnn4", "lungcnn", "inception_v3", "resnet50")
-"""Architecture names accepted by :func:`build` (and ``lungapp train --arch``)."""
+from lungapp.training.recipes import ARCH_NAMES
+
+ARCHS = ARCH_NAMES
+"""Architecture names accepted by :func:`build` (and ``lungapp train --arch``), named in
+the light :mod:`lungapp.training.recipes`."""
 
 # File names keras.applications caches ImageNet "notop" weights under (~/.keras/models).
 _IMAGENET_FILES = {
@@ -92,7 +95,7 @@ def cnn4(input_shape, n_classes: int, *, width: int = 16, convs: int = 1,
 def lungcnn(input_shape, n_classes: int, *, width: int = 16, dropout: float = 0.3,
             name: str = "lungcnn", activation: str = "softmax") -> keras.Model:
     """The recommended window classifier (model research for the bundled model,
-    benchmarks/model_research.py): per-band normalisation, then a compact 4-block CNN.
+    docs/model.md): per-band normalisation, then a compact 4-block CNN.
 
     LayerNormalization over the time axis (no learned scale or offset) standardises each
     frequency band within the window, removing the recording's level and spectral tilt
@@ -188,12 +191,15 @@ def build(arch: str, input_shape, n_classes: int, *, weights=None,
     independent flags such as [CAS, DAS]). Returns the model and a :class:`BuildInfo`.
     ``name``: the model's name (ensemble members need distinct names)."""
     kw = {"name": name or arch, "activation": activation}
-    if arch == "seed_cnn":
-        return seed_cnn(input_shape, n_classes, **kw), BuildInfo(arch, "random")
-    if arch == "cnn4":
-        return cnn4(input_shape, n_classes, **kw), BuildInfo(arch, "random")
-    if arch == "lungcnn":
-        return lungcnn(input_shape, n_classes, **kw), BuildInfo(arch, "random")
+    if arch in _COMPACT:
+        return _COMPACT[arch](input_shape, n_classes, **kw), BuildInfo(arch, "random")
     if arch in _IMAGENET_FILES:
         return backbone(arch, input_shape, n_classes, weights=weights, name=name, activation=activation)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+
+
+# The builders of ARCH_NAMES: compact CNNs built from scratch, and the keras.applications
+# backbones of _IMAGENET_FILES.
+_COMPACT = {"seed_cnn": seed_cnn, "cnn4": cnn4, "lungcnn": lungcnn}
+if set(_COMPACT) | set(_IMAGENET_FILES) != set(ARCH_NAMES):  # a name without a builder
+    raise ImportError("lungapp.training.archs: the builders do not match recipes.ARCH_NAMES")

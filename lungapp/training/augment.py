@@ -142,7 +142,7 @@ def spec_noise_snr(X: np.ndarray, snr_db, cfg: SpectrogramConfig, noise_power: n
     constant floor (:func:`spec_add_noise`), this leaves the fluctuating noise that
     per-band normalisation turns into texture, as on a noisier stethoscope."""
     n, T, F = X.shape[:3]
-    if F != noise_power.shape[1] or T > len(noise_power):
+    if noise_power.shape[1] != F or len(noise_power) < T:
         raise ValueError(f"windows of {T} x {F} do not match the noise spectrogram {noise_power.shape}")
     rng_db = cfg.max_db - cfg.min_db
     power = 10 ** ((cfg.min_db + X[..., 0].astype(np.float64) * rng_db) / 10)
@@ -233,21 +233,8 @@ def seed_image_augment(X: np.ndarray, rng: np.random.Generator, *, rotation_deg:
 
 # ------------------------------------------------------------------------------ policy
 
-DEFAULT_POLICY = {
-    "image": False,           # seed image augmentation (rotation/zoom/shift)
-    "gain_db": 6.0,           # uniform +-gain_db
-    "tilt_db_per_octave": 3.0,  # uniform +-slope: other stethoscopes' responses
-    "noise_prob": 0.3,        # share of examples given added noise
-    "noise_db": [-70.0, -45.0],  # noise level range (dB full scale, per bin)
-    "roll": 0.5,              # circular time roll, fraction of the window
-    "time_masks": 2,
-    "freq_masks": 2,
-    "mixup_alpha": 0.2,       # 0 = no mixup
-    "snr_prob": 0.0,          # share of examples given white noise at a random SNR (texture)
-    "snr_db": [0.0, 30.0],    # in-band SNR range (dB) for snr_prob
-    "band_limit_prob": 0.0,   # share of examples floored above a random cutoff
-    "band_limit_hz": [1500.0, 3000.0],  # cutoff range (Hz) for band_limit_prob
-}
+# The policy keys and their defaults are recipe data (lungapp.training.recipes).
+from lungapp.training.recipes import DEFAULT_POLICY  # noqa: E402
 
 
 class Augmenter:
@@ -266,22 +253,28 @@ class Augmenter:
         self.rng = np.random.default_rng(seed)
         self._noise_power = None
 
-    def _on_share(self, X: np.ndarray, prob: float, value_range, fn) -> np.ndarray:
+    @staticmethod
+    def _on_share(X: np.ndarray, prob: float, value_range, fn, rng: np.random.Generator) -> np.ndarray:
         """``fn(examples, values)`` applied to a random ``prob`` share of the examples, each
         with a value drawn uniformly from ``value_range``."""
-        pick = self.rng.random(len(X)) < prob
+        pick = rng.random(len(X)) < prob
         if not pick.any():
             return X
         lo, hi = value_range
         X = X.copy()
-        X[pick] = fn(X[pick], self.rng.uniform(lo, hi, size=int(pick.sum())))
+        X[pick] = fn(X[pick], rng.uniform(lo, hi, size=int(pick.sum())))
         return X
 
-    def __call__(self, X: np.ndarray, Y: np.ndarray):
+    def __call__(self, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator | None = None):
+        """Augmented copies of the batch ``X`` (n, frames, bins, 1) and its targets ``Y``.
+        ``rng``: this batch's random stream (default: the augmenter's own, seeded by
+        ``seed``); batches made in parallel each pass their own so the result does not
+        depend on which thread runs first."""
         p = self.policy
         if p is None:
             return X, Y
-        rng, cfg, n = self.rng, self.cfg, len(X)
+        rng = rng if rng is not None else self.rng
+        cfg, n = self.cfg, len(X)
         if p["image"]:
             X = seed_image_augment(X, rng)
         if p["gain_db"] or p["tilt_db_per_octave"]:
@@ -294,15 +287,15 @@ class Augmenter:
             X = spec_offset_db(X, off, cfg)
         if p["noise_prob"]:
             X = self._on_share(X, p["noise_prob"], p["noise_db"],
-                               lambda Z, v: spec_add_noise(Z, v, cfg))
+                               lambda Z, v: spec_add_noise(Z, v, cfg), rng)
         if p["band_limit_prob"]:
             X = self._on_share(X, p["band_limit_prob"], p["band_limit_hz"],
-                               lambda Z, v: spec_band_limit(Z, v, cfg))
+                               lambda Z, v: spec_band_limit(Z, v, cfg), rng)
         if p["snr_prob"]:
             if self._noise_power is None:
                 self._noise_power = white_noise_spectrogram(cfg)
             X = self._on_share(X, p["snr_prob"], p["snr_db"],
-                               lambda Z, v: spec_noise_snr(Z, v, cfg, self._noise_power, rng))
+                               lambda Z, v: spec_noise_snr(Z, v, cfg, self._noise_power, rng), rng)
         if p["roll"]:
             X = time_roll(X, rng, p["roll"])
         if p["time_masks"] or p["freq_masks"]:

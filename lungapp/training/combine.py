@@ -4,19 +4,20 @@ Each member is a `lungapp train` output folder holding one model (``--artifact r
 and the out-of-fold predictions its cross-validation wrote (``--oof``). The members must
 be runs on the same recordings with the same task, classes, outputs, pooling and
 spectrogram (typically one recipe's runs with different seeds). Members reading the same
-windows are averaged window by window, as :class:`lungapp.inference.npruntime.NumpyEnsemble`
-and the Keras runtime do in the app, then pooled. Members may also read windows of other
-lengths of the same spectrogram (a mixed ensemble, e.g. 2-s and 4-s windows): each such
-group's windows are pooled and the pooled values averaged over all members
-(:func:`lungapp.inference.predictor.pool_members`); the card lists each model's features
-(``member_features``).
+windows are averaged window by window, as the app's runtimes do
+(:class:`lungapp.inference.runtime.OnnxEnsemble`, a Keras ``Average``), then pooled.
+Members may also read windows of other lengths of the same spectrogram (a mixed
+ensemble, e.g. 2-s and 4-s windows): each such group's windows are pooled and the
+pooled values averaged over all members
+(:func:`lungapp.inference.predictor.pool_members`); the card lists each model's
+features (``member_features``).
 
 Its card reports the ensemble's own cross-validation: for every recording, each member's
 out-of-fold window outputs (from that member's fold model that never saw the recording;
 the members' fold partitions may differ, each grouped by patient) are averaged and pooled,
 and the report (threshold chosen on these predictions, per-fold figures over the first
 member's folds, four classes, the device-shift check when every member ran it) is
-computed by :func:`lungapp.training.train.evaluate_oof`, the function training uses.
+computed by :func:`lungapp.training.oof.evaluate_oof`, the function training uses.
 
 ``hop_s`` may coarsen the window step to a whole multiple of the members' step (one step
 for all, or one per window length, :func:`member_steps`): a member then runs on every m-th
@@ -130,7 +131,7 @@ def _data_facts(data_root, task: str, path: Path) -> dict[str, tuple[str, str]]:
     """{relative path: (task label or "", patient id or "")} of the data folder, read once
     for all the stripped out-of-fold files of one ensemble."""
     from lungapp.data.readers import read_folder
-    from lungapp.training.train import task_label
+    from lungapp.training.dataset import task_label
 
     if data_root is None:
         raise LungappError("out-of-fold file holds no labels; give the data folder the member "
@@ -145,7 +146,7 @@ def restore_labels(z: dict, card: ModelCard, facts: dict, data_root, path: Path)
     ``path``) from ``facts`` (:func:`_data_facts` of the member's data folder ``data_root``),
     checked against the hash of the file list the member was trained on (``card``). Raises
     LungappError."""
-    from lungapp.training.train import labels_hash
+    from lungapp.training.dataset import labels_hash
 
     rels = [str(p) for p in z["path"]]
     missing = [r for r in rels if r not in facts]
@@ -190,7 +191,7 @@ def _align(z: dict, order: list[str] | None, path: Path):
 
 def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
     """Replace folder ``dest`` with one folder per run (``w<window>s_seed<N>``, e.g.
-    ``w2s_seed0``): its card, model file and
+    ``w2s_seed0``): its card, model file (and its ONNX export) and
     curves, and its out-of-fold file without labels or patient ids (``oof.npz``). Raises
     LungappError when two runs share a seed."""
     from lungapp.fsutil import make_staging, publish_dir
@@ -205,7 +206,8 @@ def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
             if d.exists():
                 raise LungappError(f"two runs share a window length and a seed ({d.name})", run)
             d.mkdir()
-            for name in ("card.json", card.model_files[0], card.training.get("curves_file")):
+            onnx = [o.file for o in card.onnx.values()]  # the run's ONNX export travels with it
+            for name in ("card.json", card.model_files[0], card.training.get("curves_file"), *onnx):
                 if name and (run / name).is_file():
                     shutil.copyfile(run / name, d / name)
             strip_oof(oof, d / "oof.npz")
@@ -294,8 +296,8 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
         threshold=float(report["threshold"]), threshold_rule=report["threshold_rule"],
         flag_thresholds=report.get("flag_thresholds", {}),
         class_pooling=report.get("class_pooling", ""), metrics=report, training=training,
-        versions=library_versions(),
-        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        versions=library_versions(), onnx={},  # the members' exports are made again below
+        created=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         description=f"{len(members)} runs of {first.description} ({seed_words(training['members'])}), "
                     "combined by lungapp.training.combine")
 
@@ -306,6 +308,11 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
         for i, src in curves.items():
             shutil.copyfile(src, staging / f"curves_{i + 1}.json")
         write_card(staging, card)
+        # ONNX export (lungapp.training.export): the app runs model_N.onnx; the card gets
+        # their hashes before the folder is published.
+        from lungapp.training.export import export_model_folder
+
+        export_model_folder(staging)
         publish_dir(staging, out)
     finally:
         if staging.exists():
@@ -339,7 +346,7 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     their out-of-fold files, as :func:`combine` writes it on the card. Returns (report,
     features): each member's features at the ensemble's step. ``cards`` (checked to fit
     together) and ``arrays`` (:func:`load_oofs`) may be given when already loaded.
-    ``class_pooling`` (one of :data:`lungapp.training.train.CLASS_POOLINGS`, for [CAS, DAS]
+    ``class_pooling`` (one of :data:`lungapp.vocabulary.CLASS_POOLINGS`, for [CAS, DAS]
     flag models): name the four classes from the flags pooled so, fixed by the recipe
     instead of chosen on these predictions (the checks are still reported).
 
@@ -347,10 +354,10 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
     read different windows (other lengths or steps) are each pooled and the pooled values
     averaged over all members (:func:`lungapp.inference.predictor.pool_members`), as the app
     does."""
-    from lungapp.inference.predictor import pool_members
     from lungapp.evaluation.metrics import binary_metrics
-    from lungapp.training.train import (CLASS_POOLINGS, POOLINGS, _auc, class_pooling_problem,
-                                     evaluate_oof, is_flag_spec)
+    from lungapp.inference.predictor import pool_members
+    from lungapp.training.oof import auc_or_nan, class_pooling_problem, evaluate_oof, is_flag_spec
+    from lungapp.vocabulary import CLASS_POOLINGS, POOLINGS
 
     dirs = [Path(d) for d, _ in members]
     if cards is None:
@@ -428,7 +435,7 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
                           flag_rule=is_flag_spec(spec),
                           groups=patients if all(patients) else None,
                           class_probs=class_probs, class_pooling=class_pooling)
-    report["pooling_auc"] = {rule: _auc(y, p) for rule, p in alt.items()}
+    report["pooling_auc"] = {rule: auc_or_nan(y, p) for rule, p in alt.items()}
     report["patient_grouped"] = all(bool((c.training.get("cv") or {}).get("grouped_by_patient"))
                                     for c in cards)
     report["evaluated"] = (f"out-of-fold: every recording scored by the {len(members)} members' fold "

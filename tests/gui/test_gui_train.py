@@ -3,7 +3,6 @@ curves from its JSON lines, cancel = terminate, failures shown, one-click use.""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,7 @@ def test_training_shows_curves_then_model_can_be_used(window, qtbot, tmp_path):
         assert view.start()
         assert view.cancel_btn.isEnabled() and not view.start_btn.isEnabled()
     folder, event = sig.args
-    assert event.get("event") == "done", view.stage.text() + "\n" + view.log.toPlainText()
+    assert event.event == "done", view.stage.text() + "\n" + view.log.toPlainText()
     assert Path(folder, "card.json").is_file()
     xs, ys = view._curves["loss"]
     # 2 folds x 2 epochs, with a gap (NaN) between the folds' curves
@@ -86,7 +85,7 @@ def test_unusable_folder_is_reported_not_crashed(window, qtbot, tmp_path):
     configure(view, empty, tmp_path / "model")
     with qtbot.waitSignal(view.trainingFinished, timeout=300000) as sig:
         view.start()
-    assert sig.args[1].get("event") == "error"
+    assert sig.args[1].event == "error" and sig.args[1].kind == "dataset"
     assert view.stage.text().startswith("Training failed:")
     assert str(empty) in view.stage.text()
 
@@ -100,7 +99,7 @@ def test_not_a_folder_is_refused_before_starting(window, tmp_path):
 
 
 def test_the_train_tab_offers_every_preset(window):
-    from lungapp.training.train import PRESETS
+    from lungapp.training.recipes import PRESETS
 
     combo = window.train.preset
     assert sorted(combo.itemData(i) for i in range(combo.count())) == sorted(PRESETS)

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
-from lungapp.training.combine import combine, ensemble_report, window_subset
 from lungapp.inference.features import FeatureConfig, windows_from_samples
-from lungapp.training.train import TrainOptions, class_pooled_probs, evaluate_oof, pool_probs, train
+from lungapp.training.combine import combine, ensemble_report, window_subset
+from lungapp.training.oof import class_pooled_probs, evaluate_oof, pool_probs
+from lungapp.training.recipes import TrainOptions
+from lungapp.training.train import train
 
 from train_helpers import make_dataset  # noqa: E402
+
+# Each test trains or runs real Keras models: out of the fast inner loop.
+pytestmark = pytest.mark.slow
 
 # 2-s windows every 0.5 s, so that a 1-s ensemble step is a real subset.
 FC = FeatureConfig(SpectrogramConfig(rate=4000, win_length=256, hop_length=128, n_fft=256,
@@ -133,19 +136,28 @@ def test_a_class_pooling_fixed_for_the_ensemble_is_on_its_card(members, tmp_path
     assert not (tmp_path / "bad").exists()
 
 
-@pytest.mark.parametrize("runtime", ["numpy", "keras"])
+def _keras_outputs(path):
+    """The Keras file at ``path`` as a function windows -> outputs (the reference)."""
+    from lungapp.inference.predictor import load_keras_model
+
+    model = load_keras_model(path)
+    return lambda X: np.asarray(model.predict_on_batch(X))
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
 def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path, runtime):
     """The app's prediction with the combined folder equals the members' window outputs
     averaged over the coarser step's windows, then pooled, with either runtime (the
     members' models share one name, as runs of one recipe do)."""
-    from lungapp.inference import npruntime
-    from lungapp.training.card_text import card_markdown
     from lungapp.inference.card import load_card
     from lungapp.inference.predictor import Predictor
+    from lungapp.training.card_text import card_markdown
 
     root, data, pairs = members
     out = tmp_path / "ens"
     combine(pairs, out, hop_s=1.0)
+    card = load_card(out)
+    assert sorted(o.file for o in card.onnx.values()) == ["model_1.onnx", "model_2.onnx"]
     pred = Predictor.load(out, runtime=runtime)
     assert pred.runtime == runtime
     wav = sorted(data.glob("*.wav"))[1]
@@ -155,7 +167,7 @@ def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path, runt
     x, rate = sf.read(wav, dtype="float32")
     X, _ = windows_from_samples(x, FC)
     sel = window_subset(len(X), 2)
-    w = np.mean([npruntime.load(run / "model.keras")(X[sel]) for run, _ in pairs], axis=0)
+    w = np.mean([_keras_outputs(run / "model.keras")(X[sel]) for run, _ in pairs], axis=0)
     expect = pool_probs(w.astype(np.float64), "mean", ("sigmoid", ["CAS", "DAS"]))
     assert list(got.probabilities.values()) == pytest.approx(list(expect), abs=1e-5)
     assert len(got.windows) == int(sel.sum())
@@ -278,7 +290,7 @@ def test_one_members_report_is_its_own_cards(members):
 
 def test_ensemble_steps_benchmark_tables_every_subset(members, capsys, repo_script):
     root, data, pairs = members
-    mod = repo_script("benchmarks/ensemble_steps.py")
+    mod = repo_script("research/ensemble_steps.py")
     assert mod.main([f"{r}:{o}" for r, o in pairs] + ["--seconds", "3"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     # 1 and 2 members, at 0.5 s and 1 s; model calls for 3 s: 3 windows at 0.5 s, 2 at 1 s
@@ -292,7 +304,7 @@ def test_ensemble_steps_each_subset_of_a_make_up_with_fixed_class_pooling(member
     make-up holding a named run, each row equal to ensemble_report's figures, then the
     count of subsets reaching each target."""
     root, data, pairs = members
-    mod = repo_script("benchmarks/ensemble_steps.py")
+    mod = repo_script("research/ensemble_steps.py")
     runs = [f"{r}:{o}" for r, o in pairs]
     assert mod.main(runs + ["--make-up", "2=1", "--including", "run1", "--class-pooling",
                             "quantile:0.75", "--own-steps", "--each"]) == 0
@@ -315,7 +327,7 @@ def test_ensemble_steps_each_subset_of_a_make_up_with_fixed_class_pooling(member
 
 def test_ensemble_steps_refuses_bad_filters(members, capsys, repo_script):
     root, data, pairs = members
-    mod = repo_script("benchmarks/ensemble_steps.py")
+    mod = repo_script("research/ensemble_steps.py")
     runs = [f"{r}:{o}" for r, o in pairs]
     with pytest.raises(SystemExit) as exc:
         mod.main(runs + ["--make-up", "2:2"])
@@ -327,12 +339,12 @@ def test_ensemble_steps_refuses_bad_filters(members, capsys, repo_script):
 
 
 def test_flag_separation_benchmark_ranks_each_flag(members, capsys, repo_script):
-    """benchmarks/flag_separation.py: per run, the q75-pooled flags' AUCs among abnormal
+    """research/flag_separation.py: per run, the q75-pooled flags' AUCs among abnormal
     recordings and against Normal ones, as computed directly from the out-of-fold file."""
     from sklearn.metrics import roc_auc_score
 
     root, data, pairs = members
-    mod = repo_script("benchmarks/flag_separation.py")
+    mod = repo_script("research/flag_separation.py")
     assert mod.main([f"{r}:{o}" for r, o in pairs]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert rows[0].split("|")[3:7] == [" CAS in abnormal ", " DAS in abnormal ", " CAS vs Normal ",
@@ -350,7 +362,7 @@ def test_flag_separation_benchmark_ranks_each_flag(members, capsys, repo_script)
 
 
 def test_flag_separation_refuses_runs_without_flags(members, capsys, repo_script):
-    mod = repo_script("benchmarks/flag_separation.py")
+    mod = repo_script("research/flag_separation.py")
     with pytest.raises(SystemExit) as exc:
         mod.main(["run0"])
     assert exc.value.code == 2 and "'run0': expected RUN:OOF" in capsys.readouterr().err
@@ -393,7 +405,7 @@ def test_a_mixed_ensembles_card_pools_each_window_length_then_averages(members, 
     the 1-s step), the 1-s member pooled on its own windows, and the pooled flags averaged
     over the three members; the card lists each member's features."""
     from lungapp.inference.card import load_card
-    from lungapp.training.train import _auc
+    from lungapp.training.oof import auc_or_nan as _auc
 
     root, _, pairs = members
     out = tmp_path / "mixed"
@@ -424,7 +436,7 @@ def test_a_mixed_ensembles_card_pools_each_window_length_then_averages(members, 
     assert report["overall"]["auc"] != homog["overall"]["auc"]
 
 
-@pytest.mark.parametrize("runtime", ["numpy", "keras"])
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
 @pytest.mark.parametrize("seconds", [3.0, 1.5])
 def test_the_app_runs_a_mixed_ensemble_as_the_card_describes(members, short_member, tmp_path,
                                                                runtime, seconds):
@@ -432,7 +444,6 @@ def test_the_app_runs_a_mixed_ensemble_as_the_card_describes(members, short_memb
     pooled per group and averaged by members; the timeline is the 2-s windows with the 1-s
     member's windows that cover each centre averaged in. A recording shorter than the
     longest window (1.5 s) takes the padded path."""
-    from lungapp.inference import npruntime
     from lungapp.inference.predictor import Predictor, outputs_to_classes
 
     root, data, pairs = members
@@ -446,8 +457,8 @@ def test_the_app_runs_a_mixed_ensemble_as_the_card_describes(members, short_memb
     long_fc = FeatureConfig(FC.spectrogram, window_s=2.0, hop_s=1.0)
     Xa, sa = windows_from_samples(x, long_fc)
     Xb, sb = windows_from_samples(x, SHORT)
-    a = np.mean([npruntime.load(run / "model.keras")(Xa) for run, _ in pairs], axis=0).astype(np.float64)
-    b = npruntime.load(short_member[0] / "model.keras")(Xb).astype(np.float64)
+    a = np.mean([_keras_outputs(run / "model.keras")(Xa) for run, _ in pairs], axis=0).astype(np.float64)
+    b = _keras_outputs(short_member[0] / "model.keras")(Xb).astype(np.float64)
     flags = (2 * a.mean(axis=0) + b.mean(axis=0)) / 3
     assert got.abnormal_probability == pytest.approx(1 - (1 - flags[0]) * (1 - flags[1]), abs=1e-5)
     assert [w.start_s for w in got.windows] == pytest.approx(list(sa))

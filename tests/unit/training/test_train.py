@@ -4,18 +4,20 @@ the model folder it saves (atomically), and the report's figures."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import DatasetError, LungappError
-from lungapp.training.augment import DEFAULT_POLICY
 from lungapp.inference.features import FeatureConfig
-from lungapp.training.train import (PRESETS, Cancelled, TrainOptions, check_dataset, evaluate_oof,
-                                 train)
+from lungapp.training.augment import DEFAULT_POLICY
+from lungapp.training.dataset import check_dataset
+from lungapp.training.oof import auc_or_nan, evaluate_oof
+from lungapp.training.progress import Cancelled
+from lungapp.training.recipes import PRESETS, TrainOptions
+from lungapp.training.train import train
+
 from train_helpers import binary_dataset, make_dataset  # noqa: E402
 
 # Small features keep test trainings short: 2-s windows of 32 mel bands (61 x 32 inputs).
@@ -112,30 +114,23 @@ def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_presets_are_the_documented_recipes():
-    seed = TrainOptions.from_preset("seed")
-    assert (seed.arch, seed.batch_size, seed.features.resize, seed.features.rate) == ("seed_cnn", 16, (64, 64), 4000)
-    assert seed.features.spectrogram.n_bins == 129 and seed.features.window_s == 15.0
-    assert 10 <= seed.epochs <= 30 and seed.lr == 1e-3  # the seed's range and rate
-    assert seed.augment["image"] and not seed.augment["mixup_alpha"] and seed.schedule == "plateau"
-    rec = TrainOptions.from_preset("recommended", epochs=3)
-    assert rec.epochs == 3 and rec.arch == PRESETS["recommended"]["arch"]
-    assert not rec.class_weights and rec.sampling == "balanced" and rec.schedule == "cosine"
-    assert rec.augment["time_masks"] and rec.augment["freq_masks"] and not rec.augment["noise_prob"]
-    assert rec.augment["snr_prob"] and rec.augment["band_limit_prob"]
-    assert rec.outputs == "flags" and rec.window_labels == "events"
-    assert rec.val_fraction == 0 and rec.steps_per_epoch == 120 and rec.early_stopping == 0
-    assert seed.sampling == "shuffle" and seed.steps_per_epoch == 0 and seed.val_fraction > 0
+def test_presets_are_valid_and_explicit_options_override_them():
+    for name in PRESETS:  # every recipe is a valid run
+        opts = TrainOptions.from_preset(name)
+        assert opts.preset == name and opts.to_dict()["features"] == PRESETS[name]["features"].to_dict()
+    rec = TrainOptions.from_preset("recommended", epochs=3, arch=None)
+    assert rec.epochs == 3 and rec.arch == PRESETS["recommended"]["arch"]  # None: the preset's
+    rec.augment["gain_db"] = 99.0  # a run's policy is its own copy
+    assert TrainOptions.from_preset("recommended").augment["gain_db"] != 99.0
     with pytest.raises(ValueError, match="validation split"):
-        TrainOptions.from_preset("recommended", early_stopping=3)
+        TrainOptions.from_preset("recommended", early_stopping=3, val_fraction=0.0)
     with pytest.raises(ValueError, match="unknown preset"):
         TrainOptions.from_preset("best")
+    with pytest.raises(ValueError, match="arch must be one of"):
+        TrainOptions.from_preset("recommended", arch="vgg")
 
 
 def test_bundled_preset_is_recommended_at_finer_time_resolution_retrained():
-    from lungapp.cli.train import PRESET_NAMES
-
-    assert set(PRESET_NAMES) == set(PRESETS)  # the CLI's --help names every recipe
     rec, bun = TrainOptions.from_preset("recommended"), TrainOptions.from_preset("bundled")
     assert bun.artifact == "retrain" and rec.artifact == "ensemble"
     r, b = rec.features.spectrogram, bun.features.spectrogram
@@ -189,6 +184,7 @@ def trained(tmp_path_factory):
     return {"data": data, "out": out, "events": events, "summary": summary, "bad": bad, "oof": oof}
 
 
+@pytest.mark.slow
 def test_training_learns_and_reports_honestly(trained):
     s = trained["summary"]
     assert s["metrics"]["auc"] >= 0.75, s  # wheeze vs breath noise is learnable; chance is 0.5
@@ -210,10 +206,8 @@ def test_training_learns_and_reports_honestly(trained):
 def test_oof_file_holds_the_device_shift_check_too(trained):
     """With the device-shift check on, the --oof file also holds the shifted recordings'
     window outputs, which pool to the card's shifted AUC."""
-    from lungapp.inference.predictor import pool_recording
     from lungapp.inference.card import load_card
-    from lungapp.training.train import _auc
-
+    from lungapp.inference.predictor import pool_recording
     z = np.load(trained["oof"])
     card = load_card(trained["out"])
     assert z["window_out_shift"].shape == z["window_out"].shape
@@ -222,9 +216,10 @@ def test_oof_file_holds_the_device_shift_check_too(trained):
     shifted = np.array([1 - pool_recording(z["window_out_shift"][off[i]: off[i + 1]].astype(np.float64),
                                            card)[0] for i in range(len(off) - 1)])
     y = z["label"] != z["classes"][0]
-    assert _auc(y, shifted) == pytest.approx(card.metrics["device_shift"]["shifted"]["auc"], abs=1e-6)
+    assert auc_or_nan(y, shifted) == pytest.approx(card.metrics["device_shift"]["shifted"]["auc"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_bad_oof_path_is_refused_first_or_costs_only_the_file(tmp_path):
     """An --oof file inside the model folder is refused before any training; one that
     cannot be written when the folds are done is a warning, and the model is still saved."""
@@ -260,7 +255,8 @@ def test_card_records_data_options_and_artifact(trained):
 
 def test_saved_folder_is_complete_and_replaced_the_old_one(trained):
     out = trained["out"]
-    assert sorted(p.name for p in out.iterdir()) == ["card.json", "curves.json", "fold1.keras", "fold2.keras"]
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "curves.json", "fold1.keras",
+                                                     "fold1.onnx", "fold2.keras", "fold2.onnx"]
     assert not [p for p in out.parent.iterdir() if ".staging-" in p.name or p.name.startswith("model.old")]
     curves = json.loads((out / "curves.json").read_text())
     assert len(curves["folds"]) == 2 and len(curves["folds"][0]["curves"]) == 8
@@ -278,14 +274,16 @@ def test_saved_model_predicts_through_the_app(trained):
 
 
 def test_progress_events_in_order(trained):
-    kinds = [e["event"] for e in trained["events"]]
+    kinds = [e.event for e in trained["events"]]
     assert kinds[0] == "start" and kinds[-1] == "done"
     assert kinds.count("epoch_end") == 16 and kinds.count("fold_end") == 2
     assert kinds.index("extract") < kinds.index("epoch_end")
-    ep = next(e for e in trained["events"] if e["event"] == "epoch_end")
-    assert {"loss", "val_loss", "val_auc", "lr"} <= set(ep["metrics"]) and ep["fold"] == 1
+    ep = next(e for e in trained["events"] if e.event == "epoch_end")
+    assert {"loss", "val_loss", "val_auc", "lr"} <= set(ep.metrics) and ep.fold == 1
+    assert trained["events"][-1].to_dict() == trained["summary"]  # train() returns the done event
 
 
+@pytest.mark.slow
 def test_failure_while_saving_leaves_out_untouched(tmp_path, monkeypatch):
     import lungapp.inference.card as card_mod
 
@@ -304,37 +302,54 @@ def test_failure_while_saving_leaves_out_untouched(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "model"]  # no staging folder left
 
 
+@pytest.mark.slow
 def test_cancel_between_batches_leaves_nothing(tmp_path):
     data = binary_dataset(tmp_path / "d", n_patients=4, per_class=1, seconds=3.0)
     seen = []
 
     def stop():
-        return any(e["event"] == "epoch_end" for e in seen)
+        return any(e.event == "epoch_end" for e in seen)
 
     with pytest.raises(Cancelled):
         train(data, tmp_path / "model",
               tiny_options(epochs=50, device_shift=False, augment=dict(DEFAULT_POLICY)),
               progress=seen.append, should_stop=stop)
-    assert sum(e["event"] == "epoch_end" for e in seen) == 1
+    assert sum(e.event == "epoch_end" for e in seen) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
 
 
-def test_single_device_here_and_schedules():
-    from lungapp.training.train import _lr_at, distribution_scope
+def test_distribution_scope_matches_the_visible_gpus():
+    """One device (CPU or one GPU): a plain scope; several GPUs: data parallel over all."""
+    import tensorflow as tf
+
+    from lungapp.training.fit import distribution_scope
 
     scope, text = distribution_scope()
-    assert text.startswith("single device")
+    n_gpus = len(tf.config.list_logical_devices("GPU"))
+    if n_gpus > 1:
+        assert f"over {n_gpus} GPUs" in text
+    else:
+        assert text == f"single device ({'GPU' if n_gpus else 'CPU'})"
     with scope:
         pass
-    opts = tiny_options(lr=0.01, schedule="cosine")
-    lrs = [_lr_at(opts, s, 1000) for s in range(1000)]
-    assert max(lrs) == pytest.approx(0.01) and lrs[-1] < 0.001
-    assert all(b <= a + 1e-12 for a, b in zip(lrs[20:], lrs[21:]))  # decays after warm-up
-    assert _lr_at(tiny_options(lr=0.01, schedule="plateau"), 500, 1000) == 0.01
+
+
+def test_learning_rate_schedules():
+    from lungapp.training.fit import learning_rate
+
+    cosine = learning_rate(tiny_options(lr=0.01, schedule="cosine"), 1000)
+    lrs = [float(cosine(s)) for s in range(0, 1001, 5)]
+    peak = int(np.argmax(lrs))
+    assert max(lrs) == pytest.approx(0.01, rel=1e-5) and 0 < peak * 5 <= 25  # a short warm-up
+    assert all(b <= a + 1e-9 for a, b in zip(lrs[peak:], lrs[peak + 1:]))  # then decays
+    assert lrs[-1] == pytest.approx(0.0002, rel=1e-3)  # to 2 % of the peak
+    assert learning_rate(tiny_options(lr=0.01, schedule="plateau"), 1000) == 0.01
+    assert learning_rate(tiny_options(lr=0.01, schedule="constant"), 1000) == 0.01
     with pytest.raises(ValueError, match="validation split"):
         tiny_options(schedule="plateau", val_fraction=0.0)
 
 
+@pytest.mark.slow
 def test_four_class_training_with_event_window_labels(tmp_path):
     data = make_dataset(tmp_path / "d", {f"P{i}": ["Normal", "CAS", "DAS", "CAS & DAS"] for i in range(4)},
                         seconds=3.0)
@@ -348,6 +363,7 @@ def test_four_class_training_with_event_window_labels(tmp_path):
     assert card["training"]["options"]["window_labels"] == "events"
 
 
+@pytest.mark.slow
 def test_retrain_artifact_is_one_model_on_all_data(tmp_path):
     """--artifact retrain (the bundled preset's): the CV report as usual, then one model
     trained on every recording is what the folder holds and the app runs."""
@@ -359,12 +375,13 @@ def test_retrain_artifact_is_one_model_on_all_data(tmp_path):
               progress=events.append)
     out = tmp_path / "m"
     card = json.loads((out / "card.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["card.json", "curves.json", "model.keras"]
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "curves.json", "model.keras",
+                                                     "model.onnx"]
     assert card["model_files"] == ["model.keras"] and s["artifact"] == ["model.keras"]
     assert "retrained on all data" in card["training"]["artifact"]
     assert card["metrics"]["overall"]["n"] == 24  # the CV figures still cover every recording
-    finals = [i for i, e in enumerate(events) if e["event"] == "epoch_end" and e["fold"] == "final"]
-    folds_done = [i for i, e in enumerate(events) if e["event"] == "fold_end"]
+    finals = [i for i, e in enumerate(events) if e.event == "epoch_end" and e.fold == "final"]
+    folds_done = [i for i, e in enumerate(events) if e.event == "fold_end"]
     assert len(finals) == 2 and len(folds_done) == 2  # the final model trains after the folds
     assert max(folds_done) < min(finals)
     pred = Predictor.load(out)
@@ -374,7 +391,7 @@ def test_retrain_artifact_is_one_model_on_all_data(tmp_path):
 
 def test_window_labels_from_events():
     from lungapp.data.readers import Event
-    from lungapp.training.train import _window_classes
+    from lungapp.training.dataset import _window_classes
 
     events = (Event(0.0, 1.0, "Normal"), Event(1.0, 2.5, "Wheeze"), Event(4.0, 5.0, "Fine Crackle"))
     starts = np.array([0.0, 1.0, 2.3, 3.0])
@@ -395,6 +412,7 @@ def test_window_labels_from_events():
     assert same.tolist() == [1, 1, 1, 1]
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_training_saves_float32_models(tmp_path):
     """Training arithmetic in bfloat16 (emulated where the CPU lacks it: slower, same
     result kind): the saved fold models are the plain float32 architecture, the card says
@@ -419,7 +437,7 @@ def test_mixed_bfloat16_training_saves_float32_models(tmp_path):
 
 
 def test_precision_option_and_auto_resolution(monkeypatch):
-    from lungapp.training import train as train_mod
+    from lungapp.training import fit as train_mod
 
     assert TrainOptions.from_preset("seed").precision == "auto"
     assert TrainOptions.from_preset("recommended").precision == "float32"

@@ -148,6 +148,7 @@ def test_device_shift_removes_the_band_above_2khz():
 
 # ------------------------------------------------------------------------------ archs
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,shape", [("seed_cnn", (64, 64, 1)), ("cnn4", (46, 32, 1))])
 def test_small_archs_train_save_and_load_in_safe_mode(tmp_path, arch, shape):
     import keras
@@ -167,6 +168,7 @@ def test_small_archs_train_save_and_load_in_safe_mode(tmp_path, arch, shape):
     assert np.allclose(np.asarray(loaded(x, training=False)), p, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_backbone_offline_says_random_and_takes_a_weights_file(tmp_path, monkeypatch):
     import keras
 
@@ -188,6 +190,7 @@ def test_backbone_offline_says_random_and_takes_a_weights_file(tmp_path, monkeyp
         build("resnet50", (40, 32, 1), 2, weights=tmp_path / "missing.h5")
 
 
+@pytest.mark.slow
 def test_inception_resizes_small_inputs():
     from lungapp.training.archs import build
 

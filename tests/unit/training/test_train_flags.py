@@ -4,15 +4,17 @@ recommended recipe), end to end on generated recordings with timed events."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lungapp.training.train import TrainOptions, flag_weights, output_spec, train
-
 from test_train import TINY_FC  # noqa: E402
+
+from lungapp.training.dataset import output_spec
+from lungapp.training.fit import flag_weights
+from lungapp.training.recipes import TrainOptions
+from lungapp.training.train import train
+from lungapp.vocabulary import FOUR_CLASSES
+
 from train_helpers import make_dataset  # noqa: E402
 
 
@@ -68,7 +70,8 @@ def test_four_class_flags_training_end_to_end(tmp_path):
 
 
 def test_balanced_batches_draw_half_from_adventitious_windows():
-    from lungapp.training.train import _epoch_order, _positive_sets
+    from lungapp.training.fit import epoch_order as _epoch_order
+    from lungapp.training.fit import positive_sets as _positive_sets
 
     rng = np.random.default_rng(0)
     T = np.zeros((1000, 2), np.float32)
@@ -102,8 +105,8 @@ def test_recommended_recipe_without_validation_split(tmp_path):
     assert opts.val_fraction == 0 and opts.sampling == "balanced" and opts.augment
     events = []
     train(data, out, opts, progress=events.append)
-    ep = [e for e in events if e["event"] == "epoch_end"]
-    assert len(ep) == 6 and not {"val_loss", "val_auc"} & set(ep[0]["metrics"])
+    ep = [e for e in events if e.event == "epoch_end"]
+    assert len(ep) == 6 and not {"val_loss", "val_auc"} & set(ep[0].metrics)
     card = json.loads((out / "card.json").read_text())
     folds = card["training"]["cv"]["folds"]
     assert [f["n_val"] for f in folds] == [0, 0] and all(f["best_epoch"] is None for f in folds)
@@ -130,7 +133,7 @@ def test_decide_class_by_flag_thresholds():
 
 
 def test_flag_thresholds_chosen_on_out_of_fold_predictions_raise_the_four_class_score():
-    from lungapp.training.train import FOUR_CLASSES, choose_flag_thresholds, evaluate_oof
+    from lungapp.training.oof import choose_flag_thresholds, evaluate_oof
 
     rng = np.random.default_rng(0)
     labels, rows = [], []
@@ -172,7 +175,7 @@ def _flag_probs(spec: dict, n: int, noise: float, seed: int = 0):
 
 
 def test_flag_rule_is_not_adopted_without_a_clear_gain():
-    from lungapp.training.train import FOUR_CLASSES, evaluate_oof
+    from lungapp.training.oof import evaluate_oof
 
     # flags far apart: the most probable class is already right, so the rule can only tie
     labels, P = _flag_probs({"Normal": (0.05, 0.05), "CAS": (0.85, 0.1), "DAS": (0.1, 0.85),
@@ -189,7 +192,7 @@ def test_flag_rule_is_not_adopted_without_a_clear_gain():
 
 
 def test_paired_gain_interval_resamples_patients_whole():
-    from lungapp.training.train import FOUR_CLASSES, paired_score_gain
+    from lungapp.training.oof import paired_score_gain
 
     rng = np.random.default_rng(1)
     labels = list(rng.choice(FOUR_CLASSES, 120))
@@ -206,3 +209,28 @@ def test_paired_gain_interval_resamples_patients_whole():
     assert width(by_patient) == pytest.approx(width(once), rel=0.25)
     assert width(by_recording) < 0.7 * width(by_patient)  # recordings alone: falsely sure
     assert paired_score_gain(labels, a, b, FOUR_CLASSES) == once  # deterministic
+
+
+def test_window_batches_are_a_pure_function_of_their_index():
+    """Keras may make batches ahead of training, or twice (its output-signature probe):
+    each batch depends on the seed and its index only, so a run is reproducible."""
+    from lungapp.training.dataset import Recording
+    from lungapp.training.fit import TrainingWindows, WindowBatches
+
+    rng = np.random.default_rng(0)
+    shape = TINY_FC.input_shape
+    recs = [Recording(f"r{i}.wav", lab, f"P{i}", rng.random((6, *shape)).astype(np.float16),
+                      np.arange(6.0), np.full(6, FOUR_CLASSES.index(lab)), 6.0)
+            for i, lab in enumerate(FOUR_CLASSES)]
+    opts = TrainOptions.from_preset("recommended", task="4class", features=TINY_FC, batch_size=8,
+                                    epochs=2, steps_per_epoch=5)
+    assert opts.augment and opts.sampling == "balanced"
+    data = TrainingWindows.of(recs, opts, list(FOUR_CLASSES))
+    batches = WindowBatches(data, opts, steps=5, seed=3)
+    assert len(batches) == 10  # every batch of the run: 2 epochs of 5
+    x, y, w = batches[7]
+    assert x.shape == (8, *shape) and y.shape == (8, 2) and w.shape == (8,)
+    batches[0], batches[9]  # fetched in between, in any order
+    for again in (batches[7], WindowBatches(data, opts, steps=5, seed=3)[7]):
+        assert all(np.array_equal(a, b) for a, b in zip((x, y, w), again))
+    assert not np.array_equal(x, WindowBatches(data, opts, steps=5, seed=4)[7][0])

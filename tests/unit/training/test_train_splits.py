@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lungapp.training.splits import (BY_FILE_WARNING, check_grouping, make_folds,
-                                  validation_split)
+from lungapp.training.splits import BY_FILE_WARNING, check_grouping, make_folds, validation_split
 
 
 def _dataset(n_patients=40, seed=0):
