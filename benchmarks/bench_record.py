@@ -167,16 +167,21 @@ def timed(fn, store: list, key: int = 0):
     return wrapper
 
 
-def run_app(args, tmp: Path):
-    """The whole app recording; returns (rows, result, monitor, ring, update times, totals)."""
+def _wait(cond, timeout_s, what) -> None:
+    from lungapp.gui.workers import wait_until
+
+    if not wait_until(cond, timeout_s):
+        raise SystemExit(f"bench_record: timed out waiting for {what}")
+
+
+def _app_recording(args):
+    """The whole app (main window, Record tab) recording "until stopped" from
+    ``args.device`` at ``args.rate``; returns (application, window, Record view)."""
     if not any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from PySide6.QtCore import QTimer
-
     from lungapp.audio.devices import find_device, same_device
     from lungapp.gui.app import create_application, create_window
-    from lungapp.gui.workers import wait_until
 
     app = create_application([])
     win = create_window([], load_model=not args.no_model)
@@ -185,14 +190,9 @@ def run_app(args, tmp: Path):
     if not hasattr(view, "capture_rate"):
         raise SystemExit(f"bench_record: the Record view is unavailable: {win.record_error}")
     win.tabs.setCurrentWidget(view)
-
-    def wait(cond, timeout_s, what):
-        if not wait_until(cond, timeout_s):
-            raise SystemExit(f"bench_record: timed out waiting for {what}")
-
-    wait(lambda: view.record_button.isEnabled(), 30, "the device list")
+    _wait(lambda: view.record_button.isEnabled(), 30, "the device list")
     if not args.no_model:
-        wait(lambda: win.ctx.model_state() != "loading", 300, "the model to load")
+        _wait(lambda: win.ctx.model_state() != "loading", 300, "the model to load")
         print(f"model: {win.ctx.model_state()} {win.ctx.model_message()}")
     if args.device is not None:
         want = find_device(args.device)
@@ -201,12 +201,15 @@ def run_app(args, tmp: Path):
     view.duration_combo.setCurrentText("Until stopped")
     view.capture_rate = args.rate
     view.start()
-    wait(lambda: view.state == "recording" or view.state == "idle", 60, "the recording to start")
+    _wait(lambda: view.state == "recording" or view.state == "idle", 60, "the recording to start")
     if view.state != "recording":
         raise SystemExit(f"bench_record: could not start: {view.status.text()}")
-    cap, rec, mon, live = view.capture, view.recording, view.monitor, view.live
-    cap.wait_first_callback(5.0)
-    # Time LiveMonitor.update and the widget's refresh as the view calls them.
+    return app, win, view
+
+
+def _instrument(mon, live) -> tuple[list, list[float]]:
+    """Time LiveMonitor.update and the widget's refresh as the view calls them; returns
+    (acc = [update s, updates, refresh s, refreshes], durations of updates that got audio)."""
     acc = [0.0, 0, 0.0, 0]
     update_with_audio: list[float] = []
     orig_update = mon.update
@@ -223,12 +226,22 @@ def run_app(args, tmp: Path):
 
     mon.update = update
     live.refresh = timed(live.refresh, acc, 2)
+    return acc, update_with_audio
+
+
+def run_app(args, tmp: Path):
+    """The whole app recording; returns (rows, result, monitor, ring, update times, totals)."""
+    from PySide6.QtCore import QTimer
+
+    app, win, view = _app_recording(args)
+    cap, rec, mon, live = view.capture, view.recording, view.monitor, view.live
+    cap.wait_first_callback(5.0)
+    acc, update_with_audio = _instrument(mon, live)
     print(f"device: {cap.device.label}; rate {cap.rate} Hz; file {rec.partial_path}")
     print(f"live view: {mon.cfg.win_length}-sample window, hop {mon.cfg.hop_length}, "
           f"{mon.n_cols} columns x {mon.n_bins} bins ({mon.seconds:g} s visible); "
           f"platform {app.platformName()}, window {win.width()}x{win.height()}, "
           f"spectrogram {live.width()}x{live.height()} px")
-
     xpid = xserver_pid()
 
     def sample():
@@ -246,28 +259,32 @@ def run_app(args, tmp: Path):
     reporter = QTimer()
     reporter.timeout.connect(rows.row)
     reporter.start(int(args.report_every * 1000))
-    wait(lambda: time.monotonic() - t0 >= args.minutes * 60 or view.state != "recording",
-         args.minutes * 60 + 30, "the end of the run")
+    _wait(lambda: time.monotonic() - t0 >= args.minutes * 60 or view.state != "recording",
+          args.minutes * 60 + 30, "the end of the run")
     reporter.stop()
     rows.row()  # the last, partial row
     end = sample()
     view.stop()
-    wait(lambda: view.last_result is not None, 60, "the recording to be saved")
-    totals = {"wall": end["wall"] - rows.first["wall"], "cpu": end["cpu"] - rows.first["cpu"],
-              "ticks": end["ticks"] - rows.first["ticks"],
-              "frames": end["frames"] - rows.first["frames"],
-              "cols": end["cols"] - rows.first["cols"],
-              "x_cpu": (end["x"] - rows.first["x"]) if end["x"] is not None
-              and rows.first["x"] is not None else None}
-    return rows, view.last_result, mon, cap.ring, update_with_audio, totals
+    _wait(lambda: view.last_result is not None, 60, "the recording to be saved")
+    return rows, view.last_result, mon, cap.ring, update_with_audio, _totals(rows.first, end)
+
+
+def _totals(first: dict, end: dict) -> dict:
+    """What changed between two samples (wall, CPU, ticks, frames, columns, X server CPU)."""
+    return {"wall": end["wall"] - first["wall"], "cpu": end["cpu"] - first["cpu"],
+            "ticks": end["ticks"] - first["ticks"],
+            "frames": end["frames"] - first["frames"],
+            "cols": end["cols"] - first["cols"],
+            "x_cpu": (end["x"] - first["x"]) if end["x"] is not None
+            and first["x"] is not None else None}
 
 
 def run_core(args, tmp: Path):
     """The data side only (no Qt): LiveMonitor.update every 30 ms while recording."""
     from lungapp.audio.live import LiveMonitor
-    from lungapp.audio.recorder import start_recording
+    from lungapp.audio.recorder import RecordingSettings, start_recording
 
-    cap, rec = start_recording(args.device, rate=args.rate, seconds=None)
+    cap, rec = start_recording(args.device, RecordingSettings(rate=args.rate))
     mon = LiveMonitor(cap.ring, cap.rate)
     cap.wait_first_callback(5.0)
     print(f"device: {cap.device.label}; rate {cap.rate} Hz; file {rec.partial_path}; draw off")

@@ -46,7 +46,62 @@ def _dataset(folder: Path, patients: int = 6) -> Path:
     return folder
 
 
-def record_shot(win, wav: Path, wait, settle, shot) -> None:
+class Driver:
+    """Drives the window from a script: waits while the event loop runs, takes shots."""
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def wait(self, cond, timeout_s=180.0, what="condition") -> None:
+        from lungapp.gui.workers import wait_until
+
+        if not wait_until(cond, timeout_s):
+            raise SystemExit(f"make_screenshots: timed out waiting for {what}")
+
+    def settle(self, ms=400) -> None:
+        """Run the event loop for ``ms`` milliseconds (animations, repaints)."""
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def shot(self, widget, name) -> None:
+        self.settle()
+        path = self.out / name
+        widget.grab().save(str(path))
+        print(path)
+
+
+def review_shot(win, d: Driver, examples: Path, select: str) -> None:
+    """review.png: the examples opened and analysed, ``select`` shown, cursor at 4.2 s."""
+    view = win.review
+    view.auto_analyse.setChecked(False)
+    win.open_paths([str(examples)])
+    d.wait(lambda: view.model.rowCount() >= 4, what="the examples to be listed")
+    d.wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
+    if win.ctx.model_state() != "ready":
+        raise SystemExit(f"make_screenshots: no model: {win.ctx.model_message()}")
+    view.analyse_all()
+    d.wait(lambda: not view._batch, what="Analyse all")
+    view.select(str(examples / select))
+    d.wait(lambda: view.current_path and view.current_path.endswith(select)
+           and view.plots.has_image() and view.plots.timeline_curves() > 0, what="the plots")
+    view.player.seek(4.2)
+    d.settle(2000)  # the Analyse all progress bar hides itself
+    d.shot(win, "review.png")
+
+
+def review_error_shot(win, d: Driver, tmp: Path) -> None:
+    """review_error.png: a damaged file in the list (errors in the row and the status bar)."""
+    bad = tmp / "damaged_recording.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(64)))
+    win.open_paths([str(bad)])
+    d.wait(lambda: win.review.result.state == "error", what="the error")
+    d.shot(win, "review_error.png")
+
+
+def record_shot(win, d: Driver, wav: Path) -> None:
     """record.png: the Record view ~11 s into a recording of ``wav`` played (looped) into
     the null sink, whose monitor is the default input; then Stop (the file is kept in
     the throwaway LUNGAPP_HOME)."""
@@ -54,29 +109,57 @@ def record_shot(win, wav: Path, wait, settle, shot) -> None:
 
     rv = win.record
     win.tabs.setCurrentWidget(rv)
-    wait(lambda: rv.record_button.isEnabled(), 60, "the input devices")
+    d.wait(lambda: rv.record_button.isEnabled(), 60, "the input devices")
     rv.site_combo.setCurrentText("Posterior left")
     rv.patient_edit.setText("P-0042")
     rv.duration_combo.setCurrentText("30 s")
     rv.start()
-    wait(lambda: rv.state in ("recording", "idle"), 60, "the recording to start")
+    d.wait(lambda: rv.state in ("recording", "idle"), 60, "the recording to start")
     if rv.state != "recording":
         raise SystemExit(f"make_screenshots: could not record: {rv.status.text()}")
     rv.capture.wait_first_callback(10.0)
     player = subprocess.Popen(["sh", "-c", f"while :; do paplay --device=ci_sink '{wav}' || exit; done"],
                               start_new_session=True)
     try:
-        settle(11000)  # the 10 s window filled, still moving
+        d.settle(11000)  # the 10 s window filled, still moving
         win.statusBar().clearMessage()
-        shot(win, "record.png")
+        d.shot(win, "record.png")
     finally:
         os.killpg(player.pid, 15)
         player.wait()
     rv.stop()
-    wait(lambda: rv.state == "idle", 60, "the recording to be saved")
+    d.wait(lambda: rv.state == "idle", 60, "the recording to be saved")
 
 
-def main() -> int:
+def train_shot(win, d: Driver, tmp: Path) -> None:
+    """train.png: a short real run on generated recordings (2 folds x 6 epochs)."""
+    data = _dataset(tmp / "train_data")
+    tv = win.train
+    win.tabs.setCurrentWidget(tv)
+    tv.folder.setText(str(data))
+    tv.out.setText(str(tmp / "trained_model"))
+    tv.preset.setCurrentIndex(tv.preset.findData("recommended"))
+    tv.folds.setValue(2)
+    tv.epochs.setValue(6)
+    done = []
+    tv.trainingFinished.connect(lambda *a: done.append(a))
+    tv.start()
+    d.wait(lambda: bool(done), timeout_s=900, what="the training run")
+    d.shot(win, "train.png")
+
+
+def about_shot(win, d: Driver) -> None:
+    """about.png: About, with the active model's card (shown once the model has loaded)."""
+    d.wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
+    win.tabs.setCurrentWidget(win.review)
+    dlg = win.show_about()
+    dlg.resize(640, 620)
+    d.shot(dlg, "about.png")
+    dlg.close()
+
+
+def _parse_args():
+    """(args, the set of screenshots wanted)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: the active model)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
@@ -93,8 +176,13 @@ def main() -> int:
         ap.error(f"unknown screenshot(s) {sorted(want - set(SHOTS))}; choose from {', '.join(SHOTS)}")
     if args.no_train:
         want.discard("train")
+    return args, want
+
+
+def _prepare_environment(args, want: set[str]) -> None:
+    """The null sink (for record.png, before PortAudio starts with the app, so the sink's
+    monitor is listed), the model, a fresh LUNGAPP_HOME, a display or offscreen."""
     if "record" in want:
-        # Before PortAudio starts (with the app), so the sink's monitor is listed.
         import subprocess
 
         sink = subprocess.run(["sh", str(ROOT / "packaging" / "pulse-null-sink.sh")],
@@ -108,94 +196,35 @@ def main() -> int:
     if not any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main() -> int:
+    args, want = _parse_args()
+    _prepare_environment(args, want)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from PySide6.QtCore import QEventLoop, QTimer
-
+    from lungapp.gui import workers
     from lungapp.gui.app import create_application, create_window
-    from lungapp.gui.workers import wait_until
     from lungapp.paths import resources_dir
 
-    app = create_application([])
+    app = create_application([])  # noqa: F841 - keeps the QApplication alive
     examples = resources_dir() / "examples"
     win = create_window([])
     win.resize(1440, 860)
-    view = win.review
-
-    def wait(cond, timeout_s=180.0, what="condition"):
-        if not wait_until(cond, timeout_s):
-            raise SystemExit(f"make_screenshots: timed out waiting for {what}")
-
-    def settle(ms=400):
-        loop = QEventLoop()
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
-
-    def shot(widget, name):
-        settle()
-        path = out / name
-        widget.grab().save(str(path))
-        print(path)
-
+    d = Driver(out)
     tmp = Path(tempfile.mkdtemp())
     if "review" in want:
-        # Review: examples opened and analysed, one selected
-        view.auto_analyse.setChecked(False)
-        win.open_paths([str(examples)])
-        wait(lambda: view.model.rowCount() >= 4, what="the examples to be listed")
-        wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
-        if win.ctx.model_state() != "ready":
-            raise SystemExit(f"make_screenshots: no model: {win.ctx.model_message()}")
-        view.analyse_all()
-        wait(lambda: not view._batch, what="Analyse all")
-        view.select(str(examples / args.select))
-        wait(lambda: view.current_path and view.current_path.endswith(args.select)
-             and view.plots.has_image() and view.plots.timeline_curves() > 0, what="the plots")
-        view.player.seek(4.2)
-        settle(2000)  # the Analyse all progress bar hides itself
-        shot(win, "review.png")
-
+        review_shot(win, d, examples, args.select)
     if "review_error" in want:
-        # Review with a damaged file in the list (errors in the row and the status bar)
-        bad = tmp / "damaged_recording.wav"
-        bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(64)))
-        win.open_paths([str(bad)])
-        wait(lambda: view.result.state == "error", what="the error")
-        shot(win, "review_error.png")
-
+        review_error_shot(win, d, tmp)
     if "record" in want:
-        # Record, while recording an example played into the null sink
-        record_shot(win, examples / args.play, wait, settle, shot)
-
-    # Train: a short real run on generated recordings (2 folds x 6 epochs)
+        record_shot(win, d, examples / args.play)
     if "train" in want:
-        data = _dataset(tmp / "train_data")
-        tv = win.train
-        win.tabs.setCurrentWidget(tv)
-        tv.folder.setText(str(data))
-        tv.out.setText(str(tmp / "trained_model"))
-        tv.preset.setCurrentIndex(tv.preset.findData("recommended"))
-        tv.folds.setValue(2)
-        tv.epochs.setValue(6)
-        done = []
-        tv.trainingFinished.connect(lambda *a: done.append(a))
-        tv.start()
-        wait(lambda: bool(done), timeout_s=900, what="the training run")
-        shot(win, "train.png")
-
+        train_shot(win, d, tmp)
     if "about" in want:
-        # About, with the active model's card (shown once the model has loaded)
-        wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
-        win.tabs.setCurrentWidget(view)
-        dlg = win.show_about()
-        dlg.resize(640, 620)
-        shot(dlg, "about.png")
-        dlg.close()
-
+        about_shot(win, d)
     win.close()
-    from lungapp.gui import workers
-
     workers.wait_all(5000)
     return 0
 

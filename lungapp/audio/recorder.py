@@ -33,7 +33,7 @@ import re
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,7 @@ def make_sidecar(*, device: str, sample_rate: int, site: str = "", patient_id: s
                  start_time: _dt.datetime | None = None, channel: int = 0) -> dict:
     """The sidecar of a new recording: SPRSound-compatible annotation keys (empty until
     someone labels it) plus where and how it was recorded."""
-    start = start_time or _dt.datetime.now(_dt.timezone.utc)
+    start = start_time or _dt.datetime.now(_dt.UTC)
     return {
         "record_annotation": "",
         "event_annotation": [],
@@ -96,7 +96,7 @@ def make_sidecar(*, device: str, sample_rate: int, site: str = "", patient_id: s
         "channel": int(channel),
         "site": site,
         "patient_id": patient_id,
-        "start_time": start.astimezone(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "start_time": start.astimezone(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "app_version": __version__,
         "status": "recording",
     }
@@ -223,28 +223,55 @@ class RecordingResult:
         return self.frames / self.rate
 
 
+@dataclass(frozen=True)
+class RecordingSettings:
+    """What the user chose for one recording (no device handle, no Qt).
+
+    ``rate``: the capture rate to ask the device for, in Hz (None: the device's own,
+    see :func:`~lungapp.audio.devices.choose_rate`). ``channel``: the 0-based input
+    channel of a multi-channel device. ``seconds``: stop after exactly that long (None:
+    until stopped). ``out``: the WAV to create (None: a new name in the recordings
+    folder). ``site``, ``patient_id``: for the file name and the sidecar.
+    ``device_name``: the device the sidecar names (:func:`start_recording` fills it in
+    from the device it opened). ``flush_interval``: seconds between two flushes + fsyncs.
+    """
+
+    rate: int | None = None
+    channel: int = 0
+    seconds: float | None = None
+    out: Path | None = None
+    site: str = ""
+    patient_id: str = ""
+    device_name: str = ""
+    flush_interval: float = FLUSH_INTERVAL_S
+
+    def max_frames(self, rate: int) -> int | None:
+        """Frames to record at ``rate`` Hz: ``seconds`` worth, rounded (None: until stopped)."""
+        return None if self.seconds is None else int(round(self.seconds * rate))
+
+
 class Recording:
-    """Writes what arrives in ``ring`` (a RingBuffer, mono) to a new WAV.
+    """Writes what arrives in ``ring`` (a RingBuffer, mono, ``rate`` Hz) to a new WAV,
+    as ``settings`` (a :class:`RecordingSettings`; default: all defaults) say.
 
     ``source``: the capture feeding the ring (anything with ``failure() -> str|None``,
     ``stop()``, ``overflows``), or None when the caller feeds the ring itself.
-    ``max_frames``: stop after exactly that many frames (a 15/30/60 s recording).
-    ``on_finished(result)`` is called from the writer thread once published.
+    With ``settings.seconds`` it stops after exactly that many seconds of frames (a
+    15/30/60 s recording). ``progress(recording)`` is called from the writer thread after
+    each flush, ``on_finished(result)`` once the file is published.
     """
 
-    def __init__(self, ring, rate: int, *, source=None, out: Path | None = None,
-                 device_name: str = "", site: str = "", patient_id: str = "", channel: int = 0,
-                 max_frames: int | None = None, flush_interval: float = FLUSH_INTERVAL_S,
-                 progress=None, on_finished=None):
-        import soundfile as sf
-
+    def __init__(self, ring, rate: int, settings: RecordingSettings | None = None, *,
+                 source=None, progress=None, on_finished=None):
+        self.settings = settings = settings or RecordingSettings()
         self.rate = int(rate)
         self.source = source
-        self.max_frames = None if max_frames is None else int(max_frames)
-        self.flush_interval = float(flush_interval)
+        self.max_frames = settings.max_frames(self.rate)
+        self.flush_interval = float(settings.flush_interval)
         self._progress = progress
         self._on_finished = on_finished
-        self.final_path, self.partial_path = _reserve(Path(out) if out else None, patient_id, site)
+        self.final_path, self.partial_path = _reserve(
+            Path(settings.out) if settings.out else None, settings.patient_id, settings.site)
         self.sidecar_path = sidecar_path(self.final_path)
         self.frames_written = 0
         self.frames_flushed = 0
@@ -255,12 +282,27 @@ class Recording:
         self._stop = threading.Event()
         self._done = threading.Event()
         self._own_sidecar = False
+        self._open_files()
+        with _active_lock:
+            _active.add(str(self.partial_path))
+        # From the oldest frame kept: the capture was started just before us.
+        self._reader = ring.reader(from_now=False)
+        self._thread = threading.Thread(target=self._run, name="lungapp-recorder", daemon=True)
+        self._thread.start()
+
+    def _open_files(self) -> None:
+        """Write the sidecar (never over an existing one), open and lock the partial WAV
+        and put its header on disk; on failure remove what this created and raise
+        RecorderError."""
+        import soundfile as sf
+
+        st = self.settings
         try:
-            self.meta = make_sidecar(device=device_name, sample_rate=self.rate, site=site,
-                                     patient_id=patient_id, channel=channel)
+            self.meta = make_sidecar(device=st.device_name, sample_rate=self.rate, site=st.site,
+                                     patient_id=st.patient_id, channel=st.channel)
             atomic_write_json(self.sidecar_path, self.meta, overwrite=False)
             self._own_sidecar = True
-            self._file = open(self.partial_path, "r+b")
+            self._file = open(self.partial_path, "r+b")  # noqa: SIM115 - held for the recording
             _lock(self._file)
             self._snd = sf.SoundFile(self._file, mode="w", samplerate=self.rate, channels=1,
                                      format="WAV", subtype=SUBTYPE)
@@ -272,12 +314,6 @@ class Recording:
             if isinstance(exc, FileExistsError):
                 raise RecorderError("already exists; not overwritten", self.sidecar_path) from None
             raise RecorderError(f"cannot start recording: {exc}", self.partial_path) from None
-        with _active_lock:
-            _active.add(str(self.partial_path))
-        # From the oldest frame kept: the capture was started just before us.
-        self._reader = ring.reader(from_now=False)
-        self._thread = threading.Thread(target=self._run, name="lungapp-recorder", daemon=True)
-        self._thread.start()
 
     def _abandon(self):
         for closer in (getattr(self, "_snd", None), getattr(self, "_file", None)):
@@ -415,23 +451,22 @@ class Recording:
                 pass
 
 
-def start_recording(device=None, *, rate: int | None = None, channel: int = 0,
-                    seconds: float | None = None, out: Path | None = None, site: str = "",
-                    patient_id: str = "", progress=None, on_finished=None):
-    """Open ``device`` and start recording; returns ``(capture, recording)``.
+def start_recording(device=None, settings: RecordingSettings | None = None, *,
+                    progress=None, on_finished=None):
+    """Open ``device`` (index, name or None: the system's default input) as
+    ``settings`` say and start recording; returns ``(capture, recording)``.
 
     Raises :class:`~lungapp.audio.devices.DeviceError` (no device, PortAudio missing,
     unsupported rate) or :class:`RecorderError` (cannot create the file).
     """
     from lungapp.audio.capture import Capture
 
-    cap = Capture(device, rate=rate, channel=channel)
+    settings = settings or RecordingSettings()
+    cap = Capture(device, rate=settings.rate, channel=settings.channel)
     cap.start()
     try:
-        rec = Recording(cap.ring, cap.rate, source=cap, out=out, device_name=cap.device.name,
-                        site=site, patient_id=patient_id, channel=channel,
-                        max_frames=None if seconds is None else int(round(seconds * cap.rate)),
-                        progress=progress, on_finished=on_finished)
+        rec = Recording(cap.ring, cap.rate, replace(settings, device_name=cap.device.name),
+                        source=cap, progress=progress, on_finished=on_finished)
     except BaseException:
         cap.stop()
         raise
@@ -548,3 +583,16 @@ def recover(path) -> Path:
     _update_sidecar(final, side, status="recovered", sample_rate=rate,
                     duration_s=round(frames / rate, 3))
     return final
+
+
+def recover_all(paths_) -> tuple[list[Path], list[str]]:
+    """:func:`recover` each of ``paths_``; returns (recovered paths, one-line errors of
+    those that could not be), so one bad file does not stop the others."""
+    done: list[Path] = []
+    failed: list[str] = []
+    for p in paths_:
+        try:
+            done.append(recover(p))
+        except Exception as exc:  # noqa: BLE001 - report each file, keep going
+            failed.append(str(exc))
+    return done, failed

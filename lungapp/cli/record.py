@@ -16,6 +16,7 @@ Also runnable as ``python -m lungapp.cli.record``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -23,7 +24,6 @@ import threading
 from pathlib import Path
 
 from lungapp.errors import LungappError
-
 
 HELP = "record from an input device to a file (headless)"
 
@@ -53,43 +53,92 @@ def _err(msg: str) -> None:
 
 
 def run(args) -> int:
-    from lungapp.audio import devices
-    from lungapp.audio.recorder import start_recording
-
     if args.list_devices:
-        try:
-            devs = devices.list_input_devices()
-        except LungappError as exc:
-            _err(str(exc))
-            return 1
-        if not devs:
-            _err("no audio input device found")
-            return 1
-        for d in devs:
-            print(f"{d.index}\t{'*' if d.is_default else ' '} {d.name}\t{d.hostapi}\t"
-                  f"{d.max_input_channels} ch\t{d.default_samplerate:g} Hz")
-        return 0
-    if args.seconds is not None and not args.seconds > 0:
-        _err(f"--seconds must be positive, not {args.seconds:g}")
+        return _list_devices()
+    problem = _usage_problem(args)
+    if problem:
+        _err(problem)
         return 2
-    if args.channel < 1:
-        _err(f"--channel is 1-based, not {args.channel}")
-        return 2
+    return _record(args)
 
-    def progress(rec):
-        if args.progress:
-            print(json.dumps({"flushed_frames": rec.frames_flushed, "rate": rec.rate,
-                              "partial": str(rec.partial_path),
-                              "overflows": rec.overflows}), flush=True)
+
+def _list_devices() -> int:
+    """Print the input devices (index, default mark, name, host API, channels, rate)."""
+    from lungapp.audio import devices
 
     try:
-        cap, rec = start_recording(args.device, rate=args.rate, channel=args.channel - 1,
-                                   seconds=args.seconds, out=args.out, site=args.site,
-                                   patient_id=args.patient_id, progress=progress)
+        devs = devices.list_input_devices()
     except LungappError as exc:
         _err(str(exc))
         return 1
+    if not devs:
+        _err("no audio input device found")
+        return 1
+    for d in devs:
+        print(f"{d.index}\t{'*' if d.is_default else ' '} {d.name}\t{d.hostapi}\t"
+              f"{d.max_input_channels} ch\t{d.default_samplerate:g} Hz")
+    return 0
 
+
+def _usage_problem(args) -> str:
+    """What is wrong with the recording options ("" when nothing is)."""
+    if args.seconds is not None and not args.seconds > 0:
+        return f"--seconds must be positive, not {args.seconds:g}"
+    if args.channel < 1:
+        return f"--channel is 1-based, not {args.channel}"
+    return ""
+
+
+def recording_settings(args):
+    """The command line's options as a :class:`~lungapp.audio.recorder.RecordingSettings`
+    (``--channel`` is 1-based, the settings' channel 0-based)."""
+    from lungapp.audio.recorder import RecordingSettings
+
+    return RecordingSettings(rate=args.rate, channel=args.channel - 1, seconds=args.seconds,
+                             out=args.out, site=args.site, patient_id=args.patient_id)
+
+
+def _json_line(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def _record(args) -> int:
+    """Record until the duration is reached, the device fails or SIGINT/SIGTERM; print
+    the path (or, with --progress, JSON lines); 1 when the recording stopped on an error."""
+    from lungapp.audio.recorder import start_recording
+
+    def progress(rec):
+        if args.progress:
+            _json_line({"flushed_frames": rec.frames_flushed, "rate": rec.rate,
+                        "partial": str(rec.partial_path), "overflows": rec.overflows})
+
+    try:
+        cap, rec = start_recording(args.device, recording_settings(args), progress=progress)
+    except LungappError as exc:
+        _err(str(exc))
+        return 1
+    with _stop_requested_by_signals() as stop_event:
+        if args.progress:
+            _json_line({"started": str(rec.partial_path), "rate": rec.rate,
+                        "device": cap.device.name})
+        while not rec.finished and not stop_event.is_set():
+            rec.wait(0.1)
+        result = rec.stop()
+    if args.progress:
+        _json_line({"finished": str(result.path), "frames": result.frames, "reason": result.reason,
+                    "overflows": result.overflows, "lost_frames": result.lost_frames})
+    else:
+        print(result.path, flush=True)
+    if result.error:
+        _err(f"{result.error}; kept {result.duration_s:.1f} s in {result.path}")
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_requested_by_signals():
+    """While inside: SIGINT and SIGTERM set the yielded Event instead of killing the
+    process (so the recording is stopped and published); the old handlers come back."""
     stop_event = threading.Event()
 
     def on_signal(signum, frame):
@@ -97,25 +146,10 @@ def run(args) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if args.progress:
-            print(json.dumps({"started": str(rec.partial_path), "rate": rec.rate,
-                              "device": cap.device.name}), flush=True)
-        while not rec.finished and not stop_event.is_set():
-            rec.wait(0.1)
-        result = rec.stop()
+        yield stop_event
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    if args.progress:
-        print(json.dumps({"finished": str(result.path), "frames": result.frames,
-                          "reason": result.reason, "overflows": result.overflows,
-                          "lost_frames": result.lost_frames}), flush=True)
-    else:
-        print(result.path, flush=True)
-    if result.error:
-        _err(f"{result.error}; kept {result.duration_s:.1f} s in {result.path}")
-        return 1
-    return 0
 
 
 def main(argv=None) -> int:

@@ -57,10 +57,10 @@ class FileListModel(QAbstractTableModel):
         self._index: dict[str, int] = {}
 
     # --- Qt model API ---------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()):
+    def rowCount(self, parent=QModelIndex()):  # noqa: B008 - Qt's own signature
         return 0 if parent.isValid() else len(self.entries)
 
-    def columnCount(self, parent=QModelIndex()):
+    def columnCount(self, parent=QModelIndex()):  # noqa: B008 - Qt's own signature
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
@@ -85,9 +85,8 @@ class FileListModel(QAbstractTableModel):
             if col == 3 and e.prediction is not None:
                 probs = ", ".join(f"{k} {v * 100:.0f} %" for k, v in e.prediction.probabilities.items())
                 return probs
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if e.status == ERROR and col in (2, 3):
-                return QBrush(QColor("#a03000"))
+        if role == Qt.ItemDataRole.ForegroundRole and e.status == ERROR and col in (2, 3):
+            return QBrush(QColor("#a03000"))
         if role == Qt.ItemDataRole.BackgroundRole and col == 3 and e.prediction is not None:
             bg = theme.DECISION_STYLE.get(e.prediction.decision, (None,))[0]
             if bg:
@@ -181,6 +180,15 @@ class FileListModel(QAbstractTableModel):
 
     def paths(self) -> list[str]:
         return [e.path for e in self.entries]
+
+    def not_analysed(self) -> list[str]:
+        """Paths, in list order, with no result that are not queued or analysing now."""
+        return [e.path for e in self.entries
+                if e.prediction is None and e.status not in (QUEUED, ANALYSING)]
+
+    def count(self, status: str) -> int:
+        """How many entries have ``status``."""
+        return sum(1 for e in self.entries if e.status == status)
 
 
 def fmt_clock(s: float) -> str:

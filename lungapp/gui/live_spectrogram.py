@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -67,6 +68,21 @@ def envelope_columns(env: np.ndarray, rows: int = WAVE_ROWS) -> np.ndarray:
     return ((r[None, :] >= idx[:, :1]) & (r[None, :] <= idx[:, 1:])).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class ColumnGrid:
+    """How a :class:`ScrollingCanvas` lays out its ring: ``slots`` columns of ``rows``
+    values; column ``k`` covers stream times ``left0 + k * col_w`` .. ``+ col_w`` (s) and
+    values ``y0 .. y0 + height`` (Hz or amplitude); ``span`` seconds are shown across."""
+
+    slots: int
+    rows: int
+    span: float
+    y0: float
+    height: float
+    left0: float
+    col_w: float
+
+
 class ScrollingCanvas(QWidget):
     """A ring of columns in one RGB32 QImage, drawn as one contiguous slice.
 
@@ -105,11 +121,11 @@ class ScrollingCanvas(QWidget):
         self.columns_written = 0  # in total (tests: only new columns are written)
         self.last_written = 0     # by the last write()
 
-    def setup(self, slots: int, rows: int, span: float, y0: float, height: float,
-              left0: float, col_w: float) -> None:
-        self.slots, self.rows = int(slots), int(rows)
-        self.span, self.y0, self.height_ = float(span), float(y0), float(height)
-        self.left0, self.col_w = float(left0), float(col_w)
+    def setup(self, grid: ColumnGrid) -> None:
+        """Start an empty ring laid out as ``grid`` says."""
+        self.slots, self.rows = int(grid.slots), int(grid.rows)
+        self.span, self.y0, self.height_ = float(grid.span), float(grid.y0), float(grid.height)
+        self.left0, self.col_w = float(grid.left0), float(grid.col_w)
         self._rgb = np.empty((self.rows, 2 * self.slots), dtype=np.uint32)
         self._rgb[:] = self.lut[0]
         self._vals = np.zeros((self.rows, self.slots), dtype=np.uint8)
@@ -298,11 +314,14 @@ class LiveSpectrogram(QWidget):
         # Bin b is drawn from f_b - df/2 to f_b + df/2. Spare columns: the partly
         # visible ones at the edges, and the display delay (SPARE_S).
         spare = int(math.ceil(SPARE_S / monitor.column_s)) + 2
-        self.image.setup(monitor.n_cols + spare, monitor.n_bins, monitor.seconds, -df / 2,
-                         monitor.n_bins * df, float(monitor.column_left_s(0)), monitor.column_s)
+        self.image.setup(ColumnGrid(
+            slots=monitor.n_cols + spare, rows=monitor.n_bins, span=monitor.seconds, y0=-df / 2,
+            height=monitor.n_bins * df, left0=float(monitor.column_left_s(0)),
+            col_w=monitor.column_s))
         env_w = monitor.decim / monitor.rate
-        self.wave_image.setup(monitor.points + int(math.ceil(SPARE_S / env_w)) + 2, WAVE_ROWS,
-                              monitor.seconds, -1.0, 2.0, 0.0, env_w)
+        self.wave_image.setup(ColumnGrid(
+            slots=monitor.points + int(math.ceil(SPARE_S / env_w)) + 2, rows=WAVE_ROWS,
+            span=monitor.seconds, y0=-1.0, height=2.0, left0=0.0, col_w=env_w))
         self._place()
         for canvas in (self.wave_image, self.image):
             canvas.show()

@@ -48,7 +48,22 @@ class RecordingPlots(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.glw)
+        self._build_stack()
+        self._build_wave()
+        self._build_spec()
+        self._build_timeline()
+        self._build_cursors()
+        self.glw.scene().sigMouseClicked.connect(self._clicked)
+        self.duration = 0.0
+        self.cfg = None
+        self.colormap = "viridis"
+        self.levels = (-100.0, 0.0)
+        self.set_colormap("viridis")
+        self.clear()
 
+    # --- construction --------------------------------------------------------------
+    def _build_stack(self) -> None:
+        """The three plots, stacked 2:6:3, sharing the waveform's time axis."""
         self.wave = _TimePlot()
         self.spec = _TimePlot()
         self.timeline = _TimePlot()
@@ -65,6 +80,7 @@ class RecordingPlots(QWidget):
             p.getAxis("left").setWidth(62)
             p.showGrid(x=True, y=False, alpha=0.15)
 
+    def _build_wave(self) -> None:
         self.wave.setLabel("left", "Amplitude")
         self.wave.getAxis("left").enableAutoSIPrefix(False)
         self.wave.getAxis("bottom").setStyle(showValues=False)
@@ -73,12 +89,14 @@ class RecordingPlots(QWidget):
         self.wave_curve.setDownsampling(auto=True, method="peak")
         self.wave_curve.setClipToView(True)
 
+    def _build_spec(self) -> None:
         self.spec.setLabel("left", "Frequency", units="Hz")
         self.spec.getAxis("left").enableAutoSIPrefix(False)
         self.spec.getAxis("bottom").setStyle(showValues=False)
         self.image = pg.ImageItem()
         self.spec.addItem(self.image)
 
+    def _build_timeline(self) -> None:
         self.timeline.setLabel("left", "Probability")
         self.timeline.setLabel("bottom", "Time", units="s")
         # headroom above 1 for the legend row
@@ -92,6 +110,8 @@ class RecordingPlots(QWidget):
         self.empty_text.setTextWidth(520)
         self.timeline.addItem(self.empty_text, ignoreBounds=True)
 
+    def _build_cursors(self) -> None:
+        """The playback cursor: one vertical line per plot, moved together."""
         self.cursors = []
         for p in (self.wave, self.spec, self.timeline):
             line = pg.InfiniteLine(pos=0, angle=90, movable=False,
@@ -99,14 +119,6 @@ class RecordingPlots(QWidget):
             line.setZValue(100)
             p.addItem(line, ignoreBounds=True)
             self.cursors.append(line)
-
-        self.glw.scene().sigMouseClicked.connect(self._clicked)
-        self.duration = 0.0
-        self.cfg = None
-        self.colormap = "viridis"
-        self.levels = (-100.0, 0.0)
-        self.set_colormap("viridis")
-        self.clear()
 
     # --- content -------------------------------------------------------------------
     def clear(self, message: str = "") -> None:

@@ -2,7 +2,11 @@
 spectrogram; after Stop the recording is already on disk and gets analysed.
 
 Thin on purpose: devices, capture, the crash-safe writer and recovery are in
-:mod:`lungapp.audio` (no Qt); the live picture's data in :mod:`lungapp.audio.live`.
+:mod:`lungapp.audio` (no Qt); the live picture's data in :mod:`lungapp.audio.live`. The
+view wires small widgets: the settings panel (:mod:`~lungapp.gui.record_settings`: device,
+channel, site, patient, duration), the controls and the interrupted-recordings banner
+(:mod:`~lungapp.gui.record_controls`), the level meter, the live display
+(:mod:`~lungapp.gui.live_spectrogram`) and the result panel.
 Opening the device, listing devices and recovering files run in workers; a QTimer
 (~33 fps) pulls the new samples from the ring buffer and redraws.
 
@@ -19,21 +23,22 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
-from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSizePolicy, QSpinBox, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from lungapp.audio.recorder import SITES, describe_interrupted, find_interrupted, recover
+from lungapp.audio.recorder import find_interrupted
 from lungapp.gui.level_meter import LevelMeter
 from lungapp.gui.live_spectrogram import LiveSpectrogram
+from lungapp.gui.record_controls import InterruptedBanner, RecordControls
+from lungapp.gui.record_settings import RecordSettingsPanel, choose_device_index
 from lungapp.gui.result_panel import ResultPanel
 from lungapp.gui.workers import run_task
 
-DURATIONS = (("15 s", 15.0), ("30 s", 30.0), ("60 s", 60.0), ("Until stopped", None))
 FRAME_MS = 30  # ~33 redraws per second
 IDLE, STARTING, RECORDING, STOPPING = "idle", "starting", "recording", "stopping"
+BUTTON_TEXT = {IDLE: "● Record", STARTING: "Starting…", RECORDING: "■ Stop", STOPPING: "Saving…"}
 
+
+# --- worker functions (no widgets here) ---------------------------------------------------
 
 def _list_devices(task, rescan: bool):
     """(input devices, whether PortAudio was re-initialised to find new ones)."""
@@ -43,13 +48,22 @@ def _list_devices(task, rescan: bool):
     return devices.list_input_devices(), rescanned
 
 
-def _start(task, device, channel, seconds, site, patient_id, rate=None):
+def _start(task, device, settings):
+    """Open ``device`` and start recording as ``settings`` (RecordingSettings) say;
+    returns (capture, recording, live monitor)."""
     from lungapp.audio.live import LiveMonitor
     from lungapp.audio.recorder import start_recording
 
-    cap, rec = start_recording(device, rate=rate, channel=channel, seconds=seconds, site=site,
-                               patient_id=patient_id)
+    cap, rec = start_recording(device, settings)
     return cap, rec, LiveMonitor(cap.ring, cap.rate)
+
+
+def _recover_all(task, paths_):
+    """Recover each interrupted recording: (recovered paths as str, one-line errors)."""
+    from lungapp.audio.recorder import recover_all
+
+    done, failed = recover_all(paths_)
+    return [str(p) for p in done], failed
 
 
 def _expected_rate(device, preferred: int | None = None) -> int:
@@ -63,30 +77,7 @@ def _expected_rate(device, preferred: int | None = None) -> int:
     return rate if rate in STANDARD_RATES and rate >= MIN_RATE else 48000
 
 
-class DevicePicker(QComboBox):
-    """The input-device combo box; says when its list is about to be shown, so the
-    view can re-scan for devices plugged in meanwhile."""
-
-    aboutToShowPopup = Signal()
-
-    def showPopup(self) -> None:
-        self.aboutToShowPopup.emit()
-        super().showPopup()
-
-
-def _recover_all(task, paths_):
-    done, failed = [], []
-    for p in paths_:
-        try:
-            done.append(str(recover(p)))
-        except Exception as exc:  # noqa: BLE001 - report each file, keep going
-            failed.append(str(exc))
-    return done, failed
-
-
-def _fmt_time(s: float) -> str:
-    return f"{int(s // 60):02d}:{s % 60:04.1f}"
-
+# --- the view ------------------------------------------------------------------------------
 
 class RecordView(QWidget):
     stateChanged = Signal(str)
@@ -111,82 +102,33 @@ class RecordView(QWidget):
         self.last_path: str | None = None
         self._clipped_seen = 0
         self._interrupted: list[Path] = []
+        self._build()
+        self._expose_children()
+        self.timer = QTimer(self)
+        self.timer.setInterval(FRAME_MS)
+        self.timer.timeout.connect(self._tick)
+        self._connect()
+        self.record_button.setEnabled(False)
+        self.refresh_devices(rescan=False)  # PortAudio has just enumerated the devices
+        QTimer.singleShot(0, self.check_interrupted)
 
+    # --- construction -------------------------------------------------------------------
+    def _build(self) -> None:
         root = QVBoxLayout(self)
-
-        # Interrupted recordings found at start.
-        self.banner = QFrame()
-        self.banner.setStyleSheet("QFrame { background: #fff4d6; border: 1px solid #e0b84d; }")
-        bl = QHBoxLayout(self.banner)
-        self.banner_text = QLabel()
-        self.banner_text.setWordWrap(True)
-        self.recover_button = QPushButton("Recover")
-        self.banner_later = QPushButton("Later")
-        bl.addWidget(self.banner_text, 1)
-        bl.addWidget(self.recover_button)
-        bl.addWidget(self.banner_later)
-        self.banner.hide()
+        self.banner = InterruptedBanner()   # interrupted recordings found at start
         root.addWidget(self.banner)
-
-        # Setup: device, channel, site, patient, duration.
-        form = QFormLayout()
-        dev_row = QHBoxLayout()
-        self.device_combo = DevicePicker()
-        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("Look for input devices again (a stethoscope plugged in "
-                                       "after the app started appears here)")
-        dev_row.addWidget(self.device_combo, 1)
-        dev_row.addWidget(self.refresh_button)
-        form.addRow("Input device", dev_row)
-        self.channel_spin = QSpinBox()
-        self.channel_spin.setRange(1, 1)
-        self.channel_spin.setToolTip("Which input channel of a multi-channel device to record")
-        form.addRow("Channel", self.channel_spin)
-        self.site_combo = QComboBox()
-        self.site_combo.addItems(SITES)
-        form.addRow("Chest site", self.site_combo)
-        self.patient_edit = QLineEdit()
-        self.patient_edit.setPlaceholderText("optional, e.g. hospital number")
-        form.addRow("Patient ID", self.patient_edit)
-        self.duration_combo = QComboBox()
-        self.duration_combo.addItems([d[0] for d in DURATIONS])
-        form.addRow("Duration", self.duration_combo)
-
+        self.setup_panel = RecordSettingsPanel(self.settings)
+        self.controls = RecordControls()
         top = QHBoxLayout()
-        top.addLayout(form, 1)
-        ctl = QVBoxLayout()
-        self.record_button = QPushButton("● Record")
-        self.record_button.setMinimumSize(180, 64)
-        self.record_button.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-        self.record_button.setStyleSheet("font-size: 16pt; font-weight: bold;")
-        self.elapsed_label = QLabel("00:00.0")
-        self.elapsed_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        mono.setPointSize(16)
-        self.elapsed_label.setFont(mono)  # a font, not a style sheet: its metrics size the label
-        self.overflow_label = QLabel("Overflows: 0")
-        self.overflow_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        # Fixed sizes: labels updated every frame must not re-lay-out the window.
-        fm = self.elapsed_label.fontMetrics()
-        self.elapsed_label.setFixedSize(fm.horizontalAdvance("00:00.0 / 00:00.0") + 16,
-                                        fm.height() + 6)
-        fm = self.overflow_label.fontMetrics()
-        self.overflow_label.setFixedSize(fm.horizontalAdvance("Overflows: 9999, lost 99999999 frames") + 8,
-                                         fm.height() + 4)
-        ctl.addWidget(self.record_button)
-        ctl.addWidget(self.elapsed_label)
-        ctl.addWidget(self.overflow_label)
-        top.addLayout(ctl)
+        top.addWidget(self.setup_panel, 1)
+        top.addWidget(self.controls)
         root.addLayout(top)
-
         self.meter = LevelMeter()
         root.addWidget(self.meter)
         self.status = QLabel("Looking for input devices…")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         root.addWidget(self.status)
-
         split = QSplitter(Qt.Orientation.Horizontal)
         self.live = LiveSpectrogram()
         self.result_panel = ResultPanel()
@@ -197,36 +139,30 @@ class RecordView(QWidget):
         split.setStretchFactor(1, 1)
         root.addWidget(split, 1)
 
-        # Remembered choices (the patient id is deliberately not remembered).
-        self.site_combo.setCurrentText(str(self.settings.value("record/site", SITES[0])))
-        dur = str(self.settings.value("record/duration", "30 s"))
-        if dur in [d[0] for d in DURATIONS]:
-            self.duration_combo.setCurrentText(dur)
+    def _expose_children(self) -> None:
+        """The children's controls as the view's own attributes: tests and the record
+        benchmark drive the view through them."""
+        sp, c = self.setup_panel, self.controls
+        self.device_combo, self.refresh_button = sp.device_combo, sp.refresh_button
+        self.channel_spin, self.site_combo = sp.channel_spin, sp.site_combo
+        self.patient_edit, self.duration_combo = sp.patient_edit, sp.duration_combo
+        self.record_button = c.record_button
+        self.elapsed_label, self.overflow_label = c.elapsed_label, c.overflow_label
+        self.banner_text = self.banner.text
+        self.recover_button, self.banner_later = self.banner.recover_button, self.banner.later_button
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(FRAME_MS)
-        self.timer.timeout.connect(self._tick)
-
+    def _connect(self) -> None:
         self.record_button.clicked.connect(self.toggle)
         self.refresh_button.clicked.connect(lambda: self.refresh_devices())
         self.device_combo.aboutToShowPopup.connect(
             lambda: self.refresh_devices(min_interval=self.PICKER_RESCAN_INTERVAL_S))
         self.device_combo.currentIndexChanged.connect(self._device_changed)
-        self.site_combo.currentTextChanged.connect(lambda t: self.settings.setValue("record/site", t))
-        self.duration_combo.currentTextChanged.connect(
-            lambda t: self.settings.setValue("record/duration", t))
-        self.channel_spin.valueChanged.connect(lambda v: self.settings.setValue("record/channel", v))
         self.recover_button.clicked.connect(self.recover_interrupted)
-        self.banner_later.clicked.connect(self.banner.hide)
         self.ctx.analysisFinished.connect(self._analysis_finished)
         self.ctx.analysisFailed.connect(self._analysis_failed)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-
-        self.record_button.setEnabled(False)
-        self.refresh_devices(rescan=False)  # PortAudio has just enumerated the devices
-        QTimer.singleShot(0, self.check_interrupted)
 
     # --- devices ----------------------------------------------------------------------
     def refresh_devices(self, rescan: bool = True, min_interval: float = 0.0) -> bool:
@@ -252,8 +188,6 @@ class RecordView(QWidget):
         return (str(name) if name else None), (str(hostapi) if hostapi else None)
 
     def _devices_listed(self, outcome) -> None:
-        from lungapp.audio.devices import same_device
-
         devices, rescanned = outcome
         self._listing = False
         self._last_listing = time.monotonic()
@@ -263,25 +197,8 @@ class RecordView(QWidget):
         new = [d for d in devices if (d.name, d.hostapi) not in old_keys]
         changed = list(devices) != self.devices
         self.devices = list(devices)
-        # Keep the remembered device (by name and host API), else the one shown before,
-        # else the system default.
-        name, hostapi = self._remembered()
-        idx = None
-        if name:
-            idx = next((i for i, d in enumerate(self.devices) if same_device(d, name, hostapi)), None)
-        if idx is None and before is not None:
-            idx = next((i for i, d in enumerate(self.devices)
-                        if same_device(d, before.name, before.hostapi)), None)
-        if idx is None:
-            idx = next((i for i, d in enumerate(self.devices) if d.is_default), 0)
-        self.device_combo.blockSignals(True)
-        if changed:  # an open picker is not disturbed when nothing changed
-            self.device_combo.clear()
-            for d in self.devices:
-                self.device_combo.addItem(d.label)
-        if self.devices:
-            self.device_combo.setCurrentIndex(idx)
-        self.device_combo.blockSignals(False)
+        idx = choose_device_index(self.devices, self._remembered(), before) if self.devices else 0
+        self.setup_panel.show_devices(self.devices, idx, changed)
         if not self.devices:
             self._no_device("No audio input device found. Connect a digital stethoscope "
                             "(or microphone) and press Refresh.")
@@ -289,14 +206,19 @@ class RecordView(QWidget):
         self._device_changed(self.device_combo.currentIndex(), remember=False)
         if self.state == IDLE:
             self.record_button.setEnabled(True)
-            msg = f"Ready: {len(self.devices)} input device(s) found."
-            if new and old_keys:
-                msg += " New: " + ", ".join(d.name for d in new) + "."
-            if not rescanned and self._rescan_wanted:
-                msg += (" (Audio is playing, so the list was not re-scanned for newly plugged "
-                        "devices; stop playback and press Refresh.)")
-            self.status.setText(msg)
+            self.status.setText(self._ready_text(new if old_keys else [], rescanned))
         self._rescan_wanted = False
+
+    def _ready_text(self, new_devices, rescanned: bool) -> str:
+        """The status line after a listing: how many devices, which are new, and why new
+        ones may be missing (no re-scan while audio plays)."""
+        msg = f"Ready: {len(self.devices)} input device(s) found."
+        if new_devices:
+            msg += " New: " + ", ".join(d.name for d in new_devices) + "."
+        if not rescanned and self._rescan_wanted:
+            msg += (" (Audio is playing, so the list was not re-scanned for newly plugged "
+                    "devices; stop playback and press Refresh.)")
+        return msg
 
     def _devices_failed(self, message: str, exc) -> None:
         self._listing = False
@@ -325,10 +247,7 @@ class RecordView(QWidget):
             self.settings.setValue("record/hostapi", d.hostapi)
         if self.state == IDLE:
             self.live.set_geometry(_expected_rate(d, self.capture_rate))
-        self.channel_spin.setRange(1, max(1, d.max_input_channels))
-        self.channel_spin.setEnabled(d.max_input_channels > 1)
-        ch = int(self.settings.value("record/channel", 1) or 1)
-        self.channel_spin.setValue(min(max(1, ch), d.max_input_channels))
+        self.setup_panel.show_channels(d)
 
     def selected_device(self):
         i = self.device_combo.currentIndex()
@@ -344,23 +263,7 @@ class RecordView(QWidget):
         except OSError as exc:
             self.status.setText(f"Cannot look for interrupted recordings: {exc}")
             self._interrupted = []
-        if not self._interrupted:
-            self.banner.hide()
-            return []
-        lines = []
-        for p in self._interrupted[:5]:
-            info = describe_interrupted(p)
-            secs = info.get("approx_seconds")
-            extra = ", ".join(str(x) for x in (info.get("start_time"), info.get("site"),
-                                               info.get("patient_id")) if x)
-            lines.append(f"• {p.name[:-len('.partial')]}"
-                         + (f" (~{secs:g} s" + (f", {extra})" if extra else ")") if secs is not None else ""))
-        more = len(self._interrupted) - 5
-        self.banner_text.setText(
-            f"{len(self._interrupted)} recording(s) were interrupted (the app was closed or "
-            "crashed while recording). Recover them?\n" + "\n".join(lines)
-            + (f"\n…and {more} more" if more > 0 else ""))
-        self.banner.show()
+        self.banner.offer(self._interrupted)
         return self._interrupted
 
     def recover_interrupted(self) -> None:
@@ -393,24 +296,18 @@ class RecordView(QWidget):
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        rec = state == RECORDING
-        self.record_button.setText({IDLE: "● Record", STARTING: "Starting…",
-                                    RECORDING: "■ Stop", STOPPING: "Saving…"}[state])
-        self.record_button.setEnabled(state in (RECORDING,) or (state == IDLE and bool(self.devices)
-                                                                and not self._listing))
-        self.record_button.setStyleSheet("font-size: 16pt; font-weight: bold;"
-                                         + (" background: #D55E00; color: white;" if rec else ""))
-        for w in (self.device_combo, self.refresh_button, self.channel_spin, self.site_combo,
-                  self.patient_edit, self.duration_combo):
-            w.setEnabled(state == IDLE)
-        self.refresh_button.setEnabled(state == IDLE and not self._listing)
-        if state == IDLE and self.devices:
+        idle = state == IDLE
+        self.controls.show_button(
+            BUTTON_TEXT[state], state == RECORDING or (idle and bool(self.devices) and not self._listing),
+            recording=state == RECORDING)
+        self.setup_panel.set_editable(idle, self._listing)
+        if idle and self.devices:
             d = self.selected_device()
             self.channel_spin.setEnabled(d is not None and d.max_input_channels > 1)
         self.stateChanged.emit(state)
 
     def duration_s(self) -> float | None:
-        return DURATIONS[self.duration_combo.currentIndex()][1]
+        return self.setup_panel.duration_s()
 
     def start(self) -> None:
         d = self.selected_device()
@@ -419,10 +316,8 @@ class RecordView(QWidget):
         self._set_state(STARTING)
         self.status.setText(f"Opening {d.name}…")
         self.result_panel.show_message("Recording…")
-        run_task(_start, d, self.channel_spin.value() - 1, self.duration_s(),
-                 self.site_combo.currentText(), self.patient_edit.text().strip(),
-                 self.capture_rate, name="start recording", on_finished=self._started,
-                 on_failed=self._start_failed)
+        run_task(_start, d, self.setup_panel.recording_settings(self.capture_rate),
+                 name="start recording", on_finished=self._started, on_failed=self._start_failed)
 
     def _started(self, parts) -> None:
         self.capture, self.recording, self.monitor = parts
@@ -458,15 +353,7 @@ class RecordView(QWidget):
         new_clips = mon.clipped - self._clipped_seen
         self._clipped_seen = mon.clipped
         self.meter.set_level(mon.peak, mon.rms, new_clips > 0)
-        dur = self.duration_s()
-        self.elapsed_label.setText(_fmt_time(rec.elapsed_s)
-                                   + (f" / {_fmt_time(dur)}" if dur else ""))
-        over = rec.overflows
-        self.overflow_label.setText(f"Overflows: {over}" + (f", lost {rec.lost_frames} frames"
-                                                          if rec.lost_frames else ""))
-        style = "color: #a03000; font-weight: bold;" if over or rec.lost_frames else ""
-        if self.overflow_label.styleSheet() != style:  # re-styling is not free: only on change
-            self.overflow_label.setStyleSheet(style)
+        self.controls.show_progress(rec, self.duration_s())
         if rec.finished:
             self.timer.stop()
             self._finished(rec.result)

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFrame, QGridLayout, QLabel, QProgressBar, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from lungapp.gui import theme
 
@@ -157,6 +156,8 @@ class ResultPanel(QFrame):
         q = prediction.quality
         if q is None:
             self.quality.setText("Quality check: not run by this model.")
+        elif getattr(q, "level", "") == "warn":
+            self.quality.setText(f"Quality check: {q.reason}")
         elif q.ok:
             self.quality.setText("Quality check: passed." + (f" ({q.reason})" if q.reason else ""))
         else:

@@ -1,137 +1,32 @@
 """Review: open recordings, see them (waveform + spectrogram), hear them, analyse them.
 
-Everything slow happens in workers: folder scans and header reads (durations), decoding
+The view wires small widgets together: the tool bar (:mod:`~lungapp.gui.review_toolbar`),
+the list of recordings (:mod:`~lungapp.gui.file_panel` over
+:mod:`~lungapp.gui.file_list`'s model), the transport bar
+(:mod:`~lungapp.gui.transport_bar`) over the plots (:mod:`~lungapp.gui.plots`), and the
+result (:mod:`~lungapp.gui.result_panel`). Everything slow happens in workers
+(:mod:`~lungapp.gui.review_tasks`): folder scans and header reads (durations), decoding
 + spectrogram of the selected file, and the analyses (queued in the AppContext).
 """
 
 from __future__ import annotations
 
 import os
-import time
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
-                               QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFileDialog, QSplitter, QVBoxLayout, QWidget
 
 from lungapp.gui import file_list as fl
 from lungapp.gui.context import READY, AppContext
-from lungapp.gui.playback import SPEEDS, Player
-from lungapp.gui.plots import COLORMAPS, RecordingPlots
+from lungapp.gui.file_panel import FilePanel
+from lungapp.gui.playback import Player
+from lungapp.gui.plots import RecordingPlots
 from lungapp.gui.result_panel import ResultPanel
+from lungapp.gui.review_tasks import audio_extensions, examples_dir, load_display, read_infos, scan_folders
+from lungapp.gui.review_toolbar import ReviewToolbar
+from lungapp.gui.transport_bar import TransportBar
 from lungapp.gui.workers import Task, run_task
-
-DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
-
-
-def audio_extensions() -> tuple[str, ...]:
-    try:
-        from lungapp.audio import AUDIO_EXTENSIONS
-    except ImportError:
-        return DEFAULT_EXTENSIONS
-    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in AUDIO_EXTENSIONS)
-
-
-# The dB range shown before the user changes it: SpectrogramConfig's default range
-# (not imported here: lungapp.dsp pulls in scipy.signal, too slow for the first paint).
-DEFAULT_DB_RANGE = (-100.0, 0.0)
-
-
-def examples_dir():
-    """resources/examples when it holds recordings, else None."""
-    from lungapp.paths import resources_dir
-
-    try:
-        d = resources_dir() / "examples"
-    except FileNotFoundError:
-        return None
-    return d if d.is_dir() and any(p.suffix.lower() == ".wav" for p in d.iterdir()) else None
-
-
-# --- worker functions (no Qt widgets here) ---------------------------------------------
-
-def _scan(task: Task, folders: list[str], exts: tuple[str, ...]) -> list[str]:
-    found = []
-    for folder in folders:
-        for root, dirs, files in os.walk(folder):
-            if task.cancelled:
-                return found
-            dirs.sort()
-            for name in sorted(files):
-                if name.lower().endswith(exts) and not name.startswith("."):
-                    found.append(os.path.join(root, name))
-            task.progress(len(found), 0, f"Scanning {root}")
-    return found
-
-
-def _read_infos(task: Task, paths: list[str]):
-    """Header of each file (fast): emits batches of (path, info, error) as it goes."""
-    from lungapp.audio import audio_info
-    from lungapp.errors import LungappError
-
-    batch, last = [], time.monotonic()
-    for i, p in enumerate(paths):
-        if task.cancelled:
-            break
-        try:
-            batch.append((p, audio_info(p), ""))
-        except LungappError as exc:
-            batch.append((p, None, exc.problem))
-        except Exception as exc:  # noqa: BLE001 - one odd file must not stop the scan
-            batch.append((p, None, f"{type(exc).__name__}: {exc}"))
-        now = time.monotonic()
-        if now - last > 0.1 or len(batch) >= 200:
-            task.emit_partial(batch)
-            task.progress(i + 1, len(paths), "Reading durations")
-            batch, last = [], now
-    if batch:
-        task.emit_partial(batch)
-    return len(paths)
-
-
-def _load_display(task: Task, path: str, cfg):
-    """Decode a file for playback (its own rate) and its spectrogram at the model's
-    rate, with the model's spectrogram config (what the user sees = what it reads);
-    ``cfg`` None (no model yet) = the engine's default config."""
-    from lungapp.audio import load_audio, resample
-    from lungapp.dsp import SpectrogramConfig, spectrogram
-
-    if cfg is None:
-        cfg = SpectrogramConfig()
-
-    audio = load_audio(path)
-    if task.cancelled:
-        return None
-    samples = audio.samples if audio.rate == cfg.rate else resample(audio.samples, audio.rate, cfg.rate)
-    if task.cancelled:
-        return None
-    spec = spectrogram(samples, cfg)
-    return {"path": path, "audio": audio, "spec": spec, "cfg": cfg,
-            "wave": wave_points(audio.samples, audio.rate)}
-
-
-def wave_points(samples, rate: int, max_points: int = 1_000_000):
-    """(t, y) to draw a waveform: every sample when there are few enough, else the
-    min/max of consecutive blocks (how a long recording looks at full width), so an
-    hour at 44.1 kHz does not need gigabytes of plot arrays. float32 throughout."""
-    import numpy as np
-
-    n = len(samples)
-    if n <= max_points:
-        return np.arange(n, dtype=np.float32) / np.float32(rate), samples
-    k = -(-n // (max_points // 2))
-    m = n // k
-    blocks = samples[: m * k].reshape(m, k)
-    y = np.empty(2 * m, dtype=np.float32)
-    y[0::2] = blocks.min(axis=1)
-    y[1::2] = blocks.max(axis=1)
-    starts = np.arange(m, dtype=np.float64) * k
-    t = np.empty(2 * m, dtype=np.float32)
-    t[0::2] = starts / rate
-    t[1::2] = (starts + k / 2) / rate
-    return t, y
-
 
 # --- the view ---------------------------------------------------------------------------
 
@@ -166,181 +61,65 @@ class ReviewView(QWidget):
     def _build(self) -> None:
         root = QVBoxLayout(self)
         root.setContentsMargins(6, 6, 6, 6)
-
-        bar = QHBoxLayout()
-        self.open_file_btn = QPushButton("Open file…")
-        self.open_folder_btn = QPushButton("Open folder…")
-        self.analyse_btn = QPushButton("Analyse")
-        self.analyse_btn.setToolTip("Analyse the selected recording")
-        self.analyse_all_btn = QPushButton("Analyse all")
-        self.analyse_all_btn.setToolTip("Analyse every recording in the list not analysed yet")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Stop analysing the rest of the list")
-        self.cancel_btn.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setVisible(False)
-        self._hide_progress = QTimer(self)
-        self._hide_progress.setSingleShot(True)
-        self._hide_progress.setInterval(1500)
-        self._hide_progress.timeout.connect(lambda: self.progress.setVisible(bool(self._batch)))
-        self.auto_analyse = QCheckBox("Analyse on select")
-        self.auto_analyse.setToolTip("Analyse a recording as soon as it is selected")
-        self.export_btn = QPushButton("Export CSV…")
-        for w in (self.open_file_btn, self.open_folder_btn):
-            bar.addWidget(w)
-        bar.addSpacing(16)
-        for w in (self.analyse_btn, self.analyse_all_btn, self.cancel_btn, self.progress,
-                  self.auto_analyse):
-            bar.addWidget(w)
-        bar.addStretch(1)
-        bar.addWidget(self.export_btn)
-        root.addLayout(bar)
-
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        root.addWidget(self.splitter, 1)
-
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        hh = self.table.horizontalHeader()
-        # Fixed, user-adjustable widths: ResizeToContents would measure every row on
-        # every update (seconds of GUI stall with thousands of files).
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        fm = self.table.fontMetrics()
-        hh.resizeSection(0, 175)
-        hh.resizeSection(1, fm.horizontalAdvance("Duration") + 24)
-        hh.resizeSection(2, fm.horizontalAdvance("analysing") + 16)
-        hh.setStretchLastSection(True)
-        hh.setMinimumSectionSize(40)
-        self.empty_hint = QLabel("Drop recordings or a folder here,\nor use Open file / Open folder.")
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint.setStyleSheet("color: #777;")
-        self.examples_btn = QPushButton("Open the example recordings")
-        self.examples_btn.setToolTip("Four generated recordings: normal, wheeze, crackles, both")
-        self.examples_btn.clicked.connect(self.open_examples)
-        self._examples = examples_dir()
-        self.examples_btn.setVisible(self._examples is not None)
-        left = QWidget()
-        left.setMinimumWidth(400)
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(self.table, 1)
-        ll.addWidget(self.empty_hint)
-        ll.addWidget(self.examples_btn)
-        self.splitter.addWidget(left)
-
-        middle = QWidget()
-        ml = QVBoxLayout(middle)
-        ml.setContentsMargins(0, 0, 0, 0)
-        transport = QHBoxLayout()
-        self.play_btn = QPushButton("▶ Play")
-        self.play_btn.setMinimumWidth(90)
-        self.play_btn.setEnabled(False)
-        self.speed = QComboBox()
-        for s in SPEEDS:
-            self.speed.addItem(f"{s:g}×", s)
-        self.speed.setToolTip("Playback speed (tape-style: slower is also lower in pitch)")
-        self.time_label = QLabel("0:00.0 / 0:00.0")
-        self.time_label.setMinimumWidth(110)
-        self.title = QLabel("")
-        self.title.setStyleSheet("font-weight: bold;")
-        self.min_db = QDoubleSpinBox()
-        self.max_db = QDoubleSpinBox()
-        for sb, tip in ((self.min_db, "Floor of the colour scale (dB)"),
-                        (self.max_db, "Top of the colour scale (dB)")):
-            sb.setRange(-200, 50)
-            sb.setSingleStep(5)
-            sb.setSuffix(" dB")
-            sb.setToolTip(tip)
-        self.cmap = QComboBox()
-        self.cmap.addItems(COLORMAPS)
-        self.cmap.setToolTip("Colour map (perceptually uniform, colour-blind safe)")
-        transport.addWidget(self.play_btn)
-        transport.addWidget(QLabel("Speed"))
-        transport.addWidget(self.speed)
-        transport.addWidget(self.time_label)
-        transport.addWidget(self.title, 1)
-        transport.addWidget(QLabel("Range"))
-        transport.addWidget(self.min_db)
-        transport.addWidget(QLabel("to"))
-        transport.addWidget(self.max_db)
-        transport.addWidget(self.cmap)
-        ml.addLayout(transport)
+        self.toolbar = ReviewToolbar()
+        root.addWidget(self.toolbar)
+        self.files = FilePanel(self.model, examples_dir())
+        self.transport = TransportBar()
         self.plots = RecordingPlots()
         self.plots.setToolTip("Click: play from there · Wheel: zoom time · Drag: pan · "
                               "Double-click: whole recording")
+        middle = QWidget()
+        ml = QVBoxLayout(middle)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(self.transport)
         ml.addWidget(self.plots, 1)
-        self.splitter.addWidget(middle)
-
         self.result = ResultPanel()
-        self.splitter.addWidget(self.result)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 5)
-        self.splitter.setStretchFactor(2, 2)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (self.result, 2))):
+            self.splitter.addWidget(w)
+            self.splitter.setStretchFactor(i, stretch)
         self.splitter.setSizes([430, 760, 270])
-
-        # Space = play/pause. The list would otherwise use Space for selection, so it
-        # gets an event filter; elsewhere in the view a shortcut does it.
-        self.table.installEventFilter(self)
+        root.addWidget(self.splitter, 1)
+        # Space = play/pause: the list turns it into spacePressed; elsewhere in the view
+        # a shortcut does it.
         self.space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         self.space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._expose_children()
         self._update_buttons()
+
+    def _expose_children(self) -> None:
+        """The children's controls as the view's own attributes: tests, benchmarks and
+        the screenshot script drive the view through them."""
+        tb, tr = self.toolbar, self.transport
+        self.open_file_btn, self.open_folder_btn = tb.open_file_btn, tb.open_folder_btn
+        self.analyse_btn, self.analyse_all_btn = tb.analyse_btn, tb.analyse_all_btn
+        self.cancel_btn, self.progress = tb.cancel_btn, tb.progress
+        self.auto_analyse, self.export_btn = tb.auto_analyse, tb.export_btn
+        self.table, self.empty_hint = self.files.table, self.files.empty_hint
+        self.examples_btn = self.files.examples_btn
+        self.play_btn, self.speed, self.title = tr.play_btn, tr.speed, tr.title
+        self.min_db, self.max_db, self.cmap = tr.min_db, tr.max_db, tr.cmap
 
     def _restore(self) -> None:
         s = self.settings
-        self.min_db.setValue(float(s.value("review/min_db", DEFAULT_DB_RANGE[0])))
-        self.max_db.setValue(float(s.value("review/max_db", DEFAULT_DB_RANGE[1])))
-        self.cmap.setCurrentText(str(s.value("review/colormap", "viridis")))
-        speed = float(s.value("review/speed", 1.0))
-        i = self.speed.findData(speed)
-        self.speed.setCurrentIndex(i if i >= 0 else SPEEDS.index(1.0))
+        self.transport.restore(s)
         self.player.set_speed(self.speed.currentData())
-        self.auto_analyse.setChecked(str(s.value("review/auto_analyse", "true")).lower() == "true")
+        self.toolbar.restore(s)
         state = s.value("review/splitter")
         if state is not None:
             self.splitter.restoreState(state)
         self.plots.set_colormap(self.cmap.currentText())
-        self.plots.set_levels(self.min_db.value(), self.max_db.value())
+        self.plots.set_levels(*self.transport.levels())
 
     def save_settings(self) -> None:
         s = self.settings
-        s.setValue("review/min_db", self.min_db.value())
-        s.setValue("review/max_db", self.max_db.value())
-        s.setValue("review/colormap", self.cmap.currentText())
-        s.setValue("review/speed", self.speed.currentData())
-        s.setValue("review/auto_analyse", "true" if self.auto_analyse.isChecked() else "false")
+        self.transport.save(s)
+        self.toolbar.save(s)
         s.setValue("review/splitter", self.splitter.saveState())
 
     def _connect(self) -> None:
-        self.open_file_btn.clicked.connect(self.open_file_dialog)
-        self.open_folder_btn.clicked.connect(self.open_folder_dialog)
-        self.analyse_btn.clicked.connect(self.analyse_selected)
-        self.analyse_all_btn.clicked.connect(self.analyse_all)
-        self.cancel_btn.clicked.connect(self.cancel_batch)
-        self.export_btn.clicked.connect(self.export_dialog)
-        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
-        self.play_btn.clicked.connect(self.player.toggle)
-        self.space.activated.connect(self.player.toggle)
-        self.speed.currentIndexChanged.connect(lambda _i: self.player.set_speed(self.speed.currentData()))
-        self.min_db.valueChanged.connect(self._levels_changed)
-        self.max_db.valueChanged.connect(self._levels_changed)
-        self.cmap.currentTextChanged.connect(self.plots.set_colormap)
-        self.plots.seekRequested.connect(self.player.seek)
-        self.player.positionChanged.connect(self._position)
-        self.player.playingChanged.connect(self._playing)
-        self.player.availabilityChanged.connect(lambda ok, why: self._update_buttons())
-        self.player.error.connect(lambda msg: self.statusMessage.emit(msg, 8000))
-        self.auto_analyse.toggled.connect(lambda on: self.save_settings())
-
+        self._connect_widgets()
+        self._connect_player()
         c = self.ctx
         c.analysisStarted.connect(self._analysis_started)
         c.analysisFinished.connect(self._analysis_finished)
@@ -348,6 +127,31 @@ class ReviewView(QWidget):
         c.analysisCancelled.connect(self._analysis_cancelled)
         c.modelStateChanged.connect(self._model_state)
         c.recordingFinished.connect(self._recording_finished)
+
+    def _connect_widgets(self) -> None:
+        self.open_file_btn.clicked.connect(self.open_file_dialog)
+        self.open_folder_btn.clicked.connect(self.open_folder_dialog)
+        self.analyse_btn.clicked.connect(self.analyse_selected)
+        self.analyse_all_btn.clicked.connect(self.analyse_all)
+        self.cancel_btn.clicked.connect(self.cancel_batch)
+        self.export_btn.clicked.connect(self.export_dialog)
+        self.auto_analyse.toggled.connect(lambda on: self.save_settings())
+        self.examples_btn.clicked.connect(self.open_examples)
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+        self.transport.levelsChanged.connect(self.plots.set_levels)
+        self.cmap.currentTextChanged.connect(self.plots.set_colormap)
+
+    def _connect_player(self) -> None:
+        p = self.player
+        self.play_btn.clicked.connect(p.toggle)
+        self.space.activated.connect(p.toggle)
+        self.files.spacePressed.connect(p.toggle)
+        self.speed.currentIndexChanged.connect(lambda _i: p.set_speed(self.speed.currentData()))
+        self.plots.seekRequested.connect(p.seek)
+        p.positionChanged.connect(self._position)
+        p.playingChanged.connect(self.transport.set_playing)
+        p.availabilityChanged.connect(lambda ok, why: self._update_buttons())
+        p.error.connect(lambda msg: self.statusMessage.emit(msg, 8000))
 
     # --- opening ----------------------------------------------------------------------
     def last_folder(self) -> str:
@@ -372,8 +176,8 @@ class ReviewView(QWidget):
             self.open_paths([folder])
 
     def open_examples(self) -> None:
-        if self._examples is not None:
-            self.open_paths([str(self._examples)], remember=False)
+        if self.files.examples is not None:
+            self.open_paths([str(self.files.examples)], remember=False)
 
     def open_paths(self, paths: list[str], *, remember: bool = True) -> None:
         """Add files and (recursively) folders to the list; the first new file opened
@@ -396,7 +200,7 @@ class ReviewView(QWidget):
         if folders:
             self.statusMessage.emit(f"Scanning {len(folders)} folder(s)…", 0)
             exts = audio_extensions()
-            task = run_task(_scan, folders, exts, name="scan folders",
+            task = run_task(scan_folders, folders, exts, name="scan folders",
                             on_finished=lambda found, fs=folders: self._scanned(fs, found),
                             on_failed=lambda msg, exc: self.statusMessage.emit(msg, 8000))
             self._scan_tasks.append(task)
@@ -410,11 +214,9 @@ class ReviewView(QWidget):
 
     def _add_files(self, files: list[str], select: str | None = None) -> list[str]:
         new = self.model.add(files)
-        if new and self.table.isSortingEnabled():
-            hh = self.table.horizontalHeader()
-            self.model.sort(hh.sortIndicatorSection(), hh.sortIndicatorOrder())
         if new:
-            run_task(_read_infos, new, name="read durations", on_partial=self._infos)
+            self.files.resort()
+            run_task(read_infos, new, name="read durations", on_partial=self._infos)
         if select is not None:
             self.select(select)
         self._update_buttons()
@@ -430,13 +232,6 @@ class ReviewView(QWidget):
                 if path == self.current_path:
                     self.result.show_error(error)
         self.model.update_many(changes)
-
-    def eventFilter(self, obj, event) -> bool:
-        if (obj is self.table and event.type() == QEvent.Type.KeyPress
-                and event.key() == Qt.Key.Key_Space and not event.modifiers()):
-            self.player.toggle()
-            return True
-        return super().eventFilter(obj, event)
 
     # --- drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -455,13 +250,7 @@ class ReviewView(QWidget):
 
     # --- selection & display ----------------------------------------------------------
     def select(self, path: str) -> None:
-        row = self.model.row_of(path)
-        if row < 0:
-            return
-        idx = self.model.index(row, 0)
-        self.table.selectionModel().setCurrentIndex(
-            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-        self.table.scrollTo(idx)
+        self.files.select(path)
 
     def selected_path(self) -> str | None:
         return self.current_path
@@ -494,7 +283,7 @@ class ReviewView(QWidget):
         if path is None:
             return
         self._load_task = run_task(
-            _load_display, path, self.display_cfg, name="load for display",
+            load_display, path, self.display_cfg, name="load for display",
             on_finished=self._loaded,
             on_failed=lambda msg, exc, p=path: self._load_failed(p, msg, exc))
 
@@ -563,17 +352,7 @@ class ReviewView(QWidget):
     # --- playback ---------------------------------------------------------------------
     def _position(self, seconds: float) -> None:
         self.plots.set_cursor(seconds)
-        dur = self.player.duration
-        self.time_label.setText(f"{fl.fmt_clock(seconds)} / {fl.fmt_clock(dur)}")
-
-    def _playing(self, playing: bool) -> None:
-        self.play_btn.setText("❚❚ Pause" if playing else "▶ Play")
-
-    def _levels_changed(self) -> None:
-        lo, hi = self.min_db.value(), self.max_db.value()
-        if lo >= hi:
-            return
-        self.plots.set_levels(lo, hi)
+        self.transport.set_clock(seconds, self.player.duration)
 
     # --- analysis -----------------------------------------------------------------------
     def analyse(self, path: str) -> None:
@@ -591,8 +370,7 @@ class ReviewView(QWidget):
             self.analyse(self.current_path)
 
     def analyse_all(self) -> None:
-        todo = [e.path for e in self.model.entries
-                if e.prediction is None and e.status not in (fl.QUEUED, fl.ANALYSING)]
+        todo = self.model.not_analysed()
         if not todo:
             self.statusMessage.emit("Every recording in the list is already analysed", 5000)
             return
@@ -600,11 +378,7 @@ class ReviewView(QWidget):
             self._batch_total = self._batch_done = 0
         self._batch.update(todo)
         self._batch_total += len(todo)
-        self.progress.setRange(0, self._batch_total)
-        self.progress.setValue(self._batch_done)
-        self.progress.setFormat("%v / %m")
-        self.progress.setVisible(True)
-        self.cancel_btn.setEnabled(True)
+        self.toolbar.show_batch(self._batch_done, self._batch_total)
         for p in todo:
             self.analyse(p)
 
@@ -617,11 +391,10 @@ class ReviewView(QWidget):
             return
         self._batch.discard(path)
         self._batch_done += 1
-        self.progress.setValue(self._batch_done)
+        self.toolbar.batch_step(self._batch_done)
         if not self._batch:
-            self.cancel_btn.setEnabled(False)
-            analysed = sum(1 for e in self.model.entries if e.status == fl.DONE)
-            self._hide_progress.start()
+            self.toolbar.batch_finished()
+            analysed = self.model.count(fl.DONE)
             self.statusMessage.emit(f"Analyse all finished: {analysed} of "
                                     f"{self.model.rowCount()} recordings analysed", 8000)
             self.batchFinished.emit(self._batch_done, self._batch_total)
@@ -704,21 +477,10 @@ class ReviewView(QWidget):
     # --- misc ---------------------------------------------------------------------------
     def _update_buttons(self) -> None:
         has_rows = self.model.rowCount() > 0
-        no_model = self.ctx.model_state() == "error"
-        self.analyse_btn.setEnabled(self.current_path is not None and not no_model)
-        self.analyse_all_btn.setEnabled(has_rows and not no_model)
-        tip = "No model available: see the status bar" if no_model else ""
-        self.analyse_btn.setToolTip(tip or "Analyse the selected recording")
-        self.analyse_all_btn.setToolTip(tip or "Analyse every recording in the list not analysed yet")
-        self.export_btn.setEnabled(has_rows)
-        self.empty_hint.setVisible(not has_rows)
-        self.examples_btn.setVisible(not has_rows and self._examples is not None)
-        if not self.player.available:
-            self.play_btn.setEnabled(False)
-            self.play_btn.setToolTip(f"Playback unavailable: {self.player.unavailable_reason}")
-        else:
-            self.play_btn.setEnabled(self.player.has_audio)
-            self.play_btn.setToolTip(f"Play / pause (Space) on {self.player.device_name}")
+        self.toolbar.update_enabled(has_rows, self.current_path is not None,
+                                    self.ctx.model_state() == "error")
+        self.files.show_empty(has_rows)
+        self.transport.show_player(self.player)
 
     def shutdown(self) -> None:
         self.player.stop()

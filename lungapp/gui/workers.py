@@ -91,25 +91,23 @@ def _forget(task: Task) -> None:
     _live.discard(task)
 
 
-def run_task(fn, *args, pool: QThreadPool | None = None, name: str = "",
-             on_finished=None, on_failed=None, on_progress=None, on_partial=None,
-             on_cancelled=None, on_done=None, **kwargs) -> Task:
-    """Start ``fn(task, *args, **kwargs)`` in ``pool`` (default: the global pool) and
-    connect the given GUI-thread callbacks. Returns the task (keep it to cancel)."""
-    task = Task(fn, *args, name=name, **kwargs)
+# run_task's callbacks: ``on_<signal>`` for each of these TaskSignals.
+CALLBACKS = ("finished", "failed", "progress", "partial", "cancelled", "done")
+
+
+def run_task(fn, *args, pool: QThreadPool | None = None, name: str = "", **callbacks) -> Task:
+    """Start ``fn(task, *args)`` in ``pool`` (default: the global pool) and connect the
+    GUI-thread ``callbacks``, given by name: ``on_finished(result)``,
+    ``on_failed(message, exc)``, ``on_progress(done, total, text)``, ``on_partial(obj)``,
+    ``on_cancelled()``, ``on_done()``. Returns the task (keep it to cancel)."""
+    task = Task(fn, *args, name=name)
     s = task.signals
-    if on_progress:
-        s.progress.connect(on_progress)
-    if on_partial:
-        s.partial.connect(on_partial)
-    if on_finished:
-        s.finished.connect(on_finished)
-    if on_failed:
-        s.failed.connect(on_failed)
-    if on_cancelled:
-        s.cancelled.connect(on_cancelled)
-    if on_done:
-        s.done.connect(on_done)
+    for key, slot in callbacks.items():
+        signal_name = key.removeprefix("on_")
+        if not key.startswith("on_") or signal_name not in CALLBACKS:
+            raise TypeError(f"run_task() got an unexpected keyword argument {key!r}")
+        if slot:
+            getattr(s, signal_name).connect(slot)
     s.done.connect(lambda t=task: _forget(t))
     _live.add(task)
     (pool or QThreadPool.globalInstance()).start(task)

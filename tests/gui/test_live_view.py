@@ -184,7 +184,7 @@ def test_the_picture_moves_and_is_painted_every_frame(live, qtbot):
         if now > 23.0:  # after the clock's first window of observations
             moved.append(did_move)
             ticks_without_audio += not got
-            qtbot.waitUntil(lambda: live.frames_drawn > painted, timeout=5000)
+            qtbot.waitUntil(lambda painted=painted: live.frames_drawn > painted, timeout=5000)
         now += 0.033
     assert len(moved) > 100 and all(moved)
     assert ticks_without_audio > 10  # frames without new audio moved too

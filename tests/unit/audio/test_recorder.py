@@ -22,8 +22,14 @@ from hypothesis import strategies as st
 import lungapp
 from lungapp import paths
 from lungapp.audio import recorder
-from lungapp.audio.recorder import (Recording, RecorderError, find_interrupted, recover,
-                                    repair_wav_header)
+from lungapp.audio.recorder import (
+    RecorderError,
+    Recording,
+    RecordingSettings,
+    find_interrupted,
+    recover,
+    repair_wav_header,
+)
 from lungapp.audio.ringbuffer import RingBuffer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,8 +78,9 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
     x = noise(2.0)
     ring = RingBuffer(RATE * 5)
     src = FakeSource(ring, x)
-    rec = Recording(ring, RATE, source=src, device_name="Test Steth", site="Posterior left",
-                    patient_id="P 007/x", max_frames=len(x))
+    rec = Recording(ring, RATE, RecordingSettings(device_name="Test Steth", site="Posterior left",
+                                                  patient_id="P 007/x", seconds=len(x) / RATE),
+                    source=src)
     res = rec.wait(20)
     assert res is not None and res.error is None and res.reason == "duration"
     assert res.path.parent == paths.recordings_dir()
@@ -91,7 +98,7 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
     assert meta["start_time"].endswith("Z")
     import datetime as dt
     start = dt.datetime.fromisoformat(meta["start_time"].replace("Z", "+00:00"))
-    assert abs((dt.datetime.now(dt.timezone.utc) - start).total_seconds()) < 60
+    assert abs((dt.datetime.now(dt.UTC) - start).total_seconds()) < 60
     assert meta["status"] == "complete" and meta["duration_s"] == 2.0
     assert meta["overflows"] == 0 and meta["lost_frames"] == 0
     assert "P-007-x" in res.path.name and "_Pl" in res.path.name  # safe, readable name
@@ -99,7 +106,7 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
 
 def test_two_recordings_in_the_same_second_get_different_names():
     rings = [RingBuffer(RATE), RingBuffer(RATE)]
-    recs = [Recording(r, RATE, site="Trachea", patient_id="A") for r in rings]
+    recs = [Recording(r, RATE, RecordingSettings(site="Trachea", patient_id="A")) for r in rings]
     for r in rings:
         r.write(noise(0.1))
     results = [rec.stop() for rec in recs]
@@ -111,12 +118,12 @@ def test_an_existing_file_is_never_overwritten(tmp_path):
     out = tmp_path / "mine.wav"
     out.write_bytes(b"precious")
     with pytest.raises(RecorderError, match="mine.wav: already exists; not overwritten"):
-        Recording(RingBuffer(100), RATE, out=out)
+        Recording(RingBuffer(100), RATE, RecordingSettings(out=out))
     assert out.read_bytes() == b"precious"
     side = tmp_path / "other.json"
     side.write_text("{}")
     with pytest.raises(RecorderError, match="other.json: already exists"):
-        Recording(RingBuffer(100), RATE, out=tmp_path / "other.wav")
+        Recording(RingBuffer(100), RATE, RecordingSettings(out=tmp_path / "other.wav"))
     assert side.read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.wav", "other.json"]
 
@@ -137,7 +144,7 @@ def test_device_failure_stops_keeps_the_audio_and_says_so():
     x = noise(3.0)
     ring = RingBuffer(RATE * 5)
     src = FakeSource(ring, x, fail_after=RATE)  # "unplugged" after 1 s
-    rec = Recording(ring, RATE, source=src, device_name="Test Steth")
+    rec = Recording(ring, RATE, RecordingSettings(device_name="Test Steth"), source=src)
     res = rec.wait(20)
     assert res.reason == "device failed"
     assert "input device 7 (Test Steth) stopped delivering audio" in res.error
@@ -153,7 +160,7 @@ def test_the_file_on_disk_is_flushed_while_recording():
     x = noise(3.0)
     ring = RingBuffer(RATE * 5)
     src = FakeSource(ring, x, realtime=True)
-    rec = Recording(ring, RATE, source=src, flush_interval=0.25)
+    rec = Recording(ring, RATE, RecordingSettings(flush_interval=0.25), source=src)
     deadline = time.monotonic() + 20
     while rec.flushes < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -220,7 +227,7 @@ def _start_recorder_subprocess(out: Path, env: dict):
 @pytest.mark.slow
 def test_sigkill_mid_recording_then_recover_keeps_audio_up_to_the_last_flush(
         pulse_sink, tmp_path, lungapp_home):
-    from test_capture import aligned_correlation, make_signal, paplay  # noqa: PLC0415
+    from capture_helpers import aligned_correlation, make_signal, paplay  # noqa: PLC0415
 
     played = np.tile(make_signal(), 2)  # 5.2 s
     wav = tmp_path / "played.wav"
@@ -277,6 +284,7 @@ def test_sigkill_mid_recording_then_recover_keeps_audio_up_to_the_last_flush(
     assert meta["duration_s"] == round(frames / RATE, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.audio
 def test_cli_records_a_fixed_duration(pulse_sink, tmp_path):
     out = tmp_path / "cli.wav"
@@ -299,6 +307,7 @@ def test_every_site_has_a_file_name_code():
     assert set(recorder.SITE_CODES) == set(recorder.SITES)
 
 
+@pytest.mark.slow
 @pytest.mark.audio
 def test_a_stream_that_dies_mid_recording_stops_it_and_keeps_the_audio(pulse_sink, tmp_path):
     """The PortAudio stream ends under the recorder (as when a USB stethoscope is
@@ -308,8 +317,9 @@ def test_a_stream_that_dies_mid_recording_stops_it_and_keeps_the_audio(pulse_sin
 
     cap = Capture(None, rate=RATE).start()
     assert cap.wait_first_callback(10.0)
-    rec = Recording(cap.ring, cap.rate, source=cap, out=tmp_path / "died.wav",
-                    device_name=cap.device.name)
+    rec = Recording(cap.ring, cap.rate,
+                    RecordingSettings(out=tmp_path / "died.wav", device_name=cap.device.name),
+                    source=cap)
     time.sleep(1.0)
     cap._stream.abort()  # what the driver does to the stream of a vanished device
     res = rec.wait(15)
