@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,8 @@ def bench_decode_spectrogram(tmp: Path, seconds: float):
     for name, rate, ch, fmt, sub, ext in cases:
         p = tmp / f"speed_{rate}_{ch}.{ext}"
         write_test_file(p, rate, ch, seconds, fmt, sub)
-        t_dec, audio = best_of(lambda: load_audio(p, MODEL_RATE))
-        t_spec, spec = best_of(lambda: spectrogram(audio.samples, cfg))
+        t_dec, audio = best_of(partial(load_audio, p, MODEL_RATE))
+        t_spec, spec = best_of(partial(spectrogram, audio.samples, cfg))
         minutes = seconds / 60
         rows.append((name, 1000 * t_dec / minutes, 1000 * t_spec / minutes,
                      1000 * (t_dec + t_spec) / minutes, seconds / (t_dec + t_spec)))
@@ -130,7 +131,8 @@ def bench_memory(tmp: Path, seconds: float):
         rows.append((name, p.stat().st_size, r["output"], r["peak_growth"], naive, r["seconds"], t_write))
         p.unlink()
     mib = 2 ** 20
-    print(f"\nDecoder peak memory, {seconds / 60:.0f}-minute files (growth of a fresh process's peak RSS during load_audio)")
+    print(f"\nDecoder peak memory, {seconds / 60:.0f}-minute files "
+          "(growth of a fresh process's peak RSS during load_audio)")
     print(f"{'file':30s} {'file MiB':>9s} {'output MiB':>11s} {'peak MiB':>9s} {'peak/output':>12s} "
           f"{'whole-file f64 MiB':>19s} {'load s':>7s}")
     for name, size, outb, peak, naive, secs, _ in rows:
@@ -140,14 +142,15 @@ def bench_memory(tmp: Path, seconds: float):
 
 def bench_streaming(seconds: float = 60.0):
     rows = []
-    for name, cfg in [("linear 256/64", SpectrogramConfig()),
-                      ("mel 64, 256/64", SpectrogramConfig(scale="mel")),
-                      ("linear 512/128 @16k", SpectrogramConfig(rate=16000, win_length=512, hop_length=128, n_fft=512))]:
+    configs = [("linear 256/64", SpectrogramConfig()),
+               ("mel 64, 256/64", SpectrogramConfig(scale="mel")),
+               ("linear 512/128 @16k", SpectrogramConfig(rate=16000, win_length=512, hop_length=128, n_fft=512))]
+    for name, cfg in configs:
         x = np.random.default_rng(0).standard_normal(int(seconds * cfg.rate)) * 0.1
         block = cfg.rate // 100  # 10 ms
-        t_batch, ref = best_of(lambda: spectrogram(x, cfg))
+        t_batch, ref = best_of(partial(spectrogram, x, cfg))
 
-        def run_stream():
+        def run_stream(x=x, cfg=cfg, block=block):
             s = StreamingSpectrogram(cfg)
             return np.concatenate([s.push(x[i:i + block]) for i in range(0, len(x), block)])
 
