@@ -3,8 +3,9 @@
 # system packages (PortAudio, libsndfile, Xvfb and the Qt xcb libraries, PulseAudio),
 # a virtual environment in .venv and the project installed into it (editable).
 #   packaging/setup.sh          app only
-#   packaging/setup.sh --test   app + test extras (they include PyInstaller: the suite builds the bundle)
+#   packaging/setup.sh --test   app + test, lint and packaging extras (the suite builds the bundle)
 #   packaging/setup.sh --packaging   app + PyInstaller (packaging/build.sh)
+# Versions the model runtime's exactness depends on are pinned in packaging/constraints.txt.
 # Re-running is cheap: packages already present are not reinstalled, and pip runs only
 # when pyproject.toml changed since the last successful install.
 set -euo pipefail
@@ -12,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 EXTRAS=""
 case "${1:-}" in
-  --test) EXTRAS="[test]" ;;
+  --test) EXTRAS="[test,lint,packaging]" ;;
   --packaging) EXTRAS="[packaging]" ;;
 esac
 
@@ -42,10 +43,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 STAMP=".venv/.lungapp-installed${EXTRAS}"
-HASH="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+HASH="$(cat pyproject.toml packaging/constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] || ! .venv/bin/python -c "import lungapp" 2>/dev/null; then
   echo "setup: installing lungapp${EXTRAS} into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${EXTRAS}"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c packaging/constraints.txt -e ".${EXTRAS}"
   echo "$HASH" > "$STAMP"
 fi

@@ -3,7 +3,8 @@ user's real settings, models or recordings.
 
 Tests sit in three folders, and each folder's tests get its marker automatically:
 ``unit/`` (mirrors the package: unit/audio, unit/inference, ...), ``gui/`` (pytest-qt in a
-real X server) and ``integration/`` (the real audio server, the built bundle). Helpers shared
+real X server) and ``integration/`` (the real audio server, the built bundle). gui and
+integration tests are also ``slow``: ``pytest -m "not slow"`` is the fast inner loop. Helpers shared
 by several test files (tiny_model.py, train_helpers.py) sit beside this file."""
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def pytest_collection_modifyitems(config, items):
             continue
         if folder in _FOLDER_MARKERS:
             item.add_marker(getattr(pytest.mark, folder))
+        if folder in ("gui", "integration"):  # a real X or audio server: not the fast loop
+            item.add_marker(pytest.mark.slow)
 SPRSOUND = (ROOT / ".." / "shared" / "data" / "sprsound").resolve()
 
 

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from train_helpers import binary_dataset  # noqa: E402
 
 from lungapp import fsutil
+
+from train_helpers import binary_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +88,7 @@ def test_atomic_write_without_overwrite_keeps_the_existing_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["labels.json"]  # no temporary file left
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
 def test_killed_training_leaves_staging_that_the_next_run_removes(tmp_path):
     """A `lungapp train` killed outright (no clean-up code runs) leaves its staging folder;
