@@ -19,7 +19,6 @@ EXAMPLES = paths.resources_dir() / "examples"
 
 @pytest.fixture(scope="module")
 def bundled():
-    os.environ.pop("LUNGAPP_MODEL", None)
     d = registry.bundled_model_dir()
     assert d is not None, "resources/model/card.json is missing: the app would ship without a model"
     return Predictor.load(d)
