@@ -31,14 +31,16 @@ def row(folder) -> list[str]:
     folder = Path(folder)
     card = load_card(folder)
     m = card.metrics
-    o = m["overall"]
-    four = m.get("four_class", {}).get("score")
-    shift = m.get("device_shift")
+    o = m.overall
+    if o is None:
+        raise KeyError("overall")
+    four = m.four_class.score if m.four_class else None
+    shift = m.device_shift if m.device_shift and m.device_shift.shifted else None
     size = sum((folder / f).stat().st_size for f in card.model_files) / 1e6
-    return [f"{o['auc']:.4f}", f"{o['sensitivity']:.3f}", f"{o['specificity']:.3f}", f"{o['score']:.3f}",
-            f"{card.threshold:.3f}", str(o["confusion"]), "-" if four is None else f"{four:.3f}",
-            " / ".join(f"{f['auc']:.3f}" for f in m.get("per_fold", [])) or "-",
-            f"{shift['shifted']['auc']:.3f} (drop {shift['drop']['auc']:.3f})" if shift else "-",
+    return [f"{o.auc:.4f}", f"{o.sensitivity:.3f}", f"{o.specificity:.3f}", f"{o.score:.3f}",
+            f"{card.threshold:.3f}", str(o.confusion), "-" if four is None else f"{four:.3f}",
+            " / ".join(f"{f['auc']:.3f}" for f in m.per_fold or []) or "-",
+            f"{shift.shifted.auc:.3f} (drop {shift.drop['auc']:.3f})" if shift else "-",
             f"{len(card.model_files)} files, {size:.2f} MB"]
 
 

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
 
     pred = Predictor.load(args.model)
     card = pred.card
-    chk = card.metrics.get("four_class", {}).get("flag_rule_check")
+    chk = (card.metrics.four_class.flag_rule_check if card.metrics.four_class else None)
     if not chk:
         print(f"{args.model or 'the active model'}: its card has no per-flag thresholds to compare "
               "(not a four-class model with [CAS, DAS] flags)", file=sys.stderr)

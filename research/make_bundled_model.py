@@ -93,10 +93,10 @@ def annotate(model_dir: Path) -> None:
 
     card = load_card(model_dir)
     card.name = "lungapp-sprsound"
-    card.training["dataset_description"] = DATASET
-    card.training["credits"] = CREDITS
+    card.training.dataset_description = DATASET
+    card.training.credits = CREDITS
     card.limitations = LIMITATIONS + [x for x in card.limitations if x not in LIMITATIONS]
-    card.metrics["quality_gate"] = QUALITY_CHECK
+    card.metrics.quality_gate = QUALITY_CHECK
     card.quality_gate = {}  # the check's default parameters
     write_card(model_dir, card)
     write_model_card_md(model_dir)
@@ -149,7 +149,7 @@ def _unfinished(run: Path, oof: Path, preset: str, seed: int) -> str:
         card = load_card(run)
     except LungappError as exc:
         return f"its card does not load ({exc})"
-    opts, data = card.training.get("options") or {}, card.training.get("data") or {}
+    opts, data = card.training.options or {}, card.training.data.to_dict() if card.training.data else {}
     if (opts.get("preset"), opts.get("seed")) != (preset, seed):
         return f"it is a run of {opts.get('preset')} seed {opts.get('seed')}"
     if not oof.is_file():

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
                 shifted[j] = np.asarray(model.predict(recs[j].X_shift.astype(np.float32), verbose=0),
                                         dtype=np.float64)
         print(f"  fold {i + 1} ({name}): {auc_or_nan(y[te], 1 - probs[te, 0]):.4f} vs {cv['folds'][i]['auc']:.4f}")
-    print(f"overall AUC {auc_or_nan(y, 1 - probs[:, 0]):.4f} (card {card.metrics['overall']['auc']:.4f})")
+    print(f"overall AUC {auc_or_nan(y, 1 - probs[:, 0]):.4f} (card {card.metrics.overall.auc:.4f})")
     if args.device_shift:
         p_shift = np.array([1 - pool_probs(w, opts.pooling, spec)[0] for w in shifted])
         print(f"device-shifted AUC {auc_or_nan(y, p_shift):.4f}")

@@ -33,7 +33,7 @@ def run(args) -> int:
         card = load_card(d)
         info["model"] = {"path": str(d), "name": card.name, "version": card.version, "task": card.task,
                          "classes": card.classes, "threshold": card.threshold,
-                         "metrics": card.metrics.get("summary", {})}
+                         "metrics": card.metrics.overall.to_dict() if card.metrics.overall else {}}
         runtime, note = runtime_of(d)
         info["model"]["runtime"] = runtime
         if note:

@@ -23,6 +23,7 @@ import numpy as np
 
 from lungapp.errors import ModelError
 from lungapp.fsutil import atomic_write_json
+from lungapp.inference.card_schema import Metrics, Training
 from lungapp.inference.features import FeatureConfig
 from lungapp.vocabulary import FOUR_CLASSES, INPUT_KINDS, OUTPUT_KINDS, POOLING_RULE, TASKS
 
@@ -34,6 +35,24 @@ _POOLING = POOLING_RULE
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.keras$")
 _ONNX_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.onnx$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: A card larger than this is refused before it is parsed (the bundled card is about 27 kB;
+#: a training run's, with its per-fold figures, under 100 kB).
+MAX_CARD_BYTES = 2 * 1024 * 1024
+#: Sane ranges for the numbers that size what the app allocates and computes; a card
+#: outside them (say window_s = 1e12) is refused at load and at install, never run.
+LIMITS = {
+    "window_s": (0.05, 60.0),       # seconds of audio per model input
+    "hop_s": (0.01, 60.0),
+    "n_fft": (8, 65_536),           # samples
+    "win_length": (8, 65_536),
+    "hop_length": (1, 65_536),
+    "n_mels": (2, 1_024),
+    "resize": (4, 2_048),           # pixels per side of an image input
+    "input_values": (1, 4_000_000),  # frames x bins of one model input
+    "model_files": (1, 64),
+    "topk": (1, 100_000),
+    "text": (0, 20_000),            # characters of a name, description or limitation
+}
 
 
 @dataclass(frozen=True)
@@ -107,8 +126,10 @@ class ModelCard:
     pooling: str = "mean"
     input_kind: str = "audio"
     created: str = ""
-    metrics: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)
+    # The cross-validated figures and the training run, typed (lungapp.inference.card_schema);
+    # a plain dict given to the constructor is read into its section.
+    metrics: Metrics = field(default_factory=Metrics)
+    training: Training = field(default_factory=Training)
     versions: dict = field(default_factory=dict)
     quality_gate: dict = field(default_factory=dict)
     # 4class flag models: {"CAS": t_c, "DAS": t_d}, the per-flag thresholds that name an
@@ -132,6 +153,10 @@ class ModelCard:
     onnx: dict[str, OnnxFile] = field(default_factory=dict)
 
     def __post_init__(self):
+        for name, section in (("metrics", Metrics), ("training", Training)):
+            value = getattr(self, name)
+            if value is None or isinstance(value, dict):
+                setattr(self, name, section.from_dict(value or {}))
         if not self.outputs:
             self.outputs = list(self.classes)
         if not self.created:
@@ -223,18 +248,60 @@ class ModelCard:
                     isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                     and 0.0 < v < 1.0 for v in ft.values()):
                 p.append('flag_thresholds must be {"CAS": t, "DAS": t} with each t in (0, 1)')
-        for name in ("metrics", "training", "versions", "quality_gate"):
+        if not isinstance(self.metrics, Metrics):
+            p.append("metrics must be an object")
+        if not isinstance(self.training, Training):
+            p.append("training must be an object")
+        for name in ("versions", "quality_gate"):
             if not isinstance(getattr(self, name), dict):
                 p.append(f"{name} must be an object")
         p.extend(_onnx_problems(self.onnx, self.model_files))
+        p.extend(self._range_problems())
         if p:
             raise ValueError("; ".join(p))
+
+    def _range_problems(self) -> list[str]:
+        """Numbers outside :data:`LIMITS` (the spectrogram engine checks the rest of a
+        feature config's consistency itself)."""
+        p = []
+        configs = [self.features, *self.member_features]
+        for fc in (c for c in configs if isinstance(c, FeatureConfig)):
+            sc = fc.spectrogram
+            for name, value in (("window_s", fc.window_s), ("hop_s", fc.hop_s), ("n_fft", sc.n_fft),
+                                ("win_length", sc.win_length), ("hop_length", sc.hop_length)):
+                p.extend(_out_of_range(f"features.{name}", value))
+            if sc.scale == "mel":
+                p.extend(_out_of_range("features.n_mels", sc.n_mels))
+            for v in fc.resize or ():
+                p.extend(_out_of_range("features.resize", v, key="resize"))
+            if not p:
+                frames, bins, _ = fc.input_shape
+                p.extend(_out_of_range("one model input's frames x bins", frames * bins,
+                                       key="input_values"))
+        if isinstance(self.model_files, list):
+            p.extend(_out_of_range("the number of model files", len(self.model_files),
+                                   key="model_files"))
+        for rule in (self.pooling, self.class_pooling):
+            if isinstance(rule, str) and rule.startswith("topk:") and rule[5:].isdigit():
+                p.extend(_out_of_range("pooling topk:K", int(rule[5:]), key="topk"))
+        texts = [("name", self.name), ("version", self.version), ("description", self.description),
+                 ("intended_use", self.intended_use)]
+        if not isinstance(self.limitations, list) or not all(isinstance(x, str) for x in self.limitations):
+            p.append("limitations must be a list of strings")
+        else:
+            texts += [("a limitation", x) for x in self.limitations]
+        for name, text in texts:
+            if not isinstance(text, str):
+                p.append(f"{name} must be a string")
+            else:
+                p.extend(_out_of_range(f"{name}'s length", len(text), key="text"))
+        return p
 
     def to_dict(self) -> dict:
         d = {"format": CARD_FORMAT, "format_version": CARD_VERSION}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            d[f.name] = v.to_dict() if isinstance(v, FeatureConfig) else v
+            d[f.name] = v.to_dict() if isinstance(v, (FeatureConfig, Metrics, Training)) else v
         d["member_features"] = [fc.to_dict() for fc in self.member_features]
         d["onnx"] = {k: v.to_dict() for k, v in self.onnx.items()}
         return d
@@ -264,7 +331,19 @@ class ModelCard:
         if not isinstance(onnx, dict):
             raise ValueError("onnx must map model files to {file, sha256} entries")
         kwargs["onnx"] = {k: OnnxFile.from_dict(v) for k, v in onnx.items()}
+        kwargs["metrics"] = Metrics.from_dict(d.get("metrics") or {})
+        kwargs["training"] = Training.from_dict(d.get("training") or {})
         return cls(**kwargs)
+
+
+def _out_of_range(what: str, value, *, key: str | None = None) -> list[str]:
+    """[] when ``value`` is within ``LIMITS[key]`` (``key`` defaults to the last word of
+    ``what``), else the problem in words."""
+    lo, hi = LIMITS[key or what.rsplit(".", 1)[-1]]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and lo <= value <= hi:
+        return []
+    return [f"{what} must be within {lo:g}..{hi:g}, not {value!r}"]
 
 
 def pooling_words(rule: str) -> str:
@@ -309,14 +388,7 @@ def load_card(model_dir) -> ModelCard:
     if not model_dir.is_dir():
         raise ModelError("model folder not found" if not model_dir.exists() else "not a folder", model_dir)
     path = card_path(model_dir)
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except FileNotFoundError:
-        raise ModelError(f"no model card ({CARD_NAME}) in this folder; a model without a valid "
-                         "card is refused", model_dir) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"model card is not valid JSON ({exc})", path) from None
+    raw = read_card_json(path)
     try:
         card = ModelCard.from_dict(raw)
     except (ValueError, TypeError) as exc:
@@ -329,6 +401,31 @@ def load_card(model_dir) -> ModelCard:
         raise ModelError(f"ONNX file(s) listed in the card are missing: {', '.join(missing)} "
                          "(an incomplete model folder: copy it whole, or export it again)", model_dir)
     return card
+
+
+def read_card_json(path: Path):
+    """The JSON of a card file, refused with ModelError when it is missing, larger than
+    :data:`MAX_CARD_BYTES`, not UTF-8 JSON, or nested too deep for the parser."""
+    model_dir = path.parent
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CARD_BYTES + 1)
+    except FileNotFoundError:
+        raise ModelError(f"no model card ({CARD_NAME}) in this folder; a model without a valid "
+                         "card is refused", model_dir) from None
+    except IsADirectoryError:
+        raise ModelError(f"{CARD_NAME} is a folder, not a model card", path) from None
+    except OSError as exc:
+        raise ModelError(f"cannot read the model card ({exc.strerror or exc})", path) from None
+    if len(data) > MAX_CARD_BYTES:
+        raise ModelError(f"model card is larger than {MAX_CARD_BYTES // (1024 * 1024)} MB; "
+                         "refused (a real card is a few tens of kB)", path)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model card is not valid JSON ({exc})", path) from None
+    except RecursionError:
+        raise ModelError("model card is nested too deeply to be a model card; refused", path) from None
 
 
 def read_onnx(model_dir, card: ModelCard, model_file: str) -> bytes:

@@ -12,6 +12,7 @@ written by a newer or older lungapp survives a load and a save unchanged
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -37,7 +38,7 @@ class _Section:
         names = {f.name for f in dataclasses.fields(cls) if f.name != "extra"}
         for k, v in d.items():
             if k in names:
-                known[k] = _read(hints[k], v)
+                known[k] = _read(hints[k], v, f"{cls.__name__}.{k}")
             else:
                 extra[k] = v
         return cls(**known, extra=extra)
@@ -55,12 +56,29 @@ class _Section:
         return out
 
 
-def _read(hint, value):
-    """``value`` as the section type named in ``hint`` (``X | None``), else unchanged."""
-    for t in typing.get_args(hint) or (hint,):
+def _read(hint, value, where: str):
+    """``value`` as the section type named in ``hint`` (``X | None``), else unchanged once
+    its type is checked: a number must be an int or float (not a bool; NaN and infinity
+    become None, as the card writes them), a list a list.
+    Raises ValueError naming ``where`` (e.g. "BinaryScores.auc") otherwise."""
+    types = [t for t in (typing.get_args(hint) or (hint,)) if t is not type(None)]
+    for t in types:
         if isinstance(t, type) and issubclass(t, _Section):
             return t.from_dict(value)
-    return value
+    if value is None:
+        return None
+    if hasattr(value, "dtype") and hasattr(value, "item") and not hasattr(value, "__len__"):
+        value = value.item()  # a numpy scalar from a report made in memory
+    for t in types:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            # NaN or infinity (an AUC of one class) is written as null, so it reads as None.
+            return value if math.isfinite(value) else None
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t in (str, bool, list, dict) and type(value) is t:
+            return value
+    names = " or ".join(getattr(t, "__name__", str(t)) for t in types)
+    raise ValueError(f"{where} must be {names}, not {type(value).__name__}")
 
 
 @dataclass
@@ -96,6 +114,7 @@ class FourClassReport(_Section):
     score: float | None = None
     accuracy: float | None = None
     rule: str | None = None
+    argmax_score: float | None = None
     nested_score: float | None = None
     per_fold_score: list | None = None
     flag_rule_check: dict | None = None
@@ -120,6 +139,7 @@ class Metrics(_Section):
 
     threshold: float | None = None
     threshold_rule: str | None = None
+    flag_thresholds: dict | None = None
     overall: BinaryScores | None = None
     per_fold: list | None = None
     mean_sd: dict | None = None

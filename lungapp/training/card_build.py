@@ -7,6 +7,7 @@ import datetime as _dt
 import os
 from collections import Counter
 
+from lungapp.inference.card_schema import CrossValidation, Metrics, Training, TrainingData
 from lungapp.training.dataset import file_list_hash, output_spec
 
 
@@ -29,30 +30,29 @@ def make_card(ctx, data, cv, report: dict, artifact: tuple[list[str], str], wall
         pooling=opts.pooling,
         input_kind=data.kind,
         created=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-        metrics=report, training=_training_section(ctx, data, cv, artifact_text, wall),
+        metrics=Metrics.from_dict(report), training=_training_section(ctx, data, cv, artifact_text, wall),
         versions=library_versions(), limitations=_limitations(opts, folds, info),
         description=f"lungapp train --preset {opts.preset} --arch {opts.arch} --task {opts.task}, "
                     f"{folds.k}-fold CV",
         quality_gate={"enabled": False} if data.kind == "image" else {})
 
 
-def _data_section(data) -> dict:
+def _data_section(data) -> TrainingData:
     """The card's ``training.data``: the recordings trained on and those left out."""
     recs, root, bad = data.recs, data.root, data.bad
     counts = Counter(r.label for r in recs)
     patients = {r.patient for r in recs if r.patient is not None}
-    return {"folder": root, "layout": data.dataset.layout, "n_recordings": len(recs),
-            "counts": {c: counts[c] for c in data.classes},
-            "source_counts": dict(data.dataset.counts()),
-            "n_patients": len(patients) if patients else None,
-            "total_duration_s": round(float(sum(r.duration_s for r in recs)), 1),
-            "n_windows": int(sum(len(r.X) for r in recs)),
-            "excluded": data.excluded, "unreadable": len(bad),
-            "unreadable_files": [os.path.relpath(p, root) for p, _ in bad[:50]],
-            "file_list_sha256": file_list_hash(recs, root)}
+    return TrainingData(
+        folder=str(root), layout=data.dataset.layout, n_recordings=len(recs),
+        counts={c: counts[c] for c in data.classes}, source_counts=dict(data.dataset.counts()),
+        n_patients=len(patients) if patients else None,
+        total_duration_s=round(float(sum(r.duration_s for r in recs)), 1),
+        n_windows=int(sum(len(r.X) for r in recs)), excluded=data.excluded, unreadable=len(bad),
+        unreadable_files=[os.path.relpath(p, root) for p, _ in bad[:50]],
+        file_list_sha256=file_list_hash(recs, root))
 
 
-def _training_section(ctx, data, cv, artifact_text: str, wall: float) -> dict:
+def _training_section(ctx, data, cv, artifact_text: str, wall: float) -> Training:
     """The card's ``training``: data, options, cross-validation, artifact, set-up."""
     opts, folds, info = ctx.opts, cv.folds, cv.build_info
     validation = ((f"{opts.val_fraction:.0%} of the training folds' patients, for "
@@ -61,22 +61,23 @@ def _training_section(ctx, data, cv, artifact_text: str, wall: float) -> dict:
                   ("none: each fold model trains on all its training folds with a fixed "
                    "schedule and keeps its last weights; the held-out fold is never "
                    "used in training"))
-    return {
-        "data": _data_section(data),
-        "options": opts.to_dict(),
-        "cv": {"k": folds.k, "grouped_by_patient": folds.grouped, "seed": opts.seed,
-               "splitter": "sklearn StratifiedGroupKFold" if folds.grouped else "sklearn StratifiedKFold",
-               "validation": validation,
-               "folds": [{k: v for k, v in f.items() if k != "curves"} for f in cv.reports]},
-        "artifact": artifact_text,
-        "backbone_weights": info.weights if info else None,
-        "backbone_note": info.note if info else "",
-        "distribution": ctx.distribution,
-        "precision": ctx.precision,
-        "curves_file": "curves.json",
-        "warnings": data.warnings,
-        "wall_s": round(wall, 1),
-    }
+    return Training(
+        data=_data_section(data),
+        options=opts.to_dict(),
+        cv=CrossValidation(
+            k=folds.k, grouped_by_patient=folds.grouped, seed=opts.seed,
+            splitter="sklearn StratifiedGroupKFold" if folds.grouped else "sklearn StratifiedKFold",
+            validation=validation,
+            folds=[{k: v for k, v in f.items() if k != "curves"} for f in cv.reports]),
+        artifact=artifact_text,
+        backbone_weights=info.weights if info else None,
+        backbone_note=info.note if info else "",
+        distribution=ctx.distribution,
+        precision=ctx.precision,
+        curves_file="curves.json",
+        warnings=list(data.warnings),
+        wall_s=round(wall, 1),
+    )
 
 
 def _limitations(opts, folds, info) -> list[str]:

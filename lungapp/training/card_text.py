@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from lungapp.inference.card import ModelCard, load_card, pooling_words
+from lungapp.inference.card_schema import CrossValidation
 
 
 def seed_words(members: list[dict]) -> str:
@@ -47,10 +48,9 @@ def _versus(chk: dict, lead: str) -> str:
 
 def card_markdown(card: ModelCard) -> str:
     """The card as Markdown: intended use, data, performance, limitations, details."""
-    m = card.metrics or {}
-    ov = m.get("overall", {})
-    data = card.training.get("data", {})
-    cv = card.training.get("cv", {})
+    m, t = card.metrics, card.training
+    ov, data = m.overall, t.data
+    cv = t.cv or CrossValidation()
     lines = [f"# Model card: {card.name} {card.version}", ""]
     lines += ["## Intended use", "", card.intended_use, ""]
     lines += ["## What it reports", "",
@@ -70,49 +70,49 @@ def card_markdown(card: ModelCard) -> str:
             "The timeline shows the first set's windows, each with the other models' windows "
             "that cover its centre averaged in."]
     lines += ["## Training data", ""]
-    if card.training.get("dataset_description"):
-        lines += [card.training["dataset_description"], ""]
+    if t.dataset_description:
+        lines += [t.dataset_description, ""]
     if data:
-        counts = ", ".join(f"{k} {v}" for k, v in data.get("counts", {}).items())
-        lines += [f"- {data.get('n_recordings', 'n/a')} recordings of "
-                  f"{data.get('n_patients') or 'unknown number of'} patients "
-                  f"({counts}); {data.get('total_duration_s', 0) / 3600:.2f} h of audio.",
-                  f"- Excluded: {data.get('excluded') or 'none'}; unreadable files: "
-                  f"{data.get('unreadable', 0)}.",
-                  f"- File list SHA-256: `{data.get('file_list_sha256', 'n/a')}`.", ""]
-    if card.training.get("credits"):
-        lines += ["Credits: " + card.training["credits"], ""]
+        counts = ", ".join(f"{k} {v}" for k, v in (data.counts or {}).items())
+        n_rec = data.n_recordings if data.n_recordings is not None else "n/a"
+        lines += [f"- {n_rec} recordings of {data.n_patients or 'unknown number of'} patients "
+                  f"({counts}); {(data.total_duration_s or 0) / 3600:.2f} h of audio.",
+                  f"- Excluded: {data.excluded or 'none'}; unreadable files: {data.unreadable or 0}.",
+                  f"- File list SHA-256: `{data.file_list_sha256 or 'n/a'}`.", ""]
+    if t.credits:
+        lines += ["Credits: " + t.credits, ""]
     lines += ["## Performance (cross-validation)", ""]
-    members = card.training.get("members") or []
+    members = t.members or []
+    k = cv.k if cv.k is not None else "?"
     if ov:
-        grouped = (', grouped by patient (no child in two folds)' if cv.get('grouped_by_patient')
+        grouped = (', grouped by patient (no child in two folds)' if cv.grouped_by_patient
                    else ', split by file (optimistic)')
         if members:
-            how = (f"An ensemble of {len(members)} models, each from a {cv.get('k', '?')}-fold "
+            how = (f"An ensemble of {len(members)} models, each from a {k}-fold "
                    f"cross-validated run{grouped} ({seed_words(members)}); every recording scored by "
                    "each run's fold model that never saw it, their outputs averaged "
                    "(per-fold figures over the first run's folds). ")
         else:
-            how = (f"{cv.get('k', '?')}-fold cross-validation{grouped}; every recording scored by "
+            how = (f"{k}-fold cross-validation{grouped}; every recording scored by "
                    "the fold model that never saw it. ")
         lines += [how + "Normal vs abnormal (CAS, DAS or both):", "",
                   "| measure | value |", "|---|---|",
-                  f"| sensitivity (abnormal recordings found) | {_pct(ov.get('sensitivity'))} |",
-                  f"| specificity (normal recordings called normal) | {_pct(ov.get('specificity'))} |",
-                  f"| score (mean of the two) | {_f(ov.get('score'))} |",
-                  f"| AUC | {_f(ov.get('auc'))} |",
-                  f"| accuracy | {_pct(ov.get('accuracy'))} |", ""]
-        msd = m.get("mean_sd", {})
+                  f"| sensitivity (abnormal recordings found) | {_pct(ov.sensitivity)} |",
+                  f"| specificity (normal recordings called normal) | {_pct(ov.specificity)} |",
+                  f"| score (mean of the two) | {_f(ov.score)} |",
+                  f"| AUC | {_f(ov.auc)} |",
+                  f"| accuracy | {_pct(ov.accuracy)} |", ""]
+        msd = m.mean_sd or {}
         if msd:
             lines += ["Per fold (mean ± sd): " + ", ".join(
                 f"{k} {_f(v.get('mean'))} ± {_f(v.get('sd'))}" for k, v in msd.items()
                 if isinstance(v, dict)) + ".", ""]
-        (tn, fp), (fn, tp) = ov.get("confusion", [[0, 0], [0, 0]])
+        (tn, fp), (fn, tp) = ov.confusion or [[0, 0], [0, 0]]
         lines += ["Confusion matrix (recordings):", "",
                   "| | called normal | called abnormal |", "|---|---|---|",
                   f"| normal | {tn} | {fp} |", f"| abnormal | {fn} | {tp} |", ""]
-    fc = m.get("four_class")
-    if fc:
+    fc = m.four_class
+    if fc and fc.classes and fc.confusion:
         how = ""
         if card.flag_thresholds:
             ft = card.flag_thresholds
@@ -121,21 +121,20 @@ def card_markdown(card: ModelCard) -> str:
                    "when both are (neither: the flag nearer its threshold); both thresholds were "
                    "chosen on the out-of-fold predictions")
         elif card.class_pooling:
-            fixed = (fc.get("class_pooling_check") or {}).get("fixed")
+            fixed = (fc.class_pooling_check or {}).get("fixed")
             how = (" An abnormal recording is given its most probable abnormal class from its CAS "
                    f"and DAS flags pooled as {pooling_words(card.class_pooling)} over its windows "
                    f"(its abnormal probability keeps the {card.pooling} of the windows), a pooling "
                    + ("fixed by the recipe" if fixed else "chosen on the out-of-fold predictions"))
         if how:
-            if fc.get("argmax_score") is not None:
-                how += f" (the most probable class of the {card.pooling}: {_f(fc['argmax_score'])})"
+            if fc.argmax_score is not None:
+                how += f" (the most probable class of the {card.pooling}: {_f(fc.argmax_score)})"
             how += "."
         else:
             how = " An abnormal recording is given its most probable abnormal class."
-        if fc.get("nested_score") is not None:
-            how += (f" With every threshold chosen on the other folds only: "
-                    f"{_f(fc['nested_score'])}.")
-        cp = fc.get("class_pooling_check") or {}
+        if fc.nested_score is not None:
+            how += f" With every threshold chosen on the other folds only: {_f(fc.nested_score)}."
+        cp = fc.class_pooling_check or {}
         for key, used, what, was, lead in (
                 ("flag_rule_check", bool(card.flag_thresholds),
                  "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags reach theirs)", "were",
@@ -146,7 +145,7 @@ def card_markdown(card: ModelCard) -> str:
                  "was",
                  "with the threshold chosen on the other folds it scored" if cp.get("fixed") else
                  "with the pooling and threshold chosen on the other folds it scored")):
-            chk = fc.get(key)
+            chk = getattr(fc, key)
             if not chk:
                 continue
             vs = _versus(chk, lead)
@@ -163,24 +162,24 @@ def card_markdown(card: ModelCard) -> str:
                 how += f" {what} passed the same check but scored lower strictly: {vs}."
             else:
                 how += f" {what} {was} tried and not adopted, the gain being unclear: {vs}."
-        lines += [f"Four classes: score {_f(fc.get('score'))} (sensitivity = abnormal recordings "
+        lines += [f"Four classes: score {_f(fc.score)} (sensitivity = abnormal recordings "
                   "given their exact class; specificity = normal recordings called normal)." + how,
                   "",
-                  "| true \\ called | " + " | ".join(fc["classes"]) + " |",
-                  "|---|" + "---|" * len(fc["classes"])]
-        for c, row in zip(fc["classes"], fc["confusion"]):
+                  "| true \\ called | " + " | ".join(fc.classes) + " |",
+                  "|---|" + "---|" * len(fc.classes)]
+        for c, row in zip(fc.classes, fc.confusion):
             lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
         lines.append("")
-    ds = m.get("device_shift")
-    if ds:
-        sh, drop = ds.get("shifted", {}), ds.get("drop", {})
+    ds = m.device_shift
+    if ds and ds.shifted:
+        sh, drop = ds.shifted, ds.drop or {}
         lines += ["## Another stethoscope (device-shift check)", "",
-                  f"The same out-of-fold recordings after {ds.get('transform')}: AUC "
-                  f"{_f(sh.get('auc'))} (drop {_f(drop.get('auc'))}), score {_f(sh.get('score'))} "
-                  f"(drop {_f(drop.get('score'))}), sensitivity {_pct(sh.get('sensitivity'))}, "
-                  f"specificity {_pct(sh.get('specificity'))}. Training augmentation: "
-                  f"{ds.get('augmentation')}.", ""]
-        aug = ((card.training or {}).get("options") or {}).get("augment") or {}
+                  f"The same out-of-fold recordings after {ds.transform}: AUC "
+                  f"{_f(sh.auc)} (drop {_f(drop.get('auc'))}), score {_f(sh.score)} "
+                  f"(drop {_f(drop.get('score'))}), sensitivity {_pct(sh.sensitivity)}, "
+                  f"specificity {_pct(sh.specificity)}. Training augmentation: "
+                  f"{ds.augmentation}.", ""]
+        aug = (t.options or {}).get("augment") or {}
         same = [name for key, name in (("snr_prob", "white noise"), ("noise_prob", "noise"),
                                        ("band_limit_prob", "band limits"),
                                        ("tilt_db_per_octave", "spectral tilt")) if aug.get(key)]
@@ -189,9 +188,8 @@ def card_markdown(card: ModelCard) -> str:
                       "as this simulated device, so this check is easier for the model than a real "
                       "other stethoscope (different response, placement, friction and ambient "
                       "sounds), whose effect is not measured here.", ""]
-    gate = m.get("quality_gate")
-    if gate:
-        lines += ["## Quality check", "", gate if isinstance(gate, str) else str(gate), ""]
+    if m.quality_gate:
+        lines += ["## Quality check", "", m.quality_gate, ""]
     lines += ["## Limitations", ""] + [f"- {x}" for x in card.limitations] + [""]
     lines += ["## Technical details", "",
               f"- Task: {card.task}; outputs: {card.output_kind} over {', '.join(card.outputs)}; "
@@ -201,7 +199,7 @@ def card_markdown(card: ModelCard) -> str:
               f"samples, hop {card.features.spectrogram.hop_length}, "
               f"{card.features.spectrogram.n_bins} bins; model input "
               + ", ".join(f"{fc.input_shape}" for fc, _ in card.member_groups()) + ".",
-              f"- Files: {', '.join(card.model_files)}; {card.training.get('artifact', '')}",
+              f"- Files: {', '.join(card.model_files)}; {t.artifact or ''}",
               f"- Made by: {card.description}",
               f"- Created {card.created} with " + ", ".join(f"{k} {v}" for k, v in card.versions.items()) + ".",
               ""]

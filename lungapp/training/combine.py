@@ -50,6 +50,7 @@ import numpy as np
 
 from lungapp.errors import LungappError
 from lungapp.inference.card import ModelCard, library_versions, load_card, write_card
+from lungapp.inference.card_schema import DeviceShift
 from lungapp.training.card_text import seed_words
 
 _SAME = ("task", "classes", "output_kind", "outputs", "pooling", "input_kind")
@@ -98,8 +99,7 @@ def check_members(cards: list[ModelCard], dirs: list[Path], one_model: bool = Tr
             # Members may read windows of other lengths or steps (a mixed ensemble), but of
             # one spectrogram, computed once per recording.
             raise LungappError(f"member's spectrogram differs from {dirs[0]}'s", d)
-        a = (first.training.get("data") or {}).get("file_list_sha256")
-        b = (card.training.get("data") or {}).get("file_list_sha256")
+        a, b = _file_list_hash(first), _file_list_hash(card)
         if not a or a != b:
             raise LungappError(f"member was trained on other recordings than {dirs[0]} "
                                "(file list hashes differ or are missing)", d)
@@ -154,7 +154,7 @@ def restore_labels(z: dict, card: ModelCard, facts: dict, data_root, path: Path)
         raise LungappError(f"{len(missing)} of the out-of-fold file's recordings are not in "
                            f"{data_root} (first: {missing[0]})", path)
     labels = [facts[r][0] for r in rels]
-    want = (card.training.get("data") or {}).get("file_list_sha256")
+    want = _file_list_hash(card)
     if labels_hash(zip(rels, labels)) != want:
         raise LungappError(f"the labels in {data_root} are not those the member was trained on "
                            "(file list hash differs)", path)
@@ -207,7 +207,7 @@ def keep_runs(members: list[tuple[Path, Path]], dest) -> None:
                 raise LungappError(f"two runs share a window length and a seed ({d.name})", run)
             d.mkdir()
             onnx = [o.file for o in card.onnx.values()]  # the run's ONNX export travels with it
-            for name in ("card.json", card.model_files[0], card.training.get("curves_file"), *onnx):
+            for name in ("card.json", card.model_files[0], card.training.curves_file, *onnx):
                 if name and (run / name).is_file():
                     shutil.copyfile(run / name, d / name)
             strip_oof(oof, d / "oof.npz")
@@ -237,7 +237,15 @@ def kept_name(window_s: float, seed) -> str:
 
 def kept_name_of(card: ModelCard) -> str:
     """:func:`kept_name` of a run's card."""
-    return kept_name(card.features.window_s, (card.training.get("cv") or {}).get("seed"))
+    return kept_name(card.features.window_s, _seed(card))
+
+
+def _seed(card: ModelCard) -> int | None:
+    return card.training.cv.seed if card.training.cv else None
+
+
+def _file_list_hash(card: ModelCard) -> str | None:
+    return card.training.data.file_list_sha256 if card.training.data else None
 
 
 def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None,
@@ -264,18 +272,19 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     fc = fcs[0]
 
     files = [f"model_{i + 1}.keras" for i in range(len(members))]
-    seeds = [(c.training.get("cv") or {}).get("seed") for c in cards]
-    training = dict(first.training)
+    seeds = [_seed(c) for c in cards]
+    training = first.training.to_dict()
     # each member's training curves travel with it (curves_1.json, ...)
-    curves = {i: d / c.training["curves_file"] for i, (d, c) in enumerate(zip(dirs, cards))
-              if c.training.get("curves_file") and (d / c.training["curves_file"]).is_file()}
+    curves = {i: d / c.training.curves_file for i, (d, c) in enumerate(zip(dirs, cards))
+              if c.training.curves_file and (d / c.training.curves_file).is_file()}
     training["members"] = [{"folder": str(d), "model_file": c.model_files[0], "seed": s,
-                            "cv": c.training.get("cv"), "auc": (c.metrics.get("overall") or {}).get("auc"),
-                            "wall_s": c.training.get("wall_s"), "window_s": c.features.window_s,
+                            "cv": c.training.cv.to_dict() if c.training.cv else None,
+                            "auc": c.metrics.overall.auc if c.metrics.overall else None,
+                            "wall_s": c.training.wall_s, "window_s": c.features.window_s,
                             "curves_file": f"curves_{i + 1}.json" if i in curves else None}
                            for i, (d, c, s) in enumerate(zip(dirs, cards, seeds))]
     training.pop("curves_file", None)
-    training["cv"] = {**(first.training.get("cv") or {}),
+    training["cv"] = {**(training.get("cv") or {}),
                       "note": "per-fold figures use the first member's folds; each member's fold "
                               "models held out their own patient-grouped folds"}
     step = "; " + "; ".join(
@@ -283,7 +292,7 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
         + (f" (one in {int(round(f.hop_s / c.features.hop_s))} of its own {c.features.hop_s:g}-s step)"
            if f.hop_s != c.features.hop_s else "")
         for g, f, c in _group_words(fcs, cards))
-    each = str(first.training.get("artifact") or "one run's model").split(";")[0]
+    each = str(first.training.artifact or "one run's model").split(";")[0]
     how = ("outputs averaged" if len(set(fcs)) == 1 else
            "outputs averaged over models on the same windows, each window length's pooled, "
            "then averaged over all")
@@ -436,15 +445,15 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
                           groups=patients if all(patients) else None,
                           class_probs=class_probs, class_pooling=class_pooling)
     report["pooling_auc"] = {rule: auc_or_nan(y, p) for rule, p in alt.items()}
-    report["patient_grouped"] = all(bool((c.training.get("cv") or {}).get("grouped_by_patient"))
+    report["patient_grouped"] = all(bool(c.training.cv and c.training.cv.grouped_by_patient)
                                     for c in cards)
     report["evaluated"] = (f"out-of-fold: every recording scored by the {len(members)} members' fold "
                            "models that did not see it, their window outputs averaged")
     if shifted is not None:
-        ds0 = first.metrics.get("device_shift") or {}
+        ds0 = first.metrics.device_shift or DeviceShift()
         sh = binary_metrics(y, 1 - shifted[:, 0], report["threshold"])
         report["device_shift"] = {
-            "transform": ds0.get("transform"), "augmentation": ds0.get("augmentation"), "shifted": sh,
+            "transform": ds0.transform, "augmentation": ds0.augmentation, "shifted": sh,
             "drop": {k: (report["overall"][k] - sh[k]) if report["overall"][k] is not None
                      and sh[k] is not None else None for k in ("auc", "score", "sensitivity", "specificity")}}
 

@@ -30,33 +30,33 @@ def test_bundled_model_is_the_default_and_its_card_is_valid(bundled, monkeypatch
     card = load_card(registry.bundled_model_dir())
     assert card.task == "4class" and card.classes == ["Normal", "CAS", "DAS", "CAS & DAS"]
     m = card.metrics
-    assert m["patient_grouped"] is True
-    ov = m["overall"]
+    assert m.patient_grouped is True
+    ov = m.overall
     for key in ("auc", "sensitivity", "specificity", "score", "confusion"):
-        assert key in ov
-    assert ov["score"] == pytest.approx((ov["sensitivity"] + ov["specificity"]) / 2)
-    assert sum(map(sum, ov["confusion"])) == card.training["data"]["n_recordings"]
-    assert card.threshold == pytest.approx(m["threshold"])
+        assert getattr(ov, key) is not None
+    assert ov.score == pytest.approx((ov.sensitivity + ov.specificity) / 2)
+    assert sum(map(sum, ov.confusion)) == card.training.data.n_recordings
+    assert card.threshold == pytest.approx(m.threshold)
     # four classes: per-flag thresholds and class pooling were tried on the out-of-fold
     # predictions; each is adopted only where its gain held up with everything chosen on
     # the other folds, and when both are, the one with the better nested score is used
-    chk, cp = m["four_class"]["flag_rule_check"], m["four_class"]["class_pooling_check"]
+    chk, cp = m.four_class.flag_rule_check, m.four_class.class_pooling_check
     for check in (chk, cp):
         assert check["adopted"] == (check["ci95"][0] > 0) and check["resampled"] == "patients"
     # (a class pooling fixed by the recipe is used whatever its check says)
     used_flags = chk["adopted"] and not chk.get("superseded_by")
     used_pooling = bool(cp.get("fixed")) or (cp["adopted"] and not cp.get("superseded_by"))
     assert not (used_flags and used_pooling)
-    assert card.flag_thresholds == (m.get("flag_thresholds", {}) if used_flags else {})
+    assert card.flag_thresholds == ((m.flag_thresholds or {}) if used_flags else {})
     assert card.class_pooling == (cp["chosen"] if used_pooling else "")
     assert cp.get("fixed") in (None, card.class_pooling)
     if chk["adopted"] and cp["adopted"] and not cp.get("fixed"):
         loser = chk if used_pooling else cp
         assert loser["nested_score"] <= (cp if used_pooling else chk)["nested_score"]
-    assert m["four_class"]["nested_score"] <= m["four_class"]["score"] + 0.05
+    assert m.four_class.nested_score <= m.four_class.score + 0.05
     assert "not a diagnostic device" in card.intended_use.lower()
     assert any("children" in x for x in card.limitations)
-    assert "Zhang" in card.training["credits"]
+    assert "Zhang" in card.training.credits
     # Small: the budget is 10 MB of model files in all.
     size = sum((registry.bundled_model_dir() / f).stat().st_size for f in card.model_files)
     assert size <= 10 * 1024 * 1024
@@ -69,12 +69,12 @@ def test_model_card_markdown_matches_card(bundled):
     assert text == card_markdown(bundled.card)
     # each way of naming the class that training tried is explained: used, beaten by the
     # other (both passed), not adopted, fixed by the recipe or set aside for it
-    fc = bundled.card.metrics["four_class"]
+    fc = bundled.card.metrics.four_class
     rules = {"flag_rule_check": "Per-flag thresholds (CAS, DAS, and CAS & DAS when both flags "
                                 "reach theirs)",
              "class_pooling_check": "Naming the class from the flags pooled by"}
     for key, start in rules.items():
-        chk = fc[key]
+        chk = getattr(fc, key)
         if chk.get("fixed"):
             verdict = "is the recipe's rule, used whatever this check says"
         elif chk.get("superseded_by") == "class pooling fixed by the recipe":
@@ -150,15 +150,15 @@ def test_kept_members_are_whole_runs_without_the_datasets_labels():
     cards = [load_card(d) for d, _ in kept]
     check_members(cards, [d for d, _ in kept])  # one recipe, one file list, one model each
     for (d, oof), card in zip(kept, cards):
-        assert d.name == f"w{card.features.window_s:g}s_seed{card.training['cv']['seed']}"
-        assert card.training["cv"]["grouped_by_patient"] is True
+        assert d.name == f"w{card.features.window_s:g}s_seed{card.training.cv.seed}"
+        assert card.training.cv.grouped_by_patient is True
         # the bundled recipe (2-s windows) or its 4-s twin (the same options but features)
-        assert card.training["options"]["preset"] in ("bundled", "bundled-4s")
+        assert card.training.options["preset"] in ("bundled", "bundled-4s")
         assert card.features in (PRESETS["bundled"]["features"], PRESETS["bundled-4s"]["features"])
         assert (d / card.model_files[0]).is_file()
         with np.load(oof, allow_pickle=False) as z:
             assert not {"label", "patient"} & set(z.files)
-            assert len(z["path"]) == card.training["data"]["n_recordings"]
+            assert len(z["path"]) == card.training.data.n_recordings
             assert z["offsets"][-1] == len(z["window_out"])
 
 
@@ -170,9 +170,9 @@ def test_kept_members_recombine_with_the_labels_they_were_trained_on(sprsound_di
 
     for d, oof in _kept_members():
         report, _ = ensemble_report([(d, oof)], data_root=sprsound_dir / "train")
-        want = load_card(d).metrics["overall"]
-        assert report["overall"]["auc"] == pytest.approx(want["auc"], abs=1e-12)
-        assert report["overall"]["confusion"] == want["confusion"]
+        want = load_card(d).metrics.overall
+        assert report["overall"]["auc"] == pytest.approx(want.auc, abs=1e-12)
+        assert report["overall"]["confusion"] == want.confusion
 
 
 def test_regeneration_runs_both_window_lengths_of_the_bundled_recipe(repo_script, tmp_path):
@@ -207,7 +207,7 @@ def test_kept_runs_were_trained_with_their_presets_options():
 
     for d, _ in _kept_members():
         card = load_card(d)
-        got = dict(card.training["options"])
+        got = dict(card.training.options)
         preset = "bundled-4s" if card.features.window_s == 4.0 else "bundled"
         want = TrainOptions.from_preset(preset, task="4class", seed=got["seed"]).to_dict()
         for opts in (got, want):
@@ -231,9 +231,9 @@ def test_regeneration_reuses_only_a_finished_run_of_the_same_preset_seed_and_dat
         pytest.skip(f"SPRSound train not found at {mod.DATA}")
     trained = []
     monkeypatch.setattr(subprocess, "call", lambda cmd: trained.append(cmd) or 1)
-    src = next(d for d, _ in _kept_members() if load_card(d).training["options"]["seed"] == 0)
+    src = next(d for d, _ in _kept_members() if load_card(d).training.options["seed"] == 0)
     card = load_card(src)
-    preset = card.training["options"]["preset"]
+    preset = card.training.options["preset"]
     created = datetime.fromisoformat(card.created).timestamp()
 
     def regenerate(runs: str, work) -> tuple[str, tuple[str, int]]:
@@ -282,14 +282,14 @@ def test_compare_cards_tables_the_committed_model_from_its_card(capsys, tmp_path
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     cells = dict(zip(mod.HEADER, (c.strip() for c in lines[2].strip("|").split("|"))))
-    ov = card.metrics["overall"]
+    ov = card.metrics.overall
     assert cells["model"] == "committed"
-    assert float(cells["AUC"]) == pytest.approx(ov["auc"], abs=5e-5)
-    assert float(cells["score"]) == pytest.approx(ov["score"], abs=5e-4)
+    assert float(cells["AUC"]) == pytest.approx(ov.auc, abs=5e-5)
+    assert float(cells["score"]) == pytest.approx(ov.score, abs=5e-4)
     assert float(cells["threshold"]) == pytest.approx(card.threshold, abs=5e-4)
-    assert json.loads(cells["confusion [[TN,FP],[FN,TP]]"]) == ov["confusion"]
-    assert float(cells["four-class score"]) == pytest.approx(card.metrics["four_class"]["score"], abs=5e-4)
-    assert len(cells["fold AUCs"].split(" / ")) == len(card.metrics["per_fold"])
+    assert json.loads(cells["confusion [[TN,FP],[FN,TP]]"]) == ov.confusion
+    assert float(cells["four-class score"]) == pytest.approx(card.metrics.four_class.score, abs=5e-4)
+    assert len(cells["fold AUCs"].split(" / ")) == len(card.metrics.per_fold)
     size = sum((d / f).stat().st_size for f in card.model_files) / 1e6
     assert cells["size"] == f"{len(card.model_files)} files, {size:.2f} MB"
 

@@ -41,3 +41,33 @@ def test_unknown_keys_are_kept_and_nulls_that_mean_something_are_written():
 def test_a_section_that_is_not_an_object_is_refused():
     with pytest.raises(ValueError, match="BinaryScores: expected an object"):
         Metrics.from_dict({"overall": [1, 2, 3]})
+
+
+def test_a_loaded_card_is_typed_and_saves_back_what_it_read(tmp_path):
+    """ModelCard's metrics and training are the typed sections, and a load followed by a
+    save writes the same JSON (keys this lungapp does not know included)."""
+    import shutil
+
+    from lungapp.inference.card import load_card, write_card
+
+    src = ROOT / "resources" / "model"
+    d = tmp_path / "m"
+    shutil.copytree(src, d)
+    raw = json.loads((d / "card.json").read_text())
+    raw["metrics"]["overall"]["from_a_newer_lungapp"] = 7
+    (d / "card.json").write_text(json.dumps(raw))
+    card = load_card(d)
+    assert isinstance(card.metrics, Metrics) and isinstance(card.training, Training)
+    assert card.metrics.overall.extra == {"from_a_newer_lungapp": 7}
+    write_card(d, card)
+    assert json.loads((d / "card.json").read_text()) == raw
+
+
+@pytest.mark.parametrize("section, key, value, words", [
+    ("overall", "auc", "high", "BinaryScores.auc must be float"),
+    ("overall", "n", True, "BinaryScores.n must be int"),
+    ("overall", "confusion", "[[1]]", "BinaryScores.confusion must be list"),
+])
+def test_wrong_types_are_refused_naming_the_field(section, key, value, words):
+    with pytest.raises(ValueError, match=words):
+        Metrics.from_dict({section: {key: value}})

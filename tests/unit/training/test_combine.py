@@ -414,7 +414,7 @@ def test_a_mixed_ensembles_card_pools_each_window_length_then_averages(members, 
     assert card.features == FeatureConfig(FC.spectrogram, window_s=2.0, hop_s=1.0)
     assert card.member_features == [card.features, card.features, SHORT]
     assert [len(f) for _, f in card.member_groups()] == [2, 1]
-    assert "member 3: 1-s windows every 0.5 s" in card.training["artifact"]
+    assert "member 3: 1-s windows every 0.5 s" in card.training.artifact
     from lungapp.training.card_text import card_markdown
 
     text = card_markdown(card)

@@ -216,7 +216,7 @@ def test_oof_file_holds_the_device_shift_check_too(trained):
     shifted = np.array([1 - pool_recording(z["window_out_shift"][off[i]: off[i + 1]].astype(np.float64),
                                            card)[0] for i in range(len(off) - 1)])
     y = z["label"] != z["classes"][0]
-    assert auc_or_nan(y, shifted) == pytest.approx(card.metrics["device_shift"]["shifted"]["auc"], abs=1e-6)
+    assert auc_or_nan(y, shifted) == pytest.approx(card.metrics.device_shift.shifted.auc, abs=1e-6)
 
 
 @pytest.mark.slow
