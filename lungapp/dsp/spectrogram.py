@@ -28,8 +28,12 @@ import numpy as np
 SCALES = ("linear", "mel")
 WINDOWS = ("hann", "hamming", "blackman", "boxcar")
 _EPS = 1e-12
-# Frames processed per chunk in batch mode: bounds memory for hour-long signals.
-_CHUNK_FRAMES = 4096
+# Frames processed per chunk in batch mode. Small enough that each chunk's temporaries
+# (about 1 MB at 512 frames of a 256-point FFT) are reused from the heap rather than mapped
+# afresh: with 4096 frames, a 15-s recording took 3-5 times longer here, most of it in
+# page faults on new memory (benchmarks/bench_predict.py). It also bounds memory for
+# hour-long signals.
+_CHUNK_FRAMES = 512
 
 
 @dataclass(frozen=True)
