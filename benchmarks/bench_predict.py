@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_predict.py [--model DIR] [--repeats N]
         [--cold-repeats N] [--runtimes onnx,keras]
     .venv/bin/python benchmarks/bench_predict.py --runtimes onnx:1,onnx:2   # intra-op threads
+    git worktree add /tmp/old d2590ba^   # the last commit with the NumPy runtime
+    .venv/bin/python benchmarks/bench_predict.py --runtimes onnx,numpy@/tmp/old --repeats 60
 
 For each runtime (``LUNGAPP_RUNTIME``, see lungapp/inference/predictor.py):
 
@@ -81,9 +83,16 @@ def _expect(proc, tag: str, runtime: str) -> dict | list:
 
 def _env(spec: str) -> dict:
     """The environment of a runtime spec: ``onnx`` or ``keras``, then optionally ``:N``
-    (ONNX Runtime's intra-op threads, LUNGAPP_THREADS). E.g. ``onnx:1``."""
+    (ONNX Runtime's intra-op threads, LUNGAPP_THREADS), then optionally ``@TREE``: run the
+    lungapp of another source tree (e.g. a worktree of an older commit, to compare with a
+    runtime that is gone). E.g. ``onnx:1``, ``numpy@/tmp/old-lungapp``."""
+    spec, _, tree = spec.partition("@")
     rt, *opts = spec.split(":")
     env = dict(os.environ, LUNGAPP_RUNTIME=rt, TF_CPP_MIN_LOG_LEVEL="3")
+    if tree:
+        if not (Path(tree) / "lungapp" / "__init__.py").is_file():
+            sys.exit(f"--runtimes: {tree!r} is not a lungapp source tree")
+        env["PYTHONPATH"] = env["BENCH_TREE"] = str(Path(tree).resolve())
     for opt in opts:
         if opt.isdigit() and int(opt) >= 1:
             env["LUNGAPP_THREADS"] = opt
@@ -100,7 +109,8 @@ def run_warm(runtimes: list[str], wav: Path, model: str | None, repeats: int) ->
         env = _env(rt)
         procs[rt] = subprocess.Popen([sys.executable, "-c", WARM_CHILD, str(wav), model or ""],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env,
+                                     cwd=env.get("BENCH_TREE"))  # python -c puts its cwd first
         out[rt] = _expect(procs[rt], "READY", rt)  # loads one after the other
         out[rt].update(warm_file=[], cpu_file=[], warm_model=[])
     loads = []
@@ -124,13 +134,13 @@ def run_warm(runtimes: list[str], wav: Path, model: str | None, repeats: int) ->
 
 def run_cold(runtime: str, wav: Path, model: str | None) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one `lungapp predict` run."""
-    cmd = [str(Path(sys.executable).with_name("lungapp")), "predict", str(wav), "--format", "json"]
+    cmd = [sys.executable, "-m", "lungapp", "predict", str(wav), "--format", "json"]
     if model:
         cmd += ["--model", model]
     env = _env(runtime)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=env.get("BENCH_TREE"))
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
