@@ -13,7 +13,14 @@ def err(msg: str) -> None:
 
 
 def load_predictor(model_dir):
-    """The model in ``model_dir`` (None: the active model), ready to predict."""
+    """The model in ``model_dir`` (None: the active model), ready to predict. A
+    replacement of that folder a killed process left half done is repaired first, and
+    said so on stderr."""
+    from lungapp.fsutil import recover_swap
     from lungapp.inference.predictor import Predictor
 
+    if model_dir is not None:
+        note = recover_swap(model_dir)
+        if note:
+            err(note)
     return Predictor.load(model_dir)

@@ -220,13 +220,21 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     """Train as ``args`` say, reporting to ``emit``; a failure becomes one ``error`` event
     and its exit status. ``stop["signal"]``: the signal that asked the run to stop."""
     from lungapp.errors import DatasetError, LungappError
-    from lungapp.training.train import train
+    from lungapp.fsutil import check_output_dir
 
     try:
         opts = options_from_args(args)
     except ValueError as exc:
         emit(P.Error(kind="options", message=str(exc)))
         return EXIT_USAGE
+    try:  # before TensorFlow is imported and any file is read: fails in a second
+        check_output_dir(args.out, data_dirs=[args.folder], overwrite=args.overwrite,
+                         report=lambda note: emit(P.Log(message=note, level="warning")))
+    except LungappError as exc:
+        emit(P.Error(kind="output", message=str(exc)))
+        return EXIT_OUTPUT
+    from lungapp.training.train import train
+
     try:
         train(args.folder, args.out, opts, progress=emit,
               should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,

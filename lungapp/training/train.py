@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lungapp.errors import DatasetError, LungappError
-from lungapp.fsutil import make_staging
+from lungapp.fsutil import check_output_dir, make_staging
 from lungapp.training import fit
 from lungapp.training.card_build import make_card
 from lungapp.training.dataset import (
@@ -136,8 +136,8 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     t_start = time.perf_counter()
     opts.validate()
     folder, out = Path(folder), Path(out)
-    oof_path = _check_outputs(out, oof_path, overwrite)
     ctx = RunContext(opts, progress, should_stop)
+    oof_path = _check_outputs(out, oof_path, overwrite, folder, ctx)
     classes = list(classes_for(opts.task))
     progress(Start(folder=str(folder), out=str(out), task=opts.task, preset=opts.preset,
                    arch=opts.arch, folds=opts.folds, epochs=opts.epochs, classes=classes))
@@ -167,7 +167,9 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
         export_model_folder(staging)
         # --- end ONNX export
         ctx.check_stop()
-        publish_dir(staging, out)
+        backup = publish_dir(staging, out)
+        if backup is not None:
+            ctx.log(f"replaced {out}; the previous model was moved to {backup}", "warning")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -176,12 +178,13 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     return done.to_dict()
 
 
-def _check_outputs(out: Path, oof_path, overwrite: bool) -> Path | None:
-    """Refuse an existing non-empty ``out`` (without ``overwrite``) and an out-of-fold file
-    inside the model folder, before anything is read; returns ``oof_path`` as a Path."""
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise LungappError("output folder already exists and is not empty (use --overwrite to "
-                           "replace it once the new model is complete)", out)
+def _check_outputs(out: Path, oof_path, overwrite: bool, folder: Path,
+                   ctx: RunContext) -> Path | None:
+    """Refuse, before anything is read, an ``out`` that would destroy data or cannot be
+    written (:func:`~lungapp.fsutil.check_output_dir`) and an out-of-fold file inside the
+    model folder; returns ``oof_path`` as a Path."""
+    check_output_dir(out, data_dirs=[folder], overwrite=overwrite,
+                     report=lambda note: ctx.log(note, "warning"))
     if oof_path is None:
         return None
     oof_path = Path(oof_path)
