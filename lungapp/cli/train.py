@@ -1,7 +1,8 @@
 """``lungapp train FOLDER --out DIR``: the command-line front end of :mod:`.train`.
 
 Exit status: 0 done; 2 bad options; 3 dataset refused (nothing trained); 4 output
-folder exists (use --overwrite); 1 any other error; 130 cancelled (SIGINT / SIGTERM:
+folder refused (exists: use --overwrite; over the data; not writable) or the model could
+not be saved (disk full); 1 any other error; 130 cancelled (SIGINT / SIGTERM:
 the run stops within one batch and --out is left untouched).
 
 ``--progress json`` prints one JSON object per line on stdout and nothing else (library
@@ -253,6 +254,11 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     except KeyboardInterrupt:
         emit(P.Error(kind="cancelled", message="cancelled"))
         return EXIT_CANCELLED
+    except OSError as exc:  # e.g. the disk filled while saving: one line, --out untouched
+        where = exc.filename or args.out
+        emit(P.Error(kind="output", message=f"{where}: {exc.strerror or exc} (the run failed; "
+                                            f"{args.out} left untouched)"))
+        return EXIT_OUTPUT
     except Exception as exc:  # report, don't crash the GUI's parser with a traceback on stdout
         import traceback
 
