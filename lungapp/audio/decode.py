@@ -485,3 +485,19 @@ def _decode_blocks(f, path: str, limit: int, out_rate: int) -> tuple[_Output, in
     if resampler is not None:
         out.append(resampler.finish())
     return out, n_read
+
+
+def wav_truncation(path) -> tuple[float, float] | None:
+    """``(declared_s, present_s)`` when ``path`` is a WAV whose header declares more audio
+    than the file holds (a copy or a recording cut short), else None. Reads the header
+    only (for a result computed elsewhere, e.g. by the predictor, that must say so)."""
+    try:
+        info = audio_info(path)
+    except AudioError:
+        return None
+    if info.format not in ("WAV", "WAVEX"):
+        return None
+    declared = _declared_wav_frames(os.fspath(path))
+    if declared is None or declared <= info.frames + 1:
+        return None
+    return declared / info.rate, info.frames / info.rate

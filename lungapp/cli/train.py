@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 # The light modules only (no Keras): `lungapp train --help` must stay fast.
+from lungapp.data.readers import LAYOUTS
 from lungapp.training import progress as P
 from lungapp.training.recipes import ARCH_NAMES, ARTIFACTS, OUTPUTS, PRECISIONS, PRESET_NAMES, SAMPLINGS, WINDOW_LABELS
 from lungapp.vocabulary import TASKS
@@ -37,6 +38,8 @@ HELP = "train a model with patient-grouped k-fold cross-validation"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="labelled folder (SPRSound, ICBHI, class folders, CSV, seed images)")
+    parser.add_argument("--layout", choices=LAYOUTS, default=None,
+                        help="the folder's layout (default: detected from its content)")
     parser.add_argument("--out", required=True, help="model folder to create (written atomically)")
     parser.add_argument("--preset", choices=PRESET_NAMES, default="recommended",
                         help="recipe: 'seed' reproduces the student project; 'recommended' is the "
@@ -153,7 +156,8 @@ class _Emitter:
             m = e.metrics
             print(f"done: {e.out}  AUC {m['auc']:.3f}  sensitivity {m['sensitivity']:.3f}  "
                   f"specificity {m['specificity']:.3f}  score {m['score']:.3f}  "
-                  f"(threshold {e.threshold:.3f}, {e.wall_s:.0f} s)", file=self.err)
+                  f"(threshold {e.threshold:.3f}, {e.wall_s:.0f} s); {len(e.skipped)} files "
+                  "skipped" + (" (listed above)" if e.skipped else ""), file=self.err)
         elif isinstance(e, P.Error):
             print(f"error: {e.message}", file=self.err)
         elif isinstance(e, P.Log):
@@ -239,7 +243,7 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     try:
         train(args.folder, args.out, opts, progress=emit,
               should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,
-              oof_path=getattr(args, "oof", None))
+              oof_path=getattr(args, "oof", None), layout=getattr(args, "layout", None))
         return EXIT_OK
     except P.Cancelled:
         emit(P.Error(kind="cancelled",

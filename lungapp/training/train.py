@@ -122,12 +122,13 @@ class CrossValidation:
 
 def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] = lambda e: None,
           should_stop: Callable[[], bool] = lambda: False, overwrite: bool = False,
-          oof_path=None) -> dict:
+          oof_path=None, layout: str | None = None) -> dict:
     """Run a full cross-validated training and save the model folder ``out``.
 
     ``progress`` receives :mod:`lungapp.training.progress` events. ``oof_path``: also
     write the out-of-fold predictions there (see :func:`save_oof`), as soon as the folds
     are done; they name the training recordings, so they are kept out of the model folder.
+    ``layout``: the folder's layout (None: detected, see :func:`lungapp.data.read_folder`).
 
     Returns the summary also sent as the ``done`` event (its wire form, a dict). Raises
     DatasetError (unfit data, before training), Cancelled (``should_stop()`` became true;
@@ -141,7 +142,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     classes = list(classes_for(opts.task))
     progress(Start(folder=str(folder), out=str(out), task=opts.task, preset=opts.preset,
                    arch=opts.arch, folds=opts.folds, epochs=opts.epochs, classes=classes))
-    data = read_training_data(folder, ctx, classes)
+    data = read_training_data(folder, ctx, classes, layout)
     folds = make_folds(data.labels, data.patients, opts.folds, opts.seed)
     data.warnings += folds.warnings
     for w in data.warnings:
@@ -174,6 +175,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     done = done_event(out, report, list(files), opts.task, time.perf_counter() - t_start)
+    done.skipped = [{"file": f, "reason": why} for f, why in data.bad]
     progress(done)
     return done.to_dict()
 
@@ -196,7 +198,8 @@ def _check_outputs(out: Path, oof_path, overwrite: bool, folder: Path,
 # ------------------------------------------------------------------------------ the data
 
 
-def read_training_data(folder: Path, ctx: RunContext, classes: list[str]) -> TrainingData:
+def read_training_data(folder: Path, ctx: RunContext, classes: list[str],
+                       layout: str | None = None) -> TrainingData:
     """Read the labelled ``folder``, refuse it if unfit for the task's k folds, and window
     every usable recording (:func:`extract_features`). Raises DatasetError naming the
     folder: unfit data, image data for a recipe without image features, or more
@@ -204,7 +207,7 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str]) -> Tra
     from lungapp.data import read_folder
 
     opts = ctx.opts
-    ds = read_folder(folder)
+    ds = read_folder(folder, layout)
     root = ds.root
     usable = [e for e in ds.examples if task_label(e.label, opts.task) is not None]
     excluded = len(ds.examples) - len(usable)
@@ -222,6 +225,8 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str]) -> Tra
     recs, bad = extract_features(usable, opts.task, classes, opts, progress=ctx.progress,
                                  should_stop=ctx.should_stop, root=root)
     bad = list(ds.problems) + bad
+    for path, why in bad:  # every skipped file, each on its own line: none dropped silently
+        ctx.log(f"skipped {path}: {why}", "warning")
     warnings += _unreadable_warning(bad, len(usable) + len(ds.problems), opts.max_bad_share, root)
     patients = [r.patient for r in recs] if patients is not None else None
     check_dataset([r.label for r in recs], patients, opts.folds, classes, root)
