@@ -75,8 +75,8 @@ def test_evaluate_lists_an_unreadable_subfolder(tiny_model_dir, tmp_path):
 
 def test_train_lists_every_skipped_file_and_counts_them(tmp_path):
     from lungapp.training import progress as P
-    from lungapp.training.train import RunContext, read_training_data
     from lungapp.training.recipes import TrainOptions
+    from lungapp.training.train import RunContext, read_training_data
 
     ds = binary_dataset(tmp_path / "ds", n_patients=4, per_class=1, seconds=2.0)
     jsons = sorted(ds.glob("*.json"))
