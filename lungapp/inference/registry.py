@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lungapp import paths, settings
 from lungapp.errors import ModelError
-from lungapp.fsutil import check_output_dir, make_staging, publish_dir, unique_path
+from lungapp.fsutil import check_output_dir, make_staging, publish_dir, recover_swap, unique_path
 from lungapp.inference.card import CARD_NAME, load_card, verify_onnx
 
 
@@ -49,6 +49,7 @@ def active_model_dir() -> Path:
     chosen = settings.get("active_model")
     if chosen:
         p = Path(chosen)
+        recover_swap(p)  # a replacement of it a killed process left half done
         if p.is_dir():
             return p
     bundled = bundled_model_dir()
@@ -56,6 +57,16 @@ def active_model_dir() -> Path:
         return bundled
     raise ModelError("no model is available: the bundled model is missing and none is installed "
                      "(train one with `lungapp train` and install it with `lungapp models install`)")
+
+
+def missing_active_model() -> str | None:
+    """One line when the chosen active model's folder is gone, so the bundled model is used
+    in its place (a fallback must never be silent); None otherwise."""
+    chosen = settings.get("active_model")
+    if os.environ.get("LUNGAPP_MODEL") or not chosen or Path(chosen).is_dir():
+        return None
+    return (f"{chosen}: the active model's folder is missing; using the bundled model instead "
+            "(choose another with `lungapp models use`)")
 
 
 def set_active_model(model_dir) -> None:
