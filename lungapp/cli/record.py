@@ -77,7 +77,8 @@ def _list_devices() -> int:
     from lungapp.audio import devices
 
     try:
-        devs = devices.list_input_devices()
+        with _portaudio_lines_routed():
+            devs = devices.list_input_devices()
     except LungappError as exc:
         _err(str(exc))
         return 1
@@ -137,6 +138,14 @@ def _mention_interrupted(out: Path | None) -> None:
              f"`lungapp record --recover {p}`")
 
 
+def _portaudio_lines_routed():
+    """PortAudio / ALSA write raw lines to fd 2 while devices are listed and opened: say
+    them as this command's warnings instead."""
+    from lungapp.native_stderr import routed
+
+    return routed(lambda line: _err(f"warning from the audio system: {line}"))
+
+
 def _usage_problem(args) -> str:
     """What is wrong with the recording options ("" when nothing is)."""
     if args.seconds is not None and not args.seconds > 0:
@@ -171,7 +180,8 @@ def _record(args) -> int:
 
     _mention_interrupted(args.out)
     try:
-        cap, rec = start_recording(args.device, recording_settings(args), progress=progress)
+        with _portaudio_lines_routed():
+            cap, rec = start_recording(args.device, recording_settings(args), progress=progress)
     except LungappError as exc:
         _err(str(exc))
         return 1
