@@ -208,3 +208,45 @@ def test_combine_refuses_an_output_over_the_data_or_a_member_before_any_work(tmp
     with pytest.raises(LungappError, match="contains the data folder"):
         combine(members, tmp_path / "runs", overwrite=True)
     assert (data / "a.wav").read_bytes() == b"RIFF"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_train_overwrite_killed_inside_its_swap_is_completed_by_the_next_run(data, tmp_path):
+    """The real `lungapp train --overwrite`, killed between the swap's two renames (the
+    test hook holds it there): --out is missing, the old model sits in its backup, and the
+    new one in a staging folder of a dead process. The next run puts the new model in place
+    and says so, before anything else."""
+    features = json.dumps({
+        "spectrogram": {"rate": 4000, "win_length": 256, "hop_length": 128, "n_fft": 256,
+                        "scale": "mel", "n_mels": 32, "fmin": 50.0, "fmax": 2000.0},
+        "window_s": 2.0, "hop_s": 1.0, "resize": None})
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "card.json").write_text('{"name": "old"}')
+    cmd = [sys.executable, "-m", "lungapp", "train", str(data), "--out", str(out), "--overwrite",
+           "--features", features, "--folds", "2", "--epochs", "1", "--no-device-shift",
+           "--progress", "json"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(**{fsutil.SWAP_PAUSE_ENV: "120"}),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 400
+        while out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert not out.exists(), "the run never reached its swap"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (backup,) = tmp_path.glob("model.replaced-*")
+    (staging,) = tmp_path.glob(".model.staging-*")
+    assert (staging / "card.json").is_file() and (backup / "card.json").read_text() == '{"name": "old"}'
+    again = _train(data, out)  # no --overwrite: the repair, then the usual refusal
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    assert "completed a replacement" in events[0]["message"] and str(backup) in events[0]["message"]
+    assert "use --overwrite" in events[-1]["message"]
+    assert json.loads((out / "card.json").read_text())["name"] != "old"
+    assert (out / "model.onnx").is_file() or list(out.glob("*.onnx"))
+    assert not list(tmp_path.glob(".model.*"))
