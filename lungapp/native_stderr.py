@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 #: The logger the routed lines go to (without a handler configured, Python prints the
 #: message alone on stderr: one line in the app's words).
 log = logging.getLogger("lungapp.native")
-_lock = threading.Lock()  # fd 2 is process-wide: one redirection at a time
+_lock = threading.RLock()  # fd 2 is process-wide: one redirection at a time (nesting is fine)
 _said: set[str] = set()
 
 
@@ -32,14 +32,13 @@ def routed(on_line: Callable[[str], None]) -> Iterator[None]:
         os.dup2(tmp.fileno(), 2)
         try:
             yield
-        finally:
+        finally:  # also when the call failed: its library's words may say why
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
-            text = tmp.read().decode("utf-8", "replace")
-    for line in text.splitlines():
-        if line.strip():
-            on_line(line.strip())
+            for line in tmp.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    on_line(line.strip())
 
 
 def warn_once(message: str) -> None:

@@ -57,3 +57,11 @@ def test_routed_hands_over_what_native_code_writes_to_fd_2(capfd):
     assert capfd.readouterr().err == ""
     os.write(2, b"after\n")  # fd 2 is back
     assert capfd.readouterr().err == "after\n"
+
+
+def test_routed_hands_over_the_lines_of_a_call_that_failed(capfd):
+    got = []
+    with pytest.raises(RuntimeError), routed(got.append), routed(got.append):  # nested too
+        os.write(2, b"mpg123: cannot read the stream\n")
+        raise RuntimeError("the library gave up")
+    assert got == ["mpg123: cannot read the stream"] and capfd.readouterr().err == ""
