@@ -160,3 +160,16 @@ def test_layout_option_chooses_between_layouts(tiny_model_dir, tmp_path, capsys)
     with pytest.raises(DatasetError, match="mixes dataset layouts"):
         read_training_data(ds, ctx, ["Normal", "Abnormal"])
     assert read_training_data(ds, ctx, ["Normal", "Abnormal"], "sprsound").dataset.layout == "sprsound"
+
+
+def test_train_summary_line_counts_the_skipped_files(capsys):
+    from lungapp.cli.train import _Emitter
+    from lungapp.training import progress as P
+
+    emit = _Emitter("none", None)
+    emit(P.Log(message="skipped /d/a.json: not valid JSON", level="warning"))
+    emit(P.Done(out="m", wall_s=3, threshold=0.5, metrics={"auc": 0.9, "sensitivity": 0.8,
+                "specificity": 0.7, "score": 0.75}, skipped=[{"file": "/d/a.json", "reason": "x"}]))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "warning: skipped /d/a.json: not valid JSON"
+    assert err[1].startswith("done: m ") and err[1].endswith("; 1 files skipped (listed above)")
