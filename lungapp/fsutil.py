@@ -2,7 +2,9 @@
 
 Nothing the user recorded or labelled is overwritten silently: callers that must not
 replace an existing file pass ``overwrite=False`` (the default for user data) or use
-:func:`unique_path`.
+:func:`unique_path`. Folders are written into a staging folder and published whole
+(:func:`publish_dir`, which keeps what it replaces as a dated backup and journals its swap);
+:func:`check_output_dir` refuses, before any work, an output folder that would destroy data.
 """
 
 from __future__ import annotations
