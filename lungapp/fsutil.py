@@ -2,11 +2,14 @@
 
 Nothing the user recorded or labelled is overwritten silently: callers that must not
 replace an existing file pass ``overwrite=False`` (the default for user data) or use
-:func:`unique_path`.
+:func:`unique_path`. Folders are written into a staging folder and published whole
+(:func:`publish_dir`, which keeps what it replaces as a dated backup and journals its swap);
+:func:`check_output_dir` refuses, before any work, an output folder that would destroy data.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
@@ -14,6 +17,8 @@ import re
 import shutil
 import socket
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -129,6 +134,7 @@ def remove_stale_staging(target) -> list[Path]:
     target = Path(target)
     if not target.parent.is_dir():
         return []
+    recover_swap(target)  # a half-done swap's new folder is a staging folder: keep it
     pat, host, removed = _staging_pattern(target.name), _host_tag(), []
     for p in target.parent.iterdir():
         m = pat.match(p.name)
@@ -151,22 +157,166 @@ def make_staging(target) -> Path:
                                  dir=target.parent))
 
 
-def publish_dir(staging: Path, target: Path) -> Path:
+#: Environment hook for tests only: seconds to sleep between the two renames of a
+#: replacing :func:`publish_dir`, so a test can kill the process inside the swap.
+SWAP_PAUSE_ENV = "LUNGAPP_TEST_SWAP_PAUSE_S"
+
+
+def _swap_marker(target: Path) -> Path:
+    return target.with_name(f".{target.name}.swap.json")
+
+
+def _backup_name(target: Path) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return unique_path(target.with_name(f"{target.name}.replaced-{stamp}"))
+
+
+def publish_dir(staging: Path, target: Path) -> Path | None:
     """Move a fully written ``staging`` folder to ``target`` (same file system) so that
-    ``target`` either does not exist or is complete. An existing ``target`` is first moved
-    aside and deleted only once the new one is in place."""
+    ``target`` either does not exist or is complete. An existing ``target`` is moved to a
+    dated backup beside it (``NAME.replaced-YYYYmmdd-HHMMSS``), never deleted; returns that
+    backup (None when nothing was replaced). The two renames of a replacement are journalled
+    in a hidden marker file, so a process killed between them is repaired by the next
+    :func:`recover_swap` of ``target``."""
     staging, target = Path(staging), Path(target)
-    backup = None
-    if target.exists():
-        backup = unique_path(target.with_name(target.name + ".old"))
-        os.replace(target, backup)
+    if not target.exists():
+        os.replace(staging, target)
+        _fsync_dir(target.parent)
+        return None
+    backup, marker = _backup_name(target), _swap_marker(target)
+    atomic_write_json(marker, {"staging": staging.name, "backup": backup.name,
+                               "pid": os.getpid(), "host": _host_tag()})
+    os.replace(target, backup)
     try:
+        if os.environ.get(SWAP_PAUSE_ENV):
+            time.sleep(float(os.environ[SWAP_PAUSE_ENV]))
         os.replace(staging, target)
     except BaseException:
-        if backup is not None:
-            os.replace(backup, target)
+        os.replace(backup, target)
+        marker.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-    return target
+    marker.unlink(missing_ok=True)
+    return backup
+
+
+def recover_swap(target) -> str | None:
+    """Finish or undo a replacement of ``target`` that a killed process left half done
+    (see :func:`publish_dir`): the new folder is moved into place when it is there, else the
+    previous one is restored. Returns one line saying what was done (None: nothing to do;
+    a swap of a live process is left alone)."""
+    target = Path(target)
+    marker = _swap_marker(target)
+    try:
+        info = json.loads(marker.read_text("utf-8"))
+        staging, backup = target.parent / info["staging"], target.parent / info["backup"]
+        pid, host = int(info["pid"]), str(info["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{marker}: unreadable record of an interrupted replacement ({exc}); left alone"
+    if host != _host_tag() or _pid_alive(pid):
+        return None
+    note = None
+    if not target.exists() and staging.is_dir():
+        os.replace(staging, target)
+        note = (f"{target}: completed a replacement that a killed process left half done "
+                f"(the previous version is kept in {backup})")
+    elif not target.exists() and backup.is_dir():
+        os.replace(backup, target)
+        note = f"{target}: restored the previous version from {backup} after an interrupted replacement"
+    marker.unlink(missing_ok=True)
+    _fsync_dir(target.parent)
+    return note
+
+
+# --------------------------------------------------------------- output folder checks
+
+#: Files a lungapp model folder may hold (card, Keras and ONNX models, curves, reports,
+#: out-of-fold predictions of kept runs). Anything else means the folder is not a model.
+MODEL_FILE_SUFFIXES = frozenset({".json", ".keras", ".h5", ".onnx", ".csv", ".md", ".png",
+                                 ".txt", ".npz", ".pdf"})
+#: Virtual file systems: writing a model there cannot work and must fail before any work.
+_VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def is_model_folder(folder) -> bool:
+    """Whether ``folder`` holds a lungapp model and nothing else: a ``card.json`` and only
+    model files, or sub-folders that are model folders themselves (kept runs)."""
+    folder = Path(folder)
+    entries = list(folder.iterdir())
+    has_card = (folder / "card.json").is_file()
+    for p in entries:
+        if p.is_symlink():
+            return False
+        if p.is_dir():
+            if not is_model_folder(p):
+                return False
+        elif p.suffix.lower() not in MODEL_FILE_SUFFIXES:
+            return False
+    return has_card or any(p.is_dir() for p in entries)
+
+
+def _refuse_overlap(out: Path, data_dirs) -> None:
+    from lungapp.errors import LungappError
+
+    for d in data_dirs:
+        if d is None:
+            continue
+        data = Path(d).expanduser().resolve()
+        if out == data:
+            raise LungappError("is the data folder: choose another output folder", out)
+        if data.is_relative_to(out):
+            raise LungappError(f"contains the data folder {data}: choose another output folder", out)
+        if out.is_relative_to(data):
+            raise LungappError(f"lies inside the data folder {data}: choose an output folder "
+                               "outside it", out)
+
+
+def _probe_writable(out: Path) -> None:
+    """Create and delete a temporary file where ``out`` will be written (its nearest
+    existing parent), so an unwritable place fails now, naming the path."""
+    from lungapp.errors import LungappError
+
+    where = out.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".lungapp-probe-", dir=where)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise LungappError(f"cannot write the output folder here ({where}: "
+                           f"{exc.strerror or exc})", out) from None
+
+
+def check_output_dir(out, *, data_dirs=(), overwrite: bool = False, model: bool = True,
+                     report: Callable[[str], None] | None = None) -> None:
+    """Check an output folder before any work, so that nothing the user has is destroyed
+    and an impossible place fails at once. Refuses (LungappError naming ``out``) a folder
+    that is, contains or lies inside one of ``data_dirs`` (symlinks resolved), a place on a
+    virtual file system or where no file can be created, an existing non-empty folder
+    without ``overwrite``, and (``model``) one holding anything but a lungapp model.
+    First repairs a replacement of ``out`` a killed process left half done, and passes the
+    line saying so to ``report`` (at once: it is news even when ``out`` is then refused)."""
+    from lungapp.errors import LungappError
+
+    out = Path(out).expanduser()
+    note = recover_swap(out)
+    if note and report is not None:
+        report(note)
+    real = out.resolve()
+    if any(real.is_relative_to(v) for v in _VIRTUAL_ROOTS):
+        raise LungappError("is on a virtual file system: choose a folder on a disk", out)
+    _refuse_overlap(real, data_dirs)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise LungappError("exists and is not a folder", out)
+        if any(out.iterdir()):
+            if not overwrite:
+                raise LungappError("output folder already exists and is not empty (use "
+                                   "--overwrite to replace it once the new model is complete)", out)
+            if model and not is_model_folder(out):
+                raise LungappError("holds files that are not a lungapp model: not replaced; "
+                                   "choose another output folder", out)
+    _probe_writable(out)

@@ -315,7 +315,7 @@ def _open(path: str) -> sf.SoundFile:
     """Open ``path`` with libsndfile after the checks above; validate the header."""
     head = _check_file(path)
     try:
-        f = sf.SoundFile(path)
+        f = _open_routed(path, head)
     except Exception as e:  # noqa: BLE001 - soundfile raises RuntimeError, TypeError, ValueError...
         kind = _sniff(head)
         if kind is None:
@@ -332,6 +332,21 @@ def _open(path: str) -> sf.SoundFile:
         f.close()
         raise
     return f
+
+
+def _open_routed(path: str, head: bytes) -> sf.SoundFile:
+    """``sf.SoundFile(path)``; for MP3, mpg123's own warnings (written to fd 2) become one
+    warning line naming the file instead of a stray library line."""
+    if _sniff(head) != "MP3":
+        return sf.SoundFile(path)
+    from lungapp.native_stderr import routed, warn_once
+
+    def say(line: str) -> None:
+        text = line.removeprefix("Warning: ").rstrip("!")
+        warn_once(f"lungapp: {path}: warning from the MP3 decoder: {text}")
+
+    with routed(say):
+        return sf.SoundFile(path)
 
 
 def _check_header(f: sf.SoundFile, path: str) -> None:
@@ -485,3 +500,19 @@ def _decode_blocks(f, path: str, limit: int, out_rate: int) -> tuple[_Output, in
     if resampler is not None:
         out.append(resampler.finish())
     return out, n_read
+
+
+def wav_truncation(path) -> tuple[float, float] | None:
+    """``(declared_s, present_s)`` when ``path`` is a WAV whose header declares more audio
+    than the file holds (a copy or a recording cut short), else None. Reads the header
+    only (for a result computed elsewhere, e.g. by the predictor, that must say so)."""
+    declared = _declared_wav_frames(os.fspath(path))
+    if declared is None:
+        return None
+    try:
+        info = audio_info(path)
+    except AudioError:
+        return None
+    if info.format not in ("WAV", "WAVEX") or declared <= info.frames + 1:
+        return None
+    return declared / info.rate, info.frames / info.rate

@@ -13,7 +13,14 @@ def err(msg: str) -> None:
 
 
 def load_predictor(model_dir):
-    """The model in ``model_dir`` (None: the active model), ready to predict."""
+    """The model in ``model_dir`` (None: the active model), ready to predict. A
+    replacement of that folder a killed process left half done is repaired first, and an
+    active model whose folder is gone (the bundled one then used) is said on stderr."""
+    from lungapp.fsutil import recover_swap
     from lungapp.inference.predictor import Predictor
+    from lungapp.inference.registry import missing_active_model
 
+    note = recover_swap(model_dir) if model_dir is not None else missing_active_model()
+    if note:
+        err(note)
     return Predictor.load(model_dir)

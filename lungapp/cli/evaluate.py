@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lungapp.cli.common import EXIT_ERROR, EXIT_OK, err, load_predictor
+from lungapp.data.readers import LAYOUTS
 from lungapp.errors import LungappError
 
 HELP = "score a model on a labelled folder"
@@ -15,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("--model", metavar="DIR", help="model folder (default: the active model)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--layout", choices=LAYOUTS, default=None,
+                   help="the folder's layout (default: detected from its content)")
 
 
 def run(args) -> int:
@@ -22,7 +25,7 @@ def run(args) -> int:
 
     try:
         predictor = load_predictor(args.model)
-        res = evaluate_folder(args.folder, predictor)
+        res = evaluate_folder(args.folder, predictor, layout=args.layout)
     except LungappError as exc:
         err(str(exc))
         return EXIT_ERROR

@@ -26,7 +26,10 @@ def run(args) -> int:
             if not args.path:
                 err("models install: name the model folder to install")
                 return EXIT_ERROR
-            target = registry.install_model(args.path)
+            notes: list[str] = []
+            target = registry.install_model(args.path, notes=notes)
+            for note in notes:
+                err(note)
             print(f"installed {target}")
             if args.use:
                 registry.set_active_model(target)
@@ -35,24 +38,32 @@ def run(args) -> int:
             registry.set_active_model(None if args.path in ("bundled", "default") else args.path)
             print(f"active model: {registry.active_model_dir()}")
         else:
-            try:
-                active = registry.active_model_dir().resolve()
-            except LungappError:
-                active = None
-            bundled = registry.bundled_model_dir()
-            rows = ([bundled] if bundled else []) + registry.installed_models()
-            if not rows:
-                print("no models (the bundled model is missing and none is installed)")
-            for d in rows:
-                mark = "*" if active and d.resolve() == active else " "
-                try:
-                    c = load_card(d)
-                    runtime, note = runtime_of(d)
-                    why = f": {note}" if runtime == "none" and note else ""
-                    print(f"{mark} {c.name} {c.version} ({c.task}, runtime {runtime}) {d}{why}")
-                except LungappError as exc:
-                    print(f"{mark} INVALID {d}: {exc.problem}")
+            _list(registry, load_card)
     except LungappError as exc:
         err(str(exc))
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _list(registry, load_card) -> None:
+    """Print the bundled model and every folder in the models folder, broken ones flagged."""
+    try:
+        active = registry.active_model_dir().resolve()
+    except LungappError:
+        active = None
+    bundled = registry.bundled_model_dir()
+    rows = ([(bundled, None)] if bundled else []) + registry.model_folders()
+    if not rows:
+        print("no models (the bundled model is missing and none is installed)")
+    for d, problem in rows:
+        mark = "*" if active and d.resolve() == active else " "
+        if problem is not None:
+            print(f"{mark} BROKEN {d}: {problem}")
+            continue
+        try:
+            c = load_card(d)
+            runtime, note = runtime_of(d)
+            why = f": {note}" if runtime == "none" and note else ""
+            print(f"{mark} {c.name} {c.version} ({c.task}, runtime {runtime}) {d}{why}")
+        except LungappError as exc:
+            print(f"{mark} BROKEN {d}: {exc.problem}")

@@ -3,12 +3,17 @@
     lungapp record [--device N|NAME] [--seconds S] [--out FILE.wav] [--rate HZ]
                    [--channel C] [--site SITE] [--patient-id ID] [--progress]
     lungapp record --list-devices
+    lungapp record --recover [PATH...]
 
 Without ``--seconds`` it records until Ctrl-C (or SIGTERM). Without ``--out`` the file
 goes to the recordings folder with a unique name. On success the recording's path is
 printed on stdout; on error one line on stderr and exit status 1 (2 for bad usage).
 ``--progress`` prints a JSON line per flush (``{"flushed_frames": N, ...}``) so
 scripts and tests know what is safely on disk.
+
+A recording killed outright (SIGKILL, a power cut) is left as ``X.wav.partial``: every
+``lungapp record`` names those it finds (the recordings folder and --out's folder) and
+``--recover`` repairs them into ``X.wav`` (the recorder's own recovery, as the app's).
 
 Also runnable as ``python -m lungapp.cli.record``.
 """
@@ -44,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patient-id", default="", help="patient identifier for the sidecar")
     parser.add_argument("--progress", action="store_true",
                         help="print a JSON line on stdout at every flush to disk")
+    parser.add_argument("--recover", nargs="*", metavar="PATH", default=None,
+                        help="recover interrupted recordings (X.wav.partial): the files or "
+                             "folders given, or the recordings folder's, and exit")
     parser.add_argument("--list-devices", action="store_true",
                         help="list input devices (index, name, host API, channels, rate) and exit")
 
@@ -55,6 +63,8 @@ def _err(msg: str) -> None:
 def run(args) -> int:
     if args.list_devices:
         return _list_devices()
+    if getattr(args, "recover", None) is not None:
+        return _recover(args.recover)
     problem = _usage_problem(args)
     if problem:
         _err(problem)
@@ -67,7 +77,8 @@ def _list_devices() -> int:
     from lungapp.audio import devices
 
     try:
-        devs = devices.list_input_devices()
+        with _portaudio_lines_routed():
+            devs = devices.list_input_devices()
     except LungappError as exc:
         _err(str(exc))
         return 1
@@ -78,6 +89,61 @@ def _list_devices() -> int:
         print(f"{d.index}\t{'*' if d.is_default else ' '} {d.name}\t{d.hostapi}\t"
               f"{d.max_input_channels} ch\t{d.default_samplerate:g} Hz")
     return 0
+
+
+def _interrupted(where: list[str]) -> list[Path]:
+    """The interrupted recordings named by ``where`` (.partial files, X.wav whose
+    X.wav.partial exists, folders), or the recordings folder's when it is empty."""
+    from lungapp.audio.recorder import PARTIAL_SUFFIX, find_interrupted
+
+    if not where:
+        return find_interrupted()
+    found: list[Path] = []
+    for w in map(Path, where):
+        if w.is_dir():
+            found += find_interrupted(w)
+        elif w.name.endswith(PARTIAL_SUFFIX):
+            found.append(w)
+        else:
+            found.append(w.with_name(w.name + PARTIAL_SUFFIX))
+    return found
+
+
+def _recover(where: list[str]) -> int:
+    """Recover the interrupted recordings ``where`` names; print each recovered path."""
+    from lungapp.audio.recorder import recover_all
+
+    found = _interrupted(where)
+    if not found:
+        _err(f"no interrupted recordings in {', '.join(where) or 'the recordings folder'}")
+        return 0
+    done, failed = recover_all(found)
+    for p in done:
+        print(p, flush=True)
+    for line in failed:
+        _err(line)
+    return 1 if failed else 0
+
+
+def _mention_interrupted(out: Path | None) -> None:
+    """Name, on stderr, the interrupted recordings a new recording's folders hold."""
+    from lungapp.audio.recorder import describe_interrupted, find_interrupted
+
+    folders = {None} | ({out.parent} if out is not None else set())
+    found = sorted({p for f in folders for p in find_interrupted(f)})
+    for p in found:
+        secs = describe_interrupted(p).get("approx_seconds")
+        about = f" (about {secs:g} s)" if secs is not None else ""
+        _err(f"{p}: an interrupted recording{about}; recover it with "
+             f"`lungapp record --recover {p}`")
+
+
+def _portaudio_lines_routed():
+    """PortAudio / ALSA write raw lines to fd 2 while devices are listed and opened: say
+    them as this command's warnings instead."""
+    from lungapp.native_stderr import routed
+
+    return routed(lambda line: _err(f"warning from the audio system: {line}"))
 
 
 def _usage_problem(args) -> str:
@@ -112,8 +178,10 @@ def _record(args) -> int:
             _json_line({"flushed_frames": rec.frames_flushed, "rate": rec.rate,
                         "partial": str(rec.partial_path), "overflows": rec.overflows})
 
+    _mention_interrupted(args.out)
     try:
-        cap, rec = start_recording(args.device, recording_settings(args), progress=progress)
+        with _portaudio_lines_routed():
+            cap, rec = start_recording(args.device, recording_settings(args), progress=progress)
     except LungappError as exc:
         _err(str(exc))
         return 1

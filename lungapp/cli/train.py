@@ -1,7 +1,8 @@
 """``lungapp train FOLDER --out DIR``: the command-line front end of :mod:`.train`.
 
 Exit status: 0 done; 2 bad options; 3 dataset refused (nothing trained); 4 output
-folder exists (use --overwrite); 1 any other error; 130 cancelled (SIGINT / SIGTERM:
+folder refused (exists: use --overwrite; over the data; not writable) or the model could
+not be saved (disk full); 1 any other error; 130 cancelled (SIGINT / SIGTERM:
 the run stops within one batch and --out is left untouched).
 
 ``--progress json`` prints one JSON object per line on stdout and nothing else (library
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 # The light modules only (no Keras): `lungapp train --help` must stay fast.
+from lungapp.data.readers import LAYOUTS
 from lungapp.training import progress as P
 from lungapp.training.recipes import ARCH_NAMES, ARTIFACTS, OUTPUTS, PRECISIONS, PRESET_NAMES, SAMPLINGS, WINDOW_LABELS
 from lungapp.vocabulary import TASKS
@@ -36,6 +38,8 @@ HELP = "train a model with patient-grouped k-fold cross-validation"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="labelled folder (SPRSound, ICBHI, class folders, CSV, seed images)")
+    parser.add_argument("--layout", choices=LAYOUTS, default=None,
+                        help="the folder's layout (default: detected from its content)")
     parser.add_argument("--out", required=True, help="model folder to create (written atomically)")
     parser.add_argument("--preset", choices=PRESET_NAMES, default="recommended",
                         help="recipe: 'seed' reproduces the student project; 'recommended' is the "
@@ -152,7 +156,8 @@ class _Emitter:
             m = e.metrics
             print(f"done: {e.out}  AUC {m['auc']:.3f}  sensitivity {m['sensitivity']:.3f}  "
                   f"specificity {m['specificity']:.3f}  score {m['score']:.3f}  "
-                  f"(threshold {e.threshold:.3f}, {e.wall_s:.0f} s)", file=self.err)
+                  f"(threshold {e.threshold:.3f}, {e.wall_s:.0f} s); {len(e.skipped)} files "
+                  "skipped" + (" (listed above)" if e.skipped else ""), file=self.err)
         elif isinstance(e, P.Error):
             print(f"error: {e.message}", file=self.err)
         elif isinstance(e, P.Log):
@@ -220,17 +225,25 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     """Train as ``args`` say, reporting to ``emit``; a failure becomes one ``error`` event
     and its exit status. ``stop["signal"]``: the signal that asked the run to stop."""
     from lungapp.errors import DatasetError, LungappError
-    from lungapp.training.train import train
+    from lungapp.fsutil import check_output_dir
 
     try:
         opts = options_from_args(args)
     except ValueError as exc:
         emit(P.Error(kind="options", message=str(exc)))
         return EXIT_USAGE
+    try:  # before TensorFlow is imported and any file is read: fails in a second
+        check_output_dir(args.out, data_dirs=[args.folder], overwrite=args.overwrite,
+                         report=lambda note: emit(P.Log(message=note, level="warning")))
+    except LungappError as exc:
+        emit(P.Error(kind="output", message=str(exc)))
+        return EXIT_OUTPUT
+    from lungapp.training.train import train
+
     try:
         train(args.folder, args.out, opts, progress=emit,
               should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,
-              oof_path=getattr(args, "oof", None))
+              oof_path=getattr(args, "oof", None), layout=getattr(args, "layout", None))
         return EXIT_OK
     except P.Cancelled:
         emit(P.Error(kind="cancelled",
@@ -245,6 +258,11 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     except KeyboardInterrupt:
         emit(P.Error(kind="cancelled", message="cancelled"))
         return EXIT_CANCELLED
+    except OSError as exc:  # e.g. the disk filled while saving: one line, --out untouched
+        where = exc.filename or args.out
+        emit(P.Error(kind="output", message=f"{where}: {exc.strerror or exc} (the run failed; "
+                                            f"{args.out} left untouched)"))
+        return EXIT_OUTPUT
     except Exception as exc:  # report, don't crash the GUI's parser with a traceback on stdout
         import traceback
 

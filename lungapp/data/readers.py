@@ -167,6 +167,7 @@ class _Tree:
     dirs: dict[str, dict[str, dict[str, str]]]
     n_files: int
     warnings: list[str]
+    problems: list[tuple[str, str]] = field(default_factory=list)  # unreadable subfolders
 
     def path(self, reldir: str, name: str) -> str:
         return os.path.join(self.root, reldir, name) if reldir else os.path.join(self.root, name)
@@ -220,11 +221,14 @@ def _check_root(path: str | os.PathLike) -> str:
 
 
 def _scan(root: str) -> _Tree:
-    """List every non-hidden file under ``root`` (recursively, not following folder links)."""
-    warnings: list[str] = []
+    """List every non-hidden file under ``root`` (recursively, not following folder links).
+    A subfolder that cannot be read is a problem of the dataset: its files are skipped,
+    and it is listed with the reason."""
+    problems: list[tuple[str, str]] = []
 
     def unreadable(err: OSError) -> None:
-        warnings.append(f"could not read folder {err.filename}: {err.strerror or err}")
+        problems.append((err.filename or root, f"cannot read this folder ({err.strerror or err}): "
+                                               "its files were skipped"))
 
     dirs: dict[str, dict[str, dict[str, str]]] = {}
     n_files = 0
@@ -240,7 +244,7 @@ def _scan(root: str) -> _Tree:
             stems.setdefault(stem, {})[suffix.lower()] = name
             n_files += 1
         dirs[reldir] = stems
-    return _Tree(root, dirs, n_files, warnings)
+    return _Tree(root, dirs, n_files, [], problems)
 
 
 # ----------------------------------------------------------------------------- pure parsers
@@ -446,18 +450,52 @@ def _csv_columns(header: list[str]) -> dict[str, int]:
     return {name.strip().lower(): i for i, name in enumerate(header)}
 
 
-def _manifest_csvs(tree: _Tree) -> list[str]:
-    """Names of the root's .csv files whose header has ``file`` and ``label`` columns."""
-    names = []
+#: Columns of the results lungapp itself exports (``predict --format csv``, the Review
+#: list's Export CSV): such a file has ``file`` and ``label`` columns too, but its labels
+#: are the model's answers, not the truth, so it is never read as a manifest.
+_RESULT_COLUMNS = frozenset({"abnormal_probability", "decision"})
+
+
+def _root_csvs(tree: _Tree) -> Iterator[tuple[str, dict[str, int]]]:
+    """``(name, columns)`` of the root's readable .csv files."""
     for _, _, _, name in tree.files((".csv",), reldir=""):
         try:
-            header = _csv_header(tree.path("", name))
+            yield name, _csv_columns(_csv_header(tree.path("", name)))
         except (OSError, csv.Error):
             continue
-        columns = _csv_columns(header)
-        if "file" in columns and "label" in columns:
-            names.append(name)
-    return names
+
+
+def _manifest_csvs(tree: _Tree) -> list[str]:
+    """Names of the root's .csv files whose header has ``file`` and ``label`` columns
+    (results exported by lungapp left out)."""
+    return [name for name, columns in _root_csvs(tree)
+            if "file" in columns and "label" in columns and not _RESULT_COLUMNS & columns.keys()]
+
+
+def _results_csvs(tree: _Tree) -> list[str]:
+    """Names of the root's .csv files that are results exported by lungapp."""
+    return [name for name, columns in _root_csvs(tree)
+            if "file" in columns and _RESULT_COLUMNS & columns.keys()]
+
+
+def _is_app_sidecar(path: str) -> bool:
+    """Whether ``path`` is the sidecar lungapp's recorder writes beside a recording, still
+    unlabelled (it has the recorder's keys and an empty record_annotation)."""
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(data, dict) and "app_version" in data and "device" in data
+            and not data.get("record_annotation"))
+
+
+def _only_app_sidecars(tree: _Tree) -> bool:
+    """Whether every .json beside an audio file is an unlabelled recorder sidecar."""
+    audio = _audio_extensions()
+    jsons = [tree.path(reldir, name) for reldir, stem, _, name in tree.files((".json",))
+             if any(s in tree.dirs[reldir][stem] for s in audio)]
+    return bool(jsons) and all(_is_app_sidecar(p) for p in jsons)
 
 
 def _detect(tree: _Tree) -> dict[str, str]:
@@ -507,6 +545,8 @@ def _detect_one(tree: _Tree) -> str:
     if tree.n_files == 0:
         raise DatasetError("the folder is empty: no files in it or its subfolders", tree.root)
     found = _detect(tree)
+    if len(found) > 1 and "sprsound" in found and _only_app_sidecars(tree):
+        del found["sprsound"]  # recordings made by lungapp, with their sidecars, not labels
     if not found:
         expected = "; ".join(f"{name}: {text}" for name, text in _LAYOUT_HELP.items())
         raise DatasetError(f"no known dataset layout: found {tree.describe()}. "
@@ -798,8 +838,9 @@ def read_folder(path: str | os.PathLike, layout: str | None = None) -> Dataset:
         layout = _detect_one(tree)
     examples, problems, warnings = _READERS[layout](tree)
     examples.sort(key=lambda e: e.path)
-    problems.sort()
-    warnings = tree.warnings + warnings
+    problems = sorted(tree.problems + problems)
+    warnings = tree.warnings + [f"ignored {name}: results exported by lungapp, not a manifest"
+                                for name in _results_csvs(tree)] + warnings
     if not examples:
         first = "; ".join(f"{os.path.relpath(f, root)}: {why}" for f, why in problems[:3])
         detail = f" ({len(problems)} files skipped: {first}{'; ...' if len(problems) > 3 else ''})"

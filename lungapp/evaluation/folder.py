@@ -30,7 +30,7 @@ class _Scored:
     poor_warned: int = 0
 
 
-def evaluate_folder(folder, predictor, progress=None) -> dict:
+def evaluate_folder(folder, predictor, progress=None, layout: str | None = None) -> dict:
     """Predict every recording of a labelled folder and score the binary decision (and
     the classes, for multi-class models). Poor Quality recordings are not scored.
 
@@ -40,12 +40,12 @@ def evaluate_folder(folder, predictor, progress=None) -> dict:
     on the recordings it passes (those the app gives a result for).
     ``unusable`` lists the folder's entries the reader could not use, with the reason;
     ``failed`` the recordings that could not be analysed. ``progress(i, n)`` is called
-    before each recording. Raises LungappError when the folder cannot be read or nothing
-    in it can be scored."""
+    before each recording. ``layout``: the folder's layout (None: detected). Raises
+    LungappError when the folder cannot be read or nothing in it can be scored."""
     from lungapp.data import read_folder
     from lungapp.evaluation.metrics import json_safe
 
-    ds = read_folder(folder)
+    ds = read_folder(folder, layout)
     card = predictor.card
     s = _predict_all(ds.examples, predictor, progress)
     if not s.y:

@@ -111,7 +111,12 @@ class AppContext(QObject):
         self._predictor = predictor
         card = predictor.card
         runtime = predictor.runtime_text() if hasattr(predictor, "runtime_text") else ""
-        self._set_state(READY, f"Model: {card.name} {card.version}" + (f" · {runtime}" if runtime else ""))
+        from lungapp.inference.registry import bundled_model_dir, missing_active_model
+
+        bundled = getattr(predictor, "model_dir", None) == bundled_model_dir()
+        missing = missing_active_model() if bundled else None  # the bundled one stands in: say so
+        self._set_state(READY, f"Model: {card.name} {card.version}" + (f" · {runtime}" if runtime else "")
+                        + (f" · WARNING: {missing}" if missing else ""))
         self._pump()
 
     def _model_failed(self, message: str, gen: int) -> None:

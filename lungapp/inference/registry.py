@@ -9,12 +9,14 @@ resources/. Installing copies a validated model folder into the user's models fo
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 from lungapp import paths, settings
 from lungapp.errors import ModelError
-from lungapp.fsutil import make_staging, publish_dir, unique_path
+from lungapp.fsutil import check_output_dir, make_staging, publish_dir, recover_swap, unique_path
 from lungapp.inference.card import CARD_NAME, load_card, verify_onnx
 
 
@@ -47,6 +49,7 @@ def active_model_dir() -> Path:
     chosen = settings.get("active_model")
     if chosen:
         p = Path(chosen)
+        recover_swap(p)  # a replacement of it a killed process left half done
         if p.is_dir():
             return p
     bundled = bundled_model_dir()
@@ -54,6 +57,16 @@ def active_model_dir() -> Path:
         return bundled
     raise ModelError("no model is available: the bundled model is missing and none is installed "
                      "(train one with `lungapp train` and install it with `lungapp models install`)")
+
+
+def missing_active_model() -> str | None:
+    """One line when the chosen active model's folder is gone, so the bundled model is used
+    in its place (a fallback must never be silent); None otherwise."""
+    chosen = settings.get("active_model")
+    if os.environ.get("LUNGAPP_MODEL") or not chosen or Path(chosen).is_dir():
+        return None
+    return (f"{chosen}: the active model's folder is missing; using the bundled model instead "
+            "(choose another with `lungapp models use`)")
 
 
 def set_active_model(model_dir) -> None:
@@ -65,28 +78,44 @@ def set_active_model(model_dir) -> None:
     settings.set("active_model", str(Path(model_dir).resolve()))
 
 
-def install_model(src_dir, name: str | None = None) -> Path:
+def safe_model_name(base: str) -> str:
+    """A folder name for a model named ``base``: letters, digits, ``._-`` only, no ``..``,
+    no leading dot (a hidden folder ``models list`` would not show) and no separator."""
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in base)
+    name = re.sub(r"\.{2,}", "_", name).lstrip(".")
+    return name or "model"
+
+
+def install_model(src_dir, name: str | None = None, notes: list[str] | None = None) -> Path:
     """Copy a validated model folder into the models folder and return its new path.
     An existing installed model is never overwritten (a new name is chosen). A folder
     whose card lists ONNX exports is copied with them (hashes checked); one without is
-    exported to ONNX once, in the installed copy (this imports TensorFlow)."""
+    exported to ONNX once, in the installed copy (this imports TensorFlow). The copy is
+    then loaded as ``predict`` would load it, so a model it would refuse (custom code,
+    a corrupt file, wrong shapes) is refused here. Only regular files are copied: a
+    symbolic link among the model's files refuses the folder; other links are skipped,
+    with a line added to ``notes``."""
+    src_dir = Path(src_dir)
     card = load_card(src_dir)
     verify_onnx(src_dir, card)
     root = paths.ensure(paths.models_dir())
-    base = name or f"{card.name}-{card.version}"
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in base) or "model"
-    target = unique_path(root / safe)
+    target = unique_path(root / safe_model_name(name or f"{card.name}-{card.version}"))
+    check_output_dir(target, data_dirs=[src_dir], report=None if notes is None else notes.append)
+    onnx_files = [o.file for o in card.onnx.values()]
+    extras, skipped = _extra_files(src_dir)
+    if notes is not None:
+        notes += [f"{p}: a symbolic link, not copied" for p in skipped]
     staging = make_staging(target)
     try:
-        onnx_files = [o.file for o in card.onnx.values()]
-        for f in [CARD_NAME, *card.model_files, *onnx_files, *_extra_files(src_dir)]:
-            shutil.copy2(Path(src_dir) / f, staging / f)
+        for f in [CARD_NAME, *card.model_files, *onnx_files, *extras]:
+            _copy_regular(src_dir / f, staging / f)
         if not card.onnx:
             # Training side (TensorFlow), imported only for a folder that needs it.
             from lungapp.training.export import export_model_folder
 
             export_model_folder(staging)
         verify_onnx(staging, load_card(staging))
+        _load_as_predict_would(staging)
         publish_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -94,8 +123,59 @@ def install_model(src_dir, name: str | None = None) -> Path:
     return target
 
 
-def _extra_files(src_dir) -> list[str]:
-    """Other small files that travel with a model (curves, report)."""
+def _copy_regular(src: Path, dst: Path) -> None:
+    """Copy ``src`` if it is a regular file (never through a symbolic link: a model folder
+    must not smuggle /etc/shadow into the models folder)."""
+    try:
+        mode = os.lstat(src).st_mode
+    except OSError as exc:
+        raise ModelError(f"cannot read it ({exc.strerror or exc})", src) from None
+    if not stat.S_ISREG(mode):
+        raise ModelError("is a symbolic link or not a regular file: a model folder is copied "
+                         "as regular files only", src)
+    shutil.copyfile(src, dst, follow_symlinks=False)
+
+
+def _load_as_predict_would(model_dir: Path) -> None:
+    """Load the model as ``predict`` runs it (ONNX Runtime sessions, their shapes against
+    the card); raises ModelError. (A folder without ONNX exports had its Keras files loaded
+    in safe mode by the export just before.)"""
+    from lungapp.inference.predictor import Predictor
+
+    Predictor.load(model_dir, runtime="onnx")
+
+
+def _extra_files(src_dir) -> tuple[list[str], list[Path]]:
+    """Other small files that travel with a model (curves, report), and the symbolic
+    links among them (skipped)."""
     keep = {".json", ".csv", ".md", ".png", ".txt"}
-    return [p.name for p in Path(src_dir).iterdir()
-            if p.is_file() and p.suffix in keep and p.name != CARD_NAME]
+    files, links = [], []
+    for p in Path(src_dir).iterdir():
+        if p.suffix in keep and p.name != CARD_NAME:
+            if p.is_symlink():
+                links.append(p)
+            elif p.is_file():
+                files.append(p.name)
+    return files, links
+
+
+def model_folders() -> list[tuple[Path, str | None]]:
+    """Every folder under the user's models folder (hidden ones too), sorted by name, with
+    why it is not a usable model (None: it is one)."""
+    root = paths.models_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.iterdir()):
+        if not p.is_dir() or p.is_symlink():
+            continue
+        if ".staging-" in p.name:
+            out.append((p, "an unfinished install (a staging folder; removed by the next install "
+                           "once its process has ended)"))
+            continue
+        try:
+            verify_onnx(p, load_card(p))
+            out.append((p, None))
+        except ModelError as exc:
+            out.append((p, exc.problem))
+    return out

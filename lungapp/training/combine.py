@@ -256,13 +256,13 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     or an existing ``out`` without ``overwrite``. ``data_root``: the data folder the
     members were trained on, needed for stripped out-of-fold files. ``class_pooling``: the
     four-class class pooling fixed instead of chosen (see :func:`ensemble_report`)."""
-    from lungapp.fsutil import make_staging, publish_dir
+    from lungapp.fsutil import check_output_dir, make_staging, publish_dir
 
     if len(members) < 2:
         raise LungappError("an ensemble needs at least two members")
     out = Path(out)
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise LungappError("output folder already exists and is not empty (use overwrite)", out)
+    # Before any work: never over the data or the members, nor over anything but a model.
+    check_output_dir(out, data_dirs=[data_root, *(d for d, _ in members)], overwrite=overwrite)
     dirs = [Path(d) for d, _ in members]
     cards = [load_card(d) for d in dirs]
     check_members(cards, dirs)

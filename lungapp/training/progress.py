@@ -126,6 +126,7 @@ class Done(Event):
     artifact: list[str] = field(default_factory=list)
     four_class_score: float | None = None
     device_shift_drop: dict | None = None
+    skipped: list[dict] = field(default_factory=list)  # {"file", "reason"}: files not used
 
 
 @dataclass

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lungapp.errors import DatasetError, LungappError
-from lungapp.fsutil import make_staging
+from lungapp.fsutil import check_output_dir, make_staging
 from lungapp.training import fit
 from lungapp.training.card_build import make_card
 from lungapp.training.dataset import (
@@ -122,12 +122,13 @@ class CrossValidation:
 
 def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] = lambda e: None,
           should_stop: Callable[[], bool] = lambda: False, overwrite: bool = False,
-          oof_path=None) -> dict:
+          oof_path=None, layout: str | None = None) -> dict:
     """Run a full cross-validated training and save the model folder ``out``.
 
     ``progress`` receives :mod:`lungapp.training.progress` events. ``oof_path``: also
     write the out-of-fold predictions there (see :func:`save_oof`), as soon as the folds
     are done; they name the training recordings, so they are kept out of the model folder.
+    ``layout``: the folder's layout (None: detected, see :func:`lungapp.data.read_folder`).
 
     Returns the summary also sent as the ``done`` event (its wire form, a dict). Raises
     DatasetError (unfit data, before training), Cancelled (``should_stop()`` became true;
@@ -136,12 +137,12 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     t_start = time.perf_counter()
     opts.validate()
     folder, out = Path(folder), Path(out)
-    oof_path = _check_outputs(out, oof_path, overwrite)
     ctx = RunContext(opts, progress, should_stop)
+    oof_path = _check_outputs(out, oof_path, overwrite, folder, ctx)
     classes = list(classes_for(opts.task))
     progress(Start(folder=str(folder), out=str(out), task=opts.task, preset=opts.preset,
                    arch=opts.arch, folds=opts.folds, epochs=opts.epochs, classes=classes))
-    data = read_training_data(folder, ctx, classes)
+    data = read_training_data(folder, ctx, classes, layout)
     folds = make_folds(data.labels, data.patients, opts.folds, opts.seed)
     data.warnings += folds.warnings
     for w in data.warnings:
@@ -167,21 +168,25 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
         export_model_folder(staging)
         # --- end ONNX export
         ctx.check_stop()
-        publish_dir(staging, out)
+        backup = publish_dir(staging, out)
+        if backup is not None:
+            ctx.log(f"replaced {out}; the previous model was moved to {backup}", "warning")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     done = done_event(out, report, list(files), opts.task, time.perf_counter() - t_start)
+    done.skipped = [{"file": f, "reason": why} for f, why in data.bad]
     progress(done)
     return done.to_dict()
 
 
-def _check_outputs(out: Path, oof_path, overwrite: bool) -> Path | None:
-    """Refuse an existing non-empty ``out`` (without ``overwrite``) and an out-of-fold file
-    inside the model folder, before anything is read; returns ``oof_path`` as a Path."""
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise LungappError("output folder already exists and is not empty (use --overwrite to "
-                           "replace it once the new model is complete)", out)
+def _check_outputs(out: Path, oof_path, overwrite: bool, folder: Path,
+                   ctx: RunContext) -> Path | None:
+    """Refuse, before anything is read, an ``out`` that would destroy data or cannot be
+    written (:func:`~lungapp.fsutil.check_output_dir`) and an out-of-fold file inside the
+    model folder; returns ``oof_path`` as a Path."""
+    check_output_dir(out, data_dirs=[folder], overwrite=overwrite,
+                     report=lambda note: ctx.log(note, "warning"))
     if oof_path is None:
         return None
     oof_path = Path(oof_path)
@@ -193,7 +198,8 @@ def _check_outputs(out: Path, oof_path, overwrite: bool) -> Path | None:
 # ------------------------------------------------------------------------------ the data
 
 
-def read_training_data(folder: Path, ctx: RunContext, classes: list[str]) -> TrainingData:
+def read_training_data(folder: Path, ctx: RunContext, classes: list[str],
+                       layout: str | None = None) -> TrainingData:
     """Read the labelled ``folder``, refuse it if unfit for the task's k folds, and window
     every usable recording (:func:`extract_features`). Raises DatasetError naming the
     folder: unfit data, image data for a recipe without image features, or more
@@ -201,7 +207,7 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str]) -> Tra
     from lungapp.data import read_folder
 
     opts = ctx.opts
-    ds = read_folder(folder)
+    ds = read_folder(folder, layout)
     root = ds.root
     usable = [e for e in ds.examples if task_label(e.label, opts.task) is not None]
     excluded = len(ds.examples) - len(usable)
@@ -219,6 +225,8 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str]) -> Tra
     recs, bad = extract_features(usable, opts.task, classes, opts, progress=ctx.progress,
                                  should_stop=ctx.should_stop, root=root)
     bad = list(ds.problems) + bad
+    for path, why in bad:  # every skipped file, each on its own line: none dropped silently
+        ctx.log(f"skipped {path}: {why}", "warning")
     warnings += _unreadable_warning(bad, len(usable) + len(ds.problems), opts.max_bad_share, root)
     patients = [r.patient for r in recs] if patients is not None else None
     check_dataset([r.label for r in recs], patients, opts.folds, classes, root)

@@ -68,17 +68,6 @@ def test_pid_alive():
         assert fsutil._pid_alive(1)  # exists, owned by root: PermissionError counts as alive
 
 
-def test_publish_dir_replaces_target_whole(tmp_path):
-    target = tmp_path / "model"
-    target.mkdir()
-    (target / "old.keras").write_text("old")
-    staging = fsutil.make_staging(target)
-    (staging / "new.keras").write_text("new")
-    fsutil.publish_dir(staging, target)
-    assert [p.name for p in target.iterdir()] == ["new.keras"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no backup, no staging left
-
-
 def test_atomic_write_without_overwrite_keeps_the_existing_file(tmp_path):
     f = tmp_path / "labels.json"
     fsutil.atomic_write_json(f, {"a": 1})

@@ -112,7 +112,7 @@ def test_signal_mid_epoch_cancels_and_leaves_out_untouched(tmp_path, sig):
     data = binary_dataset(tmp_path / "d", n_patients=6, per_class=2, seconds=6.0)
     out = tmp_path / "model"
     out.mkdir()
-    (out / "keep.txt").write_text("the previous model")
+    (out / "card.json").write_text("the previous model")
     # batch size 1: an epoch is well over 100 steps, so the signal lands inside an epoch
     proc = subprocess.Popen(_cmd(data, out, "--epochs", "200", "--batch-size", "1", "--overwrite"),
                             cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -140,8 +140,8 @@ def test_signal_mid_epoch_cancels_and_leaves_out_untouched(tmp_path, sig):
     # epoch or two may have ended during the 0.3 s wait: the run must stop long before 200.
     assert sum(e["event"] == "epoch_end" for e in tail) <= 3
     assert stopped_in < 30
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    assert (out / "keep.txt").read_text() == "the previous model"
+    assert [p.name for p in out.iterdir()] == ["card.json"]
+    assert (out / "card.json").read_text() == "the previous model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "model"]  # no staging folder left
 
 

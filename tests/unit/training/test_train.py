@@ -176,7 +176,7 @@ def trained(tmp_path_factory):
     (data / "999_6.0_0_p1_01.json").write_text(json.dumps({"record_annotation": "Normal"}))
     out = root / "model"
     out.mkdir()
-    (out / "old.txt").write_text("previous model")
+    (out / "card.json").write_text('{"name": "previous model"}')
     events = []
     opts = tiny_options()
     oof = root / "oof.npz"
@@ -257,7 +257,11 @@ def test_saved_folder_is_complete_and_replaced_the_old_one(trained):
     out = trained["out"]
     assert sorted(p.name for p in out.iterdir()) == ["card.json", "curves.json", "fold1.keras",
                                                      "fold1.onnx", "fold2.keras", "fold2.onnx"]
-    assert not [p for p in out.parent.iterdir() if ".staging-" in p.name or p.name.startswith("model.old")]
+    assert not [p for p in out.parent.iterdir() if ".staging-" in p.name or p.name.startswith(".model")]
+    # what --overwrite replaced is kept beside it, and the run says where
+    backup, = out.parent.glob("model.replaced-*")
+    assert (backup / "card.json").read_text() == '{"name": "previous model"}'
+    assert any(e.event == "log" and str(backup) in e.message for e in trained["events"])
     curves = json.loads((out / "curves.json").read_text())
     assert len(curves["folds"]) == 2 and len(curves["folds"][0]["curves"]) == 8
     assert {"loss", "val_loss", "val_auc", "lr"} <= set(curves["folds"][0]["curves"][0])
@@ -290,7 +294,7 @@ def test_failure_while_saving_leaves_out_untouched(tmp_path, monkeypatch):
     data = binary_dataset(tmp_path / "d", n_patients=4, per_class=1, seconds=3.0)
     out = tmp_path / "model"
     out.mkdir()
-    (out / "old.txt").write_text("previous model")
+    (out / "card.json").write_text("previous model")
 
     def broken(*a, **k):
         raise OSError("disk full")
@@ -298,7 +302,7 @@ def test_failure_while_saving_leaves_out_untouched(tmp_path, monkeypatch):
     monkeypatch.setattr(card_mod, "write_card", broken)
     with pytest.raises(OSError, match="disk full"):
         train(data, out, tiny_options(epochs=1, device_shift=False), overwrite=True)
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in out.iterdir()] == ["card.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "model"]  # no staging folder left
 
 
