@@ -1,0 +1,331 @@
+"""Annotation regions on the Review plots (waveform and spectrogram), edited by mouse and keys.
+
+Every edit goes through the core's commands (:mod:`lungapp.annotation.model`) on one undo
+stack, and is saved at once to the recording's sidecar (:mod:`lungapp.annotation.sidecar`).
+Mouse: drag on the waveform or spectrogram to create a region (Shift+drag pans), drag a
+region to move it and its edges to resize it, click it to select it. Keys (while the Review
+view has focus): 1-7 event type, Delete, Left/Right move by 10 ms (Ctrl: the start edge,
+Shift: the end edge), Ctrl+Z / Ctrl+Shift+Z undo/redo, Ctrl+0..5 the record label, A accept
+a suggestion, Enter play the selected region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from lungapp.annotation.model import (
+    AddRegion,
+    ChangeRegion,
+    Command,
+    Region,
+    RemoveRegion,
+    SetRecordLabel,
+    UndoStack,
+    now_iso,
+)
+from lungapp.annotation.sidecar import Sidecar, SidecarConflict
+from lungapp.annotation.suggest import suggest_regions
+from lungapp.data.labels import EVENT_TYPES, RECORD_LABELS
+from lungapp.errors import LungappError
+
+TYPE_COLORS = {  # Okabe-Ito-like, one per event type; always shown with the type's name
+    "Normal": (0, 158, 115), "Wheeze": (213, 94, 0), "Rhonchi": (230, 159, 0),
+    "Stridor": (204, 121, 167), "Fine Crackle": (0, 114, 178), "Coarse Crackle": (86, 180, 233),
+    "Wheeze+Crackle": (120, 60, 160), "Crackle": (0, 114, 178)}
+STEP_S = 0.01
+MIN_REGION_S = 0.02
+ANNOTATOR_KEY = "annotation/annotator"
+
+
+def ask_conflict(parent: QWidget | None, path: str) -> str:
+    """Ask what to do with a sidecar changed on disk: ``"reload"`` or ``"copy"``."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Labels changed on disk",
+                      f"{path} was changed by another program or annotator since you opened it.\n"
+                      "Your last edit was not saved over it.", parent=parent)
+    reload_btn = box.addButton("Reload theirs", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Keep mine as a copy", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return "reload" if box.clickedButton() is reload_btn else "copy"
+
+
+class RegionItem(pg.LinearRegionItem):
+    """One region on one plot; ``clicked(region id)`` on a left click."""
+
+    clicked = Signal(int)
+
+    def __init__(self, region: Region, selected: bool, duration: float):
+        r, g, b = TYPE_COLORS.get(region.type, (120, 120, 120))
+        alpha = 40 if region.pending else 70
+        pen = pg.mkPen((r, g, b), width=3 if selected else 1,
+                       style=Qt.PenStyle.DashLine if region.pending else Qt.PenStyle.SolidLine)
+        super().__init__((region.start_s, region.end_s), brush=pg.mkBrush(r, g, b, alpha + 40 * selected),
+                         pen=pen, hoverBrush=pg.mkBrush(r, g, b, alpha + 60),
+                         bounds=(0, max(duration, region.end_s)) if duration else None)
+        self.region_id = region.id
+        self.setZValue(5 + selected)
+        self.setToolTip(f"{region.type}{' (suggested, not accepted)' if region.pending else ''}"
+                        f"{': ' + region.note if region.note else ''}")
+
+    def mouseClickEvent(self, ev) -> None:
+        super().mouseClickEvent(ev)
+        if ev.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.region_id)
+
+
+class AnnotationLayer(QObject):
+    """The regions of the open recording on ``plots`` (a RecordingPlots).
+
+    Signals: ``changed()`` after every edit (saved), open and close; ``selectionChanged(id)``
+    (-1: none); ``message(text, ms)`` for the status bar.
+    """
+
+    changed = Signal()
+    selectionChanged = Signal(int)
+    message = Signal(str, int)
+
+    def __init__(self, plots, settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.plots, self.settings, self.parent_widget = plots, settings, parent
+        self.sidecar: Sidecar | None = None
+        self.stack: UndoStack | None = None
+        self.selected = -1
+        self.default_type = "Wheeze"
+        self.items: dict[int, list[RegionItem]] = {}
+        self._drawn: list[tuple[pg.PlotItem, RegionItem]] = []
+        self._preview: list[tuple[pg.PlotItem, pg.LinearRegionItem]] = []
+        self.ask_conflict: Callable[[QWidget | None, str], str] = ask_conflict
+        for plot in (plots.wave, plots.spec):
+            self._hook_drag(plot.getViewBox())
+
+    # --- the document --------------------------------------------------------------------
+    @property
+    def doc(self):
+        return None if self.sidecar is None else self.sidecar.doc
+
+    def annotator(self) -> str:
+        return str(self.settings.value(ANNOTATOR_KEY, "") or "")
+
+    def open(self, audio_path: str) -> None:
+        """Show the labels of ``audio_path`` (its sidecar, or ICBHI cycles)."""
+        sidecar = Sidecar(audio_path)
+        try:
+            sidecar.reload()
+        except LungappError as err:
+            self.close()
+            self.message.emit(f"{err} (labels not shown; fix the file to annotate)", 10000)
+            return
+        self.sidecar = sidecar
+        self.stack = UndoStack(sidecar.doc, on_change=self._after_edit)
+        self.selected = -1
+        self.redraw()
+        self.changed.emit()
+
+    def close(self) -> None:
+        self.sidecar, self.stack, self.selected = None, None, -1
+        self.redraw()
+        self.changed.emit()
+
+    def push(self, command: Command) -> None:
+        if self.stack is not None:
+            self.stack.push(command)
+
+    def undo(self) -> None:
+        if self.stack is not None:
+            self.stack.undo()
+
+    def redo(self) -> None:
+        if self.stack is not None:
+            self.stack.redo()
+
+    def _after_edit(self) -> None:
+        if self.doc is not None and self.selected != -1 and not self._exists(self.selected):
+            self.selected = -1
+        self._save()
+        self.redraw()
+        self.changed.emit()
+
+    def _exists(self, region_id: int) -> bool:
+        return any(r.id == region_id for r in self.doc.regions)
+
+    def _save(self) -> None:
+        try:
+            self.sidecar.save()
+        except SidecarConflict as err:
+            self._resolve_conflict(str(err))
+        except OSError as err:
+            self.message.emit(f"{self.sidecar.path}: cannot save the labels "
+                              f"({err.strerror or err})", 15000)
+
+    def _resolve_conflict(self, text: str) -> None:
+        """Never overwrite: keep the user's labels as a copy if they wish, then show the
+        file as it is on disk now (a fresh undo stack: the old edits belong to other labels)."""
+        self.message.emit(text, 15000)
+        if self.ask_conflict(self.parent_widget, str(self.sidecar.path)) == "copy":
+            copy = self.sidecar.save_copy()
+            self.message.emit(f"Your labels were kept in {copy}", 15000)
+        self.open(str(self.sidecar.audio))
+
+    # --- edits ---------------------------------------------------------------------------
+    def select(self, region_id: int) -> None:
+        self.selected = region_id if self.doc is not None and self._exists(region_id) else -1
+        self.redraw()
+        self.selectionChanged.emit(self.selected)
+
+    def add(self, start_s: float, end_s: float, type_: str | None = None) -> int:
+        region = Region(start_s, end_s, type_ or self.default_type, author=self.annotator(),
+                        time=now_iso())
+        self.selected = region.id
+        self.push(AddRegion(region))
+        self.selectionChanged.emit(region.id)
+        return region.id
+
+    def change(self, region_id: int, **changes) -> None:
+        region = self.doc.region(region_id)
+        if all(getattr(region, k) == v for k, v in changes.items()):
+            return
+        try:
+            self.push(ChangeRegion(self.doc, region_id, author=self.annotator() or "-", **changes))
+        except ValueError as err:
+            self.message.emit(str(err), 6000)
+            self.redraw()
+
+    def delete_selected(self) -> None:
+        if self.doc is not None and self.selected != -1:
+            self.push(RemoveRegion(self.doc, self.selected))
+
+    def set_type(self, type_: str) -> None:
+        self.default_type = type_
+        if self.doc is not None and self.selected != -1:
+            self.change(self.selected, type=type_)
+
+    def nudge(self, which: str, delta: float) -> None:
+        """Move the selected region (``which`` = "both") or one edge ("start"/"end")."""
+        if self.doc is None or self.selected == -1:
+            return
+        r = self.doc.region(self.selected)
+        start = max(0.0, r.start_s + delta) if which in ("both", "start") else r.start_s
+        end = r.end_s + (start - r.start_s if which == "both" else 0.0)
+        if which == "end":
+            end = max(r.start_s, r.end_s + delta)
+        limit = self.plots.duration or end
+        if end <= limit and start <= end:
+            self.change(self.selected, start_s=round(start, 4), end_s=round(end, 4))
+
+    def set_record_label(self, label: str | None) -> None:
+        if self.doc is not None and label != self.doc.record_label:
+            self.push(SetRecordLabel(self.doc, label, author=self.annotator()))
+
+    def accept(self, region_id: int) -> None:
+        if self.doc is not None and self.doc.region(region_id).pending:
+            self.change(region_id, accepted=True)
+
+    def suggest(self, windows, threshold: float) -> int:
+        """Add the model's draft regions (not where an identical one exists); returns how many."""
+        if self.doc is None:
+            return 0
+        have = {(round(r.start_s, 3), round(r.end_s, 3)) for r in self.doc.regions}
+        new = [r for r in suggest_regions(windows, threshold)
+               if (round(r.start_s, 3), round(r.end_s, 3)) not in have]
+        for region in new:
+            self.push(AddRegion(region))
+        return len(new)
+
+    # --- drawing -------------------------------------------------------------------------
+    def redraw(self) -> None:
+        for plot, item in self._drawn:
+            plot.removeItem(item)
+        self.items, self._drawn = {}, []
+        if self.doc is None:
+            return
+        for region in self.doc.regions:
+            pair = [RegionItem(region, region.id == self.selected, self.plots.duration)
+                    for _ in (self.plots.wave, self.plots.spec)]
+            for plot, item in zip((self.plots.wave, self.plots.spec), pair):
+                plot.addItem(item, ignoreBounds=True)
+                self._drawn.append((plot, item))
+                item.clicked.connect(self.select)
+                item.sigRegionChanged.connect(lambda it, p=pair: self._mirror(it, p))
+                item.sigRegionChangeFinished.connect(
+                    lambda it: QTimer.singleShot(0, lambda: self._moved(it)))
+            self.items[region.id] = pair
+
+    def _mirror(self, item: RegionItem, pair: list[RegionItem]) -> None:
+        for other in pair:
+            if other is not item:
+                other.blockSignals(True)
+                other.setRegion(item.getRegion())
+                other.blockSignals(False)
+
+    def _moved(self, item: RegionItem) -> None:
+        if self.doc is None or not self._exists(item.region_id):
+            return
+        start, end = (float(v) for v in item.getRegion())
+        self.selected = item.region_id
+        self.change(item.region_id, start_s=round(max(0.0, start), 4), end_s=round(end, 4))
+        self.selectionChanged.emit(self.selected)
+
+    # --- drag to create ------------------------------------------------------------------
+    def _hook_drag(self, vb) -> None:
+        """Left-drag on the plot creates a region (Shift+drag keeps the plot's pan)."""
+        original = vb.mouseDragEvent
+
+        def drag(ev, axis=None):
+            shift = ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            if self.doc is None or ev.button() != Qt.MouseButton.LeftButton or shift:
+                return original(ev, axis=axis)
+            ev.accept()
+            self._drag_create(vb, ev)
+
+        vb.mouseDragEvent = drag
+
+    def _drag_create(self, vb, ev) -> None:
+        end = self.plots.duration or 0.0
+        x0 = min(max(vb.mapSceneToView(ev.buttonDownScenePos()).x(), 0.0), end)
+        x1 = min(max(vb.mapSceneToView(ev.scenePos()).x(), 0.0), end)
+        lo, hi = min(x0, x1), max(x0, x1)
+        if ev.isStart():
+            self._clear_preview()
+            for plot in (self.plots.wave, self.plots.spec):
+                item = pg.LinearRegionItem((lo, hi), movable=False, brush=pg.mkBrush(80, 80, 80, 50))
+                plot.addItem(item, ignoreBounds=True)
+                self._preview.append((plot, item))
+        for _, item in self._preview:
+            item.setRegion((lo, hi))
+        if ev.isFinish():
+            self._clear_preview()
+            if hi - lo >= MIN_REGION_S:
+                self.add(round(lo, 4), round(hi, 4))
+
+    def _clear_preview(self) -> None:
+        for plot, item in self._preview:
+            plot.removeItem(item)
+        self._preview = []
+
+    # --- keys ----------------------------------------------------------------------------
+    def install_shortcuts(self, widget: QWidget) -> list[QShortcut]:
+        """The annotation keys, active while ``widget`` or a child of it has focus."""
+        keys: list[tuple[str, Callable[[], None]]] = [
+            ("Delete", self.delete_selected), ("Backspace", self.delete_selected),
+            ("Left", lambda: self.nudge("both", -STEP_S)), ("Right", lambda: self.nudge("both", STEP_S)),
+            ("Ctrl+Left", lambda: self.nudge("start", -STEP_S)),
+            ("Ctrl+Right", lambda: self.nudge("start", STEP_S)),
+            ("Shift+Left", lambda: self.nudge("end", -STEP_S)),
+            ("Shift+Right", lambda: self.nudge("end", STEP_S)),
+            ("Ctrl+Z", self.undo), ("Ctrl+Shift+Z", self.redo), ("Ctrl+Y", self.redo),
+            ("A", lambda: self.selected != -1 and self.accept(self.selected)),
+            ("Ctrl+0", lambda: self.set_record_label(None))]
+        keys += [(str(i), lambda t=t: self.set_type(t)) for i, t in enumerate(EVENT_TYPES, start=1)]
+        keys += [(f"Ctrl+{i}", lambda lab=lab: self.set_record_label(lab))
+                 for i, lab in enumerate(RECORD_LABELS, start=1)]
+        shortcuts = []
+        for key, slot in keys:
+            sc = QShortcut(QKeySequence(key), widget)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+            shortcuts.append(sc)
+        return shortcuts

@@ -1,0 +1,257 @@
+"""The annotation workspace in a real X server: regions on the spectrogram by mouse and keys,
+undo/redo, the record label, autosave and reopen, suggestions, and an on-disk conflict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+pytestmark = pytest.mark.gui
+
+SPR_NAME = "40638274_9.7_1_p2_1801"
+
+
+def _window(qtbot, predictor=None):
+    from lungapp.gui.app import create_window
+
+    win = create_window([], load_model=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    if predictor is not None:
+        win.ctx.set_predictor(predictor)
+    win.review.settings.setValue("annotation/annotator", "tester")
+    return win
+
+
+@pytest.fixture
+def window(qtbot):
+    from lungapp.gui import workers
+
+    win = _window(qtbot)
+    yield win
+    win.close()
+    workers.wait_all(5000)
+
+
+def _open(qtbot, win, path: Path):
+    view = win.review
+    win.open_paths([str(path)])
+    qtbot.waitUntil(lambda: view.plots.has_image() and view.annotation.layer.doc is not None,
+                    timeout=15000)
+    qtbot.wait(300)  # the layout settles (the plots' width) before mouse positions are mapped
+    return view, view.annotation.layer
+
+
+@pytest.fixture
+def recording(tmp_path):
+    p = tmp_path / "101_6.0_0_p1_01.wav"
+    rng = np.random.default_rng(3)
+    sf.write(p, (0.1 * rng.standard_normal(4 * 8000)).astype(np.float32), 8000, subtype="PCM_16")
+    return p
+
+
+# --- mouse helpers ---------------------------------------------------------------------------
+def _point(view, plot, t: float) -> QPoint:
+    """Widget (viewport) point of time ``t`` at mid-height of ``plot``."""
+    vb = plot.getViewBox()
+    y = sum(vb.viewRange()[1]) / 2
+    scene = vb.mapViewToScene(QPointF(t, y))
+    return view.plots.glw.mapFromScene(scene)
+
+
+def _mouse(widget, kind, pos: QPoint, buttons, modifiers=Qt.KeyboardModifier.NoModifier):
+    button = Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton
+    ev = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, modifiers)
+    QApplication.sendEvent(widget, ev)
+
+
+def drag(qtbot, view, plot, t0: float, t1: float, modifiers=Qt.KeyboardModifier.NoModifier):
+    vp = view.plots.glw.viewport()
+    a, b = _point(view, plot, t0), _point(view, plot, t1)
+    left = Qt.MouseButton.LeftButton
+    _mouse(vp, QEvent.Type.MouseButtonPress, a, left, modifiers)
+    for k in range(1, 11):
+        p = a + (b - a) * (k / 10)
+        _mouse(vp, QEvent.Type.MouseMove, p, left, modifiers)
+        qtbot.wait(5)
+    _mouse(vp, QEvent.Type.MouseButtonRelease, b, Qt.MouseButton.NoButton, modifiers)
+    qtbot.wait(50)  # the layer commits a move on the next event-loop turn
+
+
+def key(qtbot, view, k, modifier=Qt.KeyboardModifier.NoModifier):
+    win = view.window()
+    if not win.isActiveWindow():  # shortcuts act in the active window only
+        win.activateWindow()
+        qtbot.waitUntil(win.isActiveWindow, timeout=3000)
+    view.plots.setFocus()
+    qtbot.keyClick(view.plots, k, modifier)
+
+
+def _regions(layer):
+    return sorted((round(r.start_s, 2), round(r.end_s, 2), r.type) for r in layer.doc.regions)
+
+
+# --- the tests -------------------------------------------------------------------------------
+def test_sprsound_events_are_drawn_as_regions(window, qtbot, sprsound_dir, tmp_path):
+    for suffix in (".flac", ".json"):
+        shutil.copy(sprsound_dir / "train" / f"{SPR_NAME}{suffix}", tmp_path)
+    from lungapp.data import read_folder
+
+    (expected,) = read_folder(tmp_path).examples
+    view, layer = _open(qtbot, window, tmp_path / f"{SPR_NAME}.flac")
+    assert [(round(r.start_s, 3), round(r.end_s, 3), r.type) for r in
+            sorted(layer.doc.regions, key=lambda r: r.start_s)] == \
+        [(round(e.start_s, 3), round(e.end_s, 3), e.type) for e in expected.events]
+    assert len(layer.items) == len(expected.events)
+    for pair in layer.items.values():  # on the waveform and on the spectrogram
+        assert {item.getViewBox() for item in pair} == {view.plots.wave.getViewBox(),
+                                                        view.plots.spec.getViewBox()}
+    assert view.annotation.panel.record_label.currentText() == "CAS & DAS"
+    assert view.annotation.panel.table.rowCount() == len(expected.events)
+
+
+def test_create_move_resize_delete_by_mouse_and_keys_with_undo(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    spec = view.plots.spec
+    drag(qtbot, view, spec, 1.0, 2.0)  # a new region on the spectrogram
+    assert len(layer.doc.regions) == 1
+    (r,) = layer.doc.regions
+    assert r.start_s == pytest.approx(1.0, abs=0.03) and r.end_s == pytest.approx(2.0, abs=0.03)
+    assert r.author == "tester" and layer.selected == r.id
+    drag(qtbot, view, view.plots.wave, 2.8, 1.5)  # an overlapping one, on the waveform (from outside)
+    assert len(layer.doc.regions) == 2
+    layer.select(r.id)
+    start, end = r.start_s, r.end_s
+    drag(qtbot, view, spec, 1.3, 1.8)  # drag inside the region: move it
+    moved = layer.doc.region(r.id)
+    assert moved.start_s == pytest.approx(start + 0.5, abs=0.03)
+    assert moved.end_s - moved.start_s == pytest.approx(end - start, abs=1e-3)
+    drag(qtbot, view, spec, moved.end_s, moved.end_s + 0.4)  # drag its end edge: resize
+    resized = layer.doc.region(r.id)
+    assert resized.start_s == pytest.approx(moved.start_s, abs=1e-3)
+    assert resized.end_s == pytest.approx(moved.end_s + 0.4, abs=0.03)
+
+    layer.select(r.id)
+    key(qtbot, view, Qt.Key.Key_3)  # type Rhonchi
+    assert layer.doc.region(r.id).type == "Rhonchi"
+    key(qtbot, view, Qt.Key.Key_Right)  # move by 10 ms
+    assert layer.doc.region(r.id).start_s == pytest.approx(resized.start_s + 0.01, abs=1e-6)
+    key(qtbot, view, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)  # end edge back
+    assert layer.doc.region(r.id).end_s == pytest.approx(resized.end_s, abs=1e-6)
+    key(qtbot, view, Qt.Key.Key_Delete)
+    assert len(layer.doc.regions) == 1 and r.id not in layer.items
+    key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert layer.doc.region(r.id).type == "Rhonchi" and r.id in layer.items
+    for _ in range(3):
+        key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert layer.doc.region(r.id).type == "Wheeze"  # undone: the end edge, the move, the type
+    key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert layer.doc.region(r.id).type == "Rhonchi"
+    saved = json.loads(recording.with_suffix(".json").read_text())  # autosaved on every edit
+    assert sorted(e["type"] for e in saved["event_annotation"]) == sorted(
+        x.type for x in layer.doc.regions)
+
+
+def test_shift_drag_still_pans(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    view.plots.wave.setXRange(1.0, 2.0, padding=0)
+    qtbot.wait(20)
+    drag(qtbot, view, view.plots.spec, 1.6, 1.3, Qt.KeyboardModifier.ShiftModifier)
+    assert layer.doc.regions == []
+    assert view.plots.wave.getViewBox().viewRange()[0][0] > 1.05
+
+
+def test_record_label_and_reopen_identical_and_readable(qtbot, recording):
+    from lungapp.data import read_folder
+    from lungapp.gui import workers
+
+    win = _window(qtbot)
+    view, layer = _open(qtbot, win, recording)
+    layer.add(0.5, 1.0, "Wheeze")
+    layer.add(0.8, 1.6, "Fine Crackle")
+    panel = view.annotation.panel
+    assert panel.suggestion.isVisible() and panel.suggestion.text() == "Regions suggest: CAS & DAS"
+    panel.record_label.setCurrentText("CAS")
+    assert layer.doc.record_label == "CAS" and layer.doc.record_author == "tester"
+    key(qtbot, view, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)  # Ctrl+4: CAS & DAS
+    assert layer.doc.record_label == "CAS & DAS" and not panel.suggestion.isVisible()
+    panel.note.setText("end-inspiratory")
+    layer.select(layer.doc.regions[1].id)
+    panel.note.setText("end-inspiratory")
+    panel.note.editingFinished.emit()
+    before = [(r.start_s, r.end_s, r.type, r.note, r.author) for r in layer.doc.regions]
+    win.close()
+    workers.wait_all(5000)
+
+    win2 = _window(qtbot)
+    _, layer2 = _open(qtbot, win2, recording)
+    assert [(r.start_s, r.end_s, r.type, r.note, r.author) for r in layer2.doc.regions] == before
+    assert layer2.doc.record_label == "CAS & DAS"
+    (ex,) = read_folder(recording.parent).examples
+    assert ex.label == "CAS & DAS"
+    assert [(e.start_s, e.end_s, e.type) for e in ex.events] == [(0.5, 1.0, "Wheeze"),
+                                                                 (0.8, 1.6, "Fine Crackle")]
+    win2.close()
+    workers.wait_all(5000)
+
+
+def test_conflicting_change_on_disk_offers_a_copy(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    layer.add(0.5, 1.0, "Wheeze")
+    side = recording.with_suffix(".json")
+    theirs = json.loads(side.read_text())
+    theirs["record_annotation"] = "Normal"
+    side.write_text(json.dumps(theirs))
+    asked = []
+    layer.ask_conflict = lambda parent, path: asked.append(path) or "copy"
+    layer.add(2.0, 2.5, "Stridor")  # my edit: not written over theirs
+    assert asked == [str(side)]
+    assert json.loads(side.read_text())["record_annotation"] == "Normal"
+    (copy,) = list(recording.parent.glob("*.json.mine-*"))
+    assert [e["type"] for e in json.loads(copy.read_text())["event_annotation"]] == ["Wheeze", "Stridor"]
+    assert layer.doc.record_label == "Normal" and len(layer.doc.regions) == 1  # theirs, shown
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_dir):
+    from lungapp.inference.predictor import Predictor
+
+    return Predictor.load(tiny_model_dir)
+
+
+def test_suggest_regions_and_accept_one(qtbot, tiny_predictor, tmp_path):
+    from lungapp.gui import workers
+
+    from tiny_model import make_signal
+
+    path = tmp_path / "102_6.0_0_p1_01.wav"
+    sf.write(path, make_signal("CAS", 8.0, np.random.default_rng(5), 8000), 8000)
+    win = _window(qtbot, tiny_predictor)
+    view, layer = _open(qtbot, win, path)
+    qtbot.waitUntil(lambda: view.model.entries[0].prediction is not None, timeout=20000)
+    prediction = view.model.entries[0].prediction
+    threshold = prediction.threshold
+    if not any(w.abnormal_probability >= threshold for w in prediction.windows):
+        pytest.skip("the tiny model finds nothing above threshold in this signal")
+    n = view.annotation.suggest()
+    assert n >= 1 and all(r.pending and r.author == "model" for r in layer.doc.regions)
+    first = layer.doc.regions[0]
+    layer.select(first.id)
+    key(qtbot, view, Qt.Key.Key_A)
+    assert layer.doc.region(first.id).accepted
+    data = json.loads(path.with_suffix(".json").read_text())
+    accepted = [e for e in data["event_annotation"] if e.get("suggested")]
+    assert len(accepted) == 1 and accepted[0]["accepted"] is True
+    assert len(data.get("suggested_events", [])) == n - 1
+    assert view.annotation.suggest() == 0  # not suggested twice
+    win.close()
+    workers.wait_all(5000)
