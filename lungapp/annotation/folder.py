@@ -52,3 +52,29 @@ def annotated(folder: str | os.PathLike) -> tuple[list[Item], list[tuple[str, st
         if sidecar.source != "new":
             items.append(Item(str(audio.relative_to(root)), sidecar))
     return items, problems
+
+
+LABEL_STATES = ("unlabelled", "labelled", "reviewed")
+
+
+def label_state(audio: str | os.PathLike) -> tuple[str, str]:
+    """``(state, who)`` of one recording's labels: state ``unlabelled``, ``labelled`` (a record
+    label, suggestions still pending), ``reviewed`` or ``unreadable`` (who is then the reason);
+    who = the record label's author, else the regions' authors."""
+    sidecar = Sidecar(audio)
+    try:
+        doc = sidecar.reload()
+    except LungappError as err:
+        return "unreadable", err.problem
+    who = doc.record_author or ", ".join(sorted({r.author for r in doc.regions if r.author}))
+    return doc.state(), who
+
+
+def label_states(task, paths: list[str]) -> list[tuple[str, tuple[str, str]]]:
+    """:func:`label_state` of each path (a worker task: stops early when cancelled)."""
+    out = []
+    for p in paths:
+        if getattr(task, "cancelled", False):
+            break
+        out.append((p, label_state(p)))
+    return out

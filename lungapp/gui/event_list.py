@@ -25,11 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lungapp.annotation.folder import LABEL_STATES
 from lungapp.data.labels import EVENT_TYPES, RECORD_LABELS
 from lungapp.gui.annotation_layer import ANNOTATOR_KEY, AnnotationLayer
 
 UNLABELLED = "— not labelled —"
 EVENT_COLUMNS = ("Start", "End", "Type", "Note", "By")
+FILTERS = ("all", *LABEL_STATES)
 
 
 class EventPanel(QFrame):
@@ -48,6 +50,7 @@ class EventPanel(QFrame):
         title = QLabel("Labels")
         title.setStyleSheet("font-weight: bold; font-size: 13pt;")
         lay.addWidget(title)
+        lay.addLayout(self._build_folder_row())
         lay.addLayout(self._build_header())
         lay.addWidget(self._build_table(), 1)
         lay.addWidget(self._build_editor())
@@ -60,6 +63,20 @@ class EventPanel(QFrame):
         self.refresh()
 
     # --- construction --------------------------------------------------------------------
+    def _build_folder_row(self) -> QHBoxLayout:
+        """Progress through the list and the filter by label state."""
+        row = QHBoxLayout()
+        self.progress = QLabel("")
+        self.progress.setToolTip("PageDown / PageUp: next / previous recording; "
+                                 "Shift+PageDown: next unlabelled")
+        self.show_filter = QComboBox()
+        self.show_filter.addItems(FILTERS)
+        self.show_filter.setToolTip("Show only the recordings in this label state")
+        row.addWidget(self.progress, 1)
+        row.addWidget(QLabel("Show"))
+        row.addWidget(self.show_filter)
+        return row
+
     def _build_header(self) -> QFormLayout:
         form = QFormLayout()
         self.annotator = QLineEdit(self.layer.annotator())
@@ -137,7 +154,8 @@ class EventPanel(QFrame):
         self._refreshing = True
         try:
             doc = self.layer.doc
-            self.setEnabled(doc is not None)
+            for w in self.findChildren(QWidget):  # the folder row stays usable without a file
+                w.setEnabled(doc is not None or w in (self.progress, self.show_filter))
             self._fill_header(doc)
             self._fill_table(doc)
             self._fill_editor(doc)

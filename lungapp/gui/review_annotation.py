@@ -4,11 +4,14 @@ event, suggest regions from the model's result)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
 
+from lungapp.annotation.folder import label_states
 from lungapp.gui.annotation_layer import AnnotationLayer
 from lungapp.gui.event_list import EventPanel
 from lungapp.gui.plots import _abnormal_threshold
+from lungapp.gui.workers import run_task
 
 
 class ReviewAnnotation(QObject):
@@ -25,6 +28,65 @@ class ReviewAnnotation(QObject):
         self.panel.suggestRequested.connect(self.suggest)
         self.layer.message.connect(lambda text, ms: view.statusMessage.emit(text, ms))
         view.player.positionChanged.connect(self._position)
+        self._connect_list()
+
+    # --- the list of recordings: label states, progress, filter, moving through it ---------
+    def _connect_list(self) -> None:
+        model = self.view.model
+        model.rowsInserted.connect(lambda _p, first, last: self._read_states(first, last))
+        model.layoutChanged.connect(self.apply_filter)
+        self.layer.changed.connect(self._doc_changed)
+        self.panel.show_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
+        for key, slot in (("PgDown", lambda: self.step(1)), ("PgUp", lambda: self.step(-1)),
+                          ("Shift+PgDown", lambda: self.step(1, "unlabelled"))):
+            sc = QShortcut(QKeySequence(key), self.view)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+            self.shortcuts.append(sc)
+
+    def _read_states(self, first: int, last: int) -> None:
+        paths = [e.path for e in self.view.model.entries[first:last + 1]]
+        run_task(label_states, paths, name="read label states", on_finished=self._states_read)
+
+    def _states_read(self, results) -> None:
+        self.view.model.update_many([(p, {"labels": state}) for p, state in results])
+        self._update_progress()
+        self.apply_filter()
+
+    def _doc_changed(self) -> None:
+        doc, sidecar = self.layer.doc, self.layer.sidecar
+        if doc is None:
+            return
+        who = doc.record_author or ", ".join(sorted({r.author for r in doc.regions if r.author}))
+        self.view.model.update(str(sidecar.audio), labels=(doc.state(), who))
+        self._update_progress()
+
+    def _update_progress(self) -> None:
+        entries = self.view.model.entries
+        n = sum(1 for e in entries if e.labels is not None and e.labels[0] in ("labelled", "reviewed"))
+        self.panel.progress.setText(f"{n} of {len(entries)} labelled")
+
+    def apply_filter(self) -> None:
+        """Hide the rows not in the chosen label state (the open recording stays shown)."""
+        want = self.panel.show_filter.currentText()
+        for row, e in enumerate(self.view.model.entries):
+            state = e.labels[0] if e.labels is not None else ""
+            hide = want != "all" and state != want and e.path != self.view.current_path
+            self.view.table.setRowHidden(row, hide)
+
+    def step(self, direction: int, state: str | None = None) -> str | None:
+        """Select the next (``direction`` 1) or previous (-1) shown recording, or the next one
+        in label ``state``; returns its path (None: there is none)."""
+        entries, table = self.view.model.entries, self.view.table
+        here = self.view.model.row_of(self.view.current_path) if self.view.current_path else -1
+        rows = range(here + 1, len(entries)) if direction > 0 else range(here - 1, -1, -1)
+        for row in rows:
+            e = entries[row]
+            if not table.isRowHidden(row) and (state is None or (e.labels or ("",))[0] == state):
+                self.view.select(e.path)
+                return e.path
+        self.view.statusMessage.emit("No more recordings that way", 3000)
+        return None
 
     def open(self, path: str) -> None:
         self.layer.open(path)

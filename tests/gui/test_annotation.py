@@ -255,3 +255,45 @@ def test_suggest_regions_and_accept_one(qtbot, tiny_predictor, tmp_path):
     assert view.annotation.suggest() == 0  # not suggested twice
     win.close()
     workers.wait_all(5000)
+
+
+def test_file_list_label_states_progress_filter_and_keys(window, qtbot, tmp_path):
+    from lungapp.gui.file_list import LABELS_COLUMN
+
+    rng = np.random.default_rng(1)
+    sides = {"a": {"record_annotation": "DAS", "record_annotation_author": "anna",
+                   "event_annotation": []},
+             "b": None,
+             "c": {"record_annotation": "CAS", "event_annotation": [],
+                   "suggested_events": [{"start": 0, "end": 500, "type": "Wheeze"}]},
+             "d": {"record_annotation": "", "event_annotation": []}}
+    for stem, side in sides.items():
+        sf.write(tmp_path / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+        if side is not None:
+            (tmp_path / f"{stem}.json").write_text(json.dumps(side))
+    view = window.review
+    window.open_paths([str(tmp_path)])
+    model = view.model
+    qtbot.waitUntil(lambda: model.rowCount() == 4 and all(e.labels for e in model.entries), timeout=10000)
+    text = {Path(e.path).stem: model.data(model.index(i, LABELS_COLUMN)) for i, e in enumerate(model.entries)}
+    assert text == {"a": "reviewed (anna)", "b": "unlabelled", "c": "labelled", "d": "unlabelled"}
+    panel = view.annotation.panel
+    assert panel.progress.text() == "2 of 4 labelled"
+    qtbot.waitUntil(lambda: view.current_path is not None, timeout=5000)
+    view.select(str(tmp_path / "a.wav"))
+    qtbot.waitUntil(lambda: view.annotation.layer.doc is not None
+                    and view.annotation.layer.sidecar.audio.stem == "a", timeout=5000)
+    key(qtbot, view, Qt.Key.Key_PageDown, Qt.KeyboardModifier.ShiftModifier)  # next unlabelled
+    assert Path(view.current_path).stem == "b"
+    key(qtbot, view, Qt.Key.Key_PageDown)
+    assert Path(view.current_path).stem == "c"
+    key(qtbot, view, Qt.Key.Key_PageUp)
+    assert Path(view.current_path).stem == "b"
+    panel.show_filter.setCurrentText("unlabelled")
+    hidden = {Path(e.path).stem for i, e in enumerate(model.entries) if view.table.isRowHidden(i)}
+    assert hidden == {"a", "c"}
+    qtbot.waitUntil(lambda: view.annotation.layer.doc is not None
+                    and view.annotation.layer.sidecar.audio.stem == "b", timeout=5000)
+    view.annotation.layer.set_record_label("Normal")  # labelling b moves the count on
+    assert panel.progress.text() == "3 of 4 labelled"
+    assert model.entry(str(tmp_path / "b.wav")).labels == ("reviewed", "tester")
