@@ -58,9 +58,9 @@ class RegionItem(pg.LinearRegionItem):
 
     clicked = Signal(int)
 
-    def __init__(self, region: Region, selected: bool, duration: float):
+    def __init__(self, region: Region, selected: bool, duration: float, alpha: int = 70):
         r, g, b = TYPE_COLORS.get(region.type, (120, 120, 120))
-        alpha = 40 if region.pending else 70
+        alpha = alpha // 2 if region.pending else alpha
         pen = pg.mkPen((r, g, b), width=3 if selected else 1,
                        style=Qt.PenStyle.DashLine if region.pending else Qt.PenStyle.SolidLine)
         super().__init__((region.start_s, region.end_s), brush=pg.mkBrush(r, g, b, alpha + 40 * selected),
@@ -243,8 +243,9 @@ class AnnotationLayer(QObject):
         if self.doc is None:
             return
         for region in self.doc.regions:
-            pair = [RegionItem(region, region.id == self.selected, self.plots.duration)
-                    for _ in (self.plots.wave, self.plots.spec)]
+            # Light on the spectrogram, so the sound under a region stays visible.
+            pair = [RegionItem(region, region.id == self.selected, self.plots.duration, alpha)
+                    for alpha in (70, 18)]
             for plot, item in zip((self.plots.wave, self.plots.spec), pair):
                 plot.addItem(item, ignoreBounds=True)
                 self._drawn.append((plot, item))
