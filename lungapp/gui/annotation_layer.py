@@ -39,6 +39,7 @@ TYPE_COLORS = {  # Okabe-Ito-like, one per event type; always shown with the typ
     "Wheeze+Crackle": (120, 60, 160), "Crackle": (0, 114, 178)}
 STEP_S = 0.01
 MIN_REGION_S = 0.02
+MAX_ITEMS = 40  # regions in view drawn as editable items; more are drawn as one bar chart
 ANNOTATOR_KEY = "annotation/annotator"
 
 
@@ -96,11 +97,15 @@ class AnnotationLayer(QObject):
         self.selected = -1
         self.default_type = "Wheeze"
         self.items: dict[int, list[RegionItem]] = {}
-        self._drawn: list[tuple[pg.PlotItem, RegionItem]] = []
+        self._shown: dict[int, tuple[Region, bool]] = {}
+        self._overview: list[tuple[pg.PlotItem, pg.BarGraphItem]] = []
+        self._overview_key = None
+        self._version = 0  # counts document changes (open, edits)
         self._preview: list[tuple[pg.PlotItem, pg.LinearRegionItem]] = []
         self.ask_conflict: Callable[[QWidget | None, str], str] = ask_conflict
         for plot in (plots.wave, plots.spec):
             self._hook_drag(plot.getViewBox())
+        plots.wave.sigXRangeChanged.connect(lambda *_: self.redraw())
 
     # --- the document --------------------------------------------------------------------
     @property
@@ -120,6 +125,7 @@ class AnnotationLayer(QObject):
             self.message.emit(f"{err} (labels not shown; fix the file to annotate)", 10000)
             return
         self.sidecar = sidecar
+        self._version += 1
         self.stack = UndoStack(sidecar.doc, on_change=self._after_edit)
         self.selected = -1
         self.redraw()
@@ -127,6 +133,7 @@ class AnnotationLayer(QObject):
 
     def close(self) -> None:
         self.sidecar, self.stack, self.selected = None, None, -1
+        self._version += 1
         self.redraw()
         self.changed.emit()
 
@@ -143,6 +150,7 @@ class AnnotationLayer(QObject):
             self.stack.redo()
 
     def _after_edit(self) -> None:
+        self._version += 1
         if self.doc is not None and self.selected != -1 and not self._exists(self.selected):
             self.selected = -1
         self._save()
@@ -237,23 +245,67 @@ class AnnotationLayer(QObject):
 
     # --- drawing -------------------------------------------------------------------------
     def redraw(self) -> None:
-        for plot, item in self._drawn:
-            plot.removeItem(item)
-        self.items, self._drawn = {}, []
+        """Show the regions in view as editable items, keeping the items of regions that did
+        not change (a long recording's hundreds of regions cost nothing while out of view).
+        More than :data:`MAX_ITEMS` in view (zoomed far out) are drawn as one light bar
+        chart per plot instead, the selected region staying editable."""
+        visible = self._visible_regions()
+        overview = len(visible) > MAX_ITEMS
+        keep = {r.id: r for r in visible if not overview or r.id == self.selected}
+        for rid in list(self.items):
+            region, selected = self._shown[rid]
+            if keep.get(rid) is not region or selected != (rid == self.selected):
+                self._remove_pair(rid)
+        for region in keep.values():
+            if region.id not in self.items:
+                self._add_pair(region)
+        key = (self._version, tuple(sorted(keep))) if overview else None
+        if key != self._overview_key:  # the bars change only with the document or selection
+            self._overview_key = key
+            self._draw_overview([r for r in self.doc.regions if r.id not in keep] if overview else [])
+
+    def _visible_regions(self) -> list[Region]:
         if self.doc is None:
+            return []
+        lo, hi = self.plots.wave.getViewBox().viewRange()[0]
+        margin = (hi - lo) * 0.25
+        return [r for r in self.doc.regions if r.end_s >= lo - margin and r.start_s <= hi + margin]
+
+    def _add_pair(self, region: Region) -> None:
+        # Light on the spectrogram, so the sound under a region stays visible.
+        pair = [RegionItem(region, region.id == self.selected, self.plots.duration, alpha)
+                for alpha in (70, 18)]
+        for plot, item in zip(self._plots(), pair):
+            plot.addItem(item, ignoreBounds=True)
+            item.clicked.connect(self.select)
+            item.sigRegionChanged.connect(lambda it, p=pair: self._mirror(it, p))
+            item.sigRegionChangeFinished.connect(
+                lambda it: QTimer.singleShot(0, lambda: self._moved(it)))
+        self.items[region.id] = pair
+        self._shown[region.id] = (region, region.id == self.selected)
+
+    def _remove_pair(self, region_id: int) -> None:
+        for plot, item in zip(self._plots(), self.items.pop(region_id)):
+            plot.removeItem(item)
+        del self._shown[region_id]
+
+    def _plots(self) -> tuple:
+        return self.plots.wave, self.plots.spec
+
+    def _draw_overview(self, regions: list[Region]) -> None:
+        for plot, item in self._overview:
+            plot.removeItem(item)
+        self._overview = []
+        if not regions:
             return
-        for region in self.doc.regions:
-            # Light on the spectrogram, so the sound under a region stays visible.
-            pair = [RegionItem(region, region.id == self.selected, self.plots.duration, alpha)
-                    for alpha in (70, 18)]
-            for plot, item in zip((self.plots.wave, self.plots.spec), pair):
-                plot.addItem(item, ignoreBounds=True)
-                self._drawn.append((plot, item))
-                item.clicked.connect(self.select)
-                item.sigRegionChanged.connect(lambda it, p=pair: self._mirror(it, p))
-                item.sigRegionChangeFinished.connect(
-                    lambda it: QTimer.singleShot(0, lambda: self._moved(it)))
-            self.items[region.id] = pair
+        brushes = [pg.mkBrush(*TYPE_COLORS.get(r.type, (120, 120, 120)), 60) for r in regions]
+        for plot in self._plots():
+            y0, y1 = plot.getViewBox().viewRange()[1]
+            bars = pg.BarGraphItem(x0=[r.start_s for r in regions], x1=[r.end_s for r in regions],
+                                   y0=y0, height=y1 - y0, brushes=brushes, pen=None)
+            bars.setZValue(4)
+            plot.addItem(bars, ignoreBounds=True)
+            self._overview.append((plot, bars))
 
     def _mirror(self, item: RegionItem, pair: list[RegionItem]) -> None:
         for other in pair:

@@ -297,3 +297,20 @@ def test_file_list_label_states_progress_filter_and_keys(window, qtbot, tmp_path
     view.annotation.layer.set_record_label("Normal")  # labelling b moves the count on
     assert panel.progress.text() == "3 of 4 labelled"
     assert model.entry(str(tmp_path / "b.wav")).labels == ("reviewed", "tester")
+
+
+def test_many_regions_only_those_in_view_are_items(window, qtbot, tmp_path):
+    from lungapp.gui.annotation_layer import MAX_ITEMS
+
+    path = tmp_path / "long.wav"
+    sf.write(path, (0.05 * np.random.default_rng(0).standard_normal(60 * 4000)).astype(np.float32), 4000)
+    events = [{"start": 500 * i, "end": 500 * i + 300, "type": "Wheeze"} for i in range(110)]
+    path.with_suffix(".json").write_text(json.dumps({"record_annotation": "CAS", "event_annotation": events}))
+    view, layer = _open(qtbot, window, path)
+    assert len(layer.items) == 0 and len(layer._overview) == 2  # zoomed out: one bar chart per plot
+    view.plots.wave.setXRange(10.0, 14.0, padding=0)
+    shown = sorted(r.start_s for r in (layer.doc.region(i) for i in layer.items))
+    assert 0 < len(shown) <= MAX_ITEMS and shown[0] >= 8.9 and shown[-1] <= 15.0
+    assert layer._overview == []
+    drag(qtbot, view, view.plots.spec, 12.05 + 0.32, 12.05 + 0.45)  # between two regions
+    assert len(layer.doc.regions) == 111
