@@ -138,8 +138,16 @@ class AnnotationLayer(QObject):
         self.changed.emit()
 
     def push(self, command: Command) -> None:
-        if self.stack is not None:
-            self.stack.push(command)
+        if self.stack is None:
+            return
+        if self.sidecar.source == "icbhi":
+            # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
+            self.message.emit(f"{self.sidecar.audio.with_suffix('.txt')}: ICBHI cycles are shown "
+                              "read-only; to edit them, import them into a copy of the recordings "
+                              "(lungapp labels import NAME.txt --audio-dir COPY)", 10000)
+            self.redraw()
+            return
+        self.stack.push(command)
 
     def undo(self) -> None:
         if self.stack is not None:
@@ -187,8 +195,11 @@ class AnnotationLayer(QObject):
     def add(self, start_s: float, end_s: float, type_: str | None = None) -> int:
         region = Region(start_s, end_s, type_ or self.default_type, author=self.annotator(),
                         time=now_iso())
-        self.selected = region.id
+        previous, self.selected = self.selected, region.id  # drawn selected at once
         self.push(AddRegion(region))
+        if not self._exists(region.id):  # refused (read-only labels)
+            self.selected = previous
+            return -1
         self.selectionChanged.emit(region.id)
         return region.id
 

@@ -314,3 +314,17 @@ def test_many_regions_only_those_in_view_are_items(window, qtbot, tmp_path):
     assert layer._overview == []
     drag(qtbot, view, view.plots.spec, 12.05 + 0.32, 12.05 + 0.45)  # between two regions
     assert len(layer.doc.regions) == 111
+
+
+def test_icbhi_cycles_are_shown_read_only(window, qtbot, tmp_path):
+    path = tmp_path / "101_1b1_Al_sc_Meditron.wav"
+    sf.write(path, (0.05 * np.random.default_rng(0).standard_normal(4 * 4000)).astype(np.float32), 4000)
+    path.with_suffix(".txt").write_text("0.2\t1.5\t0\t1\n1.5\t3.0\t1\t0\n")
+    messages = []
+    window.review.statusMessage.connect(lambda text, ms: messages.append(text))
+    view, layer = _open(qtbot, window, path)
+    assert _regions(layer) == [(0.2, 1.5, "Wheeze"), (1.5, 3.0, "Crackle")]
+    assert view.annotation.panel.record_label.currentText() == "CAS & DAS"
+    drag(qtbot, view, view.plots.spec, 3.2, 3.8)
+    assert len(layer.doc.regions) == 2 and not path.with_suffix(".json").exists()
+    assert any("read-only" in m for m in messages)
