@@ -10,6 +10,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from lungapp.annotation.folder import label_states
 from lungapp.gui.annotation_layer import AnnotationLayer
 from lungapp.gui.event_list import EventPanel
+from lungapp.gui.listening_bar import ListeningBar
 from lungapp.gui.plots import _abnormal_threshold
 from lungapp.gui.workers import run_task
 
@@ -22,13 +23,13 @@ class ReviewAnnotation(QObject):
         self.view = view
         self.layer = AnnotationLayer(view.plots, view.settings, view)
         self.panel = EventPanel(self.layer)
+        self.listening = ListeningBar()
         self.shortcuts = self.layer.install_shortcuts(view)
-        self._stop_at: float | None = None
         self.panel.playRequested.connect(self.play)
         self.panel.suggestRequested.connect(self.suggest)
         self.layer.message.connect(lambda text, ms: view.statusMessage.emit(text, ms))
-        view.player.positionChanged.connect(self._position)
         self._connect_list()
+        self._connect_listening()
 
     # --- the list of recordings: label states, progress, filter, moving through it ---------
     def _connect_list(self) -> None:
@@ -94,18 +95,39 @@ class ReviewAnnotation(QObject):
     def close(self) -> None:
         self.layer.close()
 
-    def play(self, start_s: float, end_s: float) -> None:
-        """Play one event: from its start, stopping at its end."""
-        player = self.view.player
-        player.pause()
-        player.seek(start_s)
-        self._stop_at = end_s
-        player.play()
+    def play(self, start_s: float, end_s: float, loop: bool = False) -> None:
+        """Play one event: from its start to its end (again and again with ``loop``)."""
+        self.view.player.play_range(start_s, end_s, loop)
 
-    def _position(self, seconds: float) -> None:
-        if self._stop_at is not None and seconds >= self._stop_at:
-            self._stop_at = None
-            self.view.player.pause()
+    # --- listening aids ------------------------------------------------------------------
+    def _connect_listening(self) -> None:
+        bar, player = self.listening, self.view.player
+        bar.bandChanged.connect(self._set_band)
+        bar.gainChanged.connect(player.set_gain_db)
+        bar.playSelection.connect(self.play_selection)
+        # Play / Space / a click on the plot play the whole recording again.
+        self.view.transport.play_btn.clicked.connect(lambda: None if player.playing else player.clear_range())
+        self.view.plots.seekRequested.connect(lambda _s: player.clear_range())
+        sc = QShortcut(QKeySequence("Return"), self.view)
+        sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        sc.activated.connect(lambda: self.play_selection(bar.loop.isChecked()))
+        self.shortcuts.append(sc)
+
+    def _set_band(self, low: float, high: float) -> None:
+        try:
+            self.view.player.set_band(None if high <= 0 else (low, high))
+        except ValueError as err:
+            self.view.statusMessage.emit(f"Band-pass not applied: {err}", 8000)
+
+    def play_selection(self, loop: bool = False) -> bool:
+        """Play the selected region (once, or looped); False when none is selected."""
+        layer = self.layer
+        if layer.doc is None or layer.selected == -1:
+            self.view.statusMessage.emit("Select a region first (click it or its row)", 4000)
+            return False
+        r = layer.doc.region(layer.selected)
+        self.play(r.start_s, r.end_s, loop)
+        return True
 
     def suggest(self) -> int:
         """Draft regions from the selected recording's result (analysed first if need be)."""

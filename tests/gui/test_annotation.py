@@ -328,3 +328,57 @@ def test_icbhi_cycles_are_shown_read_only(window, qtbot, tmp_path):
     drag(qtbot, view, view.plots.spec, 3.2, 3.8)
     assert len(layer.doc.regions) == 2 and not path.with_suffix(".json").exists()
     assert any("read-only" in m for m in messages)
+
+
+def test_player_plays_a_range_once_or_looped_with_gain_and_band(qtbot):
+    import sounddevice as sd
+
+    from lungapp.gui.playback import SPEEDS, Player
+
+    assert min(SPEEDS) == 0.25
+    p = Player()
+    ramp = np.linspace(-0.5, 0.5, 100, dtype=np.float32)
+    p.set_audio(ramp, 100)
+    p._range, p._loop, p._pos = (10, 20), True, 10
+    out = np.zeros((25, 1), np.float32)
+    p._callback(out, 25, None, None)
+    assert np.allclose(out[:, 0], np.concatenate([ramp[10:20], ramp[10:20], ramp[10:15]]))
+    p._loop, p._pos = False, 15
+    with pytest.raises(sd.CallbackStop):
+        p._callback(out, 25, None, None)
+    assert np.allclose(out[:5, 0], ramp[15:20]) and not out[5:].any()
+    p.set_gain_db(20.0)  # x10, clipped to the output's range
+    p._range, p._pos = None, 0
+    p._callback(out, 25, None, None)
+    assert np.allclose(out[:, 0], np.clip(ramp[:25] * 10, -1, 1))
+    rate = 8000
+    t = np.arange(rate) / rate
+    p.set_audio((np.sin(2 * np.pi * 50 * t) + np.sin(2 * np.pi * 1500 * t)).astype(np.float32), rate)
+    p.set_band((20.0, 200.0))  # the bell: the 1500 Hz tone goes
+    assert np.std(p._samples) == pytest.approx(np.sqrt(0.5), rel=0.1)
+    p.set_band(None)
+    assert np.std(p._samples) == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(ValueError, match="no band left"):
+        p.set_band((5000.0, 6000.0))
+
+
+def test_listening_bar_drives_the_player(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    bar, player = view.annotation.listening, view.player
+    bar.preset.setCurrentText("Diaphragm 100-1000 Hz")
+    assert player._band == (100.0, 1000.0)
+    bar.preset.setCurrentText("Custom")
+    assert bar.low.isVisible() and player._band == (100.0, 2000.0)
+    bar.preset.setCurrentText("Off")
+    assert player._band is None
+    bar.gain.setValue(6.0)
+    assert player._gain == pytest.approx(1.995, abs=1e-3)
+    played = []
+    player.play_range = lambda a, b, loop=False: played.append((a, b, loop)) or True
+    assert not view.annotation.play_selection()  # nothing selected
+    rid = layer.add(1.0, 1.5, "Wheeze")
+    bar.loop.setChecked(True)
+    bar.play_sel.click()
+    panel = view.annotation.panel
+    panel.table.cellClicked.emit(0, 0)  # clicking an event plays it
+    assert played == [(1.0, 1.5, True), (1.0, 1.5, False)] and layer.selected == rid
