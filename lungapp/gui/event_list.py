@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -72,9 +73,14 @@ class EventPanel(QFrame):
         self.show_filter = QComboBox()
         self.show_filter.addItems(FILTERS)
         self.show_filter.setToolTip("Show only the recordings in this label state")
+        self.more = QToolButton()
+        self.more.setText("Labels ▾")
+        self.more.setToolTip("Export, import, agreement, add to a training folder")
+        self.more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         row.addWidget(self.progress, 1)
         row.addWidget(QLabel("Show"))
         row.addWidget(self.show_filter)
+        row.addWidget(self.more)
         return row
 
     def _build_header(self) -> QFormLayout:
@@ -155,7 +161,7 @@ class EventPanel(QFrame):
         try:
             doc = self.layer.doc
             for w in self.findChildren(QWidget):  # the folder row stays usable without a file
-                w.setEnabled(doc is not None or w in (self.progress, self.show_filter))
+                w.setEnabled(doc is not None or w in (self.progress, self.show_filter, self.more))
             self._fill_header(doc)
             self._fill_table(doc)
             self._fill_editor(doc)

@@ -10,6 +10,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from lungapp.annotation.folder import label_states
 from lungapp.gui.annotation_layer import AnnotationLayer
 from lungapp.gui.event_list import EventPanel
+from lungapp.gui.labels_actions import LabelsMenu
 from lungapp.gui.listening_bar import ListeningBar
 from lungapp.gui.plots import _abnormal_threshold
 from lungapp.gui.workers import run_task
@@ -24,6 +25,8 @@ class ReviewAnnotation(QObject):
         self.layer = AnnotationLayer(view.plots, view.settings, view)
         self.panel = EventPanel(self.layer)
         self.listening = ListeningBar()
+        self.menu = LabelsMenu(view)
+        self.panel.more.setMenu(self.menu)
         self.shortcuts = self.layer.install_shortcuts(view)
         self.panel.playRequested.connect(self.play)
         self.panel.suggestRequested.connect(self.suggest)

@@ -382,3 +382,54 @@ def test_listening_bar_drives_the_player(window, qtbot, recording):
     panel = view.annotation.panel
     panel.table.cellClicked.emit(0, 0)  # clicking an event plays it
     assert played == [(1.0, 1.5, True), (1.0, 1.5, False)] and layer.selected == rid
+
+
+def test_labels_menu_export_import_agreement_collect(window, qtbot, tmp_path):
+    rng = np.random.default_rng(2)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, label in enumerate(("CAS", "Normal", "")):
+        stem = f"10{i}_6.0_0_p1_01"
+        sf.write(src / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 4000)
+        (src / f"{stem}.json").write_text(json.dumps({"record_annotation": label, "event_annotation": [
+            {"start": 100, "end": 400, "type": "Wheeze"}] if label == "CAS" else []}))
+    view, layer = _open(qtbot, window, src / "100_6.0_0_p1_01.wav")
+    menu = view.annotation.menu
+    messages = []
+    view.statusMessage.connect(lambda text, ms: messages.append(text))
+    answers = iter([str(src), ""])  # export: the folder, then Cancel: the default beside it
+    menu.ask_folder = lambda title, start: next(answers)
+    menu.ask_format = lambda: "audacity"
+    menu.export()
+    track = tmp_path / "src-labels-audacity" / "100_6.0_0_p1_01.labels.txt"
+    qtbot.waitUntil(track.exists, timeout=5000)
+    qtbot.waitUntil(lambda: any(m.startswith("Exported the labels of 3") for m in messages), timeout=5000)
+
+    # An edited track, beside its recording, imported back into the open recording's sidecar.
+    track.write_text(track.read_text() + "0.500000\t0.900000\tStridor | imported\n")
+    shutil.copy(track, src / track.name)
+    menu.ask_files = lambda title, start: [str(src / track.name)]
+    menu.import_files()
+    qtbot.waitUntil(lambda: any(r.type == "Stridor" for r in (layer.doc.regions if layer.doc else [])),
+                    timeout=5000)
+    assert any(m == "Imported 1 regions from 1 file(s)" for m in messages)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for p in src.glob("*.json"):
+        shutil.copy(p, other / p.name)
+    (other / "101_6.0_0_p1_01.json").write_text(json.dumps({"record_annotation": "DAS"}))
+    answers = iter([str(src), str(other)])
+    menu.ask_folder = lambda title, start: next(answers)
+    menu.agreement()
+    qtbot.waitUntil(lambda: getattr(menu, "report", None) is not None, timeout=5000)
+    text = menu.report.layout().itemAt(0).widget().toPlainText()
+    assert "101_6.0_0_p1_01: record label Normal vs DAS" in text
+    menu.report.close()
+
+    train = tmp_path / "train"
+    menu.ask_folder = lambda title, start: str(train)
+    menu.collect()
+    qtbot.waitUntil(lambda: any(m.startswith("Added 2 confirmed") for m in messages), timeout=5000)
+    assert sorted(p.name for p in train.glob("*.wav")) == ["100_6.0_0_p1_01.wav", "101_6.0_0_p1_01.wav"]
+    assert window.train.folder.text() == str(train)
