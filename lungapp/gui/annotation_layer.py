@@ -11,6 +11,7 @@ a suggestion, Enter play the selected region.
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 
 import pyqtgraph as pg
@@ -113,7 +114,15 @@ class AnnotationLayer(QObject):
         return None if self.sidecar is None else self.sidecar.doc
 
     def annotator(self) -> str:
-        return str(self.settings.value(ANNOTATOR_KEY, "") or "")
+        """The name set in the Labels panel (kept in the settings), else the login name: every
+        label records someone."""
+        name = str(self.settings.value(ANNOTATOR_KEY, "") or "").strip()
+        if name:
+            return name
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # no user name in the environment or passwd
+            return "unknown"
 
     def open(self, audio_path: str) -> None:
         """Show the labels of ``audio_path`` (its sidecar, or ICBHI cycles)."""
@@ -208,7 +217,7 @@ class AnnotationLayer(QObject):
         if all(getattr(region, k) == v for k, v in changes.items()):
             return
         try:
-            self.push(ChangeRegion(self.doc, region_id, author=self.annotator() or "-", **changes))
+            self.push(ChangeRegion(self.doc, region_id, author=self.annotator(), **changes))
         except ValueError as err:
             self.message.emit(str(err), 6000)
             self.redraw()

@@ -85,8 +85,8 @@ class EventPanel(QFrame):
 
     def _build_header(self) -> QFormLayout:
         form = QFormLayout()
-        self.annotator = QLineEdit(self.layer.annotator())
-        self.annotator.setPlaceholderText("your name (saved)")
+        self.annotator = QLineEdit(str(self.layer.settings.value(ANNOTATOR_KEY, "") or ""))
+        self.annotator.setPlaceholderText(f"your name (saved; now: {self.layer.annotator()})")
         self.annotator.editingFinished.connect(
             lambda: self.layer.settings.setValue(ANNOTATOR_KEY, self.annotator.text().strip()))
         self.record_label = QComboBox()

@@ -433,3 +433,25 @@ def test_labels_menu_export_import_agreement_collect(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: any(m.startswith("Added 2 confirmed") for m in messages), timeout=5000)
     assert sorted(p.name for p in train.glob("*.wav")) == ["100_6.0_0_p1_01.wav", "101_6.0_0_p1_01.wav"]
     assert window.train.folder.text() == str(train)
+
+
+def test_annotator_name_is_set_once_and_kept(qtbot, recording):
+    from lungapp.gui import workers
+
+    win = _window(qtbot)
+    view, layer = _open(qtbot, win, recording)
+    panel = view.annotation.panel
+    panel.annotator.setText("  Dr Chen ")
+    panel.annotator.editingFinished.emit()
+    rid = layer.add(0.5, 1.0, "Stridor")
+    assert layer.doc.region(rid).author == "Dr Chen"
+    win.close()
+    workers.wait_all(5000)
+    from lungapp.gui.app import create_window
+
+    win2 = create_window([], load_model=False)  # a new session reads the stored name
+    qtbot.addWidget(win2)
+    assert win2.review.annotation.panel.annotator.text() == "Dr Chen"
+    assert win2.review.annotation.layer.annotator() == "Dr Chen"
+    win2.close()
+    workers.wait_all(5000)
