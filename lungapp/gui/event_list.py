@@ -33,6 +33,7 @@ from lungapp.gui.annotation_layer import ANNOTATOR_KEY, AnnotationLayer
 UNLABELLED = "— not labelled —"
 EVENT_COLUMNS = ("Start", "End", "Type", "Note", "By")
 FILTERS = ("all", *LABEL_STATES)
+RESULT_FILTERS = ("any result", "normal", "abnormal", "poor quality", "not analysed")
 
 
 class EventPanel(QFrame):
@@ -77,9 +78,13 @@ class EventPanel(QFrame):
         self.more.setText("Labels ▾")
         self.more.setToolTip("Export, import, agreement, add to a training folder")
         self.more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.result_filter = QComboBox()
+        self.result_filter.addItems(RESULT_FILTERS)
+        self.result_filter.setToolTip("Show only the recordings with this result")
         row.addWidget(self.progress, 1)
         row.addWidget(QLabel("Show"))
         row.addWidget(self.show_filter)
+        row.addWidget(self.result_filter)
         row.addWidget(self.more)
         return row
 
@@ -161,7 +166,7 @@ class EventPanel(QFrame):
         try:
             doc = self.layer.doc
             for w in self.findChildren(QWidget):  # the folder row stays usable without a file
-                w.setEnabled(doc is not None or w in (self.progress, self.show_filter, self.more))
+                w.setEnabled(doc is not None or w in (self.progress, self.show_filter, self.result_filter, self.more))
             self._fill_header(doc)
             self._fill_table(doc)
             self._fill_editor(doc)

@@ -4,7 +4,7 @@ event, suggest regions from the model's result)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 
 from lungapp.annotation.folder import label_states
@@ -37,10 +37,16 @@ class ReviewAnnotation(QObject):
     # --- the list of recordings: label states, progress, filter, moving through it ---------
     def _connect_list(self) -> None:
         model = self.view.model
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(200)
+        self._filter_timer.timeout.connect(self.apply_filter)
         model.rowsInserted.connect(lambda _p, first, last: self._read_states(first, last))
         model.layoutChanged.connect(self.apply_filter)
         self.layer.changed.connect(self._doc_changed)
         self.panel.show_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
+        self.panel.result_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
+        model.dataChanged.connect(lambda *_: self._filter_soon())
         for key, slot in (("PgDown", lambda: self.step(1)), ("PgUp", lambda: self.step(-1)),
                           ("Shift+PgDown", lambda: self.step(1, "unlabelled"))):
             sc = QShortcut(QKeySequence(key), self.view)
@@ -70,13 +76,21 @@ class ReviewAnnotation(QObject):
         n = sum(1 for e in entries if e.labels is not None and e.labels[0] in ("labelled", "reviewed"))
         self.panel.progress.setText(f"{n} of {len(entries)} labelled")
 
+    def _filter_soon(self) -> None:
+        """Re-filter once after a burst of row changes (results arriving), not per change."""
+        if self.panel.result_filter.currentIndex() or self.panel.show_filter.currentIndex():
+            self._filter_timer.start()
+
     def apply_filter(self) -> None:
-        """Hide the rows not in the chosen label state (the open recording stays shown)."""
+        """Hide the rows not in the chosen label state or with another result (the open
+        recording stays shown)."""
         want = self.panel.show_filter.currentText()
+        result = self.panel.result_filter.currentText()
         for row, e in enumerate(self.view.model.entries):
             state = e.labels[0] if e.labels is not None else ""
-            hide = want != "all" and state != want and e.path != self.view.current_path
-            self.view.table.setRowHidden(row, hide)
+            decision = e.prediction.decision if e.prediction is not None else "not analysed"
+            hide = ((want != "all" and state != want) or (result != "any result" and decision != result))
+            self.view.table.setRowHidden(row, hide and e.path != self.view.current_path)
 
     def step(self, direction: int, state: str | None = None) -> str | None:
         """Select the next (``direction`` 1) or previous (-1) shown recording, or the next one

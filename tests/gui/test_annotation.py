@@ -455,3 +455,28 @@ def test_annotator_name_is_set_once_and_kept(qtbot, recording):
     assert win2.review.annotation.layer.annotator() == "Dr Chen"
     win2.close()
     workers.wait_all(5000)
+
+
+def test_filter_by_result(window, qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(4)
+    for stem in ("a", "b", "c"):
+        sf.write(tmp_path / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    view = window.review
+    window.open_paths([str(tmp_path)])
+    model = view.model
+    qtbot.waitUntil(lambda: model.rowCount() == 3 and view.current_path is not None, timeout=10000)
+    for stem, decision in (("a", "normal"), ("b", "abnormal")):  # results as the analysis stores them
+        model.update(str(tmp_path / f"{stem}.wav"), prediction=SimpleNamespace(
+            decision=decision, label=decision, abnormal_probability=0.5, probabilities={}))
+    view.select(str(tmp_path / "c.wav"))
+    panel = view.annotation.panel
+    shown = lambda: {Path(e.path).stem for i, e in enumerate(model.entries)  # noqa: E731
+                     if not view.table.isRowHidden(i)}
+    panel.result_filter.setCurrentText("abnormal")
+    assert shown() == {"b", "c"}  # c: the open recording stays shown
+    panel.result_filter.setCurrentText("not analysed")
+    assert shown() == {"c"}
+    panel.result_filter.setCurrentText("any result")
+    assert shown() == {"a", "b", "c"}
