@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from lungapp.data.labels import EVENT_TYPES, RECORD_LABELS, event_flags, label_from_flags
+from lungapp.data.labels import ALL_LABELS, EVENT_TYPES, event_flags, label_from_flags
 
 _ids = itertools.count(1)
 
@@ -191,9 +191,9 @@ class SetRecordLabel(Command):
     text = "set record label"
 
     def __init__(self, doc: Annotation, label: str | None, author: str = ""):
-        if label is not None and label not in RECORD_LABELS:
+        if label is not None and label not in ALL_LABELS:
             raise ValueError(f"unknown record label {label!r}: expected one of "
-                             f"{', '.join(RECORD_LABELS)}")
+                             f"{', '.join(ALL_LABELS)}")
         self.before = (doc.record_label, doc.record_author, doc.record_time)
         self.after = (label, author, now_iso() if label else "")
 

@@ -175,7 +175,9 @@ class EventPanel(QFrame):
 
     def _fill_header(self, doc) -> None:
         label = doc.record_label if doc is not None else None
-        self.record_label.setCurrentIndex(0 if label is None else RECORD_LABELS.index(label) + 1)
+        if label is not None and self.record_label.findText(label) < 0:
+            self.record_label.addItem(label)  # e.g. a binary dataset's "Abnormal": shown, kept
+        self.record_label.setCurrentIndex(0 if label is None else self.record_label.findText(label))
         hint = doc.suggested_label() if doc is not None else None
         show = hint is not None and hint != label
         self.suggestion.setText(f"Regions suggest: {hint}" if show else "")
@@ -219,7 +221,7 @@ class EventPanel(QFrame):
     # --- to the document -----------------------------------------------------------------
     def _label_chosen(self, index: int) -> None:
         if not self._refreshing:
-            self.layer.set_record_label(None if index == 0 else RECORD_LABELS[index - 1])
+            self.layer.set_record_label(None if index == 0 else self.record_label.itemText(index))
 
     def _use_suggestion(self) -> None:
         if self.layer.doc is not None:

@@ -480,3 +480,14 @@ def test_filter_by_result(window, qtbot, tmp_path):
     assert shown() == {"c"}
     panel.result_filter.setCurrentText("any result")
     assert shown() == {"a", "b", "c"}
+
+
+def test_a_binary_label_is_shown_and_kept(window, qtbot, recording):
+    recording.with_suffix(".json").write_text(json.dumps({"record_annotation": "abnormal"}))
+    view, layer = _open(qtbot, window, recording)
+    combo = view.annotation.panel.record_label
+    assert combo.currentText() == "Abnormal" and layer.doc.record_label == "Abnormal"
+    layer.add(0.5, 1.0, "Wheeze")  # an edit saves the label as it was
+    assert json.loads(recording.with_suffix(".json").read_text())["record_annotation"] == "Abnormal"
+    combo.setCurrentText("CAS")
+    assert layer.doc.record_label == "CAS"
