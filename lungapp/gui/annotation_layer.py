@@ -6,7 +6,7 @@ Mouse: drag on the waveform or spectrogram to create a region (Shift+drag pans),
 region to move it and its edges to resize it, click it to select it. Keys (while the Review
 view has focus): 1-7 event type, Delete, Left/Right move by 10 ms (Ctrl: the start edge,
 Shift: the end edge), Ctrl+Z / Ctrl+Shift+Z undo/redo, Ctrl+0..5 the record label, A accept
-a suggestion, Enter play the selected region.
+a suggestion, P play the selected region.
 """
 
 from __future__ import annotations

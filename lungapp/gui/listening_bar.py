@@ -39,7 +39,7 @@ class ListeningBar(QWidget):
         self.gain.setToolTip("Playback gain (loud passages are clipped)")
         self.gain.valueChanged.connect(self.gainChanged)
         self.play_sel = QPushButton("Play selection")
-        self.play_sel.setToolTip("Play the selected region (Enter)")
+        self.play_sel.setToolTip("Play the selected region (P)")
         self.loop = QCheckBox("Loop")
         self.play_sel.clicked.connect(lambda: self.playSelection.emit(self.loop.isChecked()))
         self.preset.currentIndexChanged.connect(lambda _i: self._band())

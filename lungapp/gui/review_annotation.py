@@ -125,7 +125,7 @@ class ReviewAnnotation(QObject):
         # Play / Space / a click on the plot play the whole recording again.
         self.view.transport.play_btn.clicked.connect(lambda: None if player.playing else player.clear_range())
         self.view.plots.seekRequested.connect(lambda _s: player.clear_range())
-        sc = QShortcut(QKeySequence("Return"), self.view)
+        sc = QShortcut(QKeySequence("P"), self.view)  # not Return: the note field needs it
         sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         sc.activated.connect(lambda: self.play_selection(bar.loop.isChecked()))
         self.shortcuts.append(sc)

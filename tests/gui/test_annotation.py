@@ -491,3 +491,20 @@ def test_a_binary_label_is_shown_and_kept(window, qtbot, recording):
     assert json.loads(recording.with_suffix(".json").read_text())["record_annotation"] == "Abnormal"
     combo.setCurrentText("CAS")
     assert layer.doc.record_label == "CAS"
+
+
+def test_typing_a_note_is_not_taken_by_the_keys(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    rid = layer.add(1.0, 1.5, "Wheeze")
+    played = []
+    view.player.play_range = lambda a, b, loop=False: played.append((a, b, loop)) or True
+    key(qtbot, view, Qt.Key.Key_P)  # P plays the selected region
+    assert played == [(1.0, 1.5, False)]
+    note = view.annotation.panel.note
+    note.setFocus()
+    qtbot.keyClicks(note, "3 pa")  # digits, letters and Delete/arrows belong to the text
+    qtbot.keyClick(note, Qt.Key.Key_Left)
+    qtbot.keyClick(note, Qt.Key.Key_Delete)
+    qtbot.keyClick(note, Qt.Key.Key_Return)
+    r = layer.doc.region(rid)
+    assert (r.note, r.type, r.start_s, len(played)) == ("3 p", "Wheeze", 1.0, 1)
