@@ -32,6 +32,7 @@ COMMANDS = {
     "models": "models",
     "train": "train",
     "record": "record",
+    "labels": "labels",
 }
 
 

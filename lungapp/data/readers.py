@@ -566,6 +566,7 @@ _Result = tuple[list[Example], list[tuple[str, str]], list[str]]
 def _read_sprsound(tree: _Tree) -> _Result:
     audio = _audio_extensions()
     examples, problems, warnings = [], [], []
+    unlabelled: list[str] = []
     for reldir, stem, _, name in tree.files((".json",)):
         json_path = tree.path(reldir, name)
         audio_name = tree.sibling(reldir, stem, audio)
@@ -581,6 +582,9 @@ def _read_sprsound(tree: _Tree) -> _Result:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             problems.append((json_path, f"not valid JSON ({err})"))
             continue
+        if is_unlabelled(data):
+            unlabelled.append(os.path.join(reldir, audio_name))
+            continue
         try:
             label, events = parse_sprsound_annotation(data)
         except ValueError as err:
@@ -592,7 +596,21 @@ def _read_sprsound(tree: _Tree) -> _Result:
     for reldir, stem, _, name in tree.files(audio):
         if ".json" not in tree.dirs[reldir][stem]:
             problems.append((tree.path(reldir, name), f"no annotation {stem}.json beside it"))
+    if unlabelled:
+        listed = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
+        warnings.append(f"{len(unlabelled)} recordings not labelled yet (empty "
+                        f"record_annotation) left out: {listed}; label them in Review")
     return examples, problems, warnings
+
+
+def is_unlabelled(data: object) -> bool:
+    """Whether a decoded SPRSound sidecar is one not labelled yet: an empty (or null)
+    ``record_annotation``, what the app writes for a new recording. Such a recording is left
+    out with a warning, not counted as an unreadable file."""
+    if not isinstance(data, dict) or "record_annotation" not in data:
+        return False
+    label = data["record_annotation"]
+    return label is None or (isinstance(label, str) and not label.strip())
 
 
 def _read_icbhi(tree: _Tree) -> _Result:

@@ -11,7 +11,8 @@ from PySide6.QtGui import QBrush, QColor
 
 from lungapp.gui import theme
 
-COLUMNS = ("File", "Duration", "Status", "Result")
+COLUMNS = ("File", "Duration", "Status", "Result", "Labels")
+LABELS_COLUMN = 4
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 
 # status values
@@ -28,6 +29,7 @@ class Entry:
     error: str = ""
     info: object | None = None
     extra: dict = field(default_factory=dict)
+    labels: tuple[str, str] | None = None   # (label state, who): see lungapp.annotation.folder
 
     @property
     def name(self) -> str:
@@ -41,6 +43,13 @@ class Entry:
             return ""
         ab = p.abnormal_probability
         return f"{p.label}" + (f" ({ab * 100:.0f} %)" if ab is not None and p.decision != "poor quality" else "")
+
+    def labels_text(self) -> str:
+        """The label state and who labelled it, e.g. ``reviewed (anna)``."""
+        if self.labels is None:
+            return ""
+        state, who = self.labels
+        return f"{state} ({who})" if who and state != "unreadable" else state
 
 
 def fmt_duration(s: float | None) -> str:
@@ -74,12 +83,14 @@ class FileListModel(QAbstractTableModel):
         e = self.entries[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (e.name, fmt_duration(e.duration_s), e.status, e.result_text())[col]
+            return (e.name, fmt_duration(e.duration_s), e.status, e.result_text(), e.labels_text())[col]
         if role == PATH_ROLE:
             return e.path
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == 0:
                 return e.path
+            if col == LABELS_COLUMN and e.labels is not None:
+                return e.labels[1] if e.labels[0] == "unreadable" else e.labels_text()
             if e.status == ERROR:
                 return e.error
             if col == 3 and e.prediction is not None:
@@ -147,6 +158,8 @@ class FileListModel(QAbstractTableModel):
             if p is not None and p.abnormal_probability is not None:
                 return float(p.abnormal_probability)
             return -1.0 if e.status != ERROR else -2.0
+        if column == LABELS_COLUMN:
+            return e.labels_text()
         return e.name.lower()
 
     def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:

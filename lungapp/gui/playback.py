@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from lungapp.errors import LungappError
 from lungapp.gui.workers import run_task
 
-SPEEDS = (0.5, 0.75, 1.0, 1.5, 2.0)
+SPEEDS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 def _probe_output(task):
@@ -61,6 +61,11 @@ class Player(QObject):
         self._timer.setInterval(33)
         self._timer.timeout.connect(self._tick)
         self._probe = None
+        self._raw = self._samples    # as decoded; _samples is what is heard (band-passed)
+        self._band: tuple[float, float] | None = None
+        self._gain = 1.0
+        self._range: tuple[int, int] | None = None  # play only these samples (a selection)
+        self._loop = False
 
     # --- device --------------------------------------------------------------------
     def probe_device(self) -> None:
@@ -79,8 +84,10 @@ class Player(QObject):
     def set_audio(self, samples: np.ndarray, rate: int) -> None:
         """Replace what is played (stops playback, position back to 0)."""
         self.stop()
-        self._samples = np.ascontiguousarray(samples, dtype=np.float32)
+        self._raw = np.ascontiguousarray(samples, dtype=np.float32)
         self._rate = int(rate)
+        self._range = None
+        self._samples = self._filtered()
         self._pos = 0
         self.positionChanged.emit(0.0)
 
@@ -126,8 +133,9 @@ class Player(QObject):
         if not self.available:
             self.error.emit(f"Playback unavailable: {self.unavailable_reason}")
             return False
-        if self._pos >= len(self._samples):
-            self._pos = 0
+        start, end = self._range if self._range is not None else (0, len(self._samples))
+        if not start <= self._pos < end:
+            self._pos = start
         import sounddevice as sd  # already imported by the probe
 
         self._ended = False
@@ -179,19 +187,63 @@ class Player(QObject):
         else:
             self._speed = float(speed)
 
+    # --- listening aids ---------------------------------------------------------------
+    def set_band(self, band: tuple[float, float] | None) -> None:
+        """Band-pass what is heard to ``band`` (Hz), or play it as recorded (None). Raises
+        ValueError for a range with nothing left at this recording's rate."""
+        old = self._band
+        self._band = band
+        try:
+            self._samples = self._filtered()
+        except ValueError:
+            self._band = old
+            raise
+
+    def _filtered(self) -> np.ndarray:
+        if self._band is None or not self._rate or not len(self._raw):
+            return self._raw
+        from lungapp.dsp.listening import band_pass
+
+        return band_pass(self._raw, self._rate, *self._band)
+
+    def set_gain_db(self, db: float) -> None:
+        from lungapp.dsp.listening import gain_factor
+
+        self._gain = gain_factor(db)
+
+    def play_range(self, start_s: float, end_s: float, loop: bool = False) -> bool:
+        """Play only ``start_s``-``end_s`` (looping it with ``loop``) until :meth:`clear_range`."""
+        if not self._rate:
+            return False
+        self.pause()
+        a = int(np.clip(start_s, 0.0, self.duration) * self._rate)
+        b = int(np.clip(end_s, 0.0, self.duration) * self._rate)
+        self._range, self._loop = (a, max(b, a + 1)), loop
+        self._pos = a
+        return self.play()
+
+    def clear_range(self) -> None:
+        self._range, self._loop = None, False
+
     # --- internals -----------------------------------------------------------------
     def _callback(self, outdata, frames, time_info, status):  # PortAudio thread
         import sounddevice as sd
 
-        pos = self._pos
-        chunk = self._samples[pos:pos + frames]
-        n = len(chunk)
-        outdata[:n, 0] = chunk
-        if n < frames:
-            outdata[n:, 0] = 0.0
-            self._pos = pos + n
+        start, end = self._range if self._range is not None else (0, len(self._samples))
+        pos, written = self._pos, 0
+        while written < frames:
+            chunk = self._samples[pos:min(pos + frames - written, end)]
+            n = len(chunk)
+            outdata[written:written + n, 0] = np.clip(chunk * self._gain, -1.0, 1.0)
+            written, pos = written + n, pos + n
+            if pos >= end and self._loop:
+                pos = start
+            elif n == 0 or pos >= end:
+                break
+        self._pos = pos
+        if written < frames:
+            outdata[written:, 0] = 0.0
             raise sd.CallbackStop
-        self._pos = pos + n
 
     def _on_stream_finished(self):  # PortAudio thread
         self._ended = True
@@ -209,8 +261,8 @@ class Player(QObject):
     def _tick(self) -> None:
         if self._ended and self._stream is not None:
             self._close_stream()
-            self._pos = len(self._samples)
-            self.positionChanged.emit(self.duration)
+            self._pos = self._range[1] if self._range is not None else len(self._samples)
+            self.positionChanged.emit(self._pos / self._rate if self._rate else 0.0)
             self.playingChanged.emit(False)
             return
         self.positionChanged.emit(self.position())

@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from lungapp.annotation.suggest import merge_intervals
 from lungapp.gui import theme
 
 COLORMAPS = ("viridis", "cividis", "magma")
@@ -283,17 +284,6 @@ class RecordingPlots(QWidget):
                 self.seekRequested.emit(float(np.clip(x, 0.0, self.duration)))
                 ev.accept()
                 return
-
-
-def merge_intervals(intervals) -> list[tuple[float, float]]:
-    """Union of (start, end) intervals, sorted, overlapping or touching ones merged."""
-    out: list[list[float]] = []
-    for s, e in sorted(intervals):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return [(s, e) for s, e in out]
 
 
 def _abnormal_threshold(threshold) -> float:

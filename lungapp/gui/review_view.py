@@ -23,6 +23,7 @@ from lungapp.gui.file_panel import FilePanel
 from lungapp.gui.playback import Player
 from lungapp.gui.plots import RecordingPlots
 from lungapp.gui.result_panel import ResultPanel
+from lungapp.gui.review_annotation import ReviewAnnotation
 from lungapp.gui.review_tasks import audio_extensions, examples_dir, load_display, read_infos, scan_folders
 from lungapp.gui.review_toolbar import ReviewToolbar
 from lungapp.gui.transport_bar import TransportBar
@@ -66,16 +67,21 @@ class ReviewView(QWidget):
         self.files = FilePanel(self.model, examples_dir())
         self.transport = TransportBar()
         self.plots = RecordingPlots()
-        self.plots.setToolTip("Click: play from there · Wheel: zoom time · Drag: pan · "
-                              "Double-click: whole recording")
+        self.plots.setToolTip("Click: play from there · Wheel: zoom time · Drag: new region "
+                              "(Shift+drag: pan) · Double-click: whole recording")
+        self.annotation = ReviewAnnotation(self)
         middle = QWidget()
         ml = QVBoxLayout(middle)
         ml.setContentsMargins(0, 0, 0, 0)
         ml.addWidget(self.transport)
+        ml.addWidget(self.annotation.listening)
         ml.addWidget(self.plots, 1)
         self.result = ResultPanel()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.result)
+        right.addWidget(self.annotation.panel)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (self.result, 2))):
+        for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (right, 2))):
             self.splitter.addWidget(w)
             self.splitter.setStretchFactor(i, stretch)
         self.splitter.setSizes([430, 760, 270])
@@ -262,6 +268,7 @@ class ReviewView(QWidget):
         self.current_path = path
         self.player.clear()
         self._update_buttons()
+        self.annotation.close()
         if path is None:
             self.plots.clear()
             self.title.setText("")
@@ -294,6 +301,7 @@ class ReviewView(QWidget):
         self.plots.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"],
                                  wave=data["wave"])
         self.player.set_audio(audio.samples, audio.rate)
+        self.annotation.open(data["path"])
         self.model.update(data["path"], duration_s=float(audio.duration_s))
         e = self.model.entry(data["path"])
         if e is not None and e.prediction is not None:

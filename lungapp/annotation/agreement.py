@@ -1,0 +1,136 @@
+"""Agreement between two annotators: record-level Cohen's kappa, event-level F1 per event type
+(an event matches one of the same type whose onset is within a tolerance), and the recordings
+they disagree on, so an adjudicator can open each one.
+
+Each annotator's labels are a folder of sidecars (``NAME.json``, searched recursively);
+recordings are paired by their path relative to the folder, without the suffix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from lungapp.annotation.folder import check_folder
+from lungapp.annotation.model import Annotation, Region
+from lungapp.annotation.sidecar import annotation_from_json
+
+ONSET_TOLERANCE_S = 0.2
+
+
+def read_sidecars(folder: str | os.PathLike) -> tuple[dict[str, Annotation], list[tuple[str, str]]]:
+    """``({relative stem: document}, problems)`` for every ``.json`` under ``folder``."""
+    root = check_folder(folder)
+    docs, problems = {}, []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            path = Path(dirpath) / name
+            try:
+                docs[str(path.relative_to(root).with_suffix(""))] = annotation_from_json(
+                    json.loads(path.read_bytes()))
+            except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+                problems.append((str(path), str(err)))
+    return docs, problems
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float | None:
+    """Cohen's kappa of two raters' labels of the same items; None without items, or when
+    both always give one and the same label (chance agreement 1: kappa undefined)."""
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    ca, cb = Counter(a), Counter(b)
+    expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
+    if expected == 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
+def match_events(a: list[Region], b: list[Region], tolerance: float) -> tuple[int, list, list]:
+    """Pair events of the same type whose onsets differ by at most ``tolerance`` seconds,
+    closest pairs first; returns ``(matched pairs, a's unmatched, b's unmatched)``."""
+    candidates = sorted((abs(x.start_s - y.start_s), i, j) for i, x in enumerate(a)
+                        for j, y in enumerate(b)
+                        if x.type == y.type and abs(x.start_s - y.start_s) <= tolerance)
+    used_a, used_b = set(), set()
+    for _, i, j in candidates:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+    return (len(used_a), [x for i, x in enumerate(a) if i not in used_a],
+            [y for j, y in enumerate(b) if j not in used_b])
+
+
+def _f1(tp: int, fp: int, fn: int) -> float | None:
+    return None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def agreement(folder_a: str | os.PathLike, folder_b: str | os.PathLike,
+              tolerance: float = ONSET_TOLERANCE_S) -> dict:
+    """Compare two annotators' sidecar folders (see the module docstring). Pending
+    suggestions are not labels and are left out."""
+    docs_a, problems_a = read_sidecars(folder_a)
+    docs_b, problems_b = read_sidecars(folder_b)
+    common = sorted(set(docs_a) & set(docs_b))
+    labelled = [k for k in common if docs_a[k].record_label and docs_b[k].record_label]
+    kappa = cohen_kappa([docs_a[k].record_label for k in labelled],
+                        [docs_b[k].record_label for k in labelled])
+    counts: dict[str, Counter] = {}
+    disagreements = []
+    for key in common:
+        reasons = _compare(docs_a[key], docs_b[key], tolerance, counts)
+        if reasons:
+            disagreements.append({"recording": key, "reasons": reasons})
+    per_type = {t: {"tp": c["tp"], "fp": c["fp"], "fn": c["fn"], "f1": _f1(c["tp"], c["fp"], c["fn"])}
+                for t, c in sorted(counts.items())}
+    total = sum(counts.values(), Counter())
+    return {"a": str(folder_a), "b": str(folder_b), "n_common": len(common),
+            "n_labelled_by_both": len(labelled), "only_a": sorted(set(docs_a) - set(docs_b)),
+            "only_b": sorted(set(docs_b) - set(docs_a)), "kappa": kappa,
+            "record_agreement": (sum(docs_a[k].record_label == docs_b[k].record_label
+                                     for k in labelled) / len(labelled)) if labelled else None,
+            "onset_tolerance_s": tolerance, "event_f1": per_type,
+            "event_f1_all": _f1(total["tp"], total["fp"], total["fn"]),
+            "disagreements": disagreements,
+            "problems": [{"file": f, "reason": r} for f, r in problems_a + problems_b]}
+
+
+def _compare(a: Annotation, b: Annotation, tolerance: float, counts: dict[str, Counter]) -> list[str]:
+    """Count matched/unmatched events per type into ``counts``; return why they disagree."""
+    reasons = []
+    if a.record_label != b.record_label:
+        reasons.append(f"record label {a.record_label or 'none'} vs {b.record_label or 'none'}")
+    ea, eb = a.confirmed_regions(), b.confirmed_regions()
+    for type_ in sorted({r.type for r in ea + eb}):
+        tp, only_a, only_b = match_events([r for r in ea if r.type == type_],
+                                          [r for r in eb if r.type == type_], tolerance)
+        c = counts.setdefault(type_, Counter())
+        c["tp"] += tp
+        c["fn"] += len(only_a)
+        c["fp"] += len(only_b)
+        if only_a or only_b:
+            reasons.append(f"{type_}: {len(only_a)} only in A, {len(only_b)} only in B")
+    return reasons
+
+
+def format_report(res: dict) -> str:
+    """The agreement as text, one fact a line."""
+    f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = [f"A: {res['a']}", f"B: {res['b']}",
+             f"recordings in both: {res['n_common']}; labelled by both: {res['n_labelled_by_both']}",
+             f"record label: Cohen's kappa {f(res['kappa'])}, agreement {f(res['record_agreement'])}",
+             f"events (onset within {res['onset_tolerance_s']:g} s): F1 {f(res['event_f1_all'])}"]
+    for type_, c in res["event_f1"].items():
+        lines.append(f"  {type_:<15} F1 {f(c['f1'])}  (matched {c['tp']}, only A {c['fn']}, "
+                     f"only B {c['fp']})")
+    lines.append(f"disagreements: {len(res['disagreements'])}")
+    lines += [f"  {d['recording']}: {'; '.join(d['reasons'])}" for d in res["disagreements"]]
+    lines += [f"only in A: {k}" for k in res["only_a"]] + [f"only in B: {k}" for k in res["only_b"]]
+    lines += [f"unreadable: {p['file']}: {p['reason']}" for p in res["problems"]]
+    return "\n".join(lines)

@@ -1,0 +1,80 @@
+"""The annotated recordings of a folder: every audio file with its sidecar (or ICBHI cycles)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lungapp.annotation.sidecar import Sidecar
+from lungapp.errors import LungappError
+
+
+@dataclass
+class Item:
+    """One recording of a folder: its path relative to the folder and its loaded sidecar."""
+
+    rel: str
+    sidecar: Sidecar
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """Audio files under ``folder`` (recursively, hidden files and folders left out), sorted."""
+    from lungapp.audio import AUDIO_EXTENSIONS
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / n for n in filenames
+                  if not n.startswith(".") and os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS]
+    return sorted(found)
+
+
+def check_folder(folder: str | os.PathLike) -> Path:
+    path = Path(folder).resolve()
+    if not path.is_dir():
+        raise LungappError("no such folder" if not path.exists() else "not a folder", path)
+    return path
+
+
+def annotated(folder: str | os.PathLike) -> tuple[list[Item], list[tuple[str, str]]]:
+    """``(items, problems)``: every recording of ``folder`` with a sidecar or ICBHI cycle
+    file, loaded; recordings whose sidecar cannot be read are listed as ``(file, reason)``."""
+    root = check_folder(folder)
+    items, problems = [], []
+    for audio in audio_files(root):
+        sidecar = Sidecar(audio)
+        try:
+            sidecar.reload()
+        except LungappError as err:
+            problems.append((str(sidecar.path), err.problem))
+            continue
+        if sidecar.source != "new":
+            items.append(Item(str(audio.relative_to(root)), sidecar))
+    return items, problems
+
+
+LABEL_STATES = ("unlabelled", "labelled", "reviewed")
+
+
+def label_state(audio: str | os.PathLike) -> tuple[str, str]:
+    """``(state, who)`` of one recording's labels: state ``unlabelled``, ``labelled`` (a record
+    label, suggestions still pending), ``reviewed`` or ``unreadable`` (who is then the reason);
+    who = the record label's author, else the regions' authors."""
+    sidecar = Sidecar(audio)
+    try:
+        doc = sidecar.reload()
+    except LungappError as err:
+        return "unreadable", err.problem
+    who = doc.record_author or ", ".join(sorted({r.author for r in doc.regions if r.author}))
+    return doc.state(), who
+
+
+def label_states(task, paths: list[str]) -> list[tuple[str, tuple[str, str]]]:
+    """:func:`label_state` of each path (a worker task: stops early when cancelled)."""
+    out = []
+    for p in paths:
+        if getattr(task, "cancelled", False):
+            break
+        out.append((p, label_state(p)))
+    return out

@@ -1,0 +1,253 @@
+"""Export and import of labels: SPRSound sidecars, ICBHI cycle files, Audacity label tracks,
+one CSV of events, and events as WAV clips.
+
+Exported files never make a labelled folder unreadable to training: they go into a separate
+folder by default (``FOLDER-labels-FORMAT`` beside it), and into the recordings' own folder
+only under names the readers ignore (``NAME.labels.txt`` label tracks, ``events.csv`` without
+the manifest's ``file``/``label`` columns). ICBHI files (``NAME.txt``) and clips (audio) would
+add a second layout there, so they are refused in the recordings' folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from lungapp.annotation.folder import Item, annotated, check_folder
+from lungapp.annotation.model import Annotation, Region, now_iso
+from lungapp.annotation.sidecar import Sidecar, annotation_to_json
+from lungapp.data.labels import event_flags, normalise_event_type
+from lungapp.data.readers import icbhi_label, parse_icbhi_cycles
+from lungapp.errors import LungappError
+from lungapp.fsutil import atomic_write_json, atomic_write_text
+
+FORMATS = ("sprsound", "icbhi", "audacity", "csv")
+AUDACITY_SUFFIX = ".labels.txt"
+CSV_NAME = "events.csv"
+CSV_COLUMNS = ("recording", "record_label", "start_s", "end_s", "type", "note", "author", "time",
+               "suggested", "accepted")
+
+
+def default_out(folder: Path, fmt: str) -> Path:
+    return folder.with_name(f"{folder.name}-labels-{fmt}")
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def audacity_text(regions: list[Region]) -> str:
+    """An Audacity label track: ``start<TAB>end<TAB>label`` (seconds) a line; the label is the
+    event type, then `` | note`` when there is one."""
+    lines = []
+    for r in sorted(regions, key=lambda r: (r.start_s, r.end_s)):
+        label = f"{r.type} | {r.note}" if r.note else r.type
+        lines.append(f"{r.start_s:.6f}\t{r.end_s:.6f}\t{label}")
+    return "".join(line + "\n" for line in lines)
+
+
+def icbhi_text(regions: list[Region]) -> str:
+    """ICBHI cycle lines ``start end crackles wheezes`` (tab-separated) from the regions'
+    types (a wheeze-like type sets the wheeze flag, a crackle the crackle flag)."""
+    lines = []
+    for r in sorted(regions, key=lambda r: (r.start_s, r.end_s)):
+        cas, das = event_flags(r.type)
+        lines.append(f"{r.start_s:.3f}\t{r.end_s:.3f}\t{int(das)}\t{int(cas)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def csv_rows(items: list[Item]) -> list[list[str]]:
+    rows = []
+    for item in items:
+        doc = item.sidecar.doc
+        for r in sorted(doc.regions, key=lambda r: (r.start_s, r.end_s)):
+            rows.append([item.rel, doc.record_label or "", f"{r.start_s:.3f}", f"{r.end_s:.3f}",
+                         r.type, r.note, r.author, r.time, str(int(r.suggested)),
+                         str(int(r.accepted))])
+    return rows
+
+
+def write_clips(item: Item, out: Path) -> list[Path]:
+    """Each confirmed region of ``item`` as a WAV clip ``NAME_NN_TYPE.wav`` under ``out``."""
+    import soundfile as sf
+
+    from lungapp.audio import load_audio
+
+    audio = load_audio(item.sidecar.audio)
+    stem = Path(item.rel).with_suffix("")
+    written = []
+    for n, r in enumerate(sorted(item.sidecar.doc.confirmed_regions(),
+                                 key=lambda r: (r.start_s, r.end_s)), start=1):
+        a, b = int(r.start_s * audio.rate), int(r.end_s * audio.rate)
+        clip = audio.samples[a:max(b, a + 1)]
+        target = out / stem.parent / f"{stem.name}_{n:02d}_{r.type.replace(' ', '_')}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        sf.write(buf, clip, audio.rate, format="WAV", subtype="PCM_16")
+        from lungapp.fsutil import atomic_write_bytes
+
+        written.append(atomic_write_bytes(target, buf.getvalue()))
+    return written
+
+
+def export_labels(folder: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None,
+                  clips: bool = False) -> dict:
+    """Export the labels of every annotated recording in ``folder`` as ``fmt`` (one of
+    :data:`FORMATS`) into ``out`` (default :func:`default_out`). Returns a summary: the
+    folder written, the files written, the recordings skipped with a reason."""
+    root = check_folder(folder)
+    if fmt not in FORMATS:
+        raise LungappError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}", root)
+    target = Path(out).resolve() if out else default_out(root, fmt)
+    _refuse_same_folder(root, target, fmt, clips)
+    items, problems = annotated(root)
+    if not items:
+        raise LungappError("no labelled recordings in the folder (no NAME.json or ICBHI "
+                           "NAME.txt beside any recording)", root)
+    written = _write_format(items, target, fmt)
+    if clips:
+        for item in items:
+            written += write_clips(item, target / "clips")
+    return {"folder": str(target), "format": fmt, "recordings": len(items),
+            "written": [str(p) for p in written],
+            "skipped": [{"file": f, "reason": why} for f, why in problems]}
+
+
+def _refuse_same_folder(root: Path, target: Path, fmt: str, clips: bool) -> None:
+    if target != root and not root.is_relative_to(target) and not target.is_relative_to(root):
+        return
+    what = {"sprsound": "the sidecars are already there",
+            "icbhi": "ICBHI NAME.txt files beside the recordings would mix two layouts and make "
+                     "the folder unreadable to training"}.get(fmt)
+    if clips:
+        what = "clips are audio files without labels and would make the folder unreadable to training"
+    if what:
+        raise LungappError(f"cannot export {fmt} into the recordings' own folder: {what}; "
+                           "choose another folder with --out", target)
+
+
+def _write_format(items: list[Item], target: Path, fmt: str) -> list[Path]:
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_rows(items))
+        return [atomic_write_text(target / CSV_NAME, buf.getvalue())]
+    written = []
+    for item in items:
+        stem = target / Path(item.rel).with_suffix("")
+        doc = item.sidecar.doc
+        if fmt == "sprsound":
+            written.append(atomic_write_json(stem.with_name(stem.name + ".json"), annotation_to_json(doc)))
+        elif fmt == "icbhi":
+            written.append(atomic_write_text(stem.with_name(stem.name + ".txt"),
+                                             icbhi_text(doc.confirmed_regions())))
+        else:
+            written.append(atomic_write_text(stem.with_name(stem.name + AUDACITY_SUFFIX),
+                                             audacity_text(doc.regions)))
+    return written
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def parse_audacity(text: str) -> list[Region]:
+    """Regions of an Audacity label track (``start<TAB>end<TAB>label`` lines; Audacity's
+    spectral-selection lines starting with ``\\`` are ignored). The label is an event type,
+    optionally followed by `` | note``. Raises ValueError naming the line."""
+    regions = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("\\"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise ValueError(f"line {n}: expected 'start<TAB>end<TAB>label', got {line.strip()!r}")
+        try:
+            start, end = float(fields[0]), float(fields[1])
+        except ValueError:
+            raise ValueError(f"line {n}: the times are not numbers: {line.strip()!r}") from None
+        type_text, _, note = fields[2].partition(" | ")
+        try:
+            type_ = normalise_event_type(type_text.strip())
+        except ValueError as err:
+            raise ValueError(f"line {n}: {err}") from None
+        if not (0 <= start <= end):
+            raise ValueError(f"line {n}: the region ends before it starts or starts before 0 s")
+        regions.append(Region(start, end, type_, note.strip()))
+    return regions
+
+
+def read_label_file(path: Path) -> tuple[str, list[Region], str | None]:
+    """``(format, regions, record label or None)`` of an ICBHI cycle file or an Audacity label
+    track. Raises LungappError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise LungappError(f"cannot read it ({err})", path) from None
+    try:
+        cycles = parse_icbhi_cycles(text)
+        regions = [Region(c.start_s, c.end_s, c.type) for c in cycles]
+        return "icbhi", regions, icbhi_label(cycles)
+    except ValueError:
+        pass
+    try:
+        return "audacity", parse_audacity(text), None
+    except ValueError as err:
+        raise LungappError(f"neither an ICBHI cycle file nor an Audacity label track: {err}",
+                           path) from None
+
+
+def _audio_for(label_file: Path) -> Path | None:
+    from lungapp.audio import AUDIO_EXTENSIONS
+
+    name = label_file.name
+    stem = name[: -len(AUDACITY_SUFFIX)] if name.endswith(AUDACITY_SUFFIX) else label_file.stem
+    for suffix in AUDIO_EXTENSIONS:
+        candidate = label_file.with_name(stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def import_labels(files: list[str | os.PathLike], author: str = "",
+                  audio_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Add the regions of ICBHI cycle files and Audacity label tracks to the sidecars of their
+    recordings (``NAME.wav`` beside the label file, or in ``audio_dir``); a region already there
+    (same times and type) is not added twice, and an ICBHI file's record label is set when
+    the recording has none. Returns one ``{"file", "sidecar", "added"}`` per file."""
+    results = []
+    for name in files:
+        path = Path(name).resolve()
+        fmt, regions, label = read_label_file(path)
+        audio = _audio_for(Path(audio_dir).resolve() / path.name if audio_dir else path)
+        if audio is None:
+            raise LungappError("no recording of the same name beside it (NAME.wav/.flac); "
+                               "give the recordings' folder with --audio-dir", path)
+        if fmt == "icbhi" and audio.with_suffix(".txt") == path:
+            raise LungappError("an ICBHI file beside its recording is already read as labels; a "
+                               "NAME.json beside it too would mix two layouts: give a folder "
+                               "holding copies of the recordings with --audio-dir", path)
+        sidecar = Sidecar(audio)
+        sidecar.reload()
+        added = merge_regions(sidecar.doc, regions, label, author or f"import:{path.name}")
+        sidecar.save()
+        results.append({"file": str(path), "format": fmt, "sidecar": str(sidecar.path),
+                        "added": added})
+    return results
+
+
+def merge_regions(doc: Annotation, regions: list[Region], label: str | None, author: str) -> int:
+    """Add ``regions`` not already in ``doc`` (same times and type), stamped with ``author``;
+    set ``label`` as the record label if ``doc`` has none. Returns how many were added."""
+    have = {(round(r.start_s, 3), round(r.end_s, 3), r.type) for r in doc.regions}
+    stamp = now_iso()
+    added = 0
+    for r in regions:
+        if (round(r.start_s, 3), round(r.end_s, 3), r.type) in have:
+            continue
+        doc.regions.append(Region(r.start_s, r.end_s, r.type, r.note, author, stamp))
+        added += 1
+    if label and not doc.record_label:
+        doc.record_label, doc.record_author, doc.record_time = label, author, stamp
+    return added

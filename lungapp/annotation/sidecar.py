@@ -1,0 +1,249 @@
+"""The SPRSound-compatible JSON sidecar ``NAME.json`` beside ``NAME.wav``/``.flac``.
+
+What is written, so that the training readers read it back unchanged in meaning:
+
+- ``record_annotation``: the record label (``""`` while unlabelled, which the readers skip
+  as "not labelled yet"); ``record_annotation_author`` / ``record_annotation_time``: who set it
+  and when.
+- ``event_annotation``: the confirmed regions, ``{start, end, type}`` in milliseconds, plus
+  ``note``, ``author``, ``time`` and, for a region that came from the model's suggestion,
+  ``suggested: true, accepted: true``.
+- ``suggested_events``: suggestions not accepted yet, in the same form; the readers do not
+  know the key, so an unconfirmed suggestion never reaches training.
+- every other field (top level or inside an event) that another tool wrote, unchanged.
+
+Writes are atomic, carry the audio file's permissions, and never overwrite a sidecar that
+changed on disk since it was loaded (modification time, size and SHA-256 are compared):
+:meth:`Sidecar.save` raises :class:`SidecarConflict` instead, and the caller chooses between
+:meth:`Sidecar.reload` and :meth:`Sidecar.save_copy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lungapp.annotation.model import Annotation, Region
+from lungapp.data.labels import normalise_event_type, normalise_label
+from lungapp.data.readers import icbhi_label, parse_icbhi_cycles
+from lungapp.errors import LungappError
+from lungapp.fsutil import atomic_write_json
+
+_KNOWN_TOP = ("record_annotation", "record_annotation_author", "record_annotation_time",
+              "event_annotation", "suggested_events")
+_KNOWN_EVENT = ("start", "end", "type", "note", "author", "time", "suggested", "accepted")
+ICBHI_AUTHOR = "ICBHI annotation"
+
+
+class SidecarConflict(LungappError):
+    """The sidecar changed on disk (another program or annotator) since it was loaded."""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a file looked like: modification time (ns), size and SHA-256 (None: absent)."""
+
+    mtime_ns: int
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> Stamp | None:
+        try:
+            st = os.stat(path)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+        except FileNotFoundError:
+            return None
+        return cls(st.st_mtime_ns, st.st_size, digest)
+
+
+def sidecar_path(audio: str | os.PathLike) -> Path:
+    return Path(audio).with_suffix(".json")
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def _seconds(value: object, what: str) -> float:
+    """Milliseconds (a number or numeric string, as SPRSound stores them) as seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what} is not a number: {value!r}")
+    try:
+        ms = float(value)
+    except ValueError:
+        raise ValueError(f"{what} is not a number: {value!r}") from None
+    if not math.isfinite(ms) or ms < 0:
+        raise ValueError(f"{what} is not a time: {value!r}")
+    return ms / 1000.0
+
+
+def _region(raw: object, where: str, pending: bool) -> Region:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} is not an object")
+    for key in ("start", "end", "type"):
+        if key not in raw:
+            raise ValueError(f"{where} has no '{key}'")
+    start, end = _seconds(raw["start"], f"{where} start"), _seconds(raw["end"], f"{where} end")
+    if end < start:
+        raise ValueError(f"{where} ends before it starts")
+    return Region(start, end, normalise_event_type(raw["type"]), str(raw.get("note", "")),
+                  str(raw.get("author", "")), str(raw.get("time", "")),
+                  suggested=bool(raw.get("suggested", False)) or pending,
+                  accepted=bool(raw.get("accepted", False)) and not pending,
+                  extra={k: v for k, v in raw.items() if k not in _KNOWN_EVENT})
+
+
+def annotation_from_json(data: object) -> Annotation:
+    """The document of a decoded sidecar. Raises ValueError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("not a SPRSound annotation (the JSON is not an object)")
+    text = data.get("record_annotation", "")
+    label = normalise_label(text) if isinstance(text, str) and text.strip() else None
+    if text not in ("", None) and not isinstance(text, str):
+        raise ValueError(f"record_annotation is not a text: {text!r}")
+    regions = []
+    for key, pending in (("event_annotation", False), ("suggested_events", True)):
+        raw = data.get(key) or []
+        if not isinstance(raw, list):
+            raise ValueError(f"'{key}' is not a list")
+        regions += [_region(e, f"{key} {i}", pending) for i, e in enumerate(raw, start=1)]
+    return Annotation(label, str(data.get("record_annotation_author", "")),
+                      str(data.get("record_annotation_time", "")), regions,
+                      {k: v for k, v in data.items() if k not in _KNOWN_TOP})
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def _ms(seconds: float) -> int | float:
+    ms = round(seconds * 1000.0, 3)
+    return int(ms) if ms == int(ms) else ms
+
+
+def _event_json(r: Region) -> dict:
+    out = {**r.extra, "start": _ms(r.start_s), "end": _ms(r.end_s), "type": r.type}
+    if r.note:
+        out["note"] = r.note
+    if r.author:
+        out["author"] = r.author
+    if r.time:
+        out["time"] = r.time
+    if r.suggested:
+        out["suggested"] = True
+        out["accepted"] = r.accepted
+    return out
+
+
+def annotation_to_json(doc: Annotation) -> dict:
+    """The sidecar content of a document (see the module docstring)."""
+    ordered = sorted(doc.regions, key=lambda r: (r.start_s, r.end_s))
+    data = dict(doc.extra)
+    data["record_annotation"] = doc.record_label or ""
+    if doc.record_author:
+        data["record_annotation_author"] = doc.record_author
+    if doc.record_time:
+        data["record_annotation_time"] = doc.record_time
+    data["event_annotation"] = [_event_json(r) for r in ordered if not r.pending]
+    pending = [_event_json(r) for r in ordered if r.pending]
+    if pending:
+        data["suggested_events"] = pending
+    return data
+
+
+# ----------------------------------------------------------------------------- the file
+
+
+def _icbhi_annotation(txt: Path) -> Annotation | None:
+    """An ICBHI cycle file's cycles as regions (and its record label), or None if ``txt`` is
+    absent or not an ICBHI cycle file."""
+    try:
+        cycles = parse_icbhi_cycles(txt.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    regions = [Region(c.start_s, c.end_s, c.type, author=ICBHI_AUTHOR) for c in cycles]
+    return Annotation(icbhi_label(cycles), ICBHI_AUTHOR, "", regions)
+
+
+class Sidecar:
+    """One recording's sidecar, loaded, edited through its :attr:`doc`, saved safely.
+
+    Attributes:
+        audio: the recording.
+        path: ``NAME.json`` beside it.
+        doc: the document (edit it through an :class:`~lungapp.annotation.model.UndoStack`).
+        stamp: what the file looked like when last loaded or saved (None: absent).
+        source: ``"sprsound"`` (read from the JSON), ``"icbhi"`` (read from ``NAME.txt``
+            cycles) or ``"new"``.
+    """
+
+    def __init__(self, audio: str | os.PathLike):
+        self.audio = Path(audio)
+        self.path = sidecar_path(self.audio)
+        self.doc = Annotation()
+        self.stamp: Stamp | None = None
+        self.source = "new"
+
+    def reload(self) -> Annotation:
+        """Read the file (discarding unsaved changes). Raises LungappError naming the file
+        when it is not valid JSON or not an annotation."""
+        stamp = Stamp.of(self.path)
+        if stamp is None:
+            icbhi = _icbhi_annotation(self.audio.with_suffix(".txt"))
+            self.doc, self.source = (icbhi, "icbhi") if icbhi else (Annotation(), "new")
+        else:
+            try:
+                data = json.loads(self.path.read_bytes())
+                self.doc = annotation_from_json(data)
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise LungappError(f"not valid JSON ({err}); fix or remove it", self.path) from None
+            except ValueError as err:
+                raise LungappError(f"not a usable annotation: {err}", self.path) from None
+            self.source = "sprsound"
+        self.stamp = stamp
+        return self.doc
+
+    def changed_on_disk(self) -> bool:
+        """Whether the file differs from what was last loaded or saved."""
+        return Stamp.of(self.path) != self.stamp
+
+    def save(self) -> Path:
+        """Write the document atomically, with the audio file's permissions. Raises
+        :class:`SidecarConflict` (nothing written) if the file changed on disk meanwhile."""
+        if self.changed_on_disk():
+            raise SidecarConflict("changed on disk by another program or annotator since it "
+                                  "was opened; reload it, or keep your labels as a copy", self.path)
+        self._write(self.path)
+        self.stamp = Stamp.of(self.path)
+        return self.path
+
+    def save_copy(self) -> Path:
+        """Write the document beside the sidecar as ``NAME.json.mine-TIME`` (a name the
+        readers ignore) and return it; the sidecar itself is left as it is on disk."""
+        suffix = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.mine-{suffix}")
+        n = 2
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.mine-{suffix}-{n}")
+            n += 1
+        self._write(target)
+        return target
+
+    def _write(self, target: Path) -> None:
+        atomic_write_json(target, annotation_to_json(self.doc))
+        try:
+            os.chmod(target, os.stat(self.audio).st_mode & 0o666)
+        except OSError:  # no audio (yet) or a file system without modes: keep the default
+            pass
+
+
+def load_sidecar(audio: str | os.PathLike) -> Sidecar:
+    """The sidecar of ``audio``, loaded (see :meth:`Sidecar.reload`)."""
+    sidecar = Sidecar(audio)
+    sidecar.reload()
+    return sidecar

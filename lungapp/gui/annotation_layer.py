@@ -1,0 +1,404 @@
+"""Annotation regions on the Review plots (waveform and spectrogram), edited by mouse and keys.
+
+Every edit goes through the core's commands (:mod:`lungapp.annotation.model`) on one undo
+stack, and is saved at once to the recording's sidecar (:mod:`lungapp.annotation.sidecar`).
+Mouse: drag on the waveform or spectrogram to create a region (Shift+drag pans), drag a
+region to move it and its edges to resize it, click it to select it. Keys (while the Review
+view has focus): 1-7 event type, Delete, Left/Right move by 10 ms (Ctrl: the start edge,
+Shift: the end edge), Ctrl+Z / Ctrl+Shift+Z undo/redo, Ctrl+0..5 the record label, A accept
+a suggestion, P play the selected region.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from lungapp.annotation.model import (
+    AddRegion,
+    ChangeRegion,
+    Command,
+    Region,
+    RemoveRegion,
+    SetRecordLabel,
+    UndoStack,
+    now_iso,
+)
+from lungapp.annotation.sidecar import Sidecar, SidecarConflict
+from lungapp.annotation.suggest import suggest_regions
+from lungapp.data.labels import EVENT_TYPES, RECORD_LABELS
+from lungapp.errors import LungappError
+
+TYPE_COLORS = {  # Okabe-Ito-like, one per event type; always shown with the type's name
+    "Normal": (0, 158, 115), "Wheeze": (213, 94, 0), "Rhonchi": (230, 159, 0),
+    "Stridor": (204, 121, 167), "Fine Crackle": (0, 114, 178), "Coarse Crackle": (86, 180, 233),
+    "Wheeze+Crackle": (120, 60, 160), "Crackle": (0, 114, 178)}
+STEP_S = 0.01
+MIN_REGION_S = 0.02
+MAX_ITEMS = 40  # regions in view drawn as editable items; more are drawn as one bar chart
+ANNOTATOR_KEY = "annotation/annotator"
+
+
+def ask_conflict(parent: QWidget | None, path: str) -> str:
+    """Ask what to do with a sidecar changed on disk: ``"reload"`` or ``"copy"``."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Labels changed on disk",
+                      f"{path} was changed by another program or annotator since you opened it.\n"
+                      "Your last edit was not saved over it.", parent=parent)
+    reload_btn = box.addButton("Reload theirs", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Keep mine as a copy", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return "reload" if box.clickedButton() is reload_btn else "copy"
+
+
+class RegionItem(pg.LinearRegionItem):
+    """One region on one plot; ``clicked(region id)`` on a left click."""
+
+    clicked = Signal(int)
+
+    def __init__(self, region: Region, selected: bool, duration: float, alpha: int = 70):
+        r, g, b = TYPE_COLORS.get(region.type, (120, 120, 120))
+        alpha = alpha // 2 if region.pending else alpha
+        pen = pg.mkPen((r, g, b), width=3 if selected else 1,
+                       style=Qt.PenStyle.DashLine if region.pending else Qt.PenStyle.SolidLine)
+        super().__init__((region.start_s, region.end_s), brush=pg.mkBrush(r, g, b, alpha + 40 * selected),
+                         pen=pen, hoverBrush=pg.mkBrush(r, g, b, alpha + 60),
+                         bounds=(0, max(duration, region.end_s)) if duration else None)
+        self.region_id = region.id
+        self.setZValue(5 + selected)
+        self.setToolTip(f"{region.type}{' (suggested, not accepted)' if region.pending else ''}"
+                        f"{': ' + region.note if region.note else ''}")
+
+    def mouseClickEvent(self, ev) -> None:
+        super().mouseClickEvent(ev)
+        if ev.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.region_id)
+
+
+class AnnotationLayer(QObject):
+    """The regions of the open recording on ``plots`` (a RecordingPlots).
+
+    Signals: ``changed()`` after every edit (saved), open and close; ``selectionChanged(id)``
+    (-1: none); ``message(text, ms)`` for the status bar.
+    """
+
+    changed = Signal()
+    selectionChanged = Signal(int)
+    message = Signal(str, int)
+
+    def __init__(self, plots, settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.plots, self.settings, self.parent_widget = plots, settings, parent
+        self.sidecar: Sidecar | None = None
+        self.stack: UndoStack | None = None
+        self.selected = -1
+        self.default_type = "Wheeze"
+        self.items: dict[int, list[RegionItem]] = {}
+        self._shown: dict[int, tuple[Region, bool]] = {}
+        self._overview: list[tuple[pg.PlotItem, pg.BarGraphItem]] = []
+        self._overview_key = None
+        self._version = 0  # counts document changes (open, edits)
+        self._preview: list[tuple[pg.PlotItem, pg.LinearRegionItem]] = []
+        self.ask_conflict: Callable[[QWidget | None, str], str] = ask_conflict
+        for plot in (plots.wave, plots.spec):
+            self._hook_drag(plot.getViewBox())
+        plots.wave.sigXRangeChanged.connect(lambda *_: self.redraw())
+
+    # --- the document --------------------------------------------------------------------
+    @property
+    def doc(self):
+        return None if self.sidecar is None else self.sidecar.doc
+
+    def annotator(self) -> str:
+        """The name set in the Labels panel (kept in the settings), else the login name: every
+        label records someone."""
+        name = str(self.settings.value(ANNOTATOR_KEY, "") or "").strip()
+        if name:
+            return name
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # no user name in the environment or passwd
+            return "unknown"
+
+    def open(self, audio_path: str) -> None:
+        """Show the labels of ``audio_path`` (its sidecar, or ICBHI cycles)."""
+        sidecar = Sidecar(audio_path)
+        try:
+            sidecar.reload()
+        except LungappError as err:
+            self.close()
+            self.message.emit(f"{err} (labels not shown; fix the file to annotate)", 10000)
+            return
+        self.sidecar = sidecar
+        self._version += 1
+        self.stack = UndoStack(sidecar.doc, on_change=self._after_edit)
+        self.selected = -1
+        self.redraw()
+        self.changed.emit()
+
+    def close(self) -> None:
+        self.sidecar, self.stack, self.selected = None, None, -1
+        self._version += 1
+        self.redraw()
+        self.changed.emit()
+
+    def push(self, command: Command) -> None:
+        if self.stack is None:
+            return
+        if self.sidecar.source == "icbhi":
+            # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
+            self.message.emit(f"{self.sidecar.audio.with_suffix('.txt')}: ICBHI cycles are shown "
+                              "read-only; to edit them, import them into a copy of the recordings "
+                              "(lungapp labels import NAME.txt --audio-dir COPY)", 10000)
+            self.redraw()
+            return
+        self.stack.push(command)
+
+    def undo(self) -> None:
+        if self.stack is not None:
+            self.stack.undo()
+
+    def redo(self) -> None:
+        if self.stack is not None:
+            self.stack.redo()
+
+    def _after_edit(self) -> None:
+        self._version += 1
+        if self.doc is not None and self.selected != -1 and not self._exists(self.selected):
+            self.selected = -1
+        self._save()
+        self.redraw()
+        self.changed.emit()
+
+    def _exists(self, region_id: int) -> bool:
+        return any(r.id == region_id for r in self.doc.regions)
+
+    def _save(self) -> None:
+        try:
+            self.sidecar.save()
+        except SidecarConflict as err:
+            self._resolve_conflict(str(err))
+        except OSError as err:
+            self.message.emit(f"{self.sidecar.path}: cannot save the labels "
+                              f"({err.strerror or err})", 15000)
+
+    def _resolve_conflict(self, text: str) -> None:
+        """Never overwrite: keep the user's labels as a copy if they wish, then show the
+        file as it is on disk now (a fresh undo stack: the old edits belong to other labels)."""
+        self.message.emit(text, 15000)
+        if self.ask_conflict(self.parent_widget, str(self.sidecar.path)) == "copy":
+            copy = self.sidecar.save_copy()
+            self.message.emit(f"Your labels were kept in {copy}", 15000)
+        self.open(str(self.sidecar.audio))
+
+    # --- edits ---------------------------------------------------------------------------
+    def select(self, region_id: int) -> None:
+        self.selected = region_id if self.doc is not None and self._exists(region_id) else -1
+        self.redraw()
+        self.selectionChanged.emit(self.selected)
+
+    def add(self, start_s: float, end_s: float, type_: str | None = None) -> int:
+        region = Region(start_s, end_s, type_ or self.default_type, author=self.annotator(),
+                        time=now_iso())
+        previous, self.selected = self.selected, region.id  # drawn selected at once
+        self.push(AddRegion(region))
+        if not self._exists(region.id):  # refused (read-only labels)
+            self.selected = previous
+            return -1
+        self.selectionChanged.emit(region.id)
+        return region.id
+
+    def change(self, region_id: int, **changes) -> None:
+        region = self.doc.region(region_id)
+        if all(getattr(region, k) == v for k, v in changes.items()):
+            return
+        try:
+            self.push(ChangeRegion(self.doc, region_id, author=self.annotator(), **changes))
+        except ValueError as err:
+            self.message.emit(str(err), 6000)
+            self.redraw()
+
+    def delete_selected(self) -> None:
+        if self.doc is not None and self.selected != -1:
+            self.push(RemoveRegion(self.doc, self.selected))
+
+    def set_type(self, type_: str) -> None:
+        self.default_type = type_
+        if self.doc is not None and self.selected != -1:
+            self.change(self.selected, type=type_)
+
+    def nudge(self, which: str, delta: float) -> None:
+        """Move the selected region (``which`` = "both") or one edge ("start"/"end")."""
+        if self.doc is None or self.selected == -1:
+            return
+        r = self.doc.region(self.selected)
+        start = max(0.0, r.start_s + delta) if which in ("both", "start") else r.start_s
+        end = r.end_s + (start - r.start_s if which == "both" else 0.0)
+        if which == "end":
+            end = max(r.start_s, r.end_s + delta)
+        limit = self.plots.duration or end
+        if end <= limit and start <= end:
+            self.change(self.selected, start_s=round(start, 4), end_s=round(end, 4))
+
+    def set_record_label(self, label: str | None) -> None:
+        if self.doc is not None and label != self.doc.record_label:
+            self.push(SetRecordLabel(self.doc, label, author=self.annotator()))
+
+    def accept(self, region_id: int) -> None:
+        if self.doc is not None and self.doc.region(region_id).pending:
+            self.change(region_id, accepted=True)
+
+    def suggest(self, windows, threshold: float) -> int:
+        """Add the model's draft regions (not where an identical one exists); returns how many."""
+        if self.doc is None:
+            return 0
+        have = {(round(r.start_s, 3), round(r.end_s, 3)) for r in self.doc.regions}
+        new = [r for r in suggest_regions(windows, threshold)
+               if (round(r.start_s, 3), round(r.end_s, 3)) not in have]
+        for region in new:
+            self.push(AddRegion(region))
+        return len(new)
+
+    # --- drawing -------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Show the regions in view as editable items, keeping the items of regions that did
+        not change (a long recording's hundreds of regions cost nothing while out of view).
+        More than :data:`MAX_ITEMS` in view (zoomed far out) are drawn as one light bar
+        chart per plot instead, the selected region staying editable."""
+        visible = self._visible_regions()
+        overview = len(visible) > MAX_ITEMS
+        keep = {r.id: r for r in visible if not overview or r.id == self.selected}
+        for rid in list(self.items):
+            region, selected = self._shown[rid]
+            if keep.get(rid) is not region or selected != (rid == self.selected):
+                self._remove_pair(rid)
+        for region in keep.values():
+            if region.id not in self.items:
+                self._add_pair(region)
+        key = (self._version, tuple(sorted(keep))) if overview else None
+        if key != self._overview_key:  # the bars change only with the document or selection
+            self._overview_key = key
+            self._draw_overview([r for r in self.doc.regions if r.id not in keep] if overview else [])
+
+    def _visible_regions(self) -> list[Region]:
+        if self.doc is None:
+            return []
+        lo, hi = self.plots.wave.getViewBox().viewRange()[0]
+        margin = (hi - lo) * 0.25
+        return [r for r in self.doc.regions if r.end_s >= lo - margin and r.start_s <= hi + margin]
+
+    def _add_pair(self, region: Region) -> None:
+        # Light on the spectrogram, so the sound under a region stays visible.
+        pair = [RegionItem(region, region.id == self.selected, self.plots.duration, alpha)
+                for alpha in (70, 18)]
+        for plot, item in zip(self._plots(), pair):
+            plot.addItem(item, ignoreBounds=True)
+            item.clicked.connect(self.select)
+            item.sigRegionChanged.connect(lambda it, p=pair: self._mirror(it, p))
+            item.sigRegionChangeFinished.connect(
+                lambda it: QTimer.singleShot(0, lambda: self._moved(it)))
+        self.items[region.id] = pair
+        self._shown[region.id] = (region, region.id == self.selected)
+
+    def _remove_pair(self, region_id: int) -> None:
+        for plot, item in zip(self._plots(), self.items.pop(region_id)):
+            plot.removeItem(item)
+        del self._shown[region_id]
+
+    def _plots(self) -> tuple:
+        return self.plots.wave, self.plots.spec
+
+    def _draw_overview(self, regions: list[Region]) -> None:
+        for plot, item in self._overview:
+            plot.removeItem(item)
+        self._overview = []
+        if not regions:
+            return
+        brushes = [pg.mkBrush(*TYPE_COLORS.get(r.type, (120, 120, 120)), 60) for r in regions]
+        for plot in self._plots():
+            y0, y1 = plot.getViewBox().viewRange()[1]
+            bars = pg.BarGraphItem(x0=[r.start_s for r in regions], x1=[r.end_s for r in regions],
+                                   y0=y0, height=y1 - y0, brushes=brushes, pen=None)
+            bars.setZValue(4)
+            plot.addItem(bars, ignoreBounds=True)
+            self._overview.append((plot, bars))
+
+    def _mirror(self, item: RegionItem, pair: list[RegionItem]) -> None:
+        for other in pair:
+            if other is not item:
+                other.blockSignals(True)
+                other.setRegion(item.getRegion())
+                other.blockSignals(False)
+
+    def _moved(self, item: RegionItem) -> None:
+        if self.doc is None or not self._exists(item.region_id):
+            return
+        start, end = (float(v) for v in item.getRegion())
+        self.selected = item.region_id
+        self.change(item.region_id, start_s=round(max(0.0, start), 4), end_s=round(end, 4))
+        self.selectionChanged.emit(self.selected)
+
+    # --- drag to create ------------------------------------------------------------------
+    def _hook_drag(self, vb) -> None:
+        """Left-drag on the plot creates a region (Shift+drag keeps the plot's pan)."""
+        original = vb.mouseDragEvent
+
+        def drag(ev, axis=None):
+            shift = ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            if self.doc is None or ev.button() != Qt.MouseButton.LeftButton or shift:
+                return original(ev, axis=axis)
+            ev.accept()
+            self._drag_create(vb, ev)
+
+        vb.mouseDragEvent = drag
+
+    def _drag_create(self, vb, ev) -> None:
+        end = self.plots.duration or 0.0
+        x0 = min(max(vb.mapSceneToView(ev.buttonDownScenePos()).x(), 0.0), end)
+        x1 = min(max(vb.mapSceneToView(ev.scenePos()).x(), 0.0), end)
+        lo, hi = min(x0, x1), max(x0, x1)
+        if ev.isStart():
+            self._clear_preview()
+            for plot in (self.plots.wave, self.plots.spec):
+                item = pg.LinearRegionItem((lo, hi), movable=False, brush=pg.mkBrush(80, 80, 80, 50))
+                plot.addItem(item, ignoreBounds=True)
+                self._preview.append((plot, item))
+        for _, item in self._preview:
+            item.setRegion((lo, hi))
+        if ev.isFinish():
+            self._clear_preview()
+            if hi - lo >= MIN_REGION_S:
+                self.add(round(lo, 4), round(hi, 4))
+
+    def _clear_preview(self) -> None:
+        for plot, item in self._preview:
+            plot.removeItem(item)
+        self._preview = []
+
+    # --- keys ----------------------------------------------------------------------------
+    def install_shortcuts(self, widget: QWidget) -> list[QShortcut]:
+        """The annotation keys, active while ``widget`` or a child of it has focus."""
+        keys: list[tuple[str, Callable[[], None]]] = [
+            ("Delete", self.delete_selected), ("Backspace", self.delete_selected),
+            ("Left", lambda: self.nudge("both", -STEP_S)), ("Right", lambda: self.nudge("both", STEP_S)),
+            ("Ctrl+Left", lambda: self.nudge("start", -STEP_S)),
+            ("Ctrl+Right", lambda: self.nudge("start", STEP_S)),
+            ("Shift+Left", lambda: self.nudge("end", -STEP_S)),
+            ("Shift+Right", lambda: self.nudge("end", STEP_S)),
+            ("Ctrl+Z", self.undo), ("Ctrl+Shift+Z", self.redo), ("Ctrl+Y", self.redo),
+            ("A", lambda: self.selected != -1 and self.accept(self.selected)),
+            ("Ctrl+0", lambda: self.set_record_label(None))]
+        keys += [(str(i), lambda t=t: self.set_type(t)) for i, t in enumerate(EVENT_TYPES, start=1)]
+        keys += [(f"Ctrl+{i}", lambda lab=lab: self.set_record_label(lab))
+                 for i, lab in enumerate(RECORD_LABELS, start=1)]
+        shortcuts = []
+        for key, slot in keys:
+            sc = QShortcut(QKeySequence(key), widget)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+            shortcuts.append(sc)
+        return shortcuts

@@ -1,0 +1,510 @@
+"""The annotation workspace in a real X server: regions on the spectrogram by mouse and keys,
+undo/redo, the record label, autosave and reopen, suggestions, and an on-disk conflict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+pytestmark = pytest.mark.gui
+
+SPR_NAME = "40638274_9.7_1_p2_1801"
+
+
+def _window(qtbot, predictor=None):
+    from lungapp.gui.app import create_window
+
+    win = create_window([], load_model=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    if predictor is not None:
+        win.ctx.set_predictor(predictor)
+    win.review.settings.setValue("annotation/annotator", "tester")
+    return win
+
+
+@pytest.fixture
+def window(qtbot):
+    from lungapp.gui import workers
+
+    win = _window(qtbot)
+    yield win
+    win.close()
+    workers.wait_all(5000)
+
+
+def _open(qtbot, win, path: Path):
+    view = win.review
+    win.open_paths([str(path)])
+    qtbot.waitUntil(lambda: view.plots.has_image() and view.annotation.layer.doc is not None,
+                    timeout=15000)
+    qtbot.wait(300)  # the layout settles (the plots' width) before mouse positions are mapped
+    return view, view.annotation.layer
+
+
+@pytest.fixture
+def recording(tmp_path):
+    p = tmp_path / "101_6.0_0_p1_01.wav"
+    rng = np.random.default_rng(3)
+    sf.write(p, (0.1 * rng.standard_normal(4 * 8000)).astype(np.float32), 8000, subtype="PCM_16")
+    return p
+
+
+# --- mouse helpers ---------------------------------------------------------------------------
+def _point(view, plot, t: float) -> QPoint:
+    """Widget (viewport) point of time ``t`` at mid-height of ``plot``."""
+    vb = plot.getViewBox()
+    y = sum(vb.viewRange()[1]) / 2
+    scene = vb.mapViewToScene(QPointF(t, y))
+    return view.plots.glw.mapFromScene(scene)
+
+
+def _mouse(widget, kind, pos: QPoint, buttons, modifiers=Qt.KeyboardModifier.NoModifier):
+    button = Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton
+    ev = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, modifiers)
+    QApplication.sendEvent(widget, ev)
+
+
+def drag(qtbot, view, plot, t0: float, t1: float, modifiers=Qt.KeyboardModifier.NoModifier):
+    vp = view.plots.glw.viewport()
+    a, b = _point(view, plot, t0), _point(view, plot, t1)
+    left = Qt.MouseButton.LeftButton
+    _mouse(vp, QEvent.Type.MouseButtonPress, a, left, modifiers)
+    for k in range(1, 11):
+        p = a + (b - a) * (k / 10)
+        _mouse(vp, QEvent.Type.MouseMove, p, left, modifiers)
+        qtbot.wait(5)
+    _mouse(vp, QEvent.Type.MouseButtonRelease, b, Qt.MouseButton.NoButton, modifiers)
+    qtbot.wait(50)  # the layer commits a move on the next event-loop turn
+
+
+def key(qtbot, view, k, modifier=Qt.KeyboardModifier.NoModifier):
+    win = view.window()
+    if not win.isActiveWindow():  # shortcuts act in the active window only
+        win.activateWindow()
+        qtbot.waitUntil(win.isActiveWindow, timeout=3000)
+    view.plots.setFocus()
+    qtbot.keyClick(view.plots, k, modifier)
+
+
+def _regions(layer):
+    return sorted((round(r.start_s, 2), round(r.end_s, 2), r.type) for r in layer.doc.regions)
+
+
+# --- the tests -------------------------------------------------------------------------------
+def test_sprsound_events_are_drawn_as_regions(window, qtbot, sprsound_dir, tmp_path):
+    for suffix in (".flac", ".json"):
+        shutil.copy(sprsound_dir / "train" / f"{SPR_NAME}{suffix}", tmp_path)
+    from lungapp.data import read_folder
+
+    (expected,) = read_folder(tmp_path).examples
+    view, layer = _open(qtbot, window, tmp_path / f"{SPR_NAME}.flac")
+    assert [(round(r.start_s, 3), round(r.end_s, 3), r.type) for r in
+            sorted(layer.doc.regions, key=lambda r: r.start_s)] == \
+        [(round(e.start_s, 3), round(e.end_s, 3), e.type) for e in expected.events]
+    assert len(layer.items) == len(expected.events)
+    for pair in layer.items.values():  # on the waveform and on the spectrogram
+        assert {item.getViewBox() for item in pair} == {view.plots.wave.getViewBox(),
+                                                        view.plots.spec.getViewBox()}
+    assert view.annotation.panel.record_label.currentText() == "CAS & DAS"
+    assert view.annotation.panel.table.rowCount() == len(expected.events)
+
+
+def test_create_move_resize_delete_by_mouse_and_keys_with_undo(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    spec = view.plots.spec
+    drag(qtbot, view, spec, 1.0, 2.0)  # a new region on the spectrogram
+    assert len(layer.doc.regions) == 1
+    (r,) = layer.doc.regions
+    assert r.start_s == pytest.approx(1.0, abs=0.03) and r.end_s == pytest.approx(2.0, abs=0.03)
+    assert r.author == "tester" and layer.selected == r.id
+    drag(qtbot, view, view.plots.wave, 2.8, 1.5)  # an overlapping one, on the waveform (from outside)
+    assert len(layer.doc.regions) == 2
+    layer.select(r.id)
+    start, end = r.start_s, r.end_s
+    drag(qtbot, view, spec, 1.3, 1.8)  # drag inside the region: move it
+    moved = layer.doc.region(r.id)
+    assert moved.start_s == pytest.approx(start + 0.5, abs=0.03)
+    assert moved.end_s - moved.start_s == pytest.approx(end - start, abs=1e-3)
+    drag(qtbot, view, spec, moved.end_s, moved.end_s + 0.4)  # drag its end edge: resize
+    resized = layer.doc.region(r.id)
+    assert resized.start_s == pytest.approx(moved.start_s, abs=1e-3)
+    assert resized.end_s == pytest.approx(moved.end_s + 0.4, abs=0.03)
+
+    layer.select(r.id)
+    key(qtbot, view, Qt.Key.Key_3)  # type Rhonchi
+    assert layer.doc.region(r.id).type == "Rhonchi"
+    key(qtbot, view, Qt.Key.Key_Right)  # move by 10 ms
+    assert layer.doc.region(r.id).start_s == pytest.approx(resized.start_s + 0.01, abs=1e-6)
+    key(qtbot, view, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)  # end edge back
+    assert layer.doc.region(r.id).end_s == pytest.approx(resized.end_s, abs=1e-6)
+    key(qtbot, view, Qt.Key.Key_Delete)
+    assert len(layer.doc.regions) == 1 and r.id not in layer.items
+    key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert layer.doc.region(r.id).type == "Rhonchi" and r.id in layer.items
+    for _ in range(3):
+        key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert layer.doc.region(r.id).type == "Wheeze"  # undone: the end edge, the move, the type
+    key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert layer.doc.region(r.id).type == "Rhonchi"
+    saved = json.loads(recording.with_suffix(".json").read_text())  # autosaved on every edit
+    assert sorted(e["type"] for e in saved["event_annotation"]) == sorted(
+        x.type for x in layer.doc.regions)
+
+
+def test_shift_drag_still_pans(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    view.plots.wave.setXRange(1.0, 2.0, padding=0)
+    qtbot.wait(20)
+    drag(qtbot, view, view.plots.spec, 1.6, 1.3, Qt.KeyboardModifier.ShiftModifier)
+    assert layer.doc.regions == []
+    assert view.plots.wave.getViewBox().viewRange()[0][0] > 1.05
+
+
+def test_record_label_and_reopen_identical_and_readable(qtbot, recording):
+    from lungapp.data import read_folder
+    from lungapp.gui import workers
+
+    win = _window(qtbot)
+    view, layer = _open(qtbot, win, recording)
+    layer.add(0.5, 1.0, "Wheeze")
+    layer.add(0.8, 1.6, "Fine Crackle")
+    panel = view.annotation.panel
+    assert panel.suggestion.isVisible() and panel.suggestion.text() == "Regions suggest: CAS & DAS"
+    panel.record_label.setCurrentText("CAS")
+    assert layer.doc.record_label == "CAS" and layer.doc.record_author == "tester"
+    key(qtbot, view, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)  # Ctrl+4: CAS & DAS
+    assert layer.doc.record_label == "CAS & DAS" and not panel.suggestion.isVisible()
+    panel.note.setText("end-inspiratory")
+    layer.select(layer.doc.regions[1].id)
+    panel.note.setText("end-inspiratory")
+    panel.note.editingFinished.emit()
+    before = [(r.start_s, r.end_s, r.type, r.note, r.author) for r in layer.doc.regions]
+    win.close()
+    workers.wait_all(5000)
+
+    win2 = _window(qtbot)
+    _, layer2 = _open(qtbot, win2, recording)
+    assert [(r.start_s, r.end_s, r.type, r.note, r.author) for r in layer2.doc.regions] == before
+    assert layer2.doc.record_label == "CAS & DAS"
+    (ex,) = read_folder(recording.parent).examples
+    assert ex.label == "CAS & DAS"
+    assert [(e.start_s, e.end_s, e.type) for e in ex.events] == [(0.5, 1.0, "Wheeze"),
+                                                                 (0.8, 1.6, "Fine Crackle")]
+    win2.close()
+    workers.wait_all(5000)
+
+
+def test_conflicting_change_on_disk_offers_a_copy(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    layer.add(0.5, 1.0, "Wheeze")
+    side = recording.with_suffix(".json")
+    theirs = json.loads(side.read_text())
+    theirs["record_annotation"] = "Normal"
+    side.write_text(json.dumps(theirs))
+    asked = []
+    layer.ask_conflict = lambda parent, path: asked.append(path) or "copy"
+    layer.add(2.0, 2.5, "Stridor")  # my edit: not written over theirs
+    assert asked == [str(side)]
+    assert json.loads(side.read_text())["record_annotation"] == "Normal"
+    (copy,) = list(recording.parent.glob("*.json.mine-*"))
+    assert [e["type"] for e in json.loads(copy.read_text())["event_annotation"]] == ["Wheeze", "Stridor"]
+    assert layer.doc.record_label == "Normal" and len(layer.doc.regions) == 1  # theirs, shown
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_dir):
+    from lungapp.inference.predictor import Predictor
+
+    return Predictor.load(tiny_model_dir)
+
+
+def test_suggest_regions_and_accept_one(qtbot, tiny_predictor, tmp_path):
+    from lungapp.gui import workers
+
+    from tiny_model import make_signal
+
+    path = tmp_path / "102_6.0_0_p1_01.wav"
+    sf.write(path, make_signal("CAS", 8.0, np.random.default_rng(5), 8000), 8000)
+    win = _window(qtbot, tiny_predictor)
+    view, layer = _open(qtbot, win, path)
+    qtbot.waitUntil(lambda: view.model.entries[0].prediction is not None, timeout=20000)
+    prediction = view.model.entries[0].prediction
+    threshold = prediction.threshold
+    if not any(w.abnormal_probability >= threshold for w in prediction.windows):
+        pytest.skip("the tiny model finds nothing above threshold in this signal")
+    n = view.annotation.suggest()
+    assert n >= 1 and all(r.pending and r.author == "model" for r in layer.doc.regions)
+    first = layer.doc.regions[0]
+    layer.select(first.id)
+    key(qtbot, view, Qt.Key.Key_A)
+    assert layer.doc.region(first.id).accepted
+    data = json.loads(path.with_suffix(".json").read_text())
+    accepted = [e for e in data["event_annotation"] if e.get("suggested")]
+    assert len(accepted) == 1 and accepted[0]["accepted"] is True
+    assert len(data.get("suggested_events", [])) == n - 1
+    assert view.annotation.suggest() == 0  # not suggested twice
+    win.close()
+    workers.wait_all(5000)
+
+
+def test_file_list_label_states_progress_filter_and_keys(window, qtbot, tmp_path):
+    from lungapp.gui.file_list import LABELS_COLUMN
+
+    rng = np.random.default_rng(1)
+    sides = {"a": {"record_annotation": "DAS", "record_annotation_author": "anna",
+                   "event_annotation": []},
+             "b": None,
+             "c": {"record_annotation": "CAS", "event_annotation": [],
+                   "suggested_events": [{"start": 0, "end": 500, "type": "Wheeze"}]},
+             "d": {"record_annotation": "", "event_annotation": []}}
+    for stem, side in sides.items():
+        sf.write(tmp_path / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+        if side is not None:
+            (tmp_path / f"{stem}.json").write_text(json.dumps(side))
+    view = window.review
+    window.open_paths([str(tmp_path)])
+    model = view.model
+    qtbot.waitUntil(lambda: model.rowCount() == 4 and all(e.labels for e in model.entries), timeout=10000)
+    text = {Path(e.path).stem: model.data(model.index(i, LABELS_COLUMN)) for i, e in enumerate(model.entries)}
+    assert text == {"a": "reviewed (anna)", "b": "unlabelled", "c": "labelled", "d": "unlabelled"}
+    panel = view.annotation.panel
+    assert panel.progress.text() == "2 of 4 labelled"
+    qtbot.waitUntil(lambda: view.current_path is not None, timeout=5000)
+    view.select(str(tmp_path / "a.wav"))
+    qtbot.waitUntil(lambda: view.annotation.layer.doc is not None
+                    and view.annotation.layer.sidecar.audio.stem == "a", timeout=5000)
+    key(qtbot, view, Qt.Key.Key_PageDown, Qt.KeyboardModifier.ShiftModifier)  # next unlabelled
+    assert Path(view.current_path).stem == "b"
+    key(qtbot, view, Qt.Key.Key_PageDown)
+    assert Path(view.current_path).stem == "c"
+    key(qtbot, view, Qt.Key.Key_PageUp)
+    assert Path(view.current_path).stem == "b"
+    panel.show_filter.setCurrentText("unlabelled")
+    hidden = {Path(e.path).stem for i, e in enumerate(model.entries) if view.table.isRowHidden(i)}
+    assert hidden == {"a", "c"}
+    qtbot.waitUntil(lambda: view.annotation.layer.doc is not None
+                    and view.annotation.layer.sidecar.audio.stem == "b", timeout=5000)
+    view.annotation.layer.set_record_label("Normal")  # labelling b moves the count on
+    assert panel.progress.text() == "3 of 4 labelled"
+    assert model.entry(str(tmp_path / "b.wav")).labels == ("reviewed", "tester")
+
+
+def test_many_regions_only_those_in_view_are_items(window, qtbot, tmp_path):
+    from lungapp.gui.annotation_layer import MAX_ITEMS
+
+    path = tmp_path / "long.wav"
+    sf.write(path, (0.05 * np.random.default_rng(0).standard_normal(60 * 4000)).astype(np.float32), 4000)
+    events = [{"start": 500 * i, "end": 500 * i + 300, "type": "Wheeze"} for i in range(110)]
+    path.with_suffix(".json").write_text(json.dumps({"record_annotation": "CAS", "event_annotation": events}))
+    view, layer = _open(qtbot, window, path)
+    assert len(layer.items) == 0 and len(layer._overview) == 2  # zoomed out: one bar chart per plot
+    view.plots.wave.setXRange(10.0, 14.0, padding=0)
+    shown = sorted(r.start_s for r in (layer.doc.region(i) for i in layer.items))
+    assert 0 < len(shown) <= MAX_ITEMS and shown[0] >= 8.9 and shown[-1] <= 15.0
+    assert layer._overview == []
+    drag(qtbot, view, view.plots.spec, 12.05 + 0.32, 12.05 + 0.45)  # between two regions
+    assert len(layer.doc.regions) == 111
+
+
+def test_icbhi_cycles_are_shown_read_only(window, qtbot, tmp_path):
+    path = tmp_path / "101_1b1_Al_sc_Meditron.wav"
+    sf.write(path, (0.05 * np.random.default_rng(0).standard_normal(4 * 4000)).astype(np.float32), 4000)
+    path.with_suffix(".txt").write_text("0.2\t1.5\t0\t1\n1.5\t3.0\t1\t0\n")
+    messages = []
+    window.review.statusMessage.connect(lambda text, ms: messages.append(text))
+    view, layer = _open(qtbot, window, path)
+    assert _regions(layer) == [(0.2, 1.5, "Wheeze"), (1.5, 3.0, "Crackle")]
+    assert view.annotation.panel.record_label.currentText() == "CAS & DAS"
+    drag(qtbot, view, view.plots.spec, 3.2, 3.8)
+    assert len(layer.doc.regions) == 2 and not path.with_suffix(".json").exists()
+    assert any("read-only" in m for m in messages)
+
+
+def test_player_plays_a_range_once_or_looped_with_gain_and_band(qtbot):
+    import sounddevice as sd
+
+    from lungapp.gui.playback import SPEEDS, Player
+
+    assert min(SPEEDS) == 0.25
+    p = Player()
+    ramp = np.linspace(-0.5, 0.5, 100, dtype=np.float32)
+    p.set_audio(ramp, 100)
+    p._range, p._loop, p._pos = (10, 20), True, 10
+    out = np.zeros((25, 1), np.float32)
+    p._callback(out, 25, None, None)
+    assert np.allclose(out[:, 0], np.concatenate([ramp[10:20], ramp[10:20], ramp[10:15]]))
+    p._loop, p._pos = False, 15
+    with pytest.raises(sd.CallbackStop):
+        p._callback(out, 25, None, None)
+    assert np.allclose(out[:5, 0], ramp[15:20]) and not out[5:].any()
+    p.set_gain_db(20.0)  # x10, clipped to the output's range
+    p._range, p._pos = None, 0
+    p._callback(out, 25, None, None)
+    assert np.allclose(out[:, 0], np.clip(ramp[:25] * 10, -1, 1))
+    rate = 8000
+    t = np.arange(rate) / rate
+    p.set_audio((np.sin(2 * np.pi * 50 * t) + np.sin(2 * np.pi * 1500 * t)).astype(np.float32), rate)
+    p.set_band((20.0, 200.0))  # the bell: the 1500 Hz tone goes
+    assert np.std(p._samples) == pytest.approx(np.sqrt(0.5), rel=0.1)
+    p.set_band(None)
+    assert np.std(p._samples) == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(ValueError, match="no band left"):
+        p.set_band((5000.0, 6000.0))
+
+
+def test_listening_bar_drives_the_player(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    bar, player = view.annotation.listening, view.player
+    bar.preset.setCurrentText("Diaphragm 100-1000 Hz")
+    assert player._band == (100.0, 1000.0)
+    bar.preset.setCurrentText("Custom")
+    assert bar.low.isVisible() and player._band == (100.0, 2000.0)
+    bar.preset.setCurrentText("Off")
+    assert player._band is None
+    bar.gain.setValue(6.0)
+    assert player._gain == pytest.approx(1.995, abs=1e-3)
+    played = []
+    player.play_range = lambda a, b, loop=False: played.append((a, b, loop)) or True
+    assert not view.annotation.play_selection()  # nothing selected
+    rid = layer.add(1.0, 1.5, "Wheeze")
+    bar.loop.setChecked(True)
+    bar.play_sel.click()
+    panel = view.annotation.panel
+    panel.table.cellClicked.emit(0, 0)  # clicking an event plays it
+    assert played == [(1.0, 1.5, True), (1.0, 1.5, False)] and layer.selected == rid
+
+
+def test_labels_menu_export_import_agreement_collect(window, qtbot, tmp_path):
+    rng = np.random.default_rng(2)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, label in enumerate(("CAS", "Normal", "")):
+        stem = f"10{i}_6.0_0_p1_01"
+        sf.write(src / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 4000)
+        (src / f"{stem}.json").write_text(json.dumps({"record_annotation": label, "event_annotation": [
+            {"start": 100, "end": 400, "type": "Wheeze"}] if label == "CAS" else []}))
+    view, layer = _open(qtbot, window, src / "100_6.0_0_p1_01.wav")
+    menu = view.annotation.menu
+    messages = []
+    view.statusMessage.connect(lambda text, ms: messages.append(text))
+    answers = iter([str(src), ""])  # export: the folder, then Cancel: the default beside it
+    menu.ask_folder = lambda title, start: next(answers)
+    menu.ask_format = lambda: "audacity"
+    menu.export()
+    track = tmp_path / "src-labels-audacity" / "100_6.0_0_p1_01.labels.txt"
+    qtbot.waitUntil(track.exists, timeout=5000)
+    qtbot.waitUntil(lambda: any(m.startswith("Exported the labels of 3") for m in messages), timeout=5000)
+
+    # An edited track, beside its recording, imported back into the open recording's sidecar.
+    track.write_text(track.read_text() + "0.500000\t0.900000\tStridor | imported\n")
+    shutil.copy(track, src / track.name)
+    menu.ask_files = lambda title, start: [str(src / track.name)]
+    menu.import_files()
+    qtbot.waitUntil(lambda: any(r.type == "Stridor" for r in (layer.doc.regions if layer.doc else [])),
+                    timeout=5000)
+    assert any(m == "Imported 1 regions from 1 file(s)" for m in messages)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for p in src.glob("*.json"):
+        shutil.copy(p, other / p.name)
+    (other / "101_6.0_0_p1_01.json").write_text(json.dumps({"record_annotation": "DAS"}))
+    answers = iter([str(src), str(other)])
+    menu.ask_folder = lambda title, start: next(answers)
+    menu.agreement()
+    qtbot.waitUntil(lambda: getattr(menu, "report", None) is not None, timeout=5000)
+    text = menu.report.layout().itemAt(0).widget().toPlainText()
+    assert "101_6.0_0_p1_01: record label Normal vs DAS" in text
+    menu.report.close()
+
+    train = tmp_path / "train"
+    menu.ask_folder = lambda title, start: str(train)
+    menu.collect()
+    qtbot.waitUntil(lambda: any(m.startswith("Added 2 confirmed") for m in messages), timeout=5000)
+    assert sorted(p.name for p in train.glob("*.wav")) == ["100_6.0_0_p1_01.wav", "101_6.0_0_p1_01.wav"]
+    assert window.train.folder.text() == str(train)
+
+
+def test_annotator_name_is_set_once_and_kept(qtbot, recording):
+    from lungapp.gui import workers
+
+    win = _window(qtbot)
+    view, layer = _open(qtbot, win, recording)
+    panel = view.annotation.panel
+    panel.annotator.setText("  Dr Chen ")
+    panel.annotator.editingFinished.emit()
+    rid = layer.add(0.5, 1.0, "Stridor")
+    assert layer.doc.region(rid).author == "Dr Chen"
+    win.close()
+    workers.wait_all(5000)
+    from lungapp.gui.app import create_window
+
+    win2 = create_window([], load_model=False)  # a new session reads the stored name
+    qtbot.addWidget(win2)
+    assert win2.review.annotation.panel.annotator.text() == "Dr Chen"
+    assert win2.review.annotation.layer.annotator() == "Dr Chen"
+    win2.close()
+    workers.wait_all(5000)
+
+
+def test_filter_by_result(window, qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(4)
+    for stem in ("a", "b", "c"):
+        sf.write(tmp_path / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    view = window.review
+    window.open_paths([str(tmp_path)])
+    model = view.model
+    qtbot.waitUntil(lambda: model.rowCount() == 3 and view.current_path is not None, timeout=10000)
+    for stem, decision in (("a", "normal"), ("b", "abnormal")):  # results as the analysis stores them
+        model.update(str(tmp_path / f"{stem}.wav"), prediction=SimpleNamespace(
+            decision=decision, label=decision, abnormal_probability=0.5, probabilities={}))
+    view.select(str(tmp_path / "c.wav"))
+    panel = view.annotation.panel
+    shown = lambda: {Path(e.path).stem for i, e in enumerate(model.entries)  # noqa: E731
+                     if not view.table.isRowHidden(i)}
+    panel.result_filter.setCurrentText("abnormal")
+    assert shown() == {"b", "c"}  # c: the open recording stays shown
+    panel.result_filter.setCurrentText("not analysed")
+    assert shown() == {"c"}
+    panel.result_filter.setCurrentText("any result")
+    assert shown() == {"a", "b", "c"}
+
+
+def test_a_binary_label_is_shown_and_kept(window, qtbot, recording):
+    recording.with_suffix(".json").write_text(json.dumps({"record_annotation": "abnormal"}))
+    view, layer = _open(qtbot, window, recording)
+    combo = view.annotation.panel.record_label
+    assert combo.currentText() == "Abnormal" and layer.doc.record_label == "Abnormal"
+    layer.add(0.5, 1.0, "Wheeze")  # an edit saves the label as it was
+    assert json.loads(recording.with_suffix(".json").read_text())["record_annotation"] == "Abnormal"
+    combo.setCurrentText("CAS")
+    assert layer.doc.record_label == "CAS"
+
+
+def test_typing_a_note_is_not_taken_by_the_keys(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    rid = layer.add(1.0, 1.5, "Wheeze")
+    played = []
+    view.player.play_range = lambda a, b, loop=False: played.append((a, b, loop)) or True
+    key(qtbot, view, Qt.Key.Key_P)  # P plays the selected region
+    assert played == [(1.0, 1.5, False)]
+    note = view.annotation.panel.note
+    note.setFocus()
+    qtbot.keyClicks(note, "3 pa")  # digits, letters and Delete/arrows belong to the text
+    qtbot.keyClick(note, Qt.Key.Key_Left)
+    qtbot.keyClick(note, Qt.Key.Key_Delete)
+    qtbot.keyClick(note, Qt.Key.Key_Return)
+    r = layer.doc.region(rid)
+    assert (r.note, r.type, r.start_s, len(played)) == ("3 p", "Wheeze", 1.0, 1)
