@@ -6,8 +6,8 @@
 Writes 48 kHz 16-bit mono WAVs of each length in a temporary folder (noise with a
 breathing-like envelope, written block by block), then runs ``predict_file`` on each in a
 fresh Python process and prints a table: the file's size, wall time, time per minute of
-audio (linear growth keeps it flat) and the process's peak RSS (VmHWM), minus the RSS of
-the same process after importing and loading the model (what the recording itself costs).
+audio (linear growth keeps it flat), the process's peak RSS (VmHWM) and, for comparison,
+its RSS after importing and loading the model. One 10-s call warms the model up first.
 ``--code DIR`` runs another checkout's lungapp (e.g. the main branch before the change)
 for a "before" row. The goal (issue #30): peak memory <= 500 MB for any length, time
 growing linearly.
@@ -31,6 +31,7 @@ RATE = 48_000
 
 CHILD = r"""
 import json, sys, time
+import lungapp
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith(("VmHWM", "VmRSS")):
@@ -38,10 +39,12 @@ def hwm():
 from lungapp.inference.predictor import Predictor
 pred = Predictor.load(sys.argv[2] or None)
 loaded = dict(hwm())["VmRSS"]
+import numpy as np
+pred.predict_audio(np.random.default_rng(0).normal(0, 0.1, 80000).astype("float32"), 8000)  # warm-up
 t0 = time.perf_counter()
 r = pred.predict_file(sys.argv[1])
 wall = time.perf_counter() - t0
-print(json.dumps({"wall_s": wall, "peak_mb": dict(hwm())["VmHWM"], "loaded_mb": loaded,
+print(json.dumps({"code": lungapp.__file__, "wall_s": wall, "peak_mb": dict(hwm())["VmHWM"], "loaded_mb": loaded,
                   "decision": r.decision, "windows": len(r.windows)}))
 """
 
@@ -60,7 +63,8 @@ def write_wav(path: Path, seconds: int, seed: int = 0) -> None:
 
 def run(wav: Path, model: str, code: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(wav), model], env=env,
+    # cwd: python -c puts the working folder first on sys.path, before PYTHONPATH.
+    out = subprocess.run([sys.executable, "-c", CHILD, str(wav), model], env=env, cwd=wav.parent,
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
@@ -73,7 +77,7 @@ def main() -> int:
     ap.add_argument("--model", default="", help="model folder (default: the active model)")
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose lungapp runs")
     a = ap.parse_args()
-    print(f"lungapp from {a.code}; {os.cpu_count()} cores; load average "
+    print(f"lungapp from {a.code.resolve()}; {os.cpu_count()} cores; load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'length':>8} {'file MB':>8} {'wall s':>8} {'s per min':>10} {'peak RSS MB':>12} "
           f"{'after load MB':>14} {'windows':>8}  decision")
@@ -84,6 +88,8 @@ def main() -> int:
             r = run(wav, a.model, a.code)
             size = wav.stat().st_size / 2**20
             wav.unlink()
+            if "error" not in r and not r["code"].startswith(str(a.code.resolve())):
+                r = {"error": f"ran {r['code']}, not {a.code}"}
             if "error" in r:
                 print(f"{seconds:>7}s {size:>8.0f}  ERROR: {r['error']}")
                 continue
