@@ -14,7 +14,8 @@ Each is analysed once; its window outputs are pooled two ways:
 * before: the whole recording pooled by the card's rule (``Predictor.segment_s = 0``);
   an abnormal stretch counts as found when the recording is called abnormal;
 * after: segments of about the training length (``lungapp.inference.segments``); found
-  when a flagged stretch overlaps the abnormal recording's span.
+  when a flagged stretch overlaps the abnormal recording's span ("worst on it": the most
+  abnormal segment overlaps it, so the place shown first is the right one).
 
 It prints one table per length (found / flagged normal-only) and how many of the
 abnormal recordings the model calls abnormal on their own (the most that can be found).
@@ -65,9 +66,9 @@ def around(centre: np.ndarray, normals: list[np.ndarray], side_s: float, rate: i
     return sig, start / rate, (start + len(centre)) / rate
 
 
-def analyse(pred, x: np.ndarray) -> tuple[float, list[tuple[float, float]]]:
-    """(whole-recording abnormal probability, flagged stretches by segments) of a signal
-    at the model's rate, from one run of the model."""
+def analyse(pred, x: np.ndarray):
+    """(whole-recording abnormal probability, flagged segments, the most abnormal
+    segment) of a signal at the model's rate, from one run of the model."""
     from lungapp.inference.segments import SEGMENT_S
 
     windows = pred.member_windows(x)
@@ -79,7 +80,7 @@ def analyse(pred, x: np.ndarray) -> tuple[float, list[tuple[float, float]]]:
     pred.segment_s = SEGMENT_S
     bounds, segs = pred.segment_probabilities(dur, outs, starts)
     flagged = [(a, b) for (a, b), p in zip(bounds, segs) if 1 - p[0] >= pred.card.threshold]
-    return float(1 - whole[0][0]), flagged
+    return float(1 - whole[0][0]), flagged, tuple(bounds[int(np.argmax(1 - segs[:, 0]))])
 
 
 def run_length(pred, cases, normals_of, all_normals, side_s: float) -> dict:
@@ -91,15 +92,16 @@ def run_length(pred, cases, normals_of, all_normals, side_s: float) -> dict:
         centre = load_audio(flac, rate=rate).samples
         normals = normals_of.get(patient) or all_normals
         x, a, b = around(centre, normals, side_s, rate)
-        whole, flagged = analyse(pred, x)
-        alone, _ = analyse(pred, centre)
+        whole, flagged, (wa, wb) = analyse(pred, x)
+        alone = analyse(pred, centre)[0]
         tally["n"] += 1
         tally["alone"] += alone >= t
         tally["before"] += whole >= t
         tally["after"] += any(fa < b and fb > a for fa, fb in flagged)
+        tally["worst_on_it"] += bool(flagged) and wa < b and wb > a
         # The same normals without the abnormal recording: any flag is a false one.
         xn, _, _ = around(np.zeros(0, np.float32), normals, side_s, rate)
-        whole_n, flagged_n = analyse(pred, xn)
+        whole_n, flagged_n, _ = analyse(pred, xn)
         tally["normal_before"] += whole_n >= t
         tally["normal_after"] += bool(flagged_n)
         tally["seconds"] += len(x) / rate
@@ -146,12 +148,13 @@ def main() -> int:
     print(f"model {pred.card.name} {pred.card.version}, threshold {pred.card.threshold:.3f}; "
           f"{len(abnormal)} abnormal recordings in {a.data.name}")
     print(f"{'recording':<22} {'n':>4} {'mean s':>7} {'alone':>6} {'found before':>13} "
-          f"{'found after':>12} {'normal-only flagged before':>27} {'after':>6}")
+          f"{'found after':>12} {'worst on it':>12} {'normal-only flagged before':>27} {'after':>6}")
     for name, cases, side in (("normal+abnormal+normal", abnormal[: a.cases], 20.0),
                               (f"~{a.long_s / 60:.0f} min", abnormal[: a.long_cases], a.long_s / 2)):
         t = run_length(pred, cases, normals_of, all_normals, side)
         print(f"{name:<22} {t['n']:>4} {t['seconds'] / t['n']:>7.0f} {t['alone']:>6} "
-              f"{t['before']:>13} {t['after']:>12} {t['normal_before']:>27} {t['normal_after']:>6}",
+              f"{t['before']:>13} {t['after']:>12} {t['worst_on_it']:>12} "
+              f"{t['normal_before']:>27} {t['normal_after']:>6}",
               flush=True)
     b = borderline_table(pred, recs)
     acc = (lambda v: f"{np.mean(v):.2f}" if v else "-")

@@ -44,8 +44,8 @@ from lungapp.inference.segments import (
 MIN_SECONDS = 1.0
 POOR_QUALITY_LABEL = "Poor quality - please record again"
 # Windows per model call. ONNX Runtime's arena keeps the largest call's activations for the
-# session's life (64 windows of 4 s: ~400 MB peak RSS for the bundled model, 16: ~250 MB)
-# and 16 was as fast (benchmarks/bench_long.py).
+# session's life, so the batch sets a long recording's peak memory; 16 windows keep it far
+# lower than 64 and were as fast (docs/benchmarks.md#long-recordings).
 _BATCH = 16
 #: Seconds of signal cut into windows at a time: bounds memory for recordings of any length.
 CHUNK_S = 60.0
@@ -136,7 +136,7 @@ class Prediction:
 
 
 def _clock(t: float) -> str:
-    """Seconds as "12.5 s" below a minute, else "m:ss"."""
+    """Seconds as "12.5 s" below a minute, else "m:ss" (from an hour "h:mm:ss")."""
     if t < 60:
         return f"{t:.1f} s"
     m, sec = divmod(int(round(t)), 60)
