@@ -8,6 +8,7 @@ from lungapp.audio.decode import (  # noqa: F401
     MIN_RATE,
     Audio,
     AudioInfo,
+    AudioStream,
     audio_info,
     is_audio_path,
     load_audio,

@@ -37,6 +37,7 @@ __all__ = [
     "MIN_RATE",
     "Audio",
     "AudioInfo",
+    "AudioStream",
     "audio_info",
     "is_audio_path",
     "load_audio",
@@ -104,10 +105,13 @@ class Audio:
     @property
     def truncated(self) -> str:
         """A sentence for users when the file is truncated, else ""."""
-        if self.declared_duration_s is None:
-            return ""
-        return (f"truncated: the header says {self.declared_duration_s:.1f} s, "
-                f"the file holds {self.duration_s:.1f} s")
+        return _truncated_text(self.declared_duration_s, self.duration_s)
+
+
+def _truncated_text(declared_s: float | None, present_s: float) -> str:
+    if declared_s is None:
+        return ""
+    return f"truncated: the header says {declared_s:.1f} s, the file holds {present_s:.1f} s"
 
 
 @dataclass(frozen=True)
@@ -472,16 +476,28 @@ def _decode_blocks(f, path: str, limit: int, out_rate: int) -> tuple[_Output, in
     """Read up to ``limit`` frames of the open file ``f`` block by block, mixed to mono and
     resampled to ``out_rate`` as they come. Returns (output, frames read). Raises AudioError
     for unreadable data or non-finite samples."""
-    rate0, channels = int(f.samplerate), int(f.channels)
-    up, down = _ratio(rate0, out_rate)
-    resampler = _ChunkedResampler(up, down) if up != down else None
+    up, down = _ratio(int(f.samplerate), out_rate)
     # Preallocate the expected output, but never trust a (possibly corrupt) header
     # with more than 64 samples per byte of file (FLAC rarely compresses beyond 8x).
     expected = min(limit, 64 * os.path.getsize(path) + _BLOCK_SAMPLES)
     out = _Output(-(-expected * up // down))
+    counter = [0]
+    for chunk in _blocks(f, path, limit, out_rate, counter):
+        out.append(chunk)
+    return out, counter[0]
+
+
+def _blocks(f, path: str, limit: int, out_rate: int, counter: list[int]):
+    """Yield up to ``limit`` frames of the open file ``f`` as mono blocks resampled to
+    ``out_rate`` (float32, or float64 straight from the resampler), one per decoded block;
+    ``counter[0]`` holds the frames read so far. Raises AudioError for unreadable data or
+    non-finite samples."""
+    rate0, channels = int(f.samplerate), int(f.channels)
+    up, down = _ratio(rate0, out_rate)
+    resampler = _ChunkedResampler(up, down) if up != down else None
     block_frames = max(256, _BLOCK_SAMPLES // channels)
-    n_read = 0
-    while n_read < limit:
+    while counter[0] < limit:
+        n_read = counter[0]
         try:
             block = f.read(min(block_frames, limit - n_read), dtype="float32", always_2d=True)
         except Exception as e:  # noqa: BLE001 - libsndfile/soundfile errors of any type
@@ -495,11 +511,70 @@ def _decode_blocks(f, path: str, limit: int, out_rate: int) -> tuple[_Output, in
             bad = n_read + int(np.flatnonzero(~np.isfinite(mono))[0])
             raise AudioError(f"contains NaN or infinite sample values "
                              f"(first at {bad / rate0:.3f} s)", path)
-        n_read += len(block)
-        out.append(mono if resampler is None else resampler.push(mono))
+        counter[0] += len(block)
+        yield mono if resampler is None else resampler.push(mono)
     if resampler is not None:
-        out.append(resampler.finish())
-    return out, n_read
+        yield resampler.finish()
+
+
+class AudioStream:
+    """A file decoded block by block, for recordings too long to hold in memory.
+
+    ``with AudioStream(path, rate) as s: for block in s: ...`` yields mono float32
+    blocks at ``rate`` Hz (None: the file's own rate) whose concatenation equals
+    :func:`load_audio`'s samples; each block is about a megabyte of decoded audio, so
+    memory does not grow with the file's length. The header is checked on entry
+    (AudioError as :func:`load_audio` raises); after the loop, :attr:`n_samples`,
+    :attr:`duration_s`, :attr:`declared_duration_s` and :attr:`truncated` describe what
+    was read, and a recording shorter than ``min_seconds`` raises AudioError.
+    """
+
+    def __init__(self, path, rate: int | None = None, *, min_seconds: float = 0.0):
+        self.path = os.fspath(path)
+        _check_load_arguments(rate, min_seconds, None)
+        self._want_rate, self.min_seconds = rate, min_seconds
+        self.n_samples = 0
+        self.declared_duration_s: float | None = None
+        self._f = None
+
+    def __enter__(self) -> AudioStream:
+        self._f = _open(self.path)
+        self.original_rate = int(self._f.samplerate)
+        self.channels = int(self._f.channels)
+        self.rate = self.original_rate if self._want_rate is None else int(self._want_rate)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+    def __iter__(self):
+        f, counter = self._f, [0]
+        for chunk in _blocks(f, self.path, f.frames, self.rate, counter):
+            chunk = np.asarray(chunk, dtype=np.float32)
+            self.n_samples += len(chunk)
+            if len(chunk):
+                yield chunk
+        self._finish(counter[0], f)
+
+    def _finish(self, n_read: int, f) -> None:
+        """The checks :func:`load_audio` makes once the whole file has been read."""
+        if n_read == 0:
+            raise AudioError(_NO_SAMPLES, self.path)
+        if n_read / self.original_rate < self.min_seconds:
+            have, need = _fmt_pair(n_read / self.original_rate, float(self.min_seconds))
+            raise AudioError(f"audio is {have} s long; at least {need} s is needed", self.path)
+        declared = _declared_wav_frames(self.path) if f.format in ("WAV", "WAVEX") else None
+        if declared is not None and declared > n_read + 1:
+            self.declared_duration_s = declared / self.original_rate
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.rate
+
+    @property
+    def truncated(self) -> str:
+        """A sentence for users when the file is truncated, else "" (as :attr:`Audio.truncated`)."""
+        return _truncated_text(self.declared_duration_s, self.duration_s)
 
 
 def wav_truncation(path) -> tuple[float, float] | None:

@@ -75,7 +75,7 @@ def run(args) -> int:
             results.append({"file": f, "error": problem})
             continue
         try:
-            results.append(_with_truncation(predictor.predict_file(f).to_dict(), f))
+            results.append(predictor.predict_file(f).to_dict())
         except LungappError as exc:
             results.append({"file": f, "error": exc.problem})
     if not results:
@@ -83,20 +83,6 @@ def run(args) -> int:
         return EXIT_ERROR
     _print_predictions(results, args.format, predictor.card.classes)
     return EXIT_ERROR if any("error" in r for r in results) else EXIT_OK
-
-
-def _with_truncation(result: dict, path: str) -> dict:
-    """``result`` with a ``truncated`` field and a ``warning`` when the file holds less
-    audio than its header declares (the result covers only what is there)."""
-    from lungapp.audio.decode import wav_truncation
-
-    cut = wav_truncation(path)
-    if cut is not None:
-        declared, present = cut
-        result["truncated"] = {"declared_s": round(declared, 3), "present_s": round(present, 3)}
-        result["warning"] = (f"truncated: the header says {declared:.1f} s, the file holds "
-                             f"{present:.1f} s; only those were analysed")
-    return result
 
 
 def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> None:
@@ -108,16 +94,19 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["file", "duration_s", "label", "decision", "abnormal_probability",
-                    *[f"p_{c}" for c in classes], "quality", "error", "warning"])
+                    *[f"p_{c}" for c in classes], "quality", "borderline", "abnormal_ranges",
+                    "truncated", "error"])
         for r in results:
             if "error" in r:
-                w.writerow([r["file"], "", "", "", "", *[""] * len(classes), "", r["error"], ""])
+                w.writerow([r["file"], "", "", "", "", *[""] * len(classes), "", "", "", "", r["error"]])
             else:
                 q = r.get("quality") or {}
                 w.writerow([r["file"], r["duration_s"], r["label"], r["decision"],
                             f"{r['abnormal_probability']:.4f}",
                             *[f"{r['probabilities'][c]:.4f}" for c in classes],
-                            q.get("reason", ""), "", r.get("warning", "")])
+                            q.get("reason", ""), int(bool(r.get("borderline"))),
+                            " ".join(f"{a:g}-{b:g}" for a, b in r.get("abnormal_ranges") or []),
+                            _truncated_cell(r.get("truncated")), ""])
         sys.stdout.write(buf.getvalue())
         return
     width = min(60, max(len("file"), *(len(r["file"]) for r in results)))
@@ -128,10 +117,15 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
             print(f"{name:<{width}}  {'':>7}  {'':>11}  ERROR: {r['error']}")
         else:
             print(f"{name:<{width}}  {r['duration_s']:>7.1f}  {r['abnormal_probability']:>11.3f}  {r['label']}")
-            if "warning" in r:
-                print(f"{'':<{width}}  WARNING: {r['warning']}")
+            for note in r.get("notes") or []:
+                print(f"{'':<{width}}  {'':>7}  {'':>11}  {note}")
     m = next((r["model"] for r in results if "model" in r), None)
     if m:
         print(f"model: {m['name']} {m['version']} (decision threshold "
               f"{next(r['threshold'] for r in results if 'threshold' in r):.3f}); "
               "decision support only, not a diagnostic device")
+
+
+def _truncated_cell(t: dict | None) -> str:
+    """"15.0/5.0" (declared/present seconds) for a truncated file, else ""."""
+    return f"{t['declared_s']:g}/{t['present_s']:g}" if t else ""

@@ -50,6 +50,31 @@ def _rule_note(prediction) -> str:
             f"the largest bar: CAS evidence {cas:.0%}, DAS evidence {das:.0%}.")
 
 
+def consistency_note(prediction) -> str:
+    """Why the verdict, the class bars and the timeline may seem to disagree, in words
+    ("" when they do not): single windows above the threshold under a normal verdict, an
+    abnormal verdict with no window above it, and bars that show the worst segment."""
+    windows = getattr(prediction, "windows", None) or []
+    t = prediction.threshold
+    out = []
+    segments = getattr(prediction, "segments", None) or []
+    if len(segments) > 1:
+        worst = max(segments, key=lambda sg: sg.abnormal_probability)
+        out.append(f"The bars show the most abnormal segment ({worst.start_s:.0f}-{worst.end_s:.0f} s) "
+                   f"of {len(segments)}.")
+    if windows and prediction.decision in ("normal", "abnormal"):
+        top = max(windows, key=lambda w: w.abnormal_probability)
+        length = top.end_s - top.start_s
+        if prediction.decision == "normal" and top.abnormal_probability >= t:
+            out.append(f"Some {length:g}-s windows of the timeline rise above the threshold (up to "
+                       f"{top.abnormal_probability:.0%} at {top.start_s:.1f} s), but the model judges "
+                       "stretches of about a recording's length, not single windows: listen there.")
+        elif prediction.decision == "abnormal" and top.abnormal_probability < t:
+            out.append(f"No single window reaches the threshold ({t:.0%}); the evidence is spread "
+                       "over the recording.")
+    return " ".join(out)
+
+
 class ResultPanel(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -76,6 +101,10 @@ class ResultPanel(QFrame):
         self.prob_grid = QGridLayout(self.prob_box)
         self.prob_grid.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.prob_box)
+
+        self.notes = QLabel()
+        self.notes.setWordWrap(True)
+        lay.addWidget(self.notes)
 
         self.quality = QLabel()
         self.quality.setWordWrap(True)
@@ -110,6 +139,7 @@ class ResultPanel(QFrame):
     def show_message(self, text: str, busy: bool = False) -> None:
         self._headline(text, "#f4f4f4", "#333333")
         self.sentence.setText("")
+        self.notes.setText("")
         self.quality.setText("")
         self.model.setText("")
         self._clear_probs()
@@ -118,6 +148,7 @@ class ResultPanel(QFrame):
     def show_error(self, text: str) -> None:
         self._headline("Could not analyse", "#f4f4f4", "#8a3300")
         self.sentence.setText(text)
+        self.notes.setText("")
         self.quality.setText("")
         self.model.setText("")
         self._clear_probs()
@@ -128,16 +159,27 @@ class ResultPanel(QFrame):
         bg, fg, words = theme.DECISION_STYLE.get(decision, ("#f4f4f4", "#333333", str(prediction.label)))
         label = str(prediction.label)
         headline = words if decision == "poor quality" else f"{words}\n{label}"
+        if getattr(prediction, "borderline", False) and decision != "poor quality":
+            headline += "\nBorderline: listen again"
         self._headline(headline, bg, fg)
         self.sentence.setText(describe(prediction))
+        notes = list(prediction.notes()) if hasattr(prediction, "notes") else []
+        note = consistency_note(prediction)
+        self.notes.setText("\n".join(notes + ([note] if note else [])))
+        self._show_bars(prediction)
+        self.quality.setText(quality_words(prediction.quality))
+        m = prediction.model or {}
+        self.model.setText(f"Model: {m.get('name', '?')} {m.get('version', '')}\n"
+                           f"Recording: {prediction.duration_s:.1f} s, "
+                           f"{windows_words(prediction)}")
+        self.state = decision
 
+    def _show_bars(self, prediction) -> None:
         self._clear_probs()
-        row = 0
-        ab = prediction.abnormal_probability
         items = list(prediction.probabilities.items())
-        if ab is not None:
-            items.append(("abnormal (any)", ab))
-        for cls, p in items:
+        if prediction.abnormal_probability is not None:
+            items.append(("abnormal (any)", prediction.abnormal_probability))
+        for row, (cls, p) in enumerate(items):
             name = QLabel(cls)
             name.setToolTip(theme.class_words(cls))
             bar = QProgressBar()
@@ -151,19 +193,14 @@ class ResultPanel(QFrame):
                               " QProgressBar { text-align: center; }")
             self.prob_grid.addWidget(name, row, 0)
             self.prob_grid.addWidget(bar, row, 1)
-            row += 1
 
-        q = prediction.quality
-        if q is None:
-            self.quality.setText("Quality check: not run by this model.")
-        elif getattr(q, "level", "") == "warn":
-            self.quality.setText(f"Quality check: {q.reason}")
-        elif q.ok:
-            self.quality.setText("Quality check: passed." + (f" ({q.reason})" if q.reason else ""))
-        else:
-            self.quality.setText(f"Quality check: failed — {q.reason}")
-        m = prediction.model or {}
-        self.model.setText(f"Model: {m.get('name', '?')} {m.get('version', '')}\n"
-                           f"Recording: {prediction.duration_s:.1f} s, "
-                           f"{windows_words(prediction)}")
-        self.state = decision
+
+def quality_words(q) -> str:
+    """The quality verdict in one line for the panel."""
+    if q is None:
+        return "Quality check: not run by this model."
+    if getattr(q, "level", "") == "warn":
+        return f"Quality check: {q.reason}"
+    if q.ok:
+        return "Quality check: passed." + (f" ({q.reason})" if q.reason else "")
+    return f"Quality check: failed — {q.reason}"

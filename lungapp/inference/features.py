@@ -109,6 +109,25 @@ def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out[: shape[0], : shape[1]]
 
 
+def frame_starts(starts: np.ndarray, n_frames: int, fc: FeatureConfig) -> np.ndarray:
+    """The first spectrogram frame of each window starting at sample ``starts`` of a
+    spectrogram with ``n_frames`` frames (the nearest frame; the last windows are moved
+    back to fit)."""
+    return np.minimum(np.round(starts / fc.spectrogram.hop_length).astype(np.int64),
+                      n_frames - fc.window_frames)
+
+
+def cut_windows(spec01: np.ndarray, first_frames: np.ndarray, fc: FeatureConfig) -> np.ndarray:
+    """Windows of ``fc.window_frames`` frames of a normalised spectrogram (n_frames,
+    n_bins) starting at rows ``first_frames``, resized when ``fc.resize`` asks ->
+    float32 (n, *fc.input_shape)."""
+    wf = fc.window_frames
+    wins = np.stack([spec01[f: f + wf] for f in first_frames])
+    if fc.resize is not None:
+        wins = np.stack([_resize(wn, fc.resize) for wn in wins])
+    return wins[..., None].astype(np.float32)
+
+
 def spectrogram_windows(spec01: np.ndarray, n_samples: int, fc: FeatureConfig):
     """Cut a normalised spectrogram (n_frames, n_bins) of a signal of ``n_samples``
     samples into model windows. Returns (X float32 (n, *input_shape), starts_s (n,))."""
@@ -116,13 +135,9 @@ def spectrogram_windows(spec01: np.ndarray, n_samples: int, fc: FeatureConfig):
     wf = fc.window_frames
     if spec01.shape[0] < wf:  # short recording: pad with silence (0 = min_db)
         spec01 = np.pad(spec01, ((0, wf - spec01.shape[0]), (0, 0)))
-    starts = window_starts(n_samples, fc)
-    frame_starts = np.minimum(np.round(starts / cfg.hop_length).astype(np.int64), spec01.shape[0] - wf)
-    wins = np.stack([spec01[f: f + wf] for f in frame_starts])
-    if fc.resize is not None:
-        wins = np.stack([_resize(wn, fc.resize) for wn in wins])
+    first = frame_starts(window_starts(n_samples, fc), spec01.shape[0], fc)
     # Windows start on the spectrogram's frame grid; report those exact times.
-    return wins[..., None].astype(np.float32), frame_starts * cfg.hop_length / float(cfg.rate)
+    return cut_windows(spec01, first, fc), first * cfg.hop_length / float(cfg.rate)
 
 
 def windows_from_samples(samples: np.ndarray, fc: FeatureConfig):
@@ -137,6 +152,95 @@ def windows_from_samples(samples: np.ndarray, fc: FeatureConfig):
         x = np.pad(x, (0, fc.window_samples - n))
     spec = normalise(spectrogram(x, fc.spectrogram), fc.spectrogram)
     return spectrogram_windows(spec, n, fc)
+
+
+def member_windows(x: np.ndarray, fcs: list[FeatureConfig]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(X, starts_s) for each of ``fcs`` (an ensemble's member groups, one spectrogram
+    config) of a whole mono signal at their rate; one spectrogram serves every group when
+    the signal is at least as long as each group's window."""
+    if len(fcs) == 1 or len(x) < max(fc.window_samples for fc in fcs):
+        return [windows_from_samples(x, fc) for fc in fcs]
+    cfg = fcs[0].spectrogram
+    spec = normalise(spectrogram(np.asarray(x, dtype=np.float32), cfg), cfg)
+    return [spectrogram_windows(spec, len(x), fc) for fc in fcs]
+
+
+class WindowStream:
+    """Model windows of a signal that arrives in blocks, without holding the signal.
+
+    ``push(block)`` takes mono float32 samples at the groups' rate and returns the windows
+    completed so far as ``(group, X, starts_s)`` batches; ``finish()`` returns the rest.
+    Together they are :func:`member_windows` of the whole signal, window for window (a
+    signal shorter than ``chunk_s`` plus one window is cut by :func:`member_windows`
+    itself). Only about ``chunk_s`` seconds of signal and its spectrogram are held:
+    spectrogram frames depend only on their own samples, so a chunk starting on the frame
+    grid gives the whole signal's frames.
+    """
+
+    def __init__(self, fcs: list[FeatureConfig], chunk_s: float = 60.0):
+        self.fcs = list(fcs)
+        self.cfg = self.fcs[0].spectrogram
+        hop = self.cfg.hop_length
+        self._chunk = max(1, int(chunk_s * self.cfg.rate) // hop) * hop
+        self._span = self._chunk + max(fc.window_samples for fc in self.fcs)
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._off = 0                      # sample index of _buf[0], on the frame grid
+        self._next = [0] * len(self.fcs)   # next regular window of each group
+        self.n_samples = 0
+
+    def push(self, block) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        block = np.asarray(block, dtype=np.float32)
+        self._pending.append(block)
+        self._n_pending += len(block)
+        self.n_samples += len(block)
+        if len(self._buf) + self._n_pending < self._span:
+            return []
+        self._take_pending()
+        return self._step()
+
+    def _take_pending(self) -> None:
+        self._buf = np.concatenate([self._buf, *self._pending])
+        self._pending, self._n_pending = [], 0
+
+    def _spec(self) -> np.ndarray:
+        return normalise(spectrogram(self._buf, self.cfg), self.cfg)
+
+    def _step(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Cut every regular window (``window_starts``' steps) whose samples and frames
+        have all arrived, then drop the samples no later window needs."""
+        spec, f0, hop = self._spec(), self._off // self.cfg.hop_length, self.cfg.hop_length
+        out = []
+        for g, fc in enumerate(self.fcs):
+            k_max = (self.n_samples - fc.window_samples) // fc.hop_samples + 1
+            starts = np.arange(self._next[g], max(k_max, self._next[g]), dtype=np.int64) * fc.hop_samples
+            first = np.round(starts / hop).astype(np.int64)
+            first = first[first + fc.window_frames <= f0 + len(spec)]
+            if len(first):
+                out.append((g, cut_windows(spec, first - f0, fc), first * hop / float(self.cfg.rate)))
+                self._next[g] += len(first)
+        # Later windows start at or after each group's last cut one (the end-aligned one too).
+        last = [np.round(max(k - 1, 0) * fc.hop_samples / hop) for k, fc in zip(self._next, self.fcs)]
+        keep = int(min(last)) * hop
+        self._buf = self._buf[keep - self._off:]
+        self._off = keep
+        return out
+
+    def finish(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """The windows not yet returned, the end-aligned ones included."""
+        self._take_pending()
+        if self._off == 0 and not any(self._next):
+            return [(g, X, s) for g, (X, s) in enumerate(member_windows(self._buf, self.fcs))]
+        spec, f0, hop = self._spec(), self._off // self.cfg.hop_length, self.cfg.hop_length
+        n_frames = self.cfg.n_frames(self.n_samples)
+        out = []
+        for g, fc in enumerate(self.fcs):
+            rest = window_starts(self.n_samples, fc)[self._next[g]:]
+            if len(rest):
+                first = frame_starts(rest, n_frames, fc)
+                out.append((g, cut_windows(spec, first - f0, fc), first * hop / float(self.cfg.rate)))
+        return out
 
 
 def image_features(path, fc: FeatureConfig) -> np.ndarray:

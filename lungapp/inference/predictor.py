@@ -25,16 +25,30 @@ from pathlib import Path
 
 import numpy as np
 
-from lungapp.dsp.spectrogram import normalise, spectrogram
 from lungapp.errors import AudioError, ModelError
 from lungapp.inference.card import ModelCard, load_card, verify_onnx
-from lungapp.inference.features import FeatureConfig, image_features, spectrogram_windows, windows_from_samples
+from lungapp.inference.features import FeatureConfig, WindowStream, image_features, member_windows
 from lungapp.inference.runtime import RUNTIMES, runtime_choice  # noqa: F401 (public here too)
+from lungapp.inference.segments import (
+    SEGMENT_S,
+    SegmentResult,
+    borderline_margin,
+    flagged_ranges,
+    segment_bounds,
+    segment_length,
+    timeline_peaks,
+    windows_inside,
+)
 
 #: Recordings shorter than this are refused by the decoder ("too short to analyse").
 MIN_SECONDS = 1.0
 POOR_QUALITY_LABEL = "Poor quality - please record again"
-_BATCH = 64
+# Windows per model call. ONNX Runtime's arena keeps the largest call's activations for the
+# session's life, so the batch sets a long recording's peak memory; 16 windows keep it far
+# lower than 64 and were as fast (docs/benchmarks.md#long-recordings).
+_BATCH = 16
+#: Seconds of signal cut into windows at a time: bounds memory for recordings of any length.
+CHUNK_S = 60.0
 #: Why a model runs on Keras in auto mode.
 NO_ONNX_NOTE = "no ONNX export in the model folder; `lungapp models install` exports it"
 
@@ -69,6 +83,36 @@ class Prediction:
     threshold: float
     quality: object | None = None
     extra: dict = field(default_factory=dict)
+    #: Each segment's answer (one segment, the whole recording, up to 1.5 segment lengths;
+    #: :mod:`lungapp.inference.segments`); the recording's answer is its worst segment's.
+    segments: list[SegmentResult] = field(default_factory=list)
+    #: (start s, end s) of the abnormal stretches: the flagged segments, joined.
+    abnormal_ranges: list[tuple[float, float]] = field(default_factory=list)
+    #: The abnormal probability lies within ``borderline_margin`` of the threshold.
+    borderline: bool = False
+    borderline_margin: float = 0.0
+    #: (centre time s, abnormal probability) of the timeline's highest windows.
+    peaks: list[tuple[float, float]] = field(default_factory=list)
+    #: {"declared_s", "present_s"} when the file's header promises more audio than it holds.
+    truncated: dict | None = None
+
+    def notes(self) -> list[str]:
+        """Sentences a reader needs beside the verdict: truncation, where the abnormal
+        stretches are, a borderline answer and where to listen."""
+        out = []
+        if self.truncated:
+            out.append(f"Truncated file: the header says {self.truncated['declared_s']:.1f} s, "
+                       f"the file holds {self.truncated['present_s']:.1f} s; the part present was analysed.")
+        if self.abnormal_ranges and len(self.segments) > 1:
+            where = ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b in self.abnormal_ranges)
+            out.append(f"Abnormal in {where} (of {_clock(self.duration_s)}; judged in "
+                       f"{self.segments[0].end_s - self.segments[0].start_s:.0f}-s segments).")
+        if self.borderline:
+            at = ", ".join(f"{_clock(t)}" for t, _ in self.peaks)
+            out.append(f"Borderline: listen again (abnormal {self.abnormal_probability:.0%}, within "
+                       f"{self.borderline_margin:.0%} of the {self.threshold:.0%} threshold)"
+                       + (f"; the timeline peaks at {at}." if at else "."))
+        return out
 
     def to_dict(self) -> dict:
         q = self.quality
@@ -81,7 +125,22 @@ class Prediction:
             "quality": None if q is None else q.to_dict(),
             "windows": [w.to_dict() for w in self.windows],
             "model": self.model,
+            "segments": [sg.to_dict() for sg in self.segments],
+            "abnormal_ranges": [[round(a, 3), round(b, 3)] for a, b in self.abnormal_ranges],
+            "borderline": self.borderline,
+            "borderline_margin": round(self.borderline_margin, 6),
+            "peaks": [{"time_s": round(t, 3), "abnormal_probability": round(p, 6)} for t, p in self.peaks],
+            "truncated": self.truncated,
+            "notes": self.notes(),
         }
+
+
+def _clock(t: float) -> str:
+    """Seconds as "12.5 s" below a minute, else "m:ss" (from an hour "h:mm:ss")."""
+    if t < 60:
+        return f"{t:.1f} s"
+    m, sec = divmod(int(round(t)), 60)
+    return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
 
 
 def outputs_to_classes(out: np.ndarray, card: ModelCard) -> np.ndarray:
@@ -268,6 +327,11 @@ class Predictor:
                        else [MemberGroup(card.features, model, len(card.model_files))])
         self.runtime = runtime
         self.runtime_note = runtime_note
+        #: Segment length for pooling long recordings (s); 0 or None pools the whole
+        #: recording (the rule before segments; :mod:`lungapp.inference.segments`).
+        self.segment_s: float | None = SEGMENT_S
+        #: Seconds of signal analysed at a time (memory, not results, depends on it).
+        self.chunk_s: float = CHUNK_S
 
     @property
     def name(self) -> str:
@@ -320,14 +384,22 @@ class Predictor:
     # --- recordings --------------------------------------------------------------------
     def predict_file(self, path) -> Prediction:
         """Decode ``path`` (any supported audio file, or an image for image models) and
-        predict. Raises AudioError naming the file for unreadable audio."""
+        predict. The file is decoded, resampled and analysed block by block, so memory
+        does not grow with its length. Raises AudioError naming the file for unreadable
+        audio."""
         if self.card.input_kind == "image":
             X = image_features(path, self.card.features)
-            return self._result(str(path), 0.0, [(X, np.zeros(1))], quality=None)
-        from lungapp.audio import load_audio
+            return self._result(str(path), 0.0, ([self.window_outputs(X)], [np.zeros(1)]), quality=None)
+        from lungapp.audio import AudioStream
+        from lungapp.inference.runtime import one_blas_thread
 
-        audio = load_audio(path, rate=self.card.features.rate, min_seconds=MIN_SECONDS)
-        return self.predict_audio(audio.samples, audio.rate, path=str(path))
+        with one_blas_thread(), AudioStream(path, rate=self.card.features.rate,
+                                            min_seconds=MIN_SECONDS) as stream:
+            pred = self._predict_blocks(stream, str(path))
+        if stream.declared_duration_s is not None:
+            pred.truncated = {"declared_s": round(stream.declared_duration_s, 3),
+                              "present_s": round(stream.duration_s, 3)}
+        return pred
 
     def predict_audio(self, samples, rate: int, path: str | None = None) -> Prediction:
         """Predict a mono signal ``samples`` (float, [-1, 1]) sampled at ``rate`` Hz."""
@@ -347,56 +419,102 @@ class Predictor:
             from lungapp.audio import resample
 
             x = resample(x, rate, fc.rate)
+        step = max(1, int(self.chunk_s * fc.rate))
+        return self._predict_blocks((x[i: i + step] for i in range(0, len(x), step)), path)
+
+    def _predict_blocks(self, blocks, path: str | None) -> Prediction:
+        """Windows, model outputs and the quality check of a signal at the card's rate
+        given as consecutive mono blocks; only a chunk of it is held at a time."""
+        fc: FeatureConfig = self.card.features
+        stream = WindowStream([g.features for g in self.groups], chunk_s=self.chunk_s)
         quality = None
         if self.card.quality_gate.get("enabled", True):
-            from lungapp.inference import quality as qmod
+            from lungapp.inference.quality_blocks import QualityStream
 
             params = {k: v for k, v in self.card.quality_gate.items() if k != "enabled"}
-            quality = qmod.assess(x, fc.rate, params or None)
-        windows = self.member_windows(x)
-        return self._result(path, len(x) / fc.rate, windows, quality)
+            quality = QualityStream(fc.rate, params or None)
+        outs: list[list] = [[] for _ in self.groups]
+        starts: list[list] = [[] for _ in self.groups]
+        for block in blocks:
+            if quality is not None:
+                quality.push(block)
+            self._run_windows(stream.push(block), outs, starts)
+        self._run_windows(stream.finish(), outs, starts)
+        if stream.n_samples == 0:
+            raise AudioError("expected a non-empty mono signal", path)
+        read = ([np.concatenate(o) for o in outs], [np.concatenate(s) for s in starts])
+        return self._result(path, stream.n_samples / fc.rate, read,
+                            None if quality is None else quality.finish())
+
+    def _run_windows(self, batches, outs: list[list], starts: list[list]) -> None:
+        for g, X, st in batches:
+            outs[g].append(self.window_outputs(X, g))
+            starts[g].append(st)
 
     def member_windows(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(X, starts_s) of each member group for a mono signal at the card's rate; one
-        spectrogram serves every group when the signal is at least as long as each
-        group's window."""
-        fcs = [g.features for g in self.groups]
-        if len(fcs) == 1 or len(x) < max(fc.window_samples for fc in fcs):
-            return [windows_from_samples(x, fc) for fc in fcs]
-        cfg = fcs[0].spectrogram
-        spec = normalise(spectrogram(np.asarray(x, dtype=np.float32), cfg), cfg)
-        return [spectrogram_windows(spec, len(x), fc) for fc in fcs]
+        """(X, starts_s) of each member group for a mono signal at the card's rate
+        (:func:`lungapp.inference.features.member_windows`)."""
+        return member_windows(x, [g.features for g in self.groups])
 
-    def _result(self, path, duration_s, windows, quality) -> Prediction:
-        card = self.card
-        outs = [self.window_outputs(X, g) for g, (X, _) in enumerate(windows)]
+    def segment_probabilities(self, duration_s: float, outs, starts) -> tuple[np.ndarray, np.ndarray]:
+        """(bounds (k, 2) s, class probabilities (k, n_classes)) of the recording's
+        segments (:func:`lungapp.inference.segments.segment_bounds`), each pooled by the
+        card's rules over the windows inside it; one segment pools every window."""
+        lengths = [g.features.window_s for g in self.groups]
         weights = [g.members for g in self.groups]
-        rec = pool_members(outs, weights, card)
+        bounds = segment_bounds(duration_s, segment_length(lengths, self.segment_s))
+        if len(bounds) == 1:
+            return bounds, pool_members(outs, weights, self.card)[None, :]
+        probs = []
+        for a, b in bounds:
+            masks = [windows_inside(s, length, a, b) for s, length in zip(starts, lengths)]
+            probs.append(pool_members([o[m] for o, m in zip(outs, masks)], weights, self.card))
+        return bounds, np.array(probs)
+
+    def _result(self, path, duration_s, read, quality) -> Prediction:
+        """The recording's Prediction from each group's window outputs and start times."""
+        card = self.card
+        outs, starts = read
+        bounds, seg_probs = self.segment_probabilities(duration_s, outs, starts)
+        segments = self._segments(bounds, seg_probs)
+        worst = int(np.argmax([sg.abnormal_probability for sg in segments]))
+        rec = seg_probs[worst]
         fc = card.features
-        starts = windows[0][1]
-        out = timeline_outputs(outs, [s for _, s in windows],
-                               [g.features.window_s for g in self.groups], weights)
+        out = timeline_outputs(outs, starts, [g.features.window_s for g in self.groups],
+                               [g.members for g in self.groups])
         win_probs = outputs_to_classes(out, card)
         p_abn = float(1.0 - rec[0])
         timeline = [WindowResult(float(s), float(min(s + fc.window_s, max(duration_s, fc.window_s))),
                                  dict(zip(card.classes, map(float, wp))), float(1.0 - wp[0]))
-                    for s, wp in zip(starts, win_probs)]
-        probs = dict(zip(card.classes, map(float, rec)))
+                    for s, wp in zip(starts[0], win_probs)]
         if quality is not None and not quality.ok:
             decision, label = "poor quality", POOR_QUALITY_LABEL
         elif p_abn >= card.threshold:
-            decision = "abnormal"
-            label = card.decide_class(rec, p_abn)
+            decision, label = "abnormal", card.decide_class(rec, p_abn)
         else:
             decision, label = "normal", card.classes[0]
+        margin = borderline_margin(card.metrics)
         return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,
-                          abnormal_probability=p_abn, probabilities=probs, windows=timeline,
-                          model={"name": card.name, "version": card.version,
-                                 "path": str(self.model_dir),
-                                 "windows_read": [{"window_s": g.features.window_s,
-                                                   "windows": int(len(X))}
-                                                  for g, (X, _) in zip(self.groups, windows)]},
-                          threshold=card.threshold, quality=quality)
+                          abnormal_probability=p_abn, probabilities=dict(zip(card.classes, map(float, rec))),
+                          windows=timeline, model=self._model_info(outs), threshold=card.threshold,
+                          quality=quality, segments=segments, abnormal_ranges=flagged_ranges(segments),
+                          borderline=decision != "poor quality" and abs(p_abn - card.threshold) < margin,
+                          borderline_margin=margin,
+                          peaks=timeline_peaks(starts[0], 1.0 - win_probs[:, 0], fc.window_s))
+
+    def _segments(self, bounds: np.ndarray, seg_probs: np.ndarray) -> list[SegmentResult]:
+        card = self.card
+        out = []
+        for (a, b), probs in zip(bounds, seg_probs):
+            p = float(1.0 - probs[0])
+            out.append(SegmentResult(float(a), float(b), dict(zip(card.classes, map(float, probs))),
+                                     p, p >= card.threshold))
+        return out
+
+    def _model_info(self, outs) -> dict:
+        return {"name": self.card.name, "version": self.card.version, "path": str(self.model_dir),
+                "windows_read": [{"window_s": g.features.window_s, "windows": int(len(o))}
+                                 for g, o in zip(self.groups, outs)]}
 
 
 def load_keras_model(path: Path):

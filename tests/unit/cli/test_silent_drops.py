@@ -111,13 +111,14 @@ def test_predict_reports_a_truncated_wav(tiny_model_dir, tmp_path, capsys):
     assert main(["predict", str(cut), str(whole), "--model", str(tiny_model_dir), "--format", "json"]) == 0
     res = {Path(r["file"]).name: r for r in json.loads(capsys.readouterr().out)}
     assert res["cut.wav"]["truncated"] == {"declared_s": 15.0, "present_s": 5.0}
-    assert "header says 15.0 s, the file holds 5.0 s" in res["cut.wav"]["warning"]
-    assert "truncated" not in res["whole.wav"] and "warning" not in res["whole.wav"]
+    assert any("header says 15.0 s, the file holds 5.0 s" in n for n in res["cut.wav"]["notes"])
+    assert res["whole.wav"]["truncated"] is None
+    assert not any("header says" in n for n in res["whole.wav"]["notes"])
     assert main(["predict", str(cut), "--model", str(tiny_model_dir)]) == 0
-    assert "WARNING: truncated: the header says 15.0 s" in capsys.readouterr().out
+    assert "Truncated file: the header says 15.0 s" in capsys.readouterr().out
     assert main(["predict", str(cut), "--model", str(tiny_model_dir), "--format", "csv"]) == 0
     (row,) = csv.DictReader(capsys.readouterr().out.splitlines())
-    assert row["warning"].startswith("truncated")
+    assert row["truncated"] == "15.0/5.0"
 
 
 def test_files_lungapp_wrote_do_not_make_a_folder_mixed(tiny_model_dir, tmp_path, capsys):

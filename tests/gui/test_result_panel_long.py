@@ -1,0 +1,79 @@
+"""The result panel on a long recording, a borderline answer and a truncated file: the
+verdict, the bars and the timeline never disagree without words on screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lungapp.audio import load_audio
+from lungapp.gui.result_panel import ResultPanel, consistency_note
+from lungapp.inference.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return Predictor.load()
+
+
+def _examples() -> dict[str, Path]:
+    import lungapp.resources as res
+
+    return {p.stem: p for p in (Path(res.__file__).parent / "examples").glob("*.wav")}
+
+
+def test_long_recording_names_its_abnormal_stretch(qtbot, bundled):
+    ex = _examples()
+    normal = load_audio(ex["synthetic_normal"], rate=8000).samples
+    wheeze = load_audio(ex["synthetic_wheeze"], rate=8000).samples
+    pred = bundled.predict_audio(np.concatenate([normal, normal, wheeze, normal, normal]), 8000)
+    assert pred.decision == "abnormal" and pred.abnormal_ranges
+    panel = ResultPanel()
+    qtbot.addWidget(panel)
+    panel.show_prediction(pred)
+    text = panel.notes.text()
+    assert "Abnormal in" in text and "judged in 15-s segments" in text
+    assert "The bars show the most abnormal segment" in text
+    assert panel.state == "abnormal"
+
+
+def test_borderline_headline_and_peaks(qtbot, bundled):
+    path = _examples()["synthetic_normal"]
+    p = bundled.predict_file(path)
+    saved = bundled.card.threshold
+    bundled.card.threshold = p.abnormal_probability + 0.5 * p.borderline_margin
+    try:
+        b = bundled.predict_file(path)
+    finally:
+        bundled.card.threshold = saved
+    panel = ResultPanel()
+    qtbot.addWidget(panel)
+    panel.show_prediction(b)
+    assert "Borderline: listen again" in panel.headline.text()
+    assert "timeline peaks at" in panel.notes.text()
+    panel.show_prediction(p)
+    assert "Borderline" not in panel.headline.text()
+
+
+def test_normal_verdict_with_windows_above_the_threshold_is_explained(bundled):
+    p = bundled.predict_file(_examples()["synthetic_normal"])
+    top = max(w.abnormal_probability for w in p.windows)
+    p.threshold = (top + p.abnormal_probability) / 2  # pooled below it, one window above
+    assert p.decision == "normal"
+    assert "rise above the threshold" in consistency_note(p)
+    p.threshold = top + 0.01
+    assert consistency_note(p) == ""
+
+
+def test_truncated_file_is_said(qtbot, bundled, tmp_path):
+    wav = tmp_path / "cut.wav"
+    x = load_audio(_examples()["synthetic_normal"], rate=8000).samples
+    sf.write(wav, x, 8000, subtype="PCM_16")
+    wav.write_bytes(wav.read_bytes()[: 44 + 2 * 8000 * 6])
+    panel = ResultPanel()
+    qtbot.addWidget(panel)
+    panel.show_prediction(bundled.predict_file(wav))
+    assert "Truncated file: the header says 15.0 s, the file holds 6.0 s" in panel.notes.text()
