@@ -32,6 +32,14 @@ COMMANDS = {
     "models": "models",
     "train": "train",
     "record": "record",
+    "import": "import_folder",
+    "patients": "patients",
+    "report": "report",
+    "export-patient": "export_patient",
+    "delete-patient": "delete_patient",
+    "backup": "backup",
+    "relocate": "relocate",
+    "reanalyse": "reanalyse",
 }
 
 
