@@ -141,3 +141,24 @@ def test_import_the_icbhi_subset(capsys):
         devices = {r["device"] for r in s.query("SELECT device FROM recordings")}
         assert devices == {"Meditron", "LittC2SE", "Litt3200", "AKGC417L"}
         assert s.query("SELECT COUNT(*) FROM labels")[0][0] == 101
+
+
+@pytest.mark.slow  # the tiny model trains with TensorFlow first
+def test_import_analyse_then_reanalyse_with_another_model(tmp_path, capsys, tiny_model_dir):
+    folder = tmp_path / "in"
+    write_recording(folder / "1001_5.0_0_p1_1.wav", "CAS", seconds=5.0)
+    write_recording(folder / "1001_5.0_0_p3_2.wav", "Normal", seconds=5.0, seed=1)
+    assert main(["import", str(folder), "--analyse"]) == 0  # the active (bundled) model
+    assert "analysed 2 recording(s) with lungapp-sprsound" in capsys.readouterr().out
+    assert main(["reanalyse", "--model", str(tiny_model_dir)]) == 0
+    assert "analysed 2 recording(s)" in capsys.readouterr().out
+    assert main(["reanalyse", "1001", "--model", str(tiny_model_dir)]) == 0  # nothing stale any more
+    assert "analysed 0 recording(s)" in capsys.readouterr().out
+    with Store() as s:
+        for r in s.patient_recordings(s.patient("1001")["id"]):
+            models = [x["model_name"] for x in s.results(r["uid"])]
+            assert sorted(models) == sorted(["lungapp-sprsound", _card_name(tiny_model_dir)])
+
+
+def _card_name(model_dir: Path) -> str:
+    return json.loads((model_dir / "card.json").read_text())["name"]
