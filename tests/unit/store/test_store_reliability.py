@@ -26,7 +26,7 @@ with Store(db) as s:
     for i in range(n):
         with s.transaction():
             v = s.add_visit(s.add_patient(f"{tag}-{i}"))
-            for k in range(%d):
+            for k in range(RECORDINGS):
                 uid = s.add_recording(v, f"/nowhere/{tag}-{i}-{k}.wav", site="Trachea")
                 s.add_result(uid, pred, ModelId("m", "1", "h"))
                 if pause and i == n - 1 and k == 2:
@@ -34,7 +34,7 @@ with Store(db) as s:
                     time.sleep(60)
                 s.confirm_label(uid, "Normal", tag)
         print("done", i, flush=True)
-""" % RECORDINGS_PER_VISIT
+""".replace("RECORDINGS", str(RECORDINGS_PER_VISIT))
 
 
 def start_writer(db: Path, tag: str, n: int, pause: bool = False) -> subprocess.Popen:
