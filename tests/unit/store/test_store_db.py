@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pytest
 
 from lungapp import paths
@@ -145,3 +146,29 @@ def test_a_failed_transaction_leaves_nothing(tmp_path):
             s.add_recording(v, tmp_path / "x.wav")
             raise RuntimeError("crash in the middle")
         assert s.find_patients() == [] and s.query("SELECT COUNT(*) FROM recordings")[0][0] == 0
+
+
+def test_a_recording_the_app_made_is_filed_under_todays_visit_with_its_results(tmp_path):
+    import datetime as dt
+
+    from lungapp.audio.recorder import Recording, RecordingSettings
+    from lungapp.audio.ringbuffer import RingBuffer
+    from lungapp.store.recorded import file_recording, save_result
+
+    ring = RingBuffer(4000)
+    rec = Recording(ring, 4000, RecordingSettings(site="Trachea", patient_id="K-77", device_name="steth"))
+    ring.write(np.zeros(400, dtype=np.float32))
+    result = rec.stop()
+    anonymous = Recording(RingBuffer(4000), 4000, RecordingSettings(site="Trachea")).stop()
+    with Store() as s:
+        uid = file_recording(s, result.path)
+        assert uid == rec.recording_id and "K-77" not in result.path.name
+        assert file_recording(s, result.path) == uid  # filed once
+        assert file_recording(s, anonymous.path) is None  # no patient named: not filed
+        row = s.recording(uid)
+        assert row["owned"] == 1 and row["site"] == "Trachea" and row["device"] == "steth"
+        (visit,) = s.visits(s.patient("K-77")["id"])
+        assert visit["date"] == dt.date.today().isoformat()
+        assert save_result(s, result.path, prediction(0.2, "normal", "Normal"), ModelId("m", "1")) == uid
+        assert save_result(s, tmp_path / "other.wav", prediction(0.2, "normal", "Normal"), ModelId("m", "1")) is None
+        assert s.latest_result(uid)["decision"] == "normal"
