@@ -66,3 +66,22 @@ def gather(store: Store, identifier: str, visit_number: int | None = None,
                for r in store.recordings(v["id"])]
     return ReportData(dict(p), dict(v), entries, active.text() if active else "",
                       _dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def site_history(store: Store, identifier: str, site: str, active: ModelId | None = None) -> list[dict]:
+    """Every recording of ``site`` of a patient, oldest first, each with its visit number
+    and date, newest result (``None`` when not analysed) and confirmed labels: what the
+    comparison and the per-site trend show."""
+    p = store.patient(identifier)
+    out = []
+    for r in store.patient_recordings(p["id"]):
+        if (r["site"] or "unknown site") == site:
+            out.append({**r, "result": store.latest_result(r["uid"], active), "labels": store.labels(r["uid"])})
+    return out
+
+
+def trend(history: list[dict]) -> list[tuple[int, float]]:
+    """(visit number, abnormal probability) of each analysed, current recording of a site's
+    history; results by another model are left out (never mixed with the active model's)."""
+    return [(h["visit_number"], h["result"]["abnormal_probability"]) for h in history
+            if h["result"] is not None and not h["result"].get("stale")]
