@@ -155,6 +155,9 @@ class CompareDialog(QDialog):
             self.trend_plot.addItem(pg.InfiniteLine(pos=thr, angle=0, pen=pg.mkPen(theme.MUTED,
                                                                                  style=Qt.PenStyle.DotLine)))
         self.trend_plot.setYRange(0, 1)
+        visits = sorted({int(v) for v in x})
+        self.trend_plot.getAxis("bottom").setTicks([[(v, str(v)) for v in visits], []])
+        self.trend_plot.setXRange(min(visits) - 0.3, max(visits) + 0.3)
 
     def trend_points(self) -> list[tuple[int, float]]:
         return trend(self.history)

@@ -235,6 +235,7 @@ class PatientsView(QWidget):
                     item.setForeground(QColor("#a03000"))
                 self.table.setItem(row, col, item)
         self._fill_times()
+        self.table.resizeColumnsToContents()
 
     def _fill_times(self) -> None:
         store = self.hook.store

@@ -59,12 +59,27 @@ def _paint_view(painter: QPainter, box: QRectF, title: str, sites: dict, states:
     painter.setPen(QPen(QColor("#555555"), max(1.0, box.width() / 150)))
     painter.setBrush(QColor("#f7f3ee"))
     painter.drawPath(_torso(body))
+    _paint_sides(painter, body, title_h * 0.7, front=title == "Front")
     radius = body.width() * 0.085
     for site, (ux, uy) in sites.items():
         if site not in states and planned is not None and site not in planned:
             continue
         centre = QPointF(body.x() + ux * body.width(), body.y() + uy * body.height())
         _paint_site(painter, centre, radius, states.get(site))
+
+
+def _paint_sides(painter: QPainter, body: QRectF, size: float, front: bool) -> None:
+    """"R" and "L" low inside the outline: in the front view the patient's right is on the
+    viewer's left, in the back view on the viewer's right."""
+    font = QFont(painter.font())
+    font.setPixelSize(max(7, int(size)))
+    painter.setFont(font)
+    painter.setPen(QPen(QColor("#555555")))
+    y, w = body.bottom() - size * 2, body.width() * 0.3
+    left, right = ("R", "L") if front else ("L", "R")
+    painter.drawText(QRectF(body.x() + body.width() * 0.1, y, w, size * 1.5), Qt.AlignmentFlag.AlignCenter, left)
+    painter.drawText(QRectF(body.right() - body.width() * 0.1 - w, y, w, size * 1.5),
+                     Qt.AlignmentFlag.AlignCenter, right)
 
 
 def _paint_site(painter: QPainter, centre: QPointF, radius: float, state: str | None) -> None:
