@@ -48,6 +48,11 @@ def _patients_tab(context: AppContext, window):
 
     hook = StoreHook(context, window)
     view = PatientsView(hook)
+    if hasattr(window.record, "patient_edit"):  # the Record view (not its "unavailable" label)
+        from lungapp.gui.guided_exam import ExamPanel
+
+        window.exam_panel = ExamPanel(window.record, hook)
+        window.record.layout().insertWidget(1, window.exam_panel)
     view.openRecording.connect(lambda p: window.open_paths([p]))
     view.statusMessage.connect(lambda m: window.show_status(m, 8000))
     hook.message.connect(lambda m: window.show_status(m, 15000))

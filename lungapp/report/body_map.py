@@ -15,7 +15,8 @@ TO_RECORD = "to record"
 # view the patient's left is on the viewer's right; in the back view, on the viewer's left.
 FRONT_SITES = {"Trachea": (0.5, 0.12), "Anterior right": (0.36, 0.38), "Anterior left": (0.64, 0.38),
                "Lateral right": (0.18, 0.62), "Lateral left": (0.82, 0.62)}
-BACK_SITES = {"Posterior left": (0.36, 0.45), "Posterior right": (0.64, 0.45)}
+BACK_SITES = {"Posterior left": (0.36, 0.42), "Posterior right": (0.64, 0.42),
+              "Posterior left lower": (0.36, 0.68), "Posterior right lower": (0.64, 0.68)}
 
 
 def _torso(r: QRectF) -> QPainterPath:

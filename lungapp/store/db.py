@@ -196,6 +196,12 @@ class Store:
                        recorded_at or now(), int(owned)))
         return uid
 
+    def file_under(self, uid: str, visit_id: int, site: str) -> None:
+        """Put recording ``uid`` under ``visit_id`` at ``site`` (a guided exam files each
+        recording under its visit and the site it asked for)."""
+        with self.transaction() as c:
+            c.execute("UPDATE recordings SET visit_id = ?, site = ? WHERE uid = ?", (visit_id, site, uid))
+
     def recording(self, uid: str) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM recordings WHERE uid = ?", (uid,)).fetchone()
         if row is None:

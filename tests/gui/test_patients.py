@@ -155,3 +155,80 @@ def test_a_recording_made_in_the_app_is_filed_with_its_result(qtbot, bundled_pre
     assert view.body_map.states["Anterior left"] in ("normal", "abnormal", "poor quality")
     latest = hook.store.latest_result(rec.recording_id, hook.active_model())
     assert latest is not None and latest["model_name"] == "lungapp-sprsound"
+
+
+def _record_once(qtbot, ctx, view, wav, pulse_sink) -> str:
+    """Record ~1.5 s from the null sink's monitor while ``wav`` plays into it; the path."""
+    import subprocess
+
+    from PySide6.QtCore import Qt
+
+    qtbot.waitUntil(lambda: view.state == "idle" and view.record_button.isEnabled(), timeout=20000)
+    qtbot.mouseClick(view.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.state == "recording", timeout=20000)
+    assert view.capture.wait_first_callback(5.0)
+    player = subprocess.Popen(["paplay", f"--device={pulse_sink}", str(wav)])
+    try:
+        qtbot.waitUntil(lambda: view.monitor.samples_total > view.capture.rate * 1.5, timeout=15000)
+    finally:
+        player.wait(30)
+    with qtbot.waitSignal(ctx.recordingFinished, timeout=20000) as sig:
+        qtbot.mouseClick(view.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.state == "idle", timeout=20000)
+    return sig.args[0]
+
+
+@pytest.mark.audio
+def test_guided_exam_in_the_record_view_through_the_null_sink(qtbot, pulse_sink, bundled_predictor, tmp_path):
+    import soundfile as sf
+
+    from lungapp.gui.context import AppContext
+    from lungapp.gui.guided_exam import ExamPanel
+    from lungapp.gui.record_view import RecordView
+    from lungapp.gui.store_hook import StoreHook
+    from lungapp.report.content import gather
+
+    from tiny_model import make_signal
+
+    wav = tmp_path / "breath.wav"
+    sf.write(wav, make_signal("CAS", 1.5, np.random.default_rng(1), 48000) * 0.5, 48000)
+    ctx = AppContext()
+    ctx.set_predictor(bundled_predictor)
+    hook = StoreHook(ctx)
+    view = RecordView(ctx)
+    panel = ExamPanel(view, hook)
+    view.layout().insertWidget(1, panel)
+    qtbot.addWidget(view)
+    view.resize(1100, 760)
+    view.show()
+    qtbot.waitExposed(view)
+    view.duration_combo.setCurrentText("Until stopped")
+    assert panel.start() is None and "patient identifier" in panel.next_label.text()
+    view.patient_edit.setText("EXAM-1")
+    panel.protocol_combo.setCurrentIndex(panel.protocol_combo.findData(4))
+    exam = panel.start()
+    assert view.site_combo.currentText() == "Anterior right" and "Next: Anterior right (site 1 of 4)" in \
+        panel.next_label.text()
+    paths = [_record_once(qtbot, ctx, view, wav, pulse_sink)]
+    assert view.site_combo.currentText() == "Anterior left"
+    panel.skip()
+    assert view.site_combo.currentText() == "Posterior right"
+    paths.append(_record_once(qtbot, ctx, view, wav, pulse_sink))
+    panel.repeat()  # the last site again
+    assert view.site_combo.currentText() == "Posterior right"
+    paths.append(_record_once(qtbot, ctx, view, wav, pulse_sink))
+    paths.append(_record_once(qtbot, ctx, view, wav, pulse_sink))
+    assert exam.finished and panel.next_label.text().startswith("Exam complete")
+    assert not panel.skip_button.isEnabled()
+    store = hook.store
+    (visit,) = store.visits(store.patient("EXAM-1")["id"])
+    recs = store.recordings(visit["id"])
+    assert [r["site"] for r in recs] == ["Anterior right", "Posterior right", "Posterior right", "Posterior left"]
+    assert [r["path"] for r in recs] == paths and all(r["owned"] for r in recs)
+    assert not any("EXAM-1" in p for p in paths)  # file names carry the recording id
+    qtbot.waitUntil(lambda: ctx.pending() == 0, timeout=60000)
+    data = gather(store, "EXAM-1", None, hook.active_model())
+    assert set(data.site_states()) == {"Anterior right", "Posterior right", "Posterior left"}  # AL: to record
+    assert all(e.result is not None for e in data.entries)
+    panel.stop()
+    assert not view.patient_edit.isReadOnly()
