@@ -24,6 +24,8 @@ from lungapp.errors import LungappError
 from lungapp.store import schema
 
 BUSY_TIMEOUT_MS = 30_000
+# What a recording row may say about its file, with the defaults.
+RECORDING_FACTS = {"site": "", "device": "", "sample_rate": None, "duration_s": None, "recorded_at": None}
 
 
 class StoreError(LungappError):
@@ -183,17 +185,22 @@ class Store:
 
     # --- recordings, results, labels ---------------------------------------------------
 
-    def add_recording(self, visit_id: int, path: str | os.PathLike, *, site: str = "", device: str = "",
-                      sample_rate: int | None = None, duration_s: float | None = None,
-                      recorded_at: str | None = None, owned: bool = False, uid: str | None = None) -> str:
+    def add_recording(self, visit_id: int, path: str | os.PathLike, *, owned: bool = False,
+                      uid: str | None = None, **facts) -> str:
         """Add a recording (its file stays where it is); returns its random uid. ``owned``:
-        the app made the file, so deleting the patient deletes it too."""
+        the app made the file, so deleting the patient deletes it too. ``facts``: any of
+        ``site``, ``device``, ``sample_rate`` (Hz), ``duration_s``, ``recorded_at`` (ISO
+        time; default now)."""
+        unknown = set(facts) - set(RECORDING_FACTS)
+        if unknown:
+            raise TypeError(f"unknown recording facts: {sorted(unknown)}")
+        row = {**RECORDING_FACTS, **{k: v for k, v in facts.items() if v is not None}}
         uid = uid or new_uid()
         with self.transaction() as c:
             c.execute("INSERT INTO recordings (uid, visit_id, path, site, device, sample_rate, duration_s, "
                       "recorded_at, owned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (uid, visit_id, os.path.abspath(path), site, device, sample_rate, duration_s,
-                       recorded_at or now(), int(owned)))
+                      (uid, visit_id, os.path.abspath(path), row["site"], row["device"], row["sample_rate"],
+                       row["duration_s"], row["recorded_at"] or now(), int(owned)))
         return uid
 
     def file_under(self, uid: str, visit_id: int, site: str) -> None:
