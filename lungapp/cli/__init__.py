@@ -34,6 +34,7 @@ COMMANDS = {
     "record": "record",
     "import": "import_folder",
     "patients": "patients",
+    "edit-patient": "edit_patient",
     "report": "report",
     "export-patient": "export_patient",
     "delete-patient": "delete_patient",

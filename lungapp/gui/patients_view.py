@@ -9,12 +9,15 @@ Thin: every read and write goes through :class:`lungapp.store.Store` (via the
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
+    QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -22,6 +25,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -86,12 +90,36 @@ class PatientsView(QWidget):
         lay = QVBoxLayout(w)
         self.search_edit = QLineEdit(placeholderText="Search by identifier or name")
         self.patient_list = QListWidget()
+        self.add_button = QPushButton("Add patient")
+        self.add_button.setToolTip("Add the identifier typed in the search field as a new patient")
         self.import_button = QPushButton("Import folder…")
         lay.addWidget(QLabel("Patients"))
         lay.addWidget(self.search_edit)
         lay.addWidget(self.patient_list, 1)
-        lay.addWidget(self.import_button)
+        lay.addWidget(self._build_details())
+        row = QHBoxLayout()
+        row.addWidget(self.add_button)
+        row.addWidget(self.import_button)
+        lay.addLayout(row)
         return w
+
+    def _build_details(self) -> QWidget:
+        """Name, birth year and sex of the selected patient, editable."""
+        box = QWidget()
+        form = QFormLayout(box)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.name_edit = QLineEdit()
+        self.birth_spin = QSpinBox()
+        self.birth_spin.setRange(1899, _dt.date.today().year)
+        self.birth_spin.setSpecialValueText("unknown")  # the minimum stands for "not given"
+        self.sex_combo = QComboBox()
+        self.sex_combo.addItems(["", "female", "male", "other"])
+        self.save_patient_button = QPushButton("Save patient details")
+        form.addRow("Name", self.name_edit)
+        form.addRow("Born", self.birth_spin)
+        form.addRow("Sex", self.sex_combo)
+        form.addRow(self.save_patient_button)
+        return box
 
     def _build_visit(self) -> QWidget:
         w = QWidget()
@@ -146,6 +174,8 @@ class PatientsView(QWidget):
         self.save_notes_button.clicked.connect(self.save_notes)
         self.report_button.clicked.connect(self.report_dialog)
         self.import_button.clicked.connect(self.import_dialog)
+        self.add_button.clicked.connect(self.add_patient)
+        self.save_patient_button.clicked.connect(self.save_patient)
 
     # --- what is shown ------------------------------------------------------------------
     def current_patient(self) -> str | None:
@@ -176,12 +206,19 @@ class PatientsView(QWidget):
             self.patient_list.setCurrentRow(0)
         self._show_visits(visit)
 
+    def _show_details(self, row) -> None:
+        self.name_edit.setText(row["name"] if row else "")
+        self.birth_spin.setValue(row["birth_year"] if row and row["birth_year"] else self.birth_spin.minimum())
+        self.sex_combo.setCurrentText(row["sex"] if row else "")
+
     def _show_visits(self, keep: int | None = None) -> None:
         self.visit_list.blockSignals(True)
         self.visit_list.clear()
         ident = self.current_patient()
         store = self.hook.store
-        if ident and store is not None and store.patient(ident, missing_ok=True) is not None:
+        row = store.patient(ident, missing_ok=True) if ident and store is not None else None
+        self._show_details(row)
+        if row is not None:
             for v in store.visits(store.patient(ident)["id"]):
                 item = QListWidgetItem(f"Visit {v['number']}: {v['date']}"
                                        + (f", {v['clinician']}" if v["clinician"] else ""))
@@ -262,6 +299,27 @@ class PatientsView(QWidget):
                 self.status.setText(f"{e.path}: the file is missing; relocate it first.")
                 continue
             self.openRecording.emit(e.path)
+
+    def add_patient(self) -> None:
+        """Add the identifier typed in the search field (a patient seen for the first time)."""
+        ident = self.search_edit.text().strip()
+        try:
+            self.hook.store.add_patient(ident)
+        except LungappError as exc:
+            self.status.setText(str(exc))
+            return
+        self.statusMessage.emit(f"Patient {ident} added.")
+        self.refresh()
+
+    def save_patient(self) -> None:
+        ident = self.current_patient()
+        if not ident:
+            return
+        year = self.birth_spin.value()
+        self.hook.store.update_patient(ident, name=self.name_edit.text().strip(), sex=self.sex_combo.currentText(),
+                                       birth_year=None if year == self.birth_spin.minimum() else year)
+        self.statusMessage.emit(f"Patient {ident} saved.")
+        self.refresh()
 
     def save_notes(self) -> None:
         if self.data is not None:

@@ -149,12 +149,13 @@ class Store:
                           "ORDER BY identifier", (like, like))
 
     def update_patient(self, identifier: str, **fields) -> None:
+        """Change a patient's ``name``, ``birth_year`` and/or ``sex``."""
         allowed = {"name", "birth_year", "sex"}
         if set(fields) - allowed:
             raise ValueError(f"unknown patient fields: {set(fields) - allowed}")
         pid = self.patient(identifier)["id"]
         with self.transaction() as c:
-            for key, value in fields.items():
+            for key, value in fields.items():  # key is one of `allowed`: safe in the SQL text
                 c.execute(f"UPDATE patients SET {key} = ? WHERE id = ?", (value, pid))
 
     def add_visit(self, patient_id: int, date: str | None = None, clinician: str = "",
@@ -163,7 +164,7 @@ class Store:
             return c.execute("INSERT INTO visits (patient_id, date, clinician, notes) VALUES (?, ?, ?, ?)",
                              (patient_id, date or _dt.date.today().isoformat(), clinician, notes)).lastrowid
 
-    def visits(self, patient_id: int) -> list[sqlite3.Row]:
+    def visits(self, patient_id: int) -> list[dict]:
         """A patient's visits, oldest first; ``number`` is 1 for the first visit."""
         rows = self.query("SELECT * FROM visits WHERE patient_id = ? ORDER BY date, id", (patient_id,))
         return [_with(r, number=i) for i, r in enumerate(rows, 1)]

@@ -232,3 +232,22 @@ def test_guided_exam_in_the_record_view_through_the_null_sink(qtbot, pulse_sink,
     assert all(e.result is not None for e in data.entries)
     panel.stop()
     assert not view.patient_edit.isReadOnly()
+
+
+def test_add_a_patient_and_edit_their_details(qtbot, stored):
+    _, hook, view = make_view(qtbot)
+    view.search_edit.setText("NEW-5")
+    assert view.patient_list.count() == 0
+    view.add_patient()
+    assert view.current_patient() == "NEW-5" and view.birth_spin.text() == "unknown"
+    view.name_edit.setText("Bo Chen")
+    view.birth_spin.setValue(2018)
+    view.sex_combo.setCurrentText("male")
+    view.save_patient()
+    row = hook.store.patient("NEW-5")
+    assert (row["name"], row["birth_year"], row["sex"]) == ("Bo Chen", 2018, "male")
+    view.search_edit.setText("bo ch")
+    assert view.current_patient() == "NEW-5" and view.name_edit.text() == "Bo Chen"
+    view.search_edit.setText("P-1")
+    view.add_patient()  # already there: one line, nothing added
+    assert "already exists" in view.status.text()

@@ -162,3 +162,16 @@ def test_import_analyse_then_reanalyse_with_another_model(tmp_path, capsys, tiny
 
 def _card_name(model_dir: Path) -> str:
     return json.loads((model_dir / "card.json").read_text())["name"]
+
+
+def test_edit_patient_adds_or_changes_details_and_refuses_an_implausible_year(capsys):
+    assert main(["edit-patient", "Z1", "--name", "Zoe Roe", "--birth-year", "2019", "--sex", "female"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"identifier": "Z1", "name": "Zoe Roe", "birth_year": 2019,
+                                                   "sex": "female"}
+    assert main(["edit-patient", "Z1", "--name", "Zoe Doe"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "Zoe Doe"
+    assert main(["edit-patient", "Z1", "--birth-year", "1066"]) == 2
+    assert "birth year 1066 is not plausible" in capsys.readouterr().err
+    assert main(["patients", "zoe", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["birth_year"], row["name"]) == (2019, "Zoe Doe")
