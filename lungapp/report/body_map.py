@@ -6,6 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 
+from lungapp.audio.recorder import SITES
+
 # Fill colour of a site by state; a site with no recording yet is drawn as an empty ring.
 STATE_COLOURS = {"normal": "#2e9e6b", "abnormal": "#d9480f", "poor quality": "#9e9e9e",
                  "not analysed": "#cfd8e3", "missing": "#ffffff"}
@@ -37,7 +39,8 @@ def paint_body_map(painter: QPainter, rect: QRectF, states: dict[str, str],
                    planned: list[str] | None = None) -> None:
     """Draw both views in ``rect``. ``states``: {site: state (a key of STATE_COLOURS)};
     ``planned``: the sites of the exam protocol, drawn as empty rings when not in ``states``
-    (None: every site)."""
+    (None: the recorder's seven sites; the lower posterior ones only when recorded)."""
+    planned = list(SITES) if planned is None else planned
     painter.save()
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     half = rect.width() / 2
@@ -49,7 +52,7 @@ def paint_body_map(painter: QPainter, rect: QRectF, states: dict[str, str],
 
 
 def _paint_view(painter: QPainter, box: QRectF, title: str, sites: dict, states: dict[str, str],
-                planned: list[str] | None) -> None:
+                planned: list[str]) -> None:
     title_h = box.height() * 0.1
     body = box.adjusted(box.width() * 0.08, title_h, -box.width() * 0.08, 0)
     font = QFont(painter.font())
@@ -63,7 +66,7 @@ def _paint_view(painter: QPainter, box: QRectF, title: str, sites: dict, states:
     _paint_sides(painter, body, title_h * 0.7, front=title == "Front")
     radius = body.width() * 0.085
     for site, (ux, uy) in sites.items():
-        if site not in states and planned is not None and site not in planned:
+        if site not in states and site not in planned:
             continue
         centre = QPointF(body.x() + ux * body.width(), body.y() + uy * body.height())
         _paint_site(painter, centre, radius, states.get(site))
