@@ -7,7 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lungapp.gui import theme
 from lungapp.gui.playback import Player
@@ -90,7 +100,12 @@ class CompareDialog(QDialog):
         lay.addWidget(QLabel(f"Trend at {self.site} (results of the active model only)"))
         lay.addWidget(self.trend_plot)
         self.status = QLabel("")
-        lay.addWidget(self.status)
+        self.png_button = QPushButton("Save as PNG…")
+        self.png_button.clicked.connect(self.save_png_dialog)
+        row = QHBoxLayout()
+        row.addWidget(self.status, 1)
+        row.addWidget(self.png_button)
+        lay.addLayout(row)
 
     def choose_earlier(self, index: int) -> None:
         if not 0 <= index < len(self.earlier):
@@ -158,6 +173,17 @@ class CompareDialog(QDialog):
         visits = sorted({int(v) for v in x})
         self.trend_plot.getAxis("bottom").setTicks([[(v, str(v)) for v in visits], []])
         self.trend_plot.setXRange(min(visits) - 0.3, max(visits) + 0.3)
+
+    def save_png_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the comparison", f"compare-{self.site}.png", "PNG (*.png)")
+        if path:
+            self.save_png(path)
+
+    def save_png(self, path: str) -> bool:
+        """Both spectrograms, their results and the trend as one PNG (what is on screen)."""
+        ok = self.grab().save(path, "PNG")
+        self.status.setText(f"Saved {path}" if ok else f"{path}: could not write the PNG")
+        return ok
 
     def trend_points(self) -> list[tuple[int, float]]:
         return trend(self.history)

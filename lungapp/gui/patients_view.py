@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lungapp import paths
 from lungapp.errors import LungappError
 from lungapp.gui.body_map import BodyMapWidget
 from lungapp.gui.workers import run_task
@@ -93,6 +94,8 @@ class PatientsView(QWidget):
         self.add_button = QPushButton("Add patient")
         self.add_button.setToolTip("Add the identifier typed in the search field as a new patient")
         self.import_button = QPushButton("Import folder…")
+        self.folder_button = QPushButton("Open recordings folder")
+        self.folder_button.setToolTip(str(paths.recordings_dir()))
         lay.addWidget(QLabel("Patients"))
         lay.addWidget(self.search_edit)
         lay.addWidget(self.patient_list, 1)
@@ -101,6 +104,7 @@ class PatientsView(QWidget):
         row.addWidget(self.add_button)
         row.addWidget(self.import_button)
         lay.addLayout(row)
+        lay.addWidget(self.folder_button)
         return w
 
     def _build_details(self) -> QWidget:
@@ -175,6 +179,7 @@ class PatientsView(QWidget):
         self.report_button.clicked.connect(self.report_dialog)
         self.import_button.clicked.connect(self.import_dialog)
         self.add_button.clicked.connect(self.add_patient)
+        self.folder_button.clicked.connect(self.open_recordings_folder)
         self.save_patient_button.clicked.connect(self.save_patient)
 
     # --- what is shown ------------------------------------------------------------------
@@ -299,6 +304,18 @@ class PatientsView(QWidget):
                 self.status.setText(f"{e.path}: the file is missing; relocate it first.")
                 continue
             self.openRecording.emit(e.path)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh()  # another window or a CLI command may have written to the store
+
+    def open_recordings_folder(self) -> bool:
+        """Show the folder the Record view writes to in the desktop's file manager."""
+        folder = paths.ensure(paths.recordings_dir())
+        ok = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if not ok:
+            self.status.setText(f"Could not open {folder}; it is where recordings are saved.")
+        return ok
 
     def add_patient(self) -> None:
         """Add the identifier typed in the search field (a patient seen for the first time)."""

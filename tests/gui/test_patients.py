@@ -120,7 +120,7 @@ def test_reanalyse_in_one_action_replaces_other_models_results(qtbot, stored, bu
     assert "lungapp-sprsound" in view.table.item(0, 4).text()
 
 
-def test_compare_with_an_earlier_visit_on_the_same_scales_with_a_trend(qtbot, stored):
+def test_compare_with_an_earlier_visit_on_the_same_scales_with_a_trend(qtbot, stored, tmp_path):
     _, hook, view = make_view(qtbot)
     view.search_edit.setText("P-1")
     view.select_site("Trachea")
@@ -135,6 +135,11 @@ def test_compare_with_an_earlier_visit_on_the_same_scales_with_a_trend(qtbot, st
     assert dlg.plots[0].levels == dlg.plots[1].levels
     # no active model: every result is shown; the trend holds both visits
     assert dlg.trend_points() == [(1, 0.9), (2, 0.2)]
+    png = tmp_path / "compare.png"
+    assert dlg.save_png(str(png))
+    from PIL import Image
+
+    assert Image.open(png).size == (dlg.width(), dlg.height())
     dlg.close()
 
 
@@ -251,3 +256,15 @@ def test_add_a_patient_and_edit_their_details(qtbot, stored):
     view.search_edit.setText("P-1")
     view.add_patient()  # already there: one line, nothing added
     assert "already exists" in view.status.text()
+
+
+def test_the_recordings_folder_opens_from_the_patients_tab(qtbot, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
+    from lungapp import paths
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    _, _, view = make_view(qtbot)
+    view.folder_button.click()
+    assert opened == [str(paths.recordings_dir())] and paths.recordings_dir().is_dir()
