@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ("review", "review_error", "record", "train", "about")
+SHOTS = ("review", "review_error", "record", "train", "about", "patients", "compare", "report")
 
 
 def _dataset(folder: Path, patients: int = 6) -> Path:
@@ -158,6 +158,66 @@ def about_shot(win, d: Driver) -> None:
     dlg.close()
 
 
+def _patient_history(folder: Path) -> None:
+    """Patient P-0042 with two visits (synthetic recordings, lungapp.synth): wheezes at two
+    sites in January, gone at one of them in February; a clinician confirmed one."""
+    import soundfile as sf
+
+    from lungapp import synth
+    from lungapp.store import Store
+
+    visits = {"2025-01-10": {"Trachea": "normal", "Anterior left": "wheeze", "Anterior right": "normal",
+                             "Posterior left": "wheeze"},
+              "2025-02-14": {"Trachea": "normal", "Anterior left": "normal", "Anterior right": "normal",
+                             "Posterior left": "wheeze", "Posterior right": "normal"}}
+    folder.mkdir(parents=True, exist_ok=True)
+    with Store() as s:
+        pid = s.add_patient("P-0042", name="Demo Patient", birth_year=2017, sex="female")
+        for k, (date, sites) in enumerate(visits.items()):
+            vid = s.add_visit(pid, date, "Dr Demo", "Night cough; wheeze on expiration." if not k else "")
+            for j, (site, kind) in enumerate(sites.items()):
+                x, _, _ = synth.render(kind, 8.0, 8000, seed=10 * k + j)
+                sf.write(folder / f"{date}_{j}.wav", x, 8000, subtype="PCM_16")
+                uid = s.add_recording(vid, folder / f"{date}_{j}.wav", site=site, device="synthetic",
+                                      sample_rate=8000, duration_s=8.0, recorded_at=f"{date}T10:0{j}:00Z")
+                if not k and kind == "wheeze":
+                    s.confirm_label(uid, "CAS", "Dr Demo")
+
+
+def patients_shot(win, d: Driver, tmp: Path) -> None:
+    """patients.png: the Patients tab, the patient's second visit analysed by the model."""
+    _patient_history(tmp / "patient")
+    view = win.patients
+    win.tabs.setCurrentWidget(view)
+    d.wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
+    view.refresh()
+    view.reanalyse_stale()
+    d.wait(lambda: win.ctx.pending() == 0, what="the analyses")
+    view.refresh()
+    view.visit_list.setCurrentRow(1)
+    d.shot(win, "patients.png")
+
+
+def compare_shot(win, d: Driver) -> None:
+    """compare.png: Posterior left now and at the first visit, and its trend."""
+    view = win.patients
+    view.select_site("Posterior left")
+    dlg = view.compare_selected()
+    d.wait(lambda: all(p.has_image() for p in dlg.plots), what="the comparison")
+    d.shot(dlg, "compare.png")
+    dlg.close()
+
+
+def report_shot(win, d: Driver, tmp: Path) -> None:
+    """report.png: the first page of the visit's PDF report, rendered by pdftoppm."""
+    import subprocess
+
+    pdf = win.patients.write_report(str(tmp / "report.pdf"))
+    subprocess.run(["pdftoppm", "-png", "-r", "70", "-f", "1", "-l", "1", "-singlefile", pdf,
+                    str(d.out / "report")], check=True)
+    print(d.out / "report.png")
+
+
 def _parse_args():
     """(args, the set of screenshots wanted)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -224,6 +284,12 @@ def main() -> int:
         train_shot(win, d, tmp)
     if "about" in want:
         about_shot(win, d)
+    if want & {"patients", "compare", "report"}:
+        patients_shot(win, d, tmp)
+        if "compare" in want:
+            compare_shot(win, d)
+        if "report" in want:
+            report_shot(win, d, tmp)
     win.close()
     workers.wait_all(5000)
     return 0

@@ -30,6 +30,7 @@ import datetime as _dt
 import json
 import os
 import re
+import secrets
 import struct
 import threading
 import time
@@ -83,10 +84,18 @@ def sidecar_path(audio: Path) -> Path:
     return audio.with_suffix(".json")
 
 
+def new_recording_id() -> str:
+    """A random recording id (12 hex digits). File names carry it, never the patient
+    identifier: a folder listing, a backup log or a shared file reveals no one."""
+    return secrets.token_hex(6)
+
+
 def make_sidecar(*, device: str, sample_rate: int, site: str = "", patient_id: str = "",
-                 start_time: _dt.datetime | None = None, channel: int = 0) -> dict:
+                 start_time: _dt.datetime | None = None, channel: int = 0,
+                 recording_id: str = "") -> dict:
     """The sidecar of a new recording: SPRSound-compatible annotation keys (empty until
-    someone labels it) plus where and how it was recorded."""
+    someone labels it) plus where and how it was recorded (the patient is named here,
+    inside the file, not in its name)."""
     start = start_time or _dt.datetime.now(_dt.UTC)
     return {
         "record_annotation": "",
@@ -96,13 +105,14 @@ def make_sidecar(*, device: str, sample_rate: int, site: str = "", patient_id: s
         "channel": int(channel),
         "site": site,
         "patient_id": patient_id,
+        "recording_id": recording_id,
         "start_time": start.astimezone(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "app_version": __version__,
         "status": "recording",
     }
 
 
-def _reserve(out: Path | None, patient_id: str, site: str) -> tuple[Path, Path]:
+def _reserve(out: Path | None, recording_id: str, site: str) -> tuple[Path, Path]:
     """(final path, partial path) with the partial created exclusively; the final name,
     its partial and its sidecar are all free."""
     if out is not None:
@@ -122,7 +132,7 @@ def _reserve(out: Path | None, patient_id: str, site: str) -> tuple[Path, Path]:
         return final, partial_path(final)
     folder = paths.ensure(paths.recordings_dir())
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    parts = [stamp] + [p for p in (_safe(patient_id), SITE_CODES.get(site, _safe(site))) if p]
+    parts = [stamp] + [p for p in (recording_id, SITE_CODES.get(site, _safe(site))) if p]
     stem = "_".join(parts)
     for i in range(1, 10_000):
         final = folder / (f"{stem}.wav" if i == 1 else f"{stem}-{i}.wav")
@@ -270,8 +280,9 @@ class Recording:
         self.flush_interval = float(settings.flush_interval)
         self._progress = progress
         self._on_finished = on_finished
+        self.recording_id = new_recording_id()
         self.final_path, self.partial_path = _reserve(
-            Path(settings.out) if settings.out else None, settings.patient_id, settings.site)
+            Path(settings.out) if settings.out else None, self.recording_id, settings.site)
         self.sidecar_path = sidecar_path(self.final_path)
         self.frames_written = 0
         self.frames_flushed = 0
@@ -299,7 +310,8 @@ class Recording:
         st = self.settings
         try:
             self.meta = make_sidecar(device=st.device_name, sample_rate=self.rate, site=st.site,
-                                     patient_id=st.patient_id, channel=st.channel)
+                                     patient_id=st.patient_id, channel=st.channel,
+                                     recording_id=self.recording_id)
             atomic_write_json(self.sidecar_path, self.meta, overwrite=False)
             self._own_sidecar = True
             self._file = open(self.partial_path, "r+b")  # noqa: SIM115 - held for the recording

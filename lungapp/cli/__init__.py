@@ -33,6 +33,15 @@ COMMANDS = {
     "train": "train",
     "record": "record",
     "labels": "labels",
+    "import": "import_folder",
+    "patients": "patients",
+    "edit-patient": "edit_patient",
+    "report": "report",
+    "export-patient": "export_patient",
+    "delete-patient": "delete_patient",
+    "backup": "backup",
+    "relocate": "relocate",
+    "reanalyse": "reanalyse",
 }
 
 

@@ -1,4 +1,4 @@
-"""The main window: Record / Review tabs, menus, status bar with the model's state."""
+"""The main window: Record / Review / Patients / Train tabs, menus, status bar with the model's state."""
 
 from __future__ import annotations
 
@@ -41,6 +41,24 @@ def _record_tab(context: AppContext) -> tuple[QWidget, str | None]:
         return w, reason
 
 
+def _patients_tab(context: AppContext, window):
+    """The store hook (recordings and results go into the store) and the Patients view."""
+    from lungapp.gui.patients_view import PatientsView
+    from lungapp.gui.store_hook import StoreHook
+
+    hook = StoreHook(context, window)
+    view = PatientsView(hook)
+    if hasattr(window.record, "patient_edit"):  # the Record view (not its "unavailable" label)
+        from lungapp.gui.guided_exam import ExamPanel
+
+        window.exam_panel = ExamPanel(window.record, hook)
+        window.record.layout().insertWidget(1, window.exam_panel)
+    view.openRecording.connect(lambda p: window.open_paths([p]))
+    view.statusMessage.connect(lambda m: window.show_status(m, 8000))
+    hook.message.connect(lambda m: window.show_status(m, 15000))
+    return hook, view
+
+
 class MainWindow(QMainWindow):
     #: emitted once, just after the window's first paint (the model loads after it)
     firstPainted = Signal()
@@ -61,8 +79,10 @@ class MainWindow(QMainWindow):
         from lungapp.gui.train_view import TrainView
 
         self.train = TrainView(self.ctx)
+        self.store_hook, self.patients = _patients_tab(self.ctx, self)
         self.tabs.addTab(self.record, "Record")
         self.tabs.addTab(self.review, "Review")
+        self.tabs.addTab(self.patients, "Patients")
         self.tabs.addTab(self.train, "Train")
         self.setCentralWidget(self.tabs)
 
@@ -228,6 +248,7 @@ class MainWindow(QMainWindow):
                 except Exception:  # noqa: BLE001 - closing must always succeed
                     traceback.print_exc()
         self.ctx.shutdown()
+        self.store_hook.close()
         super().closeEvent(event)
 
     @property

@@ -101,7 +101,9 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
     assert abs((dt.datetime.now(dt.UTC) - start).total_seconds()) < 60
     assert meta["status"] == "complete" and meta["duration_s"] == 2.0
     assert meta["overflows"] == 0 and meta["lost_frames"] == 0
-    assert "P-007-x" in res.path.name and "_Pl" in res.path.name  # safe, readable name
+    # privacy: the name carries a random recording id (also in the sidecar), not the patient
+    assert "P" not in res.path.stem.replace("_Pl", "") and "007" not in res.path.name
+    assert meta["recording_id"] and f"_{meta['recording_id']}_Pl" in res.path.name
 
 
 def test_two_recordings_in_the_same_second_get_different_names():

@@ -1,0 +1,187 @@
+"""The PDF report, drawn with QPainter on Qt's QPdfWriter (A4, 150 dpi).
+
+Page 1: the patient and visit, the body map, one line per recording (site, result,
+quality, confirmed labels), the visit's notes. Then each recording's spectrogram with its
+timeline. Every page ends with the model and the notice that lungapp is decision support."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QMarginsF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
+
+from lungapp.dsp.spectrogram import SpectrogramConfig
+from lungapp.errors import LungappError
+from lungapp.report.body_map import STATE_COLOURS, paint_body_map
+from lungapp.report.content import NOTICE, ReportData, SiteEntry
+from lungapp.report.images import paint_timeline, spectrogram_rgb, to_qimage
+
+DPI = 150
+SPECTROGRAMS_PER_PAGE = 3
+
+
+class _Page:
+    """A painter on the writer with a text cursor (y, in device pixels)."""
+
+    def __init__(self, writer: QPdfWriter, painter: QPainter, footer: str):
+        self.writer, self.painter, self.footer = writer, painter, footer
+        self.w, self.h = writer.width(), writer.height()
+        self.y = 0.0
+
+    def font(self, points: float, bold: bool = False) -> None:
+        f = QFont("DejaVu Sans")
+        f.setPointSizeF(points)
+        f.setBold(bold)
+        self.painter.setFont(f)
+
+    def text(self, text: str, points: float = 10, bold: bool = False, colour: str = "#000000") -> None:
+        self.font(points, bold)
+        self.painter.setPen(QColor(colour))
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap
+        box = self.painter.boundingRect(QRectF(0, self.y, self.w, self.h), flags, text)
+        self.painter.drawText(QRectF(0, self.y, self.w, box.height()), flags, text)
+        self.y += box.height() + points * DPI / 72 * 0.3
+
+    def finish(self) -> None:
+        """Draw the footer (model, notice) at the bottom of the page."""
+        self.font(8)
+        self.painter.setPen(QColor("#444444"))
+        self.painter.drawText(QRectF(0, self.h - 60, self.w, 60), Qt.AlignmentFlag.AlignBottom
+                              | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap, self.footer)
+
+    def new_page(self) -> None:
+        self.finish()
+        self.writer.newPage()
+        self.y = 0.0
+
+
+def ensure_app():
+    """The QGuiApplication that fonts and painting need; created offscreen when there is
+    none (a PDF needs no display: the CLI works on a server or over ssh)."""
+    from PySide6.QtGui import QGuiApplication
+
+    app = QGuiApplication.instance()
+    if app is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = ensure_app.app = QGuiApplication([])
+    return app
+
+
+def write_report(data: ReportData, out: str | os.PathLike, cfg: SpectrogramConfig | None = None) -> Path:
+    """Write ``data`` as a PDF to ``out`` (written beside it, then renamed into place).
+    ``cfg``: the spectrogram config (the active model's; None: the default config)."""
+    out = Path(out)
+    if out.suffix.lower() != ".pdf":
+        raise LungappError("the report is a PDF; use a .pdf name", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    writer = QPdfWriter(str(tmp))
+    writer.setResolution(DPI)
+    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait,
+                                     QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
+    writer.setTitle(f"lungapp report: patient {data.patient['identifier']}")
+    writer.setCreator("lungapp")
+    painter = QPainter()
+    if not painter.begin(writer):
+        raise LungappError("cannot write the PDF here", out)
+    page = _Page(writer, painter, _footer(data))
+    try:
+        _summary_page(page, data)
+        _spectrogram_pages(page, data, cfg or SpectrogramConfig())
+        page.finish()
+    finally:
+        painter.end()
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        raise LungappError("the PDF could not be written", out)
+    os.replace(tmp, out)
+    return out
+
+
+def _footer(data: ReportData) -> str:
+    models = ", ".join(data.models()) or "no results yet"
+    active = f"; active model: {data.active_model}" if data.active_model else ""
+    return (f"Model: {models}{active}. Report made {data.created} by lungapp.\n"
+            f"{NOTICE}: every result must be confirmed by a qualified clinician.")
+
+
+def _summary_page(page: _Page, data: ReportData) -> None:
+    p, v = data.patient, data.visit
+    page.text("Lung auscultation report", 18, bold=True)
+    page.text(NOTICE, 11, bold=True, colour="#8a3300")
+    who = ", ".join(x for x in (p["name"], f"born {p['birth_year']}" if p["birth_year"] else "", p["sex"]) if x)
+    page.text(f"Patient {p['identifier']}" + (f" ({who})" if who else ""), 12, bold=True)
+    page.text(f"Visit {v['number']} on {v['date']}" + (f", clinician {v['clinician']}" if v["clinician"] else ""))
+    page.text(f"Report date {data.created}")
+    map_h = page.h * 0.3
+    paint_body_map(page.painter, QRectF(page.w * 0.1, page.y, page.w * 0.55, map_h), data.site_states())
+    _legend(page, QRectF(page.w * 0.7, page.y + map_h * 0.15, page.w * 0.3, map_h))
+    page.y += map_h + 20
+    page.text("Recordings", 12, bold=True)
+    for e in data.entries:
+        page.text(_entry_line(e), 9)
+        if page.y > page.h - 200:
+            page.new_page()
+    page.text("Notes", 12, bold=True)
+    page.text(v["notes"] or "(none)", 9)
+
+
+def _legend(page: _Page, rect: QRectF) -> None:
+    painter, y = page.painter, rect.y()
+    page.font(8)
+    for state in (*STATE_COLOURS, "to record"):
+        painter.setPen(QPen(QColor("#222222"), 1, Qt.PenStyle.SolidLine if state != "to record"
+                            else Qt.PenStyle.DashLine))
+        painter.setBrush(QColor(STATE_COLOURS.get(state, "#ffffff")))
+        painter.drawEllipse(QRectF(rect.x(), y, 22, 22))
+        painter.drawText(QRectF(rect.x() + 32, y - 4, rect.width() - 32, 30), Qt.AlignmentFlag.AlignVCenter, state)
+        y += 32
+
+
+def _entry_line(e: SiteEntry) -> str:
+    head = f"{e.site} [{e.uid}]: "
+    if e.missing:
+        return head + f"file missing ({e.path})"
+    labels = "; ".join(f"{lab['label']} (confirmed by {lab['confirmed_by']}, {lab['confirmed_at'][:10]})"
+                       for lab in e.labels) or "none"
+    if e.result is None:
+        return head + f"not analysed. Confirmed labels: {labels}"
+    r = e.result
+    q = r.get("quality") or {}
+    stale = f" [made by another model: {r['model']}]" if r.get("stale") else ""
+    return (head + f"{r['decision']}, {r['label']} (abnormal probability {r['abnormal_probability']:.2f})"
+            f"{stale}. Quality: {q.get('level', '?')}, {q.get('reason', '')}. Confirmed labels: {labels}")
+
+
+def _spectrogram_pages(page: _Page, data: ReportData, cfg: SpectrogramConfig) -> None:
+    shown = [e for e in data.entries if not e.missing]
+    block_h = (page.h - 120) / SPECTROGRAMS_PER_PAGE
+    for i, e in enumerate(shown):
+        if i % SPECTROGRAMS_PER_PAGE == 0:
+            page.new_page()
+        _spectrogram_block(page, e, cfg, block_h)
+
+
+def _spectrogram_block(page: _Page, e: SiteEntry, cfg: SpectrogramConfig, block_h: float) -> None:
+    top = page.y
+    r = e.result
+    words = f"{r['decision']}, {r['label']}, p(abnormal) {r['abnormal_probability']:.2f}" if r else "not analysed"
+    page.text(f"{e.site} [{e.uid}]: {words}", 10, bold=True)
+    try:
+        rgb, duration = spectrogram_rgb(e.path, cfg)
+    except LungappError as exc:
+        page.text(f"spectrogram unavailable: {exc.problem}", 9, colour="#8a3300")
+        page.y = top + block_h
+        return
+    img_h = block_h * 0.55
+    page.painter.drawImage(QRectF(0, page.y, page.w, img_h), to_qimage(rgb))
+    page.y += img_h + 4
+    line_h = block_h * 0.14
+    paint_timeline(page.painter, QRectF(0, page.y, page.w, line_h), r["windows"] if r else [], duration,
+                   r.get("threshold") if r else None)
+    page.y += line_h + 4
+    quality = (r.get("quality") or {}).get("reason", "") if r else ""
+    page.text(f"0 to {duration:.1f} s, {cfg.rate // 2} Hz at the top; line: abnormal probability per window"
+              + (f". Quality: {quality}" if quality else ""), 8, colour="#444444")
+    page.y = top + block_h

@@ -1,0 +1,155 @@
+"""A patient's records as one document, export, deletion, and backup of the store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lungapp.fsutil import atomic_write_json, make_staging, publish_dir
+from lungapp.store.db import ModelId, Store, StoreError
+
+# Files beside a recording that belong to it (sidecar, annotations).
+SIDECAR_SUFFIXES = (".json", ".txt")
+
+
+def sidecars(audio: str | os.PathLike) -> list[Path]:
+    """The existing sidecar and annotation files of a recording (``NAME.json``, ``NAME.txt``)."""
+    audio = Path(audio)
+    return [p for p in (audio.with_suffix(s) for s in SIDECAR_SUFFIXES) if p.is_file()]
+
+
+def patient_record(store: Store, identifier: str, active: ModelId | None = None) -> dict:
+    """Everything the store holds about a patient, JSON-ready: the patient, and each visit
+    with its recordings, each with its results and confirmed labels."""
+    p = store.patient(identifier)
+    visits = []
+    for v in store.visits(p["id"]):
+        recs = []
+        for r in store.recordings(v["id"]):
+            recs.append({**{k: r[k] for k in ("uid", "path", "site", "device", "sample_rate", "duration_s",
+                                                "recorded_at", "missing")},
+                         "owned": bool(r["owned"]),
+                         "results": [_result_json(x) for x in store.results(r["uid"], active)],
+                         "labels": store.labels(r["uid"])})
+        visits.append({"number": v["number"], "date": v["date"], "clinician": v["clinician"],
+                       "notes": v["notes"], "recordings": recs})
+    return {"identifier": p["identifier"], "name": p["name"], "birth_year": p["birth_year"],
+            "sex": p["sex"], "visits": visits}
+
+
+def _result_json(r: dict) -> dict:
+    keep = ("model_name", "model_version", "model_hash", "decision", "label", "abnormal_probability",
+            "probabilities", "quality", "windows", "threshold", "created", "stale")
+    return {k: r[k] for k in keep if k in r}
+
+
+def export_patient(store: Store, identifier: str, out: str | os.PathLike) -> Path:
+    """Write ``out/``: ``records.json`` and ``audio/`` holding each recording (named by its
+    uid) with its sidecars. ``out`` must not exist or be empty; the folder appears complete
+    or not at all (written in a staging folder, then renamed)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StoreError("exists and is not empty; choose a new folder", out)
+    record = patient_record(store, identifier)
+    if out.exists():
+        out.rmdir()
+    staging = make_staging(out)
+    try:
+        (staging / "audio").mkdir()
+        for visit in record["visits"]:
+            for rec in visit["recordings"]:
+                rec["exported_as"] = _copy_recording(rec, staging / "audio")
+        atomic_write_json(staging / "records.json", record)
+        return publish_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _copy_recording(rec: dict, folder: Path) -> str | None:
+    """Copy a recording and its sidecars as ``UID_NAME``; None when its file is missing."""
+    if rec["missing"]:
+        return None
+    src = Path(rec["path"])
+    shutil.copy2(src, folder / f"{rec['uid']}_{src.name}")
+    for side in sidecars(src):
+        shutil.copy2(side, folder / f"{rec['uid']}_{side.name}")
+    return f"audio/{rec['uid']}_{src.name}"
+
+
+@dataclass
+class DeletionPlan:
+    """What deleting a patient removes: rows, and the files the app made (owned);
+    ``kept`` are imported files the app does not own and leaves in place."""
+
+    identifier: str
+    n_visits: int = 0
+    n_recordings: int = 0
+    delete_files: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return (f"patient {self.identifier}: {self.n_visits} visit(s), {self.n_recordings} recording(s) "
+                f"with their results and labels; {len(self.delete_files)} file(s) the app made will be "
+                f"deleted; {len(self.kept)} imported file(s) are kept where they are")
+
+
+def plan_deletion(store: Store, identifier: str) -> DeletionPlan:
+    p = store.patient(identifier)
+    plan = DeletionPlan(identifier)
+    visits = store.visits(p["id"])
+    plan.n_visits = len(visits)
+    for r in store.patient_recordings(p["id"]):
+        plan.n_recordings += 1
+        files = [Path(r["path"])] + sidecars(r["path"])
+        if r["owned"]:
+            plan.delete_files += [f for f in files if f.exists()]
+        else:
+            plan.kept += [f for f in files if f.exists()]
+    return plan
+
+
+def delete_patient(store: Store, plan: DeletionPlan) -> list[str]:
+    """Delete the patient's rows (one transaction), then the files the plan names; returns
+    the files that could not be deleted (with the reason), which stay listed for the user."""
+    pid = store.patient(plan.identifier)["id"]
+    with store.transaction() as c:
+        c.execute("DELETE FROM patients WHERE id = ?", (pid,))  # visits, recordings... cascade
+    problems = []
+    for f in plan.delete_files:
+        try:
+            f.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            problems.append(f"{f}: {exc.strerror or exc}")
+    return problems
+
+
+def backup(store: Store, out: str | os.PathLike) -> Path:
+    """Copy the store to ``out`` with SQLite's online backup API: a consistent snapshot
+    even while another process writes. ``out`` must not exist (never overwritten)."""
+    out = Path(out)
+    if out.exists():
+        raise StoreError("already exists; not overwritten", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        dest = sqlite3.connect(tmp)
+        try:
+            store.conn.backup(dest)
+            dest.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+        finally:
+            dest.close()
+        os.link(tmp, out)  # fails rather than replace a file that appeared meanwhile
+    except FileExistsError:
+        raise StoreError("already exists; not overwritten", out) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"backup failed ({exc})", out) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
