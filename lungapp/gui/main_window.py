@@ -120,12 +120,26 @@ class MainWindow(QMainWindow):
         for act in (self.act_analyse, self.act_analyse_all, self.act_cancel):
             a.addAction(act)
         a.addSeparator()
+        self._models_menu(a)
         a.addAction(self.act_reload)
 
         h = mb.addMenu("&Help")
         self.act_about = QAction("&About lungapp", self)
         self.act_about.triggered.connect(self.show_about)
         h.addAction(self.act_about)
+
+    def _models_menu(self, menu) -> None:
+        self.act_models = QAction("&Models…", self)
+        self.act_models.setToolTip("Choose the active model, or restore the bundled one")
+        self.act_models.triggered.connect(self.show_models)
+        menu.addAction(self.act_models)
+
+    def show_models(self):
+        from lungapp.gui.models_dialog import ModelsDialog
+
+        dlg = ModelsDialog(self.ctx, self)
+        dlg.open()
+        return dlg
 
     def _open_file(self) -> None:
         self.tabs.setCurrentWidget(self.review)
@@ -211,10 +225,23 @@ class MainWindow(QMainWindow):
         geo = self.settings.value("window/geometry")
         if geo is None or not self.restoreGeometry(geo):
             self.resize(1400, 820)
+        self._fit_screen()
         tab = self.settings.value("window/tab", "Review")
         for i in range(self.tabs.count()):
             if self.tabs.tabText(i) == tab:
                 self.tabs.setCurrentIndex(i)
+
+    def _fit_screen(self) -> None:
+        """No bigger than the screen's free area (a 1280x720 screen, or 1920x1080 at
+        150 %), so no control sits off-screen."""
+        screen = self.screen()
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        w, h = min(self.width(), avail.width()), min(self.height(), avail.height())
+        if (w, h) != (self.width(), self.height()):
+            self.resize(w, h)
+            self.move(avail.topLeft())
 
     def closeEvent(self, event) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

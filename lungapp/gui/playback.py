@@ -169,6 +169,10 @@ class Player(QObject):
         self._pos = int(np.clip(seconds, 0.0, self.duration) * self._rate)
         self.positionChanged.emit(self.position())
 
+    def seek_by(self, seconds: float) -> None:
+        """Move the position by ``seconds`` (negative: back), playing or not."""
+        self.seek(self.position() + seconds)
+
     def set_speed(self, speed: float) -> None:
         if speed == self._speed:
             return

@@ -496,8 +496,11 @@ class TrainView(QWidget):
 
     def use_model(self) -> None:
         from lungapp.errors import LungappError
+        from lungapp.gui.models_dialog import confirm_switch
         from lungapp.inference.registry import set_active_model
 
+        if not confirm_switch(self, self.ctx, self._out):
+            return
         try:
             set_active_model(self._out)
         except LungappError as exc:

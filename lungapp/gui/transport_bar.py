@@ -3,9 +3,12 @@ and the spectrogram's colour scale (dB range, colour map)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QWidget
+import os
 
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from lungapp.gui.elided_label import ElidedLabel
 from lungapp.gui.file_list import fmt_clock
 from lungapp.gui.playback import SPEEDS
 from lungapp.gui.plots import COLORMAPS
@@ -32,7 +35,7 @@ class TransportBar(QWidget):
         self.speed.setToolTip("Playback speed (tape-style: slower is also lower in pitch)")
         self.time_label = QLabel("0:00.0 / 0:00.0")
         self.time_label.setMinimumWidth(110)
-        self.title = QLabel("")
+        self.title = ElidedLabel("")
         self.title.setStyleSheet("font-weight: bold;")
         self.min_db = QDoubleSpinBox()
         self.max_db = QDoubleSpinBox()
@@ -49,13 +52,19 @@ class TransportBar(QWidget):
         self._lay_out()
 
     def _lay_out(self) -> None:
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        # The file's name on a line of its own: it gets the plots' whole width and never
+        # squeezes the controls (or widens the window).
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(2)
+        col.addWidget(self.title)
+        row = QHBoxLayout()
+        col.addLayout(row)
         row.addWidget(self.play_btn)
         row.addWidget(QLabel("Speed"))
         row.addWidget(self.speed)
         row.addWidget(self.time_label)
-        row.addWidget(self.title, 1)
+        row.addStretch(1)
         row.addWidget(QLabel("Range"))
         row.addWidget(self.min_db)
         row.addWidget(QLabel("to"))
@@ -89,6 +98,11 @@ class TransportBar(QWidget):
 
     def set_clock(self, seconds: float, duration: float) -> None:
         self.time_label.setText(f"{fmt_clock(seconds)} / {fmt_clock(duration)}")
+
+    def set_title(self, path: str) -> None:
+        """Show ``path``'s file name, shortened with "…" when it does not fit; the tool tip
+        holds the whole path."""
+        self.title.set_full_text(os.path.basename(path) if path else "", tooltip=path)
 
     def set_playing(self, playing: bool) -> None:
         self.play_btn.setText("❚❚ Pause" if playing else "▶ Play")
