@@ -14,6 +14,7 @@ runs the process and wires them together.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import os
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -77,6 +79,7 @@ class TrainSettings:
     task: str = "binary"
     folds: int = 4
     epochs: int = 0
+    overwrite: bool = False   # replace an existing "Save model to" folder (asked first)
 
     @classmethod
     def load(cls, settings) -> TrainSettings:
@@ -91,8 +94,50 @@ class TrainSettings:
         settings.setValue("train/epochs", self.epochs)
 
     def command(self) -> tuple[str, list[str]]:
-        return train_command(self.folder, self.out, self.preset, self.task, self.folds,
-                             self.epochs or None)
+        program, args = train_command(self.folder, self.out, self.preset, self.task, self.folds,
+                                      self.epochs or None)
+        return program, args + (["--overwrite"] if self.overwrite else [])
+
+
+# The CLI's words in messages from the core, and the Train tab's fields they mean.
+CLI_FIELDS = {"--folds": "Cross-validation folds", "--epochs": "Epochs", "--preset": "Preset",
+              "--task": "Task", "--out": "Save model to", "--overwrite": "Save model to"}
+_FLAG_PHRASES = (("use --overwrite to replace it", "choose another folder in “Save model to”, or "
+                  "replace it"),)
+
+
+def gui_terms(message: str) -> tuple[str, list[str]]:
+    """``message`` with the CLI's flags put in the Train tab's words, and the names of the
+    fields it points at: "use fewer folds (--folds)" -> "use fewer folds (the
+    “Cross-validation folds” field)", ["Cross-validation folds"]."""
+    fields = []
+    for flag, field in CLI_FIELDS.items():
+        if flag in message and field not in fields:
+            fields.append(field)
+    for phrase, gui in _FLAG_PHRASES:
+        message = message.replace(phrase, gui)
+    for flag, field in CLI_FIELDS.items():
+        message = message.replace(f"({flag})", f"(the “{field}” field)").replace(flag, f"“{field}”")
+    return message, fields
+
+
+def existing_out(path: str) -> bool:
+    """True when ``path`` exists and is not an empty folder (training would refuse it)."""
+    return os.path.exists(path) and (not os.path.isdir(path) or bool(os.listdir(path)))
+
+
+def ask_existing_out(parent: QWidget, out: str) -> str:
+    """Ask what to do with an existing "Save model to" folder: "new" (a fresh name),
+    "replace" or "cancel". Tests replace this function to answer."""
+    box = QMessageBox(QMessageBox.Icon.Question, "The model folder exists",
+                      f"{out} already holds a model.\n\nSave the new model under a new name, or "
+                      "replace that folder once the new model is complete?", parent=parent)
+    new = box.addButton("Use a new name", QMessageBox.ButtonRole.AcceptRole)
+    replace = box.addButton("Replace it", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(new)
+    box.exec()
+    return {new: "new", replace: "replace"}.get(box.clickedButton(), "cancel")
 
 
 def _browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
@@ -134,6 +179,21 @@ class RunForm(QGroupBox):
         form.addRow("Task", self.task)
         form.addRow("Cross-validation folds", self.folds)
         form.addRow("Epochs", self.epochs)
+
+    def field(self, label: str) -> QWidget | None:
+        """The field whose row is labelled ``label`` (gui_terms' names)."""
+        return {"Data folder": self.folder, "Save model to": self.out, "Preset": self.preset,
+                "Task": self.task, "Cross-validation folds": self.folds, "Epochs": self.epochs}.get(label)
+
+    def mark(self, labels: list[str]) -> None:
+        """Outline the fields named ``labels`` (the others lose their outline) and put the
+        cursor in the first."""
+        for name in ("Data folder", "Save model to", "Preset", "Task", "Cross-validation folds", "Epochs"):
+            w = self.field(name)
+            w.setStyleSheet(f"border: 2px solid {theme.VERMILLION};" if name in labels else "")
+            w.setToolTip("The problem the training reported is about this field" if name in labels else "")
+        if labels and self.field(labels[0]) is not None:
+            self.field(labels[0]).setFocus()
 
     def value(self) -> TrainSettings:
         return TrainSettings(self.folder.text().strip(), self.out.text().strip(),
@@ -324,6 +384,12 @@ class TrainView(QWidget):
     def default_out(self) -> str:
         return self.form.default_out()
 
+    def fresh_out(self, used: str) -> str:
+        """A free folder name beside ``used``: NAME-2, NAME-3, ..."""
+        from lungapp.fsutil import unique_path
+
+        return str(unique_path(used))
+
     # --- running --------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -337,7 +403,15 @@ class TrainView(QWidget):
             self.stage.setText(f"Not a folder: {run.folder or '(empty)'}")
             return False
         run.out = run.out or self.default_out()
+        if existing_out(run.out):
+            answer = ask_existing_out(self, run.out)
+            if answer == "cancel":
+                return False
+            if answer == "new":
+                run.out = self.fresh_out(run.out)
+            run.overwrite = answer == "replace"
         self.out.setText(run.out)
+        self.form.mark([])
         paths.ensure(paths.models_dir())
         run.save(self.settings)
         self._reset_run()
@@ -454,7 +528,9 @@ class TrainView(QWidget):
             f"Saved to {e.out}")
 
     def _on_error(self, e: P.Error) -> None:
-        self.summary.setText(f"<b>Stopped</b>: {e.message}")
+        text, fields = gui_terms(e.message)
+        self.summary.setText(f"<b>Stopped</b>: {html.escape(text)}")
+        self.form.mark(fields)
 
     # --- the end of a run -------------------------------------------------------------
     def _finished(self, code: int, status) -> None:
@@ -464,6 +540,8 @@ class TrainView(QWidget):
             self.stage.setText("Training finished. Review the cross-validated results, then use the model.")
             self.use_btn.setEnabled(True)
             self.statusMessage.emit(f"Training finished: {e.out}", 10000)
+            # The next run gets a fresh folder, not this one ("Use this model" keeps _out).
+            self.out.setText(self.fresh_out(self._out))
         elif self._cancelled:
             self.stage.setText(f"Cancelled; nothing was written to {self._out}.")
             self.statusMessage.emit("Training cancelled", 6000)
@@ -481,7 +559,7 @@ class TrainView(QWidget):
     def _failure(self, e: P.Event | None, code: int, status) -> str:
         """Why the run failed: its error event's message, or how the process ended."""
         if isinstance(e, P.Error):
-            return e.message
+            return gui_terms(e.message)[0]
         crashed = status == QProcess.ExitStatus.CrashExit
         tail = "\n".join(self._stderr_tail[-6:])
         return (f"the training process {'crashed' if crashed else 'exited'} (exit code {code})"
