@@ -42,7 +42,8 @@ class FilePanel(QWidget):
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_hint.setStyleSheet("color: #777;")
         self.examples_btn = QPushButton("Open the example recordings")
-        self.examples_btn.setToolTip("Four generated recordings: normal, wheeze, crackles, both")
+        self.examples_btn.setToolTip("Four generated recordings: normal, wheeze, crackles, both. "
+                                     "The bundled model misses the generated crackles.")
         self.examples_btn.setVisible(examples is not None)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
