@@ -419,6 +419,11 @@ class RecordView(QWidget):
         if data is None or data["path"] != self.last_path or self.state != IDLE:
             return  # a newer recording started meanwhile
         audio = data["audio"]
+        from lungapp.gui.levels import auto_levels
+
+        levels = auto_levels(data["spec"])
+        if levels is not None:
+            self.recorded.set_levels(*levels)
         self.recorded.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"],
                                     wave=data["wave"])
         self.stack.setCurrentWidget(self.recorded)

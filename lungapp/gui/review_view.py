@@ -107,6 +107,7 @@ class ReviewView(QWidget):
         self.examples_btn = self.files.examples_btn
         self.play_btn, self.speed, self.title = tr.play_btn, tr.speed, tr.title
         self.min_db, self.max_db, self.cmap = tr.min_db, tr.max_db, tr.cmap
+        self.auto_levels = tr.auto_levels
 
     def _restore(self) -> None:
         s = self.settings
@@ -316,6 +317,7 @@ class ReviewView(QWidget):
         if data is None or data["path"] != self.current_path:
             return  # the user moved on
         audio = data["audio"]
+        self.transport.show_recording_levels(data["spec"])
         self.plots.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"],
                                  wave=data["wave"])
         self.player.set_audio(audio.samples, audio.rate)
