@@ -102,6 +102,10 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
     assert meta["status"] == "complete" and meta["duration_s"] == 2.0
     assert meta["overflows"] == 0 and meta["lost_frames"] == 0
     assert "P-007-x" in res.path.name and "_Pl" in res.path.name  # safe, readable name
+    import stat
+
+    # the sidecar is as readable as the audio beside it (not an atomic write's private 0600)
+    assert stat.S_IMODE(res.sidecar.stat().st_mode) == stat.S_IMODE(res.path.stat().st_mode)
 
 
 def test_two_recordings_in_the_same_second_get_different_names():
