@@ -45,6 +45,14 @@ def models_dir() -> Path:
 
 
 def recordings_dir() -> Path:
+    """Where new recordings go: the folder the user chose (the ``recordings_folder``
+    setting, from the Record tab), else ``recordings`` in LUNGAPP_HOME or the user's
+    documents."""
+    from lungapp import settings  # settings imports paths: imported here, when called
+
+    chosen = settings.get("recordings_folder")
+    if chosen:
+        return Path(chosen).expanduser()
     h = home()
     return h / "recordings" if h else _platform("documents") / "recordings"
 

@@ -14,9 +14,13 @@ textbook caricature, good enough to show what the sounds look like on a spectrog
 * **wheeze** (a continuous adventitious sound, CAS): tonal components of 100-1000 Hz
   (a fundamental of 200-600 Hz with two weaker harmonics) lasting 250-800 ms with a slight
   pitch glide, mostly in expiration.
-* **crackles** (discontinuous, DAS): short explosive transients (an initial sharp
-  deflection followed by a decaying oscillation of 300-900 Hz, a few milliseconds long),
-  in bursts during inspiration.
+* **crackles** (discontinuous, DAS): explosive transients shaped after the crackle
+  literature (see CRACKLE_SHAPES): fine crackles (initial deflection 0.5-0.8 ms, two
+  cycles in 4-6 ms, 6-14 late in an inspiration) or coarse ones (1.2-1.8 ms, 12-18 ms,
+  2-5 early in an inspiration), each peaking 3-6 times the inspiratory breath noise's RMS.
+  The bundled model does not detect these synthetic crackles (it answers Normal for the
+  crackles example and CAS for the mixed one); the examples' README says so, and
+  tests/unit/test_synth.py checks that it stays true.
 
 The mix passes a gentle low-pass at 1 kHz (a stethoscope's roll-off) and is scaled to
 -40 dBFS RMS, about the level of SPRSound's recordings (median -43 dBFS).
@@ -100,15 +104,58 @@ def _wheeze(rng, dur: float, rate: int) -> np.ndarray:
     return env * tone / 1.1
 
 
-def _crackle(rng, rate: int) -> np.ndarray:
-    """One crackle: a sharp initial deflection and a decaying oscillation (a few ms)."""
-    f = rng.uniform(300.0, 900.0)
-    tau = rng.uniform(0.0012, 0.0025)
-    k = int(6 * tau * rate) + 1
-    t = np.arange(k) / rate
-    wave = np.exp(-t / tau) * np.sin(2 * np.pi * f * t + rng.uniform(-0.3, 0.3))
-    wave[: max(1, int(0.0005 * rate))] *= 2.0  # the initial deflection is the largest
-    return wave * rng.choice([-1.0, 1.0])
+# Crackle waveforms after the literature's measures (CORSA: Sovijärvi et al., Eur Respir
+# Rev 2000; Hoevers & Loudon's crackle model): an explosive transient whose first
+# deflection is the sharpest and whose next cycles lengthen as it decays. Fine crackles:
+# initial deflection width (IDW) about 0.5-0.8 ms, two-cycle duration (2CD) about 4-6 ms,
+# many, late in inspiration; coarse crackles: IDW about 1.2-1.8 ms, 2CD about 12-18 ms,
+# fewer, early in inspiration.
+CRACKLE_SHAPES = {"fine": ((0.5e-3, 0.8e-3), (4e-3, 6e-3)),
+                  "coarse": ((1.2e-3, 1.8e-3), (12e-3, 18e-3))}
+CRACKLE_AMP = (3.0, 6.0)   # peak, relative to the breath noise's inspiratory RMS
+CRACKLES_PER_INSPIRATION = {"fine": (6, 14), "coarse": (2, 5)}
+
+
+def _crackle(rng, rate: int, kind: str = "fine") -> np.ndarray:
+    """One crackle of ``kind`` ("fine" or "coarse"), peak 1: alternating half-sine lobes,
+    the first IDW long and each next one longer by a constant ratio, chosen so that the
+    first four lobes (two cycles) last 2CD, under an exponential decay."""
+    (idw_lo, idw_hi), (cd_lo, cd_hi) = CRACKLE_SHAPES[kind]
+    idw, two_cd = rng.uniform(idw_lo, idw_hi), rng.uniform(cd_lo, cd_hi)
+    ratio = _lobe_ratio(two_cd / idw)
+    lobes, t0 = [], 0.0
+    for k in range(8):
+        width = idw * ratio ** k
+        n = max(1, int(round((t0 + width) * rate)) - int(round(t0 * rate)))
+        lobes.append((-1.0) ** k * np.exp(-t0 / (two_cd / 1.5)) * np.sin(np.pi * (np.arange(n) + 0.5) / n))
+        t0 += width
+    wave = np.concatenate(lobes)
+    return wave / (np.max(np.abs(wave)) + 1e-12) * rng.choice([-1.0, 1.0])
+
+
+def _lobe_ratio(span: float) -> float:
+    """r with 1 + r + r^2 + r^3 = ``span`` (four lobes, the first of length 1), r >= 1."""
+    lo, hi = 1.0, 4.0
+    for _ in range(60):   # bisection: the sum grows with r
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if 1 + mid + mid ** 2 + mid ** 3 < span else (lo, mid)
+    return lo
+
+
+def _add_crackles(x: np.ndarray, rng, start: float, insp_end: float, rate: int) -> bool:
+    """Crackles in one inspiration (fine late, coarse early); True when any was placed."""
+    kind = "fine" if rng.random() < 0.7 else "coarse"
+    lo, hi = CRACKLES_PER_INSPIRATION[kind]
+    count = rng.integers(lo, hi + 1)
+    where = (0.45, 0.95) if kind == "fine" else (0.05, 0.45)
+    placed = 0
+    for tc in start + rng.uniform(*where, count) * (insp_end - start):
+        i0 = int(tc * rate)
+        c = rng.uniform(*CRACKLE_AMP) * _crackle(rng, rate, kind)
+        if i0 >= 0 and i0 + len(c) <= len(x):
+            x[i0: i0 + len(c)] += c
+            placed += 1
+    return placed > 0
 
 
 def render(kind: str, seconds: float = 15.0, rate: int = 8000, seed: int = 0):
@@ -144,16 +191,7 @@ def render(kind: str, seconds: float = 15.0, rate: int = 8000, seed: int = 0):
                 x[lo:hi] += w[lo - i0: hi - i0]
                 wheeze_here = True
         if has_crackle:
-            count = rng.integers(5, 13)
-            times = start + rng.uniform(0.25, 0.95, count) * (insp_end - start)
-            placed = 0
-            for tc in times:
-                i0 = int(tc * rate)
-                c = rng.uniform(1.5, 3.0) * _crackle(rng, rate)
-                if i0 >= 0 and i0 + len(c) <= n:
-                    x[i0: i0 + len(c)] += c
-                    placed += 1
-            crackle_here = placed > 0
+            crackle_here = _add_crackles(x, rng, start, insp_end, rate)
         ev_start, ev_end = max(0.0, start), min(seconds, exp_end)
         if ev_end - ev_start < 0.3:
             continue
@@ -191,7 +229,8 @@ def write_examples(folder, seconds: float = 15.0, rate: int = 8000, seed: int = 
         meta = {"record_annotation": label, "event_annotation": events, "synthetic": True,
                 "generator": "lungapp.synth", "kind": kind, "seed": seed, "seconds": seconds,
                 "sample_rate": rate,
-                "note": "Synthetic signal made by lungapp.synth, not a recording of a patient."}
+                "note": "Synthetic signal made by lungapp.synth, not a recording of a patient."
+                + (" " + CRACKLE_NOTE if "crackle" in kind else "")}
         atomic_write_text(folder / f"{stem}.json", json.dumps(meta, indent=1) + "\n")
         written += [wav, folder / f"{stem}.json"]
     atomic_write_text(folder / "README.md", _README)
@@ -200,6 +239,9 @@ def write_examples(folder, seconds: float = 15.0, rate: int = 8000, seed: int = 
         os.chmod(path, 0o644)
     return written
 
+
+CRACKLE_NOTE = ("The bundled model does not detect these synthetic crackles: it answers Normal "
+                "for synthetic_crackles and CAS (wheeze only) for synthetic_wheeze_and_crackles.")
 
 _README = """# Example recordings (synthetic)
 
@@ -212,8 +254,14 @@ clinical material and must not be used to judge the model's accuracy.
 |---|---|---|
 | synthetic_normal.wav | breath sounds only (band-limited noise, 20-30 breaths/min) | Normal |
 | synthetic_wheeze.wav | breath sounds + wheezes (tones of 200-600 Hz with harmonics, 250-800 ms, mostly in expiration) | CAS |
-| synthetic_crackles.wav | breath sounds + crackles (short explosive transients in inspiration) | DAS |
+| synthetic_crackles.wav | breath sounds + crackles (fine or coarse explosive transients in inspiration, after the crackle literature's waveform measures) | DAS |
 | synthetic_wheeze_and_crackles.wav | both | CAS & DAS |
+
+**The bundled model misses the synthetic crackles.** It answers Normal for
+`synthetic_crackles.wav` and CAS (wheeze only) for `synthetic_wheeze_and_crackles.wav`
+(its figures on real recordings are in docs/model.md). Check it with
+`python -m lungapp predict resources/examples/*.wav`. Use these two files to see what
+crackles look like on the spectrogram, not to judge the model.
 
 Each file is mono, 8000 Hz, 16-bit PCM, 15 s. The JSON beside each file follows SPRSound's
 layout (`record_annotation`, `event_annotation` with one event per breathing cycle, times in ms)

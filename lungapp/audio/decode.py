@@ -273,7 +273,9 @@ def _mix_down(block: np.ndarray) -> np.ndarray:
 def _describe(exc: Exception) -> str:
     """libsndfile's own message without soundfile's "Error opening '<path>': " prefix."""
     text = getattr(exc, "error_string", None) or str(exc)
-    return " ".join(str(text).split()) or type(exc).__name__
+    # Users are told about their file, not about the library that read it.
+    text = str(text).replace("libsndfile", "the audio decoder")
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def _sniff(head: bytes) -> str | None:
@@ -327,7 +329,7 @@ def _open(path: str) -> sf.SoundFile:
             claimed = f" despite its {ext} name" if ext in AUDIO_EXTENSIONS else ""
             raise AudioError(
                 f"not a supported audio file{claimed}: its content is not WAV, FLAC, OGG, "
-                f"MP3, AIFF or another format libsndfile reads", path) from None
+                f"MP3, AIFF or another audio format lungapp reads", path) from None
         raise AudioError(f"truncated, corrupt or unsupported {kind} file: its header cannot "
                          f"be read ({_describe(e)})", path) from None
     try:

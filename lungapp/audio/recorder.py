@@ -31,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import struct
 import threading
 import time
@@ -200,6 +201,15 @@ def _publish(partial: Path, final: Path) -> Path:
     return target
 
 
+def _same_mode(sidecar: Path, audio: Path) -> None:
+    """Give ``sidecar`` the permissions of ``audio``: an atomic write's temporary file is
+    private (0600), which left the JSON unreadable where the WAV beside it is shared."""
+    try:
+        os.chmod(sidecar, stat.S_IMODE(os.stat(audio).st_mode))
+    except OSError:
+        pass  # best effort: the sidecar is written either way
+
+
 def _update_sidecar(audio: Path, sidecar: Path, **changes) -> None:
     try:
         with open(sidecar, encoding="utf-8") as f:
@@ -211,6 +221,7 @@ def _update_sidecar(audio: Path, sidecar: Path, **changes) -> None:
     data.update(changes)
     target = sidecar_path(audio)
     atomic_write_json(target, data)
+    _same_mode(target, audio)
     if target != sidecar and sidecar.exists():
         os.unlink(sidecar)
 
@@ -314,6 +325,7 @@ class Recording:
                                      recording_id=self.recording_id)
             atomic_write_json(self.sidecar_path, self.meta, overwrite=False)
             self._own_sidecar = True
+            _same_mode(self.sidecar_path, self.partial_path)
             self._file = open(self.partial_path, "r+b")  # noqa: SIM115 - held for the recording
             _lock(self._file)
             self._snd = sf.SoundFile(self._file, mode="w", samplerate=self.rate, channels=1,

@@ -77,6 +77,16 @@ class AppContext(QObject):
     def model_state(self) -> str:
         return self._state
 
+    def model_key(self) -> tuple[str, str, str] | None:
+        """The loaded model's identity as results carry it (file_list.model_key), or None."""
+        from lungapp.gui.file_list import model_key
+
+        p = self._predictor
+        if p is None:
+            return None
+        return model_key({"name": p.card.name, "version": p.card.version,
+                          "path": str(getattr(p, "model_dir", "") or "")})
+
     def model_message(self) -> str:
         return self._message
 

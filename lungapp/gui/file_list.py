@@ -1,5 +1,9 @@
 """The Review view's list of recordings: a Qt table model (file, duration, status,
-result) sorted on raw values (seconds, probabilities), not strings."""
+result, folder) sorted on raw values (seconds, probabilities), not strings.
+
+A result remembers the model that made it (``Prediction.model``); the list knows the
+active model (:meth:`FileListModel.set_current_model`), so a result made by another model
+is shown as stale ("old model") and "Analyse all" analyses it again."""
 
 from __future__ import annotations
 
@@ -11,13 +15,33 @@ from PySide6.QtGui import QBrush, QColor
 
 from lungapp.gui import theme
 
-COLUMNS = ("File", "Duration", "Status", "Result", "Labels")
-LABELS_COLUMN = 4
+COLUMNS = ("File", "Duration", "Status", "Result", "Folder", "Labels")
+FILE_COL, DURATION_COL, STATUS_COL, RESULT_COL, FOLDER_COL, LABELS_COL = range(len(COLUMNS))
+LABELS_COLUMN = LABELS_COL
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 
 # status values
 NEW, QUEUED, ANALYSING, DONE, ERROR, CANCELLED = ("", "queued", "analysing", "done",
                                                   "error", "cancelled")
+STALE = "old model"   # shown in the Status column for a result of another model
+STALE_FG = "#8a8a8a"
+
+
+def model_key(model: dict | None) -> tuple[str, str, str] | None:
+    """What identifies the model that made a result: name, version and folder (two
+    trained models may share a name and version)."""
+    if not model:
+        return None
+    path = str(model.get("path") or "")
+    return (str(model.get("name", "")), str(model.get("version", "")),
+            os.path.realpath(path) if path else "")
+
+
+def model_text(model: dict | None) -> str:
+    """``name version`` of a Prediction's model dict ("" when unknown)."""
+    if not model:
+        return ""
+    return f"{model.get('name', '')} {model.get('version', '')}".strip()
 
 
 @dataclass
@@ -35,14 +59,39 @@ class Entry:
     def name(self) -> str:
         return os.path.basename(self.path)
 
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
+
+    def is_stale(self, current_model: tuple | None) -> bool:
+        """True when the result was made by a model other than ``current_model``
+        (a :func:`model_key`; None: no model is active, nothing is called stale)."""
+        p = self.prediction
+        return (p is not None and current_model is not None
+                and model_key(getattr(p, "model", None)) != current_model)
+
     def result_text(self) -> str:
+        """The label with what its percentage means: "CAS · abnormal 62 %" (the
+        percentage is the probability of any adventitious sound, not of the label)."""
         if self.status == ERROR:
             return self.error
         p = self.prediction
         if p is None:
             return ""
         ab = p.abnormal_probability
-        return f"{p.label}" + (f" ({ab * 100:.0f} %)" if ab is not None and p.decision != "poor quality" else "")
+        if ab is None or p.decision == "poor quality":
+            return p.label
+        if p.label.lower() == "abnormal":
+            return f"{p.label} · {ab * 100:.0f} %"
+        return f"{p.label} · abnormal {ab * 100:.0f} %"
+
+    def duration_text(self) -> str:
+        """The duration, and the header's when the file is truncated."""
+        text = fmt_duration(self.duration_s)
+        declared = self.extra.get("declared_duration_s")
+        if declared and text:
+            return f"{text} of {fmt_duration(declared)} ⚠"
+        return text
 
     def labels_text(self) -> str:
         """The label state and who labelled it, e.g. ``reviewed (anna)``."""
@@ -64,6 +113,7 @@ class FileListModel(QAbstractTableModel):
         super().__init__(parent)
         self.entries: list[Entry] = []
         self._index: dict[str, int] = {}
+        self.current_model: tuple | None = None   # model_key() of the active model
 
     # --- Qt model API ---------------------------------------------------------------
     def rowCount(self, parent=QModelIndex()):  # noqa: B008 - Qt's own signature
@@ -83,28 +133,74 @@ class FileListModel(QAbstractTableModel):
         e = self.entries[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (e.name, fmt_duration(e.duration_s), e.status, e.result_text(), e.labels_text())[col]
+            return self._display(e, col)
         if role == PATH_ROLE:
             return e.path
         if role == Qt.ItemDataRole.ToolTipRole:
-            if col == 0:
-                return e.path
-            if col == LABELS_COLUMN and e.labels is not None:
-                return e.labels[1] if e.labels[0] == "unreadable" else e.labels_text()
-            if e.status == ERROR:
-                return e.error
-            if col == 3 and e.prediction is not None:
-                probs = ", ".join(f"{k} {v * 100:.0f} %" for k, v in e.prediction.probabilities.items())
-                return probs
-        if role == Qt.ItemDataRole.ForegroundRole and e.status == ERROR and col in (2, 3):
-            return QBrush(QColor("#a03000"))
-        if role == Qt.ItemDataRole.BackgroundRole and col == 3 and e.prediction is not None:
+            return self._tooltip(e, col)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._foreground(e, col)
+        if role == Qt.ItemDataRole.BackgroundRole and col == RESULT_COL and e.prediction is not None:
+            if e.is_stale(self.current_model):
+                return None  # no verdict colour for an answer that is no longer current
             bg = theme.DECISION_STYLE.get(e.prediction.decision, (None,))[0]
             if bg:
                 return QBrush(QColor(bg))
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == 1:
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == DURATION_COL:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+    def _display(self, e: Entry, col: int) -> str:
+        status = STALE if e.status == DONE and e.is_stale(self.current_model) else e.status
+        return (e.name, e.duration_text(), status, e.result_text(), e.folder, e.labels_text())[col]
+
+    def _tooltip(self, e: Entry, col: int) -> str | None:
+        if col in (FILE_COL, FOLDER_COL):
+            return e.path
+        if col == LABELS_COL and e.labels is not None:
+            return e.labels[1] if e.labels[0] == "unreadable" else e.labels_text()
+        if e.status == ERROR:
+            return e.error
+        if col == DURATION_COL and e.extra.get("truncated"):
+            return e.extra["truncated"]
+        if col in (STATUS_COL, RESULT_COL) and e.prediction is not None:
+            return self._result_tooltip(e)
+        return None
+
+    def _result_tooltip(self, e: Entry) -> str:
+        p = e.prediction
+        lines = ["Class probabilities: " + ", ".join(
+            f"{k} {v * 100:.0f} %" for k, v in p.probabilities.items())]
+        made_by = model_text(getattr(p, "model", None))
+        if made_by:
+            lines.append(f"Model: {made_by}")
+        if e.is_stale(self.current_model):
+            lines.append(f"Made by another model than the active one ({self.current_model[0]} "
+                         f"{self.current_model[1]}): Analyse all analyses it again.")
+        return "\n".join(lines)
+
+    def _foreground(self, e: Entry, col: int):
+        if e.status == ERROR and col in (STATUS_COL, RESULT_COL):
+            return QBrush(QColor("#a03000"))
+        if col in (STATUS_COL, RESULT_COL) and e.is_stale(self.current_model):
+            return QBrush(QColor(STALE_FG))
+        if col == DURATION_COL and e.extra.get("truncated"):
+            return QBrush(QColor("#a03000"))
+        return None
+
+    # --- the active model -------------------------------------------------------------
+    def set_current_model(self, key: tuple | None) -> int:
+        """Set the active model's :func:`model_key`; results of other models become
+        stale. Returns how many results are stale now."""
+        self.current_model = key
+        if self.entries:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.entries) - 1, len(COLUMNS) - 1))
+        return len(self.stale())
+
+    def stale(self) -> list[str]:
+        """Paths whose result was made by another model than the active one."""
+        return [e.path for e in self.entries
+                if e.is_stale(self.current_model) and e.status not in (QUEUED, ANALYSING)]
 
     # --- entries --------------------------------------------------------------------
     def add(self, paths: list[str]) -> list[str]:
@@ -149,11 +245,13 @@ class FileListModel(QAbstractTableModel):
         return e
 
     def sort_key(self, e: Entry, column: int):
-        if column == 1:
+        if column == DURATION_COL:
             return e.duration_s if e.duration_s is not None else -1.0
-        if column == 2:
+        if column == STATUS_COL:
             return e.status
-        if column == 3:
+        if column == FOLDER_COL:
+            return e.folder.lower()
+        if column == RESULT_COL:
             p = e.prediction
             if p is not None and p.abnormal_probability is not None:
                 return float(p.abnormal_probability)
@@ -195,9 +293,28 @@ class FileListModel(QAbstractTableModel):
         return [e.path for e in self.entries]
 
     def not_analysed(self) -> list[str]:
-        """Paths, in list order, with no result that are not queued or analysing now."""
+        """Paths, in list order, with no result of the active model (none, or a stale
+        one) that are not queued or analysing now."""
         return [e.path for e in self.entries
-                if e.prediction is None and e.status not in (QUEUED, ANALYSING)]
+                if (e.prediction is None or e.is_stale(self.current_model))
+                and e.status not in (QUEUED, ANALYSING)]
+
+    def remove(self, paths: list[str]) -> list[str]:
+        """Take ``paths`` off the list (the files stay on disk); returns those removed."""
+        gone = {os.path.abspath(p) for p in paths} & set(self._index)
+        if not gone:
+            return []
+        if len(gone) == len(self.entries):
+            self.clear()
+            return sorted(gone)
+        # Row by row from the end, so the selection of the rows that stay is kept; the
+        # index is right before each endRemoveRows (views react to it at once).
+        for r in sorted((self._index[p] for p in gone), reverse=True):
+            self.beginRemoveRows(QModelIndex(), r, r)
+            del self.entries[r]
+            self._index = {e.path: i for i, e in enumerate(self.entries)}
+            self.endRemoveRows()
+        return sorted(gone)
 
     def count(self, status: str) -> int:
         """How many entries have ``status``."""

@@ -1,11 +1,26 @@
 """The Review view's list of recordings: the table over a
-:class:`~lungapp.gui.file_list.FileListModel`, and what an empty list shows instead
-(a hint, and a button to open the bundled example recordings)."""
+:class:`~lungapp.gui.file_list.FileListModel`, its context menu (remove, clear, open the
+folder), and what an empty list shows instead (a hint, and a button to open the bundled
+example recordings)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget
+import os
+
+from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lungapp.gui import file_list as fl
 
 
 class FilePanel(QWidget):
@@ -13,19 +28,22 @@ class FilePanel(QWidget):
     make it play/pause everywhere."""
 
     spacePressed = Signal()
+    removeRequested = Signal(list)   # paths to take off the list (files stay on disk)
+    clearRequested = Signal()
 
     def __init__(self, model, examples=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = model
         self.examples = examples     # the example recordings' folder, or None
-        self.setMinimumWidth(400)
+        self.setMinimumWidth(260)  # narrow enough for 1280 px with the plots and result beside it
         self.table = QTableView()
         self._set_up_table()
         self.empty_hint = QLabel("Drop recordings or a folder here,\nor use Open file / Open folder.")
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_hint.setStyleSheet("color: #777;")
         self.examples_btn = QPushButton("Open the example recordings")
-        self.examples_btn.setToolTip("Four generated recordings: normal, wheeze, crackles, both")
+        self.examples_btn.setToolTip("Four generated recordings: normal, wheeze, crackles, both. "
+                                     "The bundled model misses the generated crackles.")
         self.examples_btn.setVisible(examples is not None)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -33,6 +51,9 @@ class FilePanel(QWidget):
         lay.addWidget(self.empty_hint)
         lay.addWidget(self.examples_btn)
         self.table.installEventFilter(self)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(lambda pos: self.context_menu().popup(
+            self.table.viewport().mapToGlobal(pos)))
 
     def _set_up_table(self) -> None:
         t = self.table
@@ -40,7 +61,7 @@ class FilePanel(QWidget):
         t.setSortingEnabled(True)
         t.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        t.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         t.verticalHeader().setVisible(False)
         t.verticalHeader().setDefaultSectionSize(22)
@@ -51,18 +72,43 @@ class FilePanel(QWidget):
         # every update (seconds of GUI stall with thousands of files).
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         fm = t.fontMetrics()
-        hh.resizeSection(0, 175)
-        hh.resizeSection(1, fm.horizontalAdvance("Duration") + 24)
-        hh.resizeSection(2, fm.horizontalAdvance("analysing") + 16)
+        hh.resizeSection(fl.FILE_COL, 175)
+        hh.resizeSection(fl.DURATION_COL, fm.horizontalAdvance("Duration") + 24)
+        hh.resizeSection(fl.STATUS_COL, fm.horizontalAdvance(fl.STALE) + 16)
+        hh.resizeSection(fl.RESULT_COL, fm.horizontalAdvance("CAS & DAS · abnormal 100 %") + 12)
+        t.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         hh.setStretchLastSection(True)
         hh.setMinimumSectionSize(40)
 
     def eventFilter(self, obj, event) -> bool:
-        if (obj is self.table and event.type() == QEvent.Type.KeyPress
-                and event.key() == Qt.Key.Key_Space and not event.modifiers()):
-            self.spacePressed.emit()
-            return True
+        if obj is self.table and event.type() == QEvent.Type.KeyPress and not event.modifiers():
+            if event.key() == Qt.Key.Key_Space:
+                self.spacePressed.emit()
+                return True
+            if event.key() == Qt.Key.Key_Delete and self.selected_paths():
+                self.removeRequested.emit(self.selected_paths())
+                return True
         return super().eventFilter(obj, event)
+
+    def selected_paths(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.entries[r].path for r in rows if r < len(self.model.entries)]
+
+    def context_menu(self) -> QMenu:
+        """Remove the selected files, clear the list, open the file's folder."""
+        menu = QMenu(self.table)
+        paths = self.selected_paths()
+        remove = menu.addAction(f"Remove {len(paths)} file(s) from the list" if len(paths) > 1
+                                else "Remove from the list", lambda: self.removeRequested.emit(paths))
+        remove.setShortcut(Qt.Key.Key_Delete)
+        remove.setEnabled(bool(paths))
+        clear = menu.addAction("Clear the list", self.clearRequested.emit)
+        clear.setEnabled(self.model.rowCount() > 0)
+        menu.addSeparator()
+        folder = menu.addAction("Open the containing folder", lambda: QDesktopServices.openUrl(
+            QUrl.fromLocalFile(os.path.dirname(paths[0]))))
+        folder.setEnabled(len(paths) == 1)
+        return menu
 
     def show_empty(self, has_rows: bool) -> None:
         """The hint and the examples button only while the list is empty."""

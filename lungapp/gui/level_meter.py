@@ -37,7 +37,10 @@ class _Bar(QWidget):
 
     def paintEvent(self, ev):
         p = QPainter(self)
-        r = self.rect().adjusted(0, 0, -1, -1)
+        # The whole rect, every pixel (WA_OpaquePaintEvent: Qt clears nothing first). A
+        # rect shrunk by one pixel left the bottom row and right column with whatever was
+        # drawn there before.
+        r = self.rect()
         p.fillRect(r, QColor("#202020"))
         span = -FLOOR_DB
 
@@ -47,10 +50,10 @@ class _Bar(QWidget):
         # RMS as a solid bar, peak as a thin line; amber above -12 dBFS, red above -1.
         rms_x = x_of(self.rms_db)
         col = "#009E73" if self.rms_db < -12 else ("#E69F00" if self.rms_db < -1 else "#D55E00")
-        p.fillRect(QRectF(r.left(), r.top(), rms_x - r.left(), r.height()), QColor(col))
-        px = x_of(self.peak_db)
+        p.fillRect(QRectF(r.left(), r.top(), max(0.0, rms_x - r.left()), r.height()), QColor(col))
+        px = min(int(x_of(self.peak_db)), r.right())   # 0 dBFS: the last column, not past it
         p.setPen(QColor("#ffffff"))
-        p.drawLine(int(px), r.top(), int(px), r.bottom())
+        p.drawLine(px, r.top(), px, r.bottom())
         p.setPen(QColor("#555555"))
         for db in (-48, -36, -24, -12, -6):
             x = int(x_of(db))

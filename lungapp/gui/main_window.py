@@ -6,9 +6,9 @@ import os
 import time
 import traceback
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 import lungapp
 from lungapp.gui.context import AppContext
@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.review, "Review")
         self.tabs.addTab(self.patients, "Patients")
         self.tabs.addTab(self.train, "Train")
-        self.setCentralWidget(self.tabs)
+        self.setCentralWidget(self._central())
 
         self.model_label = QLabel()
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -97,6 +97,8 @@ class MainWindow(QMainWindow):
         self.review.pathOpened.connect(self.add_recent)
         self.train.statusMessage.connect(self.show_status)
         self.ctx.recordingFinished.connect(lambda p: self.show_status(f"Recorded {p}", 5000))
+        if hasattr(self.record, "interruptedFound"):
+            self.record.interruptedFound.connect(self._interrupted_found)
         self._restore()
 
     def eventFilter(self, obj, event) -> bool:
@@ -106,6 +108,36 @@ class MainWindow(QMainWindow):
             self.removeEventFilter(self)
             QTimer.singleShot(0, self.firstPainted.emit)
         return super().eventFilter(obj, event)
+
+    def _central(self) -> QWidget:
+        """The tabs, under a notice shown on whichever tab the app opens with (e.g.
+        interrupted recordings found, which the Record tab recovers)."""
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.notice = QFrame()
+        self.notice.setStyleSheet("QFrame { background: #fff4d6; border: 1px solid #e0b84d; }")
+        row = QHBoxLayout(self.notice)
+        self.notice_text = QLabel()
+        self.notice_text.setWordWrap(True)
+        self.notice_show = QPushButton("Go to Record")
+        self.notice_show.clicked.connect(lambda: (self.tabs.setCurrentWidget(self.record), self.notice.hide()))
+        later = QPushButton("Later")
+        later.clicked.connect(self.notice.hide)
+        row.addWidget(self.notice_text, 1)
+        row.addWidget(self.notice_show)
+        row.addWidget(later)
+        self.notice.hide()
+        lay.addWidget(self.notice)
+        lay.addWidget(self.tabs, 1)
+        return w
+
+    def _interrupted_found(self, text: str) -> None:
+        """The Record tab shows its own banner; elsewhere the window's notice says it."""
+        if self.tabs.currentWidget() is not self.record:
+            self.notice_text.setText(text)
+            self.notice.show()
 
     # --- menus ----------------------------------------------------------------------
     def _menus(self) -> None:
@@ -123,6 +155,7 @@ class MainWindow(QMainWindow):
         self.act_export = QAction("&Export results (CSV)…", self, shortcut=QKeySequence("Ctrl+E"))
         self.act_export.triggered.connect(self._export)
         m.addAction(self.act_export)
+        self._recordings_menu(m)
         m.addSeparator()
         self.act_quit = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         self.act_quit.triggered.connect(self.close)
@@ -140,12 +173,40 @@ class MainWindow(QMainWindow):
         for act in (self.act_analyse, self.act_analyse_all, self.act_cancel):
             a.addAction(act)
         a.addSeparator()
+        self._models_menu(a)
         a.addAction(self.act_reload)
 
         h = mb.addMenu("&Help")
         self.act_about = QAction("&About lungapp", self)
         self.act_about.triggered.connect(self.show_about)
         h.addAction(self.act_about)
+
+    def _recordings_menu(self, menu) -> None:
+        self.act_recordings = QAction("Open the &recordings folder", self)
+        self.act_recordings.setToolTip("Where new recordings are saved (chosen in the Record tab)")
+        self.act_recordings.triggered.connect(self.open_recordings_folder)
+        menu.addAction(self.act_recordings)
+
+    def open_recordings_folder(self) -> str:
+        """Show the recordings folder in the desktop's file manager; returns its path."""
+        from lungapp import paths
+
+        folder = paths.ensure(paths.recordings_dir())
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        return str(folder)
+
+    def _models_menu(self, menu) -> None:
+        self.act_models = QAction("&Models…", self)
+        self.act_models.setToolTip("Choose the active model, or restore the bundled one")
+        self.act_models.triggered.connect(self.show_models)
+        menu.addAction(self.act_models)
+
+    def show_models(self):
+        from lungapp.gui.models_dialog import ModelsDialog
+
+        dlg = ModelsDialog(self.ctx, self)
+        dlg.open()
+        return dlg
 
     def _open_file(self) -> None:
         self.tabs.setCurrentWidget(self.review)
@@ -231,10 +292,23 @@ class MainWindow(QMainWindow):
         geo = self.settings.value("window/geometry")
         if geo is None or not self.restoreGeometry(geo):
             self.resize(1400, 820)
+        self._fit_screen()
         tab = self.settings.value("window/tab", "Review")
         for i in range(self.tabs.count()):
             if self.tabs.tabText(i) == tab:
                 self.tabs.setCurrentIndex(i)
+
+    def _fit_screen(self) -> None:
+        """No bigger than the screen's free area (a 1280x720 screen, or 1920x1080 at
+        150 %), so no control sits off-screen."""
+        screen = self.screen()
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        w, h = min(self.width(), avail.width()), min(self.height(), avail.height())
+        if (w, h) != (self.width(), self.height()):
+            self.resize(w, h)
+            self.move(avail.topLeft())
 
     def closeEvent(self, event) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -13,6 +13,8 @@ initialises PortAudio, which can take a moment); until then, or when there is no
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -20,6 +22,15 @@ from lungapp.errors import LungappError
 from lungapp.gui.workers import run_task
 
 SPEEDS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def output_latency() -> str:
+    """PortAudio's suggested output latency for playback: "low" unless
+    LUNGAPP_PLAYBACK_LATENCY says "high". PortAudio's own default for output streams is
+    "high" (large buffers, for music players); a reviewer pressing Space wants to hear
+    the sound at once, and buffers sized in frames last longest at 8 kHz, the rate of
+    most stethoscope recordings (benchmarks/bench_playback.py measures it)."""
+    return "high" if os.environ.get("LUNGAPP_PLAYBACK_LATENCY", "").lower() == "high" else "low"
 
 
 def _probe_output(task):
@@ -145,6 +156,7 @@ class Player(QObject):
             with PA_LOCK:  # not while the Record view re-initialises PortAudio
                 stream = sd.OutputStream(samplerate=self._rate * self._speed, channels=1,
                                          dtype="float32", callback=self._callback,
+                                         latency=output_latency(),
                                          finished_callback=self._on_stream_finished)
                 stream.start()
         except Exception as exc:  # noqa: BLE001 - PortAudioError and friends
@@ -176,6 +188,10 @@ class Player(QObject):
             return
         self._pos = int(np.clip(seconds, 0.0, self.duration) * self._rate)
         self.positionChanged.emit(self.position())
+
+    def seek_by(self, seconds: float) -> None:
+        """Move the position by ``seconds`` (negative: back), playing or not."""
+        self.seek(self.position() + seconds)
 
     def set_speed(self, speed: float) -> None:
         if speed == self._speed:

@@ -185,6 +185,7 @@ class RecordingPlots(QWidget):
             plot, item = item if isinstance(item, tuple) else (self.timeline, item)
             plot.removeItem(item)
         self.timeline_items = []
+        self.shaded: list[tuple[float, float]] = []   # the shaded spans (s), for tests
         self.legend.clear()
         self.empty_text.setText(message)
         self._place_empty_text()
@@ -206,22 +207,14 @@ class RecordingPlots(QWidget):
         ends = np.array([w.end_s for w in windows], dtype=float)
         centres = (starts + ends) / 2
         thr = _abnormal_threshold(threshold)
-        # Shade where the model hears something: the union of the windows over the
-        # threshold (overlapping windows merged, so the shade does not darken).
-        hits = [(s, e) for s, e, w in zip(starts, ends, windows)
-                if w.abnormal_probability is not None and w.abnormal_probability >= thr]
-        for s, e in merge_intervals(hits):
-            for plot, rgba in ((self.timeline, theme.HIT_RGBA), (self.wave, theme.HIT_RGBA)):
-                region = pg.LinearRegionItem((s, e), movable=False, brush=pg.mkBrush(*rgba),
-                                             pen=pg.mkPen(None))
-                region.setZValue(-10)
-                plot.addItem(region)
-                self.timeline_items.append((plot, region))
+        self._shade_hits(starts, ends, windows, thr)
         classes = list(windows[0].probabilities.keys())
         sym = "o" if len(windows) <= 40 else None
         for cls in classes:
             if cls.lower() == "normal":
                 continue  # the abnormal classes say where; "normal" is their complement
+            if cls.lower() == "abnormal":
+                continue  # a binary model: its one class is the dashed "abnormal" line below
             ys = np.array([w.probabilities.get(cls, np.nan) for w in windows], dtype=float)
             color = theme.class_color(cls)
             curve = self.timeline.plot(centres, ys, pen=pg.mkPen(color, width=2), name=cls,
@@ -233,12 +226,38 @@ class RecordingPlots(QWidget):
                                                                style=Qt.PenStyle.DashLine),
                                    name="abnormal")
         self.timeline_items.append(curve)
-        line = pg.InfiniteLine(pos=thr, angle=0, movable=False,
-                               pen=pg.mkPen(theme.MUTED, width=1, style=Qt.PenStyle.DotLine),
-                               label=f"threshold {thr:.2f}",
-                               labelOpts={"position": 0.02, "color": theme.MUTED, "anchors": [(0, 1), (0, 1)]})
+        self._threshold_line(thr)
+
+    def _shade_hits(self, starts: np.ndarray, ends: np.ndarray, windows, thr: float) -> None:
+        """Shade where the model hears something: each window over the threshold shades
+        one step around its centre (not its whole 2 s: overlapping windows' union
+        covered nearly everything), merged so the shade does not darken. A legend entry
+        says what the shade means."""
+        step = float(np.median(np.diff(starts))) if len(starts) > 1 else float(ends[0] - starts[0])
+        centres = (starts + ends) / 2
+        hits = [(c - step / 2, c + step / 2) for c, w in zip(centres, windows)
+                if w.abnormal_probability is not None and w.abnormal_probability >= thr]
+        brush = pg.mkBrush(*theme.HIT_RGBA)
+        for s, e in merge_intervals(hits):
+            for plot in (self.timeline, self.wave):
+                region = pg.LinearRegionItem((max(0.0, s), e), movable=False, brush=brush,
+                                             pen=pg.mkPen(None))
+                region.setZValue(-10)
+                plot.addItem(region)
+                self.timeline_items.append((plot, region))
+        if hits:
+            sample = pg.BarGraphItem(x=[0], height=[0], width=0, brush=brush, pen=pg.mkPen(None))
+            self.legend.addItem(sample, "over threshold")
+        self.shaded = merge_intervals(hits)
+
+    def _threshold_line(self, thr: float) -> None:
+        """The threshold as a dotted line, named in the legend (a label on the line sat
+        on top of the curves)."""
+        pen = pg.mkPen(theme.MUTED, width=1, style=Qt.PenStyle.DotLine)
+        line = pg.InfiniteLine(pos=thr, angle=0, movable=False, pen=pen)
         self.timeline.addItem(line, ignoreBounds=True)
         self.timeline_items.append(line)
+        self.legend.addItem(pg.PlotDataItem(pen=pen), f"threshold {thr:.2f}")
 
     def set_levels(self, min_db: float, max_db: float) -> None:
         self.levels = (float(min_db), float(max_db))

@@ -3,6 +3,8 @@ overflow count under it, and the banner offering interrupted recordings back."""
 
 from __future__ import annotations
 
+import datetime as _dt
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
@@ -64,6 +66,20 @@ class RecordControls(QWidget):
             self.overflow_label.setStyleSheet(style)
 
 
+def local_time(iso: str | None) -> str:
+    """A sidecar's UTC time ("2026-12-05T11:57:15Z") as this computer's local time,
+    "2026-12-05 12:57"; the text unchanged when it is not a time."""
+    if not iso:
+        return ""
+    try:
+        t = _dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.UTC)
+    return t.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def interrupted_text(paths: list, shown: int = 5) -> str:
     """The banner's text for interrupted recordings ``paths`` (``.wav.partial`` files):
     how many, and a line for each of the first ``shown`` (name, ~seconds, start time,
@@ -72,7 +88,7 @@ def interrupted_text(paths: list, shown: int = 5) -> str:
     for p in paths[:shown]:
         info = describe_interrupted(p)
         secs = info.get("approx_seconds")
-        extra = ", ".join(str(x) for x in (info.get("start_time"), info.get("site"),
+        extra = ", ".join(str(x) for x in (local_time(info.get("start_time")), info.get("site"),
                                            info.get("patient_id")) if x)
         lines.append(f"• {p.name[:-len(PARTIAL_SUFFIX)]}"
                      + (f" (~{secs:g} s" + (f", {extra})" if extra else ")") if secs is not None else ""))

@@ -1,15 +1,30 @@
 """The Record view's settings panel: input device (with Refresh), channel, chest site,
-patient ID and duration, turned into a :class:`~lungapp.audio.recorder.RecordingSettings`.
+patient ID, duration and the folder recordings are saved in, turned into a
+:class:`~lungapp.audio.recorder.RecordingSettings`.
 
 Site, duration and channel are remembered in QSettings (the patient ID deliberately
 not); the device is remembered by the view, by name and host API."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget
+import os
 
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from lungapp import paths
+from lungapp import settings as app_settings
 from lungapp.audio.recorder import SITES, RecordingSettings
+from lungapp.gui.elided_label import ElidedLabel
 
 DURATIONS = (("15 s", 15.0), ("30 s", 30.0), ("60 s", 60.0), ("Until stopped", None))
 
@@ -44,6 +59,7 @@ def choose_device_index(devices, remembered: tuple[str | None, str | None], befo
 
 
 class RecordSettingsPanel(QWidget):
+    folderProblem = Signal(str)   # the chosen recordings folder cannot be used: why
     def __init__(self, settings, parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings
@@ -61,6 +77,11 @@ class RecordSettingsPanel(QWidget):
         self.patient_edit.setPlaceholderText("optional, e.g. hospital number")
         self.duration_combo = QComboBox()
         self.duration_combo.addItems([d[0] for d in DURATIONS])
+        self.folder_label = ElidedLabel("")
+        self.folder_button = QPushButton("Change…")
+        self.folder_button.setToolTip("Choose the folder new recordings are saved in")
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.show_folder()
         self._lay_out()
         self._restore()
         self.site_combo.currentTextChanged.connect(lambda t: settings.setValue("record/site", t))
@@ -79,6 +100,36 @@ class RecordSettingsPanel(QWidget):
         form.addRow("Chest site", self.site_combo)
         form.addRow("Patient ID", self.patient_edit)
         form.addRow("Duration", self.duration_combo)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_label, 1)
+        folder_row.addWidget(self.folder_button)
+        form.addRow("Save to", folder_row)
+
+    # --- the recordings folder ----------------------------------------------------------
+    def show_folder(self) -> None:
+        folder = str(paths.recordings_dir())
+        self.folder_label.set_full_text(folder)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save recordings in", str(paths.recordings_dir()))
+        if folder:
+            problem = self.set_folder(folder)
+            if problem:
+                self.folderProblem.emit(problem)
+
+    def set_folder(self, folder: str) -> str:
+        """Save new recordings in ``folder`` (remembered for the app and the CLI);
+        returns "" or why it cannot be used."""
+        folder = os.path.abspath(os.path.expanduser(folder))
+        try:
+            paths.ensure(paths.Path(folder))
+        except OSError as exc:
+            return f"{folder}: cannot create it ({exc.strerror or exc})"
+        if not os.access(folder, os.W_OK):
+            return f"{folder}: not writable; choose another folder"
+        app_settings.set("recordings_folder", folder)
+        self.show_folder()
+        return ""
 
     def _restore(self) -> None:
         """Remembered choices (the patient id is deliberately not remembered)."""
@@ -124,6 +175,6 @@ class RecordSettingsPanel(QWidget):
     def set_editable(self, idle: bool, listing: bool) -> None:
         """Everything editable only while ``idle``; Refresh not while ``listing``."""
         for w in (self.device_combo, self.refresh_button, self.channel_spin, self.site_combo,
-                  self.patient_edit, self.duration_combo):
+                  self.patient_edit, self.duration_combo, self.folder_button):
             w.setEnabled(idle)
         self.refresh_button.setEnabled(idle and not listing)

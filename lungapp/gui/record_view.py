@@ -23,14 +23,17 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from lungapp.audio.recorder import find_interrupted
 from lungapp.gui.level_meter import LevelMeter
 from lungapp.gui.live_spectrogram import LiveSpectrogram
+from lungapp.gui.plots import RecordingPlots
 from lungapp.gui.record_controls import InterruptedBanner, RecordControls
 from lungapp.gui.record_settings import RecordSettingsPanel, choose_device_index
 from lungapp.gui.result_panel import ResultPanel
+from lungapp.gui.review_tasks import load_display
 from lungapp.gui.workers import run_task
 
 FRAME_MS = 30  # ~33 redraws per second
@@ -81,6 +84,7 @@ def _expected_rate(device, preferred: int | None = None) -> int:
 
 class RecordView(QWidget):
     stateChanged = Signal(str)
+    interruptedFound = Signal(str)   # the banner's text, when interrupted recordings are found
     # Opening the device picker re-scans at most this often (a re-scan is ~50 ms of
     # PortAudio work in a worker; a double click must not do it twice).
     PICKER_RESCAN_INTERVAL_S = 1.0
@@ -100,6 +104,7 @@ class RecordView(QWidget):
         self.monitor = None
         self.last_result = None      # RecordingResult of the last recording
         self.last_path: str | None = None
+        self._last_prediction = None   # the last recording's Prediction, once analysed
         self._clipped_seen = 0
         self._interrupted: list[Path] = []
         self._build()
@@ -131,9 +136,15 @@ class RecordView(QWidget):
         root.addWidget(self.status)
         split = QSplitter(Qt.Orientation.Horizontal)
         self.live = LiveSpectrogram()
+        # After Stop: the whole recording (not the live view's last seconds) and, once
+        # analysed, its timeline.
+        self.recorded = RecordingPlots()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.live)
+        self.stack.addWidget(self.recorded)
         self.result_panel = ResultPanel()
         self.result_panel.show_message("Record to see a result.")
-        split.addWidget(self.live)
+        split.addWidget(self.stack)
         split.addWidget(self.result_panel)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
@@ -153,11 +164,18 @@ class RecordView(QWidget):
 
     def _connect(self) -> None:
         self.record_button.clicked.connect(self.toggle)
+        # Space starts and stops a recording (not while typing the patient ID: a line
+        # edit keeps its keys).
+        self.record_key = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+        self.record_key.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.record_key.activated.connect(lambda: self.toggle())
+        self.record_button.setToolTip("Start / stop recording (Space)")
         self.refresh_button.clicked.connect(lambda: self.refresh_devices())
         self.device_combo.aboutToShowPopup.connect(
             lambda: self.refresh_devices(min_interval=self.PICKER_RESCAN_INTERVAL_S))
         self.device_combo.currentIndexChanged.connect(self._device_changed)
         self.recover_button.clicked.connect(self.recover_interrupted)
+        self.setup_panel.folderProblem.connect(self.status.setText)
         self.ctx.analysisFinished.connect(self._analysis_finished)
         self.ctx.analysisFailed.connect(self._analysis_failed)
         app = QCoreApplication.instance()
@@ -264,6 +282,8 @@ class RecordView(QWidget):
             self.status.setText(f"Cannot look for interrupted recordings: {exc}")
             self._interrupted = []
         self.banner.offer(self._interrupted)
+        if self._interrupted:
+            self.interruptedFound.emit(self.banner.text.text())
         return self._interrupted
 
     def recover_interrupted(self) -> None:
@@ -314,6 +334,8 @@ class RecordView(QWidget):
         if d is None or self.state != IDLE:
             return
         self._set_state(STARTING)
+        self.stack.setCurrentWidget(self.live)
+        self._last_prediction = None
         self.status.setText(f"Opening {d.name}…")
         self.result_panel.show_message("Recording…")
         run_task(_start, d, self.setup_panel.recording_settings(self.capture_rate),
@@ -377,15 +399,49 @@ class RecordView(QWidget):
             self.result_panel.show_message("Nothing was recorded.")
             return
         self.result_panel.show_message("Analysing…", busy=True)
+        self._show_recorded(path)
         self.ctx.recordingFinished.emit(path)
         # Review queues the analysis when it is present; otherwise ask ourselves.
         if not self.ctx.is_queued(path):
             self.ctx.request_analysis(path)
 
+    # --- the recording just made -------------------------------------------------------
+    def _show_recorded(self, path: str) -> None:
+        """Decode the finished recording in a worker and show all of it."""
+        p = self.ctx.predictor()
+        cfg = p.card.features.spectrogram if p is not None else None
+        self.recorded.clear("Loading the recording…")
+        run_task(load_display, path, cfg, name="load recording",
+                 on_finished=self._recorded_loaded,
+                 on_failed=lambda msg, exc: self.recorded.clear(msg))
+
+    def _recorded_loaded(self, data) -> None:
+        if data is None or data["path"] != self.last_path or self.state != IDLE:
+            return  # a newer recording started meanwhile
+        audio = data["audio"]
+        from lungapp.gui.levels import auto_levels
+
+        levels = auto_levels(data["spec"])
+        if levels is not None:
+            self.recorded.set_levels(*levels)
+        self.recorded.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"],
+                                    wave=data["wave"])
+        self.stack.setCurrentWidget(self.recorded)
+        self._show_recorded_timeline()
+
+    def _show_recorded_timeline(self) -> None:
+        pred = self._last_prediction
+        if pred is None:
+            self.recorded.clear_timeline("Analysing…")
+        elif self.recorded.duration:
+            self.recorded.set_timeline(pred, pred.threshold)
+
     # --- analysis results ---------------------------------------------------------------
     def _analysis_finished(self, path: str, prediction) -> None:
         if self.last_path and os.path.abspath(path) == self.last_path:
             self.result_panel.show_prediction(prediction)
+            self._last_prediction = prediction
+            self._show_recorded_timeline()
 
     def _analysis_failed(self, path: str, message: str) -> None:
         if self.last_path and os.path.abspath(path) == self.last_path:

@@ -90,6 +90,14 @@ class ReviewView(QWidget):
         # a shortcut does it.
         self.space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         self.space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        # Left / Right seek 1 s, with Shift 5 s (a table of rows has no use for them).
+        self.seek_keys = {}
+        for key, step in ((Qt.Key.Key_Left, -1.0), (Qt.Key.Key_Right, 1.0),
+                          (Qt.Key.Key_Left | Qt.KeyboardModifier.ShiftModifier, -5.0),
+                          (Qt.Key.Key_Right | Qt.KeyboardModifier.ShiftModifier, 5.0)):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.seek_keys[step] = sc
         self._expose_children()
         self._update_buttons()
 
@@ -105,6 +113,7 @@ class ReviewView(QWidget):
         self.examples_btn = self.files.examples_btn
         self.play_btn, self.speed, self.title = tr.play_btn, tr.speed, tr.title
         self.min_db, self.max_db, self.cmap = tr.min_db, tr.max_db, tr.cmap
+        self.auto_levels = tr.auto_levels
 
     def _restore(self) -> None:
         s = self.settings
@@ -143,6 +152,8 @@ class ReviewView(QWidget):
         self.export_btn.clicked.connect(self.export_dialog)
         self.auto_analyse.toggled.connect(lambda on: self.save_settings())
         self.examples_btn.clicked.connect(self.open_examples)
+        self.files.removeRequested.connect(self.remove_files)
+        self.files.clearRequested.connect(lambda: self.remove_files(self.model.paths()))
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
         self.transport.levelsChanged.connect(self.plots.set_levels)
         self.cmap.currentTextChanged.connect(self.plots.set_colormap)
@@ -154,6 +165,8 @@ class ReviewView(QWidget):
         self.files.spacePressed.connect(p.toggle)
         self.speed.currentIndexChanged.connect(lambda _i: p.set_speed(self.speed.currentData()))
         self.plots.seekRequested.connect(p.seek)
+        for step, sc in self.seek_keys.items():
+            sc.activated.connect(lambda step=step: p.seek_by(step))
         p.positionChanged.connect(self._position)
         p.playingChanged.connect(self.transport.set_playing)
         p.availabilityChanged.connect(lambda ok, why: self._update_buttons())
@@ -239,6 +252,18 @@ class ReviewView(QWidget):
                     self.result.show_error(error)
         self.model.update_many(changes)
 
+    def remove_files(self, paths: list[str]) -> None:
+        """Take files off the list (never off the disk); their queued analyses are dropped."""
+        self.ctx.cancel_analyses(paths)
+        removed = self.model.remove(paths)
+        if self.current_path in removed:
+            self.table.selectionModel().clearCurrentIndex()
+            self._row_changed(self.table.currentIndex(), None)
+        self._update_buttons()
+        if removed:
+            self.statusMessage.emit(f"Removed {len(removed)} file(s) from the list "
+                                    "(the files stay on disk)", 5000)
+
     # --- drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -271,14 +296,15 @@ class ReviewView(QWidget):
         self.annotation.close()
         if path is None:
             self.plots.clear()
-            self.title.setText("")
+            self.transport.set_title("")
             self.result.show_message("Open a recording to see its result.")
             return
-        self.title.setText(os.path.basename(path))
+        self.transport.set_title(path)
         self._load_current()
         self._show_entry_result(path)
         e = self.model.entry(path)
-        if (e is not None and self.auto_analyse.isChecked() and e.prediction is None
+        if (e is not None and self.auto_analyse.isChecked()
+                and (e.prediction is None or e.is_stale(self.model.current_model))
                 and e.status not in (fl.ERROR, fl.QUEUED, fl.ANALYSING)):
             self.analyse(path)
 
@@ -298,11 +324,12 @@ class ReviewView(QWidget):
         if data is None or data["path"] != self.current_path:
             return  # the user moved on
         audio = data["audio"]
+        self.transport.show_recording_levels(data["spec"])
         self.plots.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"],
                                  wave=data["wave"])
         self.player.set_audio(audio.samples, audio.rate)
         self.annotation.open(data["path"])
-        self.model.update(data["path"], duration_s=float(audio.duration_s))
+        self._note_truncated(data["path"], audio)
         e = self.model.entry(data["path"])
         if e is not None and e.prediction is not None:
             self._show_timeline(e.prediction)
@@ -311,6 +338,15 @@ class ReviewView(QWidget):
         self._position(0.0)
         self._update_buttons()
         self.displayed.emit(data["path"])
+
+    def _note_truncated(self, path: str, audio) -> None:
+        """The decoded duration, and whether the header promised more (truncated)."""
+        e = self.model.entry(path)
+        if e is not None and audio.declared_duration_s is not None:
+            e.extra.update(declared_duration_s=float(audio.declared_duration_s),
+                           truncated=audio.truncated)
+            self.statusMessage.emit(f"{os.path.basename(path)}: {audio.truncated}", 10000)
+        self.model.update(path, duration_s=float(audio.duration_s))
 
     def _load_failed(self, path: str, message: str, exc) -> None:
         problem = getattr(exc, "problem", message)
@@ -443,6 +479,7 @@ class ReviewView(QWidget):
 
     def _model_state(self, state: str, message: str) -> None:
         if state == READY:
+            self._mark_stale()
             cfg = self.ctx.predictor().card.features.spectrogram
             if cfg != self.display_cfg:
                 self.display_cfg = cfg
@@ -454,6 +491,15 @@ class ReviewView(QWidget):
             if e is not None and e.prediction is None and e.status not in (fl.ERROR,):
                 self.result.show_message(self._not_analysed_text())
         self._update_buttons()
+
+    def _mark_stale(self) -> None:
+        """Results of another model than the one just loaded are shown as "old model";
+        Analyse all (or selecting one, with auto-analyse) analyses them again."""
+        n = self.model.set_current_model(self.ctx.model_key())
+        if n:
+            self.statusMessage.emit(f"The model changed: {n} result(s) in the list were made by "
+                                    "the previous model (marked \"old model\"); Analyse all "
+                                    "analyses them again", 12000)
 
     def _recording_finished(self, path: str) -> None:
         path = os.path.abspath(path)

@@ -14,8 +14,10 @@ runs the process and wires them together.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import pyqtgraph as pg
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -38,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from lungapp import paths
+from lungapp.errors import LungappError
 from lungapp.gui import theme
 from lungapp.training import progress as P
 from lungapp.training.recipes import PRESET_NAMES
@@ -77,22 +81,95 @@ class TrainSettings:
     task: str = "binary"
     folds: int = 4
     epochs: int = 0
+    overwrite: bool = False   # replace an existing "Save model to" folder (asked first)
 
     @classmethod
     def load(cls, settings) -> TrainSettings:
-        """The remembered folder, folds and epochs from the app's QSettings."""
+        """The remembered folder, preset, task, folds and epochs from the app's QSettings
+        (task "": none remembered yet, the active model's task is offered)."""
         return cls(folder=str(settings.value("train/folder", "")),
+                   preset=str(settings.value("train/preset", "recommended")),
+                   task=str(settings.value("train/task", "")),
                    folds=int(settings.value("train/folds", 4)),
                    epochs=int(settings.value("train/epochs", 0)))
 
     def save(self, settings) -> None:
         settings.setValue("train/folder", self.folder)
+        settings.setValue("train/preset", self.preset)
+        settings.setValue("train/task", self.task)
         settings.setValue("train/folds", self.folds)
         settings.setValue("train/epochs", self.epochs)
 
     def command(self) -> tuple[str, list[str]]:
-        return train_command(self.folder, self.out, self.preset, self.task, self.folds,
-                             self.epochs or None)
+        program, args = train_command(self.folder, self.out, self.preset, self.task, self.folds,
+                                      self.epochs or None)
+        return program, args + (["--overwrite"] if self.overwrite else [])
+
+
+# The CLI's words in messages from the core, and the Train tab's fields they mean.
+CLI_FIELDS = {"--folds": "Cross-validation folds", "--epochs": "Epochs", "--preset": "Preset",
+              "--task": "Task", "--out": "Save model to", "--overwrite": "Save model to"}
+_FLAG_PHRASES = (("use --overwrite to replace it", "choose another folder in “Save model to”, or "
+                  "replace it"),)
+
+
+def gui_terms(message: str) -> tuple[str, list[str]]:
+    """``message`` with the CLI's flags put in the Train tab's words, and the names of the
+    fields it points at: "use fewer folds (--folds)" -> "use fewer folds (the
+    “Cross-validation folds” field)", ["Cross-validation folds"]."""
+    fields = []
+    for flag, field in CLI_FIELDS.items():
+        if flag in message and field not in fields:
+            fields.append(field)
+    for phrase, gui in _FLAG_PHRASES:
+        message = message.replace(phrase, gui)
+    for flag, field in CLI_FIELDS.items():
+        message = message.replace(f"({flag})", f"(the “{field}” field)").replace(flag, f"“{field}”")
+    return message, fields
+
+
+# TensorFlow's and absl's start-up chatter on stderr (info lines, CPU feature notes):
+# not problems, and they hid the real reason of a failure in the log.
+_TF_NOISE = ("I0000 ", "W0000 ", "WARNING: All log messages before absl::InitializeLog()",
+             "oneDNN custom operations", "This TensorFlow binary is optimized",
+             "To enable the following instructions", "rebuild TensorFlow with the appropriate",
+             "cpu_feature_guard", "Unable to register cu", "TF-TRT Warning", "computation placer",
+             "Number of eligible GPUs", "single_machine.cc", "devices.cc:")
+
+
+def is_tf_noise(line: str) -> bool:
+    """True for a stderr line that is TensorFlow's routine start-up noise."""
+    return any(k in line for k in _TF_NOISE)
+
+
+def _active_card_task() -> str:
+    """The active model's task from its card ("" when there is none)."""
+    from lungapp.inference.card import load_card
+    from lungapp.inference.registry import active_model_dir
+
+    try:
+        return load_card(active_model_dir()).task
+    except LungappError:
+        return ""
+
+
+def existing_out(path: str) -> bool:
+    """True when ``path`` exists and is not an empty folder (training would refuse it)."""
+    return os.path.exists(path) and (not os.path.isdir(path) or bool(os.listdir(path)))
+
+
+def ask_existing_out(parent: QWidget, out: str) -> str:
+    """Ask what to do with an existing "Save model to" folder: "new" (a fresh name),
+    "replace" or "cancel". Tests replace this function to answer."""
+    box = QMessageBox(QMessageBox.Icon.Question, "The model folder exists",
+                      f"{out} already holds a model.\n\nSave the new model under a new name, or "
+                      "replace that folder once the new model is complete?", parent=parent)
+    new = box.addButton("Use a new name", QMessageBox.ButtonRole.AcceptRole)
+    replace = box.addButton("Replace it", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(new)
+    box.exec()
+    return {new: "new", replace: "replace"}.get(box.clickedButton(), "cancel")
 
 
 def _browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
@@ -130,10 +207,39 @@ class RunForm(QGroupBox):
         self.epochs.setRange(0, 500)
         self.epochs.setSpecialValueText("preset default")
         self.epochs.setValue(initial.epochs)
+        for combo, key in ((self.preset, initial.preset), (self.task, initial.task)):
+            if combo.findData(key) >= 0:
+                combo.setCurrentIndex(combo.findData(key))
+        self.task_remembered = bool(initial.task)
         form.addRow("Preset", self.preset)
         form.addRow("Task", self.task)
         form.addRow("Cross-validation folds", self.folds)
         form.addRow("Epochs", self.epochs)
+
+    def follow_model_task(self, task: str) -> None:
+        """Offer the active model's task (binary / 4class) until the user has chosen one."""
+        if not self.task_remembered and self.task.findData(task) >= 0:
+            self.task.setCurrentIndex(self.task.findData(task))
+
+    def changed_signals(self) -> list:
+        """Signals of every field the folder summary depends on."""
+        return [self.folder.textChanged, self.task.currentIndexChanged, self.folds.valueChanged,
+                self.preset.currentIndexChanged, self.epochs.valueChanged]
+
+    def field(self, label: str) -> QWidget | None:
+        """The field whose row is labelled ``label`` (gui_terms' names)."""
+        return {"Data folder": self.folder, "Save model to": self.out, "Preset": self.preset,
+                "Task": self.task, "Cross-validation folds": self.folds, "Epochs": self.epochs}.get(label)
+
+    def mark(self, labels: list[str]) -> None:
+        """Outline the fields named ``labels`` (the others lose their outline) and put the
+        cursor in the first."""
+        for name in ("Data folder", "Save model to", "Preset", "Task", "Cross-validation folds", "Epochs"):
+            w = self.field(name)
+            w.setStyleSheet(f"border: 2px solid {theme.VERMILLION};" if name in labels else "")
+            w.setToolTip("The problem the training reported is about this field" if name in labels else "")
+        if labels and self.field(labels[0]) is not None:
+            self.field(labels[0]).setFocus()
 
     def value(self) -> TrainSettings:
         return TrainSettings(self.folder.text().strip(), self.out.text().strip(),
@@ -181,6 +287,10 @@ class EventLines:
         return out
 
 
+CURVE_NAMES = {"loss": "training loss", "val_loss": "validation loss",
+               "val_auc": "validation AUC", "heldout": "held-out fold AUC"}
+
+
 class CurvesPlot(pg.GraphicsLayoutWidget):
     """Training and validation loss, validation AUC and each fold's held-out AUC, on one
     epoch axis over all folds (a gap and a dotted line between folds)."""
@@ -190,43 +300,72 @@ class CurvesPlot(pg.GraphicsLayoutWidget):
         self.setBackground(theme.PLOT_BG)
         self.loss_plot = self.addPlot(row=0, col=0)
         self.loss_plot.setLabel("left", "Loss")
-        self.loss_plot.addLegend(offset=(-8, 4), labelTextSize="8pt")
+        # Plain numbers: pyqtgraph's automatic SI prefix turned losses of 0.35-0.75 into
+        # "Loss (x0.001)" with ticks of 350-750.
+        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.legends = {"loss": self.loss_plot.addLegend(offset=(-8, 4), labelTextSize="8pt")}
         self.auc_plot = self.addPlot(row=1, col=0)
-        self.auc_plot.setLabel("left", "AUC (line: validation, squares: held-out fold)")
+        self.auc_plot.setLabel("left", "AUC")
         self.auc_plot.setLabel("bottom", "Epoch (all folds, in order)")
-        self.auc_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.auc_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.legends["auc"] = self.auc_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
         self.auc_plot.setXLink(self.loss_plot)
         for p in (self.loss_plot, self.auc_plot):
             p.showGrid(x=True, y=True, alpha=0.15)
         line = lambda color: pg.mkPen(color, width=2)  # noqa: E731
+        # No name= here: a curve joins its legend when it is first drawn, so the legend
+        # never lists a curve the run does not produce (no validation split: no
+        # validation loss).
         self.items = {
-            "loss": self.loss_plot.plot(pen=line(theme.BLUE), name="training loss"),
-            "val_loss": self.loss_plot.plot(pen=line(theme.VERMILLION), name="validation loss"),
+            "loss": self.loss_plot.plot(pen=line(theme.BLUE)),
+            "val_loss": self.loss_plot.plot(pen=line(theme.VERMILLION)),
             "val_auc": self.auc_plot.plot(pen=line(theme.GREEN), symbol="o", symbolSize=4,
                                           symbolBrush=theme.GREEN, symbolPen=None),
             # the held-out fold's recording AUC, once per fold (recipes without a
             # validation split have no per-epoch AUC)
             "heldout": self.auc_plot.plot(pen=None, symbol="s", symbolSize=9, symbolBrush=theme.BLUE,
-                                          symbolPen=None, name="held-out fold AUC"),
+                                          symbolPen=None),
         }
         self.curves: dict[str, tuple[list, list]] = {k: ([], []) for k in self.items}
+        self.in_legend: set[str] = set()
         self.epochs_per_fold = 1
         self._fold_lines: list = []
+        self._reset_axes()
+
+    def _reset_axes(self) -> None:
+        """Back to an empty run's axes (a failed or new run must not keep the last one's)."""
+        self.loss_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        self.loss_plot.enableAutoRange()   # follows the new run's data from its first point
+        self.auc_plot.setYRange(0.0, 1.0, padding=0.02)
+
+    def _show(self, key: str, xs: list, ys: list) -> None:
+        if key == "heldout":   # points only
+            self.items[key].setData(xs, ys)
+        else:
+            self.items[key].setData(xs, ys, connect="finite")
+        if key not in self.in_legend:
+            self.in_legend.add(key)
+            legend = self.legends["loss" if key in ("loss", "val_loss") else "auc"]
+            legend.addItem(self.items[key], CURVE_NAMES[key])
 
     def reset(self) -> None:
         self.curves = {k: ([], []) for k in self.items}
         for item in self.items.values():
             item.setData([], [])
+        for legend in self.legends.values():
+            legend.clear()
+        self.in_legend = set()
         for line in self._fold_lines:
             self.loss_plot.removeItem(line)
         self._fold_lines = []
+        self._reset_axes()
 
     def add_epoch(self, e: P.EpochEnd) -> int:
         """Plot one epoch's metrics; returns its position on the epoch axis."""
         self.epochs_per_fold = e.epochs or self.epochs_per_fold
         fold = int(e.fold) if str(e.fold).isdigit() else len(self._fold_lines) + 1
         x = (fold - 1) * self.epochs_per_fold + e.epoch
-        for key, item in self.items.items():
+        for key in self.items:
             v = e.metrics.get(key)
             if v is None:
                 continue
@@ -236,7 +375,7 @@ class CurvesPlot(pg.GraphicsLayoutWidget):
                 ys.append(float("nan"))
             xs.append(x)
             ys.append(float(v))
-            item.setData(xs, ys, connect="finite")
+            self._show(key, xs, ys)
         return x
 
     def add_fold(self, e: P.FoldEnd) -> None:
@@ -251,7 +390,7 @@ class CurvesPlot(pg.GraphicsLayoutWidget):
             xs, ys = self.curves["heldout"]
             xs.append(end)
             ys.append(float(auc))
-            self.items["heldout"].setData(xs, ys)
+            self._show("heldout", xs, ys)
 
 
 class TrainView(QWidget):
@@ -269,7 +408,12 @@ class TrainView(QWidget):
         self._folds = 1
         self._cancelled = False
         self._out = ""
+        self._summary_task = None
+        self.last_summary: dict | None = None    # the folder summary shown
+        self.last_estimate: float | None = None  # its estimated run time (s)
+        self._started_at = 0.0
         self._build()
+        self._watch_form()
 
     # --- construction ---------------------------------------------------------------
     def _build(self) -> None:
@@ -283,6 +427,10 @@ class TrainView(QWidget):
         self.folder, self.out, self.preset = self.form.folder, self.form.out, self.form.preset
         self.task, self.folds, self.epochs = self.form.task, self.form.folds, self.form.epochs
         ll.addWidget(self.form)
+        self.folder_info = QLabel("Choose a labelled folder to see what it holds.")
+        self.folder_info.setWordWrap(True)
+        self.folder_info.setTextFormat(Qt.TextFormat.RichText)
+        ll.addWidget(self.folder_info)
         ll.addLayout(self._buttons())
         self.stage = QLabel("Choose a labelled folder and press Start training.")
         self.stage.setWordWrap(True)
@@ -294,7 +442,8 @@ class TrainView(QWidget):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
-        for w in (self.stage, self.progress, self.summary, QLabel("Log")):
+        self.times = QLabel()   # elapsed and remaining time while a run goes
+        for w in (self.stage, self.progress, self.times, self.summary, QLabel("Log")):
             ll.addWidget(w)
         ll.addWidget(self.log, 1)
         split.addWidget(left)
@@ -317,12 +466,87 @@ class TrainView(QWidget):
             row.addWidget(b)
         return row
 
+    # --- the folder summary, the model's task, the clock -------------------------------
+    def _watch_form(self) -> None:
+        self._summary_timer = QTimer(self, singleShot=True, interval=400)   # typing: once at the end
+        self._summary_timer.timeout.connect(self.refresh_summary)
+        for sig in self.form.changed_signals():
+            sig.connect(lambda *_: self._summary_timer.start())
+        # The last preset and task chosen are remembered at once, not only at Start.
+        self.preset.currentIndexChanged.connect(
+            lambda _i: self.settings.setValue("train/preset", self.preset.currentData()))
+        self.task.activated.connect(self._task_chosen)
+        self._clock = QTimer(self, interval=1000)
+        self._clock.timeout.connect(self._show_times)
+        self.ctx.modelStateChanged.connect(self._model_state)
+        self._model_state(self.ctx.model_state(), "")
+        if self.folder.text().strip():
+            self._summary_timer.start()
+
+    def _task_chosen(self, _index: int) -> None:
+        """The user picked a task: remembered, and no longer follows the active model."""
+        self.form.task_remembered = True
+        self.settings.setValue("train/task", self.task.currentData())
+
+    def _model_state(self, state: str, message: str) -> None:
+        """Offer the active model's task; before it loads, its card says it."""
+        p = self.ctx.predictor()
+        task = p.card.task if p is not None else _active_card_task()
+        if task:
+            self.form.follow_model_task(task)
+
+    def refresh_summary(self):
+        """Summarise the chosen folder in a worker (layout, classes, patients, duration,
+        problems, estimated run time); returns the task, or None without a folder."""
+        from lungapp.gui.train_summary import folder_summary
+        from lungapp.gui.workers import run_task
+
+        run = self.form.value()
+        if self._summary_task is not None and not self._summary_task.is_done:
+            self._summary_task.cancel()
+        if not run.folder or not os.path.isdir(run.folder):
+            self.folder_info.setText("Choose a labelled folder to see what it holds." if not run.folder
+                                     else f"Not a folder: {html.escape(run.folder)}")
+            return None
+        self.folder_info.setText("Reading the folder…")
+        self._summary_task = run_task(folder_summary, run.folder, run.task, run.folds, name="folder summary",
+                                      on_finished=lambda sm, r=run: self._summary_ready(r, sm),
+                                      on_failed=lambda msg, exc: self.folder_info.setText(html.escape(msg)))
+        return self._summary_task
+
+    def _summary_ready(self, run: TrainSettings, summary: dict | None) -> None:
+        from lungapp.gui.train_summary import estimate_s, summary_html
+        from lungapp.training.recipes import PRESETS
+
+        if summary is None or run != self.form.value():
+            return  # cancelled, or the form changed meanwhile (a newer summary comes)
+        self.last_summary = summary
+        est = estimate_s(summary.get("duration_s"), run.preset, run.folds, run.epochs,
+                         int(PRESETS.get(run.preset, {}).get("epochs", 0)))
+        self.last_estimate = est
+        self.folder_info.setText(summary_html(summary, est))
+
+    def _show_times(self) -> None:
+        from lungapp.gui.train_summary import fmt_span, remaining_s
+
+        elapsed = time.monotonic() - self._started_at
+        left = remaining_s(elapsed, self.progress.value(), self.progress.maximum()) \
+            if self.progress.format().startswith("fold") else None
+        self.times.setText(f"Elapsed {fmt_span(elapsed)}"
+                           + (f" · about {fmt_span(left)} left" if left is not None else ""))
+
     @property
     def _curves(self) -> dict[str, tuple[list, list]]:
         return self.plot.curves
 
     def default_out(self) -> str:
         return self.form.default_out()
+
+    def fresh_out(self, used: str) -> str:
+        """A free folder name beside ``used``: NAME-2, NAME-3, ..."""
+        from lungapp.fsutil import unique_path
+
+        return str(unique_path(used))
 
     # --- running --------------------------------------------------------------------
     @property
@@ -337,7 +561,15 @@ class TrainView(QWidget):
             self.stage.setText(f"Not a folder: {run.folder or '(empty)'}")
             return False
         run.out = run.out or self.default_out()
+        if existing_out(run.out):
+            answer = ask_existing_out(self, run.out)
+            if answer == "cancel":
+                return False
+            if answer == "new":
+                run.out = self.fresh_out(run.out)
+            run.overwrite = answer == "replace"
         self.out.setText(run.out)
+        self.form.mark([])
         paths.ensure(paths.models_dir())
         run.save(self.settings)
         self._reset_run()
@@ -347,6 +579,7 @@ class TrainView(QWidget):
         self.log.appendPlainText("$ " + " ".join([program, *args]))
         self.proc.start(program, args)
         self.stage.setText("Starting the training process…")
+        self._started_at = time.monotonic()
         self._set_running(True)
         self.progress.setRange(0, 0)
         return True
@@ -364,6 +597,11 @@ class TrainView(QWidget):
         return proc
 
     def _set_running(self, running: bool) -> None:
+        if running:
+            self._clock.start()
+            self._show_times()
+        else:
+            self._clock.stop()
         self.start_btn.setEnabled(not running)
         self.cancel_btn.setEnabled(running)
         self.progress.setVisible(running)
@@ -397,7 +635,7 @@ class TrainView(QWidget):
 
     def _read_stderr(self) -> None:
         text = bytes(self.proc.readAllStandardError()).decode("utf-8", "replace")
-        self._stderr_tail += [line for line in text.splitlines() if line.strip()]
+        self._stderr_tail += [line for line in text.splitlines() if line.strip() and not is_tf_noise(line)]
         self._stderr_tail = self._stderr_tail[-40:]
 
     # --- events -----------------------------------------------------------------------
@@ -454,7 +692,9 @@ class TrainView(QWidget):
             f"Saved to {e.out}")
 
     def _on_error(self, e: P.Error) -> None:
-        self.summary.setText(f"<b>Stopped</b>: {e.message}")
+        text, fields = gui_terms(e.message)
+        self.summary.setText(f"<b>Stopped</b>: {html.escape(text)}")
+        self.form.mark(fields)
 
     # --- the end of a run -------------------------------------------------------------
     def _finished(self, code: int, status) -> None:
@@ -464,6 +704,8 @@ class TrainView(QWidget):
             self.stage.setText("Training finished. Review the cross-validated results, then use the model.")
             self.use_btn.setEnabled(True)
             self.statusMessage.emit(f"Training finished: {e.out}", 10000)
+            # The next run gets a fresh folder, not this one ("Use this model" keeps _out).
+            self.out.setText(self.fresh_out(self._out))
         elif self._cancelled:
             self.stage.setText(f"Cancelled; nothing was written to {self._out}.")
             self.statusMessage.emit("Training cancelled", 6000)
@@ -481,7 +723,7 @@ class TrainView(QWidget):
     def _failure(self, e: P.Event | None, code: int, status) -> str:
         """Why the run failed: its error event's message, or how the process ended."""
         if isinstance(e, P.Error):
-            return e.message
+            return gui_terms(e.message)[0]
         crashed = status == QProcess.ExitStatus.CrashExit
         tail = "\n".join(self._stderr_tail[-6:])
         return (f"the training process {'crashed' if crashed else 'exited'} (exit code {code})"
@@ -495,9 +737,11 @@ class TrainView(QWidget):
             self.proc = None
 
     def use_model(self) -> None:
-        from lungapp.errors import LungappError
+        from lungapp.gui.models_dialog import confirm_switch
         from lungapp.inference.registry import set_active_model
 
+        if not confirm_switch(self, self.ctx, self._out):
+            return
         try:
             set_active_model(self._out)
         except LungappError as exc:

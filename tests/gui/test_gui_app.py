@@ -143,6 +143,7 @@ def test_geometry_options_and_recent_persist(qtbot, tmp_path):
     win.resize(700, 500)
     size = win.size()
     win.review.cmap.setCurrentText("cividis")
+    win.review.auto_levels.setChecked(False)   # a range set by hand
     win.review.min_db.setValue(-70)
     win.review.auto_analyse.setChecked(False)
     win.open_paths([str(wav)])
@@ -153,7 +154,7 @@ def test_geometry_options_and_recent_persist(qtbot, tmp_path):
     win2 = make_window(qtbot)
     assert win2.size() == size
     assert win2.review.cmap.currentText() == "cividis"
-    assert win2.review.min_db.value() == -70
+    assert win2.review.min_db.value() == -70 and not win2.review.auto_levels.isChecked()
     assert not win2.review.auto_analyse.isChecked()
     assert win2.recent()[0] == str(wav)
     win2._fill_recent()

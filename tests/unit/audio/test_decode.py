@@ -707,3 +707,19 @@ def test_a_wav_whose_header_does_not_give_its_size_is_not_called_truncated(tmp_p
     data[i + 4: i + 8] = b"\xff\xff\xff\xff"  # a recorder that never went back to fix the size
     f.write_bytes(bytes(data))
     assert load_audio(f).declared_duration_s is None
+
+
+@pytest.mark.parametrize("name,content", [
+    ("renamed.wav", b"just some notes, not a recording\n" * 40),
+    ("noise.mp3", bytes(range(256)) * 4),
+    ("broken.flac", b"fLaC\x00\x00\x00\x22" + b"garbage" * 10),
+    ("bad.ogg", b"OggS"),
+])
+@pytest.mark.parametrize("func", [load_audio, audio_info])
+def test_errors_never_name_the_decoding_library(tmp_path, name, content, func):
+    """Issue #29: a user is told what is wrong with the file, not "libsndfile"."""
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(AudioError) as info:
+        func(p)
+    assert "libsndfile" not in str(info.value)

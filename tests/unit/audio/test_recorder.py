@@ -104,6 +104,10 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
     # privacy: the name carries a random recording id (also in the sidecar), not the patient
     assert "P" not in res.path.stem.replace("_Pl", "") and "007" not in res.path.name
     assert meta["recording_id"] and f"_{meta['recording_id']}_Pl" in res.path.name
+    import stat
+
+    # the sidecar is as readable as the audio beside it (not an atomic write's private 0600)
+    assert stat.S_IMODE(res.sidecar.stat().st_mode) == stat.S_IMODE(res.path.stat().st_mode)
 
 
 def test_two_recordings_in_the_same_second_get_different_names():

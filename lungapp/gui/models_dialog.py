@@ -1,0 +1,267 @@
+"""Models: pick the active model from the GUI (the bundled one and those installed in the
+user's models folder, as ``lungapp models`` lists them), see each card's figures, use one,
+or restore the bundled model. Switching to a model much weaker than the active one asks
+first, with both cards' figures side by side."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lungapp.errors import LungappError
+
+# A switch asks first when the new card's cross-validated AUC is this much lower, or it
+# was trained on less than this share of the active model's recordings.
+AUC_DROP = 0.05
+RECORDINGS_SHARE = 0.25
+
+HEADERS = ("Model", "Task", "AUC", "Sensitivity", "Specificity", "Recordings", "Patients", "Folder")
+
+
+@dataclass
+class ModelRow:
+    path: Path
+    card: object | None     # ModelCard, or None when the card cannot be read
+    problem: str = ""
+    bundled: bool = False
+
+
+def model_rows() -> list[ModelRow]:
+    """The bundled model (first) and the installed ones, each with its card or why not."""
+    from lungapp.inference import registry
+    from lungapp.inference.card import load_card
+
+    bundled = registry.bundled_model_dir()
+    rows = []
+    for d in ([bundled] if bundled else []) + registry.installed_models():
+        try:
+            rows.append(ModelRow(d, load_card(d), bundled=d == bundled))
+        except LungappError as exc:
+            rows.append(ModelRow(d, None, getattr(exc, "problem", str(exc)), bundled=d == bundled))
+    return rows
+
+
+def card_figures(card) -> dict:
+    """The figures a user compares models by (None where the card has none): AUC,
+    sensitivity, specificity (cross-validated, out of fold), recordings and patients."""
+    overall = (card.metrics or {}).get("overall") or {}
+    data = (card.training or {}).get("data") or {}
+    return {"auc": overall.get("auc"), "sensitivity": overall.get("sensitivity"),
+            "specificity": overall.get("specificity"),
+            "recordings": data.get("n_recordings"), "patients": data.get("n_patients")}
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    if pct:
+        return f"{value * 100:.0f} %"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def figures_text(card) -> str:
+    """One line: "lungapp-sprsound 1: AUC 0.93, sensitivity 84 %, ... 1772 recordings"."""
+    f = card_figures(card)
+    return (f"{card.name} {card.version}: AUC {_fmt(f['auc'])}, sensitivity "
+            f"{_fmt(f['sensitivity'], True)}, specificity {_fmt(f['specificity'], True)}, "
+            f"trained on {_fmt(f['recordings'])} recordings of {_fmt(f['patients'])} patients")
+
+
+def much_weaker(active, new) -> str:
+    """Why ``new`` (a card) looks much weaker than ``active`` (a card), or "" when it
+    does not: its AUC is at least AUC_DROP lower (or unknown where the active one has
+    one), or it learnt from less than RECORDINGS_SHARE of the recordings."""
+    a, n = card_figures(active), card_figures(new)
+    if a["auc"] is not None:
+        if n["auc"] is None:
+            return "its card reports no cross-validated AUC"
+        if n["auc"] <= a["auc"] - AUC_DROP:
+            return f"its AUC is {n['auc']:.2f} against {a['auc']:.2f}"
+    if a["recordings"] and n["recordings"] is not None and n["recordings"] < RECORDINGS_SHARE * a["recordings"]:
+        return f"it learnt from {n['recordings']} recordings against {a['recordings']}"
+    return ""
+
+
+def switch_question(active, new) -> str:
+    """The confirmation's text ("" when no confirmation is needed)."""
+    why = much_weaker(active, new)
+    if not why:
+        return ""
+    return (f"The model you are switching to looks much weaker: {why}.\n\n"
+            f"Active: {figures_text(active)}\nNew: {figures_text(new)}\n\n"
+            "Results already in the list will be marked as made by the old model.\n"
+            "Switch anyway?")
+
+
+def confirm_switch(parent: QWidget, ctx, new_dir) -> bool:
+    """Ask before making ``new_dir`` active when it is much weaker than the loaded model
+    (True when no question is needed). Tests replace ``ask`` to answer."""
+    from lungapp.inference.card import load_card
+
+    p = ctx.predictor()
+    try:
+        new = load_card(new_dir)
+    except LungappError:
+        return True  # set_active_model refuses it with its own message
+    text = switch_question(p.card, new) if p is not None else ""
+    return not text or ask(parent, text)
+
+
+def ask(parent: QWidget, text: str) -> bool:
+    box = QMessageBox(QMessageBox.Icon.Warning, "Switch to a weaker model?", text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+class ModelsDialog(QDialog):
+    """``modelChosen(path)``: a model was made active ("" = the bundled one)."""
+
+    modelChosen = Signal(str)
+
+    def __init__(self, ctx, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setWindowTitle("Models")
+        self.rows: list[ModelRow] = []
+        self.table = QTableWidget(0, len(HEADERS))
+        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.env_note = QLabel("LUNGAPP_MODEL is set: it chooses the model when the app starts, "
+                               "whatever is chosen here.")
+        self.env_note.setWordWrap(True)
+        self.env_note.setVisible(bool(os.environ.get("LUNGAPP_MODEL")))
+        self.use_btn = QPushButton("Use this model")
+        self.restore_btn = QPushButton("Restore the bundled model")
+        close = QPushButton("Close")
+        buttons = QHBoxLayout()
+        for b in (self.use_btn, self.restore_btn):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        lay = QVBoxLayout(self)
+        for w in (self.table, self.details, self.env_note):
+            lay.addWidget(w)
+        lay.addLayout(buttons)
+        self.use_btn.clicked.connect(self.use_selected)
+        self.restore_btn.clicked.connect(self.restore_bundled)
+        close.clicked.connect(self.accept)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.resize(900, 320)
+        self.refresh()
+
+    def active_dir(self) -> Path | None:
+        p = self.ctx.predictor()
+        if p is not None and getattr(p, "model_dir", None):
+            return Path(p.model_dir)
+        from lungapp.inference.registry import active_model_dir
+
+        try:
+            return active_model_dir()
+        except LungappError:
+            return None
+
+    def refresh(self) -> None:
+        self.rows = model_rows()
+        active = self.active_dir()
+        active = active.resolve() if active else None
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            self._fill_row(r, row, active is not None and row.path.resolve() == active)
+        self._selection_changed()
+
+    def _fill_row(self, r: int, row: ModelRow, is_active: bool) -> None:
+        c = row.card
+        name = f"{c.name} {c.version}" if c else f"cannot be read: {row.problem}"
+        name = ("● " if is_active else "") + name + (" (bundled)" if row.bundled else "")
+        f = card_figures(c) if c else dict.fromkeys(("auc", "sensitivity", "specificity",
+                                                     "recordings", "patients"))
+        cells = (name, c.task if c else "", _fmt(f["auc"]), _fmt(f["sensitivity"], True),
+                 _fmt(f["specificity"], True), _fmt(f["recordings"]), _fmt(f["patients"]), str(row.path))
+        for col, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            item.setToolTip(str(row.path) if col == len(cells) - 1 else text)
+            if is_active:
+                font = QFont(item.font())
+                font.setBold(True)
+                item.setFont(font)
+            if col in range(2, 7):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(r, col, item)
+
+    def selected(self) -> ModelRow | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.rows[rows[0].row()] if rows else None
+
+    def select_path(self, path) -> None:
+        for r, row in enumerate(self.rows):
+            if row.path.resolve() == Path(path).resolve():
+                self.table.selectRow(r)
+
+    def _selection_changed(self) -> None:
+        row = self.selected()
+        self.use_btn.setEnabled(row is not None and row.card is not None)
+        if row is None:
+            self.details.setText("Select a model to see its figures.")
+        elif row.card is None:
+            self.details.setText(f"{row.path}: {row.problem}")
+        else:
+            self.details.setText(figures_text(row.card) + "\n" + (row.card.description or ""))
+
+    def use_selected(self) -> bool:
+        """Make the selected model active (asking first when it is much weaker)."""
+        row = self.selected()
+        if row is None or row.card is None:
+            return False
+        if not confirm_switch(self, self.ctx, row.path):
+            return False
+        return self._activate(None if row.bundled else row.path)
+
+    def restore_bundled(self) -> bool:
+        from lungapp.inference.registry import bundled_model_dir
+
+        bundled = bundled_model_dir()
+        if bundled is None:
+            self.details.setText("The bundled model is missing from this installation.")
+            return False
+        if not confirm_switch(self, self.ctx, bundled):
+            return False
+        return self._activate(None)
+
+    def _activate(self, path: Path | None) -> bool:
+        from lungapp.inference.registry import bundled_model_dir, set_active_model
+
+        try:
+            set_active_model(path)
+        except LungappError as exc:
+            self.details.setText(f"Cannot use this model: {exc}")
+            return False
+        # The folder itself, not None: LUNGAPP_MODEL would win over the setting.
+        self.ctx.load_model(path if path is not None else bundled_model_dir())
+        self.modelChosen.emit("" if path is None else str(path))
+        self.refresh()
+        return True

@@ -1,0 +1,129 @@
+"""Models in the GUI: results carry the model that made them, a model change marks them
+"old model" and Analyse all analyses them again; the Models dialog lists, uses and
+restores models, and asks before switching to a much weaker one (issue #29, items 3-4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from types import SimpleNamespace
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+from test_gui_review import make_window, write_recordings  # noqa: E402
+
+from lungapp.gui import file_list as fl  # noqa: E402
+
+
+def model_copy(src, dest, auc: float, recordings: int):
+    """A copy of the tiny model whose card reports ``auc`` and ``recordings``."""
+    from lungapp.inference.card import load_card, write_card
+
+    shutil.copytree(src, dest)
+    card = load_card(dest)
+    card = dataclasses.replace(
+        card, name=dest.name, metrics={"overall": {"auc": auc, "sensitivity": 0.8, "specificity": 0.85}},
+        training={"data": {"n_recordings": recordings, "n_patients": recordings // 5}})
+    write_card(dest, card)
+    return dest
+
+
+@pytest.fixture
+def strong_and_weak(tiny_model_dir, lungapp_home):
+    from lungapp import paths
+
+    root = paths.ensure(paths.models_dir())
+    return (model_copy(tiny_model_dir, root / "strong", 0.93, 1772),
+            model_copy(tiny_model_dir, root / "weak", 0.78, 55))
+
+
+def _pred(label, decision, ab, model=None):
+    return SimpleNamespace(label=label, decision=decision, abnormal_probability=ab,
+                           probabilities={"Normal": 1 - ab, label: ab}, model=model or {})
+
+
+def test_result_text_says_what_the_percentage_means():
+    e = fl.Entry("/x/a.wav", status=fl.DONE, prediction=_pred("CAS", "abnormal", 0.62))
+    assert e.result_text() == "CAS · abnormal 62 %"
+    e.prediction = _pred("Normal", "normal", 0.2)
+    assert e.result_text() == "Normal · abnormal 20 %"
+    e.prediction = _pred("Abnormal", "abnormal", 0.7)   # binary model: no "abnormal" twice
+    assert e.result_text() == "Abnormal · 70 %"
+
+
+def test_list_marks_results_of_another_model_stale(qtbot):
+    m = fl.FileListModel()
+    m.add(["/x/a.wav", "/x/b.wav"])
+    old = {"name": "m", "version": "1", "path": "/models/m1"}
+    m.update("/x/a.wav", status=fl.DONE, prediction=_pred("CAS", "abnormal", 0.6, old))
+    m.set_current_model(fl.model_key(old))
+    assert m.not_analysed() == ["/x/b.wav"] and m.stale() == []
+    assert m.data(m.index(0, fl.STATUS_COL)) == fl.DONE
+    assert "Model: m 1" in m.data(m.index(0, fl.RESULT_COL), fl.Qt.ItemDataRole.ToolTipRole)
+    n = m.set_current_model(fl.model_key({"name": "m", "version": "1", "path": "/models/other"}))
+    assert n == 1 and m.stale() == ["/x/a.wav"]
+    assert m.data(m.index(0, fl.STATUS_COL)) == fl.STALE
+    assert m.not_analysed() == ["/x/a.wav", "/x/b.wav"]
+    assert m.data(m.index(0, fl.FOLDER_COL)) == "/x"
+
+
+def test_model_change_marks_results_stale_and_analyse_all_redoes_them(
+        qtbot, tmp_path, tiny_predictor, strong_and_weak):
+    from lungapp.gui import workers
+    from lungapp.inference.predictor import Predictor
+
+    win = make_window(qtbot, tiny_predictor)
+    view = win.review
+    try:
+        paths = write_recordings(tmp_path / "recs", n=2, seconds=3.0)
+        win.open_paths([str(p) for p in paths])
+        view.analyse_all()
+        qtbot.waitUntil(lambda: view.model.count(fl.DONE) == 2, timeout=20000)
+        win.ctx.set_predictor(Predictor.load(strong_and_weak[0]))
+        assert sorted(view.model.stale()) == sorted(map(str, paths))
+        assert view.model.data(view.model.index(0, fl.STATUS_COL)) == fl.STALE
+        view.analyse_all()
+        qtbot.waitUntil(lambda: not view.model.stale() and view.model.count(fl.DONE) == 2, timeout=20000)
+        assert all(e.prediction.model["name"] == "strong" for e in view.model.entries)
+    finally:
+        win.close()
+        workers.wait_all(5000)
+
+
+def test_models_dialog_asks_before_a_much_weaker_model_then_restores_bundled(
+        qtbot, monkeypatch, strong_and_weak):
+    from lungapp import settings
+    from lungapp.gui import models_dialog, workers
+    from lungapp.inference.predictor import Predictor
+    from lungapp.inference.registry import bundled_model_dir
+
+    strong, weak = strong_and_weak
+    win = make_window(qtbot, Predictor.load(strong))
+    try:
+        dlg = win.show_models()
+        names = [r.card.name for r in dlg.rows if r.card is not None]
+        assert "strong" in names and "weak" in names
+        questions = []
+        monkeypatch.setattr(models_dialog, "ask", lambda parent, text: questions.append(text) or False)
+        dlg.select_path(weak)
+        assert "AUC 0.78" in dlg.details.text()
+        assert dlg.use_selected() is False          # the user said no: nothing changes
+        assert "0.78" in questions[0] and "0.93" in questions[0] and "55 recordings" in questions[0]
+        assert not settings.get("active_model")
+        monkeypatch.setattr(models_dialog, "ask", lambda parent, text: True)
+        assert dlg.use_selected() is True
+        assert settings.get("active_model") == str(weak.resolve())
+        qtbot.waitUntil(lambda: win.ctx.model_state() == "ready", timeout=20000)
+        assert win.ctx.predictor().card.name == "weak"
+        if bundled_model_dir() is None:
+            pytest.skip("no bundled model in this copy")
+        assert dlg.restore_bundled() is True       # stronger: no question asked
+        assert not settings.get("active_model")
+        qtbot.waitUntil(lambda: win.ctx.model_state() == "ready", timeout=30000)
+        assert win.ctx.predictor().model_dir.resolve() == bundled_model_dir().resolve()
+        dlg.close()
+    finally:
+        win.close()
+        workers.wait_all(5000)

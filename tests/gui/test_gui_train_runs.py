@@ -1,0 +1,86 @@
+"""The Train tab's second run and its errors (issue #29, items 11-12): an existing "Save
+model to" folder gets a fresh name or is replaced (asked first), and a failure is said in
+the form's words, pointing at the field, never with a CLI flag."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+from test_gui_train import configure  # noqa: E402
+
+from lungapp.gui import train_view  # noqa: E402
+
+from train_helpers import binary_dataset  # noqa: E402
+
+
+@pytest.fixture
+def train_window(qtbot):
+    from lungapp.gui import workers
+    from lungapp.gui.app import create_window
+
+    win = create_window([], load_model=False)
+    qtbot.addWidget(win)
+    qtbot.waitExposed(win)
+    win.tabs.setCurrentWidget(win.train)
+    yield win
+    win.close()
+    workers.wait_all(5000)
+
+
+def test_cli_flags_become_the_forms_fields():
+    text, fields = train_view.gui_terms(
+        "class(es) with fewer examples than the 10 folds: CAS (6); add recordings or use fewer folds (--folds)")
+    assert "--" not in text and "(the “Cross-validation folds” field)" in text
+    assert fields == ["Cross-validation folds"]
+    text, fields = train_view.gui_terms("output folder already exists and is not empty (use --overwrite "
+                                        "to replace it once the new model is complete)")
+    assert "--" not in text and "“Save model to”" in text and fields == ["Save model to"]
+
+
+def test_existing_model_folder_asks_then_a_failure_points_at_the_field(train_window, qtbot, tmp_path, monkeypatch):
+    data = binary_dataset(tmp_path / "data", n_patients=3, per_class=2, seconds=2.0)
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "card.json").write_text("{}")          # the previous run's model
+    view = train_window.train
+    configure(view, data, out, folds=10)
+    answers = iter(["cancel", "new"])
+    monkeypatch.setattr(train_view, "ask_existing_out", lambda parent, path: next(answers))
+    assert not view.start() and not view.running  # cancelled: nothing started
+    with qtbot.waitSignal(view.trainingFinished, timeout=300000) as sig:
+        assert view.start()
+    assert view.out.text() == str(tmp_path / "model-2")
+    assert f"--out {tmp_path / 'model-2'}" in view.log.toPlainText().splitlines()[0]
+    event = sig.args[1]
+    assert event.event == "error" and "--folds" in event.message   # the CLI's words ...
+    assert "--folds" not in view.stage.text() and "--folds" not in view.summary.text()
+    assert "Cross-validation folds" in view.stage.text()            # ... the form's words
+    assert "border" in view.folds.styleSheet() and train_window.focusWidget() is view.folds
+    assert (out / "card.json").read_text() == "{}"                  # the old model untouched
+
+
+def test_replace_passes_overwrite(train_window, tmp_path, monkeypatch):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "card.json").write_text("{}")
+    data = tmp_path / "data"
+    data.mkdir()
+    view = train_window.train
+    configure(view, data, out)
+    monkeypatch.setattr(train_view, "ask_existing_out", lambda parent, path: "replace")
+    started = []
+    monkeypatch.setattr(view, "_make_process", lambda: started.append(1) or _NoProcess())
+    assert view.start()
+    line = view.log.toPlainText().splitlines()[0]
+    assert f"--out {out}" in line and line.endswith("--overwrite")
+    view._set_running(False)
+    view.proc = None
+
+
+class _NoProcess:
+    """Stands in for QProcess where only the command line matters."""
+
+    def start(self, program, args):
+        self.args = args
