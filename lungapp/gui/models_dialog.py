@@ -61,11 +61,10 @@ def model_rows() -> list[ModelRow]:
 def card_figures(card) -> dict:
     """The figures a user compares models by (None where the card has none): AUC,
     sensitivity, specificity (cross-validated, out of fold), recordings and patients."""
-    overall = (card.metrics or {}).get("overall") or {}
-    data = (card.training or {}).get("data") or {}
-    return {"auc": overall.get("auc"), "sensitivity": overall.get("sensitivity"),
-            "specificity": overall.get("specificity"),
-            "recordings": data.get("n_recordings"), "patients": data.get("n_patients")}
+    overall, data = card.metrics.overall, card.training.data
+    return {"auc": overall and overall.auc, "sensitivity": overall and overall.sensitivity,
+            "specificity": overall and overall.specificity,
+            "recordings": data and data.n_recordings, "patients": data and data.n_patients}
 
 
 def _fmt(value, pct: bool = False) -> str:

@@ -205,7 +205,7 @@ def test_abnormal_recording_between_normal_ones_is_flagged(bundled, sprsound_dir
 # --- borderline answers ------------------------------------------------------------------
 
 def test_borderline_margin_is_twice_the_sd_of_the_nested_thresholds(bundled):
-    folds = bundled.card.metrics["nested_threshold"]["per_fold"]
+    folds = bundled.card.metrics.nested_threshold["per_fold"]
     ts = [f["threshold"] for f in folds]
     assert borderline_margin(bundled.card.metrics) == pytest.approx(2 * np.std(ts, ddof=1))
     assert borderline_margin({}) == 0.05
