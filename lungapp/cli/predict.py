@@ -128,4 +128,4 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
 
 def _truncated_cell(t: dict | None) -> str:
     """"15.0/5.0" (declared/present seconds) for a truncated file, else ""."""
-    return f"{t['declared_s']:g}/{t['present_s']:g}" if t else ""
+    return f"{t['declared_s']:.1f}/{t['present_s']:.1f}" if t else ""
