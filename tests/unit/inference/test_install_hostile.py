@@ -82,6 +82,7 @@ keras.Model(inp, keras.layers.Dense(len(card.outputs))(x)).save(folder + "/model
 """
 
 
+@pytest.mark.slow  # two processes importing TensorFlow: about 15 s
 def test_install_refuses_a_custom_layer_in_a_real_process(keras_folder, lungapp_home):
     made = subprocess.run([sys.executable, "-c", textwrap.dedent(_CUSTOM), str(keras_folder)],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
