@@ -231,6 +231,15 @@ class AnnotationLayer(QObject):
         if self.doc is not None and self.selected != -1:
             self.change(self.selected, type=type_)
 
+    def arrow(self, direction: int, shift: bool) -> bool:
+        """An arrow key (``direction`` -1 or 1, with or without Shift): with a region
+        selected, move it (Shift: its end edge) and return True; else False (the view
+        seeks instead)."""
+        if self.doc is None or self.selected == -1:
+            return False
+        self.nudge("end" if shift else "both", direction * STEP_S)
+        return True
+
     def nudge(self, which: str, delta: float) -> None:
         """Move the selected region (``which`` = "both") or one edge ("start"/"end")."""
         if self.doc is None or self.selected == -1:
@@ -384,11 +393,10 @@ class AnnotationLayer(QObject):
         """The annotation keys, active while ``widget`` or a child of it has focus."""
         keys: list[tuple[str, Callable[[], None]]] = [
             ("Delete", self.delete_selected), ("Backspace", self.delete_selected),
-            ("Left", lambda: self.nudge("both", -STEP_S)), ("Right", lambda: self.nudge("both", STEP_S)),
+            # Left/Right and Shift+Left/Right are the view's (they seek when no region is
+            # selected): see arrow().
             ("Ctrl+Left", lambda: self.nudge("start", -STEP_S)),
             ("Ctrl+Right", lambda: self.nudge("start", STEP_S)),
-            ("Shift+Left", lambda: self.nudge("end", -STEP_S)),
-            ("Shift+Right", lambda: self.nudge("end", STEP_S)),
             ("Ctrl+Z", self.undo), ("Ctrl+Shift+Z", self.redo), ("Ctrl+Y", self.redo),
             ("A", lambda: self.selected != -1 and self.accept(self.selected)),
             ("Ctrl+0", lambda: self.set_record_label(None))]

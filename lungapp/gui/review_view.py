@@ -166,11 +166,16 @@ class ReviewView(QWidget):
         self.speed.currentIndexChanged.connect(lambda _i: p.set_speed(self.speed.currentData()))
         self.plots.seekRequested.connect(p.seek)
         for step, sc in self.seek_keys.items():
-            sc.activated.connect(lambda step=step: p.seek_by(step))
+            sc.activated.connect(lambda step=step: self._arrow(step))
         p.positionChanged.connect(self._position)
         p.playingChanged.connect(self.transport.set_playing)
         p.availabilityChanged.connect(lambda ok, why: self._update_buttons())
         p.error.connect(lambda msg: self.statusMessage.emit(msg, 8000))
+
+    def _arrow(self, step: float) -> None:
+        """Left/Right (Shift: 5 s): nudge the selected region, else seek by ``step`` s."""
+        if not self.annotation.layer.arrow(1 if step > 0 else -1, abs(step) > 1.0):
+            self.player.seek_by(step)
 
     # --- opening ----------------------------------------------------------------------
     def last_folder(self) -> str:

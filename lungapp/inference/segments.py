@@ -118,7 +118,8 @@ def timeline_peaks(starts: np.ndarray, p_abnormal: np.ndarray, window_s: float,
 
 def borderline_margin(metrics) -> float:
     """How close to the threshold an abnormal probability is "borderline", from a card's
-    ``metrics`` (:class:`~lungapp.inference.card_schema.Metrics`): twice the standard deviation of the thresholds chosen on each fold's
+    ``metrics`` (:class:`~lungapp.inference.card_schema.Metrics`): twice the standard
+    deviation of the thresholds chosen on each fold's
     other folds (``nested_threshold.per_fold[].threshold``), i.e. about the range the
     threshold itself could have taken with other training patients; a probability inside
     it could fall on either side of a refitted threshold. :data:`DEFAULT_MARGIN` when the
