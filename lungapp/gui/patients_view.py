@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from lungapp import paths
 from lungapp.errors import LungappError
 from lungapp.gui.body_map import BodyMapWidget
+from lungapp.gui.scrolling import scrolling
 from lungapp.gui.workers import run_task
 from lungapp.report.content import gather
 
@@ -76,9 +77,8 @@ class PatientsView(QWidget):
     # --- construction -------------------------------------------------------------------
     def _build(self) -> None:
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self._build_patients())
-        split.addWidget(self._build_visit())
-        split.addWidget(self._build_recordings())
+        for pane in (self._build_patients(), self._build_visit(), self._build_recordings()):
+            split.addWidget(scrolling(pane))  # a small screen scrolls, never widens the window
         split.setStretchFactor(2, 2)
         lay = QVBoxLayout(self)
         self.status = QLabel("")

@@ -26,6 +26,7 @@ from lungapp.gui.result_panel import ResultPanel
 from lungapp.gui.review_annotation import ReviewAnnotation
 from lungapp.gui.review_tasks import audio_extensions, examples_dir, load_display, read_infos, scan_folders
 from lungapp.gui.review_toolbar import ReviewToolbar
+from lungapp.gui.scrolling import scrolling
 from lungapp.gui.transport_bar import TransportBar
 from lungapp.gui.workers import Task, run_task
 
@@ -73,13 +74,13 @@ class ReviewView(QWidget):
         middle = QWidget()
         ml = QVBoxLayout(middle)
         ml.setContentsMargins(0, 0, 0, 0)
-        ml.addWidget(self.transport)
-        ml.addWidget(self.annotation.listening)
+        ml.addWidget(scrolling(self.transport, vertical=False))
+        ml.addWidget(scrolling(self.annotation.listening, vertical=False))
         ml.addWidget(self.plots, 1)
         self.result = ResultPanel()
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.result)
-        right.addWidget(self.annotation.panel)
+        right.addWidget(scrolling(self.annotation.panel))
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (right, 2))):
             self.splitter.addWidget(w)
