@@ -57,6 +57,13 @@ def recordings_dir() -> Path:
     return h / "recordings" if h else _platform("documents") / "recordings"
 
 
+def exports_dir() -> Path:
+    """Where exported results go by default: outside every data folder (a CSV saved
+    among recordings makes that folder look like a CSV layout to ``train``)."""
+    h = home()
+    return h / "exports" if h else _platform("documents") / "exports"
+
+
 def database_path() -> Path:
     return data_dir() / "lungapp.sqlite3"
 

@@ -28,6 +28,21 @@ from lungapp.gui.review_toolbar import ReviewToolbar
 from lungapp.gui.transport_bar import TransportBar
 from lungapp.gui.workers import Task, run_task
 
+
+def ask_export_into_data(parent: QWidget, target: str) -> bool:
+    """Confirm a CSV saved among the recordings (tests replace this function)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(
+        parent, "Export into a folder of recordings?",
+        f"{os.path.dirname(target)} holds recordings from the list. A results CSV saved there "
+        "makes Train (and lungapp train / evaluate) read that folder as a CSV layout.\n\n"
+        "Save it there anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 # --- the view ---------------------------------------------------------------------------
 
 class ReviewView(QWidget):
@@ -504,10 +519,32 @@ class ReviewView(QWidget):
             self.statusMessage.emit("Nothing to export: the list is empty", 5000)
             return
         target, _ = QFileDialog.getSaveFileName(
-            self, "Export results", os.path.join(self.last_folder(), "lungapp-results.csv"),
+            self, "Export results", os.path.join(self.export_folder(), "lungapp-results.csv"),
             "CSV (*.csv)")
-        if target:
+        if target and self._confirm_export_target(target):
+            self.settings.setValue("review/export_folder", os.path.dirname(os.path.abspath(target)))
             self.export_csv(target)
+
+    def export_folder(self) -> str:
+        """The export dialog's starting folder: the last one exported to, unless it holds
+        listed recordings; else the app's exports folder (never a data folder)."""
+        from lungapp import paths
+
+        last = str(self.settings.value("review/export_folder", "") or "")
+        if last and os.path.isdir(last) and not self._holds_recordings(last):
+            return last
+        return str(paths.ensure(paths.exports_dir()))
+
+    def _holds_recordings(self, folder: str) -> bool:
+        """True when ``folder`` is (or is inside) the folder of a listed recording."""
+        folder = os.path.abspath(folder)
+        return any(folder == d or folder.startswith(d + os.sep)
+                   for d in {os.path.dirname(p) for p in self.model.paths()})
+
+    def _confirm_export_target(self, target: str) -> bool:
+        if not self._holds_recordings(os.path.dirname(os.path.abspath(target))):
+            return True
+        return ask_export_into_data(self, target)
 
     def export_csv(self, target: str) -> int:
         from lungapp.gui.export import export_csv
