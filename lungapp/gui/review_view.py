@@ -93,7 +93,7 @@ class ReviewView(QWidget):
         for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (self.result, 2))):
             self.splitter.addWidget(w)
             self.splitter.setStretchFactor(i, stretch)
-        self.splitter.setSizes([430, 760, 270])
+        self.splitter.setSizes([480, 600, 240])   # at 1280 px the Result column shows
         root.addWidget(self.splitter, 1)
         # Space = play/pause: the list turns it into spacePressed; elsewhere in the view
         # a shortcut does it.
@@ -130,10 +130,19 @@ class ReviewView(QWidget):
         self.player.set_speed(self.speed.currentData())
         self.toolbar.restore(s)
         state = s.value("review/splitter")
-        if state is not None:
-            self.splitter.restoreState(state)
+        self._splitter_restored = state is not None and self.splitter.restoreState(state)
         self.plots.set_colormap(self.cmap.currentText())
         self.plots.set_levels(*self.transport.levels())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._splitter_restored:
+            # First run: sizes from the real width (set before the first show, Qt scales
+            # them by the stretch factors and the list lost its Result column at 1280 px).
+            self._splitter_restored = True
+            w = self.splitter.width()
+            files, result = min(480, int(0.38 * w)), 250
+            self.splitter.setSizes([files, max(0, w - files - result), result])
 
     def save_settings(self) -> None:
         s = self.settings
