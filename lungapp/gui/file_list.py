@@ -89,7 +89,7 @@ class Entry:
         declared = self.extra.get("declared_duration_s")
         if declared and text:
             return f"{text} of {fmt_duration(declared)} ⚠"
-        return text
+        return f"{text} ⚠" if text and self.extra.get("truncated") else text
 
 
 def fmt_duration(s: float | None) -> str:

@@ -364,6 +364,18 @@ class ReviewView(QWidget):
             self.statusMessage.emit(f"{os.path.basename(path)}: {audio.truncated}", 10000)
         self.model.update(path, duration_s=float(audio.duration_s))
 
+    def _note_prediction_truncated(self, path: str, prediction) -> None:
+        """A Prediction that says its file was truncated marks the row too (the file
+        need not have been displayed)."""
+        said = getattr(prediction, "truncated", None)
+        e = self.model.entry(path)
+        if said and e is not None and not e.extra.get("truncated"):
+            e.extra["truncated"] = (said if isinstance(said, str)
+                                    else "truncated: the file is shorter than its header says")
+            declared = getattr(prediction, "declared_duration_s", None)
+            if declared:
+                e.extra["declared_duration_s"] = float(declared)
+
     def _load_failed(self, path: str, message: str, exc) -> None:
         problem = getattr(exc, "problem", message)
         self.ctx.cancel_analyses([path])
@@ -463,6 +475,7 @@ class ReviewView(QWidget):
         self.model.update(path, status=fl.ANALYSING)
 
     def _analysis_finished(self, path: str, prediction) -> None:
+        self._note_prediction_truncated(path, prediction)
         e = self.model.update(path, status=fl.DONE, prediction=prediction, error="",
                               duration_s=float(prediction.duration_s))
         if e is not None and path == self.current_path:
