@@ -110,7 +110,8 @@ class TrainSettings:
 CLI_FIELDS = {"--folds": "Cross-validation folds", "--epochs": "Epochs", "--preset": "Preset",
               "--task": "Task", "--out": "Save model to", "--overwrite": "Save model to"}
 _FLAG_PHRASES = (("use --overwrite to replace it", "choose another folder in “Save model to”, or "
-                  "replace it"),)
+                  "replace it"),
+                 ("use --preset seed", "choose the seed preset in “Preset”"))
 
 
 def gui_terms(message: str) -> tuple[str, list[str]]:
