@@ -85,6 +85,7 @@ def all_paths() -> dict[str, str]:
         "settings": str(settings_path()),
         "models": str(models_dir()),
         "recordings": str(recordings_dir()),
+        "exports": str(exports_dir()),
         "database": str(database_path()),
     }
 
