@@ -1,10 +1,12 @@
-"""Render each view of the app to docs/screenshots/*.png.
+"""Render each view of the app to docs/screenshots/*.png, the window at 1280x720 (the
+smallest screen the app is made for).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" \
         .venv/bin/python docs/make_screenshots.py [--model DIR] [--out docs/screenshots]
                                                   [--only record,about,...] [--no-train]
 
-Uses the example recordings in resources/examples and the active model (or --model).
+Uses the example recordings in this checkout's resources/examples (the installed
+package's when absent) and the active model (or --model).
 Runs with a fresh LUNGAPP_HOME so no personal settings or recent files appear; without
 a display it renders offscreen. The Record screenshot is taken while recording: an
 example recording is played into the PulseAudio null sink (packaging/pulse-null-sink.sh
@@ -21,7 +23,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ("review", "review_error", "record", "train", "about", "patients", "compare", "report")
+SHOTS = ("review", "review_error", "record", "train", "about", "models", "patients", "compare",
+         "report")
+WINDOW = (1280, 720)
 
 
 def _dataset(folder: Path, patients: int = 6) -> Path:
@@ -129,6 +133,11 @@ def record_shot(win, d: Driver, wav: Path) -> None:
         player.wait()
     rv.stop()
     d.wait(lambda: rv.state == "idle", 60, "the recording to be saved")
+    # After Stop: the whole recording and, once analysed, its timeline.
+    d.wait(lambda: rv.stack.currentWidget() is rv.recorded and rv.recorded.timeline_curves() > 0,
+           120, "the recording's analysis")
+    win.statusBar().clearMessage()
+    d.shot(win, "record_stopped.png")
 
 
 def train_shot(win, d: Driver, tmp: Path) -> None:
@@ -139,6 +148,7 @@ def train_shot(win, d: Driver, tmp: Path) -> None:
     tv.folder.setText(str(data))
     tv.out.setText(str(tmp / "trained_model"))
     tv.preset.setCurrentIndex(tv.preset.findData("recommended"))
+    tv.task.setCurrentIndex(tv.task.findData("binary"))   # the generated folder: Normal and CAS
     tv.folds.setValue(2)
     tv.epochs.setValue(6)
     done = []
@@ -218,6 +228,17 @@ def report_shot(win, d: Driver, tmp: Path) -> None:
     print(d.out / "report.png")
 
 
+def models_shot(win, d: Driver) -> None:
+    """models.png: Analysis > Models…, the bundled model selected with its figures."""
+    d.wait(lambda: win.ctx.model_state() != "loading", what="the model to load")
+    dlg = win.show_models()
+    dlg.resize(900, 300)
+    if dlg.rows:
+        dlg.table.selectRow(0)
+    d.shot(dlg, "models.png")
+    dlg.close()
+
+
 def _parse_args():
     """(args, the set of screenshots wanted)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -269,9 +290,11 @@ def main() -> int:
     from lungapp.paths import resources_dir
 
     app = create_application([])  # noqa: F841 - keeps the QApplication alive
-    examples = resources_dir() / "examples"
+    examples = ROOT / "resources" / "examples"
+    if not examples.is_dir():
+        examples = resources_dir() / "examples"
     win = create_window([])
-    win.resize(1440, 860)
+    win.resize(*WINDOW)
     d = Driver(out)
     tmp = Path(tempfile.mkdtemp())
     if "review" in want:
@@ -290,6 +313,8 @@ def main() -> int:
             compare_shot(win, d)
         if "report" in want:
             report_shot(win, d, tmp)
+    if "models" in want:
+        models_shot(win, d)
     win.close()
     workers.wait_all(5000)
     return 0

@@ -57,6 +57,13 @@ def recordings_dir() -> Path:
     return h / "recordings" if h else _platform("documents") / "recordings"
 
 
+def exports_dir() -> Path:
+    """Where exported results go by default: outside every data folder (a CSV saved
+    among recordings makes that folder look like a CSV layout to ``train``)."""
+    h = home()
+    return h / "exports" if h else _platform("documents") / "exports"
+
+
 def database_path() -> Path:
     return data_dir() / "lungapp.sqlite3"
 
@@ -78,6 +85,7 @@ def all_paths() -> dict[str, str]:
         "settings": str(settings_path()),
         "models": str(models_dir()),
         "recordings": str(recordings_dir()),
+        "exports": str(exports_dir()),
         "database": str(database_path()),
     }
 

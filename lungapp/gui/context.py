@@ -28,6 +28,18 @@ from lungapp.gui.workers import Task, run_task
 
 LOADING, READY, ERROR = "loading", "ready", "error"
 
+# The core's advice in CLI words, and the same advice in the window's words.
+_GUI_WORDS = (("(train one with `lungapp train` and install it with `lungapp models install`)",
+               "(train one in the Train tab and press Use this model, or choose one in "
+               "Analysis > Models…)"),)
+
+
+def gui_terms(message: str) -> str:
+    """``message`` with CLI commands replaced by where the window does the same."""
+    for cli, gui in _GUI_WORDS:
+        message = message.replace(cli, gui)
+    return message
+
 
 def _load_predictor(task: Task, model_dir):
     # Imported here, in a worker thread: inference imports TensorFlow/Keras only when the
@@ -133,7 +145,7 @@ class AppContext(QObject):
         if gen != self._model_gen:
             return
         self._predictor = None
-        self._set_state(ERROR, f"No model: {message}")
+        self._set_state(ERROR, f"No model: {gui_terms(message)}")
         self._pump()
 
     # --- analysis queue ------------------------------------------------------------

@@ -91,7 +91,7 @@ class Entry:
         declared = self.extra.get("declared_duration_s")
         if declared and text:
             return f"{text} of {fmt_duration(declared)} ⚠"
-        return text
+        return f"{text} ⚠" if text and self.extra.get("truncated") else text
 
     def labels_text(self) -> str:
         """The label state and who labelled it, e.g. ``reviewed (anna)``."""

@@ -72,7 +72,7 @@ class FilePanel(QWidget):
         # every update (seconds of GUI stall with thousands of files).
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         fm = t.fontMetrics()
-        hh.resizeSection(fl.FILE_COL, 175)
+        hh.resizeSection(fl.FILE_COL, 150)
         hh.resizeSection(fl.DURATION_COL, fm.horizontalAdvance("Duration") + 24)
         hh.resizeSection(fl.STATUS_COL, fm.horizontalAdvance(fl.STALE) + 16)
         hh.resizeSection(fl.RESULT_COL, fm.horizontalAdvance("CAS & DAS · abnormal 100 %") + 12)

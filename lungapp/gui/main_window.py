@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         self.notice_text = QLabel()
         self.notice_text.setWordWrap(True)
         self.notice_show = QPushButton("Go to Record")
-        self.notice_show.clicked.connect(lambda: (self.tabs.setCurrentWidget(self.record), self.notice.hide()))
+        self.notice_show.clicked.connect(self._go_to_record)
         later = QPushButton("Later")
         later.clicked.connect(self.notice.hide)
         row.addWidget(self.notice_text, 1)
@@ -132,6 +132,10 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.notice)
         lay.addWidget(self.tabs, 1)
         return w
+
+    def _go_to_record(self) -> None:
+        self.tabs.setCurrentWidget(self.record)
+        self.notice.hide()
 
     def _interrupted_found(self, text: str) -> None:
         """The Record tab shows its own banner; elsewhere the window's notice says it."""

@@ -100,12 +100,14 @@ class RecordingPlots(QWidget):
     def _build_timeline(self) -> None:
         self.timeline.setLabel("left", "Probability")
         self.timeline.setLabel("bottom", "Time", units="s")
-        # headroom above 1 for the legend row
-        self.timeline.setYRange(0, 1.32, padding=0.02)
+        self.timeline.setYRange(0, 1.05, padding=0.02)
         self.timeline.getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
-        self.legend = self.timeline.addLegend(offset=(4, 1), labelTextSize="8pt",
-                                              brush=pg.mkBrush(255, 255, 255, 220),
-                                              colCount=5, verSpacing=-6)
+        # The legend in a row of its own under the plots: inside the timeline it covered
+        # the curves whenever it needed a second line.
+        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=3, verSpacing=-6,
+                                    brush=pg.mkBrush(255, 255, 255, 0))
+        self.glw.addItem(self.legend, row=3, col=0)
+        self.glw.ci.layout.setRowStretchFactor(3, 0)
         self.timeline_items: list = []
         self.empty_text = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
         self.empty_text.setTextWidth(520)
@@ -220,11 +222,13 @@ class RecordingPlots(QWidget):
             curve = self.timeline.plot(centres, ys, pen=pg.mkPen(color, width=2), name=cls,
                                        symbol=sym, symbolSize=5, symbolBrush=color,
                                        symbolPen=None)
+            self.legend.addItem(curve, cls)
             self.timeline_items.append(curve)
         ab = np.array([w.abnormal_probability for w in windows], dtype=float)
         curve = self.timeline.plot(centres, ab, pen=pg.mkPen(theme.ABNORMAL_LINE, width=1.5,
                                                                style=Qt.PenStyle.DashLine),
                                    name="abnormal")
+        self.legend.addItem(curve, "abnormal")
         self.timeline_items.append(curve)
         self._threshold_line(thr)
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QStackedWidget, QV
 
 from lungapp.audio.recorder import find_interrupted
 from lungapp.gui.level_meter import LevelMeter
+from lungapp.gui.levels import auto_levels
 from lungapp.gui.live_spectrogram import LiveSpectrogram
 from lungapp.gui.plots import RecordingPlots
 from lungapp.gui.record_controls import InterruptedBanner, RecordControls
@@ -419,8 +420,6 @@ class RecordView(QWidget):
         if data is None or data["path"] != self.last_path or self.state != IDLE:
             return  # a newer recording started meanwhile
         audio = data["audio"]
-        from lungapp.gui.levels import auto_levels
-
         levels = auto_levels(data["spec"])
         if levels is not None:
             self.recorded.set_levels(*levels)

@@ -30,6 +30,21 @@ from lungapp.gui.scrolling import scrolling
 from lungapp.gui.transport_bar import TransportBar
 from lungapp.gui.workers import Task, run_task
 
+
+def ask_export_into_data(parent: QWidget, target: str) -> bool:
+    """Confirm a CSV saved among the recordings (tests replace this function)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(
+        parent, "Export into a folder of recordings?",
+        f"{os.path.dirname(target)} holds recordings from the list. A results CSV saved there "
+        "makes Train (and lungapp train / evaluate) read that folder as a CSV layout.\n\n"
+        "Save it there anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 # --- the view ---------------------------------------------------------------------------
 
 class ReviewView(QWidget):
@@ -85,7 +100,7 @@ class ReviewView(QWidget):
         for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (right, 2))):
             self.splitter.addWidget(w)
             self.splitter.setStretchFactor(i, stretch)
-        self.splitter.setSizes([430, 760, 270])
+        self.splitter.setSizes([480, 600, 240])   # at 1280 px the Result column shows
         root.addWidget(self.splitter, 1)
         # Space = play/pause: the list turns it into spacePressed; elsewhere in the view
         # a shortcut does it.
@@ -122,10 +137,19 @@ class ReviewView(QWidget):
         self.player.set_speed(self.speed.currentData())
         self.toolbar.restore(s)
         state = s.value("review/splitter")
-        if state is not None:
-            self.splitter.restoreState(state)
+        self._splitter_restored = state is not None and self.splitter.restoreState(state)
         self.plots.set_colormap(self.cmap.currentText())
         self.plots.set_levels(*self.transport.levels())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._splitter_restored:
+            # First run: sizes from the real width (set before the first show, Qt scales
+            # them by the stretch factors and the list lost its Result column at 1280 px).
+            self._splitter_restored = True
+            w = self.splitter.width()
+            files, result = min(480, int(0.38 * w)), 250
+            self.splitter.setSizes([files, max(0, w - files - result), result])
 
     def save_settings(self) -> None:
         s = self.settings
@@ -354,6 +378,18 @@ class ReviewView(QWidget):
             self.statusMessage.emit(f"{os.path.basename(path)}: {audio.truncated}", 10000)
         self.model.update(path, duration_s=float(audio.duration_s))
 
+    def _note_prediction_truncated(self, path: str, prediction) -> None:
+        """A Prediction that says its file was truncated marks the row too (the file
+        need not have been displayed)."""
+        said = getattr(prediction, "truncated", None)
+        e = self.model.entry(path)
+        if said and e is not None and not e.extra.get("truncated"):
+            e.extra["truncated"] = (said if isinstance(said, str)
+                                    else "truncated: the file is shorter than its header says")
+            declared = getattr(prediction, "declared_duration_s", None)
+            if declared:
+                e.extra["declared_duration_s"] = float(declared)
+
     def _load_failed(self, path: str, message: str, exc) -> None:
         problem = getattr(exc, "problem", message)
         self.ctx.cancel_analyses([path])
@@ -453,6 +489,7 @@ class ReviewView(QWidget):
         self.model.update(path, status=fl.ANALYSING)
 
     def _analysis_finished(self, path: str, prediction) -> None:
+        self._note_prediction_truncated(path, prediction)
         e = self.model.update(path, status=fl.DONE, prediction=prediction, error="",
                               duration_s=float(prediction.duration_s))
         if e is not None and path == self.current_path:
@@ -518,10 +555,32 @@ class ReviewView(QWidget):
             self.statusMessage.emit("Nothing to export: the list is empty", 5000)
             return
         target, _ = QFileDialog.getSaveFileName(
-            self, "Export results", os.path.join(self.last_folder(), "lungapp-results.csv"),
+            self, "Export results", os.path.join(self.export_folder(), "lungapp-results.csv"),
             "CSV (*.csv)")
-        if target:
+        if target and self._confirm_export_target(target):
+            self.settings.setValue("review/export_folder", os.path.dirname(os.path.abspath(target)))
             self.export_csv(target)
+
+    def export_folder(self) -> str:
+        """The export dialog's starting folder: the last one exported to, unless it holds
+        listed recordings; else the app's exports folder (never a data folder)."""
+        from lungapp import paths
+
+        last = str(self.settings.value("review/export_folder", "") or "")
+        if last and os.path.isdir(last) and not self._holds_recordings(last):
+            return last
+        return str(paths.ensure(paths.exports_dir()))
+
+    def _holds_recordings(self, folder: str) -> bool:
+        """True when ``folder`` is (or is inside) the folder of a listed recording."""
+        folder = os.path.abspath(folder)
+        return any(folder == d or folder.startswith(d + os.sep)
+                   for d in {os.path.dirname(p) for p in self.model.paths()})
+
+    def _confirm_export_target(self, target: str) -> bool:
+        if not self._holds_recordings(os.path.dirname(os.path.abspath(target))):
+            return True
+        return ask_export_into_data(self, target)
 
     def export_csv(self, target: str) -> int:
         from lungapp.gui.export import export_csv

@@ -13,12 +13,18 @@ import html
 
 from lungapp.errors import LungappError
 
-# Wall seconds per second of audio for one fit (one fold, the preset's epochs), from the
-# reference runs on SPRSound's train folder in docs/benchmarks.md (19 366 s of audio,
-# 4 folds + the final model = 5 fits: recommended 21 min, seed 9, bundled about 33,
-# bundled-4s about 61, on this project's 2-core machine). Other presets: recommended's.
-SECONDS_PER_AUDIO_S = {"recommended": 21 * 60 / 19366 / 5, "seed": 9 * 60 / 19366 / 5,
-                       "bundled": 33 * 60 / 19366 / 5, "bundled-4s": 61 * 60 / 19366 / 5}
+# Reference speeds on this project's 2-core machine, from the runs on SPRSound's train
+# folder in docs/benchmarks.md (19 366 s of audio). Recipes with a fixed number of batches
+# per epoch take about the same time per epoch whatever the folder: recommended 21 min for
+# 4 folds x 40 epochs, bundled about 33 min and bundled-4s about 61 min for 5 fits (4 folds
+# and the final model) x 40 epochs. The seed recipe makes one pass over the windows per
+# epoch: 9 min for 4 folds x 20 epochs, in proportion to the audio.
+SECONDS_PER_EPOCH = {"recommended": 21 * 60 / (4 * 40), "bundled": 33 * 60 / (5 * 40),
+                     "bundled-4s": 61 * 60 / (5 * 40)}
+SECONDS_PER_EPOCH_PER_AUDIO_S = 9 * 60 / (4 * 20) / 19366
+# Starting the process, TensorFlow's import, reading the folder and the features: about a
+# minute for docs/make_screenshots.py's 2-fold x 6-epoch run (154 s in all, 2026-12-05).
+STARTUP_S = 60.0
 MAX_HEADERS = 5000   # header reads for the duration (a sample beyond that)
 
 
@@ -71,16 +77,22 @@ def _total_duration(task, paths: list[str], audio_info) -> float | None:
     return total * len(paths) / read if read else None
 
 
-def estimate_s(duration_s: float | None, preset: str, folds: int, epochs: int,
-               preset_epochs: int) -> float | None:
-    """Roughly how long a run takes (s): the folds plus the final model, each one fit
-    of the reference speed for ``preset`` (SECONDS_PER_AUDIO_S), scaled by ``epochs``
-    against the preset's own (``epochs`` 0: the preset's)."""
-    if not duration_s:
+def estimate_s(duration_s: float | None, preset: str, folds: int, epochs: int = 0) -> float | None:
+    """Roughly how long a run takes (s): STARTUP_S, then the folds (and the final model
+    of a "retrain" recipe) times the epochs (``epochs`` 0: the preset's) at the reference
+    speed of ``preset``. None when it depends on the audio's duration and that is unknown."""
+    from lungapp.training.recipes import PRESETS
+
+    recipe = PRESETS.get(preset, PRESETS["recommended"])
+    epochs = epochs or int(recipe["epochs"])
+    fits = folds + (1 if recipe.get("artifact") == "retrain" else 0)
+    if recipe.get("steps_per_epoch"):
+        per_epoch = SECONDS_PER_EPOCH.get(preset, SECONDS_PER_EPOCH["recommended"])
+    elif duration_s:
+        per_epoch = duration_s * SECONDS_PER_EPOCH_PER_AUDIO_S
+    else:
         return None
-    per = SECONDS_PER_AUDIO_S.get(preset, SECONDS_PER_AUDIO_S["recommended"])
-    scale = (epochs / preset_epochs) if epochs and preset_epochs else 1.0
-    return duration_s * per * (folds + 1) * scale
+    return STARTUP_S + fits * epochs * per_epoch
 
 
 def fmt_span(seconds: float | None) -> str:

@@ -110,7 +110,8 @@ class TrainSettings:
 CLI_FIELDS = {"--folds": "Cross-validation folds", "--epochs": "Epochs", "--preset": "Preset",
               "--task": "Task", "--out": "Save model to", "--overwrite": "Save model to"}
 _FLAG_PHRASES = (("use --overwrite to replace it", "choose another folder in “Save model to”, or "
-                  "replace it"),)
+                  "replace it"),
+                 ("use --preset seed", "choose the seed preset in “Preset”"))
 
 
 def gui_terms(message: str) -> tuple[str, list[str]]:
@@ -490,6 +491,8 @@ class TrainView(QWidget):
 
     def _model_state(self, state: str, message: str) -> None:
         """Offer the active model's task; before it loads, its card says it."""
+        if self.running:
+            return
         p = self.ctx.predictor()
         task = p.card.task if p is not None else _active_card_task()
         if task:
@@ -516,13 +519,11 @@ class TrainView(QWidget):
 
     def _summary_ready(self, run: TrainSettings, summary: dict | None) -> None:
         from lungapp.gui.train_summary import estimate_s, summary_html
-        from lungapp.training.recipes import PRESETS
 
         if summary is None or run != self.form.value():
             return  # cancelled, or the form changed meanwhile (a newer summary comes)
         self.last_summary = summary
-        est = estimate_s(summary.get("duration_s"), run.preset, run.folds, run.epochs,
-                         int(PRESETS.get(run.preset, {}).get("epochs", 0)))
+        est = estimate_s(summary.get("duration_s"), run.preset, run.folds, run.epochs)
         self.last_estimate = est
         self.folder_info.setText(summary_html(summary, est))
 
@@ -570,6 +571,7 @@ class TrainView(QWidget):
             run.overwrite = answer == "replace"
         self.out.setText(run.out)
         self.form.mark([])
+        self.form.task_remembered = True   # a task was used: no longer follow the model
         paths.ensure(paths.models_dir())
         run.save(self.settings)
         self._reset_run()
@@ -601,6 +603,10 @@ class TrainView(QWidget):
             self._clock.start()
             self._show_times()
         else:
+            if self._clock.isActive():
+                from lungapp.gui.train_summary import fmt_span
+
+                self.times.setText(f"Took {fmt_span(time.monotonic() - self._started_at)}")
             self._clock.stop()
         self.start_btn.setEnabled(not running)
         self.cancel_btn.setEnabled(running)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -44,6 +44,7 @@ class TransportBar(QWidget):
         self.speed.setToolTip("Playback speed (tape-style: slower is also lower in pitch)")
         self.time_label = QLabel("0:00.0 / 0:00.0")
         self.time_label.setMinimumWidth(110)
+        self.time_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.title = ElidedLabel("")
         self.title.setStyleSheet("font-weight: bold;")
         self.min_db = QDoubleSpinBox()
@@ -51,6 +52,7 @@ class TransportBar(QWidget):
         for sb, tip in ((self.min_db, "Floor of the colour scale (dB)"),
                         (self.max_db, "Top of the colour scale (dB)")):
             sb.setRange(-200, 50)
+            sb.setDecimals(0)
             sb.setSingleStep(5)
             sb.setSuffix(" dB")
             sb.setToolTip(tip)
@@ -70,18 +72,19 @@ class TransportBar(QWidget):
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(2)
-        col.addWidget(self.title)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.time_label)
+        col.addLayout(top)
         row = QHBoxLayout()
         col.addLayout(row)
         row.addWidget(self.play_btn)
-        row.addWidget(QLabel("Speed"))
         row.addWidget(self.speed)
-        row.addWidget(self.time_label)
         row.addStretch(1)
         row.addWidget(QLabel("Range"))
         row.addWidget(self.auto_levels)
         row.addWidget(self.min_db)
-        row.addWidget(QLabel("to"))
+        row.addWidget(QLabel("–"))
         row.addWidget(self.max_db)
         row.addWidget(self.cmap)
 

@@ -81,3 +81,19 @@ def test_truncated_file_is_marked_in_the_list(window, qtbot, tmp_path):
     assert "of 4.0 s" in view.model.data(view.model.index(0, fl.DURATION_COL))
     tip = view.model.data(view.model.index(0, fl.DURATION_COL), Qt.ItemDataRole.ToolTipRole)
     assert tip.startswith("truncated: the header says 4.0 s")
+
+
+def test_a_prediction_saying_truncated_marks_the_row(qtbot):
+    """The analysis' own word (Prediction.truncated) marks a row never displayed."""
+    from types import SimpleNamespace
+
+    from lungapp.gui.review_view import ReviewView
+
+    m = fl.FileListModel()
+    m.add(["/x/a.wav"])
+    m.entries[0].duration_s = 6.2
+    pred = SimpleNamespace(truncated="truncated: the header says 15.0 s, the file holds 6.2 s",
+                           declared_duration_s=15.0)
+    ReviewView._note_prediction_truncated(SimpleNamespace(model=m), "/x/a.wav", pred)
+    assert m.data(m.index(0, fl.DURATION_COL)) == "6.2 s of 15.0 s ⚠"
+    assert m.data(m.index(0, fl.DURATION_COL), Qt.ItemDataRole.ToolTipRole).startswith("truncated")

@@ -59,9 +59,17 @@ def test_folder_summary_before_start(train_window, qtbot, tmp_path):
 
 
 def test_estimate_and_remaining_time():
-    one_hour_of_audio = train_summary.estimate_s(3600.0, "seed", 4, 0, 20)
-    assert one_hour_of_audio == pytest.approx(3600 * 9 * 60 / 19366, rel=1e-6)
-    assert train_summary.estimate_s(3600.0, "seed", 4, 40, 20) == pytest.approx(2 * one_hour_of_audio)
+    startup = train_summary.STARTUP_S
+    # seed: one pass over the windows per epoch, in proportion to the audio
+    one_hour = train_summary.estimate_s(3600.0, "seed", 4)
+    assert one_hour - startup == pytest.approx(4 * 20 * 3600 * 9 * 60 / (4 * 20) / 19366, rel=1e-6)
+    assert train_summary.estimate_s(3600.0, "seed", 4, 40) - startup == pytest.approx(2 * (one_hour - startup))
+    assert train_summary.estimate_s(None, "seed", 4) is None
+    # recommended: fixed batches per epoch; its reference run, 4 folds x 40 epochs, 21 min
+    assert train_summary.estimate_s(None, "recommended", 4) - startup == pytest.approx(21 * 60)
+    assert train_summary.estimate_s(60.0, "recommended", 2, 6) - startup == pytest.approx(2 * 6 * 21 * 60 / 160)
+    # bundled: the folds and the final model, 5 x 40 epochs in about 33 min
+    assert train_summary.estimate_s(None, "bundled", 4) - startup == pytest.approx(33 * 60)
     assert train_summary.remaining_s(100.0, 5, 20) == pytest.approx(300.0)
     assert train_summary.remaining_s(100.0, 0, 20) is None
     assert train_summary.fmt_span(3900) == "1 h 05 min"

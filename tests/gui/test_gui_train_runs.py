@@ -37,6 +37,22 @@ def test_cli_flags_become_the_forms_fields():
     text, fields = train_view.gui_terms("output folder already exists and is not empty (use --overwrite "
                                         "to replace it once the new model is complete)")
     assert "--" not in text and "“Save model to”" in text and fields == ["Save model to"]
+    text, fields = train_view.gui_terms("this folder holds spectrogram images: image models need "
+                                        "resized features (use --preset seed)")
+    assert "--" not in text and "choose the seed preset in “Preset”" in text and fields == ["Preset"]
+
+
+def test_no_model_message_names_the_windows_places_not_cli_commands(monkeypatch):
+    from lungapp.errors import LungappError
+    from lungapp.gui import context
+    from lungapp.inference import registry
+
+    monkeypatch.delenv("LUNGAPP_MODEL", raising=False)
+    monkeypatch.setattr(registry, "bundled_model_dir", lambda: None)
+    with pytest.raises(LungappError) as info:
+        registry.active_model_dir()
+    text = context.gui_terms(str(info.value))
+    assert "`lungapp" not in text and "Train tab" in text and "Analysis > Models" in text
 
 
 def test_existing_model_folder_asks_then_a_failure_points_at_the_field(train_window, qtbot, tmp_path, monkeypatch):
