@@ -177,7 +177,9 @@ class ResultPanel(QFrame):
     def _show_bars(self, prediction) -> None:
         self._clear_probs()
         items = list(prediction.probabilities.items())
-        if prediction.abnormal_probability is not None:
+        # With more than one abnormal class, their sum gets its own bar; a binary model's
+        # "Abnormal" bar already is that probability.
+        if prediction.abnormal_probability is not None and len(items) > 2:
             items.append(("abnormal (any)", prediction.abnormal_probability))
         for row, (cls, p) in enumerate(items):
             name = QLabel(cls)

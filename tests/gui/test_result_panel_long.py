@@ -77,3 +77,28 @@ def test_truncated_file_is_said(qtbot, bundled, tmp_path):
     qtbot.addWidget(panel)
     panel.show_prediction(bundled.predict_file(wav))
     assert "Truncated file: the header says 15.0 s, the file holds 6.0 s" in panel.notes.text()
+
+
+def _bar_names(panel) -> list[str]:
+    from PySide6.QtWidgets import QLabel
+
+    grid = panel.prob_grid
+    return [grid.itemAtPosition(r, 0).widget().text() for r in range(grid.rowCount())
+            if grid.itemAtPosition(r, 0) is not None and isinstance(grid.itemAtPosition(r, 0).widget(), QLabel)]
+
+
+def test_binary_model_shows_abnormal_once_four_classes_add_the_sum(qtbot, bundled):
+    """A binary model's "Abnormal" bar is the abnormal probability: no second "abnormal
+    (any)" bar repeating it (issue #29, item 15). Four classes keep the sum's bar."""
+    import dataclasses
+
+    p4 = bundled.predict_file(_examples()["synthetic_wheeze"])
+    p2 = dataclasses.replace(p4, probabilities={"Normal": 1 - p4.abnormal_probability,
+                                                "Abnormal": p4.abnormal_probability},
+                             label="Abnormal")
+    panel = ResultPanel()
+    qtbot.addWidget(panel)
+    panel.show_prediction(p2)
+    assert _bar_names(panel) == ["Normal", "Abnormal"]
+    panel.show_prediction(p4)
+    assert _bar_names(panel) == ["Normal", "CAS", "DAS", "CAS & DAS", "abnormal (any)"]
