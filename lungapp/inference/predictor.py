@@ -439,12 +439,16 @@ class Predictor:
             if quality is not None:
                 quality.push(block)
             self._run_windows(stream.push(block), outs, starts)
+        # The quality check of what is left (all of a recording under two minutes) runs on
+        # a second thread while the model reads the last windows: ONNX Runtime and NumPy
+        # release the GIL, so on two cores the check costs almost no latency.
+        verdict = _quality_pool().submit(quality.finish) if quality is not None else None
         self._run_windows(stream.finish(), outs, starts)
         if stream.n_samples == 0:
             raise AudioError("expected a non-empty mono signal", path)
         read = ([np.concatenate(o) for o in outs], [np.concatenate(s) for s in starts])
         return self._result(path, stream.n_samples / fc.rate, read,
-                            None if quality is None else quality.finish())
+                            None if verdict is None else verdict.result())
 
     def _run_windows(self, batches, outs: list[list], starts: list[list]) -> None:
         for g, X, st in batches:
@@ -515,6 +519,19 @@ class Predictor:
         return {"name": self.card.name, "version": self.card.version, "path": str(self.model_dir),
                 "windows_read": [{"window_s": g.features.window_s, "windows": int(len(o))}
                                  for g, o in zip(self.groups, outs)]}
+
+
+_QUALITY_POOL = None
+
+
+def _quality_pool():
+    """One worker thread for the quality checks (:meth:`Predictor._predict_blocks`)."""
+    global _QUALITY_POOL
+    if _QUALITY_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _QUALITY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lungapp-quality")
+    return _QUALITY_POOL
 
 
 def load_keras_model(path: Path):
