@@ -101,7 +101,7 @@ PRESETS: dict[str, dict] = {
         "augment": {**{k: 0 for k in DEFAULT_POLICY}, "image": True, "noise_db": [-70.0, -45.0]},
         "class_weights": False, "pooling": "mean", "window_labels": "record",
         "outputs": "softmax", "artifact": "ensemble", "sampling": "shuffle", "steps_per_epoch": 0,
-        "val_fraction": 0.15, "precision": "auto",
+        "val_fraction": 0.15, "precision": "auto", "finetune_lr": 1e-4,
     },
     "recommended": {
         # The recipe search's recipe (docs/model.md): batches drawn a quarter from CAS windows, a
@@ -115,7 +115,7 @@ PRESETS: dict[str, dict] = {
         "augment": ROBUST_POLICY, "class_weights": False, "pooling": "mean",
         "window_labels": "events", "outputs": "flags", "artifact": "ensemble",
         "sampling": "balanced", "steps_per_epoch": 120, "val_fraction": 0.0,
-        "precision": "float32",
+        "precision": "float32", "finetune_lr": 2e-4,
     },
 }
 # "bundled": the recipe of the app's own model. The recommended recipe on FINE_FEATURES,
@@ -171,6 +171,16 @@ class TrainOptions:
     weights: str | None = None  # a backbone weights file (inception_v3 / resnet50)
     precision: str = "float32"  # training arithmetic: float32, mixed_bfloat16 or auto
     name: str = ""
+    # Fine-tuning (lungapp.training.finetune): the model folder whose weights every fold
+    # model starts from ("" = random weights), and the (peak) learning rate used then, a
+    # tenth of the presets' lr: larger steps would soon undo what the model already knows.
+    init_from: str = ""
+    finetune_lr: float = 2e-4
+
+    @property
+    def peak_lr(self) -> float:
+        """The learning rate the schedule peaks at: ``finetune_lr`` when fine-tuning."""
+        return self.finetune_lr if self.init_from else self.lr
 
     @classmethod
     def from_preset(cls, preset: str = "recommended", **overrides) -> TrainOptions:
@@ -197,6 +207,8 @@ class TrainOptions:
             p.append("batch size must be an integer >= 1")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             p.append("learning rate must be in (0, 1)")
+        if not (isinstance(self.finetune_lr, (int, float)) and 0 < self.finetune_lr < 1):
+            p.append("fine-tuning learning rate must be in (0, 1)")
         if self.schedule not in SCHEDULES:
             p.append(f"schedule must be one of {SCHEDULES}")
         if self.monitor not in MONITORS:
