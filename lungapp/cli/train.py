@@ -152,7 +152,7 @@ def _start_overrides(args, given: dict) -> dict:
     preset's: a few passes adapt a trained model, and a long run would over-fit a small
     folder)."""
     from lungapp.training.finetune import start_defaults
-    from lungapp.training.recipes import PRESETS
+    from lungapp.training.recipes import PRESETS, finetune_epochs
 
     preset = PRESETS.get(args.preset, {})
     window = given["features"].window_s if given.get("features") else \
@@ -160,7 +160,7 @@ def _start_overrides(args, given: dict) -> dict:
     out = {k: v for k, v in start_defaults(args.init_from, window).items() if given.get(k) is None}
     out["init_from"] = args.init_from
     if given.get("epochs") is None:
-        out["epochs"] = max(1, preset.get("epochs", 20) // 4)
+        out["epochs"] = finetune_epochs(args.preset)
     return out
 
 
@@ -172,20 +172,6 @@ def _features(text: str):
         return FeatureConfig.from_dict(raw)
     except (OSError, json.JSONDecodeError, TypeError) as exc:
         raise ValueError(f"--features: {exc}") from None
-
-
-def comparison_text(c: dict) -> str:
-    """The fine-tuning summary line: the starting model against the adapted one on the same
-    held-out recordings (the done event's ``start_comparison``)."""
-
-    def fig(m: dict) -> str:
-        (tn, fp), (fn, tp) = m["confusion"]
-        auc = "n/a" if m["auc"] is None else f"{m['auc']:.3f}"
-        return (f"AUC {auc}, sensitivity {m['sensitivity']:.3f}, specificity "
-                f"{m['specificity']:.3f}, score {m['score']:.3f} (TN {tn} FP {fp} FN {fn} TP {tp})")
-
-    return (f"same held-out recordings: starting model {c['model']} {fig(c['start'])}; "
-            f"adapted {fig(c['adapted'])}")
 
 
 class _Emitter:
@@ -214,6 +200,8 @@ class _Emitter:
                   f"(threshold {e.threshold:.3f}, {e.wall_s:.0f} s); {len(e.skipped)} files "
                   "skipped" + (" (listed above)" if e.skipped else ""), file=self.err)
             if e.start_comparison:
+                from lungapp.training.finetune import comparison_text
+
                 print(comparison_text(e.start_comparison), file=self.err)
         elif isinstance(e, P.Error):
             print(f"error: {e.message}", file=self.err)

@@ -144,6 +144,21 @@ def start_defaults(spec: str, window_s: float | None) -> dict:
 # ------------------------------------------------------------------- the comparison
 
 
+def comparison_text(c: dict) -> str:
+    """The fine-tuning summary line: the starting model against the adapted one on the same
+    held-out recordings (the done event's ``start_comparison``)."""
+
+    def fig(m: dict) -> str:
+        (tn, fp), (fn, tp) = m["confusion"]
+        auc = "n/a" if m["auc"] is None else f"{m['auc']:.3f}"
+        return (f"AUC {auc}, sensitivity {m['sensitivity']:.3f}, specificity "
+                f"{m['specificity']:.3f}, score {m['score']:.3f} (TN {tn} FP {fp} FN {fn} TP {tp})")
+
+    return (f"same held-out recordings: starting model {c['model']} {fig(c['start'])}; "
+            f"adapted {fig(c['adapted'])}")
+
+
+
 def _nested_decisions(y: np.ndarray, p: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
     """Each recording decided at the threshold chosen on the other folds' predictions."""
     from lungapp.evaluation.metrics import choose_threshold

@@ -137,6 +137,12 @@ PRESET_NAMES = tuple(PRESETS)
 """The recipes' names, in ``--preset`` order."""
 
 
+def finetune_epochs(preset: str) -> int:
+    """A fine-tuning run's default epochs: a quarter of the preset's (a few passes adapt a
+    trained model; a long run would over-fit a clinic's small folder)."""
+    return max(1, int(PRESETS.get(preset, PRESETS["recommended"])["epochs"]) // 4)
+
+
 @dataclass
 class TrainOptions:
     """Everything that defines a training run (stored in the card's ``training.options``).
