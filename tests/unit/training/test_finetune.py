@@ -74,6 +74,11 @@ def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_di
     assert got.auc == pytest.approx(want["auc"])
     assert [f["n"] for f in comp.per_fold] == [f["n_test"] for f in card.training.cv.folds]
     assert comp.start_recalibrated.n == 24 and comp.adapted_recalibrated.n == 24
+    # the card's text shows the comparison
+    from lungapp.training.card_text import card_markdown
+
+    text = card_markdown(card)
+    assert "## Fine-tuned from" in text and "| starting model, its own threshold | " in text
     # and the summary says both, on one line
     err = capsys.readouterr().err
     assert "starting model tiny-test-model AUC" in err and "; adapted AUC" in err
