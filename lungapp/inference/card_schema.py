@@ -140,13 +140,15 @@ class StartComparison(_Section):
     folder, name, version, member), the starting model at its own threshold
     (``start_overall``) and the adapted fold models at the out-of-fold threshold
     (``adapted_overall``), both again at thresholds chosen on the other folds
-    (``*_recalibrated``), and each fold's AUCs (``per_fold``)."""
+    (``*_recalibrated``; also the fine-tuned member alone before fine-tuning,
+    ``start_member_recalibrated``), and each fold's AUCs (``per_fold``)."""
 
     start: dict | None = None
     how: str | None = None
     n_unscored: int | None = None
     start_overall: BinaryScores | None = None
     start_recalibrated: BinaryScores | None = None
+    start_member_recalibrated: BinaryScores | None = None
     adapted_overall: BinaryScores | None = None
     adapted_recalibrated: BinaryScores | None = None
     per_fold: list | None = None

@@ -215,6 +215,8 @@ def _start_lines(c) -> list[str]:
     st = c.start or {}
     rows = [("starting model, its own threshold", c.start_overall),
             ("starting model, threshold chosen on the other folds", c.start_recalibrated),
+            ("its fine-tuned member alone, before, threshold chosen on the other folds",
+             c.start_member_recalibrated),
             ("adapted, out-of-fold threshold", c.adapted_overall),
             ("adapted, threshold chosen on the other folds", c.adapted_recalibrated)]
     out = ["## Fine-tuned from", "",

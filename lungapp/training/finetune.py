@@ -154,7 +154,9 @@ def comparison_text(c: dict) -> str:
         return (f"AUC {auc}, sensitivity {m['sensitivity']:.3f}, specificity "
                 f"{m['specificity']:.3f}, score {m['score']:.3f} (TN {tn} FP {fp} FN {fn} TP {tp})")
 
-    return (f"same held-out recordings: starting model {c['model']} {fig(c['start'])}; "
+    member = c.get("member_auc")
+    alone = "" if member is None else f" (its member {c['member']} alone: AUC {member:.3f})"
+    return (f"same held-out recordings: starting model {c['model']} {fig(c['start'])}{alone}; "
             f"adapted {fig(c['adapted'])}")
 
 
@@ -182,31 +184,36 @@ def _recalibrated(y, p, fold_of) -> dict:
     return m
 
 
-def start_comparison(start: StartModel, y: np.ndarray, p_start: np.ndarray, p_adapted: np.ndarray,
+def start_comparison(start: StartModel, y: np.ndarray, p: dict[str, np.ndarray],
                      fold_of: np.ndarray, adapted: dict) -> dict:
-    """The report's ``start_comparison``: the starting model's figures on the held-out
-    recordings (``p_start``: its abnormal probabilities, NaN where it could not score a
-    recording) next to the adapted fold models' (``adapted``: the report's ``overall``,
+    """The report's ``start_comparison`` from each recording's abnormal probability under
+    ``p["start"]`` (the starting model as the app runs it; NaN where it could not score a
+    recording, left out of every row), ``p["start_member"]`` (the member that was
+    fine-tuned, on the run's windows, pooled as the adapted models are) and
+    ``p["adapted"]`` (the out-of-fold predictions; ``adapted``: the report's ``overall``,
     at the out-of-fold threshold), fold by fold with the same folds."""
     from lungapp.evaluation.metrics import binary_metrics
     from lungapp.training.oof import auc_or_nan
 
-    ok = np.isfinite(p_start)
-    y, ps, pa, f = y[ok], p_start[ok], p_adapted[ok], fold_of[ok]
+    ok = np.isfinite(p["start"])
+    y, f = y[ok], fold_of[ok]
+    ps, pm, pa = (p[k][ok] for k in ("start", "start_member", "adapted"))
     per_fold = [{"fold": int(i) + 1, "n": int((f == i).sum()),
-                 "start_auc": auc_or_nan(y[f == i], ps[f == i]),
-                 "adapted_auc": auc_or_nan(y[f == i], pa[f == i])} for i in np.unique(f)]
+                 **{f"{k}_auc": auc_or_nan(y[f == i], v[f == i])
+                    for k, v in (("start", ps), ("start_member", pm), ("adapted", pa))}}
+                for i in np.unique(f)]
     return {
         "start": start.describe(),
-        "how": ("the starting model (as the app runs it: all its members, its own threshold) "
+        "how": ("the starting model as the app runs it (all its members, its own threshold), "
+                "and the member that was fine-tuned alone (pooled as the adapted models are), "
                 "scored on every held-out recording, against the adapted fold model that did "
-                "not see it; 'recalibrated': each fold decided at the threshold chosen on "
-                "the other folds, for the starting model (a new threshold only) and the "
-                "adapted one alike"),
+                "not see it; 'recalibrated': each fold decided at the threshold chosen on the "
+                "other folds (for the starting model: a new threshold only)"),
         "n_unscored": int((~ok).sum()),
         "start_overall": binary_metrics(y, ps, start.card.threshold),
         "start_recalibrated": _recalibrated(y, ps, f),
-        "adapted_overall": adapted,
+        "start_member_recalibrated": _recalibrated(y, pm, f),
+        "adapted_overall": adapted if ok.all() else binary_metrics(y, pa, adapted["threshold"]),
         "adapted_recalibrated": _recalibrated(y, pa, f),
         "per_fold": per_fold,
     }

@@ -369,8 +369,12 @@ def compare_with_start(data: TrainingData, cv: CrossValidation, ctx: RunContext,
     ctx.log(f"scoring the starting model {ctx.start.card.name} on the {len(data.recs)} "
             "held-out recordings")
     p_start = start_probabilities(ctx.start, [r.path for r in data.recs], ctx.log)
-    return start_comparison(ctx.start, data.y, p_start, 1 - cv.probs[:, 0], cv.folds.fold_of(),
-                            report["overall"])
+    spec = output_spec(ctx.opts.task, data.classes, ctx.opts.outputs)
+    member, _ = fit.load_start_model(ctx.start.member_path, ctx.opts.seed, "start_member")
+    p_member = 1 - fit.recording_probs(member, data.recs, ctx.opts.pooling, spec=spec)[0][:, 0]
+    return start_comparison(ctx.start, data.y, {"start": p_start, "start_member": p_member,
+                                                "adapted": 1 - cv.probs[:, 0]},
+                            cv.folds.fold_of(), report["overall"])
 
 
 def device_shift_report(report: dict, y: np.ndarray, probs_shift: np.ndarray,
@@ -443,4 +447,5 @@ def _comparison_summary(comparison: dict | None) -> dict | None:
     keys = ("auc", "sensitivity", "specificity", "score", "confusion")
     return {"model": comparison["start"]["name"], "member": comparison["start"]["member"],
             "start": {k: comparison["start_overall"][k] for k in keys},
+            "member_auc": comparison["start_member_recalibrated"]["auc"],
             "adapted": {k: comparison["adapted_overall"][k] for k in keys}}

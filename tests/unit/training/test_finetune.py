@@ -43,7 +43,7 @@ def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_di
     # A learning rate so small that the fold models keep the starting weights: their
     # kernels must be the tiny model's (random initial weights would be far from them).
     code = main([str(clinic_folder), "--out", str(out), "--init-from", str(tiny_model_dir),
-                 "--finetune-lr", "1e-7", *QUICK])
+                 "--finetune-lr", "1e-7", "--pooling", "max", *QUICK])
     assert code == EXIT_OK
     card = load_card(out)
     start = load_keras_model(tiny_model_dir / "model.keras")
@@ -74,6 +74,11 @@ def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_di
     assert got.auc == pytest.approx(want["auc"])
     assert [f["n"] for f in comp.per_fold] == [f["n_test"] for f in card.training.cv.folds]
     assert comp.start_recalibrated.n == 24 and comp.adapted_recalibrated.n == 24
+    # the tiny model has one member, read on the same windows and pooled by the same rule
+    # (its card's "max", given as --pooling): alone it scores as the app does
+    assert comp.start_member_recalibrated.auc == pytest.approx(got.auc)
+    assert [f["start_member_auc"] for f in comp.per_fold] == pytest.approx(
+        [f["start_auc"] for f in comp.per_fold])
     # the card's text shows the comparison
     from lungapp.training.card_text import card_markdown
 
@@ -82,6 +87,7 @@ def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_di
     # and the summary says both, on one line
     err = capsys.readouterr().err
     assert "starting model tiny-test-model AUC" in err and "; adapted AUC" in err
+    assert "(its member model.keras alone: AUC" in err
 
 
 @pytest.mark.parametrize("extra, words", [
