@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "quarter of the preset's")
     parser.add_argument("--finetune-lr", type=float, default=None,
                         help="(peak) learning rate when fine-tuning (default: the preset's, a "
-                             "tenth of its --lr)")
+                             "hundredth of its --lr)")
     parser.add_argument("--seed", type=int, default=0, help="seed for folds, weights and augmentation")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--pooling", default=None, help="window -> recording pooling: mean, max, topk:K")
