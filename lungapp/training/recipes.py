@@ -249,4 +249,6 @@ class TrainOptions:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["features"] = self.features.to_dict()
+        if not self.init_from:  # a run from random weights: its card reads as before fine-tuning
+            del d["init_from"], d["finetune_lr"]
         return d
