@@ -30,10 +30,29 @@ def clinic_folder(tmp_path_factory):
                         seconds=3.0)
 
 
+@pytest.fixture
+def card_only_model(tmp_path):
+    """A model folder whose card is the tiny model's (4 classes, softmax, 24 mel bands) and
+    whose model file is never loaded: a refusal happens before any model is read."""
+    from lungapp.inference.card import FOUR_CLASSES, ModelCard, write_card
+    from lungapp.inference.features import FeatureConfig, SpectrogramConfig
+
+    folder = tmp_path / "start"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"")
+    fc = FeatureConfig(SpectrogramConfig(rate=4000, win_length=128, hop_length=64, n_fft=128,
+                                         scale="mel", n_mels=24), window_s=2.0, hop_s=1.0)
+    write_card(folder, ModelCard(name="start", version="1", task="4class",
+                                 classes=list(FOUR_CLASSES), features=fc,
+                                 model_files=["model.keras"], threshold=0.5))
+    return folder
+
+
 def _kernels(model) -> list[np.ndarray]:
     return [w.numpy() for w in model.weights if w.path.endswith("kernel")]
 
 
+@pytest.mark.slow
 def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_dir, clinic_folder,
                                                                    tmp_path, capsys):
     from lungapp.evaluation.metrics import binary_metrics
@@ -98,14 +117,14 @@ def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_di
                                 "window_s": 2.0, "hop_s": 1.0})],
      "features differ from its member model.keras: spectrogram n_mels 32 vs 24"),
 ])
-def test_a_model_that_does_not_fit_is_refused_in_one_line(tiny_model_dir, clinic_folder, tmp_path,
+def test_a_model_that_does_not_fit_is_refused_in_one_line(card_only_model, clinic_folder, tmp_path,
                                                           capsys, extra, words):
     out = tmp_path / "adapted"
-    code = main([str(clinic_folder), "--out", str(out), "--init-from", str(tiny_model_dir),
+    code = main([str(clinic_folder), "--out", str(out), "--init-from", str(card_only_model),
                  *QUICK, *extra])
     assert code == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and words in err[0] and str(tiny_model_dir) in err[0]
+    assert len(err) == 1 and words in err[0] and str(card_only_model) in err[0]
     assert not out.exists()
 
 
@@ -116,10 +135,10 @@ def test_a_missing_starting_model_is_refused(clinic_folder, tmp_path, capsys):
     assert "nowhere: model folder not found" in capsys.readouterr().err
 
 
-def test_the_library_refuses_before_reading_the_folder(tiny_model_dir, tmp_path):
+def test_the_library_refuses_before_reading_the_folder(card_only_model, tmp_path):
     from lungapp.training.train import train
 
-    opts = TrainOptions.from_preset("recommended", task="binary", init_from=str(tiny_model_dir))
+    opts = TrainOptions.from_preset("recommended", task="binary", init_from=str(card_only_model))
     with pytest.raises(LungappError, match="task differs"):
         train(tmp_path / "no-such-folder", tmp_path / "out", opts)
 
