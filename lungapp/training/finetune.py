@@ -31,9 +31,6 @@ from lungapp.errors import LungappError
 from lungapp.inference.card import ModelCard, load_card
 from lungapp.inference.features import FeatureConfig
 
-START_NAMES = ("bundled", "active")
-"""The named starting models; anything else given to ``--init-from`` is a model folder."""
-
 
 def resolve_start_dir(spec: str) -> Path:
     """The model folder ``spec`` names: "bundled" (the app's own model), "active" (the
@@ -158,7 +155,6 @@ def comparison_text(c: dict) -> str:
     alone = "" if member is None else f" (its member {c['member']} alone: AUC {member:.3f})"
     return (f"same held-out recordings: starting model {c['model']} {fig(c['start'])}{alone}; "
             f"adapted {fig(c['adapted'])}")
-
 
 
 def _nested_decisions(y: np.ndarray, p: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
