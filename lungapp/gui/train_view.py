@@ -510,6 +510,7 @@ class TrainView(QWidget):
         self.preset.currentIndexChanged.connect(
             lambda _i: self.settings.setValue("train/preset", self.preset.currentData()))
         self.task.activated.connect(self._task_chosen)
+        self.form.start_from.activated.connect(self._start_chosen)
         self._clock = QTimer(self, interval=1000)
         self._clock.timeout.connect(self._show_times)
         self.ctx.modelStateChanged.connect(self._model_state)
@@ -521,6 +522,17 @@ class TrainView(QWidget):
         """The user picked a task: remembered, and no longer follows the active model."""
         self.form.task_remembered = True
         self.settings.setValue("train/task", self.task.currentData())
+
+    def _start_chosen(self, _index: int) -> None:
+        """Fine-tuning keeps the active model's task: the Task field takes it (a run with
+        another task would be refused)."""
+        self.settings.setValue("train/start", self.form.start_from.currentData())
+        if self.form.start_from.currentData() != "active":
+            return
+        p = self.ctx.predictor()
+        task = p.card.task if p is not None else _active_card_task()
+        if task and self.task.findData(task) >= 0:
+            self.task.setCurrentIndex(self.task.findData(task))
 
     def _model_state(self, state: str, message: str) -> None:
         """Offer the active model's task; before it loads, its card says it."""

@@ -114,10 +114,13 @@ def test_start_from_the_active_model_passes_init_from_and_shows_the_comparison(
     form = view.form
     assert form.start_help.text() == train_view.START_HELP
     form.start_from.setCurrentIndex(form.start_from.findData("active"))
+    form.start_from.activated.emit(form.start_from.currentIndex())   # as a user's choice
+    model_task = train_view._active_card_task()
+    assert model_task and view.task.currentData() == model_task      # the task fine-tuning keeps
     monkeypatch.setattr(view, "_make_process", lambda: _NoProcess())
     assert view.start()
     line = view.log.toPlainText().splitlines()[0]
-    assert line.endswith("--init-from active")
+    assert line.endswith(f"--task {model_task} --folds 2 --epochs 2 --init-from active")
     assert view.settings.value("train/start") == "active"            # remembered for next time
     fig = {"auc": 0.61, "sensitivity": 1.0, "specificity": 0.1, "score": 0.55,
            "confusion": [[1, 9], [0, 10]]}
