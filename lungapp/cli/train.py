@@ -48,8 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "retrained on all data; about 2.5x the time); 'bundled-4s' is "
                              "'bundled' on 4-s windows (the bundled model's other run; about "
                              "twice 'bundled''s time). Explicit options override it.")
-    parser.add_argument("--task", choices=TASKS, default="binary",
-                        help="binary normal/abnormal (default) or Normal/CAS/DAS/CAS & DAS")
+    parser.add_argument("--task", choices=TASKS, default=None,
+                        help="binary normal/abnormal (default; with --init-from, the starting "
+                             "model's task) or Normal/CAS/DAS/CAS & DAS")
     parser.add_argument("--arch", choices=ARCH_NAMES, default=None,
                         help="seed_cnn (the seed project's CNN), cnn4 (compact 4-block CNN), "
                              "lungcnn (per-band-normalised compact CNN, the recommended one), "
@@ -58,6 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="(peak) learning rate")
+    parser.add_argument("--init-from", default=None, metavar="bundled|active|MODEL_DIR",
+                        help="fine-tune: every fold model starts from this model's weights (its "
+                             "member reading the preset's window length) instead of random ones; "
+                             "task, outputs and features default to the model's, the threshold is "
+                             "chosen again on the out-of-fold predictions, and the report compares "
+                             "the adapted model with it on the same folds. Epochs default to a "
+                             "quarter of the preset's")
+    parser.add_argument("--finetune-lr", type=float, default=None,
+                        help="(peak) learning rate when fine-tuning (default: the preset's, a "
+                             "hundredth of its --lr)")
     parser.add_argument("--seed", type=int, default=0, help="seed for folds, weights and augmentation")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--pooling", default=None, help="window -> recording pooling: mean, max, topk:K")
@@ -101,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args):
+    """The run's TrainOptions; with ``--init-from``, the starting model supplies what was not
+    given (:func:`_start_overrides`) and is checked against the result. Raises ValueError
+    for bad options, LungappError for an unusable starting model."""
     from lungapp.training.recipes import TrainOptions
 
     overrides = {"task": args.task, "arch": args.arch, "folds": args.folds, "epochs": args.epochs,
@@ -110,17 +124,44 @@ def options_from_args(args):
                  "steps_per_epoch": args.steps_per_epoch, "val_fraction": args.val_fraction,
                  "artifact": args.artifact, "weights": args.weights,
                  "precision": getattr(args, "precision", None),
-                 "max_bad_share": args.max_bad_share, "name": args.name}
+                 "max_bad_share": args.max_bad_share, "name": args.name,
+                 "finetune_lr": getattr(args, "finetune_lr", None)}
     if getattr(args, "features", None):
         overrides["features"] = _features(args.features)
     if args.no_augment:
         overrides["augment"] = None
+    if getattr(args, "init_from", None):
+        overrides.update(_start_overrides(args, overrides))
+    elif overrides["task"] is None:
+        overrides["task"] = "binary"
     opts = TrainOptions.from_preset(args.preset, **overrides)
     if args.no_augment:
         opts.augment = None
     if args.no_device_shift:
         opts.device_shift = False
+    if opts.init_from:  # a mismatch given explicitly is refused before TensorFlow loads
+        from lungapp.training.finetune import load_start
+
+        load_start(opts.init_from, opts)
     return opts
+
+
+def _start_overrides(args, given: dict) -> dict:
+    """Recipe values a fine-tuning run takes from its starting model (task, outputs, the
+    member's features) where ``given`` lacks them, and its epochs (a quarter of the
+    preset's: a few passes adapt a trained model, and a long run would over-fit a small
+    folder)."""
+    from lungapp.training.finetune import start_defaults
+    from lungapp.training.recipes import PRESETS, finetune_epochs
+
+    preset = PRESETS.get(args.preset, {})
+    window = given["features"].window_s if given.get("features") else \
+        getattr(preset.get("features"), "window_s", None)
+    out = {k: v for k, v in start_defaults(args.init_from, window).items() if given.get(k) is None}
+    out["init_from"] = args.init_from
+    if given.get("epochs") is None:
+        out["epochs"] = finetune_epochs(args.preset)
+    return out
 
 
 def _features(text: str):
@@ -158,6 +199,10 @@ class _Emitter:
                   f"specificity {m['specificity']:.3f}  score {m['score']:.3f}  "
                   f"(threshold {e.threshold:.3f}, {e.wall_s:.0f} s); {len(e.skipped)} files "
                   "skipped" + (" (listed above)" if e.skipped else ""), file=self.err)
+            if e.start_comparison:
+                from lungapp.training.finetune import comparison_text
+
+                print(comparison_text(e.start_comparison), file=self.err)
         elif isinstance(e, P.Error):
             print(f"error: {e.message}", file=self.err)
         elif isinstance(e, P.Log):
@@ -229,7 +274,7 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
 
     try:
         opts = options_from_args(args)
-    except ValueError as exc:
+    except (ValueError, LungappError) as exc:  # bad options, or a starting model that does not fit
         emit(P.Error(kind="options", message=str(exc)))
         return EXIT_USAGE
     try:  # before TensorFlow is imported and any file is read: fails in a second

@@ -57,15 +57,22 @@ PRESET_LABELS = {
 }
 TASK_LABELS = {"binary": "binary: normal vs abnormal",
                "4class": "4 classes: Normal, CAS, DAS, CAS & DAS"}
+# What each run starts from ("active": passed as --init-from active, lungapp.training.finetune).
+START_LABELS = {"new": "a new model (random weights)",
+                "active": "the active model (fine-tune it on this folder)"}
+START_HELP = ("Fine-tuning adapts the active model to your stethoscope: it trains it gently on "
+              "this folder, sets a new threshold and compares the result with it.")
 
 
 def train_command(folder: str, out: str, preset: str, task: str, folds: int,
-                  epochs: int | None) -> tuple[str, list[str]]:
+                  epochs: int | None, init_from: str | None = None) -> tuple[str, list[str]]:
     """Program and arguments of the training process (source install or frozen app)."""
     args = ["train", folder, "--out", out, "--progress", "json", "--preset", preset,
             "--task", task, "--folds", str(folds)]
     if epochs:
         args += ["--epochs", str(epochs)]
+    if init_from:
+        args += ["--init-from", init_from]
     if getattr(sys, "frozen", False):  # PyInstaller: the app binary is the CLI too
         return sys.executable, args
     return sys.executable, ["-m", "lungapp", *args]
@@ -82,6 +89,7 @@ class TrainSettings:
     folds: int = 4
     epochs: int = 0
     overwrite: bool = False   # replace an existing "Save model to" folder (asked first)
+    start: str = "new"        # "new" (random weights) or "active" (fine-tune the active model)
 
     @classmethod
     def load(cls, settings) -> TrainSettings:
@@ -91,7 +99,8 @@ class TrainSettings:
                    preset=str(settings.value("train/preset", "recommended")),
                    task=str(settings.value("train/task", "")),
                    folds=int(settings.value("train/folds", 4)),
-                   epochs=int(settings.value("train/epochs", 0)))
+                   epochs=int(settings.value("train/epochs", 0)),
+                   start=str(settings.value("train/start", "new")))
 
     def save(self, settings) -> None:
         settings.setValue("train/folder", self.folder)
@@ -99,16 +108,26 @@ class TrainSettings:
         settings.setValue("train/task", self.task)
         settings.setValue("train/folds", self.folds)
         settings.setValue("train/epochs", self.epochs)
+        settings.setValue("train/start", self.start)
+
+    @property
+    def run_epochs(self) -> int:
+        """The epochs the run will do (0: the preset's; a fine-tuning run does fewer)."""
+        from lungapp.training.recipes import finetune_epochs
+
+        return self.epochs or (finetune_epochs(self.preset) if self.start == "active" else 0)
 
     def command(self) -> tuple[str, list[str]]:
         program, args = train_command(self.folder, self.out, self.preset, self.task, self.folds,
-                                      self.epochs or None)
+                                      self.epochs or None,
+                                      "active" if self.start == "active" else None)
         return program, args + (["--overwrite"] if self.overwrite else [])
 
 
 # The CLI's words in messages from the core, and the Train tab's fields they mean.
 CLI_FIELDS = {"--folds": "Cross-validation folds", "--epochs": "Epochs", "--preset": "Preset",
-              "--task": "Task", "--out": "Save model to", "--overwrite": "Save model to"}
+              "--task": "Task", "--out": "Save model to", "--overwrite": "Save model to",
+              "--init-from": "Start from"}
 _FLAG_PHRASES = (("use --overwrite to replace it", "choose another folder in “Save model to”, or "
                   "replace it"),
                  ("use --preset seed", "choose the seed preset in “Preset”"))
@@ -212,6 +231,16 @@ class RunForm(QGroupBox):
             if combo.findData(key) >= 0:
                 combo.setCurrentIndex(combo.findData(key))
         self.task_remembered = bool(initial.task)
+        self.start_from = QComboBox()
+        for key, label in START_LABELS.items():
+            self.start_from.addItem(label, key)
+        self.start_from.setCurrentIndex(max(0, self.start_from.findData(initial.start)))
+        self.start_from.setToolTip(START_HELP)
+        form.addRow("Start from", self.start_from)
+        self.start_help = QLabel(START_HELP)
+        self.start_help.setWordWrap(True)
+        self.start_help.setStyleSheet(f"color: {theme.MUTED};")
+        form.addRow("", self.start_help)
         form.addRow("Preset", self.preset)
         form.addRow("Task", self.task)
         form.addRow("Cross-validation folds", self.folds)
@@ -225,17 +254,20 @@ class RunForm(QGroupBox):
     def changed_signals(self) -> list:
         """Signals of every field the folder summary depends on."""
         return [self.folder.textChanged, self.task.currentIndexChanged, self.folds.valueChanged,
-                self.preset.currentIndexChanged, self.epochs.valueChanged]
+                self.preset.currentIndexChanged, self.epochs.valueChanged,
+                self.start_from.currentIndexChanged]
 
     def field(self, label: str) -> QWidget | None:
         """The field whose row is labelled ``label`` (gui_terms' names)."""
         return {"Data folder": self.folder, "Save model to": self.out, "Preset": self.preset,
-                "Task": self.task, "Cross-validation folds": self.folds, "Epochs": self.epochs}.get(label)
+                "Task": self.task, "Cross-validation folds": self.folds, "Epochs": self.epochs,
+                "Start from": self.start_from}.get(label)
 
     def mark(self, labels: list[str]) -> None:
         """Outline the fields named ``labels`` (the others lose their outline) and put the
         cursor in the first."""
-        for name in ("Data folder", "Save model to", "Preset", "Task", "Cross-validation folds", "Epochs"):
+        for name in ("Data folder", "Save model to", "Start from", "Preset", "Task",
+                     "Cross-validation folds", "Epochs"):
             w = self.field(name)
             w.setStyleSheet(f"border: 2px solid {theme.VERMILLION};" if name in labels else "")
             w.setToolTip("The problem the training reported is about this field" if name in labels else "")
@@ -245,7 +277,8 @@ class RunForm(QGroupBox):
     def value(self) -> TrainSettings:
         return TrainSettings(self.folder.text().strip(), self.out.text().strip(),
                              self.preset.currentData(), self.task.currentData(),
-                             self.folds.value(), self.epochs.value())
+                             self.folds.value(), self.epochs.value(),
+                             start=self.start_from.currentData())
 
     def default_out(self) -> str:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -477,6 +510,7 @@ class TrainView(QWidget):
         self.preset.currentIndexChanged.connect(
             lambda _i: self.settings.setValue("train/preset", self.preset.currentData()))
         self.task.activated.connect(self._task_chosen)
+        self.form.start_from.activated.connect(self._start_chosen)
         self._clock = QTimer(self, interval=1000)
         self._clock.timeout.connect(self._show_times)
         self.ctx.modelStateChanged.connect(self._model_state)
@@ -488,6 +522,17 @@ class TrainView(QWidget):
         """The user picked a task: remembered, and no longer follows the active model."""
         self.form.task_remembered = True
         self.settings.setValue("train/task", self.task.currentData())
+
+    def _start_chosen(self, _index: int) -> None:
+        """Fine-tuning keeps the active model's task: the Task field takes it (a run with
+        another task would be refused)."""
+        self.settings.setValue("train/start", self.form.start_from.currentData())
+        if self.form.start_from.currentData() != "active":
+            return
+        p = self.ctx.predictor()
+        task = p.card.task if p is not None else _active_card_task()
+        if task and self.task.findData(task) >= 0:
+            self.task.setCurrentIndex(self.task.findData(task))
 
     def _model_state(self, state: str, message: str) -> None:
         """Offer the active model's task; before it loads, its card says it."""
@@ -523,7 +568,7 @@ class TrainView(QWidget):
         if summary is None or run != self.form.value():
             return  # cancelled, or the form changed meanwhile (a newer summary comes)
         self.last_summary = summary
-        est = estimate_s(summary.get("duration_s"), run.preset, run.folds, run.epochs)
+        est = estimate_s(summary.get("duration_s"), run.preset, run.folds, run.run_epochs)
         self.last_estimate = est
         self.folder_info.setText(summary_html(summary, est))
 
@@ -695,7 +740,16 @@ class TrainView(QWidget):
             f"AUC <b>{m.get('auc', nan):.3f}</b>, sensitivity {m.get('sensitivity', nan):.3f}, "
             f"specificity {m.get('specificity', nan):.3f}, score {m.get('score', nan):.3f} "
             f"at threshold {e.threshold if e.threshold is not None else nan:.3f}.<br>"
-            f"Saved to {e.out}")
+            + self._comparison_html(e) + f"Saved to {e.out}")
+
+    @staticmethod
+    def _comparison_html(e: P.Done) -> str:
+        """A fine-tuning run's comparison with the model it started from ("" otherwise)."""
+        if not e.start_comparison:
+            return ""
+        from lungapp.training.finetune import comparison_text
+
+        return f"Fine-tuned: {html.escape(comparison_text(e.start_comparison))}.<br>"
 
     def _on_error(self, e: P.Error) -> None:
         text, fields = gui_terms(e.message)

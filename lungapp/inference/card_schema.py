@@ -134,6 +134,28 @@ class DeviceShift(_Section):
 
 
 @dataclass
+class StartComparison(_Section):
+    """A fine-tuned model (``lungapp train --init-from``) against the model it started
+    from, on the same held-out recordings: ``start`` (what it was initialised from:
+    folder, name, version, member), the starting model at its own threshold
+    (``start_overall``) and the adapted fold models at the out-of-fold threshold
+    (``adapted_overall``), both again at thresholds chosen on the other folds
+    (``*_recalibrated``; also the fine-tuned member alone before fine-tuning,
+    ``start_member_recalibrated``), and each fold's AUCs (``per_fold``)."""
+
+    start: dict | None = None
+    how: str | None = None
+    n_unscored: int | None = None
+    start_overall: BinaryScores | None = None
+    start_recalibrated: BinaryScores | None = None
+    start_member_recalibrated: BinaryScores | None = None
+    adapted_overall: BinaryScores | None = None
+    adapted_recalibrated: BinaryScores | None = None
+    per_fold: list | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class Metrics(_Section):
     """Cross-validated performance: every figure out of fold, split by patient."""
 
@@ -151,6 +173,7 @@ class Metrics(_Section):
     evaluated: str | None = None
     device_shift: DeviceShift | None = None
     quality_gate: str | None = None
+    start_comparison: StartComparison | None = None
     extra: dict = field(default_factory=dict)
 
 

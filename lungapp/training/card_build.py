@@ -33,8 +33,16 @@ def make_card(ctx, data, cv, report: dict, artifact: tuple[list[str], str], wall
         metrics=Metrics.from_dict(report), training=_training_section(ctx, data, cv, artifact_text, wall),
         versions=library_versions(), limitations=_limitations(opts, folds, info),
         description=f"lungapp train --preset {opts.preset} --arch {opts.arch} --task {opts.task}, "
-                    f"{folds.k}-fold CV",
+                    f"{folds.k}-fold CV" + _start_text(ctx.start),
         quality_gate={"enabled": False} if data.kind == "image" else {})
+
+
+def _start_text(start) -> str:
+    """The description's note of what a fine-tuned model started from ("" otherwise)."""
+    if start is None:
+        return ""
+    return (f"; every model fine-tuned from {start.card.name} {start.card.version} "
+            f"(member {start.member}, {start.features.window_s:g}-s windows, {start.folder})")
 
 
 def _data_section(data) -> TrainingData:

@@ -170,6 +170,7 @@ def card_markdown(card: ModelCard) -> str:
         for c, row in zip(fc.classes, fc.confusion):
             lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
         lines.append("")
+    lines += _start_lines(m.start_comparison)
     ds = m.device_shift
     if ds and ds.shifted:
         sh, drop = ds.shifted, ds.drop or {}
@@ -204,6 +205,31 @@ def card_markdown(card: ModelCard) -> str:
               f"- Created {card.created} with " + ", ".join(f"{k} {v}" for k, v in card.versions.items()) + ".",
               ""]
     return "\n".join(lines)
+
+
+def _start_lines(c) -> list[str]:
+    """The card's "Fine-tuned from" section: the starting model against the adapted one on
+    the same held-out recordings (a ``StartComparison``; none: no section)."""
+    if c is None or c.start_overall is None:
+        return []
+    st = c.start or {}
+    rows = [("starting model, its own threshold", c.start_overall),
+            ("starting model, threshold chosen on the other folds", c.start_recalibrated),
+            ("its fine-tuned member alone, before, threshold chosen on the other folds",
+             c.start_member_recalibrated),
+            ("adapted, out-of-fold threshold", c.adapted_overall),
+            ("adapted, threshold chosen on the other folds", c.adapted_recalibrated)]
+    out = ["## Fine-tuned from", "",
+           f"Every model started from {st.get('name')} {st.get('version')} (member "
+           f"{st.get('member')} of {st.get('members')}, {st.get('window_s')}-s windows; "
+           f"{st.get('folder')}). Compared on the same held-out recordings: {c.how}.", "",
+           "| | AUC | sensitivity | specificity | score | TN FP FN TP |", "|---|---|---|---|---|---|"]
+    for name, b in rows:
+        if b is not None:
+            conf = " ".join(str(v) for row in (b.confusion or []) for v in row)
+            out.append(f"| {name} | {_f(b.auc)} | {_pct(b.sensitivity)} | {_pct(b.specificity)} "
+                       f"| {_f(b.score)} | {conf} |")
+    return out + [""]
 
 
 def write_model_card_md(model_dir) -> Path:

@@ -121,6 +121,20 @@ def build_model(opts: TrainOptions, n_classes: int, seed: int, name: str, policy
         keras.mixed_precision.set_global_policy("float32")
 
 
+def load_start_model(path: Path, seed: int, name: str):
+    """A fresh copy of the starting model's member ``path`` for one fold (fine-tuning,
+    :mod:`lungapp.training.finetune`), loaded as the app loads models (safe mode) and
+    renamed ``name``; ``seed`` seeds its dropout and the rest of the fit. Returns (model,
+    :class:`lungapp.training.archs.BuildInfo`)."""
+    from lungapp.inference.predictor import load_keras_model
+    from lungapp.training.archs import BuildInfo
+
+    keras.utils.set_random_seed(seed)
+    model = load_keras_model(path)
+    model.name = name
+    return model, BuildInfo(arch=model.name, weights=f"fine-tuned from {path}")
+
+
 def as_float32(model, opts: TrainOptions, n_classes: int, policy: str):
     """The trained model as the plain float32 architecture (the artifact and every
     out-of-fold prediction use this one): same weights, float32 arithmetic."""
@@ -133,15 +147,17 @@ def as_float32(model, opts: TrainOptions, n_classes: int, policy: str):
 
 def learning_rate(opts: TrainOptions, total_steps: int):
     """The optimizer's learning rate for the recipe's schedule: ``cosine``, a linear
-    warm-up over 2 % of the ``total_steps`` to ``opts.lr`` then a cosine decay to 2 % of
-    it (``keras.optimizers.schedules.CosineDecay``); ``plateau`` and ``constant``, the
-    constant ``opts.lr`` (``ReduceLROnPlateau`` lowers it for ``plateau``)."""
+    warm-up over 2 % of the ``total_steps`` to ``opts.peak_lr`` (``lr``, or ``finetune_lr``
+    when fine-tuning) then a cosine decay to 2 % of it
+    (``keras.optimizers.schedules.CosineDecay``); ``plateau`` and ``constant``, the
+    constant ``opts.peak_lr`` (``ReduceLROnPlateau`` lowers it for ``plateau``)."""
+    lr = opts.peak_lr
     if opts.schedule != "cosine":
-        return float(opts.lr)
+        return float(lr)
     warm = max(1, total_steps // 50)
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=opts.lr / warm, decay_steps=max(1, total_steps - warm), alpha=0.02,
-        warmup_target=opts.lr, warmup_steps=warm)
+        initial_learning_rate=lr / warm, decay_steps=max(1, total_steps - warm), alpha=0.02,
+        warmup_target=lr, warmup_steps=warm)
 
 
 def _compile(model, opts: TrainOptions, total_steps: int) -> None:

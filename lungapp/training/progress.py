@@ -117,7 +117,7 @@ class FoldEnd(Event):
 @dataclass
 class Done(Event):
     event: ClassVar[str] = "done"
-    _optional: ClassVar[tuple] = ("four_class_score", "device_shift_drop")
+    _optional: ClassVar[tuple] = ("four_class_score", "device_shift_drop", "start_comparison")
     out: str
     wall_s: float
     threshold: float
@@ -127,6 +127,9 @@ class Done(Event):
     four_class_score: float | None = None
     device_shift_drop: dict | None = None
     skipped: list[dict] = field(default_factory=list)  # {"file", "reason"}: files not used
+    # fine-tuning: the starting model's figures next to the adapted one's (see
+    # lungapp.training.train._comparison_summary)
+    start_comparison: dict | None = None
 
 
 @dataclass

@@ -101,7 +101,7 @@ PRESETS: dict[str, dict] = {
         "augment": {**{k: 0 for k in DEFAULT_POLICY}, "image": True, "noise_db": [-70.0, -45.0]},
         "class_weights": False, "pooling": "mean", "window_labels": "record",
         "outputs": "softmax", "artifact": "ensemble", "sampling": "shuffle", "steps_per_epoch": 0,
-        "val_fraction": 0.15, "precision": "auto",
+        "val_fraction": 0.15, "precision": "auto", "finetune_lr": 1e-5,
     },
     "recommended": {
         # The recipe search's recipe (docs/model.md): batches drawn a quarter from CAS windows, a
@@ -115,7 +115,10 @@ PRESETS: dict[str, dict] = {
         "augment": ROBUST_POLICY, "class_weights": False, "pooling": "mean",
         "window_labels": "events", "outputs": "flags", "artifact": "ensemble",
         "sampling": "balanced", "steps_per_epoch": 120, "val_fraction": 0.0,
-        "precision": "float32",
+        # finetune_lr: a hundredth of lr. Adapting the bundled model to ICBHI's Meditron
+        # recordings (2 folds, 5 epochs of 40 batches; docs/model.md, 2026-12-05), 2e-4 lost
+        # 0.13 of out-of-fold AUC against the starting member, 2e-5 lost 0.02.
+        "precision": "float32", "finetune_lr": 2e-5,
     },
 }
 # "bundled": the recipe of the app's own model. The recommended recipe on FINE_FEATURES,
@@ -135,6 +138,12 @@ PRESETS["bundled-4s"] = {**PRESETS["bundled"],
 
 PRESET_NAMES = tuple(PRESETS)
 """The recipes' names, in ``--preset`` order."""
+
+
+def finetune_epochs(preset: str) -> int:
+    """A fine-tuning run's default epochs: a quarter of the preset's (a few passes adapt a
+    trained model; a long run would over-fit a clinic's small folder)."""
+    return max(1, int(PRESETS.get(preset, PRESETS["recommended"])["epochs"]) // 4)
 
 
 @dataclass
@@ -171,6 +180,16 @@ class TrainOptions:
     weights: str | None = None  # a backbone weights file (inception_v3 / resnet50)
     precision: str = "float32"  # training arithmetic: float32, mixed_bfloat16 or auto
     name: str = ""
+    # Fine-tuning (lungapp.training.finetune): the model folder whose weights every fold
+    # model starts from ("" = random weights), and the (peak) learning rate used then, a
+    # hundredth of the presets' lr: larger steps soon undo what the model already knows.
+    init_from: str = ""
+    finetune_lr: float = 2e-5
+
+    @property
+    def peak_lr(self) -> float:
+        """The learning rate the schedule peaks at: ``finetune_lr`` when fine-tuning."""
+        return self.finetune_lr if self.init_from else self.lr
 
     @classmethod
     def from_preset(cls, preset: str = "recommended", **overrides) -> TrainOptions:
@@ -197,6 +216,8 @@ class TrainOptions:
             p.append("batch size must be an integer >= 1")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             p.append("learning rate must be in (0, 1)")
+        if not (isinstance(self.finetune_lr, (int, float)) and 0 < self.finetune_lr < 1):
+            p.append("fine-tuning learning rate must be in (0, 1)")
         if self.schedule not in SCHEDULES:
             p.append(f"schedule must be one of {SCHEDULES}")
         if self.monitor not in MONITORS:
@@ -228,4 +249,6 @@ class TrainOptions:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["features"] = self.features.to_dict()
+        if not self.init_from:  # a run from random weights: its card reads as before fine-tuning
+            del d["init_from"], d["finetune_lr"]
         return d

@@ -63,6 +63,7 @@ class RunContext:
     scope: object = None
     distribution: str = ""
     precision: str = "float32"
+    start: object = None  # lungapp.training.finetune.StartModel when fine-tuning
 
     def log(self, message: str, level: str = "info") -> None:
         self.progress(Log(message=message, level=level))
@@ -75,7 +76,10 @@ class RunContext:
     def set_up_devices(self) -> None:
         """Choose the distribution scope and the training arithmetic (logged)."""
         self.scope, self.distribution = fit.distribution_scope()
-        self.precision = fit.resolve_precision(self.opts.precision)
+        # A fine-tuned model keeps the starting model's float32 layers (mixed precision
+        # would need the architecture rebuilt around them).
+        self.precision = ("float32" if self.opts.init_from
+                          else fit.resolve_precision(self.opts.precision))
         if self.precision != "float32":
             self.log(f"training arithmetic: {self.precision} (this CPU computes bfloat16 "
                      "natively); the saved models and every reported prediction are float32")
@@ -139,6 +143,12 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     folder, out = Path(folder), Path(out)
     ctx = RunContext(opts, progress, should_stop)
     oof_path = _check_outputs(out, oof_path, overwrite, folder, ctx)
+    if opts.init_from:  # refused here, before any file is read, if it does not fit
+        from lungapp.training.finetune import load_start
+
+        ctx.start = load_start(opts.init_from, opts)
+        ctx.log(f"fine-tuning {ctx.start.card.name} ({ctx.start.member_path}) at learning "
+                f"rate {opts.finetune_lr:g}")
     classes = list(classes_for(opts.task))
     progress(Start(folder=str(folder), out=str(out), task=opts.task, preset=opts.preset,
                    arch=opts.arch, folds=opts.folds, epochs=opts.epochs, classes=classes))
@@ -261,8 +271,11 @@ def train_model(recs: list[Recording], groups: list | None, ctx: RunContext, cla
     name = f"{opts.arch}_fold{fold}" if isinstance(fold, int) else f"{opts.arch}_all"
     weight_seed = opts.seed + (1000 * (fold - 1) if isinstance(fold, int) else 99_000)
     with ctx.scope:
-        model, info = fit.build_model(opts, len(classes), weight_seed, name=name,
-                                      policy=ctx.precision)
+        if ctx.start is not None:
+            model, info = fit.load_start_model(ctx.start.member_path, weight_seed, name)
+        else:
+            model, info = fit.build_model(opts, len(classes), weight_seed, name=name,
+                                          policy=ctx.precision)
         report = fit.fit_one(model, [recs[j] for j in fit_idx], [recs[j] for j in val_idx], opts,
                              classes, seed=seed, fold=fold, progress=ctx.progress,
                              should_stop=ctx.should_stop)
@@ -342,7 +355,26 @@ def oof_report(data: TrainingData, cv: CrossValidation, ctx: RunContext, oof_pat
                            "not see it")
     if cv.probs_shift is not None:
         report["device_shift"] = device_shift_report(report, y, cv.probs_shift, opts)
+    if ctx.start is not None and data.kind == "audio":
+        report["start_comparison"] = compare_with_start(data, cv, ctx, report)
     return report
+
+
+def compare_with_start(data: TrainingData, cv: CrossValidation, ctx: RunContext,
+                       report: dict) -> dict:
+    """The starting model against the adapted fold models on the same held-out recordings
+    (:func:`lungapp.training.finetune.start_comparison`)."""
+    from lungapp.training.finetune import start_comparison, start_probabilities
+
+    ctx.log(f"scoring the starting model {ctx.start.card.name} on the {len(data.recs)} "
+            "held-out recordings")
+    p_start = start_probabilities(ctx.start, [r.path for r in data.recs], ctx.log)
+    spec = output_spec(ctx.opts.task, data.classes, ctx.opts.outputs)
+    member, _ = fit.load_start_model(ctx.start.member_path, ctx.opts.seed, "start_member")
+    p_member = 1 - fit.recording_probs(member, data.recs, ctx.opts.pooling, spec=spec)[0][:, 0]
+    return start_comparison(ctx.start, data.y, {"start": p_start, "start_member": p_member,
+                                                "adapted": 1 - cv.probs[:, 0]},
+                            cv.folds.fold_of(), report["overall"])
 
 
 def device_shift_report(report: dict, y: np.ndarray, probs_shift: np.ndarray,
@@ -404,4 +436,16 @@ def done_event(out: Path, report: dict, files: list[str], task: str, wall: float
                 mean_sd=report["mean_sd"], artifact=files,
                 four_class_score=report["four_class"]["score"] if task == "4class" else None,
                 device_shift_drop=report["device_shift"]["drop"] if "device_shift" in report
-                else None)
+                else None, start_comparison=_comparison_summary(report.get("start_comparison")))
+
+
+def _comparison_summary(comparison: dict | None) -> dict | None:
+    """The done event's short form of the start comparison: {"start", "adapted"} figures
+    (AUC, sensitivity, specificity, score, confusion) and the starting model's name."""
+    if comparison is None:
+        return None
+    keys = ("auc", "sensitivity", "specificity", "score", "confusion")
+    return {"model": comparison["start"]["name"], "member": comparison["start"]["member"],
+            "start": {k: comparison["start_overall"][k] for k in keys},
+            "member_auc": comparison["start_member_recalibrated"]["auc"],
+            "adapted": {k: comparison["adapted_overall"][k] for k in keys}}

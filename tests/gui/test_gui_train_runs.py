@@ -100,3 +100,45 @@ class _NoProcess:
 
     def start(self, program, args):
         self.args = args
+
+
+def test_start_from_the_active_model_passes_init_from_and_shows_the_comparison(
+        train_window, tmp_path, monkeypatch):
+    from lungapp.training import progress as P
+
+    data = tmp_path / "data"
+    data.mkdir()
+    view = train_window.train
+    configure(view, data, tmp_path / "model")
+    assert "--init-from" not in view.form.value().command()[1]        # a new model by default
+    form = view.form
+    assert form.start_help.text() == train_view.START_HELP
+    form.start_from.setCurrentIndex(form.start_from.findData("active"))
+    form.start_from.activated.emit(form.start_from.currentIndex())   # as a user's choice
+    model_task = train_view._active_card_task()
+    assert model_task and view.task.currentData() == model_task      # the task fine-tuning keeps
+    monkeypatch.setattr(view, "_make_process", lambda: _NoProcess())
+    assert view.start()
+    line = view.log.toPlainText().splitlines()[0]
+    assert line.endswith(f"--task {model_task} --folds 2 --epochs 2 --init-from active")
+    assert view.settings.value("train/start") == "active"            # remembered for next time
+    fig = {"auc": 0.61, "sensitivity": 1.0, "specificity": 0.1, "score": 0.55,
+           "confusion": [[1, 9], [0, 10]]}
+    view.handle_event(P.Done(out=str(tmp_path / "model"), wall_s=3.0, threshold=0.4,
+                             metrics={**fig, "auc": 0.9, "accuracy": 0.8},
+                             start_comparison={"model": "bundled", "member": "model_1.keras",
+                                               "start": fig, "adapted": {**fig, "auc": 0.9}}))
+    text = view.summary.text()
+    assert "Fine-tuned" in text and "starting model bundled AUC 0.610" in text
+    assert "adapted AUC 0.900" in text and "TN 1 FP 9" in text
+    view._set_running(False)
+    view.proc = None
+
+
+def test_a_refused_starting_model_points_at_the_start_from_field():
+    text, fields = train_view.gui_terms(
+        "/m: cannot fine-tune this model: task differs: the starting model is 4class, the run "
+        "binary (use --task 4class)")
+    assert fields == ["Task"] and "--" not in text
+    text, fields = train_view.gui_terms("--init-from bundled: this installation has no bundled model")
+    assert fields == ["Start from"] and "“Start from”" in text
