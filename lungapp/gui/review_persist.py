@@ -23,9 +23,28 @@ from PySide6.QtWidgets import QFileDialog
 
 from lungapp.gui import file_list as fl
 from lungapp.gui.context import READY
-from lungapp.store.results_cache import ResultsCache, prediction_from_dict, prediction_from_store
+from lungapp.gui.workers import run_task
+from lungapp.store.results_cache import ResultsCache, known_results
 
 RESTORED = "restored"   # Entry.extra key: where a result shown without analysing came from
+SYNC_ROWS = 32          # up to this many rows are looked up at once, more in a worker
+BATCH = 200             # rows per batch from the worker
+
+
+def _look_up(task, paths: list[str], active, active_model: dict | None, use_store: bool) -> list:
+    """Known results of ``paths`` (in batches through ``task``; without a task, all
+    returned at once)."""
+    found, out = [], []
+    cancelled = (lambda: task.cancelled) if task is not None else (lambda: False)
+    for item in known_results(paths, active=active, active_model=active_model, use_store=use_store,
+                              cancelled=cancelled):
+        (found if task is not None else out).append(item)
+        if len(found) >= BATCH:
+            task.emit_partial(found)
+            found = []
+    if found:
+        task.emit_partial(found)
+    return out
 
 
 class ReviewPersistence(QObject):
@@ -77,6 +96,9 @@ class ReviewPersistence(QObject):
     def remember_result(self, path: str, prediction) -> None:
         """Cache a new result of a file the store does not hold (the store hook keeps
         those it holds)."""
+        e = self.review.model.entry(path)
+        if e is not None:
+            e.extra.pop(RESTORED, None)   # a live result now: never replaced by a restored one
         if self.cache is None or not hasattr(prediction, "to_dict") or self._stored(path) is not None:
             return
         try:
@@ -95,54 +117,51 @@ class ReviewPersistence(QObject):
         self.fill(self.review.model.entries[first:last + 1])
 
     def _model_state(self, state: str, _message: str) -> None:
+        """Once the model is known: the store's results (the store tells the active
+        model's apart), and for cached ones of another model the active one's if cached."""
         if state in (READY, "error"):
-            self.fill([e for e in self.review.model.entries if e.extra.get(RESTORED)
-                       or (e.prediction is None and e.status == fl.NEW)])
+            current = self.review.model.current_model   # the view set it just before
+            self.fill([e for e in self.review.model.entries
+                       if (e.prediction is None and e.status == fl.NEW)
+                       or e.extra.get(RESTORED) == "store"
+                       or (e.extra.get(RESTORED) == "cache" and e.is_stale(current))])
 
-    def fill(self, entries) -> int:
-        """Show the known result of each entry (store, else cache); returns how many."""
+    def fill(self, entries) -> None:
+        """Show the known result of each entry (store, else cache). A few rows at once
+        (a file opened, relocated); more in a worker, so a long list does not hold up
+        the window (the rows fill in batches)."""
+        paths = [e.path for e in entries if e.status not in (fl.QUEUED, fl.ANALYSING, fl.MISSING)]
+        if not paths or self.cache is None:
+            return
+        state = self.ctx.model_state()
+        args = (paths, self._active_id(state), self._active_model_dict(), state in (READY, "error"))
+        if len(paths) <= SYNC_ROWS:
+            try:
+                self._apply(list(_look_up(None, *args)))
+            except sqlite3.Error:
+                traceback.print_exc()
+            return
+        run_task(_look_up, *args, name="restore review results", on_partial=self._apply,
+                 on_failed=lambda msg, exc: self.review.statusMessage.emit(msg, 8000))
+
+    def _apply(self, found: list) -> None:
+        """Results found; a row analysed meanwhile keeps its new result."""
         changes = []
-        for e in entries:
-            if e.status in (fl.QUEUED, fl.ANALYSING, fl.MISSING) or not os.path.isfile(e.path):
+        for path, prediction, source in found:
+            e = self.review.model.entry(path)
+            unanalysed = e is not None and e.prediction is None and e.status in (fl.NEW, fl.CANCELLED)
+            if not (unanalysed or (e is not None and e.extra.get(RESTORED))):
                 continue
-            found = self._known(e.path)
-            if found is not None:
-                changes.append((e.path, {"prediction": found[0], "status": fl.DONE, "error": ""}))
-                e.extra[RESTORED] = found[1]
+            e.extra[RESTORED] = source
+            changes.append((path, {"prediction": prediction, "status": fl.DONE, "error": ""}))
         self.review.model.update_many(changes)
         current = self.review.current_path
         if current in {p for p, _ in changes}:
             self.review.show_known_result(current)
-        return len(changes)
 
-    def _known(self, path: str) -> tuple[object, str] | None:
-        row = self._stored(path)
-        if row is not None:
-            try:
-                return self._from_store(row)
-            except sqlite3.Error:
-                return None
-        if self.cache is None or not os.path.isfile(path):
-            return None
-        try:
-            d = self.cache.get(path, prefer_model=self._active_model_dict())
-        except sqlite3.Error:
-            return None
-        return None if d is None else (prediction_from_dict(d), "cache")
-
-    def _from_store(self, row) -> tuple[object, str] | None:
-        """The store's result of a recording, once the model state is known (before, the
-        store cannot tell whether a result is the active model's)."""
-        state = self.ctx.model_state()
-        if state not in (READY, "error"):
-            return None
-        active = self.hook.active_model() if state == READY else None
-        result = self.hook.store.latest_result(row["uid"], active)
-        if result is None:
-            return None
-        current = active is not None and not result.get("stale")
-        model_dir = str(self.ctx.predictor().model_dir) if current else ""
-        return prediction_from_store(result, dict(row), model_dir), "store"
+    def _active_id(self, state: str):
+        """The store's id of the active model (None until one is loaded)."""
+        return self.hook.active_model() if state == READY else None
 
     def _active_model_dict(self) -> dict | None:
         p = self.ctx.predictor()

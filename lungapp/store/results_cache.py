@@ -148,3 +148,47 @@ def prediction_from_store(result: dict, recording: dict, model_path: str = ""):
         "threshold": result["threshold"],
         "model": {"name": result["model_name"], "version": result["model_version"],
                   "hash": result["model_hash"], "path": model_path}})
+
+
+def known_results(paths_: list[str], *, active=None, active_model: dict | None = None,
+                  use_store: bool = True, cancelled=lambda: False):
+    """Yield ``(path, Prediction, source)`` for each of ``paths_`` with a result already:
+    ``source`` "store" (a recording in the store: its newest result, ``active``'s first,
+    a :class:`~lungapp.store.db.ModelId`) or "cache" (``active_model``'s result first, a
+    Prediction's model dict). ``use_store`` False: skip recordings in the store (the
+    active model is not known yet). Opens its own connections: runs in a worker."""
+    from lungapp.errors import LungappError
+    from lungapp.store.db import Store
+
+    try:
+        store = Store() if paths.database_path().exists() else None
+    except LungappError:
+        store = None
+    cache = ResultsCache()
+    try:
+        for p in paths_:
+            if cancelled():
+                return
+            if not os.path.isfile(p):
+                continue
+            row = store.recording_by_path(p) if store is not None else None
+            if row is not None:
+                found = _from_store(store, row, active, active_model) if use_store else None
+            else:
+                d = cache.get(p, prefer_model=active_model)
+                found = None if d is None else (prediction_from_dict(d), "cache")
+            if found is not None:
+                yield p, *found
+    finally:
+        cache.close()
+        if store is not None:
+            store.close()
+
+
+def _from_store(store, row, active, active_model: dict | None):
+    result = store.latest_result(row["uid"], active)
+    if result is None:
+        return None
+    current = active is not None and not result.get("stale")
+    model_path = str((active_model or {}).get("path", "")) if current else ""
+    return prediction_from_store(result, dict(row), model_path), "store"

@@ -225,3 +225,23 @@ def test_record_view_saves_its_recording_as_png(qtbot, tiny_predictor, tmp_path)
     assert (img.width(), img.height()) == (round(rec.recorded.width() * ratio), round(rec.recorded.height() * ratio))
     assert _not_blank(img)
     _close(win)
+
+
+def test_a_long_list_fills_its_results_in_a_worker(qtbot, tiny_predictor, tmp_path):
+    """More rows than are looked up at once: the window opens first, the rows fill after."""
+    from lungapp.gui.review_persist import SYNC_ROWS
+    from lungapp.store.results_cache import ResultsCache
+
+    files = [str(p) for p in write_recordings(tmp_path, n=SYNC_ROWS + 8, seconds=1.5)]
+    d = tiny_predictor.predict_file(files[0]).to_dict()
+    cache = ResultsCache()
+    for p in files:
+        assert cache.put(p, d)
+    cache.save_list(files)
+    cache.close()
+    win, started = _start(qtbot, tiny_predictor)
+    view = win.review
+    qtbot.waitUntil(lambda: view.model.count(fl.DONE) == len(files), timeout=15000)
+    assert all(e.extra["restored"] == "cache" for e in view.model.entries)
+    assert started == [] and view.model.not_analysed() == []
+    _close(win)

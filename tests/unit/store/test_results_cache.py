@@ -71,3 +71,21 @@ def test_a_stored_result_becomes_a_prediction_naming_its_model(tmp_path):
     assert p.abnormal_probability == pytest.approx(0.8) and p.quality.ok
     assert p.model == {"name": "m", "version": "3", "hash": "abc", "path": "/models/m"}
     assert [w.abnormal_probability for w in p.windows] == pytest.approx([0.8, 0.8, 0.8])
+
+
+def test_known_results_skip_the_store_until_the_model_is_known(tmp_path):
+    from lungapp.store.results_cache import known_results
+
+    stored, loose = write_recording(tmp_path / "s.wav"), write_recording(tmp_path / "l.wav")
+    model = ModelId("m", "3", "abc")
+    with Store() as s:
+        uid = s.add_recording(s.add_visit(s.add_patient("P")), stored)
+        s.add_result(uid, prediction(0.8, "abnormal", "CAS"), model)
+    cache = ResultsCache()
+    cache.put(str(loose), prediction(0.2, "normal", "Normal"))
+    cache.close()
+    every = [str(stored), str(loose), str(tmp_path / "gone.wav")]
+    assert [(p, src) for p, _, src in known_results(every, use_store=False)] == [(str(loose), "cache")]
+    found = {p: (pred, src) for p, pred, src in known_results(every, active=model, active_model={"path": "/m"})}
+    assert found[str(stored)][1] == "store" and found[str(stored)][0].model["path"] == "/m"
+    assert found[str(loose)][0].abnormal_probability == pytest.approx(0.2)
