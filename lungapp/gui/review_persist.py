@@ -51,22 +51,18 @@ class ReviewPersistence(QObject):
     def __init__(self, review, hook, parent: QObject | None = None):
         super().__init__(parent or review)
         self.review, self.hook, self.ctx = review, hook, review.ctx
-        self.cache = self._open_cache()
+        # A problem opening the cache is said by restore(), once the status bar listens.
+        self.cache, self.problem = ResultsCache.open_or_reset()
         self.ctx.analysisFinished.connect(self.remember_result)
         self.ctx.modelStateChanged.connect(self._model_state)
         review.model.rowsInserted.connect(self._rows_added)
         review.files.relocateRequested.connect(self.relocate_dialog)
 
-    def _open_cache(self) -> ResultsCache | None:
-        try:
-            return ResultsCache()
-        except (OSError, sqlite3.Error) as exc:  # no cache: the list just starts empty
-            self.review.statusMessage.emit(f"Review results cache unavailable: {exc}", 10000)
-            return None
-
     # --- the list -------------------------------------------------------------------
     def restore(self) -> int:
         """List the files open at the last close again; returns how many are missing."""
+        if self.problem:
+            self.review.statusMessage.emit(self.problem, 15000)
         if self.cache is None:
             return 0
         remembered = self.cache.open_list()

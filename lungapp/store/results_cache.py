@@ -59,6 +59,25 @@ class ResultsCache:
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.executescript(_SCHEMA)
 
+    @classmethod
+    def open_or_reset(cls) -> tuple[ResultsCache | None, str]:
+        """The cache and "" or, when the file is not a readable cache, a fresh one (the
+        bad file kept beside it as ``.bad``) and one line saying so; (None, why) when
+        even that fails. Losing the cache loses no data: only results to redo."""
+        path = cache_path()
+        try:
+            return cls(path), ""
+        except sqlite3.DatabaseError as exc:
+            problem = (f"{path}: not a readable results cache ({exc}); kept as {path.name}.bad, "
+                       "the Review list starts empty")
+            try:
+                os.replace(path, path.with_name(path.name + ".bad"))
+                return cls(path), problem
+            except (OSError, sqlite3.Error) as again:
+                return None, f"{path}: results cache unavailable ({again})"
+        except (OSError, sqlite3.Error) as exc:
+            return None, f"{path}: results cache unavailable ({exc})"
+
     def close(self) -> None:
         self.conn.close()
 

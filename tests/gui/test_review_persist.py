@@ -245,3 +245,20 @@ def test_a_long_list_fills_its_results_in_a_worker(qtbot, tiny_predictor, tmp_pa
     assert all(e.extra["restored"] == "cache" for e in view.model.entries)
     assert started == [] and view.model.not_analysed() == []
     _close(win)
+
+
+def test_a_corrupt_cache_is_kept_aside_and_the_app_starts(qtbot, tiny_predictor, tmp_path):
+    from lungapp.store.results_cache import cache_path
+
+    bad = cache_path()
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes(b"not a database at all" * 100)
+    (path,) = write_recordings(tmp_path, n=1, seconds=2.0)
+    win = make_window(qtbot, tiny_predictor)
+    assert str(bad) in win.statusBar().currentMessage() and "kept as" in win.statusBar().currentMessage()
+    assert bad.with_name(bad.name + ".bad").read_bytes().startswith(b"not a database")
+    win.open_paths([str(path)])
+    _close(win)
+    win = make_window(qtbot, tiny_predictor)
+    assert win.review.model.paths() == [str(path)]   # the fresh cache works
+    _close(win)
