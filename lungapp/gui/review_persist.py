@@ -90,12 +90,12 @@ class ReviewPersistence(QObject):
 
     # --- results ----------------------------------------------------------------------
     def remember_result(self, path: str, prediction) -> None:
-        """Cache a new result of a file the store does not hold (the store hook keeps
-        those it holds)."""
+        """Cache a new result in full: of a file the store does not hold, the result; of
+        one it holds (the store hook saves it there), the details the store does not keep."""
         e = self.review.model.entry(path)
         if e is not None:
             e.extra.pop(RESTORED, None)   # a live result now: never replaced by a restored one
-        if self.cache is None or not hasattr(prediction, "to_dict") or self._stored(path) is not None:
+        if self.cache is None or not hasattr(prediction, "to_dict"):
             return
         try:
             self.cache.put(path, prediction.to_dict())

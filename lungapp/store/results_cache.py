@@ -1,7 +1,8 @@
 """What the Review list shows again after a restart: the open list and the results of
 files that are not in the store (no Qt here).
 
-Recordings in the store keep their results in the store (it names the model). A file
+Recordings in the store keep their results in the store (it names the model; the cache
+only adds the details the store does not keep, such as each class's timeline). A file
 analysed in Review that is not in the store (a folder opened, never imported) is not
 filed under an invented patient: its full result goes into a small cache,
 ``review-cache.sqlite3`` in the data folder, keyed by the file's path, size and
@@ -192,7 +193,7 @@ def known_results(paths_: list[str], *, active=None, active_model: dict | None =
                 continue
             row = store.recording_by_path(p) if store is not None else None
             if row is not None:
-                found = _from_store(store, row, active, active_model) if use_store else None
+                found = _from_store(store, row, active, active_model, cache) if use_store else None
             else:
                 d = cache.get(p, prefer_model=active_model)
                 found = None if d is None else (prediction_from_dict(d), "cache")
@@ -204,10 +205,25 @@ def known_results(paths_: list[str], *, active=None, active_model: dict | None =
             store.close()
 
 
-def _from_store(store, row, active, active_model: dict | None):
+def _from_store(store, row, active, active_model: dict | None, cache: ResultsCache):
+    """The store's choice of result; its details (each class's timeline, segments, notes)
+    from the cache when the cache holds that same result of the unchanged file."""
     result = store.latest_result(row["uid"], active)
     if result is None:
         return None
     current = active is not None and not result.get("stale")
     model_path = str((active_model or {}).get("path", "")) if current else ""
+    full = cache.get(row["path"], prefer_model={"name": result["model_name"], "version": result["model_version"],
+                                                "path": model_path})
+    if full is not None and _same_result(full, result):
+        # The store decides which model's result this is: its hash, not the cached folder.
+        full["model"] = {**full.get("model", {}), "hash": result["model_hash"], "path": model_path}
+        return prediction_from_dict(full), "store"
     return prediction_from_store(result, dict(row), model_path), "store"
+
+
+def _same_result(full: dict, result: dict) -> bool:
+    m = full.get("model") or {}
+    return (str(m.get("name", "")), str(m.get("version", ""))) == (result["model_name"], result["model_version"]) \
+        and abs(float(full["abnormal_probability"]) - float(result["abnormal_probability"])) < 1e-6 \
+        and full.get("label") == result["label"]

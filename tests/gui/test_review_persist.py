@@ -73,6 +73,7 @@ def test_list_and_results_come_back_without_analysing(qtbot, tiny_predictor, tmp
         assert e.status == fl.DONE and not e.is_stale(view.model.current_model)
         assert e.prediction.abnormal_probability == pytest.approx(before[path], abs=1e-5)
     assert by_path[str(filed)].extra["restored"] == "store"  # the active model's, not the older one
+    assert by_path[str(filed)].prediction.windows[0].probabilities  # its details from the cache
     assert by_path[str(loose[0])].extra["restored"] == "cache"
     assert len(by_path[str(loose[0])].prediction.windows[0].probabilities) > 0  # the full result
     # Selecting shows the result at once; nothing is analysed again (auto-analyse is on).

@@ -89,3 +89,26 @@ def test_known_results_skip_the_store_until_the_model_is_known(tmp_path):
     found = {p: (pred, src) for p, pred, src in known_results(every, active=model, active_model={"path": "/m"})}
     assert found[str(stored)][1] == "store" and found[str(stored)][0].model["path"] == "/m"
     assert found[str(loose)][0].abnormal_probability == pytest.approx(0.2)
+
+
+def test_a_stored_result_takes_its_details_from_the_cache_only_when_it_is_the_same(tmp_path):
+    from lungapp.store.results_cache import known_results
+
+    path = write_recording(tmp_path / "s.wav")
+    model = ModelId("m", "3", "abc")
+    full = prediction(0.8, "abnormal", "CAS")
+    full["windows"][0]["probabilities"] = {"Normal": 0.2, "CAS": 0.8}
+    full["model"] = {"name": "m", "version": "3", "path": "/old/place"}
+    with Store() as s:
+        uid = s.add_recording(s.add_visit(s.add_patient("P")), path)
+        s.add_result(uid, full, model)
+    cache = ResultsCache()
+    cache.put(str(path), full)
+    (_, p, src), = known_results([str(path)], active=model, active_model={"path": "/m"})
+    assert src == "store" and p.windows[0].probabilities == {"Normal": 0.2, "CAS": 0.8}
+    assert p.model["path"] == "/m" and p.model["hash"] == "abc"   # the store decides: current
+    cache.put(str(path), {**full, "abnormal_probability": 0.3, "model": {**full["model"], "path": "/m"}})
+    cache.conn.execute("DELETE FROM results WHERE model LIKE '%/old/place%'")
+    cache.close()
+    (_, p, _), = known_results([str(path)], active=model, active_model={"path": "/m"})
+    assert p.abnormal_probability == pytest.approx(0.8) and p.windows[0].probabilities == {}
