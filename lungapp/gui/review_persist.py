@@ -18,7 +18,7 @@ import os
 import sqlite3
 import traceback
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from lungapp.gui import file_list as fl
@@ -29,6 +29,7 @@ from lungapp.store.results_cache import ResultsCache, known_results
 RESTORED = "restored"   # Entry.extra key: where a result shown without analysing came from
 SYNC_ROWS = 32          # up to this many rows are looked up at once, more in a worker
 BATCH = 200             # rows per batch from the worker
+SAVE_DELAY_MS = 1000    # the list is saved this long after its last change
 
 
 def _look_up(task, paths: list[str], active, active_model: dict | None, use_store: bool) -> list:
@@ -57,6 +58,14 @@ class ReviewPersistence(QObject):
         self.ctx.modelStateChanged.connect(self._model_state)
         review.model.rowsInserted.connect(self._rows_added)
         review.files.relocateRequested.connect(self.relocate_dialog)
+        # The list is saved on close, and also a moment after each change: a crash or a
+        # killed app does not lose it.
+        self.save_timer = QTimer(self)
+        self.save_timer.setSingleShot(True)
+        self.save_timer.setInterval(SAVE_DELAY_MS)
+        self.save_timer.timeout.connect(self.save)
+        for signal in (review.model.rowsInserted, review.model.rowsRemoved, review.model.modelReset):
+            signal.connect(self.save_timer.start)
 
     # --- the list -------------------------------------------------------------------
     def restore(self) -> int:
@@ -76,6 +85,7 @@ class ReviewPersistence(QObject):
         return len(missing)
 
     def save(self) -> None:
+        self.save_timer.stop()
         if self.cache is None:
             return
         try:
@@ -185,4 +195,5 @@ class ReviewPersistence(QObject):
             self.cache.move(old, new)
         self.fill([self.review.model.entry(new)])
         self.review.file_relocated(old, new)
+        self.save_timer.start()
         return True

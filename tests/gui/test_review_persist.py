@@ -263,3 +263,25 @@ def test_a_corrupt_cache_is_kept_aside_and_the_app_starts(qtbot, tiny_predictor,
     win = make_window(qtbot, tiny_predictor)
     assert win.review.model.paths() == [str(path)]   # the fresh cache works
     _close(win)
+
+
+def test_the_list_is_saved_soon_after_a_change_not_only_on_close(qtbot, tiny_predictor, tmp_path):
+    """A crash (no close) loses at most the last second of list changes."""
+    from lungapp.gui.review_persist import SAVE_DELAY_MS
+    from lungapp.store.results_cache import ResultsCache
+
+    paths = [str(p) for p in write_recordings(tmp_path, n=2, seconds=2.0)]
+    win = make_window(qtbot, tiny_predictor)
+    win.open_paths(paths)
+
+    def saved() -> list[str]:
+        cache = ResultsCache()
+        try:
+            return cache.open_list()
+        finally:
+            cache.close()
+
+    qtbot.waitUntil(lambda: sorted(saved()) == sorted(paths), timeout=SAVE_DELAY_MS + 3000)
+    win.review.remove_files([paths[0]])
+    qtbot.waitUntil(lambda: saved() == [paths[1]], timeout=SAVE_DELAY_MS + 3000)
+    _close(win)
