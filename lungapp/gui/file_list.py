@@ -23,6 +23,7 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 # status values
 NEW, QUEUED, ANALYSING, DONE, ERROR, CANCELLED = ("", "queued", "analysing", "done",
                                                   "error", "cancelled")
+MISSING = "missing"   # a listed file moved or deleted since (right-click: relocate)
 STALE = "old model"   # shown in the Status column for a result of another model
 STALE_FG = "#8a8a8a"
 
@@ -151,10 +152,14 @@ class FileListModel(QAbstractTableModel):
         return None
 
     def _display(self, e: Entry, col: int) -> str:
+        if e.status == MISSING and col == RESULT_COL:
+            return "file moved or deleted"
         status = STALE if e.status == DONE and e.is_stale(self.current_model) else e.status
         return (e.name, e.duration_text(), status, e.result_text(), e.folder, e.labels_text())[col]
 
     def _tooltip(self, e: Entry, col: int) -> str | None:
+        if e.status == MISSING:
+            return f"{e.path} is missing: right-click to relocate it or remove it from the list"
         if col in (FILE_COL, FOLDER_COL):
             return e.path
         if col == LABELS_COL and e.labels is not None:
@@ -180,6 +185,8 @@ class FileListModel(QAbstractTableModel):
         return "\n".join(lines)
 
     def _foreground(self, e: Entry, col: int):
+        if e.status == MISSING:
+            return QBrush(QColor("#a03000"))
         if e.status == ERROR and col in (STATUS_COL, RESULT_COL):
             return QBrush(QColor("#a03000"))
         if col in (STATUS_COL, RESULT_COL) and e.is_stale(self.current_model):
@@ -200,7 +207,7 @@ class FileListModel(QAbstractTableModel):
     def stale(self) -> list[str]:
         """Paths whose result was made by another model than the active one."""
         return [e.path for e in self.entries
-                if e.is_stale(self.current_model) and e.status not in (QUEUED, ANALYSING)]
+                if e.is_stale(self.current_model) and e.status not in (QUEUED, ANALYSING, MISSING)]
 
     # --- entries --------------------------------------------------------------------
     def add(self, paths: list[str]) -> list[str]:
@@ -297,7 +304,19 @@ class FileListModel(QAbstractTableModel):
         one) that are not queued or analysing now."""
         return [e.path for e in self.entries
                 if (e.prediction is None or e.is_stale(self.current_model))
-                and e.status not in (QUEUED, ANALYSING)]
+                and e.status not in (QUEUED, ANALYSING, MISSING)]
+
+    def relocate(self, old: str, new: str) -> bool:
+        """Point ``old``'s row at ``new`` (a missing file found again); False when ``old``
+        is not listed or ``new`` already is."""
+        r, new = self.row_of(old), os.path.abspath(new)
+        if r < 0 or new in self._index:
+            return False
+        del self._index[self.entries[r].path]
+        self.entries[r] = Entry(new)
+        self._index[new] = r
+        self.dataChanged.emit(self.index(r, 0), self.index(r, len(COLUMNS) - 1))
+        return True
 
     def remove(self, paths: list[str]) -> list[str]:
         """Take ``paths`` off the list (the files stay on disk); returns those removed."""

@@ -30,6 +30,7 @@ class FilePanel(QWidget):
     spacePressed = Signal()
     removeRequested = Signal(list)   # paths to take off the list (files stay on disk)
     clearRequested = Signal()
+    relocateRequested = Signal(str)  # a missing file's path: ask where it is now
 
     def __init__(self, model, examples=None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -95,13 +96,17 @@ class FilePanel(QWidget):
         return [self.model.entries[r].path for r in rows if r < len(self.model.entries)]
 
     def context_menu(self) -> QMenu:
-        """Remove the selected files, clear the list, open the file's folder."""
+        """Remove the selected files, relocate a missing one, clear the list, open the
+        file's folder."""
         menu = QMenu(self.table)
         paths = self.selected_paths()
         remove = menu.addAction(f"Remove {len(paths)} file(s) from the list" if len(paths) > 1
                                 else "Remove from the list", lambda: self.removeRequested.emit(paths))
         remove.setShortcut(Qt.Key.Key_Delete)
         remove.setEnabled(bool(paths))
+        missing = [p for p in paths if (e := self.model.entry(p)) is not None and e.status == fl.MISSING]
+        relocate = menu.addAction("Relocate missing file…", lambda: self.relocateRequested.emit(missing[0]))
+        relocate.setEnabled(len(missing) == 1)
         clear = menu.addAction("Clear the list", self.clearRequested.emit)
         clear.setEnabled(self.model.rowCount() > 0)
         menu.addSeparator()

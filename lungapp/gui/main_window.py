@@ -80,6 +80,9 @@ class MainWindow(QMainWindow):
 
         self.train = TrainView(self.ctx)
         self.store_hook, self.patients = _patients_tab(self.ctx, self)
+        from lungapp.gui.review_persist import ReviewPersistence
+
+        self.review_persist = ReviewPersistence(self.review, self.store_hook)
         self.tabs.addTab(self.record, "Record")
         self.tabs.addTab(self.review, "Review")
         self.tabs.addTab(self.patients, "Patients")
@@ -100,6 +103,7 @@ class MainWindow(QMainWindow):
         if hasattr(self.record, "interruptedFound"):
             self.record.interruptedFound.connect(self._interrupted_found)
         self._restore()
+        self.review_persist.restore()   # after the status bar is connected: it says what is missing
 
     def eventFilter(self, obj, event) -> bool:
         if obj is self and not self._painted and event.type() == QEvent.Type.Paint:
@@ -159,6 +163,10 @@ class MainWindow(QMainWindow):
         self.act_export = QAction("&Export results (CSV)…", self, shortcut=QKeySequence("Ctrl+E"))
         self.act_export.triggered.connect(self._export)
         m.addAction(self.act_export)
+        self.act_save_png = QAction("Save &view as PNG…", self, shortcut=QKeySequence("Ctrl+Shift+S"))
+        self.act_save_png.setToolTip("The Review or Record plots as shown, at the current zoom")
+        self.act_save_png.triggered.connect(self.save_view_png)
+        m.addAction(self.act_save_png)
         self._recordings_menu(m)
         m.addSeparator()
         self.act_quit = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
@@ -223,6 +231,14 @@ class MainWindow(QMainWindow):
     def _export(self) -> None:
         self.tabs.setCurrentWidget(self.review)
         self.review.export_dialog()
+
+    def save_view_png(self) -> None:
+        """The current tab's plots (Record or Review; else Review's) as a PNG."""
+        tab = self.tabs.currentWidget()
+        if not hasattr(tab, "save_view_png"):
+            self.tabs.setCurrentWidget(self.review)
+            tab = self.review
+        tab.save_view_png()
 
     def _analyse(self) -> None:
         self.tabs.setCurrentWidget(self.review)
@@ -317,6 +333,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
+        self.review_persist.save()
         self.review.shutdown()
         for child in (self.record, self.train):
             stop = getattr(child, "shutdown", None)
@@ -327,6 +344,7 @@ class MainWindow(QMainWindow):
                     traceback.print_exc()
         self.ctx.shutdown()
         self.store_hook.close()
+        self.review_persist.close()
         super().closeEvent(event)
 
     @property

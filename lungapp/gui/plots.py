@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
 
 from lungapp.annotation.suggest import merge_intervals
 from lungapp.gui import theme
@@ -37,9 +37,11 @@ class _TimePlot(pg.PlotItem):
 
 
 class RecordingPlots(QWidget):
-    """Three stacked plots sharing the time axis. ``seekRequested(seconds)`` on click."""
+    """Three stacked plots sharing the time axis. ``seekRequested(seconds)`` on click;
+    ``savePngRequested`` from the right-click menu (the owning view saves the PNG)."""
 
     seekRequested = Signal(float)
+    savePngRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -55,6 +57,9 @@ class RecordingPlots(QWidget):
         self._build_timeline()
         self._build_cursors()
         self.glw.scene().sigMouseClicked.connect(self._clicked)
+        self.glw.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.glw.customContextMenuRequested.connect(
+            lambda pos: self.context_menu().popup(self.glw.mapToGlobal(pos)))
         self.duration = 0.0
         self.cfg = None
         self.colormap = "viridis"
@@ -122,6 +127,11 @@ class RecordingPlots(QWidget):
             line.setZValue(100)
             p.addItem(line, ignoreBounds=True)
             self.cursors.append(line)
+
+    def context_menu(self) -> QMenu:
+        menu = QMenu(self)
+        menu.addAction("Save view as PNG…", self.savePngRequested.emit)
+        return menu
 
     # --- content -------------------------------------------------------------------
     def clear(self, message: str = "") -> None:

@@ -140,6 +140,7 @@ class RecordView(QWidget):
         # After Stop: the whole recording (not the live view's last seconds) and, once
         # analysed, its timeline.
         self.recorded = RecordingPlots()
+        self.recorded.savePngRequested.connect(self.save_view_png)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.live)
         self.stack.addWidget(self.recorded)
@@ -405,6 +406,17 @@ class RecordView(QWidget):
         # Review queues the analysis when it is present; otherwise ask ourselves.
         if not self.ctx.is_queued(path):
             self.ctx.request_analysis(path)
+
+    def save_view_png(self, target: str | None = None) -> str | None:
+        """Save the live or recorded view, as shown, as a PNG (``target``: no dialog)."""
+        from lungapp.gui.png_export import save_png, save_view_dialog
+
+        widget = self.stack.currentWidget()
+        stem = Path(self.last_path).stem if self.last_path else None
+        if target is None:
+            return save_view_dialog(self, widget, stem, lambda text, _ms: self.status.setText(text))
+        save_png(widget, target)
+        return target
 
     # --- the recording just made -------------------------------------------------------
     def _show_recorded(self, path: str) -> None:

@@ -182,6 +182,7 @@ class ReviewView(QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
         self.transport.levelsChanged.connect(self.plots.set_levels)
         self.cmap.currentTextChanged.connect(self.plots.set_colormap)
+        self.plots.savePngRequested.connect(self.save_view_png)
 
     def _connect_player(self) -> None:
         p = self.player
@@ -282,6 +283,33 @@ class ReviewView(QWidget):
                     self.result.show_error(error)
         self.model.update_many(changes)
 
+    def list_remembered(self, paths: list[str], missing: list[str]) -> None:
+        """List the files open at the last close; ``missing`` ones (moved or deleted
+        since) are marked so, without reading them or a dialog each."""
+        new = self.model.add(paths)
+        gone = set(missing)
+        self.model.update_many([(p, {"status": fl.MISSING}) for p in new if p in gone])
+        self.files.resort()
+        present = [p for p in new if p not in gone]
+        if present:
+            run_task(read_infos, present, name="read durations", on_partial=self._infos)
+        self._update_buttons()
+
+    def file_relocated(self, old: str, new: str) -> None:
+        """A missing file's row now points at ``new``: read it, show it if selected."""
+        run_task(read_infos, [new], name="read durations", on_partial=self._infos)
+        if self.current_path == old:
+            self.current_path = None
+            self._row_changed(self.table.currentIndex(), None)
+        self.statusMessage.emit(f"{os.path.basename(old)} relocated to {new}", 6000)
+
+    def show_known_result(self, path: str) -> None:
+        """A result found for the selected file (store or cache): show it as if analysed."""
+        self._show_entry_result(path)
+        e = self.model.entry(path)
+        if e is not None and e.prediction is not None and self.plots.duration:
+            self._show_timeline(e.prediction)
+
     def remove_files(self, paths: list[str]) -> None:
         """Take files off the list (never off the disk); their queued analyses are dropped."""
         self.ctx.cancel_analyses(paths)
@@ -330,9 +358,13 @@ class ReviewView(QWidget):
             self.result.show_message("Open a recording to see its result.")
             return
         self.transport.set_title(path)
+        e = self.model.entry(path)
+        if e is not None and e.status == fl.MISSING:
+            self.plots.clear("This file was moved or deleted: right-click its row to relocate it")
+            self.result.show_message(f"Missing file: {path}")
+            return
         self._load_current()
         self._show_entry_result(path)
-        e = self.model.entry(path)
         if (e is not None and self.auto_analyse.isChecked()
                 and (e.prediction is None or e.is_stale(self.model.current_model))
                 and e.status not in (fl.ERROR, fl.QUEUED, fl.ANALYSING)):
@@ -592,6 +624,17 @@ class ReviewView(QWidget):
             return 0
         self.statusMessage.emit(f"Exported {n} row(s) to {target}", 6000)
         return n
+
+    def save_view_png(self, target: str | None = None) -> str | None:
+        """Save the plots (waveform, spectrogram, timeline) as shown, at the current zoom,
+        as a PNG; ``target``: no dialog (raises LungappError when it cannot be written)."""
+        from lungapp.gui.png_export import save_png, save_view_dialog
+
+        stem = os.path.splitext(os.path.basename(self.current_path))[0] if self.current_path else None
+        if target is None:
+            return save_view_dialog(self, self.plots, stem, self.statusMessage.emit)
+        save_png(self.plots, target)
+        return target
 
     # --- misc ---------------------------------------------------------------------------
     def _update_buttons(self) -> None:
