@@ -220,6 +220,12 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     """Train as ``args`` say, reporting to ``emit``; a failure becomes one ``error`` event
     and its exit status. ``stop["signal"]``: the signal that asked the run to stop."""
     from lungapp.errors import DatasetError, LungappError
+    from lungapp.training import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:  # the viewer build: say so before any import fails
+        emit(P.Error(kind="unavailable", message=reason))
+        return EXIT_ERROR
     from lungapp.training.train import train
 
     try:
