@@ -9,7 +9,8 @@
 #    TensorFlow (training only) and the bundled model, card and synthetic examples;
 #    --viewer leaves TensorFlow and Keras out: the app analyses, records and labels but
 #    does not train (the Train tab says so);
-# 3. strips the symbol tables of the bundle's libraries (Linux: 200+ MB of TensorFlow's);
+# 3. strips the symbol tables of TensorFlow's libraries (Linux: 240 MB; the libraries of
+#    wheels repaired by auditwheel are left alone: strip corrupts patchelf-edited files);
 # 4. checks the built binary: its version, and a prediction on a synthetic example;
 # 5. archives DIR/lungapp[-viewer]-VERSION-linux-ARCH.tar.gz: lungapp/, install.sh,
 #    lungapp.desktop, lungapp.svg. Unpack it anywhere and run ./install.sh;
@@ -47,15 +48,15 @@ echo "build: PyInstaller -> $OUT/$NAME"
 LUNGAPP_BUNDLE_VARIANT="$VARIANT" "$PY" -m PyInstaller --noconfirm --log-level WARN \
   --distpath "$WORK/dist" --workpath "$WORK/build" packaging/lungapp.spec
 APP="$WORK/dist/lungapp"
-if command -v strip >/dev/null 2>&1; then
+if command -v strip >/dev/null 2>&1 && [ -d "$APP/_internal/tensorflow" ]; then
   # Symbol tables only (.symtab/.strtab): the dynamic symbols that loading needs stay.
-  find "$APP" -type f -name '*.so*' -print0 | xargs -0 file -N | grep 'not stripped' | cut -d: -f1 \
+  find "$APP/_internal/tensorflow" -type f -name '*.so*' -print0 | xargs -0 file -N | grep 'not stripped' | cut -d: -f1 \
     | xargs -r -d '\n' strip --strip-unneeded
 fi
 got="$(env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" --version)"
 [ "$got" = "lungapp $VERSION" ] || { echo "build: the bundle says '$got', expected 'lungapp $VERSION'" >&2; exit 1; }
-env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" predict resources/examples/synthetic_wheeze.wav >/dev/null \
-  || { echo "build: the bundle could not analyse resources/examples/synthetic_wheeze.wav" >&2; exit 1; }
+env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" predict resources/examples/synthetic_wheeze.wav >/dev/null 2>"$WORK/predict.err" \
+  || { tail -5 "$WORK/predict.err" >&2; echo "build: the bundle could not analyse resources/examples/synthetic_wheeze.wav" >&2; exit 1; }
 STAGE="$WORK/stage"
 mkdir -p "$STAGE"
 mv "$APP" "$STAGE/lungapp"
