@@ -64,22 +64,26 @@ PKG=lungapp
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/opt" "$STAGE/usr/bin" "$STAGE/usr/share/applications" \
-  "$STAGE/usr/share/icons/hicolor/scalable/apps" "$STAGE/usr/share/doc/$PKG" "$STAGE/DEBIAN"
+  "$STAGE/usr/share/icons/hicolor/scalable/apps" "$STAGE/usr/share/doc/$PKG" "$STAGE/usr/share/man/man1" \
+  "$STAGE/DEBIAN"
 cp -a "$APP" "$STAGE/opt/lungapp"
-# Files are root-owned (--root-owner-group), world-readable; nothing is setuid or writable by others.
+# Files are root-owned (--root-owner-group), world-readable; nothing is setuid or writable by
+# others; shared libraries need no execute bit (some wheels set it).
 chmod -R u+rwX,go+rX,go-w "$STAGE/opt/lungapp"
+find "$STAGE/opt/lungapp" -type f -name '*.so*' -exec chmod a-x {} +
 ln -s /opt/lungapp/lungapp "$STAGE/usr/bin/lungapp"
 sed -e 's|@EXEC@|lungapp|' -e 's|@ICON@|lungapp|' "$HERE/lungapp.desktop" \
   > "$STAGE/usr/share/applications/lungapp.desktop"
 install -m 644 "$ROOT/resources/icons/lungapp.svg" "$STAGE/usr/share/icons/hicolor/scalable/apps/lungapp.svg"
 sed -e "s|@MAINTAINER@|$MAINTAINER|" "$HERE/debian/changelog" | gzip -9n > "$STAGE/usr/share/doc/$PKG/changelog.Debian.gz"
+gzip -9n < "$HERE/debian/lungapp.1" > "$STAGE/usr/share/man/man1/lungapp.1.gz"
 install -m 644 "$HERE/debian/copyright" "$STAGE/usr/share/doc/$PKG/copyright"
 install -D -m 644 "$HERE/debian/lintian-overrides" "$STAGE/usr/share/lintian/overrides/$PKG"
 install -m 755 "$HERE/debian/postinst" "$HERE/debian/postrm" "$STAGE/DEBIAN/"
 
-TF_LINE=", TensorFlow and Keras"
+TF_LINE=", TensorFlow and Keras for training"
 if [ "$VARIANT" = viewer ]; then
-  TF_LINE="; no TensorFlow: this viewer build analyses and labels but does not train"
+  TF_LINE="; this viewer build has no TensorFlow: it\n analyses, records and labels but does not train"
 fi
 SIZE="$(du -sk --apparent-size "$STAGE" --exclude=DEBIAN | cut -f1)"
 sed -e "s|@VERSION@|$DEBVERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$MAINTAINER|" \

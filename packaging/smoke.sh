@@ -181,7 +181,8 @@ if [ "$REAL" = 1 ]; then
   dpkg -P "$PKG" > "$WORK/dpkg-P.log" 2>&1 || fail "dpkg -P $PKG: $(tail -2 "$WORK/dpkg-P.log")"
   grep -q "kept" "$WORK/dpkg-P.log" && pass "purge says where the user's data is" || fail "purge printed no note on user data"
   snapshot > "$WORK/after.txt"
-  left="$(comm -13 "$WORK/before.txt" "$WORK/after.txt")"
+  # (python3, used here for JSON, may compile its own stdlib's __pycache__ under /usr/lib)
+  left="$(comm -13 "$WORK/before.txt" "$WORK/after.txt" | grep -v '^/usr/lib/python3[^/]*/.*__pycache__')"
   [ -z "$left" ] && pass "dpkg -r/-P left no files under /opt or /usr" || fail "left behind: $(head -5 <<<"$left")"
 else
   rm -rf "$PREFIX"
