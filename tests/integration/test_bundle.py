@@ -74,7 +74,7 @@ def test_deb_control_declares_version_licence_and_system_dependencies(deb):
     # PortAudio (sounddevice loads it at run time) and what Qt's xcb platform plugin links
     assert "libportaudio2" in depends and "libc6" in depends
     assert {"libxcb-cursor0", "libxkbcommon-x11-0", "libxcb-icccm4"} <= set(depends), depends
-    assert int(control["Installed-Size"]) < 1024 * 1024  # KiB: the bundle is under 1 GB
+    assert int(control["Installed-Size"]) > 100 * 1024  # KiB: the whole bundle is counted
 
 
 def test_deb_contents_menu_entry_icon_and_docs(deb, tmp_path):
