@@ -131,7 +131,7 @@ else  # the bundled examples under two patients' names (normal + abnormal each)
 fi
 WANT_N="$(find "$LABELLED" -name '*.json' | wc -l)"
 if "${OFFLINE[@]}" "$APP" evaluate --json "$LABELLED" > "$WORK/evaluate.json" 2>"$WORK/evaluate.err"; then
-  got="$(json 'f"{d[\"n\"]} recordings, AUC {d[\"auc\"]}, sensitivity {d[\"sensitivity\"]:.2f}, specificity {d[\"specificity\"]:.2f}"' < "$WORK/evaluate.json")"
+  got="$(json '"%d recordings, AUC %.3f, sensitivity %.2f, specificity %.2f" % (d["n"], d["auc"], d["sensitivity"], d["specificity"])' < "$WORK/evaluate.json")"
   [ "${got%% *}" = "$WANT_N" ] && pass "evaluate on the labelled folder (no network): $got" \
     || fail "evaluate read '$got', expected $WANT_N recordings"
 else
