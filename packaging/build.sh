@@ -1,39 +1,74 @@
 #!/usr/bin/env bash
-# Build the desktop bundle and its release archive (Linux):
-#   packaging/build.sh [--out DIR]        (default: dist/)
-# 1. sets up .venv with PyInstaller (packaging/setup.sh --packaging);
+# Build the desktop bundle, its release archive and its Debian package (Linux):
+#   packaging/build.sh [--out DIR] [--viewer] [--python PY] [--no-deb]     (default DIR: dist/)
+# 1. sets up .venv with PyInstaller (packaging/setup.sh --packaging), or uses --python PY:
+#    a Python that already has lungapp's dependencies and PyInstaller (this checkout's
+#    lungapp sources are the ones frozen either way);
 # 2. PyInstaller, packaging/lungapp.spec: DIR/lungapp/, one folder with the `lungapp` binary
-#    (the GUI without arguments, the CLI with a subcommand), Python, Qt, TensorFlow and the
-#    bundled model, card and synthetic examples;
-# 3. checks the built binary: its version, and a prediction on a synthetic example;
-# 4. archives DIR/lungapp-VERSION-linux-ARCH.tar.gz: lungapp/, install.sh, lungapp.desktop,
-#    lungapp.svg. Unpack it anywhere and run ./install.sh.
-# On Windows and macOS, `pyinstaller packaging/lungapp.spec` builds the same folder.
+#    (the GUI without arguments, the CLI with a subcommand), Python, Qt, ONNX Runtime,
+#    TensorFlow (training only) and the bundled model, card and synthetic examples;
+#    --viewer leaves TensorFlow and Keras out: the app analyses, records and labels but
+#    does not train (the Train tab says so);
+# 3. strips the symbol tables of TensorFlow's libraries (Linux: 240 MB; the libraries of
+#    wheels repaired by auditwheel are left alone: strip corrupts patchelf-edited files);
+# 4. checks the built binary: its version, and a prediction on a synthetic example;
+# 5. archives DIR/lungapp[-viewer]-VERSION-linux-ARCH.tar.gz: lungapp/, install.sh,
+#    lungapp.desktop, lungapp.svg. Unpack it anywhere and run ./install.sh;
+# 6. packages DIR/lungapp[-viewer]_VERSION-N_ARCH.deb (packaging/deb.sh) unless --no-deb
+#    or dpkg-deb is missing.
+# On Windows and macOS, `pyinstaller packaging/lungapp.spec` builds the same folder
+# (docs/packaging.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OUT="$ROOT/dist"
-if [ "${1:-}" = "--out" ]; then OUT="$(mkdir -p "$2" && cd "$2" && pwd)"; fi
-packaging/setup.sh --packaging
-VERSION="$(.venv/bin/python -c 'import lungapp; print(lungapp.__version__)')"
+PY=""
+VARIANT=""
+DEB=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift 2 ;;
+    --python) PY="$2"; shift 2 ;;
+    --viewer) VARIANT=viewer; shift ;;
+    --no-deb) DEB=0; shift ;;
+    *) echo "usage: packaging/build.sh [--out DIR] [--viewer] [--python PY] [--no-deb]" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$PY" ]; then
+  packaging/setup.sh --packaging
+  PY="$ROOT/.venv/bin/python"
+fi
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # freeze this checkout's sources
+VERSION="$("$PY" -c 'import lungapp; print(lungapp.__version__)')"
+NAME=lungapp
+[ "$VARIANT" = viewer ] && NAME=lungapp-viewer
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-echo "build: PyInstaller -> $OUT/lungapp"
-.venv/bin/pyinstaller --noconfirm --log-level WARN --distpath "$WORK/dist" --workpath "$WORK/build" \
-  packaging/lungapp.spec
+echo "build: PyInstaller -> $OUT/$NAME"
+LUNGAPP_BUNDLE_VARIANT="$VARIANT" "$PY" -m PyInstaller --noconfirm --log-level WARN \
+  --distpath "$WORK/dist" --workpath "$WORK/build" packaging/lungapp.spec
 APP="$WORK/dist/lungapp"
+if command -v strip >/dev/null 2>&1 && [ -d "$APP/_internal/tensorflow" ]; then
+  # Symbol tables only (.symtab/.strtab): the dynamic symbols that loading needs stay.
+  find "$APP/_internal/tensorflow" -type f -name '*.so*' -print0 | xargs -0 file -N | grep 'not stripped' | cut -d: -f1 \
+    | xargs -r -d '\n' strip --strip-unneeded
+fi
 got="$(env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" --version)"
 [ "$got" = "lungapp $VERSION" ] || { echo "build: the bundle says '$got', expected 'lungapp $VERSION'" >&2; exit 1; }
-env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" predict resources/examples/synthetic_wheeze.wav >/dev/null \
-  || { echo "build: the bundle could not analyse resources/examples/synthetic_wheeze.wav" >&2; exit 1; }
+env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" predict resources/examples/synthetic_wheeze.wav >/dev/null 2>"$WORK/predict.err" \
+  || { tail -5 "$WORK/predict.err" >&2; echo "build: the bundle could not analyse resources/examples/synthetic_wheeze.wav" >&2; exit 1; }
 STAGE="$WORK/stage"
 mkdir -p "$STAGE"
 mv "$APP" "$STAGE/lungapp"
 cp packaging/install.sh packaging/lungapp.desktop resources/icons/lungapp.svg "$STAGE/"
 mkdir -p "$OUT"
-ARCHIVE="$OUT/lungapp-$VERSION-linux-$(uname -m).tar.gz"
+ARCHIVE="$OUT/$NAME-$VERSION-linux-$(uname -m).tar.gz"
 tar -C "$STAGE" -czf "$ARCHIVE.tmp" lungapp install.sh lungapp.desktop lungapp.svg
 mv "$ARCHIVE.tmp" "$ARCHIVE"
-rm -rf "$OUT/lungapp"
-mv "$STAGE/lungapp" "$OUT/lungapp"
-echo "build: $OUT/lungapp ($(du -sh "$OUT/lungapp" | cut -f1)) and $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1))"
+rm -rf "${OUT:?}/$NAME"
+mv "$STAGE/lungapp" "$OUT/$NAME"
+echo "build: $OUT/$NAME ($(du -sh "$OUT/$NAME" | cut -f1)) and $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1))"
+if [ "$DEB" = 1 ] && command -v dpkg-deb >/dev/null 2>&1; then
+  deb="$(LUNGAPP_DEB_VARIANT="$VARIANT" packaging/deb.sh "$OUT/$NAME" "$OUT")"
+  echo "build: $deb ($(du -h "$deb" | cut -f1))"
+fi

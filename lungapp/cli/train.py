@@ -271,6 +271,12 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     and its exit status. ``stop["signal"]``: the signal that asked the run to stop."""
     from lungapp.errors import DatasetError, LungappError
     from lungapp.fsutil import check_output_dir
+    from lungapp.training import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:  # the viewer build: say so before any import fails
+        emit(P.Error(kind="unavailable", message=reason))
+        return EXIT_ERROR
 
     try:
         opts = options_from_args(args)

@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_DISPLAY, file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv and argv[0] == "--smoke-test":  # hidden: packaging/smoke.sh (lungapp.gui.smoke)
+        from lungapp.gui import smoke
+
+        return smoke.main(argv[1:])
     app = create_application([])
     paths = [a for a in argv if not a.startswith("-")]
     win = create_window(paths)

@@ -32,13 +32,30 @@ def _record_tab(context: AppContext) -> tuple[QWidget, str | None]:
     except Exception as exc:  # noqa: BLE001 - a broken Record tab must not stop Review
         traceback.print_exc()
         reason = f"{type(exc).__name__}: {exc}"
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        label = QLabel(f"Recording is unavailable in this installation.\n\n{reason}")
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(label)
-        return w, reason
+        return _unavailable(f"Recording is unavailable in this installation.\n\n{reason}"), reason
+
+
+def _train_tab(context: AppContext) -> QWidget:
+    """The Train view, or, without TensorFlow (the viewer build), what is missing and why."""
+    from lungapp.training import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        return _unavailable("Training is unavailable in this installation: " + reason + ".\n\n"
+                            "Review, Record and the bundled model work as usual.")
+    from lungapp.gui.train_view import TrainView
+
+    return TrainView(context)
+
+
+def _unavailable(text: str) -> QWidget:
+    w = QWidget()
+    lay = QVBoxLayout(w)
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    lay.addWidget(label)
+    return w
 
 
 def _patients_tab(context: AppContext, window):
@@ -76,9 +93,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.record, self.record_error = _record_tab(self.ctx)
         self.review = ReviewView(self.ctx)
-        from lungapp.gui.train_view import TrainView
-
-        self.train = TrainView(self.ctx)
+        self.train = _train_tab(self.ctx)
         self.store_hook, self.patients = _patients_tab(self.ctx, self)
         from lungapp.gui.review_persist import ReviewPersistence
 
@@ -98,7 +113,8 @@ class MainWindow(QMainWindow):
         self.ctx.modelStateChanged.connect(self._model_state)
         self.review.statusMessage.connect(self.show_status)
         self.review.pathOpened.connect(self.add_recent)
-        self.train.statusMessage.connect(self.show_status)
+        if hasattr(self.train, "statusMessage"):  # not the "unavailable" label
+            self.train.statusMessage.connect(self.show_status)
         self.ctx.recordingFinished.connect(lambda p: self.show_status(f"Recorded {p}", 5000))
         if hasattr(self.record, "interruptedFound"):
             self.record.interruptedFound.connect(self._interrupted_found)

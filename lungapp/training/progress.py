@@ -27,9 +27,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-ERROR_KINDS = ("dataset", "output", "cancelled", "options", "internal")
+ERROR_KINDS = ("dataset", "output", "cancelled", "options", "unavailable", "internal")
 """Why a run ended without a model: refused data, an unusable output folder, cancelled,
-bad options, or a bug."""
+bad options, no TensorFlow in this installation, or a bug."""
 
 
 class Cancelled(Exception):

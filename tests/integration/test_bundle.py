@@ -1,8 +1,11 @@
-"""The desktop bundle: packaging/build.sh builds it with PyInstaller and archives it; the
-archive's install.sh installs it; the installed `lungapp` runs the CLI (NumPy and Keras
-runtimes), opens its window in a real X server, and uninstalls without touching user data.
+"""The desktop bundle: packaging/build.sh builds it with PyInstaller, archives it and
+packages it as a .deb; the archive's install.sh installs it; the installed `lungapp` runs
+the CLI (ONNX and Keras runtimes), opens its window in a real X server, and uninstalls
+without touching user data; the .deb carries the bundle, its menu entry, icon, copyright,
+changelog and system dependencies. packaging/smoke.sh goes further (dpkg -i/-r, train,
+offline checks) and is run by hand (docs/packaging.md).
 
-One build (2.5-6 min, about 1.4 GB in a temporary folder) is shared by the module's tests.
+One build (4-10 min, about 2 GB in a temporary folder) is shared by the module's tests.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ def installed(tmp_path_factory):
         pytest.skip("PyInstaller is not installed (packaging/setup.sh --test installs it)")
     base = tmp_path_factory.mktemp("bundle")
     out = base / "dist"
-    proc = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh"), "--out", str(out),
+                           "--python", sys.executable], capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     archives = list(out.glob("lungapp-*-linux-*.tar.gz"))
     assert [a.name for a in archives] == [f"lungapp-{lungapp.__version__}-linux-{os.uname().machine}.tar.gz"]
@@ -46,6 +49,57 @@ def installed(tmp_path_factory):
     _install(unpacked, prefix)
     unpacked.rename(base / "moved")  # the installed copy must not depend on the archive
     return prefix
+
+
+@pytest.fixture(scope="module")
+def deb(installed):
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed")
+    debs = list((installed.parent / "dist").glob("*.deb"))
+    assert [d.name for d in debs] == [f"lungapp_{lungapp.__version__}-1_{_dpkg_arch()}.deb"]
+    return debs[0]
+
+
+def _dpkg_arch() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+
+
+def test_deb_control_declares_version_licence_and_system_dependencies(deb):
+    fields = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True).stdout
+    control = dict(line.split(": ", 1) for line in fields.splitlines() if ": " in line and not line.startswith(" "))
+    assert control["Package"] == "lungapp" and control["Version"] == f"{lungapp.__version__}-1"
+    assert control["Section"] == "science" and control["Priority"] == "optional"
+    assert "@" in control["Maintainer"] and control["Description"]
+    depends = [d.strip().split(" ")[0] for d in control["Depends"].split(",")]
+    # PortAudio (sounddevice loads it at run time) and what Qt's xcb platform plugin links
+    assert "libportaudio2" in depends and "libc6" in depends
+    assert {"libxcb-cursor0", "libxkbcommon-x11-0", "libxcb-icccm4"} <= set(depends), depends
+    assert int(control["Installed-Size"]) > 100 * 1024  # KiB: the whole bundle is counted
+
+
+def test_deb_contents_menu_entry_icon_and_docs(deb, tmp_path):
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path)], check=True)
+    assert os.readlink(tmp_path / "usr" / "bin" / "lungapp") == "/opt/lungapp/lungapp"
+    desktop = (tmp_path / "usr" / "share" / "applications" / "lungapp.desktop").read_text()
+    assert 'Exec="lungapp" %F' in desktop and "Icon=lungapp\n" in desktop
+    assert "audio/x-wav" in desktop and "audio/flac" in desktop
+    assert (tmp_path / "usr/share/icons/hicolor/scalable/apps/lungapp.svg").is_file()
+    doc = tmp_path / "usr" / "share" / "doc" / "lungapp"
+    assert "GPL-3.0-or-later" in (doc / "copyright").read_text()
+    assert (doc / "changelog.Debian.gz").is_file()
+    app = tmp_path / "opt" / "lungapp" / "lungapp"
+    run = subprocess.run([str(app), "--version"], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == f"lungapp {lungapp.__version__}"
+
+
+def test_deb_maintainer_scripts_never_touch_user_data(deb, tmp_path):
+    subprocess.run(["dpkg-deb", "-e", str(deb), str(tmp_path)], check=True)
+    for script in ("postinst", "postrm"):
+        text = (tmp_path / script).read_text()
+        assert "rm " not in text and "HOME" not in text.replace("LUNGAPP_HOME", "")
+    purge = subprocess.run(["/bin/sh", str(tmp_path / "postrm"), "purge"], capture_output=True, text=True,
+                           env=dict(os.environ, PATH="/nonexistent"))  # no cache tools: still fine
+    assert purge.returncode == 0 and "~/.local/share/lungapp" in purge.stdout and "kept" in purge.stdout
 
 
 def _install(folder: Path, prefix: Path | None, *args):
