@@ -94,8 +94,12 @@ class ReviewView(QWidget):
         ml.addWidget(self.plots, 1)
         self.result = ResultPanel()
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.result)
+        # Both scroll rather than squeeze: the result keeps its natural height (its bars
+        # overlapped at 1280x720 once the Labels panel shared the column).
+        right.addWidget(scrolling(self.result))
         right.addWidget(scrolling(self.annotation.panel))
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (right, 2))):
             self.splitter.addWidget(w)
