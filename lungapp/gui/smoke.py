@@ -33,7 +33,7 @@ def run(path: str, timeout_s: float = 120.0) -> int:
     ctx.modelStateChanged.connect(lambda state, msg: state == "error" and out.setdefault("error", msg))
     if not ctx.is_queued(path):  # auto-analysis may be switched off in the user's settings
         win.review.analyse(path)
-    done = wait_until(lambda: "label" in out or "error" in out, timeout_s)
+    done = wait_until(lambda: "label" in out or "error" in out or _list_error(win, path, out), timeout_s)
     if not done:
         out["error"] = f"no result within {timeout_s:.0f} s"
     out["window_title"] = win.windowTitle()
@@ -42,6 +42,18 @@ def run(path: str, timeout_s: float = 120.0) -> int:
     app.processEvents()
     print(json.dumps(out), flush=True)
     return 0 if "label" in out and "window_shown" in out else 1
+
+
+def _list_error(win, path: str, out: dict) -> bool:
+    """The Review list marked the file as failed (e.g. it could not be decoded for display,
+    so no analysis was started): that is the smoke test's answer too."""
+    from lungapp.gui import file_list as fl
+
+    e = win.review.model.entry(path)
+    if e is not None and e.status == fl.ERROR:
+        out.setdefault("error", e.error or "the file could not be opened")
+        return True
+    return False
 
 
 def _finished(out: dict, win, path: str, prediction) -> None:

@@ -61,5 +61,5 @@ def test_train_tab_says_what_a_build_without_tensorflow_lacks(qtbot, monkeypatch
 
     texts = [w.text() for w in win.train.findChildren(QLabel)]
     assert any("Training is unavailable" in t and "TensorFlow" in t for t in texts), texts
-    assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == ["Record", "Review", "Train"]
+    assert [win.tabs.tabText(i) for i in range(win.tabs.count())] == ["Record", "Review", "Patients", "Train"]
     win.close()
