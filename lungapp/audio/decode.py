@@ -578,18 +578,3 @@ class AudioStream:
         """A sentence for users when the file is truncated, else "" (as :attr:`Audio.truncated`)."""
         return _truncated_text(self.declared_duration_s, self.duration_s)
 
-
-def wav_truncation(path) -> tuple[float, float] | None:
-    """``(declared_s, present_s)`` when ``path`` is a WAV whose header declares more audio
-    than the file holds (a copy or a recording cut short), else None. Reads the header
-    only (for a result computed elsewhere, e.g. by the predictor, that must say so)."""
-    declared = _declared_wav_frames(os.fspath(path))
-    if declared is None:
-        return None
-    try:
-        info = audio_info(path)
-    except AudioError:
-        return None
-    if info.format not in ("WAV", "WAVEX") or declared <= info.frames + 1:
-        return None
-    return declared / info.rate, info.frames / info.rate
