@@ -30,6 +30,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "info": "info",
     "models": "models",
+    "recalibrate": "recalibrate",
     "train": "train",
     "record": "record",
     "labels": "labels",

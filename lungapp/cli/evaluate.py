@@ -41,6 +41,11 @@ def run(args) -> int:
     print(f"AUC {f(res['auc'])}  sensitivity {f(res['sensitivity'])}  specificity {f(res['specificity'])}  "
           f"score {f(res['score'])}  accuracy {f(res['accuracy'])}  (threshold {res['threshold']:.3f})")
     print(f"confusion (rows true normal/abnormal, cols predicted): [[{tn}, {fp}], [{fn}, {tp}]]")
+    cal = res["calibration"]
+    best = res.get("best_threshold")
+    print(f"calibration: expected calibration error {f(cal['ece'])}, Brier {f(cal['brier'])}; "
+          f"the threshold that would maximise the score here: {f(best)} (the model's: "
+          f"{res['threshold']:.3f})")
     if "multiclass" in res:
         mc = res["multiclass"]
         print(f"4-class score {f(mc['score'])}; confusion rows/cols {mc['classes']}:")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lungapp.errors import LungappError
+from lungapp.evaluation.calibration import reliability
 
 NOTE = ("metrics use the model's probabilities for every readable recording; "
         "n_quality_gated recordings would be shown as 'poor quality' in the app, "
@@ -23,6 +24,10 @@ class _Scored:
     true_cls: list[str | None] = field(default_factory=list)
     pred_cls: list[str | None] = field(default_factory=list)
     passed: list[bool] = field(default_factory=list)       # the quality gate gave a result
+    files: list[str] = field(default_factory=list)
+    quality: list[str] = field(default_factory=list)       # "ok", "warn" or "refused"
+    probs: list[dict] = field(default_factory=list)        # class probabilities
+    patients: list[str | None] = field(default_factory=list)
     warned: int = 0                                        # ... with a "noisy" warning
     failed: list[dict] = field(default_factory=list)       # {"file", "error"}
     n_poor: int = 0
@@ -54,7 +59,10 @@ def evaluate_folder(folder, predictor, progress=None, layout: str | None = None)
            "n_skipped": s.n_poor, "n_failed": len(s.failed), "n_unusable": len(ds.problems),
            "n_quality_gated": s.passed.count(False),
            "model": {"name": card.name, "version": card.version},
-           "quality_gate": _gate_report(s, card)}
+           "quality_gate": _gate_report(s, card),
+           "calibration": reliability(s.y, s.p),
+           "best_threshold": _best_threshold(s),
+           "recordings": _recordings(s, card)}
     if s.failed:
         out["failed"] = s.failed
     # Entries the reader could not use (malformed labels, missing files, duplicate rows):
@@ -86,6 +94,10 @@ def _predict_all(examples, predictor, progress) -> _Scored:
             s.poor_warned += warned
             continue
         s.warned += warned
+        s.files.append(str(ex.path))
+        s.probs.append(dict(pred.probabilities))
+        s.patients.append(ex.patient)
+        s.quality.append("refused" if pred.decision == "poor quality" else "warn" if warned else "ok")
         s.y.append(1 if binary_label(ex.label) == "abnormal" else 0)
         s.p.append(pred.abnormal_probability)
         s.passed.append(pred.decision != "poor quality")
@@ -94,6 +106,25 @@ def _predict_all(examples, predictor, progress) -> _Scored:
         s.pred_cls.append(card.decide_class([pred.probabilities[c] for c in card.classes],
                                             pred.abnormal_probability) if named else None)
     return s
+
+
+def _best_threshold(s: _Scored) -> float | None:
+    """The threshold that would maximise the score on these recordings: for judging how
+    far the model's own threshold is from it, never for choosing a threshold here."""
+    from lungapp.evaluation.metrics import choose_threshold
+
+    return choose_threshold(s.y, s.p)[0] if len(set(s.y)) == 2 else None
+
+
+def _recordings(s: _Scored, card) -> list[dict]:
+    """One row per scored recording: its file, truth, abnormal probability, the binary
+    decision at the model's threshold, the class named (four-class models) and the quality
+    verdict, for finding which recordings a model gets wrong."""
+    return [{"file": f, "patient": g, "truth": "abnormal" if y else "normal", "class": t,
+             "abnormal_probability": p, "decision": "abnormal" if p >= card.threshold else "normal",
+             "predicted_class": c, "probabilities": pr, "quality": q}
+            for f, g, y, t, p, c, pr, q in zip(s.files, s.patients, s.y, s.true_cls, s.p,
+                                               s.pred_cls, s.probs, s.quality)]
 
 
 def _scores(s: _Scored, card, keep: list[bool]) -> dict:

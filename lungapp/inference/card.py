@@ -23,7 +23,7 @@ import numpy as np
 
 from lungapp.errors import ModelError
 from lungapp.fsutil import atomic_write_json
-from lungapp.inference.card_schema import Metrics, Training
+from lungapp.inference.card_schema import Calibration, ExternalCheck, Metrics, Training
 from lungapp.inference.features import FeatureConfig
 from lungapp.vocabulary import FOUR_CLASSES, INPUT_KINDS, OUTPUT_KINDS, POOLING_RULE, TASKS
 
@@ -53,6 +53,12 @@ LIMITS = {
     "topk": (1, 100_000),
     "text": (0, 20_000),            # characters of a name, description or limitation
 }
+
+
+#: Platt scaling's slope must be positive (a calibration never reverses the ranking) and
+#: both numbers moderate; probabilities are clipped this far from 0 and 1 before a logit.
+CALIBRATION_LIMITS = {"a": (0.01, 100.0), "b": (-100.0, 100.0)}
+_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -151,12 +157,23 @@ class ModelCard:
     # Each model file's ONNX export (lungapp.training.export), which the app runs with ONNX
     # Runtime; empty: no export, the Keras runtime runs the model files.
     onnx: dict[str, OnnxFile] = field(default_factory=dict)
+    # Platt scaling of the abnormal probability (fitted on the out-of-fold predictions);
+    # with it, ``threshold`` and every probability the app shows are on the calibrated
+    # scale. None: the pooled probability is shown as it is (older cards).
+    calibration: Calibration | None = None
+    # The model on collections and devices it was not trained on (ExternalCheck each).
+    external_checks: list = field(default_factory=list)
 
     def __post_init__(self):
         for name, section in (("metrics", Metrics), ("training", Training)):
             value = getattr(self, name)
             if value is None or isinstance(value, dict):
                 setattr(self, name, section.from_dict(value or {}))
+        if isinstance(self.calibration, dict):
+            self.calibration = Calibration.from_dict(self.calibration)
+        if isinstance(self.external_checks, list):
+            self.external_checks = [ExternalCheck.from_dict(x) if isinstance(x, dict) else x
+                                    for x in self.external_checks]
         if not self.outputs:
             self.outputs = list(self.classes)
         if not self.created:
@@ -178,8 +195,56 @@ class ModelCard:
         return list(groups.items())
 
     def decide_class(self, probs, p_abnormal: float) -> str:
-        """The recording's class from its class probabilities (in ``classes`` order)."""
+        """The recording's class from its class probabilities (in ``classes`` order), as
+        the app shows them (calibrated, where the card calibrates). Per-flag thresholds
+        were chosen on the uncalibrated flags, so they are applied to those."""
+        if self.flag_thresholds and self.calibration is not None:
+            probs = self.uncalibrate_probs(np.asarray(probs, dtype=np.float64))
         return decide_class(probs, self.classes, p_abnormal, self.threshold, self.flag_thresholds)
+
+    def calibrate(self, p):
+        """The abnormal probability ``p`` (a number or an array) as the app shows it:
+        Platt-scaled where the card has a calibration, unchanged otherwise."""
+        c = self.calibration
+        if c is None:
+            return p
+        z = np.log(np.clip(p, _EPS, 1 - _EPS) / (1 - np.clip(p, _EPS, 1 - _EPS)))
+        out = 0.5 * (1.0 + np.tanh(0.5 * (c.a * z + c.b)))  # sigmoid, no overflow
+        return float(out) if np.ndim(out) == 0 else out
+
+    def uncalibrate(self, p):
+        """The inverse of :meth:`calibrate`."""
+        c = self.calibration
+        if c is None:
+            return p
+        z = np.log(np.clip(p, _EPS, 1 - _EPS) / (1 - np.clip(p, _EPS, 1 - _EPS)))
+        out = 0.5 * (1.0 + np.tanh(0.5 * (z - c.b) / c.a))
+        return float(out) if np.ndim(out) == 0 else out
+
+    def calibrate_probs(self, probs: np.ndarray) -> np.ndarray:
+        """Class probabilities (..., n_classes) with the abnormal probability calibrated:
+        the normal class gets 1 - calibrate(1 - p_normal) and the abnormal classes keep
+        their shares of the rest (so the class named does not change)."""
+        return self._rescale(probs, self.calibrate)
+
+    def uncalibrate_probs(self, probs: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`calibrate_probs`."""
+        return self._rescale(probs, self.uncalibrate)
+
+    def _rescale(self, probs: np.ndarray, fn) -> np.ndarray:
+        if self.calibration is None:
+            return probs
+        probs = np.asarray(probs, dtype=np.float64)
+        p_abn = 1.0 - probs[..., 0]
+        new = np.asarray(fn(p_abn), dtype=np.float64)
+        some = (p_abn > 0)[..., None]
+        # each abnormal class's share of the abnormal probability (even shares of none)
+        shares = np.where(some, probs[..., 1:] / np.where(some, p_abn[..., None], 1.0),
+                          1.0 / (probs.shape[-1] - 1))
+        out = np.empty_like(probs)
+        out[..., 0] = 1.0 - new
+        out[..., 1:] = shares * new[..., None]
+        return out
 
     def validate(self) -> None:
         """Raise ValueError listing every problem in the card."""
@@ -256,6 +321,10 @@ class ModelCard:
             if not isinstance(getattr(self, name), dict):
                 p.append(f"{name} must be an object")
         p.extend(_onnx_problems(self.onnx, self.model_files))
+        p.extend(_calibration_problems(self.calibration))
+        if not isinstance(self.external_checks, list) or not all(
+                isinstance(x, ExternalCheck) for x in self.external_checks):
+            p.append("external_checks must be a list of objects")
         p.extend(self._range_problems())
         if p:
             raise ValueError("; ".join(p))
@@ -301,7 +370,14 @@ class ModelCard:
         d = {"format": CARD_FORMAT, "format_version": CARD_VERSION}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            d[f.name] = v.to_dict() if isinstance(v, (FeatureConfig, Metrics, Training)) else v
+            d[f.name] = v.to_dict() if isinstance(v, (FeatureConfig, Metrics, Training, Calibration)) else v
+        # absent unless set, so a card written before these existed saves back unchanged
+        if self.calibration is None:
+            d.pop("calibration")
+        if self.external_checks:
+            d["external_checks"] = [x.to_dict() for x in self.external_checks]
+        else:
+            d.pop("external_checks")
         d["member_features"] = [fc.to_dict() for fc in self.member_features]
         d["onnx"] = {k: v.to_dict() for k, v in self.onnx.items()}
         return d
@@ -334,6 +410,22 @@ class ModelCard:
         kwargs["metrics"] = Metrics.from_dict(d.get("metrics") or {})
         kwargs["training"] = Training.from_dict(d.get("training") or {})
         return cls(**kwargs)
+
+
+def _calibration_problems(c) -> list[str]:
+    """What is wrong with a card's ``calibration`` ([] when it is absent or valid)."""
+    if c is None:
+        return []
+    if not isinstance(c, Calibration):
+        return ["calibration must be an object"]
+    if c.method != "platt":
+        return [f"calibration method must be 'platt', not {c.method!r}"]
+    p = []
+    for name, value, (lo, hi) in (("a", c.a, CALIBRATION_LIMITS["a"]), ("b", c.b, CALIBRATION_LIMITS["b"])):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value) and lo <= value <= hi):
+            p.append(f"calibration.{name} must be a number within {lo:g}..{hi:g}, not {value!r}")
+    return p
 
 
 def _out_of_range(what: str, value, *, key: str | None = None) -> list[str]:

@@ -156,6 +156,56 @@ class StartComparison(_Section):
 
 
 @dataclass
+class Calibration(_Section):
+    """Platt scaling of the abnormal probability, fitted on the out-of-fold predictions:
+    the app shows sigmoid(a * logit(p) + b) for a pooled probability p. ``raw_threshold``
+    is the threshold chosen on the uncalibrated out-of-fold probabilities (the card's
+    ``threshold`` is the same cut on the calibrated scale); ``ece_raw`` / ``ece``: the
+    expected calibration error of the out-of-fold probabilities before and after;
+    ``nested_ece``: each fold calibrated by a fit on the other folds only;
+    ``reliability``: the calibrated out-of-fold reliability bins."""
+
+    method: str = "platt"
+    a: float | None = None
+    b: float | None = None
+    fitted_on: str | None = None
+    raw_threshold: float | None = None
+    ece_raw: float | None = None
+    ece: float | None = None
+    nested_ece: float | None = None
+    brier: float | None = None
+    reliability: list | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ExternalCheck(_Section):
+    """The model on one collection or device it was not trained on (``name``): the
+    binary scores at the card's threshold, the four-class score, how many recordings the
+    quality check refused or warned on, and the calibration there (ECE and reliability
+    bins). ``command`` reproduces it."""
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ("auc",)
+
+    name: str = ""
+    command: str | None = None
+    n: int = 0
+    n_abnormal: int = 0
+    n_normal: int = 0
+    auc: float | None = None
+    sensitivity: float | None = None
+    specificity: float | None = None
+    score: float | None = None
+    four_class_score: float | None = None
+    refused: int | None = None
+    warned: int | None = None
+    ece: float | None = None
+    reliability: list | None = None
+    best_threshold: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class Metrics(_Section):
     """Cross-validated performance: every figure out of fold, split by patient."""
 

@@ -463,17 +463,18 @@ class Predictor:
     def segment_probabilities(self, duration_s: float, outs, starts) -> tuple[np.ndarray, np.ndarray]:
         """(bounds (k, 2) s, class probabilities (k, n_classes)) of the recording's
         segments (:func:`lungapp.inference.segments.segment_bounds`), each pooled by the
-        card's rules over the windows inside it; one segment pools every window."""
+        card's rules over the windows inside it; one segment pools every window. The
+        probabilities are calibrated as the card says (:meth:`ModelCard.calibrate_probs`)."""
         lengths = [g.features.window_s for g in self.groups]
         weights = [g.members for g in self.groups]
         bounds = segment_bounds(duration_s, segment_length(lengths, self.segment_s))
         if len(bounds) == 1:
-            return bounds, pool_members(outs, weights, self.card)[None, :]
+            return bounds, self.card.calibrate_probs(pool_members(outs, weights, self.card)[None, :])
         probs = []
         for a, b in bounds:
             masks = [windows_inside(s, length, a, b) for s, length in zip(starts, lengths)]
             probs.append(pool_members([o[m] for o, m in zip(outs, masks)], weights, self.card))
-        return bounds, np.array(probs)
+        return bounds, self.card.calibrate_probs(np.array(probs))
 
     def _result(self, path, duration_s, read, quality) -> Prediction:
         """The recording's Prediction from each group's window outputs and start times."""
@@ -486,7 +487,8 @@ class Predictor:
         fc = card.features
         out = timeline_outputs(outs, starts, [g.features.window_s for g in self.groups],
                                [g.members for g in self.groups])
-        win_probs = outputs_to_classes(out, card)
+        # the timeline on the same (calibrated) scale as the threshold it is drawn against
+        win_probs = card.calibrate_probs(outputs_to_classes(out, card))
         p_abn = float(1.0 - rec[0])
         timeline = [WindowResult(float(s), float(min(s + fc.window_s, max(duration_s, fc.window_s))),
                                  dict(zip(card.classes, map(float, wp))), float(1.0 - wp[0]))
@@ -497,7 +499,7 @@ class Predictor:
             decision, label = "abnormal", card.decide_class(rec, p_abn)
         else:
             decision, label = "normal", card.classes[0]
-        margin = borderline_margin(card.metrics)
+        margin = borderline_margin(card.metrics, card.calibrate)
         return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,
                           abnormal_probability=p_abn, probabilities=dict(zip(card.classes, map(float, rec))),
                           windows=timeline, model=self._model_info(outs), threshold=card.threshold,

@@ -116,17 +116,21 @@ def timeline_peaks(starts: np.ndarray, p_abnormal: np.ndarray, window_s: float,
     return out
 
 
-def borderline_margin(metrics) -> float:
+def borderline_margin(metrics, calibrate=None) -> float:
     """How close to the threshold an abnormal probability is "borderline", from a card's
     ``metrics`` (:class:`~lungapp.inference.card_schema.Metrics`): twice the standard
     deviation of the thresholds chosen on each fold's
     other folds (``nested_threshold.per_fold[].threshold``), i.e. about the range the
     threshold itself could have taken with other training patients; a probability inside
     it could fall on either side of a refitted threshold. :data:`DEFAULT_MARGIN` when the
-    card has fewer than two such thresholds."""
+    card has fewer than two such thresholds. ``calibrate`` (the card's
+    :meth:`~lungapp.inference.card.ModelCard.calibrate`) carries those thresholds onto the
+    scale the app's probabilities are shown on."""
     nested = getattr(metrics, "nested_threshold", None) or {}
     folds = nested.get("per_fold") if isinstance(nested, dict) else None
     ts = [f["threshold"] for f in folds or [] if isinstance(f, dict) and isinstance(f.get("threshold"), float)]
     if len(ts) < 2:
         return DEFAULT_MARGIN
+    if calibrate is not None:
+        ts = [calibrate(t) for t in ts]
     return float(2.0 * np.std(ts, ddof=1))

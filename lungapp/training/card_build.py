@@ -17,24 +17,32 @@ def make_card(ctx, data, cv, report: dict, artifact: tuple[list[str], str], wall
     the ``artifact`` (model file names, description), the wall time so far and the output
     folder ``out`` (the default model name)."""
     from lungapp.inference.card import ModelCard, library_versions
+    from lungapp.training.oof import card_threshold
 
     opts, (files, artifact_text) = ctx.opts, artifact
     folds, info = cv.folds, cv.build_info
     spec = output_spec(opts.task, data.classes, opts.outputs)
     return ModelCard(
         name=opts.name or out.name, version="1", task=opts.task, classes=list(data.classes),
-        features=opts.features, model_files=list(files), threshold=float(report["threshold"]),
+        features=opts.features, model_files=list(files), threshold=card_threshold(report),
         threshold_rule=report["threshold_rule"], output_kind=spec[0], outputs=list(spec[1]),
         flag_thresholds=report.get("flag_thresholds", {}),
         class_pooling=report.get("class_pooling", ""),
         pooling=opts.pooling,
         input_kind=data.kind,
         created=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-        metrics=Metrics.from_dict(report), training=_training_section(ctx, data, cv, artifact_text, wall),
+        calibration=report.get("calibration"),
+        metrics=Metrics.from_dict(metrics_of(report)), training=_training_section(ctx, data, cv, artifact_text, wall),
         versions=library_versions(), limitations=_limitations(opts, folds, info),
         description=f"lungapp train --preset {opts.preset} --arch {opts.arch} --task {opts.task}, "
                     f"{folds.k}-fold CV" + _start_text(ctx.start),
         quality_gate={"enabled": False} if data.kind == "image" else {})
+
+
+def metrics_of(report: dict) -> dict:
+    """The card's ``metrics`` from an out-of-fold report: all of it but the calibration,
+    which the card holds at its top level beside the threshold."""
+    return {k: v for k, v in report.items() if k != "calibration"}
 
 
 def _start_text(start) -> str:

@@ -46,6 +46,61 @@ def _versus(chk: dict, lead: str) -> str:
             f"{chk.get('resampled', 'recordings')})")
 
 
+def _reliability_table(bins: list) -> list[str]:
+    rows = ["| probability | recordings | mean probability | abnormal fraction |", "|---|---|---|---|"]
+    rows += [f"| {b['from']:.1f}-{b['to']:.1f} | {b['n']} | {_f(b['mean_probability'])} | "
+             f"{_f(b['abnormal_fraction'])} |" for b in bins]
+    return rows
+
+
+def _calibration_lines(card: ModelCard) -> list[str]:
+    """The card's calibration: the fit, and how well calibrated its out-of-fold
+    probabilities are (ECE, reliability bins)."""
+    c = card.calibration
+    if c is None:
+        return []
+    out = ["## Calibration", "",
+           f"The abnormal probability the app shows is Platt-scaled (sigmoid({c.a:.3f} x logit(p) "
+           f"{'+' if (c.b or 0) >= 0 else '-'} {abs(c.b or 0):.3f})), fitted on "
+           f"{c.fitted_on or 'the out-of-fold predictions'}; "
+           f"the threshold {_f(card.threshold)} is the chosen threshold ({_f(c.raw_threshold)} on the "
+           "uncalibrated scale) carried over, so no decision changes. Expected calibration error "
+           f"out of fold: {_f(c.ece_raw)} before, {_f(c.ece)} after ({_f(c.nested_ece)} with each fold "
+           "calibrated on the other folds only). A probability is calibrated to the training "
+           "collection's mix of normal and abnormal recordings; where abnormal recordings are "
+           "commoner, the same probability means more.", ""]
+    if c.reliability:
+        out += ["Out of fold, calibrated:", ""] + _reliability_table(c.reliability) + [""]
+    return out
+
+
+def _external_lines(card: ModelCard) -> list[str]:
+    """The model on collections and devices it was not trained on."""
+    checks = card.external_checks
+    if not checks:
+        return ["## Beyond the training collection", "",
+                "Not checked on any other collection or device.", ""]
+    out = ["## Beyond the training collection", "",
+           f"At the card's threshold ({_f(card.threshold)}); 'best threshold' is the one that "
+           "would have maximised the score on that data (for comparison only: it is never "
+           "chosen there).", "",
+           "| data | n (abnormal / normal) | AUC | sensitivity | specificity | score | four-class "
+           "| refused | warned | ECE | best threshold |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for x in checks:
+        out.append(f"| {x.name} | {x.n} ({x.n_abnormal} / {x.n_normal}) | {_f(x.auc)} | "
+                   f"{_pct(x.sensitivity)} | {_pct(x.specificity)} | {_f(x.score)} | "
+                   f"{_f(x.four_class_score)} | {x.refused} | {x.warned} | {_f(x.ece)} | "
+                   f"{_f(x.best_threshold)} |")
+    out.append("")
+    for x in checks:
+        if x.reliability:
+            out += [f"Reliability on {x.name}:", ""] + _reliability_table(x.reliability) + [""]
+    cmds = sorted({x.command for x in checks if x.command})
+    if cmds:
+        out += ["Measured with: " + "; ".join(f"`{c}`" for c in cmds) + ".", ""]
+    return out
+
+
 def card_markdown(card: ModelCard) -> str:
     """The card as Markdown: intended use, data, performance, limitations, details."""
     m, t = card.metrics, card.training
@@ -189,6 +244,7 @@ def card_markdown(card: ModelCard) -> str:
                       "as this simulated device, so this check is easier for the model than a real "
                       "other stethoscope (different response, placement, friction and ambient "
                       "sounds), whose effect is not measured here.", ""]
+    lines += _calibration_lines(card) + _external_lines(card)
     if m.quality_gate:
         lines += ["## Quality check", "", m.quality_gate, ""]
     lines += ["## Limitations", ""] + [f"- {x}" for x in card.limitations] + [""]

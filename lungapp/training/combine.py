@@ -51,7 +51,9 @@ import numpy as np
 from lungapp.errors import LungappError
 from lungapp.inference.card import ModelCard, library_versions, load_card, write_card
 from lungapp.inference.card_schema import DeviceShift
+from lungapp.training.card_build import metrics_of
 from lungapp.training.card_text import seed_words
+from lungapp.training.oof import OofData, card_threshold
 
 _SAME = ("task", "classes", "output_kind", "outputs", "pooling", "input_kind")
 
@@ -302,9 +304,9 @@ def combine(members: list[tuple[Path, Path]], out, *, hop_s: float | None = None
     card = dataclasses.replace(
         first, name=name or first.name, features=fc, model_files=files,
         member_features=fcs if len(set(fcs)) > 1 else [],
-        threshold=float(report["threshold"]), threshold_rule=report["threshold_rule"],
-        flag_thresholds=report.get("flag_thresholds", {}),
-        class_pooling=report.get("class_pooling", ""), metrics=report, training=training,
+        threshold=card_threshold(report), threshold_rule=report["threshold_rule"],
+        flag_thresholds=report.get("flag_thresholds", {}), calibration=report.get("calibration"),
+        class_pooling=report.get("class_pooling", ""), metrics=metrics_of(report), training=training,
         versions=library_versions(), onnx={},  # the members' exports are made again below
         created=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         description=f"{len(members)} runs of {first.description} ({seed_words(training['members'])}), "
@@ -347,25 +349,34 @@ def _group_words(fcs: list, cards: list[ModelCard]):
         yield ("all members" if len(groups) == 1 else who), fc, cards[idx[0]]
 
 
-def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
-                    data_root=None, cards: list[ModelCard] | None = None,
-                    arrays: list[dict] | None = None, class_pooling: str | None = None):
-    """The cross-validation report of the ensemble of ``members`` (one or more (model
-    folder, oof file) pairs) at window step ``hop_s`` (see :func:`member_steps`), from
-    their out-of-fold files, as :func:`combine` writes it on the card. Returns (report,
-    features): each member's features at the ensemble's step. ``cards`` (checked to fit
-    together) and ``arrays`` (:func:`load_oofs`) may be given when already loaded.
-    ``class_pooling`` (one of :data:`lungapp.vocabulary.CLASS_POOLINGS`, for [CAS, DAS]
-    flag models): name the four classes from the flags pooled so, fixed by the recipe
-    instead of chosen on these predictions (the checks are still reported).
+@dataclasses.dataclass
+class EnsembleOof:
+    """An ensemble's out-of-fold predictions (:func:`ensemble_oof`): ``data`` (labels,
+    pooled probabilities, folds, patients), ``class_probs`` (per class pooling, flag models
+    only), ``alt`` (abnormal probability per pooling rule), ``shifted`` (the device-shifted
+    copies' pooled probabilities, or None), and the members' ``cards`` and features ``fcs``."""
+
+    data: OofData
+    class_probs: dict | None
+    alt: dict
+    shifted: np.ndarray | None
+    cards: list
+    fcs: list
+
+
+def ensemble_oof(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
+                 data_root=None, cards: list[ModelCard] | None = None,
+                 arrays: list[dict] | None = None) -> EnsembleOof:
+    """The out-of-fold predictions of the ensemble of ``members`` ((model folder, oof file)
+    pairs) at window step ``hop_s`` (see :func:`member_steps`), as the app would pool them.
 
     Members reading the same windows are averaged window by window; member groups that
     read different windows (other lengths or steps) are each pooled and the pooled values
     averaged over all members (:func:`lungapp.inference.predictor.pool_members`), as the app
-    does."""
-    from lungapp.evaluation.metrics import binary_metrics
+    does. ``cards`` (checked to fit together) and ``arrays`` (:func:`load_oofs`) may be
+    given when already loaded."""
     from lungapp.inference.predictor import pool_members
-    from lungapp.training.oof import auc_or_nan, class_pooling_problem, evaluate_oof, is_flag_spec
+    from lungapp.training.oof import is_flag_spec
     from lungapp.vocabulary import CLASS_POOLINGS, POOLINGS
 
     dirs = [Path(d) for d, _ in members]
@@ -374,9 +385,6 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
         check_members(cards, dirs, one_model=False)
     first = cards[0]
     spec = (first.output_kind, list(first.outputs))
-    problem = class_pooling_problem(class_pooling, first.task, is_flag_spec(spec))
-    if problem:
-        raise LungappError(problem, dirs[0])
     steps = member_steps(cards, hop_s)
     fcs = [fc for fc, _ in steps]
     groups = list(_groups(fcs).values())
@@ -439,25 +447,50 @@ def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = N
             shifted[r] = pooled(windows("window_out_shift", r), first.pooling)
     class_probs = ({c: np.stack([pooled(w, first.pooling, c) for w in kept]) for c in CLASS_POOLINGS}
                    if is_flag_spec(spec) else None)
+    data = OofData(y, labels, probs, fold_of, classes, patients if all(patients) else None)
+    return EnsembleOof(data, class_probs, alt, shifted, cards, fcs)
 
-    report = evaluate_oof(y, labels, probs, fold_of, classes, first.task,
-                          flag_rule=is_flag_spec(spec),
-                          groups=patients if all(patients) else None,
-                          class_probs=class_probs, class_pooling=class_pooling)
-    report["pooling_auc"] = {rule: auc_or_nan(y, p) for rule, p in alt.items()}
+
+def ensemble_report(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
+                    data_root=None, cards: list[ModelCard] | None = None,
+                    arrays: list[dict] | None = None, class_pooling: str | None = None):
+    """The cross-validation report of the ensemble of ``members`` (one or more (model
+    folder, oof file) pairs) at window step ``hop_s``, from their out-of-fold files
+    (:func:`ensemble_oof`), as :func:`combine` writes it on the card. Returns (report,
+    features): each member's features at the ensemble's step. ``class_pooling`` (one of
+    :data:`lungapp.vocabulary.CLASS_POOLINGS`, for [CAS, DAS] flag models): name the four
+    classes from the flags pooled so, fixed by the recipe instead of chosen on these
+    predictions (the checks are still reported)."""
+    from lungapp.evaluation.metrics import binary_metrics
+    from lungapp.training.oof import auc_or_nan, class_pooling_problem, evaluate_oof, is_flag_spec
+
+    if cards is None:
+        dirs = [Path(d) for d, _ in members]
+        cards = [load_card(d) for d in dirs]
+        check_members(cards, dirs, one_model=False)
+    first = cards[0]
+    problem = class_pooling_problem(class_pooling, first.task,
+                                    is_flag_spec((first.output_kind, list(first.outputs))))
+    if problem:
+        raise LungappError(problem, Path(members[0][0]))
+    e = ensemble_oof(members, hop_s=hop_s, data_root=data_root, cards=cards, arrays=arrays)
+    d = e.data
+    report = evaluate_oof(d.y, d.labels, d.probs, d.fold_of, d.classes, first.task,
+                          flag_rule=e.class_probs is not None, groups=d.groups,
+                          class_probs=e.class_probs, class_pooling=class_pooling)
+    report["pooling_auc"] = {rule: auc_or_nan(d.y, p) for rule, p in e.alt.items()}
     report["patient_grouped"] = all(bool(c.training.cv and c.training.cv.grouped_by_patient)
                                     for c in cards)
     report["evaluated"] = (f"out-of-fold: every recording scored by the {len(members)} members' fold "
                            "models that did not see it, their window outputs averaged")
-    if shifted is not None:
+    if e.shifted is not None:
         ds0 = first.metrics.device_shift or DeviceShift()
-        sh = binary_metrics(y, 1 - shifted[:, 0], report["threshold"])
+        sh = binary_metrics(d.y, 1 - e.shifted[:, 0], report["threshold"])
         report["device_shift"] = {
             "transform": ds0.transform, "augmentation": ds0.augmentation, "shifted": sh,
             "drop": {k: (report["overall"][k] - sh[k]) if report["overall"][k] is not None
                      and sh[k] is not None else None for k in ("auc", "score", "sensitivity", "specificity")}}
-
-    return report, fcs
+    return report, e.fcs
 
 
 def parse_member(spec: str) -> tuple[Path, Path]:

@@ -269,6 +269,50 @@ def evaluate_oof(y: np.ndarray, labels: list[str], probs: np.ndarray, fold_of: n
     return report
 
 
+def calibration_report(d: OofData, threshold: float) -> dict | None:
+    """Platt scaling of the out-of-fold abnormal probabilities (the card's
+    ``calibration``), with the expected calibration error before, after, and with each
+    fold calibrated by a fit on the other folds only; None with one class."""
+    from lungapp.evaluation.calibration import apply_platt, fit_platt, reliability
+
+    p = d.p_abn
+    if len(set(d.y.tolist())) < 2:
+        return None
+    a, b = fit_platt(d.y, p)
+    if not usable_calibration(a, b):
+        return None  # e.g. a model that ranks no better than chance: shown uncalibrated
+    nested = np.zeros(len(p))
+    for i in range(d.k):
+        m = d.fold_of == i
+        if len(set(d.y[~m].tolist())) < 2:
+            return None
+        nested[m] = apply_platt(p[m], *fit_platt(d.y[~m], p[~m]))
+    after = reliability(d.y, apply_platt(p, a, b))
+    return {"method": "platt", "a": a, "b": b,
+            "fitted_on": f"the out-of-fold abnormal probabilities of {len(p)} recordings",
+            "raw_threshold": float(threshold), "ece_raw": reliability(d.y, p)["ece"],
+            "ece": after["ece"], "nested_ece": reliability(d.y, nested)["ece"],
+            "brier": after["brier"], "reliability": after["bins"]}
+
+
+def usable_calibration(a: float, b: float) -> bool:
+    """Whether a Platt fit (a, b) is one a card can carry (a positive, moderate slope)."""
+    from lungapp.inference.card import CALIBRATION_LIMITS
+
+    (lo_a, hi_a), (lo_b, hi_b) = CALIBRATION_LIMITS["a"], CALIBRATION_LIMITS["b"]
+    return bool(np.isfinite(a) and np.isfinite(b) and lo_a <= a <= hi_a and lo_b <= b <= hi_b)
+
+
+def card_threshold(report: dict) -> float:
+    """The threshold a card stores for this report: the chosen threshold carried onto
+    the calibrated scale where the report has a calibration (the same decisions)."""
+    from lungapp.evaluation.calibration import apply_platt
+
+    c = report.get("calibration")
+    t = float(report["threshold"])
+    return t if not c else float(apply_platt(t, c["a"], c["b"]))
+
+
 def _binary_report(d: OofData) -> dict:
     """Threshold, overall, per-fold and nested-threshold figures of normal / abnormal."""
     from lungapp.evaluation.metrics import binary_metrics, choose_threshold
@@ -285,6 +329,7 @@ def _binary_report(d: OofData) -> dict:
     keys = ("auc", "sensitivity", "specificity", "score", "accuracy")
     return {
         "threshold": thr, "threshold_rule": rule,
+        "calibration": calibration_report(d, thr),
         "overall": binary_metrics(d.y, p_abn, thr),
         "per_fold": per_fold,
         "mean_sd": {kk: _mean_sd([f[kk] for f in per_fold]) for kk in keys},

@@ -429,8 +429,11 @@ def save_models(staging: Path, files: dict, cv: CrossValidation) -> None:
 
 
 def done_event(out: Path, report: dict, files: list[str], task: str, wall: float) -> Done:
-    """The run's summary: the out-of-fold figures at the chosen threshold."""
-    return Done(out=str(out), wall_s=round(wall, 1), threshold=report["threshold"],
+    """The run's summary: the out-of-fold figures at the chosen threshold (given on the
+    calibrated scale the app shows, where the run calibrates)."""
+    from lungapp.training.oof import card_threshold
+
+    return Done(out=str(out), wall_s=round(wall, 1), threshold=card_threshold(report),
                 metrics={k: report["overall"][k] for k in
                          ("auc", "sensitivity", "specificity", "score", "accuracy", "confusion")},
                 mean_sd=report["mean_sd"], artifact=files,

@@ -1,0 +1,48 @@
+"""``lungapp recalibrate FOLDER --out DIR``: a model's threshold and calibration chosen
+again on a clinic's own labelled recordings (no training; see
+:mod:`lungapp.evaluation.recalibrate`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lungapp.cli.common import EXIT_ERROR, EXIT_OK, err, load_predictor
+from lungapp.data.readers import LAYOUTS
+from lungapp.errors import LungappError
+
+HELP = "choose a model's threshold again on your own stethoscope's labelled recordings"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", metavar="FOLDER", help="labelled recordings of your own device")
+    p.add_argument("--out", required=True, metavar="DIR", help="the recalibrated model folder to create")
+    p.add_argument("--model", metavar="DIR", help="model folder (default: the active model)")
+    p.add_argument("--folds", type=int, default=3, help="patient-grouped folds of the check (default 3)")
+    p.add_argument("--layout", choices=LAYOUTS, default=None,
+                   help="the folder's layout (default: detected from its content)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing model folder at --out (the old one is kept beside it)")
+
+
+def run(args) -> int:
+    from lungapp.evaluation.recalibrate import recalibrate, write_recalibrated
+    from lungapp.fsutil import check_output_dir
+
+    if args.folds < 2:
+        err(f"--folds {args.folds}: the check needs at least 2 folds")
+        return EXIT_ERROR
+    try:
+        check_output_dir(args.out, data_dirs=[Path(args.folder)], overwrite=args.overwrite, report=err)
+        predictor = load_predictor(args.model)
+        rec = recalibrate(args.folder, predictor, folds=args.folds, layout=args.layout)
+        write_recalibrated(predictor.model_dir, rec, args.out)
+    except LungappError as exc:
+        err(str(exc))
+        return EXIT_ERROR
+    print(rec.summary())
+    card = rec.card
+    print(f"wrote {args.out}: threshold {card.threshold:.3f} on the recalibrated probability "
+          f"(the model's own: {predictor.card.threshold:.3f}); use it with "
+          f"`lungapp models install {args.out} --use`")
+    return EXIT_OK

@@ -1,0 +1,110 @@
+"""`lungapp recalibrate`: a model's threshold and calibration chosen again on a clinic's
+own labelled recordings, checked on held-out patients first."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lungapp.cli import main
+from lungapp.inference.card import load_card
+from lungapp.inference.predictor import Predictor
+
+from tiny_model import RATE, make_signal
+
+ICBHI = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "icbhi_subset"
+
+
+def _csv_folder(root: Path, n_patients: int, per_patient: int = 2, shift: float = 0.0) -> Path:
+    """Labelled recordings with patient ids (CSV layout): half the patients normal, half
+    with wheezes; ``shift`` adds broadband noise, an "other stethoscope"."""
+    rng = np.random.default_rng(5)
+    root.mkdir()
+    rows = []
+    for p in range(n_patients):
+        label = "Normal" if p % 2 == 0 else "CAS"
+        for k in range(per_patient):
+            x = make_signal(label, 4, rng) + shift * rng.normal(0, 1, 4 * RATE).astype(np.float32)
+            name = f"p{p}_{k}.wav"
+            sf.write(root / name, np.clip(x, -1, 1), RATE)
+            rows.append({"file": name, "label": label, "patient": f"P{p}"})
+    with open(root / "labels.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "label", "patient"])
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+def test_recalibrate_writes_a_model_whose_decisions_follow_the_new_threshold(tiny_model_dir, tmp_path, capsys):
+    folder = _csv_folder(tmp_path / "clinic", 10, shift=0.08)
+    out = tmp_path / "recalibrated"
+    assert main(["recalibrate", str(folder), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 folds by patients" in text and "recalibrated threshold:" in text
+    card, old = load_card(out), load_card(tiny_model_dir)
+    assert card.calibration is not None and card.calibration.a > 0
+    assert "recordings of clinic (lungapp recalibrate)" in card.calibration.fitted_on
+    assert card.model_files == old.model_files and card.onnx == old.onnx
+    for f in old.model_files:
+        assert (out / f).read_bytes() == (tiny_model_dir / f).read_bytes()
+    # the held-out check is recorded in the card and its text
+    check = card.external_checks[-1]
+    assert check.n == 20 and "recalibration check" in check.name
+    assert "recalibration check" in (out / "MODEL_CARD.md").read_text()
+    # the new model gives calibrated probabilities, decided at its own threshold, and its
+    # raw scale is the old model's
+    x = make_signal("CAS", 4, np.random.default_rng(9))
+    a = Predictor.load(tiny_model_dir).predict_audio(x, RATE)
+    b = Predictor.load(out).predict_audio(x, RATE)
+    assert b.abnormal_probability == pytest.approx(card.calibrate(a.abnormal_probability), abs=1e-9)
+    assert (b.decision == "abnormal") == (b.abnormal_probability >= card.threshold)
+    # the same folder again: the output exists, so it is refused without --overwrite
+    assert main(["recalibrate", str(folder), "--model", str(tiny_model_dir), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_recalibrate_refuses_too_few_recordings_and_an_output_inside_the_data(tiny_model_dir, tmp_path, capsys):
+    small = _csv_folder(tmp_path / "small", 4)
+    assert main(["recalibrate", str(small), "--model", str(tiny_model_dir), "--out",
+                 str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert str(small) in err and "needs at least 12" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+    assert main(["recalibrate", str(small), "--model", str(tiny_model_dir), "--out",
+                 str(small / "model")]) == 2
+    assert "inside the data folder" in capsys.readouterr().err
+    assert sorted(os.listdir(small)) == sorted(["labels.csv"] + [f"p{p}_{k}.wav" for p in range(4) for k in range(2)])
+
+
+def _device(tmp_path: Path, device: str) -> Path:
+    d = tmp_path / device
+    d.mkdir()
+    for f in (ICBHI / "audio_and_txt").glob(f"*_{device}.*"):
+        (d / f.name).symlink_to(f)
+    return d
+
+
+@pytest.mark.skipif(not ICBHI.is_dir(), reason="the ICBHI subset is not in ../shared/data")
+def test_recalibrating_the_bundled_model_to_another_stethoscope(tmp_path, capsys):
+    # Littmann 3200: the bundled model ranks its recordings well (AUC 0.82) but its own
+    # threshold calls every normal recording abnormal; a threshold chosen on other patients
+    # of the same device does better on held-out patients.
+    folder = _device(tmp_path, "Litt3200")
+    out = tmp_path / "litt"
+    assert main(["recalibrate", str(folder), "--layout", "icbhi", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    own = text.split("model's own threshold:")[1].split("\n")[0]
+    new = text.split("recalibrated threshold:")[1].split("\n")[0]
+    score = lambda line: float(line.split("score ")[1])  # noqa: E731
+    assert score(new) > score(own) + 0.1
+    assert main(["evaluate", str(folder), "--layout", "icbhi", "--model", str(out), "--json"]) == 0
+    # AKG C417L: the model ranks its recordings no better than chance: refused, in one line
+    akg = _device(tmp_path, "AKGC417L")
+    assert main(["recalibrate", str(akg), "--layout", "icbhi", "--out", str(tmp_path / "akg")]) == 2
+    err = capsys.readouterr().err
+    assert "no better than chance" in err and str(akg) in err
