@@ -30,10 +30,10 @@ from lungapp.dsp.scratch import scratch
 SCALES = ("linear", "mel")
 WINDOWS = ("hann", "hamming", "blackman", "boxcar")
 _EPS = 1e-12
-# Frames processed per chunk in batch mode. Small enough that each chunk's temporaries
-# (about 1 MB at 512 frames of a 256-point FFT) are reused from the heap rather than mapped
-# afresh: with 4096 frames, a 15-s recording took 3-5 times longer here, most of it in
-# page faults on new memory (benchmarks/bench_predict.py). It also bounds memory for
+# Frames processed per chunk in batch mode. Each chunk's intermediate arrays (about 2.5 MB
+# at 512 frames of a 256-point FFT) are per-thread scratch arrays, reused from call to call
+# rather than mapped afresh: page faults on new memory made a 15-s recording take 3-5 times
+# longer with 4096-frame chunks (benchmarks/bench_predict.py). It also bounds memory for
 # hour-long signals.
 _CHUNK_FRAMES = 512
 

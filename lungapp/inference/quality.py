@@ -167,8 +167,9 @@ def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float
     m: dict = {"duration_s": len(x) / float(rate)}
     if len(x) == 0:
         x = np.zeros(1)
-    clipped = _clipped(x)
-    m.update(_level_features(x, clipped, rate))
+    magnitude = np.abs(x)
+    clipped = _clipped(magnitude)
+    m.update(_level_features(x, magnitude, clipped, rate))
     stats = _frame_stats(x - x.mean(), rate)
     e_db = stats.energy_db
     m.update(_spectral_features(stats, e_db))
@@ -214,15 +215,16 @@ def _ranges(flags: np.ndarray, hop: int, n_fft: int, rate: int, p: dict) -> list
     return [(a, b) for a, b in joined if b - a >= p["min_range_s"]]
 
 
-def _clipped(x: np.ndarray) -> np.ndarray:
-    """Samples at the clip level: full scale, or, for a loud recording (peak >= 0.5), within
-    0.1 % of its own peak (a device's limiter flattens the waveform below full scale)."""
-    peak = float(np.max(np.abs(x)))
+def _clipped(magnitude: np.ndarray) -> np.ndarray:
+    """Samples (``magnitude``: their absolute values) at the clip level: full scale, or, for
+    a loud recording (peak >= 0.5), within 0.1 % of its own peak (a device's limiter
+    flattens the waveform below full scale)."""
+    peak = float(np.max(magnitude))
     level = min(0.999, 0.999 * peak) if peak >= 0.5 else 0.999
-    return np.abs(x) >= level
+    return magnitude >= level
 
 
-def _level_features(x: np.ndarray, at: np.ndarray, rate: int) -> dict:
+def _level_features(x: np.ndarray, magnitude: np.ndarray, at: np.ndarray, rate: int) -> dict:
     """Level and clipping: RMS and RMS without DC (dBFS), peak, the share of clipped
     samples ``at`` (:func:`_clipped`) and the longest run of them (a flattened top), in ms."""
     run = 0
@@ -230,7 +232,7 @@ def _level_features(x: np.ndarray, at: np.ndarray, rate: int) -> dict:
         d = np.diff(np.concatenate(([0], at.astype(np.int8), [0])))
         run = int((np.flatnonzero(d == -1) - np.flatnonzero(d == 1)).max())
     return {"rms_dbfs": _db(float(np.mean(x * x))), "ac_rms_dbfs": _db(float(np.var(x))),
-            "peak": float(np.max(np.abs(x))), "clip_fraction": float(np.mean(at)),
+            "peak": float(np.max(magnitude)), "clip_fraction": float(np.mean(at)),
             "clip_run_ms": 1000.0 * run / rate}
 
 
