@@ -211,11 +211,13 @@ def members(model) -> list[OnnxModel]:
     return list(model.members) if isinstance(model, OnnxEnsemble) else [model]
 
 
-#: Input values of one model call at most: 16 of the bundled model's 4-s windows (499 x 64
-#: x 1, 2 MB). ONNX Runtime's arena keeps the largest call's activations for the
-#: session's life, so the size of a call sets a long recording's peak memory; larger calls
-#: were no faster (docs/benchmarks.md#long-recordings).
-BATCH_VALUES = 16 * 499 * 64
+#: Input values of one model call at most: 8 of the bundled model's 4-s windows (499 x 64
+#: x 1, 1 MB). ONNX Runtime's arena keeps the largest call's activations for the session's
+#: life, and two calls run at once, so the size of a call sets a long recording's peak
+#: memory: a 10-min recording peaked at 192 MB with 8 such windows, 228 MB with 16, 188 MB
+#: before the calls ran side by side (16 windows, one at a time); the CPU time of a 15-s
+#: recording was the same with 8 and 16 (docs/benchmarks.md#prediction).
+BATCH_VALUES = 8 * 499 * 64
 
 
 def call_pieces(n: int, values_per_window: int, n_members: int) -> list[slice]:
