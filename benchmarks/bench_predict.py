@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_predict.py [--model DIR] [--repeats N]
         [--cold-repeats N] [--runtimes onnx,keras]
-    .venv/bin/python benchmarks/bench_predict.py --runtimes onnx:1,onnx:2   # intra-op threads
+    .venv/bin/python benchmarks/bench_predict.py --runtimes onnx:1,onnx:2   # model threads
     git worktree add /tmp/old d2590ba^   # the last commit with the NumPy runtime
     .venv/bin/python benchmarks/bench_predict.py --runtimes onnx,numpy@/tmp/old --repeats 60
 
@@ -83,7 +83,7 @@ def _expect(proc, tag: str, runtime: str) -> dict | list:
 
 def _env(spec: str) -> dict:
     """The environment of a runtime spec: ``onnx`` or ``keras``, then optionally ``:N``
-    (ONNX Runtime's intra-op threads, LUNGAPP_THREADS), then optionally ``@TREE``: run the
+    (the threads the model calls share, LUNGAPP_THREADS), then optionally ``@TREE``: run the
     lungapp of another source tree (e.g. a worktree of an older commit, to compare with a
     runtime that is gone). E.g. ``onnx:1``, ``numpy@/tmp/old-lungapp``."""
     spec, _, tree = spec.partition("@")
@@ -157,7 +157,7 @@ def main() -> None:
     ap.add_argument("--cold-repeats", type=int, default=3, help="cold CLI runs per runtime")
     ap.add_argument("--runtimes", default="onnx,keras",
                     help="comma-separated LUNGAPP_RUNTIME values (default onnx,keras); "
-                         "onnx:N runs ONNX Runtime on N intra-op threads (LUNGAPP_THREADS)")
+                         "onnx:N runs the model calls on N threads (LUNGAPP_THREADS)")
     args = ap.parse_args()
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
 

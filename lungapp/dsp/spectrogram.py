@@ -25,13 +25,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from lungapp.dsp.scratch import scratch
+
 SCALES = ("linear", "mel")
 WINDOWS = ("hann", "hamming", "blackman", "boxcar")
 _EPS = 1e-12
-# Frames processed per chunk in batch mode. Small enough that each chunk's temporaries
-# (about 1 MB at 512 frames of a 256-point FFT) are reused from the heap rather than mapped
-# afresh: with 4096 frames, a 15-s recording took 3-5 times longer here, most of it in
-# page faults on new memory (benchmarks/bench_predict.py). It also bounds memory for
+# Frames processed per chunk in batch mode. Each chunk's intermediate arrays (about 2.5 MB
+# at 512 frames of a 256-point FFT) are per-thread scratch arrays, reused from call to call
+# rather than mapped afresh: page faults on new memory made a 15-s recording take 3-5 times
+# longer with 4096-frame chunks (benchmarks/bench_predict.py). It also bounds memory for
 # hour-long signals.
 _CHUNK_FRAMES = 512
 
@@ -208,16 +210,25 @@ def _mel_matrix(rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) ->
     return weights
 
 
-def _frames_to_columns(frames: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
-    """(n, win_length) float64 frames -> (n, n_bins) float32 dB columns."""
+def _frames_to_columns(frames: np.ndarray, cfg: SpectrogramConfig, out: np.ndarray) -> None:
+    """(n, win_length) float64 frames -> ``out``, (n, n_bins) float32 dB columns. The
+    intermediate arrays are this thread's scratch arrays (:mod:`lungapp.dsp.scratch`)."""
     win = _window(cfg.window, cfg.win_length)
-    spec = np.fft.rfft(frames * win, n=cfg.n_fft, axis=1)
+    n, n_spec = len(frames), cfg.n_fft // 2 + 1
+    windowed = np.multiply(frames, win, out=scratch("spectrogram.frames", n, (cfg.win_length,), np.float64))
+    spec = np.fft.rfft(windowed, n=cfg.n_fft, axis=1,
+                       out=scratch("spectrogram.spectra", n, (n_spec,), np.complex128))
     # Power scaled so that a full-scale sine peaks at 0 dB (amplitude 1 -> 1.0).
-    power = (spec.real ** 2 + spec.imag ** 2) * (4.0 / (win.sum() ** 2))
+    power = np.square(spec.real, out=scratch("spectrogram.power", n, (n_spec,), np.float64))
+    power += np.square(spec.imag, out=scratch("spectrogram.imag", n, (n_spec,), np.float64))
+    power *= 4.0 / (win.sum() ** 2)
     if cfg.scale == "mel":
-        power = power @ _mel_matrix(cfg.rate, cfg.n_fft, cfg.n_mels, float(cfg.fmin), cfg._fmax)
-    db = 10.0 * np.log10(power + _EPS)
-    return np.clip(db, cfg.min_db, cfg.max_db).astype(np.float32)
+        power = np.matmul(power, _mel_matrix(cfg.rate, cfg.n_fft, cfg.n_mels, float(cfg.fmin), cfg._fmax),
+                          out=scratch("spectrogram.mel", n, (cfg.n_mels,), np.float64))
+    power += _EPS
+    db = np.log10(power, out=power)
+    db *= 10.0
+    out[...] = np.clip(db, cfg.min_db, cfg.max_db, out=db)
 
 
 def _as_signal(x) -> np.ndarray:
@@ -242,7 +253,7 @@ def spectrogram(x, cfg: SpectrogramConfig) -> np.ndarray:
     view = np.lib.stride_tricks.sliding_window_view(x, cfg.win_length)[:: cfg.hop_length]
     for start in range(0, n, _CHUNK_FRAMES):
         stop = min(n, start + _CHUNK_FRAMES)
-        out[start:stop] = _frames_to_columns(view[start:stop], cfg)
+        _frames_to_columns(view[start:stop], cfg, out[start:stop])
     return out
 
 

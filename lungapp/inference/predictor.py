@@ -43,9 +43,7 @@ from lungapp.inference.segments import (
 #: Recordings shorter than this are refused by the decoder ("too short to analyse").
 MIN_SECONDS = 1.0
 POOR_QUALITY_LABEL = "Poor quality - please record again"
-# Windows per model call. ONNX Runtime's arena keeps the largest call's activations for the
-# session's life, so the batch sets a long recording's peak memory; 16 windows keep it far
-# lower than 64 and were as fast (docs/benchmarks.md#long-recordings).
+# Windows per Keras call (ONNX Runtime's calls: lungapp.inference.runtime.call_pieces).
 _BATCH = 16
 #: Seconds of signal cut into windows at a time: bounds memory for recordings of any length.
 CHUNK_S = 60.0
@@ -369,17 +367,29 @@ class Predictor:
     # --- raw model calls ---------------------------------------------------------------
     def window_outputs(self, X: np.ndarray, group: int = 0) -> np.ndarray:
         """Model outputs for windows X (n, *input_shape) of member group ``group`` (the
-        first: ``card.features``' windows) -> (n, n_outputs) float64.
+        first: ``card.features``' windows) -> (n, n_outputs) float64."""
+        return self.group_outputs([(group, X)])[0]
 
-        onnx runtime: the group's sessions, called directly. keras runtime:
+    def group_outputs(self, batches: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        """:meth:`window_outputs` of several ``(group, X)`` batches.
+
+        onnx runtime: every member's calls on every batch run side by side on the model
+        threads (:func:`lungapp.inference.runtime.ensemble_outputs`). keras runtime:
         predict_on_batch runs a compiled graph (traced once), several times faster than an
         eager ``model(x)`` call or ``model.predict`` (which also sets up a data pipeline per
         call)."""
-        X = np.asarray(X, dtype=np.float32)
-        model = self.groups[group].model
-        call = model if self.runtime == "onnx" else model.predict_on_batch
-        outs = [np.asarray(call(X[i: i + _BATCH])) for i in range(0, len(X), _BATCH)]
-        return np.concatenate(outs).astype(np.float64)
+        batches = [(g, np.asarray(X, dtype=np.float32)) for g, X in batches]
+        if self.runtime == "onnx":
+            from lungapp.inference import runtime
+
+            jobs = [(runtime.members(self.groups[g].model), X) for g, X in batches]
+            return [o.astype(np.float64) for o in runtime.ensemble_outputs(jobs)]
+        out = []
+        for g, X in batches:
+            call = self.groups[g].model.predict_on_batch
+            out.append(np.concatenate([np.asarray(call(X[i: i + _BATCH]))
+                                       for i in range(0, len(X), _BATCH)]).astype(np.float64))
+        return out
 
     # --- recordings --------------------------------------------------------------------
     def predict_file(self, path) -> Prediction:
@@ -426,7 +436,7 @@ class Predictor:
         """Windows, model outputs and the quality check of a signal at the card's rate
         given as consecutive mono blocks; only a chunk of it is held at a time."""
         fc: FeatureConfig = self.card.features
-        stream = WindowStream([g.features for g in self.groups], chunk_s=self.chunk_s)
+        stream = WindowStream([g.features for g in self.groups], chunk_s=self.chunk_s, reuse=True)
         quality = None
         if self.card.quality_gate.get("enabled", True):
             from lungapp.inference.quality_blocks import QualityStream
@@ -440,9 +450,12 @@ class Predictor:
                 quality.push(block)
             self._run_windows(stream.push(block), outs, starts)
         # The quality check of what is left (all of a recording under two minutes) runs on
-        # a second thread while the model reads the last windows: ONNX Runtime and NumPy
-        # release the GIL, so on two cores the check costs almost no latency.
-        verdict = _quality_pool().submit(quality.finish) if quality is not None else None
+        # a helper thread while this one makes the last windows' features; the helper then
+        # joins in the model calls (runtime.run_parallel). NumPy and ONNX Runtime release
+        # the GIL, so on two cores the check costs almost no latency.
+        from lungapp.inference.runtime import worker_pool
+
+        verdict = worker_pool().submit(quality.finish) if quality is not None else None
         self._run_windows(stream.finish(), outs, starts)
         if stream.n_samples == 0:
             raise AudioError("expected a non-empty mono signal", path)
@@ -451,8 +464,8 @@ class Predictor:
                             None if verdict is None else verdict.result())
 
     def _run_windows(self, batches, outs: list[list], starts: list[list]) -> None:
-        for g, X, st in batches:
-            outs[g].append(self.window_outputs(X, g))
+        for (g, _, st), o in zip(batches, self.group_outputs([(g, X) for g, X, _ in batches])):
+            outs[g].append(o)
             starts[g].append(st)
 
     def member_windows(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -521,19 +534,6 @@ class Predictor:
         return {"name": self.card.name, "version": self.card.version, "path": str(self.model_dir),
                 "windows_read": [{"window_s": g.features.window_s, "windows": int(len(o))}
                                  for g, o in zip(self.groups, outs)]}
-
-
-_QUALITY_POOL = None
-
-
-def _quality_pool():
-    """One worker thread for the quality checks (:meth:`Predictor._predict_blocks`)."""
-    global _QUALITY_POOL
-    if _QUALITY_POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _QUALITY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lungapp-quality")
-    return _QUALITY_POOL
 
 
 def load_keras_model(path: Path):

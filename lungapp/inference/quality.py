@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lungapp.dsp.scratch import scratch
+
 DEFAULT_PARAMS: dict = {
     # refuse
     "min_duration_s": 3.0,
@@ -96,8 +98,34 @@ class QualityVerdict:
                             for k, v in self.metrics.items()}}
 
 
-def _frames(x: np.ndarray, rate: int):
-    """Hann-windowed power spectra of ~32-ms frames with 50 % overlap."""
+#: Frames analysed at a time, in per-thread scratch arrays (lungapp.dsp.scratch): a whole
+#: recording's frame spectra would take about 60 times the signal's memory, allocated afresh
+#: (and page-faulted in) on every call.
+_CHUNK_FRAMES = 256
+
+
+@dataclass(frozen=True)
+class _FrameStats:
+    """What the check needs of the Hann-windowed power spectra of ~32-ms frames with 50 %
+    overlap, DC dropped: each frame's total power and mean log power, and the hop."""
+
+    power: np.ndarray     # (n_frames,) sum of the frame's power over its bins
+    log_mean: np.ndarray  # (n_frames,) mean over its bins of log(power + 1e-20)
+    n_bins: int
+    hop: int
+
+    @property
+    def energy_db(self) -> np.ndarray:
+        return 10.0 * np.log10(self.power + 1e-20)
+
+    def flatness(self) -> np.ndarray:
+        """Spectral flatness of each frame: 0 for a pure tone, about 0.56 for white noise."""
+        return np.exp(self.log_mean) / (self.power / self.n_bins + 1e-20)
+
+
+def _frame_stats(x: np.ndarray, rate: int) -> _FrameStats:
+    """:class:`_FrameStats` of a mono signal (float64), computed a chunk of frames at a
+    time (each frame's figures are those of the whole signal's spectra)."""
     n_fft = 1 << max(5, int(math.ceil(math.log2(max(1.0, 0.032 * rate)))))
     hop = n_fft // 2
     if len(x) < n_fft:
@@ -105,9 +133,21 @@ def _frames(x: np.ndarray, rate: int):
     n_frames = 1 + (len(x) - n_fft) // hop
     strided = np.lib.stride_tricks.as_strided(
         x, shape=(n_frames, n_fft), strides=(x.strides[0] * hop, x.strides[0]), writeable=False)
-    spec = np.abs(np.fft.rfft(strided * np.hanning(n_fft), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
-    return spec, freqs, hop
+    win = np.hanning(n_fft)
+    power, log_mean = np.empty(n_frames), np.empty(n_frames)
+    rows = min(n_frames, _CHUNK_FRAMES)
+    frames = scratch("quality.frames", rows, (n_fft,), np.float64)
+    spec = scratch("quality.spectra", rows, (n_fft // 2 + 1,), np.complex128)
+    pw = scratch("quality.power", rows, (n_fft // 2 + 1,), np.float64)
+    logs = scratch("quality.log", rows, (n_fft // 2,), np.float64)
+    for a in range(0, n_frames, rows):
+        b = min(n_frames, a + rows)
+        k = b - a
+        np.fft.rfft(np.multiply(strided[a:b], win, out=frames[:k]), axis=1, out=spec[:k])
+        p = np.square(np.abs(spec[:k], out=pw[:k]), out=pw[:k])[:, 1:]  # DC dropped
+        np.sum(p, axis=1, out=power[a:b])
+        np.mean(np.log(np.add(p, 1e-20, out=logs[:k]), out=logs[:k]), axis=1, out=log_mean[a:b])
+    return _FrameStats(power, log_mean, n_fft // 2, hop)
 
 
 def _db(v) -> float:
@@ -127,33 +167,34 @@ def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float
     m: dict = {"duration_s": len(x) / float(rate)}
     if len(x) == 0:
         x = np.zeros(1)
-    m.update(_level_features(x, rate))
-    spec, _, hop = _frames(x - x.mean(), rate)
-    spec = spec[:, 1:]  # DC dropped
-    e_db = _frame_energy_db(spec)
-    m.update(_spectral_features(spec, e_db))
+    magnitude = np.abs(x)
+    clipped = _clipped(magnitude)
+    m.update(_level_features(x, magnitude, clipped, rate))
+    stats = _frame_stats(x - x.mean(), rate)
+    e_db = stats.energy_db
+    m.update(_spectral_features(stats, e_db))
     for k, v in m.items():
         if isinstance(v, float) and not math.isfinite(v):
             m[k] = 0.0
-    ranges = _ranges(_noisy_frames(x, spec, e_db, hop, p), hop, 2 * hop, rate, p)
+    hop = stats.hop
+    ranges = _ranges(_noisy_frames(clipped, stats, e_db, p), hop, 2 * hop, rate, p)
     m["noisy_s"] = float(sum(b - a for a, b in ranges))
     return m, ranges
 
 
-def _noisy_frames(x: np.ndarray, spec: np.ndarray, e_db: np.ndarray, hop: int, p: dict) -> np.ndarray:
+def _noisy_frames(clipped: np.ndarray, stats: _FrameStats, e_db: np.ndarray, p: dict) -> np.ndarray:
     """One flag per frame: noise-like (spectral flatness above ``frame_flatness``) or
-    holding clipped samples. (Bursts of energy are not flagged: heart sounds and crackles
-    are bursts too.)"""
-    flat = _flatness(spec)
+    holding clipped samples (``clipped``: one flag per sample). (Bursts of energy are not
+    flagged: heart sounds and crackles are bursts too.)"""
+    flat = stats.flatness()
     audible = e_db > np.percentile(e_db, 5) + 3.0  # near-silent frames are not "noise"
     flags = (flat > p["frame_flatness"]) & audible
-    clipped = _clipped(x)
     if clipped.any():
-        n_fft = 2 * hop
+        hop, n = stats.hop, len(clipped)
         starts = np.arange(len(flags)) * hop
         csum = np.concatenate(([0], np.cumsum(clipped)))
-        ends = np.minimum(starts + n_fft, len(x))
-        flags |= (csum[ends] - csum[np.minimum(starts, len(x))]) > 0
+        ends = np.minimum(starts + 2 * hop, n)
+        flags |= (csum[ends] - csum[np.minimum(starts, n)]) > 0
     return flags
 
 
@@ -174,42 +215,32 @@ def _ranges(flags: np.ndarray, hop: int, n_fft: int, rate: int, p: dict) -> list
     return [(a, b) for a, b in joined if b - a >= p["min_range_s"]]
 
 
-def _clipped(x: np.ndarray) -> np.ndarray:
-    """Samples at the clip level: full scale, or, for a loud recording (peak >= 0.5), within
-    0.1 % of its own peak (a device's limiter flattens the waveform below full scale)."""
-    peak = float(np.max(np.abs(x)))
+def _clipped(magnitude: np.ndarray) -> np.ndarray:
+    """Samples (``magnitude``: their absolute values) at the clip level: full scale, or, for
+    a loud recording (peak >= 0.5), within 0.1 % of its own peak (a device's limiter
+    flattens the waveform below full scale)."""
+    peak = float(np.max(magnitude))
     level = min(0.999, 0.999 * peak) if peak >= 0.5 else 0.999
-    return np.abs(x) >= level
+    return magnitude >= level
 
 
-def _level_features(x: np.ndarray, rate: int) -> dict:
+def _level_features(x: np.ndarray, magnitude: np.ndarray, at: np.ndarray, rate: int) -> dict:
     """Level and clipping: RMS and RMS without DC (dBFS), peak, the share of clipped
-    samples (:func:`_clipped`) and the longest run of them (a flattened top), in ms."""
-    at = _clipped(x)
+    samples ``at`` (:func:`_clipped`) and the longest run of them (a flattened top), in ms."""
     run = 0
     if at.any():
         d = np.diff(np.concatenate(([0], at.astype(np.int8), [0])))
         run = int((np.flatnonzero(d == -1) - np.flatnonzero(d == 1)).max())
     return {"rms_dbfs": _db(float(np.mean(x * x))), "ac_rms_dbfs": _db(float(np.var(x))),
-            "peak": float(np.max(np.abs(x))), "clip_fraction": float(np.mean(at)),
+            "peak": float(np.max(magnitude)), "clip_fraction": float(np.mean(at)),
             "clip_run_ms": 1000.0 * run / rate}
 
 
-def _frame_energy_db(spec: np.ndarray) -> np.ndarray:
-    return 10.0 * np.log10(spec.sum(axis=1) + 1e-20)
-
-
-def _flatness(spec: np.ndarray) -> np.ndarray:
-    """Spectral flatness of each frame: 0 for a pure tone, about 0.56 for white noise."""
-    eps = 1e-20
-    return np.exp(np.mean(np.log(spec + eps), axis=1)) / (np.mean(spec, axis=1) + eps)
-
-
-def _spectral_features(spec: np.ndarray, e_db: np.ndarray) -> dict:
+def _spectral_features(stats: _FrameStats, e_db: np.ndarray) -> dict:
     """Mean and 90th-percentile spectral flatness, and the spread of frame energy (dB
-    between its 5th and 95th percentiles), of the frames ``spec`` (power, DC dropped)."""
-    flat = _flatness(spec)
-    flat[spec.sum(axis=1) < 1e-12] = 0.0  # silent frames are not noise
+    between its 5th and 95th percentiles), of the frames (power spectra, DC dropped)."""
+    flat = stats.flatness()
+    flat[stats.power < 1e-12] = 0.0  # silent frames are not noise
     p5, p95 = np.percentile(e_db, [5, 95])
     return {"flatness": float(np.mean(flat)), "flatness_p90": float(np.percentile(flat, 90)),
             "energy_range_db": float(p95 - p5)}
