@@ -2,8 +2,14 @@
 (an event matches one of the same type whose onset is within a tolerance), and the recordings
 they disagree on, so an adjudicator can open each one.
 
-Each annotator's labels are a folder of sidecars (``NAME.json``, searched recursively);
-recordings are paired by their path relative to the folder, without the suffix.
+Two ways to give the labels:
+
+- two folders of sidecars (``NAME.json``, searched recursively), one per annotator
+  (:func:`agreement`): recordings are paired by their path relative to the folder, without
+  the suffix, and each sidecar's top level is its annotator's labels;
+- one folder where several annotators labelled the same recordings, and two of their names
+  (:func:`agreement_between`): each sidecar holds every annotator's labels apart (see
+  :mod:`lungapp.annotation.sidecar`), and each recording is compared with itself.
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ from pathlib import Path
 
 from lungapp.annotation.folder import check_folder
 from lungapp.annotation.model import Annotation, Region
-from lungapp.annotation.sidecar import annotation_from_json
+from lungapp.annotation.sidecar import annotation_from_json, annotator_docs
+from lungapp.errors import LungappError
 
 ONSET_TOLERANCE_S = 0.2
 
 
-def read_sidecars(folder: str | os.PathLike) -> tuple[dict[str, Annotation], list[tuple[str, str]]]:
-    """``({relative stem: document}, problems)`` for every ``.json`` under ``folder``."""
+def read_sidecars(folder: str | os.PathLike, decode=annotation_from_json) -> tuple[dict, list[tuple[str, str]]]:
+    """``({relative stem: decode(JSON)}, problems)`` for every ``.json`` under ``folder``
+    (``decode``: :func:`annotation_from_json`, the top level, or :func:`annotator_docs`,
+    every annotator's labels by name)."""
     root = check_folder(folder)
     docs, problems = {}, []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -31,7 +40,7 @@ def read_sidecars(folder: str | os.PathLike) -> tuple[dict[str, Annotation], lis
                 continue
             path = Path(dirpath) / name
             try:
-                docs[str(path.relative_to(root).with_suffix(""))] = annotation_from_json(
+                docs[str(path.relative_to(root).with_suffix(""))] = decode(
                     json.loads(path.read_bytes()))
             except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
                 problems.append((str(path), str(err)))
@@ -77,6 +86,50 @@ def agreement(folder_a: str | os.PathLike, folder_b: str | os.PathLike,
     suggestions are not labels and are left out."""
     docs_a, problems_a = read_sidecars(folder_a)
     docs_b, problems_b = read_sidecars(folder_b)
+    return compare(docs_a, docs_b, (str(folder_a), str(folder_b)), tolerance,
+                   problems_a + problems_b)
+
+
+def parse_names(text: str) -> tuple[str, str]:
+    """``"alice,bob"`` as two different annotator names; LungappError otherwise."""
+    names = tuple(n.strip() for n in text.split(","))
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise LungappError(f"--annotators wants two different names separated by a comma, "
+                           f"as alice,bob (got {text!r})")
+    return names
+
+
+def agreement_between(folder: str | os.PathLike, names: tuple[str, str],
+                      tolerance: float = ONSET_TOLERANCE_S) -> dict:
+    """Compare two named annotators' labels of the same recordings in one folder (see the
+    module docstring). Raises LungappError (one line naming the folder) when a name has no
+    labels there, when only one annotator has, or when the two share no recording."""
+    root = check_folder(folder)
+    by_rec, problems = read_sidecars(root, annotator_docs)
+    present = sorted({n for docs in by_rec.values() for n in docs})
+    if len(present) < 2:
+        raise LungappError(f"agreement needs two annotators, and the labels here name "
+                           f"{len(present)} ({', '.join(present) or 'none'})", root)
+    for name in names:
+        if name not in present:
+            raise LungappError(f"no labels by {name!r} here (annotators: {', '.join(present)})", root)
+    docs_a, docs_b = ({k: d[n] for k, d in by_rec.items() if n in d} for n in names)
+    if not set(docs_a) & set(docs_b):
+        raise LungappError(f"{names[0]} and {names[1]} labelled no recording in common here", root)
+    return compare(docs_a, docs_b, (f"{names[0]} in {root}", f"{names[1]} in {root}"), tolerance,
+                   problems)
+
+
+def annotators_of(folder: str | os.PathLike) -> list[str]:
+    """The names of the annotators with labels in the sidecars of ``folder``."""
+    by_rec, _ = read_sidecars(folder, annotator_docs)
+    return sorted({n for docs in by_rec.values() for n in docs})
+
+
+def compare(docs_a: dict[str, Annotation], docs_b: dict[str, Annotation], names: tuple[str, str],
+            tolerance: float = ONSET_TOLERANCE_S, problems: list[tuple[str, str]] = ()) -> dict:
+    """The agreement of two sets of documents keyed by recording (``names``: what A and B
+    are, for the report): kappa, event F1 per type, disagreements, recordings in one only."""
     common = sorted(set(docs_a) & set(docs_b))
     labelled = [k for k in common if docs_a[k].record_label and docs_b[k].record_label]
     kappa = cohen_kappa([docs_a[k].record_label for k in labelled],
@@ -90,7 +143,7 @@ def agreement(folder_a: str | os.PathLike, folder_b: str | os.PathLike,
     per_type = {t: {"tp": c["tp"], "fp": c["fp"], "fn": c["fn"], "f1": _f1(c["tp"], c["fp"], c["fn"])}
                 for t, c in sorted(counts.items())}
     total = sum(counts.values(), Counter())
-    return {"a": str(folder_a), "b": str(folder_b), "n_common": len(common),
+    return {"a": names[0], "b": names[1], "n_common": len(common),
             "n_labelled_by_both": len(labelled), "only_a": sorted(set(docs_a) - set(docs_b)),
             "only_b": sorted(set(docs_b) - set(docs_a)), "kappa": kappa,
             "record_agreement": (sum(docs_a[k].record_label == docs_b[k].record_label
@@ -98,7 +151,7 @@ def agreement(folder_a: str | os.PathLike, folder_b: str | os.PathLike,
             "onset_tolerance_s": tolerance, "event_f1": per_type,
             "event_f1_all": _f1(total["tp"], total["fp"], total["fn"]),
             "disagreements": disagreements,
-            "problems": [{"file": f, "reason": r} for f, r in problems_a + problems_b]}
+            "problems": [{"file": f, "reason": r} for f, r in problems]}
 
 
 def _compare(a: Annotation, b: Annotation, tolerance: float, counts: dict[str, Counter]) -> list[str]:

@@ -57,24 +57,33 @@ def annotated(folder: str | os.PathLike) -> tuple[list[Item], list[tuple[str, st
 LABEL_STATES = ("unlabelled", "labelled", "reviewed")
 
 
-def label_state(audio: str | os.PathLike) -> tuple[str, str]:
-    """``(state, who)`` of one recording's labels: state ``unlabelled``, ``labelled`` (a record
-    label, suggestions still pending), ``reviewed`` or ``unreadable`` (who is then the reason);
-    who = the record label's author, else the regions' authors."""
-    sidecar = Sidecar(audio)
+def label_state(audio: str | os.PathLike, annotator: str = "") -> tuple[str, str]:
+    """``(state, who)`` of one recording's labels by ``annotator`` (their part of the sidecar,
+    see :class:`~lungapp.annotation.sidecar.Sidecar`): state ``unlabelled``, ``labelled`` (a
+    record label, suggestions still pending), ``reviewed`` or ``unreadable`` (who is then the
+    reason); who = everyone with labels there (see :func:`describe`)."""
+    sidecar = Sidecar(audio, annotator)
     try:
-        doc = sidecar.reload()
+        sidecar.reload()
     except LungappError as err:
         return "unreadable", err.problem
+    return describe(sidecar)
+
+
+def describe(sidecar: Sidecar) -> tuple[str, str]:
+    """``(state, who)`` of a loaded sidecar's document: who = its record label's author, else
+    its regions' authors, then the other annotators with labels in the file."""
+    doc = sidecar.doc
     who = doc.record_author or ", ".join(sorted({r.author for r in doc.regions if r.author}))
-    return doc.state(), who
+    more = [n for n in sidecar.others() if n not in who.split(", ")]
+    return doc.state(), ", ".join(filter(None, [who, *more]))
 
 
-def label_states(task, paths: list[str]) -> list[tuple[str, tuple[str, str]]]:
+def label_states(task, paths: list[str], annotator: str = "") -> list[tuple[str, tuple[str, str]]]:
     """:func:`label_state` of each path (a worker task: stops early when cancelled)."""
     out = []
     for p in paths:
         if getattr(task, "cancelled", False):
             break
-        out.append((p, label_state(p)))
+        out.append((p, label_state(p, annotator)))
     return out

@@ -10,12 +10,17 @@ What is written, so that the training readers read it back unchanged in meaning:
   ``suggested: true, accepted: true``.
 - ``suggested_events``: suggestions not accepted yet, in the same form; the readers do not
   know the key, so an unconfirmed suggestion never reaches training.
+- ``annotators``: the labels of other annotators of the same recording, one section per name
+  (``{"bob": {"record_annotation": ..., "event_annotation": [...], ...}}``), so two annotators
+  can label one recording in one folder independently; the readers ignore the key, so only
+  the top level (the first annotator's labels) feeds training. See :func:`label_owner`.
 - every other field (top level or inside an event) that another tool wrote, unchanged.
 
 Writes are atomic, carry the audio file's permissions, and never overwrite a sidecar that
 changed on disk since it was loaded (modification time, size and SHA-256 are compared):
-:meth:`Sidecar.save` raises :class:`SidecarConflict` instead, and the caller chooses between
-:meth:`Sidecar.reload` and :meth:`Sidecar.save_copy`.
+when only other annotators' labels changed there, :meth:`Sidecar.save` writes its own part
+into what is on disk now; when its own part changed too, it raises :class:`SidecarConflict`,
+and the caller chooses between :meth:`Sidecar.reload` and :meth:`Sidecar.save_copy`.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ from lungapp.data.readers import icbhi_label, parse_icbhi_cycles
 from lungapp.errors import LungappError
 from lungapp.fsutil import atomic_write_json
 
+ANNOTATORS_KEY = "annotators"
 _KNOWN_TOP = ("record_annotation", "record_annotation_author", "record_annotation_time",
-              "event_annotation", "suggested_events")
+              "event_annotation", "suggested_events", ANNOTATORS_KEY)
 _KNOWN_EVENT = ("start", "end", "type", "note", "author", "time", "suggested", "accepted")
 ICBHI_AUTHOR = "ICBHI annotation"
 
@@ -170,57 +176,166 @@ def _icbhi_annotation(txt: Path) -> Annotation | None:
     return Annotation(icbhi_label(cycles), ICBHI_AUTHOR, "", regions)
 
 
+def label_owner(doc: Annotation) -> str:
+    """Whose labels a sidecar's top level holds: the record label's author, else the one
+    author of its hand-made regions; "" for nobody in particular (no labels yet, labels from a
+    source that names no one, such as SPRSound's experts or an import, or regions by several
+    people)."""
+    if _person(doc.record_author):
+        return doc.record_author
+    authors = {r.author for r in doc.regions if not r.suggested and _person(r.author)}
+    return authors.pop() if len(authors) == 1 else ""
+
+
+def _person(author: str) -> bool:
+    """Whether a label's author is an annotator, not a tool (an import, ICBHI's files)."""
+    return bool(author) and not author.startswith("import:") and author != ICBHI_AUTHOR
+
+
+def sections(data: dict) -> dict:
+    """The ``annotators`` sections of a decoded sidecar (``{}`` when it has none)."""
+    raw = data.get(ANNOTATORS_KEY) or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ValueError(f"'{ANNOTATORS_KEY}' is not an object of annotators' labels")
+    return raw
+
+
+def annotator_docs(data: object) -> dict[str, Annotation]:
+    """Every named annotator's labels in a decoded sidecar: the top level under its owner's
+    name (see :func:`label_owner`; unnamed labels are left out) and each ``annotators``
+    section under its name. Raises ValueError naming what is wrong."""
+    top = annotation_from_json(data)
+    owner = label_owner(top)
+    docs = {owner: top} if owner else {}
+    for name, section in sections(data).items():
+        try:
+            docs[str(name)] = annotation_from_json(section)
+        except ValueError as err:
+            raise ValueError(f"{ANNOTATORS_KEY} {name!r}: {err}") from None
+    return docs
+
+
+def _part_json(data: dict, part: str | None) -> object:
+    """One annotator's part of a decoded sidecar: the top level (``part`` None, without the
+    other annotators' sections) or the section ``part`` (None when absent)."""
+    if part is None:
+        return {k: v for k, v in data.items() if k != ANNOTATORS_KEY}
+    raw = data.get(ANNOTATORS_KEY)
+    return raw.get(part) if isinstance(raw, dict) else None
+
+
 class Sidecar:
     """One recording's sidecar, loaded, edited through its :attr:`doc`, saved safely.
 
     Attributes:
         audio: the recording.
         path: ``NAME.json`` beside it.
+        annotator: who edits (``""``: nobody in particular, the top level is edited).
+        part: the part of the file :attr:`doc` is: None for the top level (what training
+            reads), else the name of the ``annotators`` section. An annotator edits their own
+            section if they have one, else the top level if it is theirs or nobody's, else a
+            new section: one annotator's edits never change another's labels.
         doc: the document (edit it through an :class:`~lungapp.annotation.model.UndoStack`).
         stamp: what the file looked like when last loaded or saved (None: absent).
         source: ``"sprsound"`` (read from the JSON), ``"icbhi"`` (read from ``NAME.txt``
             cycles) or ``"new"``.
     """
 
-    def __init__(self, audio: str | os.PathLike):
+    def __init__(self, audio: str | os.PathLike, annotator: str = ""):
         self.audio = Path(audio)
         self.path = sidecar_path(self.audio)
+        self.annotator = annotator
+        self.part: str | None = None
         self.doc = Annotation()
         self.stamp: Stamp | None = None
         self.source = "new"
+        self._base: dict = {}  # the file's content as last loaded or written
 
     def reload(self) -> Annotation:
         """Read the file (discarding unsaved changes). Raises LungappError naming the file
         when it is not valid JSON or not an annotation."""
         stamp = Stamp.of(self.path)
+        self.part, self._base = None, {}
         if stamp is None:
             icbhi = _icbhi_annotation(self.audio.with_suffix(".txt"))
             self.doc, self.source = (icbhi, "icbhi") if icbhi else (Annotation(), "new")
         else:
-            try:
-                data = json.loads(self.path.read_bytes())
-                self.doc = annotation_from_json(data)
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise LungappError(f"not valid JSON ({err}); fix or remove it", self.path) from None
-            except ValueError as err:
-                raise LungappError(f"not a usable annotation: {err}", self.path) from None
+            self._base = self._read()
+            top = annotation_from_json(self._base)
+            self.part = self._part_for(top, sections(self._base))
+            self.doc = top if self.part is None else \
+                annotation_from_json(sections(self._base).get(self.part, {}))
             self.source = "sprsound"
         self.stamp = stamp
         return self.doc
+
+    def _read(self) -> dict:
+        """The file decoded and checked (top level and sections); raises LungappError."""
+        try:
+            data = json.loads(self.path.read_bytes())
+            annotator_docs(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise LungappError(f"not valid JSON ({err}); fix or remove it", self.path) from None
+        except ValueError as err:
+            raise LungappError(f"not a usable annotation: {err}", self.path) from None
+        return data
+
+    def _part_for(self, top: Annotation, named: dict) -> str | None:
+        name = self.annotator
+        if not name or (name not in named and label_owner(top) in ("", name)):
+            return None
+        return name
+
+    def others(self) -> list[str]:
+        """The other annotators with labels in the file (as last loaded or saved)."""
+        try:
+            names = annotator_docs(self._base) if self._base else {}
+        except ValueError:
+            return []
+        return sorted(n for n in names if n != self.annotator)
 
     def changed_on_disk(self) -> bool:
         """Whether the file differs from what was last loaded or saved."""
         return Stamp.of(self.path) != self.stamp
 
     def save(self) -> Path:
-        """Write the document atomically, with the audio file's permissions. Raises
-        :class:`SidecarConflict` (nothing written) if the file changed on disk meanwhile."""
+        """Write the document atomically, with the audio file's permissions. If the file
+        changed on disk meanwhile, only in other annotators' labels, this part is written
+        into what is there now; if this part changed there too (or the file went), raises
+        :class:`SidecarConflict` and writes nothing."""
         if self.changed_on_disk():
-            raise SidecarConflict("changed on disk by another program or annotator since it "
-                                  "was opened; reload it, or keep your labels as a copy", self.path)
-        self._write(self.path)
+            self._rebase()
+        content = self._content()
+        self._write(self.path, content)
+        self._base = json.loads(json.dumps(content))
         self.stamp = Stamp.of(self.path)
         return self.path
+
+    def _rebase(self) -> None:
+        conflict = SidecarConflict("changed on disk by another program or annotator since it "
+                                   "was opened; reload it, or keep your labels as a copy", self.path)
+        if self.stamp is not None and not self.path.exists():
+            raise conflict
+        try:
+            disk = json.loads(self.path.read_bytes()) if self.path.exists() else {}
+            sections(disk)
+        except (OSError, ValueError, AttributeError):
+            raise conflict from None
+        if _part_json(disk, self.part) != _part_json(self._base, self.part):
+            raise conflict
+        self._base = disk
+
+    def _content(self) -> dict:
+        named = dict(sections(self._base)) if self._base else {}
+        if self.part is None:
+            out = annotation_to_json(self.doc)
+        else:
+            out = {k: v for k, v in self._base.items() if k != ANNOTATORS_KEY}
+            out.setdefault("record_annotation", "")
+            named[self.part] = annotation_to_json(self.doc)
+        if named:
+            out[ANNOTATORS_KEY] = named
+        return out
 
     def save_copy(self) -> Path:
         """Write the document beside the sidecar as ``NAME.json.mine-TIME`` (a name the
@@ -231,19 +346,19 @@ class Sidecar:
         while target.exists():
             target = self.path.with_name(f"{self.path.name}.mine-{suffix}-{n}")
             n += 1
-        self._write(target)
+        self._write(target, annotation_to_json(self.doc))
         return target
 
-    def _write(self, target: Path) -> None:
-        atomic_write_json(target, annotation_to_json(self.doc))
+    def _write(self, target: Path, content: dict) -> None:
+        atomic_write_json(target, content)
         try:
             os.chmod(target, os.stat(self.audio).st_mode & 0o666)
         except OSError:  # no audio (yet) or a file system without modes: keep the default
             pass
 
 
-def load_sidecar(audio: str | os.PathLike) -> Sidecar:
-    """The sidecar of ``audio``, loaded (see :meth:`Sidecar.reload`)."""
-    sidecar = Sidecar(audio)
+def load_sidecar(audio: str | os.PathLike, annotator: str = "") -> Sidecar:
+    """The sidecar of ``audio``, loaded for ``annotator`` (see :meth:`Sidecar.reload`)."""
+    sidecar = Sidecar(audio, annotator)
     sidecar.reload()
     return sidecar

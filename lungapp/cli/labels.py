@@ -4,6 +4,8 @@
 - ``labels import FILE... [--audio-dir DIR] [--author NAME]``: ICBHI cycle files and Audacity
   label tracks into the recordings' sidecars
 - ``labels agreement A B [--tolerance S] [--json]``: Cohen's kappa, event F1, disagreements
+  between two annotators' folders; ``labels agreement FOLDER --annotators alice,bob``: the
+  same between two annotators who labelled the recordings of one folder
 - ``labels collect SRC... --out TRAINFOLDER [--link]``: confirmed recordings into a training
   folder
 """
@@ -34,9 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                       "each file)")
     i.add_argument("--author", default="", help="who the imported labels are from")
     i.add_argument("--json", action="store_true", help="print JSON")
-    a = sub.add_parser("agreement", help="compare two annotators' sidecar folders")
-    a.add_argument("a", metavar="A")
-    a.add_argument("b", metavar="B")
+    a = sub.add_parser("agreement", help="compare two annotators' sidecar folders, or two "
+                                         "annotators' labels in one folder (--annotators)")
+    a.add_argument("a", metavar="A", help="the first annotator's folder (with --annotators: the "
+                                          "folder both labelled)")
+    a.add_argument("b", metavar="B", nargs="?", help="the second annotator's folder")
+    a.add_argument("--annotators", metavar="NAME,NAME",
+                   help="compare these two annotators' labels of the recordings in folder A")
     a.add_argument("--tolerance", type=float, default=0.2, metavar="S",
                    help="event onset tolerance in seconds (default 0.2)")
     a.add_argument("--json", action="store_true", help="print JSON")
@@ -79,9 +85,17 @@ def _import(args) -> int:
 
 
 def _agreement(args) -> int:
-    from lungapp.annotation.agreement import agreement, format_report
+    from lungapp.annotation.agreement import agreement, agreement_between, format_report, parse_names
+    from lungapp.errors import LungappError
 
-    res = agreement(args.a, args.b, args.tolerance)
+    if args.annotators is not None:
+        if args.b is not None:
+            raise LungappError("give one folder with --annotators, or two folders without it")
+        res = agreement_between(args.a, parse_names(args.annotators), args.tolerance)
+    elif args.b is None:
+        raise LungappError("give two folders (A B), or one folder and --annotators alice,bob")
+    else:
+        res = agreement(args.a, args.b, args.tolerance)
     return _print(res, args.json, [format_report(res)])
 
 

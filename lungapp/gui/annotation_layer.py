@@ -87,6 +87,7 @@ class AnnotationLayer(QObject):
     """
 
     changed = Signal()
+    annotatorChanged = Signal()
     selectionChanged = Signal(int)
     message = Signal(str, int)
 
@@ -124,9 +125,20 @@ class AnnotationLayer(QObject):
         except (KeyError, OSError):  # no user name in the environment or passwd
             return "unknown"
 
+    def set_annotator(self, name: str) -> None:
+        """Keep the annotator's name; the open recording is shown again as theirs (each
+        annotator edits their own labels of it)."""
+        if name == str(self.settings.value(ANNOTATOR_KEY, "") or "").strip():
+            return
+        self.settings.setValue(ANNOTATOR_KEY, name)
+        if self.sidecar is not None:
+            self.open(str(self.sidecar.audio))
+        self.annotatorChanged.emit()
+
     def open(self, audio_path: str) -> None:
-        """Show the labels of ``audio_path`` (its sidecar, or ICBHI cycles)."""
-        sidecar = Sidecar(audio_path)
+        """Show the annotator's labels of ``audio_path`` (their part of its sidecar, or ICBHI
+        cycles): another annotator's labels of it are kept apart, never edited here."""
+        sidecar = Sidecar(audio_path, self.annotator())
         try:
             sidecar.reload()
         except LungappError as err:
@@ -139,6 +151,11 @@ class AnnotationLayer(QObject):
         self.selected = -1
         self.redraw()
         self.changed.emit()
+        others = sidecar.others()
+        if others:
+            self.message.emit(f"Also labelled by {', '.join(others)}: you see and edit only your "
+                              f"own labels ({sidecar.annotator}); compare them with Labels ▾ "
+                              "Agreement", 10000)
 
     def close(self) -> None:
         self.sidecar, self.stack, self.selected = None, None, -1

@@ -93,7 +93,7 @@ class EventPanel(QFrame):
         self.annotator = QLineEdit(str(self.layer.settings.value(ANNOTATOR_KEY, "") or ""))
         self.annotator.setPlaceholderText(f"your name (saved; now: {self.layer.annotator()})")
         self.annotator.editingFinished.connect(
-            lambda: self.layer.settings.setValue(ANNOTATOR_KEY, self.annotator.text().strip()))
+            lambda: self.layer.set_annotator(self.annotator.text().strip()))
         self.record_label = QComboBox()
         self.record_label.addItems((UNLABELLED, *RECORD_LABELS))
         self.record_label.setToolTip("The recording's label (Ctrl+1..5; Ctrl+0: not labelled)")

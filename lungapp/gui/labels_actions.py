@@ -44,6 +44,18 @@ def _agreement(task, a, b):
     return agreement(a, b)
 
 
+def _annotators(task, folder):
+    from lungapp.annotation.agreement import annotators_of
+
+    return annotators_of(folder)
+
+
+def _agreement_between(task, folder, names):
+    from lungapp.annotation.agreement import agreement_between
+
+    return agreement_between(folder, names)
+
+
 def _collect(task, sources, out):
     from lungapp.annotation.collect import collect
 
@@ -59,7 +71,8 @@ class LabelsMenu(QMenu):
         self.tasks: list = []
         self.addAction("Export labels…", self.export)
         self.addAction("Import labels (ICBHI, Audacity)…", self.import_files)
-        self.addAction("Agreement between two annotators…", self.agreement)
+        self.addAction("Agreement between two annotators' folders…", self.agreement)
+        self.addAction("Agreement between two annotators of one folder…", self.agreement_between)
         self.addAction("Add confirmed recordings to a training folder…", self.collect)
 
     # --- questions (tests replace these) ---------------------------------------------------
@@ -74,6 +87,14 @@ class LabelsMenu(QMenu):
     def ask_format(self) -> str:
         fmt, ok = QInputDialog.getItem(self.view, "Export labels", "Format", list(FORMATS), 0, False)
         return fmt if ok else ""
+
+    def ask_names(self, names: list[str]) -> tuple[str, str] | None:
+        """Two of the annotators ``names`` (None: cancelled)."""
+        first, ok = QInputDialog.getItem(self.view, "Agreement", "First annotator", names, 0, False)
+        rest = [n for n in names if n != first]
+        second, ok2 = QInputDialog.getItem(self.view, "Agreement", "Second annotator", rest, 0,
+                                           False) if ok else ("", False)
+        return (first, second) if ok and ok2 else None
 
     # --- actions -------------------------------------------------------------------------
     def _start(self) -> str:
@@ -116,6 +137,23 @@ class LabelsMenu(QMenu):
         b = self.ask_folder("Second annotator's labels", os.path.dirname(a) if a else "") if a else ""
         if a and b:
             self._run(_agreement, a, b, done=self.show_agreement)
+
+    def agreement_between(self) -> None:
+        """The agreement of two annotators who labelled the recordings of one folder (each
+        sidecar keeps every annotator's labels apart): pick the folder, then two names."""
+        folder = self.ask_folder("Folder the annotators labelled", self._start())
+        if folder:
+            self._run(_annotators, folder, done=lambda names, f=folder: self._names_read(f, names))
+
+    def _names_read(self, folder: str, names: list[str]) -> None:
+        if len(names) < 2:
+            self.view.statusMessage.emit(f"{folder}: agreement needs two annotators, and the "
+                                         f"labels here name {len(names)} "
+                                         f"({', '.join(names) or 'none'})", 15000)
+            return
+        chosen = self.ask_names(names)
+        if chosen:
+            self._run(_agreement_between, folder, chosen, done=self.show_agreement)
 
     def show_agreement(self, res: dict) -> QDialog:
         from lungapp.annotation.agreement import format_report

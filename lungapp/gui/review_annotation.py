@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 
-from lungapp.annotation.folder import label_states
+from lungapp.annotation.folder import describe, label_states
 from lungapp.gui.annotation_layer import AnnotationLayer
 from lungapp.gui.event_list import EventPanel
 from lungapp.gui.labels_actions import LabelsMenu
@@ -44,6 +44,8 @@ class ReviewAnnotation(QObject):
         model.rowsInserted.connect(lambda _p, first, last: self._read_states(first, last))
         model.layoutChanged.connect(self.apply_filter)
         self.layer.changed.connect(self._doc_changed)
+        # Each annotator has their own labels: the list shows the new one's.
+        self.layer.annotatorChanged.connect(lambda: self._read_states(0, model.rowCount() - 1))
         self.panel.show_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
         self.panel.result_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
         model.dataChanged.connect(lambda *_: self._filter_soon())
@@ -56,7 +58,8 @@ class ReviewAnnotation(QObject):
 
     def _read_states(self, first: int, last: int) -> None:
         paths = [e.path for e in self.view.model.entries[first:last + 1]]
-        run_task(label_states, paths, name="read label states", on_finished=self._states_read)
+        run_task(label_states, paths, self.layer.annotator(), name="read label states",
+                 on_finished=self._states_read)
 
     def _states_read(self, results) -> None:
         self.view.model.update_many([(p, {"labels": state}) for p, state in results])
@@ -67,8 +70,7 @@ class ReviewAnnotation(QObject):
         doc, sidecar = self.layer.doc, self.layer.sidecar
         if doc is None:
             return
-        who = doc.record_author or ", ".join(sorted({r.author for r in doc.regions if r.author}))
-        self.view.model.update(str(sidecar.audio), labels=(doc.state(), who))
+        self.view.model.update(str(sidecar.audio), labels=describe(sidecar))
         self._update_progress()
 
     def _update_progress(self) -> None:

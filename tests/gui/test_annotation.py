@@ -272,6 +272,7 @@ def test_file_list_label_states_progress_filter_and_keys(window, qtbot, tmp_path
         if side is not None:
             (tmp_path / f"{stem}.json").write_text(json.dumps(side))
     view = window.review
+    view.annotation.layer.settings.setValue("annotation/annotator", "anna")  # the list is anna's
     window.open_paths([str(tmp_path)])
     model = view.model
     qtbot.waitUntil(lambda: model.rowCount() == 4 and all(e.labels for e in model.entries), timeout=10000)
@@ -296,7 +297,15 @@ def test_file_list_label_states_progress_filter_and_keys(window, qtbot, tmp_path
                     and view.annotation.layer.sidecar.audio.stem == "b", timeout=5000)
     view.annotation.layer.set_record_label("Normal")  # labelling b moves the count on
     assert panel.progress.text() == "3 of 4 labelled"
-    assert model.entry(str(tmp_path / "b.wav")).labels == ("reviewed", "tester")
+    assert model.entry(str(tmp_path / "b.wav")).labels == ("reviewed", "anna")
+    # Another annotator sees their own labels (none yet) and who else labelled each recording.
+    panel.annotator.setText("bob")
+    panel.annotator.editingFinished.emit()
+    qtbot.waitUntil(lambda: model.entry(str(tmp_path / "a.wav")).labels == ("unlabelled", "anna"),
+                    timeout=5000)
+    assert view.annotation.layer.sidecar.part == "bob" and view.annotation.layer.doc.record_label is None
+    assert model.entry(str(tmp_path / "b.wav")).labels == ("unlabelled", "anna")
+    assert panel.progress.text() == "1 of 4 labelled"  # c's labels name no one: bob's to edit
 
 
 def test_many_regions_only_those_in_view_are_items(window, qtbot, tmp_path):
@@ -508,3 +517,31 @@ def test_typing_a_note_is_not_taken_by_the_keys(window, qtbot, recording):
     qtbot.keyClick(note, Qt.Key.Key_Return)
     r = layer.doc.region(rid)
     assert (r.note, r.type, r.start_s, len(played)) == ("3 p", "Wheeze", 1.0, 1)
+
+
+def test_agreement_between_two_annotators_of_one_folder_in_the_gui(window, qtbot, tmp_path):
+    from lungapp.annotation.model import SetRecordLabel, UndoStack
+    from lungapp.annotation.sidecar import load_sidecar
+
+    for stem, labels in (("r0", ("CAS", "CAS")), ("r1", ("Normal", "DAS"))):
+        sf.write(tmp_path / f"{stem}.wav", np.zeros(4000, np.float32), 4000)
+        for name, label in zip(("alice", "bob"), labels):
+            car = load_sidecar(tmp_path / f"{stem}.wav", name)
+            UndoStack(car.doc).push(SetRecordLabel(car.doc, label, author=name))
+            car.save()
+    menu, messages, offered = window.review.annotation.menu, [], []
+    window.review.statusMessage.connect(lambda text, ms: messages.append(text))
+    menu.ask_folder = lambda title, start: str(tmp_path)
+    menu.ask_names = lambda names: offered.append(names) or ("alice", "bob")
+    menu.agreement_between()
+    qtbot.waitUntil(lambda: getattr(menu, "report", None) is not None, timeout=5000)
+    text = menu.report.layout().itemAt(0).widget().toPlainText()
+    assert offered == [["alice", "bob"]] and f"A: alice in {tmp_path}" in text
+    assert "r1: record label Normal vs DAS" in text and "recordings in both: 2" in text
+    menu.report.close()
+    solo = tmp_path / "solo"
+    solo.mkdir()
+    menu.ask_folder = lambda title, start: str(solo)
+    menu.agreement_between()
+    qtbot.waitUntil(lambda: any("agreement needs two annotators" in m for m in messages), timeout=5000)
+    assert offered == [["alice", "bob"]]  # no names to choose from: not asked
