@@ -9,8 +9,9 @@
 #    TensorFlow (training only) and the bundled model, card and synthetic examples;
 #    --viewer leaves TensorFlow and Keras out: the app analyses, records and labels but
 #    does not train (the Train tab says so);
-# 3. strips the symbol tables of TensorFlow's libraries (Linux: 240 MB; the libraries of
-#    wheels repaired by auditwheel are left alone: strip corrupts patchelf-edited files);
+# 3. strips the symbol tables and debug info of the shared libraries (Linux, 280 MB;
+#    packaging/strip_bundle.py keeps a library unstripped when strip would corrupt it) and
+#    links byte-identical copies of a library to one;
 # 4. checks the built binary: its version, and a prediction on a synthetic example;
 # 5. archives DIR/lungapp[-viewer]-VERSION-linux-ARCH.tar.gz: lungapp/, install.sh,
 #    lungapp.desktop, lungapp.svg. Unpack it anywhere and run ./install.sh;
@@ -48,11 +49,18 @@ echo "build: PyInstaller -> $OUT/$NAME"
 LUNGAPP_BUNDLE_VARIANT="$VARIANT" "$PY" -m PyInstaller --noconfirm --log-level WARN \
   --distpath "$WORK/dist" --workpath "$WORK/build" packaging/lungapp.spec
 APP="$WORK/dist/lungapp"
-if command -v strip >/dev/null 2>&1 && [ -d "$APP/_internal/tensorflow" ]; then
-  # Symbol tables only (.symtab/.strtab): the dynamic symbols that loading needs stay.
-  find "$APP/_internal/tensorflow" -type f -name '*.so*' -print0 | xargs -0 file -N | grep 'not stripped' | cut -d: -f1 \
-    | xargs -r -d '\n' strip --strip-unneeded
+# Symbol tables and debug info only (.symtab/.strtab/.debug_*; the dynamic symbols that
+# loading needs stay): TensorFlow's 240 MB, the Python interpreter's 23 MB (pyenv builds
+# with -g) and the wheels' 15 MB. A stripped copy replaces a library only when ld.so can
+# still map it: strip breaks the patchelf-edited OpenBLAS of NumPy and SciPy, left as is.
+if command -v strip >/dev/null 2>&1; then
+  "$PY" packaging/strip_bundle.py "$APP/_internal"
 fi
+# Byte-identical libraries that two wheels each carry (NumPy's and SciPy's libgfortran and
+# libquadmath): the second copy becomes a relative symlink to the first.
+find "$APP/_internal" -path '*.libs/*' -type f -print0 | xargs -0 -r sha256sum | LC_ALL=C sort \
+  | awk '{h = $1; sub(/^[0-9a-f]+  /, "")} h in first {print first[h] "\t" $0; next} {first[h] = $0}' \
+  | while IFS=$'\t' read -r keep dup; do ln -sfr "$keep" "$dup"; done
 got="$(env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" --version)"
 [ "$got" = "lungapp $VERSION" ] || { echo "build: the bundle says '$got', expected 'lungapp $VERSION'" >&2; exit 1; }
 env LUNGAPP_HOME="$WORK/home" "$APP/lungapp" predict resources/examples/synthetic_wheeze.wav >/dev/null 2>"$WORK/predict.err" \

@@ -194,3 +194,22 @@ def test_reinstall_then_uninstall_keeps_user_data(installed, lungapp_home):
     assert not (prefix / "share" / "applications" / "lungapp.desktop").exists()
     assert marker.read_text() == "a user's recording"
     assert _run(installed, "--version").returncode == 0  # the other install is untouched
+
+
+def test_bundle_leaves_out_what_no_path_loads(installed):
+    """The cuts of docs/packaging.md "Smaller": libraries stripped where they still load,
+    identical libraries linked, never-loaded modules left out (the CLI tests above and
+    packaging/smoke.sh's train run show the paths still work without them)."""
+    internal = installed / "lib" / "lungapp" / "_internal"
+    for gone in ("tensorflow/compiler/mlir/stablehlo/stablehlo_extension.so",
+                 "tensorflow/python/profiler/internal/_pywrap_profiler_plugin.so",
+                 "PySide6/Qt/lib/libQt6Network.so.6"):
+        assert not (internal / gone).exists(), gone
+    for pattern in ("PIL/_avif*", "sklearn/svm/*.so", "scipy/io/**/*.so", "*.dist-info/RECORD"):
+        assert not list(internal.glob(pattern)), pattern
+    assert (internal / "tensorflow" / "libtensorflow_cc.so.2").is_file()  # training's runtime stays
+    scipy_copies = [p for p in (internal / "scipy.libs").iterdir() if (internal / "numpy.libs" / p.name).exists()]
+    assert scipy_copies and all(p.is_symlink() and p.resolve().is_file() for p in scipy_copies)
+    libpython = next(internal.glob("libpython3*.so*"))
+    header = libpython.read_bytes()
+    assert b".debug_info" not in header and b".symtab" not in header  # section names of a -g build
