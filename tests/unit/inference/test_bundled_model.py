@@ -36,7 +36,11 @@ def test_bundled_model_is_the_default_and_its_card_is_valid(bundled, monkeypatch
         assert getattr(ov, key) is not None
     assert ov.score == pytest.approx((ov.sensitivity + ov.specificity) / 2)
     assert sum(map(sum, ov.confusion)) == card.training.data.n_recordings
-    assert card.threshold == pytest.approx(m.threshold)
+    # the threshold chosen out of fold, carried onto the calibrated scale the app shows
+    assert card.calibration is not None and card.calibration.raw_threshold == pytest.approx(m.threshold)
+    assert card.threshold == pytest.approx(card.calibrate(m.threshold))
+    # and the card says where the model was checked beyond its training collection
+    assert {"SPRSound intra_test", "ICBHI Meditron"} <= {x.name for x in card.external_checks}
     # four classes: per-flag thresholds and class pooling were tried on the out-of-fold
     # predictions; each is adopted only where its gain held up with everything chosen on
     # the other folds, and when both are, the one with the better nested score is used
