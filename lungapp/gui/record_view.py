@@ -35,6 +35,7 @@ from lungapp.gui.record_controls import InterruptedBanner, RecordControls
 from lungapp.gui.record_settings import RecordSettingsPanel, choose_device_index
 from lungapp.gui.result_panel import ResultPanel
 from lungapp.gui.review_tasks import load_display
+from lungapp.gui.scrolling import scrolling
 from lungapp.gui.workers import run_task
 
 FRAME_MS = 30  # ~33 redraws per second
@@ -147,7 +148,12 @@ class RecordView(QWidget):
         self.result_panel = ResultPanel()
         self.result_panel.show_message("Record to see a result.")
         split.addWidget(self.stack)
-        split.addWidget(self.result_panel)
+        # scrolls instead of squeezing its bars and text when the Record tab is short
+        result_area = scrolling(self.result_panel)
+        # as wide as the panel needs: only its height scrolls
+        result_area.setMinimumWidth(self.result_panel.sizeHint().width()
+                                    + result_area.verticalScrollBar().sizeHint().width())
+        split.addWidget(result_area)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
         root.addWidget(split, 1)
