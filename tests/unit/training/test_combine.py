@@ -14,7 +14,7 @@ from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
 from lungapp.inference.features import FeatureConfig, windows_from_samples
 from lungapp.training.combine import combine, ensemble_report, window_subset
-from lungapp.training.oof import class_pooled_probs, evaluate_oof, pool_probs
+from lungapp.training.oof import card_threshold, class_pooled_probs, evaluate_oof, pool_probs
 from lungapp.training.recipes import TrainOptions
 from lungapp.training.train import train
 
@@ -89,7 +89,9 @@ def test_card_reports_the_ensembles_own_cross_validation(members, tmp_path, hop_
     expected = evaluate_oof(y, [str(s) for s in z0["label"]], probs, z0["fold"] - 1, classes, "4class",
                             flag_rule=True, groups=[str(p) for p in z0["patient"]],
                             class_probs=class_pooled_probs(kept, "mean", ("sigmoid", ["CAS", "DAS"])))
-    assert card["threshold"] == pytest.approx(expected["threshold"])
+    # the card stores the chosen threshold on the calibrated scale the app shows
+    assert card["threshold"] == pytest.approx(card_threshold(expected))
+    assert card.get("calibration") == expected.get("calibration")
     for k in ("auc", "score", "sensitivity", "specificity"):
         assert card["metrics"]["overall"][k] == pytest.approx(expected["overall"][k], abs=1e-9)
     assert card["metrics"]["four_class"]["score"] == pytest.approx(expected["four_class"]["score"])
@@ -169,7 +171,9 @@ def test_the_app_runs_the_ensemble_as_the_card_describes(members, tmp_path, runt
     sel = window_subset(len(X), 2)
     w = np.mean([_keras_outputs(run / "model.keras")(X[sel]) for run, _ in pairs], axis=0)
     expect = pool_probs(w.astype(np.float64), "mean", ("sigmoid", ["CAS", "DAS"]))
-    assert list(got.probabilities.values()) == pytest.approx(list(expect), abs=1e-5)
+    # the app shows the calibrated probabilities: compare on the members' raw scale
+    raw = card.uncalibrate_probs(np.array(list(got.probabilities.values())))
+    assert list(raw) == pytest.approx(list(expect), abs=1e-5)
     assert len(got.windows) == int(sel.sum())
     text = card_markdown(load_card(out))
     assert "An ensemble of 2 models" in text and "seeds 0, 1" in text
@@ -460,13 +464,15 @@ def test_the_app_runs_a_mixed_ensemble_as_the_card_describes(members, short_memb
     a = np.mean([_keras_outputs(run / "model.keras")(Xa) for run, _ in pairs], axis=0).astype(np.float64)
     b = _keras_outputs(short_member[0] / "model.keras")(Xb).astype(np.float64)
     flags = (2 * a.mean(axis=0) + b.mean(axis=0)) / 3
-    assert got.abnormal_probability == pytest.approx(1 - (1 - flags[0]) * (1 - flags[1]), abs=1e-5)
+    # the app shows calibrated probabilities: compare on the members' raw scale
+    raw = pred.card.uncalibrate
+    assert raw(got.abnormal_probability) == pytest.approx(1 - (1 - flags[0]) * (1 - flags[1]), abs=1e-5)
     assert [w.start_s for w in got.windows] == pytest.approx(list(sa))
     for w, row, s in zip(got.windows, a, sa):
         c = s + 1.0
         inside = (sb <= c) & (c < sb + 1.0)
         want = outputs_to_classes(((2 * row + b[inside].mean(axis=0)) / 3)[None], pred.card)[0]
-        assert w.abnormal_probability == pytest.approx(1 - want[0], abs=1e-5)
+        assert raw(w.abnormal_probability) == pytest.approx(1 - want[0], abs=1e-5)
 
 
 def test_timeline_outputs_average_the_windows_covering_each_centre():

@@ -76,7 +76,9 @@ def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_di
     assert opts["init_from"] == str(tiny_model_dir) and opts["finetune_lr"] == 1e-7
     assert "fine-tuned from tiny-test-model" in card.description
     # the threshold is chosen again on the out-of-fold predictions (the tiny model's is 0.5)
-    assert card.threshold == card.metrics.threshold and "out-of-fold" in card.threshold_rule
+    # (stored on the calibrated scale the app shows, where the card has a calibration)
+    assert card.threshold == pytest.approx(card.calibrate(card.metrics.threshold))
+    assert "out-of-fold" in card.threshold_rule
 
     comp = card.metrics.start_comparison
     assert comp.start["name"] == "tiny-test-model" and comp.start["member"] == "model.keras"
