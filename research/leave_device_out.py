@@ -1,8 +1,9 @@
 """Leave-one-device-out and leave-one-dataset-out training on SPRSound + the ICBHI subset.
 
-Each run trains one model folder with ``lungapp.training.train`` (patient-grouped folds,
-the ``recommended`` recipe unless told otherwise, its fold models as the artifact) on a
-combination of collections, then checks it with the app's own evaluation
+Each run trains one model folder with ``lungapp train`` (patient-grouped folds, the
+``recommended`` recipe unless told otherwise, its fold models as the artifact; with
+``--init-from bundled``, fine-tuned from the bundled model) on a combination of
+collections, then checks it with the app's own evaluation
 (:func:`research.external_checks.check`) on what the run never saw:
 
 - ``sprsound``: SPRSound train only; checked on each ICBHI device and on intra_test (the
@@ -18,12 +19,14 @@ the runs already there); ``--table`` prints them.
 
     .venv/bin/python research/leave_device_out.py --out /tmp/lodo [--runs sprsound,no-Meditron,...]
                                                   [--preset recommended] [--folds 2] [--table]
+                                                  [--init-from bundled]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,20 +78,23 @@ def plan(names: list[str]) -> list[dict]:
 
 
 def train_run(run: dict, data: Path, devices: dict[str, Path], work: Path, args) -> dict:
-    """Build the run's training folder, train, and return the card's cross-validation."""
-    from lungapp.training.recipes import TrainOptions
-    from lungapp.training.train import train
-
+    """Build the run's training folder, train it with ``lungapp train`` (the command users
+    run), and return the card's cross-validation."""
     folder = work / f"data-{run['name']}"
     if run["train"]["sprsound"]:
         _link_sprsound(data / "sprsound" / "train", folder / "sprsound")
     for d in run["train"]["devices"]:
         _link_icbhi(devices[d], folder / "icbhi" / d)
-    opts = TrainOptions.from_preset(args.preset, task="4class", folds=args.folds, seed=args.seed,
-                                    epochs=args.epochs)
     out = Path(args.out) / run["name"]
+    argv = [sys.executable, "-m", "lungapp", "train", str(folder), "--out", str(out), "--layout", "sprsound",
+            "--preset", args.preset, "--task", "4class", "--folds", str(args.folds), "--seed", str(args.seed),
+            "--oof", str(Path(args.out) / f"{run['name']}.oof.npz"), "--overwrite", "--progress", "none"]
+    if args.epochs:
+        argv += ["--epochs", str(args.epochs)]
+    if args.init_from:
+        argv += ["--init-from", args.init_from]
     t0 = time.time()
-    train(folder, out, opts, layout="sprsound", overwrite=True, oof_path=Path(args.out) / f"{run['name']}.oof.npz")
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     card = json.loads((out / "card.json").read_text())
     o = card["metrics"]["overall"]
     return {"minutes": round((time.time() - t0) / 60, 1), "n": o["n"], "auc": o["auc"],
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="recommended")
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=None, help="(default: the preset's)")
+    ap.add_argument("--init-from", default=None,
+                    help="fine-tune from this model (bundled, or a model folder) instead of training from scratch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table", action="store_true", help="print the results so far and stop")
     args = ap.parse_args(argv)
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{time.strftime('%H:%M:%S')} training {run['name']}", flush=True)
             cv = train_run(run, data, devices, Path(tmp), args)
             results[run["name"]] = {"train": run["train"], "cv": cv, "preset": args.preset,
-                                    "folds": args.folds, "seed": args.seed,
+                                    "folds": args.folds, "seed": args.seed, "init_from": args.init_from,
                                     "checks": check_run(run, data, devices, out)}
             path.write_text(json.dumps(results, indent=1))
             print(table({run["name"]: results[run["name"]]}), flush=True)
