@@ -77,8 +77,6 @@ def score_folder(examples, predictor) -> tuple[np.ndarray, dict[str, np.ndarray]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sklearn.metrics import roc_auc_score
-
     from lungapp.evaluation.metrics import binary_metrics
     from lungapp.inference.predictor import Predictor
 
@@ -95,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         y, probs, levels = score_folder(examples, predictor)
         for k, p in probs.items():
             m = binary_metrics(y, p, t)
-            auc = roc_auc_score(y, p) if 0 < y.sum() < len(y) else float("nan")
             d = np.abs(p - probs["as is"])
-            print(f"| {name} | {k} | {len(y)} | {np.median(levels):.1f} | {auc:.3f} | {m['sensitivity']:.3f} | "
+            print(f"| {name} | {k} | {len(y)} | {np.median(levels):.1f} | {m['auc']:.3f} | {m['sensitivity']:.3f} | "
                   f"{m['specificity']:.3f} | {m['score']:.3f} | {np.median(p[y == 0]):.3f} | "
                   f"{np.median(d):.3f} / {d.max():.3f} |", flush=True)
     return 0
