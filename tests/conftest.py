@@ -111,3 +111,24 @@ def pulse_sink():
                       f"of its log ({old}):\n" + "\n".join(tail), stacklevel=1)
     _pulse_seen_up = True
     return "ci_sink"
+
+
+@pytest.fixture
+def unplug_sink(pulse_sink):
+    """A function that unplugs the capture device for real: it unloads ci_sink's module,
+    so its monitor source vanishes under any open stream, as a USB stethoscope's source
+    does when it is pulled out (PortAudio's stream ends with an error). The sink is
+    loaded again afterwards for the next test."""
+    script = ROOT / "packaging" / "pulse-null-sink.sh"
+
+    def unplug() -> None:
+        mods = subprocess.run(["pactl", "list", "short", "modules"], capture_output=True,
+                              text=True, timeout=20, check=True).stdout
+        ids = [line.split()[0] for line in mods.splitlines()
+               if "module-null-sink" in line and f"sink_name={pulse_sink}" in line]
+        assert ids, f"no module-null-sink {pulse_sink} loaded:\n{mods}"
+        for mid in ids:
+            subprocess.run(["pactl", "unload-module", mid], check=True, timeout=20)
+
+    yield unplug
+    subprocess.run(["sh", str(script)], capture_output=True, timeout=60, check=True)

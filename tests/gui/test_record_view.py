@@ -346,10 +346,10 @@ def test_the_empty_view_shows_the_selected_devices_axes(qtbot, monkeypatch):
 
 @pytest.mark.audio
 @pytest.mark.slow
-def test_a_device_lost_mid_recording_stops_it_keeps_the_audio_and_says_so(qtbot, pulse_sink):
-    """The stream dies under the Record view (as when a USB stethoscope is unplugged and
-    the driver aborts the stream): the view stops by itself, keeps every captured frame
-    in the published file and says what happened."""
+def test_a_device_lost_mid_recording_stops_it_keeps_the_audio_and_says_so(qtbot, unplug_sink):
+    """The capture device vanishes under the Record view (its PulseAudio source is
+    unloaded, as a USB stethoscope's is when pulled out): the view stops by itself, keeps
+    every captured frame in the published file and says what happened."""
     ctx, view = make_view(qtbot)
     qtbot.waitUntil(lambda: view.record_button.isEnabled(), timeout=20000)
     view.duration_combo.setCurrentText("Until stopped")
@@ -360,7 +360,7 @@ def test_a_device_lost_mid_recording_stops_it_keeps_the_audio_and_says_so(qtbot,
     assert cap.wait_first_callback(10.0)
     qtbot.waitUntil(lambda: view.recording.frames_flushed > 0.3 * cap.rate, timeout=20000)
     with qtbot.waitSignal(ctx.recordingFinished, timeout=30000) as sig:
-        cap._stream.abort()  # what the driver does to the stream of a vanished device
+        unplug_sink()
     assert view.state == "idle"
     res = view.last_result
     assert res.reason == "device failed" and "stopped delivering audio" in res.error

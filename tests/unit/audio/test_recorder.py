@@ -315,20 +315,29 @@ def test_every_site_has_a_file_name_code():
 
 @pytest.mark.slow
 @pytest.mark.audio
-def test_a_stream_that_dies_mid_recording_stops_it_and_keeps_the_audio(pulse_sink, tmp_path):
-    """The PortAudio stream ends under the recorder (as when a USB stethoscope is
-    unplugged and the driver aborts the stream): the recording stops by itself, keeps
-    every captured frame and says which device failed."""
+def test_a_stream_that_dies_mid_recording_stops_it_and_keeps_the_audio(unplug_sink, tmp_path):
+    """The capture device vanishes mid-recording (its PulseAudio source is unloaded, as a
+    USB stethoscope's is when pulled out): the recording stops by itself, keeps every
+    captured frame and says which device failed."""
     from lungapp.audio.capture import Capture
 
     cap = Capture(None, rate=RATE).start()
-    assert cap.wait_first_callback(10.0)
-    rec = Recording(cap.ring, cap.rate,
-                    RecordingSettings(out=tmp_path / "died.wav", device_name=cap.device.name),
-                    source=cap)
-    time.sleep(1.0)
-    cap._stream.abort()  # what the driver does to the stream of a vanished device
-    res = rec.wait(15)
+    rec = None
+    try:
+        assert cap.wait_first_callback(10.0)
+        rec = Recording(cap.ring, cap.rate,
+                        RecordingSettings(out=tmp_path / "died.wav", device_name=cap.device.name),
+                        source=cap)
+        time.sleep(1.0)
+        unplug_sink()
+        res = rec.wait(30)
+    finally:  # never leave a stream or a writer behind to hang the test process's exit
+        if rec is not None and rec.result is None:
+            try:
+                rec.stop(10)
+            except RecorderError:
+                pass  # the assertion below says what went wrong
+        cap.stop()
     assert res is not None and res.reason == "device failed"
     assert f"input device {cap.device.index} ({cap.device.name}) stopped delivering audio" in res.error
     assert res.frames == cap.ring.written > 0.5 * RATE
