@@ -384,8 +384,13 @@ def test_click_and_drag_on_combined_item_select_and_edit_the_region(window, qtbo
     spec = view.plots.spec
     a, b = sorted(layer.doc.regions, key=lambda r: r.start_s)
     assert layer.selected == -1 and layer.items == {}
+    table = view.annotation.panel.table
+    first_cell = table.item(0, 0)
     click(qtbot, view, spec, 1.2)
     assert layer.selected == a.id and set(layer.items) == {a.id}
+    assert [i.row() for i in table.selectionModel().selectedRows()] == [0]
+    assert table.item(0, 0) is first_cell  # a selection moves the row highlight, refills no rows
+    assert view.annotation.panel.start.value() == pytest.approx(1.0)
     assert layer.combined[1].regions == [b]
     click(qtbot, view, spec, 2.2)  # only b there
     assert layer.selected == b.id
