@@ -100,19 +100,15 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--regions", type=int, default=300, help="regions on the long recording")
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--max-items", type=int, default=None,
-                    help="regions in view drawn as editable items before the bar chart takes "
-                         "over (default: the app's MAX_ITEMS), to compare settings in one run")
     args = ap.parse_args()
     os.environ["LUNGAPP_HOME"] = tempfile.mkdtemp(prefix="lungapp_bench_")
     if not any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from lungapp.gui import annotation_layer
+    import lungapp
     from lungapp.gui.app import create_application, create_window
 
-    if args.max_items is not None:
-        annotation_layer.MAX_ITEMS = args.max_items
-    print(f"load average (1 min) {os.getloadavg()[0]:.2f}; MAX_ITEMS {annotation_layer.MAX_ITEMS}")
+    # The code measured (PYTHONPATH), so runs of two branches can be told apart in one window.
+    print(f"load average (1 min) {os.getloadavg()[0]:.2f}; code {Path(lungapp.__file__).parent.parent}")
 
     app = create_application([])
     win = create_window([], load_model=False)

@@ -11,12 +11,14 @@ a suggestion, P play the selected region.
 
 from __future__ import annotations
 
+import functools
 import getpass
 from collections.abc import Callable
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QKeySequence, QPen, QShortcut
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from lungapp.annotation.model import (
@@ -39,8 +41,8 @@ TYPE_COLORS = {  # Okabe-Ito-like, one per event type; always shown with the typ
     "Stridor": (204, 121, 167), "Fine Crackle": (0, 114, 178), "Coarse Crackle": (86, 180, 233),
     "Wheeze+Crackle": (120, 60, 160), "Crackle": (0, 114, 178)}
 STEP_S = 0.01
+ALPHAS = (70, 18)  # region fill on the waveform and (lighter) on the spectrogram
 MIN_REGION_S = 0.02
-MAX_ITEMS = 40  # regions in view drawn as editable items; more are drawn as one bar chart
 ANNOTATOR_KEY = "annotation/annotator"
 
 
@@ -55,28 +57,194 @@ def ask_conflict(parent: QWidget | None, path: str) -> str:
     return "reload" if box.clickedButton() is reload_btn else "copy"
 
 
+def _pen(region: Region, width: int = 1) -> QPen:
+    return _pen_of(region.type, region.pending, width)
+
+
+def _brush(region: Region, alpha: int) -> QBrush:
+    return _brush_of(region.type, region.pending, alpha)
+
+
+# Cached: a long recording's hundreds of regions share a few dozen pens and brushes, and
+# making them anew on every edit cost ~4 ms per plot (300 regions).
+@functools.lru_cache(maxsize=256)
+def _pen_of(type_: str, pending: bool, width: int) -> QPen:
+    return pg.mkPen(TYPE_COLORS.get(type_, (120, 120, 120)), width=width,
+                    style=Qt.PenStyle.DashLine if pending else Qt.PenStyle.SolidLine)
+
+
+@functools.lru_cache(maxsize=256)
+def _brush_of(type_: str, pending: bool, alpha: int) -> QBrush:
+    """A region's fill; suggestions (pending) at half the alpha, so they read as drafts."""
+    r, g, b = TYPE_COLORS.get(type_, (120, 120, 120))
+    return pg.mkBrush(r, g, b, alpha // 2 if pending else alpha)
+
+
+def _tooltip(region: Region) -> str:
+    return (f"{region.type}{' (suggested, not accepted)' if region.pending else ''}"
+            f"{': ' + region.note if region.note else ''}")
+
+
 class RegionItem(pg.LinearRegionItem):
-    """One region on one plot; ``clicked(region id)`` on a left click."""
+    """The selected region on one plot, editable; ``clicked(region id)`` on a left click."""
 
     clicked = Signal(int)
 
     def __init__(self, region: Region, selected: bool, duration: float, alpha: int = 70):
         r, g, b = TYPE_COLORS.get(region.type, (120, 120, 120))
-        alpha = alpha // 2 if region.pending else alpha
-        pen = pg.mkPen((r, g, b), width=3 if selected else 1,
-                       style=Qt.PenStyle.DashLine if region.pending else Qt.PenStyle.SolidLine)
-        super().__init__((region.start_s, region.end_s), brush=pg.mkBrush(r, g, b, alpha + 40 * selected),
-                         pen=pen, hoverBrush=pg.mkBrush(r, g, b, alpha + 60),
+        half = alpha // 2 if region.pending else alpha
+        super().__init__((region.start_s, region.end_s), brush=pg.mkBrush(r, g, b, half + 40 * selected),
+                         pen=_pen(region, 3 if selected else 1),
+                         hoverBrush=pg.mkBrush(r, g, b, half + 60),
                          bounds=(0, max(duration, region.end_s)) if duration else None)
         self.region_id = region.id
         self.setZValue(5 + selected)
-        self.setToolTip(f"{region.type}{' (suggested, not accepted)' if region.pending else ''}"
-                        f"{': ' + region.note if region.note else ''}")
+        self.setToolTip(_tooltip(region))
+
+    def hoverEvent(self, ev) -> None:
+        super().hoverEvent(ev)
+        if not ev.isExit():  # clicks here are this item's, not the regions' drawn below it
+            ev.acceptClicks(Qt.MouseButton.LeftButton)
 
     def mouseClickEvent(self, ev) -> None:
         super().mouseClickEvent(ev)
         if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
             self.clicked.emit(self.region_id)
+
+
+DragTarget = Callable[[int, str], "pg.GraphicsObject | None"]
+
+
+class RegionsItem(pg.GraphicsObject):
+    """All the regions that are not selected, on one plot, as ONE item: it paints a filled
+    band (and edge lines) per region intersecting the view, so panning or zooming a long
+    recording builds no items at all (building a pair of LinearRegionItems costs ~3 ms).
+
+    A left click on a region emits ``clicked(region id)``; a drag on one asks
+    ``drag_target(region id, edge)`` (edge "start", "end" or "" for the body) for the editable
+    item to pass the drag to, so an unselected region is moved or resized in one gesture.
+    Where regions overlap the one with the latest start wins: it is also the one painted on
+    top (regions are painted in order of start).
+    """
+
+    clicked = Signal(int)
+    EDGE_PX = 4  # a press this close to an edge (in pixels) grabs the edge, as on the items
+
+    def __init__(self, alpha: int, drag_target: DragTarget):
+        super().__init__()
+        self.alpha, self.drag_target = alpha, drag_target
+        self.regions: list[Region] = []
+        self._starts = self._ends = np.empty(0)
+        self._brushes: list[QBrush] = []
+        self._pens: list[QPen] = []
+        self._hover = -1
+        self._drag = None
+        self._rect_cache: QRectF | None = None
+        self.setZValue(4)
+
+    def set_regions(self, regions: list[Region]) -> None:
+        self.regions = sorted(regions, key=lambda r: (r.start_s, r.end_s))
+        self._starts = np.array([r.start_s for r in self.regions], dtype=float)
+        self._ends = np.array([r.end_s for r in self.regions], dtype=float)
+        self._brushes = [_brush(r, self.alpha) for r in self.regions]
+        self._pens = [_pen(r) for r in self.regions]
+        self._hover = -1
+        self.setToolTip("")
+        self.update()
+
+    def in_view(self) -> list[int]:
+        """Indices (into ``regions``) of the regions intersecting the view: the ones painted."""
+        view = self.viewRect()
+        if view is None or not len(self._starts):
+            return []
+        return np.flatnonzero((self._ends >= view.left()) & (self._starts <= view.right())).tolist()
+
+    def index_at(self, x: float, slack: float = 0.0) -> int:
+        """The region under time ``x`` (-1: none), counting ``slack`` seconds outside its
+        edges; of overlapping ones, the latest start."""
+        hits = np.flatnonzero((self._starts - slack <= x) & (self._ends + slack >= x))
+        return int(hits[-1]) if len(hits) else -1
+
+    def _edge_slack(self) -> float:
+        return self.EDGE_PX * (self.pixelWidth() or 0.0)
+
+    # --- QGraphicsItem -------------------------------------------------------------------
+    def boundingRect(self) -> QRectF:
+        # The whole view: the item paints only what is in it; the cache tells Qt when it moves.
+        view = self.viewRect()
+        rect = QRectF() if view is None else QRectF(view)
+        if rect != self._rect_cache:
+            self._rect_cache = rect
+            self.prepareGeometryChange()
+        return rect
+
+    def viewTransformChanged(self) -> None:
+        self._rect_cache = None
+        super().viewTransformChanged()
+
+    def paint(self, painter, *args) -> None:
+        view = self.viewRect()
+        if view is None:
+            return
+        top, height = view.top(), view.height()
+        lo, hi = view.left(), view.right()
+        for i in self.in_view():
+            start, end = max(self._starts[i], lo), min(self._ends[i], hi)
+            brush = self._brushes[i]
+            if i == self._hover:
+                brush = QBrush(brush)
+                color = brush.color()
+                color.setAlpha(min(255, color.alpha() + 60))
+                brush.setColor(color)
+            painter.fillRect(QRectF(start, top, end - start, height), brush)
+            painter.setPen(self._pens[i])
+            for x in (self._starts[i], self._ends[i]):
+                if lo <= x <= hi:
+                    painter.drawLine(QPointF(x, top), QPointF(x, top + height))
+
+    # --- mouse (pyqtgraph's scene events) ------------------------------------------------
+    def hoverEvent(self, ev) -> None:
+        i = -1 if ev.isExit() else self.index_at(ev.pos().x())
+        if i >= 0:
+            ev.acceptClicks(Qt.MouseButton.LeftButton)
+        if not ev.isExit() and self.index_at(ev.pos().x(), self._edge_slack()) >= 0:
+            ev.acceptDrags(Qt.MouseButton.LeftButton)
+        if i != self._hover:
+            self._hover = i
+            self.setToolTip(_tooltip(self.regions[i]) if i >= 0 else "")
+            self.update()
+
+    def mouseClickEvent(self, ev) -> None:
+        i = self.index_at(ev.pos().x())
+        if ev.button() != Qt.MouseButton.LeftButton or i < 0:
+            ev.ignore()
+            return
+        ev.accept()
+        self.clicked.emit(self.regions[i].id)
+
+    def mouseDragEvent(self, ev) -> None:
+        if ev.isStart():
+            self._drag = self._start_drag(ev)
+        if self._drag is None:
+            ev.ignore()  # the view box's: create a region, or pan with Shift
+            return
+        ev.currentItem = self._drag  # the target maps the pointer into its own coordinates
+        self._drag.mouseDragEvent(ev)
+        if ev.isFinish():
+            self._drag = None
+
+    def _start_drag(self, ev):
+        if ev.button() != Qt.MouseButton.LeftButton or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            return None
+        x = ev.buttonDownPos().x()
+        near = self._edge_slack()
+        i = self.index_at(x, near)
+        if i < 0:
+            return None
+        edge = ("start" if abs(x - self._starts[i]) <= near else
+                "end" if abs(x - self._ends[i]) <= near else "")
+        return self.drag_target(self.regions[i].id, edge)
 
 
 class AnnotationLayer(QObject):
@@ -98,16 +266,21 @@ class AnnotationLayer(QObject):
         self.stack: UndoStack | None = None
         self.selected = -1
         self.default_type = "Wheeze"
-        self.items: dict[int, list[RegionItem]] = {}
+        self.items: dict[int, list[RegionItem]] = {}  # the selected region's editable pair
         self._shown: dict[int, tuple[Region, bool]] = {}
-        self._overview: list[tuple[pg.PlotItem, pg.BarGraphItem]] = []
-        self._overview_key = None
+        # Every other region: one item per plot (light on the spectrogram, so the sound
+        # under a region stays visible).
+        self.combined = [RegionsItem(alpha, lambda rid, edge, k=k: self._drag_target(rid, edge, k))
+                         for k, alpha in enumerate(ALPHAS)]
+        for plot, item in zip(self._plots(), self.combined):
+            plot.addItem(item, ignoreBounds=True)
+            item.clicked.connect(self.select)
+        self._combined_key = None
         self._version = 0  # counts document changes (open, edits)
         self._preview: list[tuple[pg.PlotItem, pg.LinearRegionItem]] = []
         self.ask_conflict: Callable[[QWidget | None, str], str] = ask_conflict
         for plot in (plots.wave, plots.spec):
             self._hook_drag(plot.getViewBox())
-        plots.wave.sigXRangeChanged.connect(lambda *_: self.redraw())
 
     # --- the document --------------------------------------------------------------------
     @property
@@ -291,36 +464,26 @@ class AnnotationLayer(QObject):
 
     # --- drawing -------------------------------------------------------------------------
     def redraw(self) -> None:
-        """Show the regions in view as editable items, keeping the items of regions that did
-        not change (a long recording's hundreds of regions cost nothing while out of view).
-        More than :data:`MAX_ITEMS` in view (zoomed far out) are drawn as one light bar
-        chart per plot instead, the selected region staying editable."""
-        visible = self._visible_regions()
-        overview = len(visible) > MAX_ITEMS
-        keep = {r.id: r for r in visible if not overview or r.id == self.selected}
+        """Show the selected region as an editable pair of items and every other region on
+        the two combined items. Neither depends on the view: panning and zooming only repaint.
+        The pair is rebuilt only when the selected region changes, the combined items only
+        with the document or the selection."""
+        chosen = self.doc.region(self.selected) if self.doc is not None and self.selected != -1 else None
         for rid in list(self.items):
-            region, selected = self._shown[rid]
-            if keep.get(rid) is not region or selected != (rid == self.selected):
+            if chosen is None or self._shown[rid][0] is not chosen:
                 self._remove_pair(rid)
-        for region in keep.values():
-            if region.id not in self.items:
-                self._add_pair(region)
-        key = (self._version, tuple(sorted(keep))) if overview else None
-        if key != self._overview_key:  # the bars change only with the document or selection
-            self._overview_key = key
-            self._draw_overview([r for r in self.doc.regions if r.id not in keep] if overview else [])
-
-    def _visible_regions(self) -> list[Region]:
-        if self.doc is None:
-            return []
-        lo, hi = self.plots.wave.getViewBox().viewRange()[0]
-        margin = (hi - lo) * 0.25
-        return [r for r in self.doc.regions if r.end_s >= lo - margin and r.start_s <= hi + margin]
+        if chosen is not None and chosen.id not in self.items:
+            self._add_pair(chosen)
+        key = (self._version, self.selected)
+        if key != self._combined_key:
+            self._combined_key = key
+            rest = [] if self.doc is None else [r for r in self.doc.regions if r.id != self.selected]
+            for item in self.combined:
+                item.set_regions(rest)
 
     def _add_pair(self, region: Region) -> None:
-        # Light on the spectrogram, so the sound under a region stays visible.
         pair = [RegionItem(region, region.id == self.selected, self.plots.duration, alpha)
-                for alpha in (70, 18)]
+                for alpha in ALPHAS]
         for plot, item in zip(self._plots(), pair):
             plot.addItem(item, ignoreBounds=True)
             item.clicked.connect(self.select)
@@ -338,20 +501,14 @@ class AnnotationLayer(QObject):
     def _plots(self) -> tuple:
         return self.plots.wave, self.plots.spec
 
-    def _draw_overview(self, regions: list[Region]) -> None:
-        for plot, item in self._overview:
-            plot.removeItem(item)
-        self._overview = []
-        if not regions:
-            return
-        brushes = [pg.mkBrush(*TYPE_COLORS.get(r.type, (120, 120, 120)), 60) for r in regions]
-        for plot in self._plots():
-            y0, y1 = plot.getViewBox().viewRange()[1]
-            bars = pg.BarGraphItem(x0=[r.start_s for r in regions], x1=[r.end_s for r in regions],
-                                   y0=y0, height=y1 - y0, brushes=brushes, pen=None)
-            bars.setZValue(4)
-            plot.addItem(bars, ignoreBounds=True)
-            self._overview.append((plot, bars))
+    def _drag_target(self, region_id: int, edge: str, plot_index: int):
+        """A drag began on an unselected region of plot ``plot_index``: select it (which
+        builds its editable pair) and return the item, or its edge line, that takes the drag."""
+        self.select(region_id)
+        if region_id not in self.items:
+            return None
+        item = self.items[region_id][plot_index]
+        return {"start": item.lines[0], "end": item.lines[1]}.get(edge, item)
 
     def _mirror(self, item: RegionItem, pair: list[RegionItem]) -> None:
         for other in pair:

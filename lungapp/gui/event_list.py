@@ -61,7 +61,7 @@ class EventPanel(QFrame):
         self.state.setWordWrap(True)
         lay.addWidget(self.state)
         layer.changed.connect(self.refresh)
-        layer.selectionChanged.connect(lambda _id: self.refresh())
+        layer.selectionChanged.connect(lambda _id: self._selection_changed())
         self.refresh()
 
     # --- construction --------------------------------------------------------------------
@@ -200,10 +200,23 @@ class EventPanel(QFrame):
             by = f"{r.author} (suggested{'' if r.accepted else ', pending'})" if r.suggested else r.author
             for j, text in enumerate((f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.type, r.note, by)):
                 self.table.setItem(i, j, QTableWidgetItem(text))
-            if r.id == self.layer.selected:
-                self.table.selectRow(i)
-        if self.layer.selected not in self.rows:
+        self._select_row()
+
+    def _select_row(self) -> None:
+        if self.layer.selected in self.rows:
+            self.table.selectRow(self.rows.index(self.layer.selected))
+        else:
             self.table.clearSelection()
+
+    def _selection_changed(self) -> None:
+        """Only the selection moved (the document is as the table shows it): refilling the
+        table's rows would cost a long recording's hundreds of regions again."""
+        self._refreshing = True
+        try:
+            self._select_row()
+            self._fill_editor(self.layer.doc)
+        finally:
+            self._refreshing = False
 
     def _fill_editor(self, doc) -> None:
         r = doc.region(self.layer.selected) if doc is not None and self.layer.selected != -1 else None

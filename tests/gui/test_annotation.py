@@ -96,6 +96,22 @@ def key(qtbot, view, k, modifier=Qt.KeyboardModifier.NoModifier):
     qtbot.keyClick(view.plots, k, modifier)
 
 
+def _drawn(layer) -> set[int]:
+    """Ids of the regions on the plots: the selected one's items and the combined items'."""
+    ids = {r.id for r in layer.combined[0].regions}
+    assert ids == {r.id for r in layer.combined[1].regions}
+    return ids | set(layer.items)
+
+
+def click(qtbot, view, plot, t: float):
+    vp = view.plots.glw.viewport()
+    p = _point(view, plot, t)
+    _mouse(vp, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton)
+    _mouse(vp, QEvent.Type.MouseButtonPress, p, Qt.MouseButton.LeftButton)
+    _mouse(vp, QEvent.Type.MouseButtonRelease, p, Qt.MouseButton.NoButton)
+    qtbot.wait(20)
+
+
 def _regions(layer):
     return sorted((round(r.start_s, 2), round(r.end_s, 2), r.type) for r in layer.doc.regions)
 
@@ -111,10 +127,11 @@ def test_sprsound_events_are_drawn_as_regions(window, qtbot, sprsound_dir, tmp_p
     assert [(round(r.start_s, 3), round(r.end_s, 3), r.type) for r in
             sorted(layer.doc.regions, key=lambda r: r.start_s)] == \
         [(round(e.start_s, 3), round(e.end_s, 3), e.type) for e in expected.events]
-    assert len(layer.items) == len(expected.events)
-    for pair in layer.items.values():  # on the waveform and on the spectrogram
-        assert {item.getViewBox() for item in pair} == {view.plots.wave.getViewBox(),
-                                                        view.plots.spec.getViewBox()}
+    assert layer.items == {}  # none selected: all drawn by the combined items
+    for item in layer.combined:  # on the waveform and on the spectrogram
+        assert len(item.regions) == len(expected.events)
+    assert {item.getViewBox() for item in layer.combined} == {view.plots.wave.getViewBox(),
+                                                              view.plots.spec.getViewBox()}
     assert view.annotation.panel.record_label.currentText() == "CAS & DAS"
     assert view.annotation.panel.table.rowCount() == len(expected.events)
 
@@ -148,9 +165,9 @@ def test_create_move_resize_delete_by_mouse_and_keys_with_undo(window, qtbot, re
     key(qtbot, view, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)  # end edge back
     assert layer.doc.region(r.id).end_s == pytest.approx(resized.end_s, abs=1e-6)
     key(qtbot, view, Qt.Key.Key_Delete)
-    assert len(layer.doc.regions) == 1 and r.id not in layer.items
+    assert len(layer.doc.regions) == 1 and r.id not in _drawn(layer)
     key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert layer.doc.region(r.id).type == "Rhonchi" and r.id in layer.items
+    assert layer.doc.region(r.id).type == "Rhonchi" and r.id in _drawn(layer)
     for _ in range(3):
         key(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert layer.doc.region(r.id).type == "Wheeze"  # undone: the end edge, the move, the type
@@ -308,21 +325,91 @@ def test_file_list_label_states_progress_filter_and_keys(window, qtbot, tmp_path
     assert panel.progress.text() == "1 of 4 labelled"  # c's labels name no one: bob's to edit
 
 
-def test_many_regions_only_those_in_view_are_items(window, qtbot, tmp_path):
-    from lungapp.gui.annotation_layer import MAX_ITEMS
-
+def _long(tmp_path, n=110):
     path = tmp_path / "long.wav"
     sf.write(path, (0.05 * np.random.default_rng(0).standard_normal(60 * 4000)).astype(np.float32), 4000)
-    events = [{"start": 500 * i, "end": 500 * i + 300, "type": "Wheeze"} for i in range(110)]
+    events = [{"start": 500 * i, "end": 500 * i + 300, "type": "Wheeze"} for i in range(n)]
     path.with_suffix(".json").write_text(json.dumps({"record_annotation": "CAS", "event_annotation": events}))
-    view, layer = _open(qtbot, window, path)
-    assert len(layer.items) == 0 and len(layer._overview) == 2  # zoomed out: one bar chart per plot
+    return path
+
+
+def test_many_regions_pan_and_zoom_build_no_items(window, qtbot, tmp_path):
+    view, layer = _open(qtbot, window, _long(tmp_path))
+    assert layer.items == {} and len(layer.combined[0].in_view()) == 110  # zoomed out: all painted
+    layer.select(layer.doc.regions[50].id)  # the selected one is an editable pair
+    pair = layer.items[layer.selected]
+    counts = [len(p.items) for p in (view.plots.wave, view.plots.spec)]
+    scene_items = len(view.plots.glw.scene().items())
+    for lo, hi in [(10.0, 14.0), (11.0, 15.0), (0.0, 60.0), (24.0, 26.0), (30.0, 40.0)]:
+        view.plots.wave.setXRange(lo, hi, padding=0)
+        view.plots.glw.viewport().repaint()
+        painted = [layer.combined[0].regions[i].start_s for i in layer.combined[0].in_view()]
+        expect = [r.start_s for r in sorted(layer.doc.regions, key=lambda r: r.start_s)
+                  if r.end_s >= lo and r.start_s <= hi and r.id != layer.selected]
+        assert painted == pytest.approx(expect)
+    assert [len(p.items) for p in (view.plots.wave, view.plots.spec)] == counts
+    assert len(view.plots.glw.scene().items()) == scene_items and layer.items[layer.selected] is pair
     view.plots.wave.setXRange(10.0, 14.0, padding=0)
-    shown = sorted(r.start_s for r in (layer.doc.region(i) for i in layer.items))
-    assert 0 < len(shown) <= MAX_ITEMS and shown[0] >= 8.9 and shown[-1] <= 15.0
-    assert layer._overview == []
     drag(qtbot, view, view.plots.spec, 12.05 + 0.32, 12.05 + 0.45)  # between two regions
     assert len(layer.doc.regions) == 111
+
+
+def _column_changed(before, after, x: int, y0: int, y1: int) -> bool:
+    return any(before.pixel(x, y) != after.pixel(x, y) for y in range(y0, y1))
+
+
+def test_combined_item_paints_every_unselected_region_in_view(window, qtbot, tmp_path):
+    view, layer = _open(qtbot, window, _long(tmp_path))
+    view.plots.wave.setXRange(10.0, 16.0, padding=0)
+    layer.select(layer.doc.regions[25].id)  # 12.5-12.8 s: its own item, not the combined one's
+    qtbot.wait(50)
+    wave = view.plots.wave
+    rect = view.plots.glw.mapFromScene(wave.getViewBox().sceneBoundingRect()).boundingRect()
+    y0, y1 = rect.top() + 2, rect.bottom() - 2
+    with_regions = view.plots.glw.grab().toImage()
+    layer.combined[0].hide()
+    without = view.plots.glw.grab().toImage()
+    layer.combined[0].show()
+    for r in layer.doc.regions:
+        if r.start_s > 10.0 and r.end_s < 16.0:
+            centre, gap = _point(view, wave, (r.start_s + r.end_s) / 2).x(), _point(view, wave, r.end_s + 0.1).x()
+            assert _column_changed(without, with_regions, centre, y0, y1) == (r.id != layer.selected)
+            assert not _column_changed(without, with_regions, gap, y0, y1)
+
+
+def test_click_and_drag_on_combined_item_select_and_edit_the_region(window, qtbot, recording):
+    recording.with_suffix(".json").write_text(json.dumps({"record_annotation": "CAS", "event_annotation": [
+        {"start": 1000, "end": 2000, "type": "Wheeze"}, {"start": 1500, "end": 2500, "type": "Stridor"}]}))
+    view, layer = _open(qtbot, window, recording)
+    spec = view.plots.spec
+    a, b = sorted(layer.doc.regions, key=lambda r: r.start_s)
+    assert layer.selected == -1 and layer.items == {}
+    table = view.annotation.panel.table
+    first_cell = table.item(0, 0)
+    click(qtbot, view, spec, 1.2)
+    assert layer.selected == a.id and set(layer.items) == {a.id}
+    assert [i.row() for i in table.selectionModel().selectedRows()] == [0]
+    assert table.item(0, 0) is first_cell  # a selection moves the row highlight, refills no rows
+    assert view.annotation.panel.start.value() == pytest.approx(1.0)
+    assert layer.combined[1].regions == [b]
+    click(qtbot, view, spec, 2.2)  # only b there
+    assert layer.selected == b.id
+    click(qtbot, view, spec, 1.7)  # both there: the selected one (drawn on top) keeps it
+    assert layer.selected == b.id
+    layer.select(-1)
+    click(qtbot, view, spec, 1.7)  # both unselected: the latest start (painted on top)
+    assert layer.selected == b.id
+    _mouse(view.plots.glw.viewport(), QEvent.Type.MouseMove, _point(view, spec, 1.2), Qt.MouseButton.NoButton)
+    assert layer.combined[1].toolTip() == "Wheeze"  # hover names the region under the pointer
+    layer.select(-1)
+    drag(qtbot, view, spec, 1.2, 0.7)  # inside an unselected region: selects and moves it
+    moved = layer.doc.region(a.id)
+    assert layer.selected == a.id and moved.start_s == pytest.approx(0.5, abs=0.03)
+    assert moved.end_s == pytest.approx(1.5, abs=0.03) and len(layer.doc.regions) == 2
+    layer.select(b.id)
+    drag(qtbot, view, spec, moved.start_s, 0.2)  # the start edge of an unselected region: resize
+    resized = layer.doc.region(a.id)
+    assert resized.start_s == pytest.approx(0.2, abs=0.03) and resized.end_s == pytest.approx(moved.end_s)
 
 
 def test_icbhi_cycles_are_shown_read_only(window, qtbot, tmp_path):
