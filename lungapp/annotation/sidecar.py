@@ -287,12 +287,19 @@ class Sidecar:
         return name
 
     def others(self) -> list[str]:
-        """The other annotators with labels in the file (as last loaded or saved)."""
+        """The other annotators with labels in the file (as last loaded or saved): the names
+        of :func:`annotator_docs`, found without decoding every section's events (called
+        after every edit)."""
+        if not self._base:
+            return []
         try:
-            names = annotator_docs(self._base) if self._base else {}
+            names = set(map(str, sections(self._base)))
+            # The top level's owner: when it is the part being edited, the document is it.
+            top = self.doc if self.part is None else annotation_from_json(self._base)
         except ValueError:
             return []
-        return sorted(n for n in names if n != self.annotator)
+        names.add(label_owner(top))
+        return sorted(n for n in names if n and n != self.annotator)
 
     def changed_on_disk(self) -> bool:
         """Whether the file differs from what was last loaded or saved."""

@@ -8,7 +8,7 @@ makes is a command on the layer's undo stack.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -19,8 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -34,6 +33,47 @@ UNLABELLED = "— not labelled —"
 EVENT_COLUMNS = ("Start", "End", "Type", "Note", "By")
 FILTERS = ("all", *LABEL_STATES)
 RESULT_FILTERS = ("any result", "normal", "abnormal", "poor quality", "not analysed")
+
+
+class EventTableModel(QAbstractTableModel):
+    """The regions as table rows, in time order. A model, not a QTableWidget's items: a long
+    recording's hundreds of regions cost nothing until their rows are on screen, so an edit
+    does not rebuild a cell per region and column."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.regions: list = []
+
+    def set_regions(self, regions: list) -> None:
+        self.beginResetModel()
+        self.regions = sorted(regions, key=lambda r: (r.start_s, r.end_s))
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.regions)
+
+    def columnCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(EVENT_COLUMNS)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+            return None
+        r = self.regions[index.row()]
+        col = index.column()
+        if col == 0:
+            return f"{r.start_s:.3f}"
+        if col == 1:
+            return f"{r.end_s:.3f}"
+        if col == 2:
+            return r.type
+        if col == 3:
+            return r.note
+        return f"{r.author} (suggested{'' if r.accepted else ', pending'})" if r.suggested else r.author
+
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return EVENT_COLUMNS[section]
+        return None
 
 
 class EventPanel(QFrame):
@@ -107,15 +147,16 @@ class EventPanel(QFrame):
         form.addRow("", self.suggestion)
         return form
 
-    def _build_table(self) -> QTableWidget:
-        self.table = QTableWidget(0, len(EVENT_COLUMNS))
-        self.table.setHorizontalHeaderLabels(EVENT_COLUMNS)
+    def _build_table(self) -> QTableView:
+        self.events = EventTableModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.events)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.cellClicked.connect(self._row_clicked)
+        self.table.clicked.connect(lambda index: self._row_clicked(index.row()))
         return self.table
 
     def _build_editor(self) -> QWidget:
@@ -193,13 +234,8 @@ class EventPanel(QFrame):
                                f"saved to {self.layer.sidecar.path.name}")
 
     def _fill_table(self, doc) -> None:
-        regions = sorted(doc.regions, key=lambda r: (r.start_s, r.end_s)) if doc else []
-        self.rows = [r.id for r in regions]
-        self.table.setRowCount(len(regions))
-        for i, r in enumerate(regions):
-            by = f"{r.author} (suggested{'' if r.accepted else ', pending'})" if r.suggested else r.author
-            for j, text in enumerate((f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.type, r.note, by)):
-                self.table.setItem(i, j, QTableWidgetItem(text))
+        self.events.set_regions(list(doc.regions) if doc else [])
+        self.rows = [r.id for r in self.events.regions]
         self._select_row()
 
     def _select_row(self) -> None:
@@ -240,7 +276,7 @@ class EventPanel(QFrame):
         if self.layer.doc is not None:
             self.layer.set_record_label(self.layer.doc.suggested_label())
 
-    def _row_clicked(self, row: int, _col: int) -> None:
+    def _row_clicked(self, row: int) -> None:
         region_id = self.rows[row]
         self.layer.select(region_id)
         r = self.layer.doc.region(region_id)
