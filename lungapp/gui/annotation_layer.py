@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QKeySequence, QPen, QShortcut
+from PySide6.QtCore import QLineF, QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QImage, QKeySequence, QPen, QShortcut
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from lungapp.annotation.model import (
@@ -184,24 +184,54 @@ class RegionsItem(pg.GraphicsObject):
         super().viewTransformChanged()
 
     def paint(self, painter, *args) -> None:
+        """The fills as one image strip, then the edges, one draw call per pen (pens are
+        shared by type)."""
         view = self.viewRect()
         if view is None:
             return
-        top, height = view.top(), view.height()
+        idx = self.in_view()
+        if not idx:
+            return
+        self._paint_fills(painter, idx, view)
+        top, bottom = view.top(), view.bottom()
         lo, hi = view.left(), view.right()
-        for i in self.in_view():
-            start, end = max(self._starts[i], lo), min(self._ends[i], hi)
-            brush = self._brushes[i]
-            if i == self._hover:
-                brush = QBrush(brush)
-                color = brush.color()
-                color.setAlpha(min(255, color.alpha() + 60))
-                brush.setColor(color)
-            painter.fillRect(QRectF(start, top, end - start, height), brush)
-            painter.setPen(self._pens[i])
+        edges: dict[int, tuple[QPen, list[QLineF]]] = {}
+        for i in idx:
+            lines = edges.setdefault(id(self._pens[i]), (self._pens[i], []))[1]
             for x in (self._starts[i], self._ends[i]):
                 if lo <= x <= hi:
-                    painter.drawLine(QPointF(x, top), QPointF(x, top + height))
+                    lines.append(QLineF(x, top, x, bottom))
+        for pen, lines in edges.values():
+            painter.setPen(pen)
+            painter.drawLines(lines)
+
+    def _paint_fills(self, painter, idx: list[int], view: QRectF) -> None:
+        """Every fill spans the plot's height, so the fills are one row of pixels: composed
+        here (premultiplied "over", in the regions' order, as painting them one by one
+        would), then stretched over the plot by one drawImage. Qt's raster engine fills a
+        narrow rectangle scanline by scanline: 300 regions of a 10-minute recording cost
+        ~14 ms a plot as rectangles, ~0.5 ms as a strip."""
+        dev = painter.transform().mapRect(view)
+        width = int(np.ceil(dev.width()))
+        if width <= 0 or view.width() <= 0:
+            return
+        px = dev.width() / view.width()
+        lo = view.left()
+        strip = np.zeros((width, 4), np.float32)  # premultiplied b, g, r, a in 0..1
+        for i in idx:
+            color = self._brushes[i].color()
+            a = min(255, color.alpha() + (60 if i == self._hover else 0)) / 255
+            c0 = int(round((max(self._starts[i], lo) - lo) * px))
+            c1 = max(c0 + 1, int(round((min(self._ends[i], view.right()) - lo) * px)))
+            seg = strip[min(c0, width - 1):min(c1, width)]
+            seg *= 1 - a
+            seg += (color.blue() / 255 * a, color.green() / 255 * a, color.red() / 255 * a, a)
+        self._strip = np.ascontiguousarray(np.round(strip * 255).astype(np.uint8)[None])
+        image = QImage(self._strip.data, width, 1, 4 * width, QImage.Format.Format_ARGB32_Premultiplied)
+        painter.save()
+        painter.resetTransform()
+        painter.drawImage(QRectF(dev.left(), dev.top(), width, dev.height()), image)
+        painter.restore()
 
     # --- mouse (pyqtgraph's scene events) ------------------------------------------------
     def hoverEvent(self, ev) -> None:
