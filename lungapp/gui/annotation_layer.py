@@ -367,16 +367,21 @@ class AnnotationLayer(QObject):
         self.changed.emit()
 
     def push(self, command: Command) -> None:
-        if self.stack is None:
-            return
-        if self.sidecar.source == "icbhi":
-            # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
-            self.message.emit(f"{self.sidecar.audio.with_suffix('.txt')}: ICBHI cycles are shown "
-                              "read-only; to edit them, import them into a copy of the recordings "
-                              "(lungapp labels import NAME.txt --audio-dir COPY)", 10000)
-            self.redraw()
+        if self.stack is None or self._refused():
             return
         self.stack.push(command)
+
+    def _refused(self) -> bool:
+        """Whether the open labels are read-only (then says so and redraws them as they are,
+        undoing what a drag showed)."""
+        if self.sidecar.source != "icbhi":
+            return False
+        # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
+        self.message.emit(f"{self.sidecar.audio.with_suffix('.txt')}: ICBHI cycles are shown "
+                          "read-only; to edit them, import them into a copy of the recordings "
+                          "(lungapp labels import NAME.txt --audio-dir COPY)", 10000)
+        self.redraw()
+        return True
 
     def undo(self) -> None:
         if self.stack is not None:
@@ -424,11 +429,10 @@ class AnnotationLayer(QObject):
     def add(self, start_s: float, end_s: float, type_: str | None = None) -> int:
         region = Region(start_s, end_s, type_ or self.default_type, author=self.annotator(),
                         time=now_iso())
-        previous, self.selected = self.selected, region.id  # drawn selected at once
-        self.push(AddRegion(region))
-        if not self._exists(region.id):  # refused (read-only labels)
-            self.selected = previous
+        if self.stack is None or self._refused():
             return -1
+        self.selected = region.id  # drawn selected at once
+        self.push(AddRegion(region))
         self.selectionChanged.emit(region.id)
         return region.id
 
