@@ -83,17 +83,32 @@ class Bench:
         widths += widths[::-1]
         return [self.frame(end / 2 - w / 2, end / 2 + w / 2) for w in widths]
 
-    def edits(self, n: int = 20) -> list[float]:
-        layer, out = self.view.annotation.layer, []
+    def edits(self, n: int = 20) -> tuple[list[float], list[float]]:
+        """Each edit's time (add a region, autosave, redraw, repaint) and, of it, the autosave's."""
+        layer, out, saves = self.view.annotation.layer, [], []
         end = self.view.plots.duration
-        for i in range(n):
-            at = end * (i + 0.5) / (n + 1)
-            self.frame(max(0.0, at - 5), max(0.0, at - 5) + min(10.0, end))  # a 10-s view, untimed
-            t0 = time.perf_counter()
-            layer.add(at, at + 0.3, "Wheeze")
-            self.view.plots.glw.viewport().repaint()
-            out.append((time.perf_counter() - t0) * 1000)
-        return out
+        sidecar = layer.sidecar
+        save = sidecar.save
+
+        def timed_save():
+            t = time.perf_counter()
+            try:
+                return save()
+            finally:
+                saves.append((time.perf_counter() - t) * 1000)
+
+        sidecar.save = timed_save
+        try:
+            for i in range(n):
+                at = end * (i + 0.5) / (n + 1)
+                self.frame(max(0.0, at - 5), max(0.0, at - 5) + min(10.0, end))  # a 10-s view, untimed
+                t0 = time.perf_counter()
+                layer.add(at, at + 0.3, "Wheeze")
+                self.view.plots.glw.viewport().repaint()
+                out.append((time.perf_counter() - t0) * 1000)
+        finally:
+            del sidecar.save
+        return out, saves
 
 
 def main() -> int:
@@ -127,10 +142,10 @@ def main() -> int:
     for name, path, n in cases:
         _regions_sidecar(path, n, long_s if "long" in name else 15.0)
         bench.open(path)
-        rows = [("edit", bench.edits())] if "15 s" in name else \
-            [("pan", bench.pan(args.frames)), ("zoom", bench.zoom(args.frames))]
-        if n and "long" in name:
-            rows.append(("edit", bench.edits()))
+        rows = [] if "15 s" in name else [("pan", bench.pan(args.frames)), ("zoom", bench.zoom(args.frames))]
+        if n:
+            edits, saves = bench.edits()
+            rows += [("edit", edits), ("  autosave", saves)]
         for what, ms in rows:
             print(f"{name:<28} {what:<10} {_stats(ms)}")
     print(f"median of all: {statistics.median([bench.frame(0, 10) for _ in range(5)]):.1f} ms per 10-s view")
