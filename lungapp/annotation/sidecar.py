@@ -37,7 +37,7 @@ from lungapp.annotation.model import Annotation, Region
 from lungapp.data.labels import normalise_event_type, normalise_label
 from lungapp.data.readers import icbhi_label, parse_icbhi_cycles
 from lungapp.errors import LungappError
-from lungapp.fsutil import atomic_write_json
+from lungapp.fsutil import atomic_write_text
 
 ANNOTATORS_KEY = "annotators"
 _KNOWN_TOP = ("record_annotation", "record_annotation_author", "record_annotation_time",
@@ -146,8 +146,10 @@ def _event_json(r: Region) -> dict:
     return out
 
 
-def annotation_to_json(doc: Annotation) -> dict:
-    """The sidecar content of a document (see the module docstring)."""
+def annotation_to_json(doc: Annotation, event_json=None) -> dict:
+    """The sidecar content of a document (see the module docstring). ``event_json``: what
+    encodes one region (default :func:`_event_json`; a :class:`Sidecar` passes its cache)."""
+    encode = event_json or _event_json
     ordered = sorted(doc.regions, key=lambda r: (r.start_s, r.end_s))
     data = dict(doc.extra)
     data["record_annotation"] = doc.record_label or ""
@@ -155,8 +157,8 @@ def annotation_to_json(doc: Annotation) -> dict:
         data["record_annotation_author"] = doc.record_author
     if doc.record_time:
         data["record_annotation_time"] = doc.record_time
-    data["event_annotation"] = [_event_json(r) for r in ordered if not r.pending]
-    pending = [_event_json(r) for r in ordered if r.pending]
+    data["event_annotation"] = [encode(r) for r in ordered if not r.pending]
+    pending = [encode(r) for r in ordered if r.pending]
     if pending:
         data["suggested_events"] = pending
     return data
@@ -224,6 +226,44 @@ def _part_json(data: dict, part: str | None) -> object:
     return raw.get(part) if isinstance(raw, dict) else None
 
 
+_EVENT_KEYS = ("event_annotation", "suggested_events")
+
+
+def _event_text(event: dict) -> str:
+    """An event as ``json.dumps(..., indent=2)`` writes it inside a top-level list."""
+    return json.dumps(event, indent=2).replace("\n", "\n    ")
+
+
+class _EventCache:
+    """Each region's event dict and its JSON text, kept between saves. Regions are immutable
+    and an edit replaces one or two of them, so a save encodes those, not every region of a
+    long recording again."""
+
+    def __init__(self):
+        self._hits: dict[int, tuple[Region, dict, str]] = {}  # id(region) -> (region, dict, text)
+        self._texts: dict[int, str] = {}  # id(event dict) -> text, for the dicts held in _hits
+
+    def event_json(self, region: Region) -> dict:
+        hit = self._hits.get(id(region))
+        if hit is None or hit[0] is not region:
+            event = _event_json(region)
+            hit = (region, event, _event_text(event))
+            self._hits[id(region)] = hit
+            self._texts[id(event)] = hit[2]
+        return hit[1]
+
+    def text(self, event: dict) -> str:
+        cached = self._texts.get(id(event))
+        return _event_text(event) if cached is None else cached
+
+    def keep_only(self, regions: list[Region]) -> None:
+        """Forget the regions no longer in the document (once the cache has doubled)."""
+        if len(self._hits) > 2 * len(regions) + 16:
+            alive = {id(r): r for r in regions}
+            self._hits = {k: v for k, v in self._hits.items() if alive.get(k) is v[0]}
+            self._texts = {id(v[1]): v[2] for v in self._hits.values()}
+
+
 class Sidecar:
     """One recording's sidecar, loaded, edited through its :attr:`doc`, saved safely.
 
@@ -250,6 +290,7 @@ class Sidecar:
         self.stamp: Stamp | None = None
         self.source = "new"
         self._base: dict = {}  # the file's content as last loaded or written
+        self._events = _EventCache()
 
     def reload(self) -> Annotation:
         """Read the file (discarding unsaved changes). Raises LungappError naming the file
@@ -313,10 +354,27 @@ class Sidecar:
         if self.changed_on_disk():
             self._rebase()
         content = self._content()
-        self._write(self.path, content)
-        self._base = json.loads(json.dumps(content))
+        self._write(self.path, self._text(content))
+        # What was written, decoded, is the content itself: JSON's own types throughout
+        # (decoded fields, ints, floats, strings, booleans), never changed in place.
+        self._base = content
         self.stamp = Stamp.of(self.path)
+        self._events.keep_only(self.doc.regions)
         return self.path
+
+    def _text(self, content: dict) -> str:
+        """``json.dumps(content, indent=2)`` (the layout every sidecar writer uses), with
+        the top level's events taken from the cache when the top level is this document."""
+        if self.part is not None:
+            return json.dumps(content, indent=2) + "\n"
+        items = []
+        for key, value in content.items():
+            if key in _EVENT_KEYS and isinstance(value, list) and value:
+                events = ",\n    ".join(map(self._events.text, value))
+                items.append(f"  {json.dumps(key)}: [\n    {events}\n  ]")
+            else:
+                items.append(f"  {json.dumps(key)}: " + json.dumps(value, indent=2).replace("\n", "\n  "))
+        return ("{\n" + ",\n".join(items) + "\n}" if items else "{}") + "\n"
 
     def _rebase(self) -> None:
         conflict = SidecarConflict("changed on disk by another program or annotator since it "
@@ -335,11 +393,11 @@ class Sidecar:
     def _content(self) -> dict:
         named = dict(sections(self._base)) if self._base else {}
         if self.part is None:
-            out = annotation_to_json(self.doc)
+            out = annotation_to_json(self.doc, self._events.event_json)
         else:
             out = {k: v for k, v in self._base.items() if k != ANNOTATORS_KEY}
             out.setdefault("record_annotation", "")
-            named[self.part] = annotation_to_json(self.doc)
+            named[self.part] = annotation_to_json(self.doc, self._events.event_json)
         if named:
             out[ANNOTATORS_KEY] = named
         return out
@@ -353,11 +411,11 @@ class Sidecar:
         while target.exists():
             target = self.path.with_name(f"{self.path.name}.mine-{suffix}-{n}")
             n += 1
-        self._write(target, annotation_to_json(self.doc))
+        self._write(target, json.dumps(annotation_to_json(self.doc), indent=2) + "\n")
         return target
 
-    def _write(self, target: Path, content: dict) -> None:
-        atomic_write_json(target, content)
+    def _write(self, target: Path, text: str) -> None:
+        atomic_write_text(target, text)
         try:
             os.chmod(target, os.stat(self.audio).st_mode & 0o666)
         except OSError:  # no audio (yet) or a file system without modes: keep the default

@@ -9,6 +9,8 @@ import stat
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lungapp.annotation.model import (
     AddRegion,
@@ -164,3 +166,44 @@ def test_app_recordings_without_a_label_are_left_out_not_refused(tmp_path):
     ds = read_folder(tmp_path)
     assert len(ds.examples) == 2 and not ds.problems
     assert any("not labelled yet" in w and "100_6.0_0_p1_01.wav" in w for w in ds.warnings)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "move", "remove", "label", "note"]),
+                          st.integers(0, 400), st.integers(1, 300)), max_size=25),
+       st.sampled_from(["", "ann"]), st.booleans())
+def test_a_save_writes_what_json_dumps_would_whatever_the_edits(tmp_path_factory, edits, annotator, other):
+    """Saves re-encode only the regions an edit changed (a cache of the others): the file is
+    byte for byte ``json.dumps(content, indent=2)``, and what the sidecar remembers as written
+    is what the file decodes to, after any sequence of edits and undos, with or without
+    another annotator's section and unknown fields, ASCII or not."""
+    folder = tmp_path_factory.mktemp("cache")
+    audio = _wav(folder / "rec.wav")
+    base = {"record_annotation": "", "device": "Ünïcode ✓", "nested": {"a": [1, {"b": None}]},
+            "event_annotation": [{"start": 10, "end": 20.5, "type": "Wheeze", "tool": [1, 2]}]}
+    if other:
+        base["annotators"] = {"zoë": {"record_annotation": "DAS", "event_annotation": []}}
+    (folder / "rec.json").write_text(json.dumps(base))
+    car = Sidecar(audio, annotator)
+    car.reload()
+    stack = UndoStack(car.doc)
+    for i, (what, a, b) in enumerate(edits):
+        regions = car.doc.regions
+        if what == "add" or not regions:
+            stack.push(AddRegion(Region(a / 100, (a + b) / 100, "Fine Crackle", note=f"n{i} é",
+                                        suggested=bool(i % 3 == 0))))
+        elif what == "move":
+            stack.push(ChangeRegion(car.doc, regions[a % len(regions)].id, start_s=a / 1000,
+                                    end_s=(a + 10 * b) / 1000))
+        elif what == "remove":
+            stack.push(RemoveRegion(car.doc, regions[a % len(regions)].id))
+        elif what == "label":
+            stack.undo() if b % 2 else stack.push(SetRecordLabel(car.doc, "CAS", author="ann"))
+        else:
+            stack.push(ChangeRegion(car.doc, regions[a % len(regions)].id, note=f"note {b}"))
+        car.save()
+        text = car.path.read_text()
+        decoded = json.loads(text)
+        assert text == json.dumps(decoded, indent=2) + "\n"
+        assert car._base == decoded
+        assert Sidecar(audio, annotator).reload().same_labels(car.doc)
