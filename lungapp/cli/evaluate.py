@@ -44,8 +44,8 @@ def run(args) -> int:
     cal = res["calibration"]
     best = res.get("best_threshold")
     print(f"calibration: expected calibration error {f(cal['ece'])}, Brier {f(cal['brier'])}; "
-          f"the threshold that would maximise the score here: {f(best)} (the model's: "
-          f"{res['threshold']:.3f})")
+          f"the threshold that would maximise the score here: {f(best)} (score there "
+          f"{f(res.get('best_score'))}; the model's: {res['threshold']:.3f})")
     if "multiclass" in res:
         mc = res["multiclass"]
         print(f"4-class score {f(mc['score'])}; confusion rows/cols {mc['classes']}:")

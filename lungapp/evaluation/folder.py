@@ -61,7 +61,7 @@ def evaluate_folder(folder, predictor, progress=None, layout: str | None = None)
            "model": {"name": card.name, "version": card.version},
            "quality_gate": _gate_report(s, card),
            "calibration": reliability(s.y, s.p),
-           "best_threshold": _best_threshold(s),
+           **_best(s),
            "recordings": _recordings(s, card)}
     if s.failed:
         out["failed"] = s.failed
@@ -108,12 +108,16 @@ def _predict_all(examples, predictor, progress) -> _Scored:
     return s
 
 
-def _best_threshold(s: _Scored) -> float | None:
-    """The threshold that would maximise the score on these recordings: for judging how
-    far the model's own threshold is from it, never for choosing a threshold here."""
-    from lungapp.evaluation.metrics import choose_threshold
+def _best(s: _Scored) -> dict:
+    """The threshold that would maximise the score on these recordings, and that score: for
+    judging how far the model's own threshold is from it, and how much any threshold could
+    give here, never for choosing a threshold here."""
+    from lungapp.evaluation.metrics import binary_metrics, choose_threshold
 
-    return choose_threshold(s.y, s.p)[0] if len(set(s.y)) == 2 else None
+    if len(set(s.y)) != 2:
+        return {"best_threshold": None, "best_score": None}
+    t = choose_threshold(s.y, s.p)[0]
+    return {"best_threshold": t, "best_score": binary_metrics(s.y, s.p, t)["score"]}
 
 
 def _recordings(s: _Scored, card) -> list[dict]:

@@ -186,6 +186,13 @@ def test_evaluate_reports_what_the_quality_gate_does(tiny_model_dir, tmp_path, c
     assert got["confusion"] == want["confusion"]
     assert got["auc"] == pytest.approx(want["auc"])
     assert sum(map(sum, got["multiclass"]["confusion"])) == len(kept)
+    # the best any threshold could do here: at least the model's own score, and exactly
+    # the score at the reported best threshold
+    every = [f for f in files if labels[f] != "Poor Quality"]
+    y_all = [int(labels[f] != "Normal") for f in every]
+    p_all = [preds[f].abnormal_probability for f in every]
+    assert res["best_score"] == pytest.approx(binary_metrics(y_all, p_all, res["best_threshold"])["score"])
+    assert res["best_score"] >= res["score"] - 1e-12
 
     assert main(["evaluate", str(ds), "--model", str(model)]) == 0
     text = capsys.readouterr().out
