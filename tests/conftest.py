@@ -71,6 +71,17 @@ def repo_script():
     return load
 
 
+def pytest_unconfigure(config):
+    """A watchdog on the test process's own exit: if it has not exited within
+    LUNGAPP_EXIT_WATCHDOG_S seconds (default 300) after the run (a native thread stuck in an
+    audio driver, say, which an exit handler then waits for), every thread's stack is printed
+    and the process exits with status 1, instead of hanging CI until its time limit with
+    nothing said."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(float(os.environ.get("LUNGAPP_EXIT_WATCHDOG_S", "300")), exit=True)
+
+
 def pytest_report_header(config):
     return [f"sprsound data: {'found' if (SPRSOUND / 'train').is_dir() else 'absent'} ({SPRSOUND})",
             f"DISPLAY={os.environ.get('DISPLAY')!r} QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM')!r}"]
