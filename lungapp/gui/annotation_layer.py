@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import getpass
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -78,6 +79,16 @@ def _brush_of(type_: str, pending: bool, alpha: int) -> QBrush:
     """A region's fill; suggestions (pending) at half the alpha, so they read as drafts."""
     r, g, b = TYPE_COLORS.get(type_, (120, 120, 120))
     return pg.mkBrush(r, g, b, alpha // 2 if pending else alpha)
+
+
+def is_bundled_example(audio) -> bool:
+    """Whether ``audio`` is one of the example recordings that ship with lungapp."""
+    from lungapp.paths import resources_dir
+
+    try:
+        return Path(audio).resolve().is_relative_to((resources_dir() / "examples").resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def _tooltip(region: Region) -> str:
@@ -371,16 +382,30 @@ class AnnotationLayer(QObject):
             return
         self.stack.push(command)
 
+    def read_only_reason(self) -> str | None:
+        """Why the open recording's labels cannot be edited here (None: they can)."""
+        audio = self.sidecar.audio
+        if self.sidecar.source == "icbhi":
+            # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
+            return (f"{audio.with_suffix('.txt')}: ICBHI cycles are shown read-only; to edit them, "
+                    "import them into a copy of the recordings (lungapp labels import NAME.txt "
+                    "--audio-dir COPY)")
+        if is_bundled_example(audio):
+            # Its sidecar ships with lungapp: in a checkout it is a tracked file, in an
+            # installed app usually not writable.
+            return (f"{audio}: a bundled example, shown read-only; to label it, copy it and its "
+                    f"{audio.with_suffix('.json').name} into a folder of yours and open the copy")
+        return None
+
     def _refused(self) -> bool:
-        """Whether the open labels are read-only (then says so and redraws them as they are,
+        """Whether the open labels are read-only (then says why and redraws them as they are,
         undoing what a drag showed)."""
-        if self.sidecar.source != "icbhi":
+        reason = self.read_only_reason()
+        if reason is None:
             return False
-        # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
-        self.message.emit(f"{self.sidecar.audio.with_suffix('.txt')}: ICBHI cycles are shown "
-                          "read-only; to edit them, import them into a copy of the recordings "
-                          "(lungapp labels import NAME.txt --audio-dir COPY)", 10000)
+        self.message.emit(reason, 10000)
         self.redraw()
+        self.changed.emit()  # the panel shows the labels as they are (say, the record label)
         return True
 
     def undo(self) -> None:

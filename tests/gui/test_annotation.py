@@ -443,6 +443,25 @@ def test_icbhi_cycles_are_shown_read_only(window, qtbot, tmp_path, recwarn):
     assert not [w for w in recwarn if "Error sending" in str(w.message)], [str(w.message) for w in recwarn]
 
 
+def test_bundled_examples_are_shown_read_only(window, qtbot):
+    """The examples' labels ship with lungapp (tracked files in a checkout, not writable in an
+    installed app): shown, never edited in place, with a message saying how to label a copy."""
+    from lungapp.paths import resources_dir
+
+    wav = resources_dir() / "examples" / "synthetic_wheeze.wav"
+    before = wav.with_suffix(".json").read_bytes()
+    messages = []
+    window.review.statusMessage.connect(lambda text, ms: messages.append(text))
+    view, layer = _open(qtbot, window, wav)
+    n = len(layer.doc.regions)
+    assert n > 0 and layer.read_only_reason() is not None
+    assert layer.add(0.5, 0.9) == -1 and len(layer.doc.regions) == n
+    view.annotation.panel.record_label.setCurrentText("Poor Quality")
+    assert view.annotation.panel.record_label.currentText() == layer.doc.record_label != "Poor Quality"
+    assert wav.with_suffix(".json").read_bytes() == before
+    assert any("bundled example" in m and "copy" in m for m in messages)
+
+
 def test_player_plays_a_range_once_or_looped_with_gain_and_band(qtbot):
     import sounddevice as sd
 
