@@ -141,6 +141,7 @@ class RegionsItem(pg.GraphicsObject):
 
     clicked = Signal(int)
     EDGE_PX = 4  # a press this close to an edge (in pixels) grabs the edge, as on the items
+    MIN_EDGE_PX = 4  # narrower on screen: painted without edges (see edges())
 
     def __init__(self, alpha: int, drag_target: DragTarget):
         super().__init__()
@@ -204,17 +205,27 @@ class RegionsItem(pg.GraphicsObject):
         if not idx:
             return
         self._paint_fills(painter, idx, view)
+        px = painter.transform().mapRect(view).width() / view.width() if view.width() > 0 else 0.0
+        for pen, lines in self.edges(idx, view, px).values():
+            painter.setPen(pen)
+            painter.drawLines(lines)
+
+    def edges(self, idx: list[int], view: QRectF, px_per_s: float) -> dict[int, tuple[QPen, list[QLineF]]]:
+        """The edge lines to draw, grouped by pen: those of regions at least
+        ``MIN_EDGE_PX`` wide on screen. Zoomed out over a long recording, hundreds of
+        regions a pixel or two wide would otherwise hide the spectrogram under their edges;
+        their fills still show where they are."""
         top, bottom = view.top(), view.bottom()
         lo, hi = view.left(), view.right()
-        edges: dict[int, tuple[QPen, list[QLineF]]] = {}
+        out: dict[int, tuple[QPen, list[QLineF]]] = {}
         for i in idx:
-            lines = edges.setdefault(id(self._pens[i]), (self._pens[i], []))[1]
+            if (self._ends[i] - self._starts[i]) * px_per_s < self.MIN_EDGE_PX:
+                continue
+            lines = out.setdefault(id(self._pens[i]), (self._pens[i], []))[1]
             for x in (self._starts[i], self._ends[i]):
                 if lo <= x <= hi:
                     lines.append(QLineF(x, top, x, bottom))
-        for pen, lines in edges.values():
-            painter.setPen(pen)
-            painter.drawLines(lines)
+        return out
 
     def _paint_fills(self, painter, idx: list[int], view: QRectF) -> None:
         """Every fill spans the plot's height, so the fills are one row of pixels: composed

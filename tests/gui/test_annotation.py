@@ -358,6 +358,29 @@ def test_many_regions_pan_and_zoom_build_no_items(window, qtbot, tmp_path):
     assert len(layer.doc.regions) == 111
 
 
+def test_regions_too_narrow_on_screen_are_painted_without_edges(window, qtbot, tmp_path):
+    """Zoomed out over a long recording, regions a few pixels wide are fills only (their
+    edges would hide the spectrogram); zoomed in, each gets both edges."""
+    window.resize(1000, 700)  # the plots ~500 px wide: a 0.3-s region of the minute is ~3 px
+    view, layer = _open(qtbot, window, _long(tmp_path))
+    item = layer.combined[1]  # the spectrogram's
+
+    def edge_xs():
+        rect = item.viewRect()
+        px = item.getViewBox().width() / rect.width()
+        lines = [ln for _, group in item.edges(item.in_view(), rect, px).values() for ln in group]
+        return sorted(round(ln.x1(), 3) for ln in lines), px
+
+    xs, px = edge_xs()  # the whole minute: 0.3-s regions are ~3 px wide
+    assert 0.3 * px < item.MIN_EDGE_PX and len(item.in_view()) == 110 and xs == []
+    view.plots.wave.setXRange(10.0, 14.0, padding=0)
+    qtbot.wait(50)  # the linked plots follow the range
+    xs, px = edge_xs()
+    assert 0.3 * px >= item.MIN_EDGE_PX
+    expect = sorted(round(x, 3) for r in layer.doc.regions for x in (r.start_s, r.end_s) if 10.0 <= x <= 14.0)
+    assert xs == expect and len(xs) >= 14
+
+
 def _column_changed(before, after, x: int, y0: int, y1: int) -> bool:
     return any(before.pixel(x, y) != after.pixel(x, y) for y in range(y0, y1))
 
