@@ -91,6 +91,22 @@ def is_bundled_example(audio) -> bool:
         return False
 
 
+def _read_only_reason(sidecar: Sidecar) -> str | None:
+    """Why ``sidecar``'s labels cannot be edited in the app (None: they can)."""
+    audio = sidecar.audio
+    if sidecar.source == "icbhi":
+        # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
+        return (f"{audio.with_suffix('.txt')}: ICBHI cycles are shown read-only; to edit them, "
+                "import them into a copy of the recordings (lungapp labels import NAME.txt "
+                "--audio-dir COPY)")
+    if is_bundled_example(audio):
+        # Its sidecar ships with lungapp: in a checkout it is a tracked file, in an
+        # installed app usually not writable.
+        return (f"{audio}: a bundled example, shown read-only; to label it, copy it and its "
+                f"{audio.with_suffix('.json').name} into a folder of yours and open the copy")
+    return None
+
+
 def _tooltip(region: Region) -> str:
     return (f"{region.type}{' (suggested, not accepted)' if region.pending else ''}"
             f"{': ' + region.note if region.note else ''}")
@@ -248,8 +264,8 @@ class RegionsItem(pg.GraphicsObject):
             seg = strip[min(c0, width - 1):min(c1, width)]
             seg *= 1 - a
             seg += (color.blue() / 255 * a, color.green() / 255 * a, color.red() / 255 * a, a)
-        self._strip = np.ascontiguousarray(np.round(strip * 255).astype(np.uint8)[None])
-        image = QImage(self._strip.data, width, 1, 4 * width, QImage.Format.Format_ARGB32_Premultiplied)
+        pixels = np.ascontiguousarray(np.round(strip * 255).astype(np.uint8))  # alive while drawn
+        image = QImage(pixels.data, width, 1, 4 * width, QImage.Format.Format_ARGB32_Premultiplied)
         painter.save()
         painter.resetTransform()
         painter.drawImage(QRectF(dev.left(), dev.top(), width, dev.height()), image)
@@ -315,6 +331,7 @@ class AnnotationLayer(QObject):
         super().__init__(parent)
         self.plots, self.settings, self.parent_widget = plots, settings, parent
         self.sidecar: Sidecar | None = None
+        self._read_only: str | None = None  # why the open labels cannot be edited (None: they can)
         self.stack: UndoStack | None = None
         self.selected = -1
         self.default_type = "Wheeze"
@@ -371,6 +388,7 @@ class AnnotationLayer(QObject):
             self.message.emit(f"{err} (labels not shown; fix the file to annotate)", 10000)
             return
         self.sidecar = sidecar
+        self._read_only = _read_only_reason(sidecar)
         self._version += 1
         self.stack = UndoStack(sidecar.doc, on_change=self._after_edit)
         self.selected = -1
@@ -383,7 +401,7 @@ class AnnotationLayer(QObject):
                               "Agreement", 10000)
 
     def close(self) -> None:
-        self.sidecar, self.stack, self.selected = None, None, -1
+        self.sidecar, self.stack, self.selected, self._read_only = None, None, -1, None
         self._version += 1
         self.redraw()
         self.changed.emit()
@@ -394,19 +412,9 @@ class AnnotationLayer(QObject):
         self.stack.push(command)
 
     def read_only_reason(self) -> str | None:
-        """Why the open recording's labels cannot be edited here (None: they can)."""
-        audio = self.sidecar.audio
-        if self.sidecar.source == "icbhi":
-            # A NAME.json beside ICBHI's NAME.txt would make the folder mix two layouts.
-            return (f"{audio.with_suffix('.txt')}: ICBHI cycles are shown read-only; to edit them, "
-                    "import them into a copy of the recordings (lungapp labels import NAME.txt "
-                    "--audio-dir COPY)")
-        if is_bundled_example(audio):
-            # Its sidecar ships with lungapp: in a checkout it is a tracked file, in an
-            # installed app usually not writable.
-            return (f"{audio}: a bundled example, shown read-only; to label it, copy it and its "
-                    f"{audio.with_suffix('.json').name} into a folder of yours and open the copy")
-        return None
+        """Why the open recording's labels cannot be edited here (None: they can); found
+        once when it opens, not on every edit."""
+        return self._read_only
 
     def _refused(self) -> bool:
         """Whether the open labels are read-only (then says why and redraws them as they are,
