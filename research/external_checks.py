@@ -29,6 +29,7 @@ COMMAND = "python research/external_checks.py --write"
 
 def _device_folders(icbhi: Path, tmp: Path) -> dict[str, Path]:
     """One folder of symbolic links per ICBHI device (the manifest's ``device`` column)."""
+    icbhi = icbhi.resolve()  # the links must not depend on the working folder
     out: dict[str, Path] = {}
     with open(icbhi / "manifest.csv", newline="") as fh:
         for row in csv.DictReader(fh):

@@ -18,12 +18,18 @@ change of a recording's probability. The RMS levels per folder come first.
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_DB = -43.0  # SPRSound train's median RMS level (dBFS), printed by --levels
+sys.path.insert(0, str(ROOT / "research"))
+
+from external_checks import _device_folders  # noqa: E402
+
+REFERENCE_DB = -43.0  # SPRSound train's median RMS level (dBFS) over its 1949 recordings: -43.4 by rms_db
 
 
 def rms_db(x: np.ndarray) -> float:
@@ -51,13 +57,15 @@ CHANGES = {"as is": lambda x, rate: (x, rate), "level": _level, "4khz": _through
            "tilt+3": _tilt(3.0), "tilt-3": _tilt(-3.0)}
 
 
-def folders(data: Path) -> list[tuple[str, list]]:
+def folders(data: Path, tmp: Path) -> list[tuple[str, list]]:
+    """intra_test and each ICBHI device's recordings (the manifest's device column, as
+    external_checks.py reads it), Poor Quality left out."""
     from lungapp.data import read_folder
 
-    icbhi = read_folder(data / "icbhi_subset" / "audio_and_txt", layout="icbhi").examples
+    devices = _device_folders(data / "icbhi_subset", tmp)
     out = [("SPRSound intra_test", read_folder(data / "sprsound" / "intra_test", layout="sprsound").examples)]
     for device in ("Meditron", "Litt3200", "AKGC417L"):
-        out.append((f"ICBHI {device}", [e for e in icbhi if Path(e.path).stem.endswith(device)]))
+        out.append((f"ICBHI {device}", read_folder(devices[device], layout="icbhi").examples))
     return [(name, [e for e in exs if e.label != "Poor Quality"]) for name, exs in out]
 
 
@@ -89,14 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     print("| data | change | n | RMS dBFS (median) | AUC | sens | spec | score | median p, normal | "
           "median / max change of p |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, examples in folders(Path(args.data).resolve()):
-        y, probs, levels = score_folder(examples, predictor)
-        for k, p in probs.items():
-            m = binary_metrics(y, p, t)
-            d = np.abs(p - probs["as is"])
-            print(f"| {name} | {k} | {len(y)} | {np.median(levels):.1f} | {m['auc']:.3f} | {m['sensitivity']:.3f} | "
-                  f"{m['specificity']:.3f} | {m['score']:.3f} | {np.median(p[y == 0]):.3f} | "
-                  f"{np.median(d):.3f} / {d.max():.3f} |", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, examples in folders(Path(args.data).resolve(), Path(tmp)):
+            y, probs, levels = score_folder(examples, predictor)
+            for k, p in probs.items():
+                m = binary_metrics(y, p, t)
+                d = np.abs(p - probs["as is"])
+                print(f"| {name} | {k} | {len(y)} | {np.median(levels):.1f} | {m['auc']:.3f} | "
+                      f"{m['sensitivity']:.3f} | {m['specificity']:.3f} | {m['score']:.3f} | "
+                      f"{np.median(p[y == 0]):.3f} | {np.median(d):.3f} / {d.max():.3f} |", flush=True)
     return 0
 
 
