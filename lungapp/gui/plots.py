@@ -33,7 +33,7 @@ class TimeGrid(pg.GraphicsObject):
 
     pyqtgraph's own grid (``showGrid``) is drawn by the axis, which replays a QPicture the
     size of the whole plot on every repaint: on a 10-minute recording that made a pan frame
-    about 35 ms against 14 ms without it (benchmarks/bench_annotation.py)."""
+    about 35 ms against 14 ms without it (cProfile of benchmarks/bench_annotation.py's pan)."""
 
     def __init__(self, axis: pg.AxisItem, alpha: float = 0.15):
         super().__init__()
