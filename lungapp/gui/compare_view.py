@@ -125,7 +125,7 @@ class CompareDialog(QDialog):
         card = getattr(predictor, "card", None)
         cfg = card.features.spectrogram if card is not None else None
         self.plots[col].clear("Loading…")
-        run_task(load_display, h["path"], cfg, name="load for comparison",
+        run_task(load_display, h["path"], cfg, name="load for comparison", owner=self,
                  on_finished=lambda data, c=col, hh=h: self._loaded(c, hh, data),
                  on_failed=lambda msg, exc, c=col: self.plots[c].clear(msg))
 

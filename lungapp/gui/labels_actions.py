@@ -105,7 +105,7 @@ class LabelsMenu(QMenu):
         def failed(message, exc):
             self.view.statusMessage.emit(message, 15000)
 
-        self.tasks.append(run_task(fn, *args, name=fn.__name__, on_finished=done, on_failed=failed))
+        self.tasks.append(run_task(fn, *args, name=fn.__name__, owner=self.view, on_finished=done, on_failed=failed))
 
     def export(self) -> None:
         folder = self.ask_folder("Export the labels of this folder", self._start())

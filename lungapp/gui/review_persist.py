@@ -147,7 +147,7 @@ class ReviewPersistence(QObject):
             except sqlite3.Error:
                 traceback.print_exc()
             return
-        run_task(_look_up, *args, name="restore review results", on_partial=self._apply,
+        run_task(_look_up, *args, name="restore review results", owner=self.review, on_partial=self._apply,
                  on_failed=lambda msg, exc: self.review.statusMessage.emit(msg, 8000))
 
     def _apply(self, found: list) -> None:

@@ -254,7 +254,7 @@ class ReviewView(QWidget):
         if folders:
             self.statusMessage.emit(f"Scanning {len(folders)} folder(s)…", 0)
             exts = audio_extensions()
-            task = run_task(scan_folders, folders, exts, name="scan folders",
+            task = run_task(scan_folders, folders, exts, name="scan folders", owner=self,
                             on_finished=lambda found, fs=folders: self._scanned(fs, found),
                             on_failed=lambda msg, exc: self.statusMessage.emit(msg, 8000))
             self._scan_tasks.append(task)
@@ -382,7 +382,7 @@ class ReviewView(QWidget):
         if path is None:
             return
         self._load_task = run_task(
-            load_display, path, self.display_cfg, name="load for display",
+            load_display, path, self.display_cfg, name="load for display", owner=self,
             on_finished=self._loaded,
             on_failed=lambda msg, exc, p=path: self._load_failed(p, msg, exc))
 

@@ -557,7 +557,8 @@ class TrainView(QWidget):
                                      else f"Not a folder: {html.escape(run.folder)}")
             return None
         self.folder_info.setText("Reading the folder…")
-        self._summary_task = run_task(folder_summary, run.folder, run.task, run.folds, name="folder summary",
+        self._summary_task = run_task(folder_summary, run.folder, run.task, run.folds,
+                                      name="folder summary", owner=self,
                                       on_finished=lambda sm, r=run: self._summary_ready(r, sm),
                                       on_failed=lambda msg, exc: self.folder_info.setText(html.escape(msg)))
         return self._summary_task

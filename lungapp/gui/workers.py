@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import traceback
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from lungapp.errors import LungappError
@@ -95,11 +96,25 @@ def _forget(task: Task) -> None:
 CALLBACKS = ("finished", "failed", "progress", "partial", "cancelled", "done")
 
 
-def run_task(fn, *args, pool: QThreadPool | None = None, name: str = "", **callbacks) -> Task:
+def _while_alive(owner: QObject, task: Task, slot):
+    """``slot``, called only while ``owner``'s C++ object exists. A lambda connected to a
+    task's signal is not tied to the widget it touches, so without this a task that ends
+    after its view was closed would call into deleted widgets; the task is cancelled instead."""
+    def guarded(*args):
+        if shiboken6.isValid(owner):
+            slot(*args)
+        else:
+            task.cancel()
+    return guarded
+
+
+def run_task(fn, *args, pool: QThreadPool | None = None, name: str = "", owner: QObject | None = None,
+             **callbacks) -> Task:
     """Start ``fn(task, *args)`` in ``pool`` (default: the global pool) and connect the
     GUI-thread ``callbacks``, given by name: ``on_finished(result)``,
     ``on_failed(message, exc)``, ``on_progress(done, total, text)``, ``on_partial(obj)``,
-    ``on_cancelled()``, ``on_done()``. Returns the task (keep it to cancel)."""
+    ``on_cancelled()``, ``on_done()``. With ``owner`` (the widget the callbacks touch), the
+    callbacks are skipped once it has been deleted. Returns the task (keep it to cancel)."""
     task = Task(fn, *args, name=name)
     s = task.signals
     for key, slot in callbacks.items():
@@ -107,7 +122,7 @@ def run_task(fn, *args, pool: QThreadPool | None = None, name: str = "", **callb
         if not key.startswith("on_") or signal_name not in CALLBACKS:
             raise TypeError(f"run_task() got an unexpected keyword argument {key!r}")
         if slot:
-            getattr(s, signal_name).connect(slot)
+            getattr(s, signal_name).connect(slot if owner is None else _while_alive(owner, task, slot))
     s.done.connect(lambda t=task: _forget(t))
     _live.add(task)
     (pool or QThreadPool.globalInstance()).start(task)

@@ -193,3 +193,33 @@ def test_wait_until_runs_the_event_loop_until_the_condition_or_the_timeout(qapp)
     t0 = time.monotonic()
     assert not wait_until(lambda: False, timeout_s=0.3)
     assert time.monotonic() - t0 >= 0.25
+
+
+
+@pytest.mark.parametrize("delete_first", [False, True])
+def test_a_task_that_ends_after_its_widget_was_deleted_does_not_call_into_it(qapp, delete_first):
+    """CI once failed in an unrelated test: a Train view's folder summary finished after the
+    view was closed, and its lambda read a deleted QLineEdit. With ``owner`` the callback is
+    skipped once the owner is gone; while it lives, the callback runs."""
+    import threading
+
+    import shiboken6
+    from PySide6.QtWidgets import QLineEdit
+
+    from lungapp.gui.workers import run_task, wait_until
+
+    def slow(task, gate):
+        gate.wait(10)
+        return "done"
+
+    edit, gate, seen = QLineEdit(), threading.Event(), []
+    task = run_task(slow, gate, name="slow", owner=edit,
+                    on_finished=lambda r: seen.append((r, edit.text())),
+                    on_done=lambda: seen.append("done"))
+    if delete_first:
+        edit.deleteLater()
+        assert wait_until(lambda: not shiboken6.isValid(edit), 5)
+    gate.set()
+    assert wait_until(lambda: task.is_done, 10)
+    wait_until(lambda: len(seen) == 2, 1)  # the queued signals are delivered
+    assert seen == ([] if delete_first else [("done", ""), "done"])
