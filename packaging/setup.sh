@@ -20,6 +20,8 @@ esac
 APT_PACKAGES=(libportaudio2 libsndfile1 xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-cursor0 libxkbcommon-x11-0
   libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils libasound2-plugins x11-utils)
+# The PDF report's tests render its pages with poppler's pdftoppm.
+[ "${1:-}" = "--test" ] && APT_PACKAGES+=(poppler-utils)
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
