@@ -114,7 +114,7 @@ class AppContext(QObject):
         self._set_state(LOADING, "Loading model…")
         self._model_gen += 1
         gen = self._model_gen
-        task = run_task(_load_predictor, model_dir, name="load model",
+        task = run_task(_load_predictor, model_dir, name="load model", owner=self,
                         on_finished=lambda pred, g=gen: self._model_loaded(pred, g),
                         on_failed=lambda msg, exc, g=gen: self._model_failed(msg, g))
         self._model_task = task
@@ -193,7 +193,7 @@ class AppContext(QObject):
             self.queueChanged.emit(self.pending())
             return
         path = self._queue.popleft()
-        task = run_task(_predict, self._predictor, path, pool=self._pool, name="analyse",
+        task = run_task(_predict, self._predictor, path, pool=self._pool, name="analyse", owner=self,
                         on_finished=lambda pred, p=path: self._analysis_done(p, pred, None),
                         on_failed=lambda msg, exc, p=path: self._analysis_done(p, None, msg))
         self._current = (path, task)
