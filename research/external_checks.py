@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python research/external_checks.py --write"
 
 
-def _device_folders(icbhi: Path, tmp: Path) -> dict[str, Path]:
+def device_folders(icbhi: Path, tmp: Path) -> dict[str, Path]:
     """One folder of symbolic links per ICBHI device (the manifest's ``device`` column)."""
     icbhi = icbhi.resolve()  # the links must not depend on the working folder
     out: dict[str, Path] = {}
@@ -69,7 +69,7 @@ def run_checks(model: Path, data: Path) -> list[dict]:
     if icbhi.is_dir():
         checks.append(check("ICBHI subset, all devices", icbhi / "audio_and_txt", predictor, "icbhi"))
         with tempfile.TemporaryDirectory() as tmp:
-            for device, folder in sorted(_device_folders(icbhi, Path(tmp)).items()):
+            for device, folder in sorted(device_folders(icbhi, Path(tmp)).items()):
                 checks.append(check(f"ICBHI {device}", folder, predictor, "icbhi"))
     return checks
 

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "research"))
 
-from external_checks import _device_folders  # noqa: E402
+from external_checks import device_folders  # noqa: E402
 
 REFERENCE_DB = -43.0  # SPRSound train's median RMS level (dBFS) over its 1949 recordings: -43.4 by rms_db
 
@@ -62,7 +62,7 @@ def folders(data: Path, tmp: Path) -> list[tuple[str, list]]:
     external_checks.py reads it), Poor Quality left out."""
     from lungapp.data import read_folder
 
-    devices = _device_folders(data / "icbhi_subset", tmp)
+    devices = device_folders(data / "icbhi_subset", tmp)
     out = [("SPRSound intra_test", read_folder(data / "sprsound" / "intra_test", layout="sprsound").examples)]
     for device in ("Meditron", "Litt3200", "AKGC417L"):
         out.append((f"ICBHI {device}", read_folder(devices[device], layout="icbhi").examples))

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "research"))
 
-from external_checks import _device_folders, check  # noqa: E402
+from external_checks import check, device_folders  # noqa: E402
 
 DEVICES = ("Meditron", "Litt3200", "AKGC417L", "LittC2SE")
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     data = Path(args.data).resolve()
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        devices = _device_folders(data / "icbhi_subset", Path(tmp))
+        devices = device_folders(data / "icbhi_subset", Path(tmp))
         for run in plan([r for r in args.runs.split(",") if r]):
             if run["name"] in results:
                 continue

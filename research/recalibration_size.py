@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "research"))
 
-from external_checks import _device_folders  # noqa: E402
+from external_checks import device_folders  # noqa: E402
 
 
 def scored(folder: Path, predictor, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
           "recalibrated >= own |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        devices = _device_folders(data / "icbhi_subset", Path(tmp))
+        devices = device_folders(data / "icbhi_subset", Path(tmp))
         folders = [("SPRSound intra_test", data / "sprsound" / "intra_test", "sprsound"),
                    ("ICBHI Litt3200", devices["Litt3200"], "icbhi"),
                    ("ICBHI Meditron", devices["Meditron"], "icbhi")]
