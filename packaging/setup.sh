@@ -12,16 +12,17 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 EXTRAS=""
+TEST_APT=()
 case "${1:-}" in
-  --test) EXTRAS="[test,lint,packaging]" ;;
+  # The PDF report's tests render its pages with poppler's pdftoppm.
+  --test) EXTRAS="[test,lint,packaging]"; TEST_APT=(poppler-utils) ;;
   --packaging) EXTRAS="[packaging]" ;;
 esac
 
 APT_PACKAGES=(libportaudio2 libsndfile1 xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-cursor0 libxkbcommon-x11-0
-  libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils libasound2-plugins x11-utils)
-# The PDF report's tests render its pages with poppler's pdftoppm.
-[ "${1:-}" = "--test" ] && APT_PACKAGES+=(poppler-utils)
+  libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils libasound2-plugins x11-utils
+  ${TEST_APT[@]+"${TEST_APT[@]}"})
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
