@@ -1,0 +1,140 @@
+"""Where a model's decisions go wrong by the child's age: on SPRSound intra_test (the
+model's own predictions) and on SPRSound train (the kept members' out-of-fold
+predictions, combined as the bundled model combines them), per age band: the normal
+recordings and how many were called abnormal (false positives), the abnormal recordings and
+how many were found (sensitivity).
+
+SPRSound names each recording PATIENT_AGE_GENDER_LOCATION_NUMBER, with the age in years.
+
+    .venv/bin/python research/errors_by_age.py [--model resources/model] [--data ../shared/data]
+                                               [--bands 3,6,10] [--no-train]
+
+The train rows need the bundled model's members kept in research/bundled_members (their
+names are in the model's card); --no-train skips them (for a model made of other runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def age_of(name: str) -> float | None:
+    """The age in years in a SPRSound file name, or None when the name does not hold one."""
+    parts = Path(name).stem.split("_")
+    try:
+        return float(parts[1]) if len(parts) >= 5 else None
+    except ValueError:
+        return None
+
+
+def band_names(edges: list[float]) -> list[str]:
+    lows = [0.0, *edges]
+    return ([f"under {edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(lows[1:], edges[1:])]
+            + [f"{edges[-1]:g} and over"])
+
+
+def table(ages, truth, called, patients, edges: list[float]) -> list[tuple]:
+    """Rows (band, normal n, false positives, "their patients of the band's patients with a
+    normal recording", abnormal n, found) per age
+    band; ``truth`` and ``called`` are 0/1 (abnormal)."""
+    ages, truth, called = (np.asarray(a, dtype=float) for a in (ages, truth, called))
+    patients = np.asarray(patients)
+    band = np.digitize(ages, edges)
+    rows = []
+    for i, name in enumerate(band_names(edges)):
+        m = band == i
+        norm, abn = m & (truth == 0), m & (truth == 1)
+        fp = norm & (called == 1)
+        rows.append((name, int(norm.sum()), int(fp.sum()),
+                     f"{len(set(patients[fp]))} of {len(set(patients[norm]))}",
+                     int(abn.sum()), int((called[abn] == 1).sum())))
+    return rows
+
+
+def print_table(title: str, rows: list[tuple]) -> None:
+    print(f"\n{title}\n")
+    print("| age (years) | normal | called abnormal (false positives) | their patients "
+          "| abnormal | found (sensitivity) |")
+    print("|---|---|---|---|---|---|")
+    for name, nn, fp, pat, na, tp in rows:
+        fpr = f"{fp}/{nn} ({fp / nn:.0%})" if nn else "-"
+        sens = f"{tp}/{na} ({tp / na:.0%})" if na else "-"
+        print(f"| {name} | {nn} | {fpr} | {pat} | {na} | {sens} |")
+    tot = [sum(r[i] for r in rows) for i in (1, 2, 4, 5)]
+    print(f"| all | {tot[0]} | {tot[1]}/{tot[0]} ({tot[1] / max(tot[0], 1):.0%}) | | "
+          f"{tot[2]} | {tot[3]}/{tot[2]} ({tot[3] / max(tot[2], 1):.0%}) |")
+
+
+def intra_test_rows(model: Path, folder: Path, edges: list[float]) -> list[tuple]:
+    from lungapp.evaluation.folder import evaluate_folder
+    from lungapp.inference.predictor import Predictor
+
+    r = evaluate_folder(folder, Predictor.load(model), layout="sprsound")
+    recs = [x for x in r["recordings"] if age_of(x["file"]) is not None]
+    return table([age_of(x["file"]) for x in recs], [x["truth"] == "abnormal" for x in recs],
+                 [x["decision"] == "abnormal" for x in recs], [x["patient"] for x in recs], edges)
+
+
+def train_rows(model: Path, folder: Path, edges: list[float]) -> list[tuple]:
+    """The members' out-of-fold predictions on train, combined as the model combines them,
+    decided at the model's threshold."""
+    from lungapp.errors import LungappError
+    from lungapp.inference.card import load_card
+    from lungapp.training.combine import ensemble_oof, kept_name, load_oofs
+
+    card = load_card(model)
+    members = []
+    for m in card.training.to_dict().get("members") or []:
+        d = ROOT / "research" / "bundled_members" / kept_name(m["window_s"], m["seed"])
+        members.append((d, d / "oof.npz"))
+    if len(members) < 2:
+        raise LungappError("the model is not an ensemble of kept members; use --no-train", model)
+    cards = [load_card(d) for d, _ in members]
+    arrays = load_oofs(members, cards, folder)
+    ens = ensemble_oof(members, data_root=folder, cards=cards, arrays=arrays)
+    # as the app decides: the pooled probabilities calibrated, then the card's threshold
+    called = 1 - card.calibrate_probs(ens.data.probs)[:, 0] >= card.threshold
+    files = [str(p) for p in arrays[0]["path"]]
+    keep = [i for i, f in enumerate(files) if age_of(f) is not None]
+    patients = [str(p) for p in arrays[0]["patient"]]
+    return table([age_of(files[i]) for i in keep], ens.data.y[keep], called[keep],
+                 [patients[i] for i in keep], edges)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=ROOT / "resources" / "model")
+    ap.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data")
+    ap.add_argument("--bands", default="3,6,10", help="upper edges of the age bands, in years")
+    ap.add_argument("--no-train", action="store_true", help="only intra_test")
+    args = ap.parse_args(argv)
+    from lungapp.errors import LungappError
+
+    try:
+        edges = sorted(float(v) for v in args.bands.split(","))
+    except ValueError:
+        ap.error(f"--bands: not a list of numbers: {args.bands}")
+    sprsound = args.data / "sprsound"
+    if not (sprsound / "intra_test").is_dir():
+        print(f"no SPRSound intra_test under {args.data}", file=sys.stderr)
+        return 1
+    try:
+        print_table(f"SPRSound intra_test, {args.model} at its threshold",
+                    intra_test_rows(args.model, sprsound / "intra_test", edges))
+        if not args.no_train:
+            print_table("SPRSound train, the members' out-of-fold predictions at the same threshold",
+                        train_rows(args.model, (sprsound / "train").resolve(), edges))
+    except LungappError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
