@@ -59,7 +59,8 @@ DATASET = (
     "device), at four chest sites (left/right posterior and lateral), 8 kHz. Each recording has "
     "a record label and timed, labelled respiratory events; the model learns from the event "
     "times (windows are labelled by the events they overlap). Poor Quality recordings are "
-    "excluded from the diagnosis task and used to fit the quality check.")
+    "excluded from the diagnosis task; the quality check is not fitted to them (it refuses "
+    "only what cannot be judged, see below).")
 CREDITS = (
     "Q. Zhang et al., \"SPRSound: Open-Source SJTU Paediatric Respiratory Sound Database\", "
     "IEEE Transactions on Biomedical Circuits and Systems 16(5), 2022; Q. Zhang et al., "
