@@ -2,7 +2,9 @@
 model's own predictions) and on SPRSound train (the kept members' out-of-fold
 predictions, combined as the bundled model combines them), per age band: the normal
 recordings and how many were called abnormal (false positives), the abnormal recordings and
-how many were found (sensitivity).
+how many were found (sensitivity). A second table splits the normal recordings by how many
+of the same child's *other* recordings in train are abnormal (none, 1-2, 3 or more): does the
+model call a normal recording abnormal because it has learnt the child, not the sound?
 
 SPRSound names each recording PATIENT_AGE_GENDER_LOCATION_NUMBER, with the age in years.
 
@@ -71,19 +73,65 @@ def print_table(title: str, rows: list[tuple]) -> None:
           f"{tot[2]} | {tot[3]}/{tot[2]} ({tot[3] / max(tot[2], 1):.0%}) |")
 
 
-def intra_test_rows(model: Path, folder: Path, edges: list[float]) -> list[tuple]:
+HISTORY_GROUPS = (("none", 0, 0), ("1-2", 1, 2), ("3 or more", 3, 10**9))
+
+
+def history_table(truth, called, prob, others_abnormal) -> list[tuple]:
+    """Rows (group, normal n, false positives, median abnormal probability) of the normal
+    recordings, grouped by ``others_abnormal``: how many of the child's other recordings in
+    train are abnormal."""
+    truth, called, prob, k = (np.asarray(a, dtype=float) for a in (truth, called, prob, others_abnormal))
+    rows = []
+    for name, lo, hi in HISTORY_GROUPS:
+        m = (truth == 0) & (k >= lo) & (k <= hi)
+        rows.append((name, int(m.sum()), int((called[m] == 1).sum()),
+                     float(np.median(prob[m])) if m.any() else float("nan")))
+    return rows
+
+
+def print_history(title: str, rows: list[tuple]) -> None:
+    print(f"\n{title}\n")
+    print("| the child's other recordings in train: abnormal | normal | called abnormal "
+          "| median abnormal probability |")
+    print("|---|---|---|---|")
+    for name, n, fp, med in rows:
+        print(f"| {name} | {n} | {fp}/{n} ({fp / max(n, 1):.0%}) | {med:.3f} |")
+
+
+def abnormal_counts(folder: Path) -> dict[str, int]:
+    """Per patient, how many of its recordings in a SPRSound folder are labelled abnormal
+    (CAS, DAS or CAS & DAS)."""
+    from lungapp.data import read_folder
+
+    counts: dict[str, int] = {}
+    for e in read_folder(folder, "sprsound").examples:
+        if e.patient:
+            counts[e.patient] = counts.get(e.patient, 0) + (e.label in ("CAS", "DAS", "CAS & DAS"))
+    return counts
+
+
+def intra_test_rows(model: Path, folder: Path, edges: list[float],
+                    train: Path | None = None) -> tuple[list[tuple], list[tuple] | None]:
+    """The age table of intra_test, and (given the train folder) its history table."""
     from lungapp.evaluation.folder import evaluate_folder
     from lungapp.inference.predictor import Predictor
 
     r = evaluate_folder(folder, Predictor.load(model), layout="sprsound")
     recs = [x for x in r["recordings"] if age_of(x["file"]) is not None]
-    return table([age_of(x["file"]) for x in recs], [x["truth"] == "abnormal" for x in recs],
-                 [x["decision"] == "abnormal" for x in recs], [x["patient"] for x in recs], edges)
+    truth = [x["truth"] == "abnormal" for x in recs]
+    called = [x["decision"] == "abnormal" for x in recs]
+    ages = table([age_of(x["file"]) for x in recs], truth, called, [x["patient"] for x in recs], edges)
+    if train is None:
+        return ages, None
+    counts = abnormal_counts(train)
+    return ages, history_table(truth, called, [x["abnormal_probability"] for x in recs],
+                               [counts.get(x["patient"], 0) for x in recs])
 
 
-def train_rows(model: Path, folder: Path, edges: list[float]) -> list[tuple]:
+def train_rows(model: Path, folder: Path, edges: list[float], history: bool = False):
     """The members' out-of-fold predictions on train, combined as the model combines them,
-    decided at the model's threshold."""
+    decided at the model's threshold: the age table (and, with ``history``, also the history
+    table, each recording's own label left out of its child's count)."""
     from lungapp.errors import LungappError
     from lungapp.inference.card import load_card
     from lungapp.training.combine import ensemble_oof, kept_name, load_oofs
@@ -99,12 +147,20 @@ def train_rows(model: Path, folder: Path, edges: list[float]) -> list[tuple]:
     arrays = load_oofs(members, cards, folder)
     ens = ensemble_oof(members, data_root=folder, cards=cards, arrays=arrays)
     # as the app decides: the pooled probabilities calibrated, then the card's threshold
-    called = 1 - card.calibrate_probs(ens.data.probs)[:, 0] >= card.threshold
+    prob = 1 - card.calibrate_probs(ens.data.probs)[:, 0]
+    called = prob >= card.threshold
     files = [str(p) for p in arrays[0]["path"]]
     keep = [i for i, f in enumerate(files) if age_of(f) is not None]
     patients = [str(p) for p in arrays[0]["patient"]]
-    return table([age_of(files[i]) for i in keep], ens.data.y[keep], called[keep],
+    ages = table([age_of(files[i]) for i in keep], ens.data.y[keep], called[keep],
                  [patients[i] for i in keep], edges)
+    if not history:
+        return ages
+    counts: dict[str, int] = {}
+    for p, y in zip(patients, ens.data.y):
+        counts[p] = counts.get(p, 0) + int(y)
+    others = [counts[p] - int(y) for p, y in zip(patients, ens.data.y)]
+    return ages, history_table(ens.data.y, called, prob, others)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,11 +181,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no SPRSound intra_test under {args.data}", file=sys.stderr)
         return 1
     try:
-        print_table(f"SPRSound intra_test, {args.model} at its threshold",
-                    intra_test_rows(args.model, sprsound / "intra_test", edges))
-        if not args.no_train:
+        train = (sprsound / "train").resolve() if (sprsound / "train").is_dir() else None
+        ages, history = intra_test_rows(args.model, sprsound / "intra_test", edges, train)
+        print_table(f"SPRSound intra_test, {args.model} at its threshold", ages)
+        if history is not None:
+            print_history("SPRSound intra_test, normal recordings by the child's recordings in train",
+                          history)
+        if not args.no_train and train is not None:
+            ages, history = train_rows(args.model, train, edges, history=True)
             print_table("SPRSound train, the members' out-of-fold predictions at the same threshold",
-                        train_rows(args.model, (sprsound / "train").resolve(), edges))
+                        ages)
+            print_history("SPRSound train out of fold, normal recordings by the child's other "
+                          "recordings", history)
     except LungappError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
