@@ -82,6 +82,9 @@ _sidecars = st.one_of(
 @_SETTINGS
 @example(sidecars=[b"{not json", b'{"record_annotation": "Normal", "event_annotation": []}'])
 @example(sidecars=[b"\xff\xfe\x00", b'{"record_annotation": "Normal", "event_annotation": "x"}'])
+# not labelled yet: left out with a warning that names it, not a problem
+@example(sidecars=[b'{"record_annotation": "", "event_annotation": null}',
+                   b'{"record_annotation":"normal","":[]}'])
 @given(sidecars=st.lists(_sidecars, min_size=1, max_size=3))
 def test_random_sprsound_sidecars(tmp_path_factory, sidecars):
     root = _folder(tmp_path_factory)
@@ -89,8 +92,10 @@ def test_random_sprsound_sidecars(tmp_path_factory, sidecars):
         (root / f"{name}.json").write_bytes(data)
     ds = _check(root)
     if ds is not None and ds.layout == "sprsound":
-        # every audio file is either an example or a listed problem: nothing vanishes
+        # every audio file is an example, a listed problem or named in the warning about
+        # recordings not labelled yet: nothing vanishes
         accounted = {os.path.splitext(e.path)[0] for e in ds.examples} | {
             os.path.splitext(w)[0] for w, _ in ds.problems}
+        warned = " ".join(ds.warnings)
         for name in ("a", "b", "sub/c")[:len(sidecars)]:
-            assert str(root / name) in accounted, (name, ds.problems)
+            assert str(root / name) in accounted or f"{name}.wav" in warned, (name, ds.problems)
