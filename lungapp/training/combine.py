@@ -366,9 +366,12 @@ class EnsembleOof:
 
 def ensemble_oof(members: list[tuple[Path, Path]], *, hop_s: float | None = None,
                  data_root=None, cards: list[ModelCard] | None = None,
-                 arrays: list[dict] | None = None) -> EnsembleOof:
+                 arrays: list[dict] | None = None,
+                 pool_rules: tuple[str, ...] | None = None) -> EnsembleOof:
     """The out-of-fold predictions of the ensemble of ``members`` ((model folder, oof file)
-    pairs) at window step ``hop_s`` (see :func:`member_steps`), as the app would pool them.
+    pairs) at window step ``hop_s`` (see :func:`member_steps`), as the app would pool them;
+    ``alt`` holds the abnormal probability pooled by each of ``pool_rules`` (pooling rules as a
+    card names them; default :data:`lungapp.vocabulary.POOLINGS`).
 
     Members reading the same windows are averaged window by window; member groups that
     read different windows (other lengths or steps) are each pooled and the pooled values
@@ -434,14 +437,14 @@ def ensemble_oof(members: list[tuple[Path, Path]], *, hop_s: float | None = None
 
     n = len(order)
     probs = np.zeros((n, len(classes)))
-    alt = {rule: np.zeros(n) for rule in POOLINGS}
+    alt = {rule: np.zeros(n) for rule in (pool_rules or POOLINGS)}
     shifted = np.zeros((n, len(classes))) if shift_all else None
     kept = []
     for r in range(n):
         w = windows("window_out", r)
         kept.append(w)
         probs[r] = pooled(w, first.pooling)
-        for rule in POOLINGS:
+        for rule in alt:
             alt[rule][r] = 1 - pooled(w, rule)[0]
         if shifted is not None:
             shifted[r] = pooled(windows("window_out_shift", r), first.pooling)

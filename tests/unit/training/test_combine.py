@@ -13,10 +13,11 @@ import pytest
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
 from lungapp.inference.features import FeatureConfig, windows_from_samples
-from lungapp.training.combine import combine, ensemble_report, window_subset
+from lungapp.training.combine import combine, ensemble_oof, ensemble_report, window_subset
 from lungapp.training.oof import card_threshold, class_pooled_probs, evaluate_oof, pool_probs
 from lungapp.training.recipes import TrainOptions
 from lungapp.training.train import train
+from lungapp.vocabulary import POOLINGS
 
 from train_helpers import make_dataset  # noqa: E402
 
@@ -290,6 +291,21 @@ def test_one_members_report_is_its_own_cards(members):
         assert report["overall"][k] == pytest.approx(card["metrics"]["overall"][k], abs=1e-12)
     assert report["overall"]["confusion"] == card["metrics"]["overall"]["confusion"]
     assert report["four_class"]["score"] == pytest.approx(card["metrics"]["four_class"]["score"])
+
+
+def test_ensemble_oof_pools_the_abnormal_probability_by_the_rules_asked_for(members):
+    """``pool_rules`` replaces the default rules of ``alt``; each is the windows pooled so."""
+    _, _, pairs = members
+    z0, mean_probs, kept = _oof_mean_probs(pairs, 1)
+    e = ensemble_oof(pairs, pool_rules=("mean", "quantile:0.5", "quantile:0.25"))
+    assert list(e.alt) == ["mean", "quantile:0.5", "quantile:0.25"]
+    assert np.allclose(e.alt["mean"], 1 - mean_probs[:, 0])
+    spec = ("sigmoid", ["CAS", "DAS"])
+    for rule in ("quantile:0.5", "quantile:0.25"):
+        want = [1 - pool_probs(w, rule, spec)[0] for w in kept]
+        assert np.allclose(e.alt[rule], want)
+    assert not np.allclose(e.alt["quantile:0.25"], e.alt["mean"])
+    assert tuple(ensemble_oof(pairs).alt) == POOLINGS
 
 
 def test_ensemble_steps_benchmark_tables_every_subset(members, capsys, repo_script):
