@@ -59,18 +59,22 @@ def table(ages, truth, called, patients, edges: list[float]) -> list[tuple]:
     return rows
 
 
-def print_table(title: str, rows: list[tuple]) -> None:
+def _share(k: int, n: int) -> str:
+    return f"{k}/{n} ({k / n:.0%})" if n else "-"
+
+
+def _markdown(title: str, header: list[str], rows: list[list]) -> None:
     print(f"\n{title}\n")
-    print("| age (years) | normal | called abnormal (false positives) | their patients "
-          "| abnormal | found (sensitivity) |")
-    print("|---|---|---|---|---|---|")
-    for name, nn, fp, pat, na, tp in rows:
-        fpr = f"{fp}/{nn} ({fp / nn:.0%})" if nn else "-"
-        sens = f"{tp}/{na} ({tp / na:.0%})" if na else "-"
-        print(f"| {name} | {nn} | {fpr} | {pat} | {na} | {sens} |")
+    for cells in [header, ["---"] * len(header), *rows]:
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+def print_table(title: str, rows: list[tuple]) -> None:
     tot = [sum(r[i] for r in rows) for i in (1, 2, 4, 5)]
-    print(f"| all | {tot[0]} | {tot[1]}/{tot[0]} ({tot[1] / max(tot[0], 1):.0%}) | | "
-          f"{tot[2]} | {tot[3]}/{tot[2]} ({tot[3] / max(tot[2], 1):.0%}) |")
+    _markdown(title, ["age (years)", "normal", "called abnormal (false positives)", "their patients",
+                      "abnormal", "found (sensitivity)"],
+              [[name, nn, _share(fp, nn), pat, na, _share(tp, na)] for name, nn, fp, pat, na, tp in rows]
+              + [["all", tot[0], _share(tot[1], tot[0]), "", tot[2], _share(tot[3], tot[2])]])
 
 
 HISTORY_GROUPS = (("none", 0, 0), ("1-2", 1, 2), ("3 or more", 3, 10**9))
@@ -90,12 +94,9 @@ def history_table(truth, called, prob, others_abnormal) -> list[tuple]:
 
 
 def print_history(title: str, rows: list[tuple]) -> None:
-    print(f"\n{title}\n")
-    print("| the child's other recordings in train: abnormal | normal | called abnormal "
-          "| median abnormal probability |")
-    print("|---|---|---|---|")
-    for name, n, fp, med in rows:
-        print(f"| {name} | {n} | {fp}/{n} ({fp / max(n, 1):.0%}) | {med:.3f} |")
+    _markdown(title, ["the child's other recordings in train: abnormal", "normal", "called abnormal",
+                      "median abnormal probability"],
+              [[name, n, _share(fp, n), f"{med:.3f}"] for name, n, fp, med in rows])
 
 
 def abnormal_counts(folder: Path) -> dict[str, int]:
@@ -134,13 +135,10 @@ def train_rows(model: Path, folder: Path, edges: list[float], history: bool = Fa
     table, each recording's own label left out of its child's count)."""
     from lungapp.errors import LungappError
     from lungapp.inference.card import load_card
-    from lungapp.training.combine import ensemble_oof, kept_name, load_oofs
+    from lungapp.training.combine import ensemble_oof, kept_members_of, load_oofs
 
     card = load_card(model)
-    members = []
-    for m in card.training.to_dict().get("members") or []:
-        d = ROOT / "research" / "bundled_members" / kept_name(m["window_s"], m["seed"])
-        members.append((d, d / "oof.npz"))
+    members = kept_members_of(card, ROOT / "research" / "bundled_members")
     if len(members) < 2:
         raise LungappError("the model is not an ensemble of kept members; use --no-train", model)
     cards = [load_card(d) for d, _ in members]

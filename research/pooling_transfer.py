@@ -37,13 +37,10 @@ def kept_members(model: Path) -> list[tuple[Path, Path]]:
     """(run folder, out-of-fold file) of each kept run the model's card names."""
     from lungapp.errors import LungappError
     from lungapp.inference.card import load_card
-    from lungapp.training.combine import kept_name
+    from lungapp.training.combine import kept_members_of
 
-    runs = []
-    for m in load_card(model).training.to_dict().get("members") or []:
-        d = ROOT / "research" / "bundled_members" / kept_name(m["window_s"], m["seed"])
-        runs.append((d, d / "oof.npz"))
-    if not runs or not all(f.is_file() for _, f in runs):
+    runs = kept_members_of(load_card(model), ROOT / "research" / "bundled_members")
+    if not runs:
         raise LungappError("the model is not an ensemble of runs kept in research/bundled_members",
                            model)
     return runs

@@ -231,6 +231,19 @@ def kept_runs(dest) -> list[tuple[Path, Path]]:
     return [(d, d / "oof.npz") for _, d in found]
 
 
+def kept_members_of(card: ModelCard, dest) -> list[tuple[Path, Path]]:
+    """The (run folder, out-of-fold file) pairs in ``dest`` of the members an ensemble's
+    ``card`` names (kept there by :func:`keep_runs`); empty for a card naming none. Raises
+    LungappError naming the first member that is not kept."""
+    out = []
+    for m in card.training.to_dict().get("members") or []:
+        d = Path(dest) / kept_name(m["window_s"], m["seed"])
+        if not (d / "oof.npz").is_file():
+            raise LungappError(f"member {d.name} is not kept (no {d.name}/oof.npz)", dest)
+        out.append((d, d / "oof.npz"))
+    return out
+
+
 def kept_name(window_s: float, seed) -> str:
     """The folder name :func:`keep_runs` gives a run with windows of ``window_s`` seconds
     and seed ``seed`` (e.g. ``w2s_seed0``)."""

@@ -537,3 +537,18 @@ def test_hop_steps_parse_per_window_length():
             parse_hops(bad)
     with pytest.raises(SystemExit):
         main(["out", "a:b", "--hop-s", "2=-1"])
+
+
+def test_kept_members_of_an_ensemble_card_are_its_kept_runs(tmp_path):
+    from lungapp import paths
+    from lungapp.inference.card import load_card
+    from lungapp.training.combine import kept_members_of, kept_name
+
+    card = load_card(paths.resources_dir() / "model")
+    names = [kept_name(m["window_s"], m["seed"]) for m in card.training.to_dict()["members"]]
+    with pytest.raises(LungappError, match=f"member {names[0]} is not kept"):
+        kept_members_of(card, tmp_path)
+    for n in names:
+        (tmp_path / n).mkdir()
+        (tmp_path / n / "oof.npz").write_bytes(b"")
+    assert kept_members_of(card, tmp_path) == [(tmp_path / n, tmp_path / n / "oof.npz") for n in names]
