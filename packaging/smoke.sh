@@ -24,7 +24,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY=""; REAL=0; VIEWER=""; DEB=""; KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --python) PY="$2"; shift 2 ;;
+    # absolute, as the build runs in the clone (not readlink -f: a venv's python is a link)
+    --python) PY="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")" || exit 2; shift 2 ;;
     --dpkg) REAL=1; shift ;;
     --viewer) VIEWER=--viewer; shift ;;
     --deb) DEB="$(readlink -f "$2")"; shift 2 ;;
