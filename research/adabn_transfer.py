@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from external_checks import device_folders  # noqa: E402
+from pooling_transfer import folders  # noqa: E402
 
 _BATCH = 256
 
@@ -158,18 +158,6 @@ def target_rows(adapter: Adapter, folder: Path, layout: str, fixed: dict) -> dic
     return out
 
 
-def targets(data: Path, tmp: Path) -> list[tuple[str, Path, str]]:
-    out = []
-    intra = data / "sprsound" / "intra_test"
-    if intra.is_dir():
-        out.append(("SPRSound intra_test", intra, "sprsound"))
-    icbhi = data / "icbhi_subset"
-    if icbhi.is_dir():
-        for device, folder in sorted(device_folders(icbhi, tmp).items()):
-            out.append((f"ICBHI {device}", folder, "icbhi"))
-    return out
-
-
 def _f(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -204,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             fixed["train"] = adapter.predictor(windows_of(paths, adapter.fcs, a.train_stride))
         with tempfile.TemporaryDirectory() as tmp:
             results = {name: target_rows(adapter, folder, layout, fixed)
-                       for name, folder, layout in targets(a.data, Path(tmp))}
+                       for name, folder, layout in folders(a.data, Path(tmp))}
     except LungappError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
