@@ -191,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             paths = [e.path for e in read_folder(train, "sprsound").examples]
             fixed["train"] = adapter.predictor(windows_of(paths, adapter.fcs, a.train_stride))
         with tempfile.TemporaryDirectory() as tmp:
-            results = {name: target_rows(adapter, folder, layout, fixed)
-                       for name, folder, layout in folders(a.data, Path(tmp))}
+            found = folders(a.data, Path(tmp))
+            if not found:
+                print(f"no SPRSound intra_test or ICBHI subset under {a.data}", file=sys.stderr)
+                return 1
+            results = {name: target_rows(adapter, folder, layout, fixed) for name, folder, layout in found}
     except LungappError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
