@@ -149,8 +149,8 @@ def target_rows(adapter: Adapter, folder: Path, layout: str, fixed: dict) -> dic
            for name, pred in fixed.items()}
     ds = read_folder(folder, layout)
     rows = []
-    for keep, other in (halves(e.patient for e in ds.examples),
-                        tuple(reversed(halves(e.patient for e in ds.examples)))):
+    first, second = halves(e.patient for e in ds.examples)
+    for keep, other in ((first, second), (second, first)):
         Xs = windows_of([e.path for e in ds.examples if e.patient in other], adapter.fcs)
         res = evaluate_folder(folder, adapter.predictor(Xs), layout=layout)
         rows += [r for r in res["recordings"] if r["patient"] in keep]
