@@ -65,6 +65,7 @@ def repo_script():
             pytest.skip(f"no {relpath} in this copy")
         spec = importlib.util.spec_from_file_location(path.stem, path)
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = mod  # as an import would: dataclasses look their module up
         spec.loader.exec_module(mod)
         return mod
 
