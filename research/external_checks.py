@@ -54,7 +54,8 @@ def check(name: str, folder: Path, predictor, layout: str | None) -> dict:
             "four_class_score": (r.get("multiclass") or {}).get("score"),
             "refused": gate["flagged"], "warned": gate["warned"],
             "ece": r["calibration"]["ece"], "reliability": r["calibration"]["bins"],
-            "best_threshold": r["best_threshold"]}
+            "best_threshold": r["best_threshold"],
+            **{k: r["intervals"][k] for k in ("auc_ci95", "score_ci95", "resampled", "n_groups")}}
 
 
 def run_checks(model: Path, data: Path) -> list[dict]:
@@ -89,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no collections found under {args.data}", file=sys.stderr)
         return 2
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    print("| data | n (abn/norm) | AUC | sens | spec | score | 4-class | refused | warned | ECE | best t |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    span = lambda v: "" if not v else f" ({v[0]:.2f}-{v[1]:.2f})"  # noqa: E731
+    print("| data | n (abn/norm) | patients | AUC (95 % interval) | sens | spec | score (95 % interval) "
+          "| 4-class | refused | warned | ECE | best t |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in checks:
-        print(f"| {c['name']} | {c['n']} ({c['n_abnormal']}/{c['n_normal']}) | {f(c['auc'])} | "
-              f"{f(c['sensitivity'])} | {f(c['specificity'])} | {f(c['score'])} | "
+        print(f"| {c['name']} | {c['n']} ({c['n_abnormal']}/{c['n_normal']}) | {c['n_groups']} | "
+              f"{f(c['auc'])}{span(c['auc_ci95'])} | "
+              f"{f(c['sensitivity'])} | {f(c['specificity'])} | {f(c['score'])}{span(c['score_ci95'])} | "
               f"{f(c['four_class_score'])} | {c['refused']} | {c['warned']} | {f(c['ece'])} | "
               f"{f(c['best_threshold'])} |")
     if args.write:

@@ -40,6 +40,11 @@ def run(args) -> int:
           f"unusable entries {res['n_unusable']}")
     print(f"AUC {f(res['auc'])}  sensitivity {f(res['sensitivity'])}  specificity {f(res['specificity'])}  "
           f"score {f(res['score'])}  accuracy {f(res['accuracy'])}  (threshold {res['threshold']:.3f})")
+    iv = res.get("intervals") or {}
+    if iv.get("auc_ci95") or iv.get("score_ci95"):
+        span = lambda v: "n/a" if not v else f"{v[0]:.3f}-{v[1]:.3f}"  # noqa: E731
+        print(f"95 % intervals: AUC {span(iv.get('auc_ci95'))}  score {span(iv.get('score_ci95'))}  "
+              f"({iv['n_boot']} resamples of the {iv['n_groups']} {iv['resampled']})")
     print(f"confusion (rows true normal/abnormal, cols predicted): [[{tn}, {fp}], [{fn}, {tp}]]")
     cal = res["calibration"]
     best = res.get("best_threshold")

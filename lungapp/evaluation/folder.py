@@ -61,6 +61,7 @@ def evaluate_folder(folder, predictor, progress=None, layout: str | None = None)
            "model": {"name": card.name, "version": card.version},
            "quality_gate": _gate_report(s, card),
            "calibration": reliability(s.y, s.p),
+           "intervals": _intervals(s, card),
            **_best(s),
            "recordings": _recordings(s, card)}
     if s.failed:
@@ -106,6 +107,15 @@ def _predict_all(examples, predictor, progress) -> _Scored:
         s.pred_cls.append(card.decide_class([pred.probabilities[c] for c in card.classes],
                                             pred.abnormal_probability) if named else None)
     return s
+
+
+def _intervals(s: _Scored, card) -> dict:
+    """95 % intervals of the AUC and the score, resampling patients whole where the folder
+    names them (:func:`lungapp.evaluation.metrics.bootstrap_intervals`)."""
+    from lungapp.evaluation.metrics import bootstrap_intervals
+
+    groups = s.patients if any(g is not None for g in s.patients) else None
+    return bootstrap_intervals(s.y, s.p, card.threshold, groups)
 
 
 def _best(s: _Scored) -> dict:

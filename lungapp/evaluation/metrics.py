@@ -68,6 +68,69 @@ def choose_threshold(y_true, p_abnormal) -> tuple[float, str]:
     return float(min(max(t, 0.0), 1.0)), rule
 
 
+def weighted_figures(w: np.ndarray, y: np.ndarray, p: np.ndarray,
+                     threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(AUC, score at ``threshold``) of each row of recording weights ``w`` (b, n), as if
+    each recording appeared that many times (NaN where a class has no weight). The AUC is
+    the weighted Mann-Whitney statistic, ties counting a half."""
+    u, at = np.unique(p, return_inverse=True)
+    pos = np.zeros((len(y), len(u)))
+    pos[np.arange(len(y)), at] = y
+    neg = np.zeros((len(y), len(u)))
+    neg[np.arange(len(y)), at] = 1 - y
+    wp, wn = w @ pos, w @ neg  # (b, len(u)): weight of each distinct probability, by class
+    tp_w, tn_w = wp.sum(1), wn.sum(1)
+    below = np.cumsum(wn, axis=1) - wn  # normal weight strictly below each value
+    called = (p >= threshold).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (wp * (below + 0.5 * wn)).sum(1) / (tp_w * tn_w)
+        sens = (w * (y * called)).sum(1) / tp_w
+        spec = (w * ((1 - y) * (1 - called))).sum(1) / tn_w
+    return auc, (sens + spec) / 2
+
+
+def bootstrap_intervals(y_true, p_abnormal, threshold: float, groups=None,
+                        n_boot: int = 2000, seed: int = 0) -> dict:
+    """95 % intervals of the AUC and of the score at ``threshold``, from a bootstrap that
+    resamples patients (``groups``) whole: a patient's recordings are correlated, so
+    resampling recordings would make the intervals too narrow. A recording whose group is
+    None counts as a patient of its own; with no groups at all, recordings are resampled.
+    Resamples that lack one of the classes are left out of that figure's interval (an
+    interval is None when too few remain). Deterministic for a given ``seed``.
+
+    Returns {"auc_ci95": [lo, hi] | None, "score_ci95": [lo, hi] | None, "resampled":
+    "patients" | "recordings", "n_groups", "n_boot"}.
+    """
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(p_abnormal, dtype=float)
+    if groups is None:
+        g, resampled = np.arange(len(y)), "recordings"
+    else:
+        keys = [f"p:{v}" if v is not None else f"r:{i}" for i, v in enumerate(groups)]
+        g, resampled = np.unique(keys, return_inverse=True)[1], "patients"
+    n_g = int(g.max()) + 1 if len(g) else 0
+    out = {"auc_ci95": None, "score_ci95": None, "resampled": resampled, "n_groups": n_g,
+           "n_boot": int(n_boot)}
+    if n_g < 2 or len(set(y.tolist())) < 2:
+        return out
+    rng = np.random.default_rng(seed)
+    aucs, scores = [], []
+    for start in range(0, n_boot, 200):
+        counts = rng.multinomial(n_g, np.full(n_g, 1.0 / n_g), size=min(200, n_boot - start))
+        auc, score = weighted_figures(counts[:, g].astype(float), y, p, threshold)
+        aucs.append(auc)
+        scores.append(score)
+
+    def ci(v):
+        v = np.concatenate(v)
+        v = v[np.isfinite(v)]
+        return ([float(x) for x in np.percentile(v, [2.5, 97.5])]
+                if len(v) >= max(20, n_boot // 2) else None)
+
+    out["auc_ci95"], out["score_ci95"] = ci(aucs), ci(scores)
+    return out
+
+
 def multiclass_metrics(y_true, y_pred, classes, normal_class: str = "Normal") -> dict:
     """Per-class precision/recall, the confusion matrix (rows true, columns predicted,
     in ``classes`` order) and the ICBHI score for labels given as class names."""

@@ -181,9 +181,9 @@ class Calibration(_Section):
 @dataclass
 class ExternalCheck(_Section):
     """The model on one collection or device it was not trained on (``name``): the
-    binary scores at the card's threshold, the four-class score, how many recordings the
-    quality check refused or warned on, and the calibration there (ECE and reliability
-    bins). ``command`` reproduces it."""
+    binary scores at the card's threshold (with 95 % intervals of AUC and score), the
+    four-class score, how many recordings the quality check refused or warned on, and the
+    calibration there (ECE and reliability bins). ``command`` reproduces it."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("auc",)
 
@@ -202,6 +202,12 @@ class ExternalCheck(_Section):
     ece: float | None = None
     reliability: list | None = None
     best_threshold: float | None = None
+    #: 95 % intervals [low, high] of the AUC and the score, from a bootstrap over patients
+    #: (``resampled`` says what was resampled and ``n_groups`` how many).
+    auc_ci95: list | None = None
+    score_ci95: list | None = None
+    resampled: str | None = None
+    n_groups: int | None = None
     extra: dict = field(default_factory=dict)
 
 

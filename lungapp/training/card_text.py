@@ -74,6 +74,11 @@ def _calibration_lines(card: ModelCard) -> list[str]:
     return out
 
 
+def _span(v) -> str:
+    """" (low-high)" of a 95 % interval, or nothing."""
+    return f" ({v[0]:.2f}-{v[1]:.2f})" if v and v[0] is not None and v[1] is not None else ""
+
+
 def _external_lines(card: ModelCard) -> list[str]:
     """The model on collections and devices it was not trained on."""
     checks = card.external_checks
@@ -87,11 +92,18 @@ def _external_lines(card: ModelCard) -> list[str]:
            "| data | n (abnormal / normal) | AUC | sensitivity | specificity | score | four-class "
            "| refused | warned | ECE | best threshold |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in checks:
-        out.append(f"| {x.name} | {x.n} ({x.n_abnormal} / {x.n_normal}) | {_f(x.auc)} | "
-                   f"{_pct(x.sensitivity)} | {_pct(x.specificity)} | {_f(x.score)} | "
+        out.append(f"| {x.name} | {x.n} ({x.n_abnormal} / {x.n_normal}) | {_f(x.auc)}{_span(x.auc_ci95)} | "
+                   f"{_pct(x.sensitivity)} | {_pct(x.specificity)} | {_f(x.score)}{_span(x.score_ci95)} | "
                    f"{_f(x.four_class_score)} | {x.refused} | {x.warned} | {_f(x.ece)} | "
                    f"{_f(x.best_threshold)} |")
     out.append("")
+    with_ci = [x for x in checks if x.auc_ci95 or x.score_ci95]
+    if with_ci:
+        whom = sorted({f"{x.resampled}" for x in with_ci if x.resampled})
+        out += ["In brackets, 95 % intervals from a bootstrap that resamples the "
+                f"{' or '.join(whom) or 'recordings'} whole (patients per row: "
+                + "; ".join(f"{x.name}: {x.n_groups}" for x in with_ci if x.n_groups) + "). "
+                "A device checked on a few patients is known only roughly.", ""]
     for x in checks:
         if x.reliability:
             out += [f"Reliability on {x.name}:", ""] + _reliability_table(x.reliability) + [""]

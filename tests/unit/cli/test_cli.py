@@ -107,6 +107,12 @@ def test_evaluate_json(tiny_model_dir, tmp_path, capsys):
     assert set(res["per_class"]) == {"Normal", "CAS", "DAS", "CAS & DAS"}
     assert len(res["multiclass"]["confusion"]) == 4
     assert res["n_unusable"] == 0 and res["unusable"] == []
+    # how far the figures can be trusted: resampling the folder's 5 patients whole
+    iv = res["intervals"]
+    assert iv["resampled"] == "patients" and iv["n_groups"] == 5
+    assert iv["score_ci95"][0] <= res["score"] <= iv["score_ci95"][1]
+    assert main(["evaluate", str(tmp_path / "ds"), "--model", str(tiny_model_dir)]) == 0
+    assert "(2000 resamples of the 5 patients)" in capsys.readouterr().out
 
 
 def test_evaluate_lists_every_entry_it_could_not_use(tiny_model_dir, tmp_path, capsys):

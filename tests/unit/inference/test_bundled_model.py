@@ -41,6 +41,11 @@ def test_bundled_model_is_the_default_and_its_card_is_valid(bundled, monkeypatch
     assert card.threshold == pytest.approx(card.calibrate(m.threshold))
     # and the card says where the model was checked beyond its training collection
     assert {"SPRSound intra_test", "ICBHI Meditron"} <= {x.name for x in card.external_checks}
+    # with how far each figure can be trusted: a 95 % interval over that data's patients
+    for x in card.external_checks:
+        if x.n_abnormal and x.n_normal:
+            assert x.resampled == "patients" and x.n_groups >= 2
+            assert x.auc_ci95[0] <= x.auc <= x.auc_ci95[1] and x.score_ci95[0] <= x.score <= x.score_ci95[1]
     # four classes: per-flag thresholds and class pooling were tried on the out-of-fold
     # predictions; each is adopted only where its gain held up with everything chosen on
     # the other folds, and when both are, the one with the better nested score is used
