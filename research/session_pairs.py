@@ -40,12 +40,12 @@ COVERAGE_BANDS = (("no event (under 10 %)", 0.0, 0.1), ("part (10-60 %)", 0.1, 0
                   ("most (60 % or more)", 0.6, 1.01))
 
 
-def recording_number(path: str) -> int | None:
-    """The recording number at the end of a SPRSound file name, or None."""
-    parts = Path(path).stem.split("_")
+def recording_number(meta: dict) -> int | None:
+    """The recording number the SPRSound reader found in a file name (``Example.meta``),
+    or None."""
     try:
-        return int(parts[4]) if len(parts) >= 5 else None
-    except ValueError:
+        return int(meta["number"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -147,8 +147,8 @@ def train_sides(oof: Path, train: Path, card) -> dict[str, list[Side]]:
     for i, (path, patient, label) in enumerate(zip(z["path"].tolist(), z["patient"].tolist(),
                                                    z["label"].tolist())):
         ex = examples.get(Path(path).name)
-        number = recording_number(path)
-        if label != "Normal" or ex is None or number is None:
+        number = recording_number(ex.meta) if ex is not None else None
+        if label != "Normal" or number is None:
             continue
         n, spans = _events(ex)
         a, b = int(z["offsets"][i]), int(z["offsets"][i + 1])
@@ -167,7 +167,7 @@ def intra_sides(folder: Path, preds: list, folds: dict[str, int]) -> dict[str, l
     out: dict[str, list[Side]] = {}
     for ex in read_folder(folder, "sprsound").examples:
         fold = folds.get(ex.patient)
-        number = recording_number(ex.path)
+        number = recording_number(ex.meta)
         if ex.label != "Normal" or fold is None or number is None:
             continue
         pred = preds[fold - 1]

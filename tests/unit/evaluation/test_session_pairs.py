@@ -24,10 +24,12 @@ def _side(mod, number, prob, n_events=3, flags=(), cover=()):
 
 
 def test_recording_numbers_come_from_sprsound_names(repo_script):
+    from lungapp.data.readers import sprsound_name_info
+
     mod = repo_script("research/session_pairs.py")
-    assert mod.recording_number("/x/40069321_15.3_0_p1_981.flac") == 981
-    assert mod.recording_number("rec_1.wav") is None
-    assert mod.recording_number("a_1_0_p1_x.wav") is None
+    assert mod.recording_number(sprsound_name_info("40069321_15.3_0_p1_981")[1]) == 981
+    assert mod.recording_number(sprsound_name_info("rec_1")[1]) is None
+    assert mod.recording_number({"number": "x"}) is None
 
 
 def test_event_coverage_counts_overlapping_events_once(repo_script):
