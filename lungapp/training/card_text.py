@@ -75,7 +75,7 @@ def _calibration_lines(card: ModelCard) -> list[str]:
 
 
 def _span(v) -> str:
-    """" (low-high)" of a 95 % interval, or nothing."""
+    """The text ' (low-high)' of a 95 % interval, or nothing."""
     return f" ({v[0]:.2f}-{v[1]:.2f})" if v and v[0] is not None and v[1] is not None else ""
 
 
@@ -100,8 +100,8 @@ def _external_lines(card: ModelCard) -> list[str]:
     with_ci = [x for x in checks if x.auc_ci95 or x.score_ci95]
     if with_ci:
         whom = sorted({f"{x.resampled}" for x in with_ci if x.resampled})
-        out += ["In brackets, 95 % intervals from a bootstrap that resamples the "
-                f"{' or '.join(whom) or 'recordings'} whole (patients per row: "
+        out += ["In brackets, 95 % intervals from a bootstrap that resamples each row's "
+                f"{' or '.join(whom) or 'recordings'} whole (how many: "
                 + "; ".join(f"{x.name}: {x.n_groups}" for x in with_ci if x.n_groups) + "). "
                 "A device checked on a few patients is known only roughly.", ""]
     for x in checks:
