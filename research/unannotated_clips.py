@@ -6,13 +6,13 @@ breaths, taught as normal, stop the model firing on intra_test's?
 annotated event covers than train's, and the model fires on those more; on annotated
 breaths it fires as often on both.)
 
-Every recording of TRAIN and its label are linked into OUT unchanged (not its manifest).
-For each Normal recording with annotated events, the runs of consecutive model windows (the ``bundled`` recipe's 2-s windows every
-0.5 s) that annotated events cover by less than ``--max-cover`` (10 %) become one clip each
-(from the run's first window start to its last window's end), written as 16-bit FLAC named
-``PATIENT_AGE_GENDER_LOCATION_NUMBERuK`` (the same patient, so patient-grouped folds keep it
-with its recording) with a Normal label and no events. Training then draws those windows
-about twice as often.
+Every recording of TRAIN and its label are linked into OUT unchanged (not its manifest). For
+each Normal recording with annotated events, the runs of consecutive model windows (the
+``bundled`` recipe's 2-s windows every 0.5 s) that annotated events cover by less than
+``--max-cover`` (10 %) become one clip each (from the run's first window start to its last
+window's end), written as 16-bit FLAC named ``PATIENT_AGE_GENDER_LOCATION_NUMBERuK`` (the
+same patient, so patient-grouped folds keep it with its recording) with a Normal label and
+no events. Training then draws those windows about twice as often.
 
     .venv/bin/python research/unannotated_clips.py OUT [--train ../shared/data/sprsound/train]
                                                    [--max-cover 0.1]
