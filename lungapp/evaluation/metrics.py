@@ -68,6 +68,16 @@ def choose_threshold(y_true, p_abnormal) -> tuple[float, str]:
     return float(min(max(t, 0.0), 1.0)), rule
 
 
+def patient_resamples(n_groups: int, n_boot: int, seed: int, chunk: int = 200):
+    """Bootstrap resamples of ``n_groups`` patients, ``chunk`` at a time: count arrays
+    (b, n_groups), each row how often each patient is drawn. The stream depends only on
+    ``seed``, not on ``chunk``."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, chunk):
+        yield rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups),
+                              size=min(chunk, n_boot - start))
+
+
 def weighted_figures(w: np.ndarray, y: np.ndarray, p: np.ndarray,
                      threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(AUC, score at ``threshold``) of each row of recording weights ``w`` (b, n), as if
@@ -113,10 +123,8 @@ def bootstrap_intervals(y_true, p_abnormal, threshold: float, groups=None,
            "n_boot": int(n_boot)}
     if n_g < 2 or len(set(y.tolist())) < 2:
         return out
-    rng = np.random.default_rng(seed)
     aucs, scores = [], []
-    for start in range(0, n_boot, 200):
-        counts = rng.multinomial(n_g, np.full(n_g, 1.0 / n_g), size=min(200, n_boot - start))
+    for counts in patient_resamples(n_g, n_boot, seed):
         auc, score = weighted_figures(counts[:, g].astype(float), y, p, threshold)
         aucs.append(auc)
         scores.append(score)

@@ -175,12 +175,9 @@ def paired_score_gain(labels, pred_a, pred_b, classes, groups=None, n_boot: int 
         with np.errstate(invalid="ignore", divide="ignore"):
             return 0.5 * ((t[..., 1] - t[..., 2]) / t[..., 0] + (t[..., 4] - t[..., 5]) / t[..., 3])
 
-    rng = np.random.default_rng(seed)
-    boots = []
-    for start in range(0, n_boot, 100):  # (100, n_g) resample counts at a time
-        counts = rng.multinomial(n_g, np.full(n_g, 1.0 / n_g), size=min(100, n_boot - start))
-        boots.append(gain(counts @ per))
-    boots = np.concatenate(boots)
+    from lungapp.evaluation.metrics import patient_resamples
+
+    boots = np.concatenate([gain(counts @ per) for counts in patient_resamples(n_g, n_boot, seed)])
     boots = boots[np.isfinite(boots)]
     ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if len(boots) else [None, None]
     return {"score_a": float(0.5 * (per[:, 1].sum() / max(per[:, 0].sum(), 1)
