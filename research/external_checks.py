@@ -77,7 +77,7 @@ def run_checks(model: Path, data: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from lungapp.inference.card import load_card, write_card
-    from lungapp.training.card_text import card_markdown
+    from lungapp.training.card_text import card_markdown, interval_text
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(ROOT / "resources" / "model"))
@@ -90,14 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no collections found under {args.data}", file=sys.stderr)
         return 2
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    span = lambda v: "" if not v else f" ({v[0]:.2f}-{v[1]:.2f})"  # noqa: E731
     print("| data | n (abn/norm) | patients | AUC (95 % interval) | sens | spec | score (95 % interval) "
           "| 4-class | refused | warned | ECE | best t |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in checks:
         print(f"| {c['name']} | {c['n']} ({c['n_abnormal']}/{c['n_normal']}) | {c['n_groups']} | "
-              f"{f(c['auc'])}{span(c['auc_ci95'])} | "
-              f"{f(c['sensitivity'])} | {f(c['specificity'])} | {f(c['score'])}{span(c['score_ci95'])} | "
+              f"{f(c['auc'])}{interval_text(c['auc_ci95'])} | "
+              f"{f(c['sensitivity'])} | {f(c['specificity'])} | {f(c['score'])}{interval_text(c['score_ci95'])} | "
               f"{f(c['four_class_score'])} | {c['refused']} | {c['warned']} | {f(c['ece'])} | "
               f"{f(c['best_threshold'])} |")
     if args.write:

@@ -116,10 +116,9 @@ def check_run(run: dict, data: Path, devices: dict[str, Path], out: Path) -> dic
 
 
 def table(results: dict) -> str:
+    from lungapp.training.card_text import interval_text  # results recorded before intervals have none
+
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    # 95 % intervals over the checked data's patients (results of runs before they were
-    # recorded have none)
-    span = lambda v: f" ({v[0]:.2f}-{v[1]:.2f})" if v else ""  # noqa: E731
     lines = ["| run | CV n | CV AUC | CV score | CV 4-class | min | checked on | n (abn/norm) | AUC | "
              "sens | spec | score | 4-class | refused | warned | ECE |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -131,9 +130,9 @@ def table(results: dict) -> str:
                     f"{cv['minutes']} |" if first else "| | | | | | |")
             first = False
             lines.append(f"{head} {c['name']} | {c['n']} ({c['n_abnormal']}/{c['n_normal']}) | "
-                         f"{f(c['auc'])}{span(c.get('auc_ci95'))} | "
+                         f"{f(c['auc'])}{interval_text(c.get('auc_ci95'))} | "
                          f"{f(c['sensitivity'])} | {f(c['specificity'])} | "
-                         f"{f(c['score'])}{span(c.get('score_ci95'))} | "
+                         f"{f(c['score'])}{interval_text(c.get('score_ci95'))} | "
                          f"{f(c['four_class_score'])} | {c['refused']} | {c['warned']} | {f(c['ece'])} |")
     return "\n".join(lines)
 

@@ -74,8 +74,9 @@ def _calibration_lines(card: ModelCard) -> list[str]:
     return out
 
 
-def _span(v) -> str:
-    """The text ' (low-high)' of a 95 % interval, or nothing."""
+def interval_text(v) -> str:
+    """The text ' (low-high)' of a 95 % interval [low, high], or nothing when there is none
+    (the model card's and the research tables' way of writing one)."""
     return f" ({v[0]:.2f}-{v[1]:.2f})" if v and v[0] is not None and v[1] is not None else ""
 
 
@@ -92,8 +93,8 @@ def _external_lines(card: ModelCard) -> list[str]:
            "| data | n (abnormal / normal) | AUC | sensitivity | specificity | score | four-class "
            "| refused | warned | ECE | best threshold |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in checks:
-        out.append(f"| {x.name} | {x.n} ({x.n_abnormal} / {x.n_normal}) | {_f(x.auc)}{_span(x.auc_ci95)} | "
-                   f"{_pct(x.sensitivity)} | {_pct(x.specificity)} | {_f(x.score)}{_span(x.score_ci95)} | "
+        out.append(f"| {x.name} | {x.n} ({x.n_abnormal} / {x.n_normal}) | {_f(x.auc)}{interval_text(x.auc_ci95)} | "
+                   f"{_pct(x.sensitivity)} | {_pct(x.specificity)} | {_f(x.score)}{interval_text(x.score_ci95)} | "
                    f"{_f(x.four_class_score)} | {x.refused} | {x.warned} | {_f(x.ece)} | "
                    f"{_f(x.best_threshold)} |")
     out.append("")
