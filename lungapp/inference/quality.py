@@ -83,13 +83,17 @@ class QualityVerdict:
     ``level``: "good", "warn" (the result is given, with a warning) or "refuse" (the
     recording cannot be judged). ``ok`` is False only for "refuse". ``reason``: what a
     doctor reads. ``noisy_ranges``: (start_s, end_s) of the noisy or clipped stretches.
-    ``metrics``: what was measured."""
+    ``metrics``: what was measured. ``spectrum``: the mean power spectrum of the frames
+    (bin ``i`` at ``i * spectrum_bin_hz`` Hz, DC zeroed), which the input-profile check
+    (:mod:`lungapp.inference.profile`) reads; it is not part of :meth:`to_dict`."""
 
     ok: bool
     reason: str
     metrics: dict = field(default_factory=dict)
     level: str = GOOD
     noisy_ranges: tuple[tuple[float, float], ...] = ()
+    spectrum: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    spectrum_bin_hz: float = 0.0
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "level": self.level, "reason": self.reason,
@@ -107,12 +111,15 @@ _CHUNK_FRAMES = 256
 @dataclass(frozen=True)
 class _FrameStats:
     """What the check needs of the Hann-windowed power spectra of ~32-ms frames with 50 %
-    overlap, DC dropped: each frame's total power and mean log power, and the hop."""
+    overlap, DC dropped: each frame's total power and mean log power, the hop, and the
+    frames' mean power spectrum (DC zeroed) with its bin spacing."""
 
     power: np.ndarray     # (n_frames,) sum of the frame's power over its bins
     log_mean: np.ndarray  # (n_frames,) mean over its bins of log(power + 1e-20)
     n_bins: int
     hop: int
+    mean_spectrum: np.ndarray  # (n_fft // 2 + 1,)
+    bin_hz: float
 
     @property
     def energy_db(self) -> np.ndarray:
@@ -140,14 +147,16 @@ def _frame_stats(x: np.ndarray, rate: int) -> _FrameStats:
     spec = scratch("quality.spectra", rows, (n_fft // 2 + 1,), np.complex128)
     pw = scratch("quality.power", rows, (n_fft // 2 + 1,), np.float64)
     logs = scratch("quality.log", rows, (n_fft // 2,), np.float64)
+    total = np.zeros(n_fft // 2 + 1)
     for a in range(0, n_frames, rows):
         b = min(n_frames, a + rows)
         k = b - a
         np.fft.rfft(np.multiply(strided[a:b], win, out=frames[:k]), axis=1, out=spec[:k])
         p = np.square(np.abs(spec[:k], out=pw[:k]), out=pw[:k])[:, 1:]  # DC dropped
         np.sum(p, axis=1, out=power[a:b])
+        total[1:] += p.sum(axis=0)
         np.mean(np.log(np.add(p, 1e-20, out=logs[:k]), out=logs[:k]), axis=1, out=log_mean[a:b])
-    return _FrameStats(power, log_mean, n_fft // 2, hop)
+    return _FrameStats(power, log_mean, n_fft // 2, hop, total / n_frames, rate / n_fft)
 
 
 def _db(v) -> float:
@@ -159,8 +168,17 @@ def measure(samples: np.ndarray, rate: int) -> dict:
     return _analyse(samples, rate, DEFAULT_PARAMS)[0]
 
 
-def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float]]]:
-    """(features, noisy time ranges in s) of a mono recording."""
+def mean_spectrum(samples: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
+    """(mean power spectrum of the check's frames, bin spacing in Hz) of a mono recording:
+    what :attr:`QualityVerdict.spectrum` holds (training measures its recordings' with it)."""
+    x = np.asarray(samples, dtype=np.float64).ravel()
+    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0) if len(x) else np.zeros(1)
+    stats = _frame_stats(x - x.mean(), int(rate))
+    return stats.mean_spectrum, stats.bin_hz
+
+
+def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float]], _FrameStats]:
+    """(features, noisy time ranges in s, frame statistics) of a mono recording."""
     x = np.asarray(samples, dtype=np.float64).ravel()
     if not np.all(np.isfinite(x)):
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -179,7 +197,7 @@ def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float
     hop = stats.hop
     ranges = _ranges(_noisy_frames(clipped, stats, e_db, p), hop, 2 * hop, rate, p)
     m["noisy_s"] = float(sum(b - a for a, b in ranges))
-    return m, ranges
+    return m, ranges, stats
 
 
 def _noisy_frames(clipped: np.ndarray, stats: _FrameStats, e_db: np.ndarray, p: dict) -> np.ndarray:
@@ -262,16 +280,17 @@ def assess(samples: np.ndarray, rate: int, params: dict | None = None) -> Qualit
     rate = int(rate)
     if rate <= 0:
         raise ValueError(f"rate must be positive, not {rate}")
-    m, ranges = _analyse(x, rate, p)
+    m, ranges, stats = _analyse(x, rate, p)
+    spectrum = {"spectrum": tuple(map(float, stats.mean_spectrum)), "spectrum_bin_hz": stats.bin_hz}
     refusal = _refusal(m, p)
     if refusal:
-        return QualityVerdict(False, refusal, m, REFUSE, tuple(ranges))
+        return QualityVerdict(False, refusal, m, REFUSE, tuple(ranges), **spectrum)
     warnings = _warnings(m, p, ranges)
     if not warnings:
-        return QualityVerdict(True, "good quality", m, GOOD, tuple(ranges))
+        return QualityVerdict(True, "good quality", m, GOOD, tuple(ranges), **spectrum)
     where = (", ".join(f"{a:.1f}-{b:.1f} s" for a, b in ranges) if ranges else "throughout")
     return QualityVerdict(True, f"{NOISY_WARNING} ({'; '.join(warnings)}; noisy: {where})", m, WARN,
-                          tuple(ranges))
+                          tuple(ranges), **spectrum)
 
 
 def _refusal(m: dict, p: dict) -> str:

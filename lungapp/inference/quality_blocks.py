@@ -64,12 +64,25 @@ def join_verdicts(parts: list[tuple[float, QualityVerdict]], durations: list[flo
         if v.level != GOOD:
             notes.append(f"{t0:.0f}-{t0 + d:.0f} s: {v.reason}")
     metrics = _mean_metrics([v.metrics for _, v in parts], durations)
+    spectrum = _mean_spectrum([v for _, v in parts], durations)
     if all(v.level == REFUSE for _, v in parts):
-        return QualityVerdict(False, parts[0][1].reason, metrics, REFUSE, tuple(sorted(ranges)))
+        return QualityVerdict(False, parts[0][1].reason, metrics, REFUSE, tuple(sorted(ranges)), **spectrum)
     if not notes:
-        return QualityVerdict(True, "good quality", metrics, GOOD, tuple(sorted(ranges)))
+        return QualityVerdict(True, "good quality", metrics, GOOD, tuple(sorted(ranges)), **spectrum)
     return QualityVerdict(True, "parts of the recording: " + "; ".join(notes), metrics, WARN,
-                          tuple(sorted(ranges)))
+                          tuple(sorted(ranges)), **spectrum)
+
+
+def _mean_spectrum(verdicts: list[QualityVerdict], durations: list[float]) -> dict:
+    """The blocks' mean power spectra averaged by duration (the whole recording's, to the
+    frames the block edges split), as QualityVerdict fields; none when they differ."""
+    spectra = [v.spectrum for v in verdicts]
+    if not spectra[0] or any(len(s) != len(spectra[0]) for s in spectra):
+        return {}
+    w = np.asarray(durations, dtype=np.float64)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+    mean = np.average(np.asarray(spectra, dtype=np.float64), axis=0, weights=w)
+    return {"spectrum": tuple(map(float, mean)), "spectrum_bin_hz": verdicts[0].spectrum_bin_hz}
 
 
 def _mean_metrics(metrics: list[dict], durations: list[float]) -> dict:
