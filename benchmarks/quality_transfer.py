@@ -6,10 +6,12 @@ here (a simulated other stethoscope (lungapp.training.augment.device_shift), whi
 10 dB SNR, a 100-1000 Hz band limit, a round trip through 4 kHz); and SPRSound's Poor Quality
 recordings (train and intra_test). All but the last were labelled by experts as usable.
 Every recording is checked at the model's rate (8 kHz), as the app does.
-Prints one row per group: recordings, refused, warned, the refusal reasons, and the check's
+Prints one row per group: recordings, refused, warned, the refusal reasons, how many of
+those not refused the model's input profile calls unlike its training recordings
+(:mod:`lungapp.inference.profile`; "-" when the model's card has none), and the check's
 median time per recording (and per 15 s of audio).
 
-    python benchmarks/quality_transfer.py [--data ../shared/data] [--limit N]
+    python benchmarks/quality_transfer.py [--data ../shared/data] [--limit N] [--model DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import numpy as np
 from scipy.signal import butter, resample_poly, sosfilt
 
 from lungapp.audio import load_audio
+from lungapp.errors import ModelError
+from lungapp.inference.card import load_card
 from lungapp.inference.quality import REFUSE, WARN, assess
 from lungapp.training.augment import device_shift
 
@@ -75,12 +79,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="at most N recordings per collection")
+    ap.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "resources" / "model",
+                    help="the model whose input profile is checked (default: the bundled one)")
     args = ap.parse_args(argv)
+    try:
+        profile = load_card(args.model).input_profile
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not (args.data / "sprsound" / "intra_test").is_dir():
         print(f"no SPRSound data at {args.data}", file=sys.stderr)
         return 2
     stats = collections.defaultdict(lambda: {"n": 0, "refused": 0, "warned": 0, "reasons": collections.Counter(),
-                                             "ms": [], "ms15": []})
+                                             "unfamiliar": 0, "ms": [], "ms15": []})
     for group, x in recordings(args.data, args.limit):
         t = time.perf_counter()
         v = assess(x, RATE)
@@ -91,14 +102,18 @@ def main(argv=None) -> int:
         s["warned"] += v.level == WARN
         if v.level == REFUSE:
             s["reasons"][v.reason.split(" (")[0]] += 1
+        elif profile is not None:
+            s["unfamiliar"] += profile.check(v.spectrum, v.spectrum_bin_hz) is not None
         s["ms"].append(ms)
         s["ms15"].append(ms * 15.0 * RATE / max(len(x), 1))
-    print("| recordings | n | refused | warned | refusal reasons | check, ms (per 15 s) |")
-    print("|---|---|---|---|---|---|")
+    print("| recordings | n | refused | warned | refusal reasons | unlike training | check, ms (per 15 s) |")
+    print("|---|---|---|---|---|---|---|")
     for group, s in stats.items():
         reasons = ", ".join(f"{k} {v}" for k, v in s["reasons"].most_common()) or "-"
+        judged = s["n"] - s["refused"]
+        unlike = "-" if profile is None else f"{s['unfamiliar']} ({s['unfamiliar'] / max(judged, 1):.1%})"
         print(f"| {group} | {s['n']} | {s['refused']} ({s['refused'] / s['n']:.1%}) | "
-              f"{s['warned']} ({s['warned'] / s['n']:.1%}) | {reasons} | "
+              f"{s['warned']} ({s['warned'] / s['n']:.1%}) | {reasons} | {unlike} | "
               f"{np.median(s['ms']):.1f} ({np.median(s['ms15']):.1f}) |")
     return 0
 

@@ -4,9 +4,10 @@ figures in its card (``external_checks``) and its MODEL_CARD.md.
 Collections: SPRSound intra_test (other recordings of the training children, same
 hospital and device) and the ICBHI 2017 subset (adults and children, four devices), all of
 it and each device alone. For each: the binary scores at the card's threshold, the
-four-class score, the quality check's refusals and warnings, the calibration there (ECE,
-reliability bins) and, for comparison only, the threshold that would have maximised the
-score on it (:func:`lungapp.evaluation.folder.evaluate_folder` does the work).
+four-class score, the quality check's refusals and warnings, how many recordings the input
+profile calls unlike the training recordings, the calibration there (ECE, reliability bins)
+and, for comparison only, the threshold that would have maximised the score on it
+(:func:`lungapp.evaluation.folder.evaluate_folder` does the work).
 
     .venv/bin/python research/external_checks.py [--model resources/model] [--data ../shared/data]
                                                  [--write]
@@ -54,6 +55,7 @@ def check(name: str, folder: Path, predictor, layout: str | None) -> dict:
             "four_class_score": (r.get("multiclass") or {}).get("score"),
             "refused": gate["flagged"], "warned": gate["warned"],
             "ece": r["calibration"]["ece"], "reliability": r["calibration"]["bins"],
+            "unfamiliar": (r.get("unfamiliar") or {}).get("n"),
             "best_threshold": r["best_threshold"],
             **{k: r["intervals"][k] for k in ("auc_ci95", "score_ci95", "resampled", "n_groups")}}
 
@@ -91,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print("| data | n (abn/norm) | patients | AUC (95 % interval) | sens | spec | score (95 % interval) "
-          "| 4-class | refused | warned | ECE | best t |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| 4-class | refused | warned | unlike training | ECE | best t |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in checks:
         print(f"| {c['name']} | {c['n']} ({c['n_abnormal']}/{c['n_normal']}) | {c['n_groups']} | "
               f"{f(c['auc'])}{interval_text(c['auc_ci95'])} | "
               f"{f(c['sensitivity'])} | {f(c['specificity'])} | {f(c['score'])}{interval_text(c['score_ci95'])} | "
-              f"{f(c['four_class_score'])} | {c['refused']} | {c['warned']} | {f(c['ece'])} | "
+              f"{f(c['four_class_score'])} | {c['refused']} | {c['warned']} | "
+              f"{'n/a' if c['unfamiliar'] is None else c['unfamiliar']} | {f(c['ece'])} | "
               f"{f(c['best_threshold'])} |")
     if args.write:
         card = dataclasses.replace(load_card(model), external_checks=checks)

@@ -88,6 +88,10 @@ QUALITY_CHECK = (
     "recording (benchmarks/quality_gate.py, benchmarks/quality_transfer.py).")
 
 
+#: The input profile's data, in words (lungapp.inference.profile).
+PROFILE_SOURCE = "SPRSound train, the model's training recordings"
+
+
 def annotate(model_dir: Path) -> None:
     from lungapp.inference.card import load_card, write_card
     from lungapp.training.card_text import write_model_card_md
@@ -99,6 +103,10 @@ def annotate(model_dir: Path) -> None:
     card.limitations = LIMITATIONS + [x for x in card.limitations if x not in LIMITATIONS]
     card.metrics.quality_gate = QUALITY_CHECK
     card.quality_gate = {}  # the check's default parameters
+    if card.input_profile is None:  # runs kept from before profiles existed have none
+        from lungapp.training.profile import profile_of_folder
+
+        card.input_profile = profile_of_folder(DATA, card.features.rate, "sprsound", PROFILE_SOURCE)
     write_card(model_dir, card)
     write_model_card_md(model_dir)
 

@@ -67,6 +67,13 @@ def run(args) -> int:
         if "multiclass" in ps:
             line += f"  4-class score {f(ps['multiclass']['score'])}"
         print(line)
+    if "unfamiliar" in res:
+        u = res["unfamiliar"]
+        print(f"unlike the training recordings (input profile): {u['n']} of the {u['of']} it passes")
+        if "familiar" in u:
+            fs = u["familiar"]
+            print(f"  on the {fs['n']} others: AUC {f(fs['auc'])}  sensitivity {f(fs['sensitivity'])}  "
+                  f"specificity {f(fs['specificity'])}  score {f(fs['score'])}")
     for item in res.get("failed", []):
         print(f"failed: {item['file']}: {item['error']}")
     for item in res["unusable"]:

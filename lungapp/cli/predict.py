@@ -95,10 +95,10 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
         w = csv.writer(buf)
         w.writerow(["file", "duration_s", "label", "decision", "abnormal_probability",
                     *[f"p_{c}" for c in classes], "quality", "borderline", "abnormal_ranges",
-                    "truncated", "error"])
+                    "truncated", "unlike_training", "error"])
         for r in results:
             if "error" in r:
-                w.writerow([r["file"], "", "", "", "", *[""] * len(classes), "", "", "", "", r["error"]])
+                w.writerow([r["file"], "", "", "", "", *[""] * len(classes), "", "", "", "", "", r["error"]])
             else:
                 q = r.get("quality") or {}
                 w.writerow([r["file"], r["duration_s"], r["label"], r["decision"],
@@ -106,7 +106,7 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
                             *[f"{r['probabilities'][c]:.4f}" for c in classes],
                             q.get("reason", ""), int(bool(r.get("borderline"))),
                             " ".join(f"{a:g}-{b:g}" for a, b in r.get("abnormal_ranges") or []),
-                            _truncated_cell(r.get("truncated")), ""])
+                            _truncated_cell(r.get("truncated")), int(bool(r.get("unfamiliar"))), ""])
         sys.stdout.write(buf.getvalue())
         return
     width = min(60, max(len("file"), *(len(r["file"]) for r in results)))

@@ -29,6 +29,7 @@ class _Scored:
     probs: list[dict] = field(default_factory=list)        # class probabilities
     patients: list[str | None] = field(default_factory=list)
     warned: int = 0                                        # ... with a "noisy" warning
+    unfamiliar: list[bool] = field(default_factory=list)   # unlike the training recordings
     failed: list[dict] = field(default_factory=list)       # {"file", "error"}
     n_poor: int = 0
     poor_flagged: int = 0
@@ -60,6 +61,7 @@ def evaluate_folder(folder, predictor, progress=None, layout: str | None = None)
            "n_quality_gated": s.passed.count(False),
            "model": {"name": card.name, "version": card.version},
            "quality_gate": _gate_report(s, card),
+           **_unfamiliar_report(s, card),
            "calibration": reliability(s.y, s.p),
            "intervals": _intervals(s, card),
            **_best(s),
@@ -102,6 +104,7 @@ def _predict_all(examples, predictor, progress) -> _Scored:
         s.y.append(1 if binary_label(ex.label) == "abnormal" else 0)
         s.p.append(pred.abnormal_probability)
         s.passed.append(pred.decision != "poor quality")
+        s.unfamiliar.append(getattr(pred, "unfamiliar", None) is not None)
         named = four_class and ex.label in card.classes
         s.true_cls.append(ex.label if named else None)
         s.pred_cls.append(card.decide_class([pred.probabilities[c] for c in card.classes],
@@ -136,9 +139,9 @@ def _recordings(s: _Scored, card) -> list[dict]:
     verdict, for finding which recordings a model gets wrong."""
     return [{"file": f, "patient": g, "truth": "abnormal" if y else "normal", "class": t,
              "abnormal_probability": p, "decision": "abnormal" if p >= card.threshold else "normal",
-             "predicted_class": c, "probabilities": pr, "quality": q}
-            for f, g, y, t, p, c, pr, q in zip(s.files, s.patients, s.y, s.true_cls, s.p,
-                                               s.pred_cls, s.probs, s.quality)]
+             "predicted_class": c, "probabilities": pr, "quality": q, "unfamiliar": u}
+            for f, g, y, t, p, c, pr, q, u in zip(s.files, s.patients, s.y, s.true_cls, s.p,
+                                                  s.pred_cls, s.probs, s.quality, s.unfamiliar)]
 
 
 def _scores(s: _Scored, card, keep: list[bool]) -> dict:
@@ -155,6 +158,21 @@ def _scores(s: _Scored, card, keep: list[bool]) -> dict:
         res["multiclass"] = {k: mc[k] for k in ("classes", "confusion", "score", "sensitivity",
                                                  "specificity")}
     return res
+
+
+def _unfamiliar_report(s: _Scored, card) -> dict:
+    """``unfamiliar``: how many recordings the card's input profile calls unlike the
+    training recordings (of those the quality gate passed), and the scores on the others;
+    absent when the card has no profile."""
+    if getattr(card, "input_profile", None) is None:
+        return {}
+    out = {"n": sum(s.unfamiliar), "of": s.passed.count(True)}
+    familiar = [p and not u for p, u in zip(s.passed, s.unfamiliar)]
+    if any(familiar):
+        scores = _scores(s, card, familiar)
+        scores.pop("per_class", None)
+        out["familiar"] = scores
+    return {"unfamiliar": out}
 
 
 def _gate_report(s: _Scored, card) -> dict:

@@ -16,7 +16,7 @@ def rows(entries) -> tuple[list[str], list[dict]]:
                 classes.append(c)
     header = (["file", "duration_s", "status", "label", "decision", "abnormal_probability"]
               + [f"p_{c}" for c in classes]
-              + ["quality_ok", "quality_reason", "model_name", "model_version", "error"])
+              + ["quality_ok", "quality_reason", "unlike_training", "model_name", "model_version", "error"])
     out = []
     for e in entries:
         p = e.prediction
@@ -31,6 +31,7 @@ def rows(entries) -> tuple[list[str], list[dict]]:
                        else f"{p.abnormal_probability:.4f}",
                        quality_ok="" if q is None else str(bool(q.ok)).lower(),
                        quality_reason="" if q is None else q.reason,
+                       unlike_training=str(getattr(p, "unfamiliar", None) is not None).lower(),
                        model_name=model.get("name", ""), model_version=model.get("version", ""))
             for c, v in p.probabilities.items():
                 row[f"p_{c}"] = f"{v:.4f}"

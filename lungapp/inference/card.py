@@ -25,6 +25,7 @@ from lungapp.errors import ModelError
 from lungapp.fsutil import atomic_write_json
 from lungapp.inference.card_schema import Calibration, ExternalCheck, Metrics, Training
 from lungapp.inference.features import FeatureConfig
+from lungapp.inference.profile import InputProfile
 from lungapp.vocabulary import FOUR_CLASSES, INPUT_KINDS, OUTPUT_KINDS, POOLING_RULE, TASKS
 
 CARD_NAME = "card.json"
@@ -163,6 +164,9 @@ class ModelCard:
     calibration: Calibration | None = None
     # The model on collections and devices it was not trained on (ExternalCheck each).
     external_checks: list = field(default_factory=list)
+    # The training recordings' balance of frequencies (lungapp.inference.profile): results
+    # on recordings unlike them carry a caution. None: no such check (older cards).
+    input_profile: InputProfile | None = None
 
     def __post_init__(self):
         for name, section in (("metrics", Metrics), ("training", Training)):
@@ -171,6 +175,8 @@ class ModelCard:
                 setattr(self, name, section.from_dict(value or {}))
         if isinstance(self.calibration, dict):
             self.calibration = Calibration.from_dict(self.calibration)
+        if isinstance(self.input_profile, dict):
+            self.input_profile = InputProfile.from_dict(self.input_profile)
         if isinstance(self.external_checks, list):
             self.external_checks = [ExternalCheck.from_dict(x) if isinstance(x, dict) else x
                                     for x in self.external_checks]
@@ -325,6 +331,11 @@ class ModelCard:
         if not isinstance(self.external_checks, list) or not all(
                 isinstance(x, ExternalCheck) for x in self.external_checks):
             p.append("external_checks must be a list of objects")
+        if self.input_profile is not None:
+            if not isinstance(self.input_profile, InputProfile):
+                p.append("input_profile must be an object")
+            else:
+                p.extend(self.input_profile.problems())
         p.extend(self._range_problems())
         if p:
             raise ValueError("; ".join(p))
@@ -370,10 +381,12 @@ class ModelCard:
         d = {"format": CARD_FORMAT, "format_version": CARD_VERSION}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            d[f.name] = v.to_dict() if isinstance(v, (FeatureConfig, Metrics, Training, Calibration)) else v
+            d[f.name] = (v.to_dict() if isinstance(v, (FeatureConfig, Metrics, Training, Calibration,
+                                                       InputProfile)) else v)
         # absent unless set, so a card written before these existed saves back unchanged
-        if self.calibration is None:
-            d.pop("calibration")
+        for name in ("calibration", "input_profile"):
+            if getattr(self, name) is None:
+                d.pop(name)
         if self.external_checks:
             d["external_checks"] = [x.to_dict() for x in self.external_checks]
         else:

@@ -182,8 +182,9 @@ class Calibration(_Section):
 class ExternalCheck(_Section):
     """The model on one collection or device it was not trained on (``name``): the
     binary scores at the card's threshold (with 95 % intervals of AUC and score), the
-    four-class score, how many recordings the quality check refused or warned on, and the
-    calibration there (ECE and reliability bins). ``command`` reproduces it."""
+    four-class score, how many recordings the quality check refused or warned on and how
+    many the input profile calls unlike the training recordings, and the calibration there
+    (ECE and reliability bins). ``command`` reproduces it."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("auc",)
 
@@ -208,6 +209,9 @@ class ExternalCheck(_Section):
     score_ci95: list | None = None
     resampled: str | None = None
     n_groups: int | None = None
+    #: How many of the recordings the quality check passed the card's input profile calls
+    #: unlike the training recordings (lungapp.inference.profile); None: not measured.
+    unfamiliar: int | None = None
     extra: dict = field(default_factory=dict)
 
 

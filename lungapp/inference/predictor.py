@@ -28,6 +28,7 @@ import numpy as np
 from lungapp.errors import AudioError, ModelError
 from lungapp.inference.card import ModelCard, load_card, verify_onnx
 from lungapp.inference.features import FeatureConfig, WindowStream, image_features, member_windows
+from lungapp.inference.profile import Unfamiliar
 from lungapp.inference.runtime import RUNTIMES, runtime_choice  # noqa: F401 (public here too)
 from lungapp.inference.segments import (
     SEGMENT_S,
@@ -93,6 +94,9 @@ class Prediction:
     peaks: list[tuple[float, float]] = field(default_factory=list)
     #: {"declared_s", "present_s"} when the file's header promises more audio than it holds.
     truncated: dict | None = None
+    #: Set when the recording's balance of frequencies is unlike the training recordings'
+    #: (:mod:`lungapp.inference.profile`; only for models whose card has an input profile).
+    unfamiliar: Unfamiliar | None = None
 
     def notes(self) -> list[str]:
         """Sentences a reader needs beside the verdict: truncation, where the abnormal
@@ -105,6 +109,8 @@ class Prediction:
             where = ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b in self.abnormal_ranges)
             out.append(f"Abnormal in {where} (of {_clock(self.duration_s)}; judged in "
                        f"{self.segments[0].end_s - self.segments[0].start_s:.0f}-s segments).")
+        if self.unfamiliar is not None:
+            out.append(self.unfamiliar.sentence())
         if self.borderline:
             at = ", ".join(f"{_clock(t)}" for t, _ in self.peaks)
             out.append(f"Borderline: listen again (abnormal {self.abnormal_probability:.0%}, within "
@@ -129,6 +135,7 @@ class Prediction:
             "borderline_margin": round(self.borderline_margin, 6),
             "peaks": [{"time_s": round(t, 3), "abnormal_probability": round(p, 6)} for t, p in self.peaks],
             "truncated": self.truncated,
+            "unfamiliar": None if self.unfamiliar is None else self.unfamiliar.to_dict(),
             "notes": self.notes(),
         }
 
@@ -513,13 +520,17 @@ class Predictor:
         else:
             decision, label = "normal", card.classes[0]
         margin = borderline_margin(card.metrics, card.calibrate)
+        unfamiliar = None
+        if card.input_profile is not None and quality is not None and quality.ok and quality.spectrum:
+            unfamiliar = card.input_profile.check(quality.spectrum, quality.spectrum_bin_hz)
         return Prediction(file=path, duration_s=float(duration_s), label=label, decision=decision,
                           abnormal_probability=p_abn, probabilities=dict(zip(card.classes, map(float, rec))),
                           windows=timeline, model=self._model_info(outs), threshold=card.threshold,
                           quality=quality, segments=segments, abnormal_ranges=flagged_ranges(segments),
                           borderline=decision != "poor quality" and abs(p_abn - card.threshold) < margin,
                           borderline_margin=margin,
-                          peaks=timeline_peaks(starts[0], 1.0 - win_probs[:, 0], fc.window_s))
+                          peaks=timeline_peaks(starts[0], 1.0 - win_probs[:, 0], fc.window_s),
+                          unfamiliar=unfamiliar)
 
     def _segments(self, bounds: np.ndarray, seg_probs: np.ndarray) -> list[SegmentResult]:
         card = self.card

@@ -132,6 +132,7 @@ def prediction_from_dict(d: dict):
     # Imported here: the app restores its list before the first paint, and the model's
     # loading (after it) should not find the inference modules already imported for it.
     from lungapp.inference.predictor import Prediction, WindowResult
+    from lungapp.inference.profile import Unfamiliar
     from lungapp.inference.quality import QualityVerdict
     from lungapp.inference.segments import SegmentResult
 
@@ -151,7 +152,8 @@ def prediction_from_dict(d: dict):
         segments=segments, abnormal_ranges=[tuple(r) for r in d.get("abnormal_ranges") or []],
         borderline=bool(d.get("borderline")), borderline_margin=float(d.get("borderline_margin") or 0.0),
         peaks=[(p["time_s"], p["abnormal_probability"]) for p in d.get("peaks") or []],
-        truncated=d.get("truncated"))
+        truncated=d.get("truncated"),
+        unfamiliar=Unfamiliar.from_dict(d["unfamiliar"]) if d.get("unfamiliar") else None)
 
 
 def prediction_from_store(result: dict, recording: dict, model_path: str = ""):

@@ -18,6 +18,7 @@ def make_card(ctx, data, cv, report: dict, artifact: tuple[list[str], str], wall
     folder ``out`` (the default model name)."""
     from lungapp.inference.card import ModelCard, library_versions
     from lungapp.training.oof import card_threshold
+    from lungapp.training.profile import profile_of_recordings
 
     opts, (files, artifact_text) = ctx.opts, artifact
     folds, info = cv.folds, cv.build_info
@@ -36,7 +37,9 @@ def make_card(ctx, data, cv, report: dict, artifact: tuple[list[str], str], wall
         versions=library_versions(), limitations=_limitations(opts, folds, info),
         description=f"lungapp train --preset {opts.preset} --arch {opts.arch} --task {opts.task}, "
                     f"{folds.k}-fold CV" + _start_text(ctx.start),
-        quality_gate={"enabled": False} if data.kind == "image" else {})
+        quality_gate={"enabled": False} if data.kind == "image" else {},
+        input_profile=None if data.kind == "image" else profile_of_recordings(
+            data.recs, data.patients, source=f"the training folder {os.path.basename(str(data.root))}"))
 
 
 def metrics_of(report: dict) -> dict:

@@ -91,11 +91,13 @@ def _external_lines(card: ModelCard) -> list[str]:
            "would have maximised the score on that data (for comparison only: it is never "
            "chosen there).", "",
            "| data | n (abnormal / normal) | AUC | sensitivity | specificity | score | four-class "
-           "| refused | warned | ECE | best threshold |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| refused | warned | unlike training | ECE | best threshold |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in checks:
         out.append(f"| {x.name} | {x.n} ({x.n_abnormal} / {x.n_normal}) | {_f(x.auc)}{interval_text(x.auc_ci95)} | "
                    f"{_pct(x.sensitivity)} | {_pct(x.specificity)} | {_f(x.score)}{interval_text(x.score_ci95)} | "
-                   f"{_f(x.four_class_score)} | {x.refused} | {x.warned} | {_f(x.ece)} | "
+                   f"{_f(x.four_class_score)} | {x.refused} | {x.warned} | "
+                   f"{'n/a' if x.unfamiliar is None else x.unfamiliar} | {_f(x.ece)} | "
                    f"{_f(x.best_threshold)} |")
     out.append("")
     with_ci = [x for x in checks if x.auc_ci95 or x.score_ci95]
@@ -112,6 +114,23 @@ def _external_lines(card: ModelCard) -> list[str]:
     if cmds:
         out += ["Measured with: " + "; ".join(f"`{c}`" for c in cmds) + ".", ""]
     return out
+
+
+def _profile_lines(card: ModelCard) -> list[str]:
+    """What the input profile is and how it was fitted (none: no section)."""
+    pr = card.input_profile
+    if pr is None:
+        return []
+    return ["## Recordings unlike the training ones", "",
+            f"A result carries a caution when the recording's balance of frequencies (ten "
+            f"half-octave bands, {pr.bands_hz[0]:g}-{pr.bands_hz[-1]:g} Hz, gain removed) lies "
+            f"farther from the training recordings' than {100 * pr.quantile:g} % of held-out "
+            f"training recordings do, as another stethoscope or filter mode can make it. Fitted on "
+            f"{pr.recordings} recordings" + (f" of {pr.patients} patients" if pr.patients else "")
+            + (f" ({pr.source})" if pr.source else "") + f"; {len(pr.axes)} principal axes; "
+            f"{100 * pr.held_out_unfamiliar:.1f} % of held-out training recordings are called "
+            "unlike them. The answer is still given: a recording like the training ones can "
+            "still be judged wrongly, and the caution does not say the answer is wrong.", ""]
 
 
 def card_markdown(card: ModelCard) -> str:
@@ -257,7 +276,7 @@ def card_markdown(card: ModelCard) -> str:
                       "as this simulated device, so this check is easier for the model than a real "
                       "other stethoscope (different response, placement, friction and ambient "
                       "sounds), whose effect is not measured here.", ""]
-    lines += _calibration_lines(card) + _external_lines(card)
+    lines += _calibration_lines(card) + _external_lines(card) + _profile_lines(card)
     if m.quality_gate:
         lines += ["## Quality check", "", m.quality_gate, ""]
     lines += ["## Limitations", ""] + [f"- {x}" for x in card.limitations] + [""]

@@ -84,6 +84,9 @@ class Recording:
     window_labels: np.ndarray  # (n_windows,) class index of each window
     duration_s: float
     X_shift: np.ndarray | None = None  # device-shifted windows (same shape), or None
+    # (mean power spectrum, bin spacing Hz) of the audio, as the quality check measures it
+    # (for the card's input profile, lungapp.training.profile); None for images.
+    spectrum: tuple[np.ndarray, float] | None = None
 
 
 def _window_classes(rec_label: str, events, starts, fc: FeatureConfig, task: str,
@@ -113,7 +116,8 @@ def _window_classes(rec_label: str, events, starts, fc: FeatureConfig, task: str
 
 
 def _windows(ex, opts: TrainOptions):
-    """(windows, starts, duration_s, device-shifted windows or None) of one example.
+    """(windows, starts, duration_s, device-shifted windows or None, spectrum or None) of
+    one example (``spectrum``: :func:`lungapp.inference.quality.mean_spectrum`).
 
     Raises:
         AudioError / DatasetError: the file cannot be read or is too short.
@@ -123,7 +127,9 @@ def _windows(ex, opts: TrainOptions):
 
     fc = opts.features
     if ex.kind == "image":
-        return image_features(ex.path, fc), np.zeros(1), 0.0, None
+        return image_features(ex.path, fc), np.zeros(1), 0.0, None, None
+    from lungapp.inference.quality import mean_spectrum
+
     x = load_audio(ex.path, rate=fc.rate).samples
     if len(x) < fc.spectrogram.win_length:
         raise AudioError(f"too short ({len(x)} samples) for one spectrogram frame", ex.path)
@@ -132,7 +138,7 @@ def _windows(ex, opts: TrainOptions):
     if opts.device_shift:  # the same shift for a file in every run: seeded by its path
         rng = np.random.default_rng(int(hashlib.sha256(ex.path.encode()).hexdigest()[:8], 16))
         Xs = windows_from_samples(device_shift(x, fc.rate, rng), fc)[0].astype(np.float16)
-    return X, starts, len(x) / fc.rate, Xs
+    return X, starts, len(x) / fc.rate, Xs, mean_spectrum(x, fc.rate)
 
 
 def extract_features(examples, task: str, classes: list[str], opts: TrainOptions, *,
@@ -148,14 +154,14 @@ def extract_features(examples, task: str, classes: list[str], opts: TrainOptions
             raise Cancelled()
         label = task_label(ex.label, task)
         try:
-            X, starts, dur, Xs = _windows(ex, opts)
+            X, starts, dur, Xs, spectrum = _windows(ex, opts)
         except (AudioError, DatasetError) as exc:
             bad.append((ex.path, exc.problem if isinstance(exc, LungappError) else str(exc)))
         else:
             wl = _window_classes(label, ex.events, starts, opts.features, task, classes,
                                  opts.window_labels)
             recs.append(Recording(ex.path, label, ex.patient, X.astype(np.float16), starts, wl,
-                                  dur, Xs))
+                                  dur, Xs, spectrum))
         if (i + 1) % step == 0 or i + 1 == n:
             progress(Extract(done=i + 1, total=n, bad=len(bad)))
     return recs, bad

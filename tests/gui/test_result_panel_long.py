@@ -102,3 +102,35 @@ def test_binary_model_shows_abnormal_once_four_classes_add_the_sum(qtbot, bundle
     assert _bar_names(panel) == ["Normal", "Abnormal"]
     panel.show_prediction(p4)
     assert _bar_names(panel) == ["Normal", "CAS", "DAS", "CAS & DAS", "abnormal (any)"]
+
+
+def _coloured(x: np.ndarray, rate: int = 8000, lo: float = 177.0, hi: float = 354.0,
+              db: float = 25.0) -> np.ndarray:
+    """``x`` with ``db`` more power between ``lo`` and ``hi`` Hz: a stethoscope's coloration
+    beyond what the training recordings show."""
+    X = np.fft.rfft(x)
+    f = np.fft.rfftfreq(len(x), 1 / rate)
+    X[(f >= lo) & (f < hi)] *= 10 ** (db / 20)
+    y = np.fft.irfft(X, n=len(x))
+    return (0.2 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def test_a_recording_unlike_the_training_ones_is_cautioned_on_screen_and_in_the_export(qtbot, bundled):
+    from types import SimpleNamespace
+
+    from lungapp.gui.export import rows
+
+    x = load_audio(_examples()["synthetic_normal"], rate=8000).samples
+    plain, unlike = bundled.predict_audio(x, 8000), bundled.predict_audio(_coloured(x), 8000)
+    assert plain.unfamiliar is None and unlike.unfamiliar is not None
+    panel = ResultPanel()
+    qtbot.addWidget(panel)
+    panel.show_prediction(unlike)
+    assert "Unlike the recordings the model was trained on" in panel.notes.text()
+    assert panel.state in ("normal", "abnormal")  # the answer is still given
+    panel.show_prediction(plain)
+    assert "Unlike the recordings" not in panel.notes.text()
+    entries = [SimpleNamespace(path=f"{n}.wav", duration_s=15.0, status="done", error="", prediction=p)
+               for n, p in (("plain", plain), ("unlike", unlike))]
+    header, data = rows(entries)
+    assert "unlike_training" in header and [r["unlike_training"] for r in data] == ["false", "true"]

@@ -74,6 +74,33 @@ def test_predict_csv_and_table(recordings, tiny_model_dir, capsys):
     assert "normal.wav" in text and "not a diagnostic device" in text
 
 
+def test_predict_cautions_on_a_recording_unlike_the_training_ones(tmp_path, capsys):
+    """The bundled model (the active one here) on a breath sound with 25 dB more at
+    177-354 Hz than the training recordings show: the answer, with the caution in every
+    format."""
+    import numpy as np
+    import soundfile as sf
+
+    from lungapp import synth
+
+    x = synth.generate("normal", seconds=15.0, rate=8000, seed=2)
+    X = np.fft.rfft(x)
+    f = np.fft.rfftfreq(len(x), 1 / 8000)
+    X[(f >= 177) & (f < 354)] *= 10 ** (25 / 20)
+    y = np.fft.irfft(X, n=len(x))
+    sf.write(tmp_path / "coloured.wav", (0.2 * y / np.abs(y).max()).astype(np.float32), 8000)
+    sf.write(tmp_path / "plain.wav", x, 8000)
+    assert main(["predict", str(tmp_path / "coloured.wav"), str(tmp_path / "plain.wav"), "--format", "csv"]) == 0
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert rows["coloured.wav"]["unlike_training"] == "1" and rows["plain.wav"]["unlike_training"] == "0"
+    assert rows["coloured.wav"]["label"] in ("Normal", "CAS", "DAS", "CAS & DAS")
+    assert main(["predict", str(tmp_path / "coloured.wav"), "--format", "json"]) == 0
+    u = json.loads(capsys.readouterr().out)[0]["unfamiliar"]
+    assert u["distance"] > u["threshold"] and u["differences"]
+    assert main(["predict", str(tmp_path / "coloured.wav")]) == 0
+    assert "Unlike the recordings the model was trained on" in capsys.readouterr().out
+
+
 def test_predict_with_no_model_is_one_clear_line(recordings, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LUNGAPP_MODEL", str(tmp_path))  # a folder without a card
     rc = main(["predict", str(recordings / "normal.wav")])

@@ -252,6 +252,10 @@ def test_card_records_data_options_and_artifact(trained):
     assert "ensemble" in card["training"]["artifact"]
     assert {"keras", "tensorflow", "numpy"} <= set(card["versions"])
     assert any("unreadable" in w for w in card["training"]["warnings"])
+    # the balance of frequencies of the 40 recordings it trained on (lungapp.inference.profile)
+    prof = card["input_profile"]
+    assert prof["recordings"] == 40 and prof["patients"] == 10 and prof["threshold"] > 0
+    assert "data" in prof["source"] and len(prof["mean"]) == 10
 
 
 def test_saved_folder_is_complete_and_replaced_the_old_one(trained):
