@@ -1,0 +1,105 @@
+"""Does equalising each recording to the training recordings' balance of frequencies help
+the model on other collections and devices? (docs/model_checks.md, 2026-12-07.)
+
+Each recording, at the model's rate, is filtered by one zero-phase FFT filter whose gain is
+the model's input profile mean (lungapp.inference.profile) minus the recording's band level
+at each band centre, interpolated in log frequency and held flat beyond the outer centres;
+the model is unchanged. Prints, for SPRSound intra_test and the ICBHI subset (all devices and
+each device), AUC and score at the model's threshold, as is and equalised.
+
+    .venv/bin/python research/equalise_transfer.py [--model resources/model] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def equalise(x: np.ndarray, rate: int, profile) -> np.ndarray:
+    """``x`` filtered so its band levels (lungapp.inference.profile.band_levels) move to
+    the profile's mean; returned as is when its levels cannot be measured."""
+    from lungapp.inference.profile import band_levels
+    from lungapp.inference.quality import mean_spectrum
+
+    have = band_levels(*mean_spectrum(x, rate), profile.bands_hz)
+    if have is None:
+        return x
+    edges = np.asarray(profile.bands_hz)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    f = np.fft.rfftfreq(len(x), 1.0 / rate)
+    gain_db = np.interp(np.log(np.maximum(f, 1.0)), np.log(centres), np.asarray(profile.mean) - have)
+    y = np.fft.irfft(np.fft.rfft(x) * 10 ** (gain_db / 20), n=len(x))
+    return y.astype(np.float32)
+
+
+class Equalised:
+    """A predictor's stand-in for evaluate_folder: each file decoded, equalised, predicted."""
+
+    def __init__(self, predictor):
+        self.predictor, self.card = predictor, predictor.card
+
+    def predict_file(self, path):
+        from lungapp.audio import load_audio
+
+        rate = self.card.features.rate
+        x = load_audio(path, rate=rate).samples
+        return self.predictor.predict_audio(equalise(x, rate, self.card.input_profile), rate, str(path))
+
+
+def collections(data: Path, tmp: Path) -> list[tuple[str, Path, str]]:
+    """(name, folder, layout) of every collection found under ``data``."""
+    from external_checks import device_folders
+
+    out = []
+    if (data / "sprsound" / "intra_test").is_dir():
+        out.append(("SPRSound intra_test", data / "sprsound" / "intra_test", "sprsound"))
+    icbhi = data / "icbhi_subset"
+    if (icbhi / "manifest.csv").is_file():
+        out.append(("ICBHI, all devices", icbhi / "audio_and_txt", "icbhi"))
+        out += [(f"ICBHI {d}", f, "icbhi") for d, f in sorted(device_folders(icbhi, tmp).items())]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lungapp.errors import LungappError
+    from lungapp.evaluation.folder import evaluate_folder
+    from lungapp.inference.predictor import Predictor
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=ROOT / "resources" / "model")
+    ap.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        predictor = Predictor.load(args.model)
+        if predictor.card.input_profile is None:
+            print(f"{args.model}: the model's card has no input profile", file=sys.stderr)
+            return 2
+        f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        with tempfile.TemporaryDirectory() as tmp:
+            found = collections(args.data.resolve(), Path(tmp))
+            if not found:
+                print(f"no collections found under {args.data}", file=sys.stderr)
+                return 2
+            print("| data | n | AUC as is | AUC equalised | score as is | score equalised |")
+            print("|---|---|---|---|---|---|")
+            for name, folder, layout in found:
+                a = evaluate_folder(folder, predictor, layout=layout)
+                b = evaluate_folder(folder, Equalised(predictor), layout=layout)
+                print(f"| {name} | {a['n']} | {f(a['auc'])} | {f(b['auc'])} | {f(a['score'])} | "
+                      f"{f(b['score'])} |")
+    except LungappError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
