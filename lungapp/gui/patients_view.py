@@ -58,7 +58,8 @@ def result_words(entry) -> str:
         return "file missing"
     if entry.result is None:
         return "not analysed"
-    return f"{entry.result['decision']} ({entry.result['label']})"
+    caution = " - unlike the training recordings" if (entry.result.get("details") or {}).get("unfamiliar") else ""
+    return f"{entry.result['decision']} ({entry.result['label']}){caution}"
 
 
 class PatientsView(QWidget):
@@ -271,10 +272,13 @@ class PatientsView(QWidget):
                       f"{r['abnormal_probability']:.2f}" if r else "",
                       (r["model"] + (" (other model)" if r.get("stale") else "")) if r else "",
                       ", ".join(lab["label"] for lab in e.labels), e.path)
+            notes = "\n".join((r.get("details") or {}).get("notes") or [])
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if e.missing or r.get("stale"):
                     item.setForeground(QColor("#a03000"))
+                if col == 2 and notes:
+                    item.setToolTip(notes)
                 self.table.setItem(row, col, item)
         self._fill_times()
         self.table.resizeColumnsToContents()

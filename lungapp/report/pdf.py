@@ -1,7 +1,7 @@
 """The PDF report, drawn with QPainter on Qt's QPdfWriter (A4, 150 dpi).
 
 Page 1: the patient and visit, the body map, one line per recording (site, result,
-quality, confirmed labels), the visit's notes. Then each recording's spectrogram with its
+quality, the notes beside the result, confirmed labels), the visit's notes. Then each recording's spectrogram with its
 timeline. Every page ends with the model and the notice that lungapp is decision support."""
 
 from __future__ import annotations
@@ -150,8 +150,10 @@ def _entry_line(e: SiteEntry) -> str:
     r = e.result
     q = r.get("quality") or {}
     stale = f" [made by another model: {r['model']}]" if r.get("stale") else ""
+    notes = " ".join((r.get("details") or {}).get("notes") or [])
     return (head + f"{r['decision']}, {r['label']} (abnormal probability {r['abnormal_probability']:.2f})"
-            f"{stale}. Quality: {q.get('level', '?')}, {q.get('reason', '')}. Confirmed labels: {labels}")
+            f"{stale}. Quality: {q.get('level', '?')}, {q.get('reason', '')}."
+            + (f" {notes}" if notes else "") + f" Confirmed labels: {labels}")
 
 
 def _spectrogram_pages(page: _Page, data: ReportData, cfg: SpectrogramConfig) -> None:

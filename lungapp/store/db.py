@@ -250,12 +250,13 @@ class Store:
         with self.transaction() as c:
             return c.execute(
                 "INSERT INTO results (recording_id, model_name, model_version, model_hash, probabilities, "
-                "abnormal_probability, decision, label, quality, windows, threshold, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "abnormal_probability, decision, label, quality, windows, threshold, created, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (rec_id, model.name, model.version, model.hash, json.dumps(prediction["probabilities"]),
                  float(prediction["abnormal_probability"]), prediction["decision"], prediction["label"],
                  json.dumps(prediction.get("quality")), json.dumps(_timeline(prediction)),
-                 prediction.get("threshold"), now())).lastrowid
+                 prediction.get("threshold"), now(),
+                 json.dumps({k: prediction[k] for k in DETAILS if prediction.get(k) is not None}))).lastrowid
 
     def results(self, uid: str, active: ModelId | None = None) -> list[dict]:
         """Recording ``uid``'s results, newest first, decoded; with ``active``, each says
@@ -313,6 +314,12 @@ def _with(row: sqlite3.Row, **extra) -> dict:
     return d
 
 
+#: What a result keeps beside its verdict (Prediction.to_dict keys): the sentences shown
+#: with it and what they are made from.
+DETAILS = ("notes", "unfamiliar", "borderline", "borderline_margin", "abnormal_ranges", "segments",
+           "peaks", "truncated")
+
+
 def _timeline(prediction: dict) -> list[list[float]]:
     """The per-window abnormal probability, compact: [[start_s, end_s, p], ...]."""
     return [[w["start_s"], w["end_s"], w["abnormal_probability"]] for w in prediction.get("windows", [])]
@@ -323,6 +330,7 @@ def _decode_result(row: sqlite3.Row, active: ModelId | None) -> dict:
     d["probabilities"] = json.loads(d["probabilities"])
     d["quality"] = json.loads(d["quality"]) if d["quality"] else None
     d["windows"] = json.loads(d["windows"])
+    d["details"] = json.loads(d.get("details") or "{}")
     d["model"] = ModelId(d["model_name"], d["model_version"], d["model_hash"]).text()
     if active is not None:
         d["stale"] = (d["model_name"], d["model_version"], d["model_hash"]) != (active.name, active.version,

@@ -42,7 +42,7 @@ def patient_record(store: Store, identifier: str, active: ModelId | None = None)
 
 def _result_json(r: dict) -> dict:
     keep = ("model_name", "model_version", "model_hash", "decision", "label", "abnormal_probability",
-            "probabilities", "quality", "windows", "threshold", "created", "stale")
+            "probabilities", "quality", "windows", "threshold", "created", "details", "stale")
     return {k: r[k] for k in keep if k in r}
 
 

@@ -1,8 +1,9 @@
 """What the Review list shows again after a restart: the open list and the results of
 files that are not in the store (no Qt here).
 
-Recordings in the store keep their results in the store (it names the model; the cache
-only adds the details the store does not keep, such as each class's timeline). A file
+Recordings in the store keep their results in the store (it names the model and keeps the
+notes beside the verdict; the cache only adds what the store does not keep, each class's
+timeline). A file
 analysed in Review that is not in the store (a folder opened, never imported) is not
 filed under an invented patient: its full result goes into a small cache,
 ``review-cache.sqlite3`` in the data folder, keyed by the file's path, size and
@@ -164,6 +165,7 @@ def prediction_from_store(result: dict, recording: dict, model_path: str = ""):
     windows = [{"start_s": s, "end_s": e, "abnormal_probability": p} for s, e, p in result["windows"]]
     duration = recording.get("duration_s") or (windows[-1]["end_s"] if windows else 0.0)
     return prediction_from_dict({
+        **{k: v for k, v in (result.get("details") or {}).items() if k != "notes"},
         "file": recording["path"], "duration_s": duration, "label": result["label"],
         "decision": result["decision"], "abnormal_probability": result["abnormal_probability"],
         "probabilities": result["probabilities"], "quality": result["quality"], "windows": windows,
@@ -208,8 +210,8 @@ def known_results(paths_: list[str], *, active=None, active_model: dict | None =
 
 
 def _from_store(store, row, active, active_model: dict | None, cache: ResultsCache):
-    """The store's choice of result; its details (each class's timeline, segments, notes)
-    from the cache when the cache holds that same result of the unchanged file."""
+    """The store's choice of result; each class's timeline from the cache when the cache
+    holds that same result of the unchanged file."""
     result = store.latest_result(row["uid"], active)
     if result is None:
         return None

@@ -75,7 +75,15 @@ ALTER TABLE recordings ADD COLUMN owned INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX recordings_path ON recordings(path);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# Version 3: results keep what the app says beside the verdict (its notes, the caution on a
+# recording unlike the model's training ones, a borderline answer, the abnormal stretches
+# of a long recording, a truncated file), as JSON, so a patient's record and its report
+# say it after a restart too.
+_V3 = """
+ALTER TABLE results ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 VERSION = len(MIGRATIONS)
 
 

@@ -268,3 +268,15 @@ def test_the_recordings_folder_opens_from_the_patients_tab(qtbot, monkeypatch):
     _, _, view = make_view(qtbot)
     view.folder_button.click()
     assert opened == [str(paths.recordings_dir())] and paths.recordings_dir().is_dir()
+
+
+def test_the_visit_table_says_when_a_result_carries_the_caution():
+    from types import SimpleNamespace
+
+    from lungapp.gui.patients_view import result_words
+
+    result = {"decision": "normal", "label": "Normal", "details": {"unfamiliar": {"distance": 9.0}}}
+    entry = SimpleNamespace(missing=False, result=result)
+    assert result_words(entry) == "normal (Normal) - unlike the training recordings"
+    entry.result = {"decision": "normal", "label": "Normal", "details": {}}
+    assert result_words(entry) == "normal (Normal)"

@@ -58,7 +58,10 @@ def test_report_holds_patient_sites_results_labels_notes_model_and_notice(tmp_pa
                         "2025-04-01", "Dr Who", "night cough for two weeks")
         u1 = s.add_recording(v, abnormal, site="Anterior left")
         u2 = s.add_recording(v, normal, site="Posterior right")
-        s.add_result(u1, prediction(0.91, "abnormal", "CAS", 6.0), ModelId("test-model", "7", "abc"))
+        caution = ("Unlike the recordings the model was trained on: this recording's balance of "
+                   "frequencies differs from theirs.")
+        s.add_result(u1, {**prediction(0.91, "abnormal", "CAS", 6.0), "notes": [caution]},
+                     ModelId("test-model", "7", "abc"))
         s.add_result(u2, prediction(0.05, "normal", "Normal", 6.0), ModelId("test-model", "7", "abc"))
         s.confirm_label(u1, "CAS", "Dr Who")
     proc = lungapp("report", "RPT-42", "--out", str(tmp_path / "r.pdf"))
@@ -68,6 +71,7 @@ def test_report_holds_patient_sites_results_labels_notes_model_and_notice(tmp_pa
                   "Anterior left", "Posterior right", "abnormal, CAS (abnormal probability 0.91)",
                   "normal, Normal (abnormal probability 0.05)", "CAS (confirmed by Dr Who",
                   "night cough for two weeks", "test-model 7 (abc)", "made by another model",
+                  "Unlike the recordings the model was trained on",
                   "Decision support, not a diagnostic device"):
         assert words in text, words
     pages = pdf_pages(tmp_path / "r.pdf", tmp_path)

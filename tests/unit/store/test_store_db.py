@@ -39,7 +39,7 @@ def test_new_store_is_in_the_data_folder_in_wal_mode_at_the_latest_version():
     with Store() as s:
         assert s.path == paths.database_path() and s.path.is_file()
         assert s.query("PRAGMA journal_mode")[0][0] == "wal"
-        assert s.query("PRAGMA user_version")[0][0] == schema.VERSION == 2
+        assert s.query("PRAGMA user_version")[0][0] == schema.VERSION == 3
         assert s.query("PRAGMA busy_timeout")[0][0] >= 10_000
         assert s.integrity() == "ok"
 
@@ -56,15 +56,16 @@ def test_a_version_1_database_is_migrated_keeping_its_rows(tmp_path):
     conn.commit()
     conn.close()
     with Store(db) as s:
-        assert s.query("PRAGMA user_version")[0][0] == 2
+        assert s.query("PRAGMA user_version")[0][0] == 3
         rec = s.recording("abc")
         assert rec["path"] == "/x/a.wav" and rec["owned"] == 0  # v2 column, default for old rows
         (res,) = s.results("abc", ModelId("old-model", "3", ""))
         assert res["model_hash"] == "" and res["threshold"] is None and res["stale"] is False
+        assert res["details"] == {}  # v3 column, default for old rows
         assert s.patient("P1")["name"] == "Ann" and s.visits(1)[0]["notes"] == "cough"
         assert s.integrity() == "ok"
     with Store(db) as s:  # opening again migrates nothing more
-        assert s.query("PRAGMA user_version")[0][0] == 2
+        assert s.query("PRAGMA user_version")[0][0] == 3
 
 
 def test_a_store_newer_than_this_app_or_not_a_database_is_refused_in_one_line(tmp_path):
@@ -172,3 +173,25 @@ def test_a_recording_the_app_made_is_filed_under_todays_visit_with_its_results(t
         assert save_result(s, result.path, prediction(0.2, "normal", "Normal"), ModelId("m", "1")) == uid
         assert save_result(s, tmp_path / "other.wav", prediction(0.2, "normal", "Normal"), ModelId("m", "1")) is None
         assert s.latest_result(uid)["decision"] == "normal"
+
+
+def test_a_result_keeps_what_is_said_beside_its_verdict(tmp_path):
+    """The caution on a recording unlike the training ones, a borderline answer and the
+    notes survive in the store, and the Review list rebuilds them from it alone."""
+    from lungapp.inference.profile import Unfamiliar
+    from lungapp.store.results_cache import prediction_from_store
+
+    wav = write_recording(tmp_path / "a.wav")
+    u = Unfamiliar(9.1, 7.4, ((177.0, 250.0, 18.0), (250.0, 353.6, 17.5)))
+    pred = {**prediction(0.52, "abnormal", "CAS"), "unfamiliar": u.to_dict(), "borderline": True,
+            "borderline_margin": 0.05, "peaks": [{"time_s": 1.0, "abnormal_probability": 0.6}],
+            "notes": [u.sentence(), "Borderline: listen again"], "truncated": None}
+    with Store() as s:
+        uid = s.add_recording(s.add_visit(s.add_patient("P-9"), "2025-01-10"), wav, site="Trachea")
+        s.add_result(uid, pred, ModelId("m", "1", "h1"))
+        r = s.latest_result(uid, ModelId("m", "1", "h1"))
+        assert r["details"]["unfamiliar"]["distance"] == pytest.approx(9.1)
+        assert r["details"]["notes"] == pred["notes"] and "truncated" not in r["details"]
+        again = prediction_from_store(r, dict(s.recording(uid)))
+    assert again.unfamiliar is not None and again.borderline
+    assert again.notes()[0] == u.sentence() and again.notes()[1].startswith("Borderline: listen again")
