@@ -3,9 +3,8 @@ files that are not in the store (no Qt here).
 
 Recordings in the store keep their results in the store (it names the model and keeps the
 notes beside the verdict; the cache only adds what the store does not keep, each class's
-timeline). A file
-analysed in Review that is not in the store (a folder opened, never imported) is not
-filed under an invented patient: its full result goes into a small cache,
+timeline). A file analysed in Review that is not in the store (a folder opened, never
+imported) is not filed under an invented patient: its full result goes into a small cache,
 ``review-cache.sqlite3`` in the data folder, keyed by the file's path, size and
 modification time and by the model that made it. A file changed since (another size or
 time) finds nothing and is analysed again; deleting the cache loses nothing but those

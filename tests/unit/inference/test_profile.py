@@ -109,11 +109,15 @@ def test_profile_round_trips_and_bad_ones_are_named():
         InputProfile.from_dict({**prof.to_dict(), "typo": 1})
     with pytest.raises(ValueError, match="lacks"):
         InputProfile.from_dict({"bands_hz": [1, 2, 3]})
-    bad = dataclasses.replace(prof, threshold=-1.0, sd=[1.0])
-    problems = " ".join(bad.problems())
-    assert "threshold must be a positive number" in problems and "sd must hold one value per band" in problems
+    assert "threshold must be a positive number" in " ".join(dataclasses.replace(prof, threshold=-1.0).problems())
+    assert "sd must hold one value per band" in " ".join(dataclasses.replace(prof, sd=[1.0]).problems())
     assert "finite" in " ".join(dataclasses.replace(prof, mean=[float("nan")] * 10).problems())
     assert "at least 3 increasing" in " ".join(dataclasses.replace(prof, bands_hz=[5.0, 1.0]).problems())
+    # a hostile card's wrong types are named, never a TypeError
+    hostile = dataclasses.replace(prof, mean=5, axes="x", axis_var=[True], residual_var="big", bands_hz=None)
+    problems = " ".join(hostile.problems())
+    for name in ("mean", "axes", "axis_var", "residual_var", "bands_hz"):
+        assert f"input_profile.{name}" in problems
 
 
 def test_a_card_with_a_broken_profile_is_refused_naming_it(tmp_path):
