@@ -97,6 +97,15 @@ class ResultPanel(QFrame):
         self.sentence.setWordWrap(True)
         lay.addWidget(self.sentence)
 
+        # A recording unlike the model's training ones (lungapp.inference.profile): said in
+        # a box of its own, under the verdict it qualifies, not among the other notes.
+        self.caution = QLabel()
+        self.caution.setWordWrap(True)
+        self.caution.setStyleSheet("background: #fff1d6; color: #6b4000; border: 1px solid #e0a040;"
+                                   " border-radius: 4px; padding: 4px;")
+        self.caution.hide()
+        lay.addWidget(self.caution)
+
         self.prob_box = QWidget()
         self.prob_grid = QGridLayout(self.prob_box)
         self.prob_grid.setContentsMargins(0, 0, 0, 0)
@@ -136,8 +145,13 @@ class ResultPanel(QFrame):
             f"background: {bg}; color: {fg}; border-radius: 6px; padding: 8px;"
             " font-size: 13pt; font-weight: bold;")
 
+    def _set_caution(self, text: str) -> None:
+        self.caution.setText(text)
+        self.caution.setVisible(bool(text))
+
     def show_message(self, text: str, busy: bool = False) -> None:
         self._headline(text, "#f4f4f4", "#333333")
+        self._set_caution("")
         self.sentence.setText("")
         self.notes.setText("")
         self.quality.setText("")
@@ -147,6 +161,7 @@ class ResultPanel(QFrame):
 
     def show_error(self, text: str) -> None:
         self._headline("Could not analyse", "#f4f4f4", "#8a3300")
+        self._set_caution("")
         self.sentence.setText(text)
         self.notes.setText("")
         self.quality.setText("")
@@ -163,7 +178,10 @@ class ResultPanel(QFrame):
             headline += "\nBorderline: listen again"
         self._headline(headline, bg, fg)
         self.sentence.setText(describe(prediction))
-        notes = list(prediction.notes()) if hasattr(prediction, "notes") else []
+        unfamiliar = getattr(prediction, "unfamiliar", None)
+        caution = unfamiliar.sentence() if unfamiliar is not None else ""
+        self._set_caution(caution)
+        notes = [n for n in (prediction.notes() if hasattr(prediction, "notes") else []) if n != caution]
         note = consistency_note(prediction)
         self.notes.setText("\n".join(notes + ([note] if note else [])))
         self._show_bars(prediction)

@@ -78,10 +78,10 @@ class Unfamiliar:
         where = "; ".join(f"{_hz(lo)}-{_hz(hi)} Hz {abs(d):.0f} dB {'stronger' if d > 0 else 'weaker'}"
                           for lo, hi, d in self.differences)
         return ("Unlike the recordings the model was trained on: this recording's balance of "
-                "frequencies differs from theirs more than 99 % of them do"
-                + (f" ({where} than theirs, relative to the whole)" if where else "")
-                + ". Another stethoscope or filter mode (bell, diaphragm) can do this; the model's "
-                "answers on such recordings are less reliable (see its card): interpret with care.")
+                "frequencies is further from theirs than 99 % of them"
+                + (f" ({where})" if where else "")
+                + ". Another stethoscope or filter mode can do this, and the model is less reliable "
+                "on such recordings: interpret with care.")
 
     def to_dict(self) -> dict:
         return {"distance": round(self.distance, 4), "threshold": round(self.threshold, 4),

@@ -126,10 +126,16 @@ def test_a_recording_unlike_the_training_ones_is_cautioned_on_screen_and_in_the_
     panel = ResultPanel()
     qtbot.addWidget(panel)
     panel.show_prediction(unlike)
-    assert "Unlike the recordings the model was trained on" in panel.notes.text()
+    # in its own box under the verdict, not repeated among the notes
+    assert panel.caution.text() == unlike.unfamiliar.sentence() and not panel.caution.isHidden()
+    assert "Unlike the recordings the model was trained on" in panel.caution.text()
+    assert "Unlike the recordings" not in panel.notes.text()
     assert panel.state in ("normal", "abnormal")  # the answer is still given
     panel.show_prediction(plain)
-    assert "Unlike the recordings" not in panel.notes.text()
+    assert panel.caution.isHidden() and panel.caution.text() == ""
+    panel.show_prediction(unlike)
+    panel.show_message("Analysing...")
+    assert panel.caution.isHidden()
     entries = [SimpleNamespace(path=f"{n}.wav", duration_s=15.0, status="done", error="", prediction=p)
                for n, p in (("plain", plain), ("unlike", unlike))]
     header, data = rows(entries)
