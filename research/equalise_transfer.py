@@ -8,6 +8,12 @@ the model is unchanged. Prints, for SPRSound intra_test and the ICBHI subset (al
 each device), AUC and score at the model's threshold, as is and equalised.
 
     .venv/bin/python research/equalise_transfer.py [--model resources/model] [--data ../shared/data]
+    .venv/bin/python research/equalise_transfer.py --copy DIR   # an equalised copy of the data
+
+``--copy DIR`` writes the data tree (SPRSound train and intra_test, the ICBHI subset with its
+manifest) to DIR with every recording equalised at the model's rate, as 16-bit WAV beside a
+copy of its labels, for training and checking on equalised recordings
+(``research/leave_device_out.py --data DIR``). DIR must not exist or be empty.
 """
 
 from __future__ import annotations
@@ -53,6 +59,56 @@ class Equalised:
         return self.predictor.predict_audio(equalise(x, rate, self.card.input_profile), rate, str(path))
 
 
+def copy_equalised(data: Path, out: Path, profile, rate: int) -> int:
+    """Write ``data``'s tree to ``out`` with every recording equalised (module docstring);
+    returns how many recordings were written. Recordings that cannot be read are left out."""
+    import csv
+    import shutil
+
+    import soundfile as sf
+
+    from lungapp.audio import load_audio
+    from lungapp.errors import AudioError
+
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not empty")
+    n = 0
+
+    def write(src: Path, dst: Path) -> None:
+        nonlocal n
+        try:
+            x = load_audio(src, rate=rate).samples
+        except AudioError:
+            return
+        y = equalise(x, rate, profile)
+        peak = float(np.max(np.abs(y))) if len(y) else 0.0
+        sf.write(dst.with_suffix(".wav"), y / peak * 0.9 if peak > 1.0 else y, rate, subtype="PCM_16")
+        n += 1
+
+    for split in ("train", "intra_test"):
+        src = data / "sprsound" / split
+        if not src.is_dir():
+            continue
+        dst = out / "sprsound" / split
+        dst.mkdir(parents=True)
+        for label in sorted(src.glob("*.json")):
+            audio = next((label.with_suffix(e) for e in (".flac", ".wav") if label.with_suffix(e).is_file()), None)
+            if audio is not None:
+                shutil.copyfile(label, dst / label.name)
+                write(audio, dst / audio.name)
+    icbhi = data / "icbhi_subset"
+    if (icbhi / "manifest.csv").is_file():
+        dst = out / "icbhi_subset" / "audio_and_txt"
+        dst.mkdir(parents=True)
+        shutil.copyfile(icbhi / "manifest.csv", out / "icbhi_subset" / "manifest.csv")
+        with open(icbhi / "manifest.csv", newline="") as fh:
+            for row in csv.DictReader(fh):
+                wav = icbhi / row["file"]
+                shutil.copyfile(wav.with_suffix(".txt"), dst / wav.with_suffix(".txt").name)
+                write(wav, dst / wav.name)
+    return n
+
+
 def collections(data: Path, tmp: Path) -> list[tuple[str, Path, str]]:
     """(name, folder, layout) of every collection found under ``data``."""
     from external_checks import device_folders
@@ -75,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=ROOT / "resources" / "model")
     ap.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data")
+    ap.add_argument("--copy", type=Path, default=None, help="write an equalised copy of the data here")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
@@ -82,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         if predictor.card.input_profile is None:
             print(f"{args.model}: the model's card has no input profile", file=sys.stderr)
             return 2
+        if args.copy is not None:
+            try:
+                n = copy_equalised(args.data.resolve(), args.copy, predictor.card.input_profile,
+                                   predictor.card.features.rate)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(f"{args.copy}: {n} equalised recordings")
+            return 0
         f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
         with tempfile.TemporaryDirectory() as tmp:
             found = collections(args.data.resolve(), Path(tmp))
