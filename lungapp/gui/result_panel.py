@@ -179,9 +179,8 @@ class ResultPanel(QFrame):
         self._headline(headline, bg, fg)
         self.sentence.setText(describe(prediction))
         unfamiliar = getattr(prediction, "unfamiliar", None)
-        caution = unfamiliar.sentence() if unfamiliar is not None else ""
-        self._set_caution(caution)
-        notes = [n for n in (prediction.notes() if hasattr(prediction, "notes") else []) if n != caution]
+        self._set_caution(unfamiliar.sentence() if unfamiliar is not None else "")
+        notes = list(prediction.notes(caution=False)) if hasattr(prediction, "notes") else []
         note = consistency_note(prediction)
         self.notes.setText("\n".join(notes + ([note] if note else [])))
         self._show_bars(prediction)

@@ -98,9 +98,11 @@ class Prediction:
     #: (:mod:`lungapp.inference.profile`; only for models whose card has an input profile).
     unfamiliar: Unfamiliar | None = None
 
-    def notes(self) -> list[str]:
+    def notes(self, caution: bool = True) -> list[str]:
         """Sentences a reader needs beside the verdict: truncation, where the abnormal
-        stretches are, a borderline answer and where to listen."""
+        stretches are, the caution on a recording unlike the training ones (left out with
+        ``caution=False``, for a view that shows it on its own), a borderline answer and
+        where to listen."""
         out = []
         if self.truncated:
             out.append(f"Truncated file: the header says {self.truncated['declared_s']:.1f} s, "
@@ -109,7 +111,7 @@ class Prediction:
             where = ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b in self.abnormal_ranges)
             out.append(f"Abnormal in {where} (of {_clock(self.duration_s)}; judged in "
                        f"{self.segments[0].end_s - self.segments[0].start_s:.0f}-s segments).")
-        if self.unfamiliar is not None:
+        if caution and self.unfamiliar is not None:
             out.append(self.unfamiliar.sentence())
         if self.borderline:
             at = ", ".join(f"{_clock(t)}" for t, _ in self.peaks)

@@ -1,8 +1,9 @@
 """The PDF report, drawn with QPainter on Qt's QPdfWriter (A4, 150 dpi).
 
 Page 1: the patient and visit, the body map, one line per recording (site, result,
-quality, the notes beside the result, confirmed labels), the visit's notes. Then each recording's spectrogram with its
-timeline. Every page ends with the model and the notice that lungapp is decision support."""
+quality, the notes beside the result, confirmed labels), the visit's notes. Then each
+recording's spectrogram with its timeline. Every page ends with the model and the notice
+that lungapp is decision support."""
 
 from __future__ import annotations
 

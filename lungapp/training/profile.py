@@ -49,14 +49,14 @@ def profile_of_folder(folder, rate: int, layout: str | None = None, source: str 
     Quality ones left out, as training leaves them) and fit the profile. Raises
     LungappError when it cannot be fitted."""
     from lungapp.audio import load_audio
-    from lungapp.data import read_folder
+    from lungapp.data import POOR, read_folder
     from lungapp.errors import AudioError
     from lungapp.inference.quality import mean_spectrum
 
     ds = read_folder(folder, layout=layout)
     spectra, patients = [], []
     for ex in ds.examples:
-        if ex.label is None or ex.label == "Poor Quality" or ex.kind != "audio":
+        if ex.label is None or ex.label == POOR or ex.kind != "audio":
             continue
         try:
             x = load_audio(ex.path, rate=rate).samples
