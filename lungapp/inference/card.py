@@ -24,6 +24,7 @@ import numpy as np
 from lungapp.errors import ModelError
 from lungapp.fsutil import atomic_write_json
 from lungapp.inference.card_schema import Calibration, ExternalCheck, Metrics, Training
+from lungapp.inference.equalise import Equalisation
 from lungapp.inference.features import FeatureConfig
 from lungapp.inference.profile import InputProfile
 from lungapp.vocabulary import FOUR_CLASSES, INPUT_KINDS, OUTPUT_KINDS, POOLING_RULE, TASKS
@@ -167,6 +168,10 @@ class ModelCard:
     # The training recordings' balance of frequencies (lungapp.inference.profile): results
     # on recordings unlike them carry a caution. None: no such check (older cards).
     input_profile: InputProfile | None = None
+    # The training recordings' mean band levels, to which every recording is equalised
+    # before the model reads it (lungapp.inference.equalise). None: recordings are read
+    # as they are.
+    equalisation: Equalisation | None = None
 
     def __post_init__(self):
         for name, section in (("metrics", Metrics), ("training", Training)):
@@ -177,6 +182,8 @@ class ModelCard:
             self.calibration = Calibration.from_dict(self.calibration)
         if isinstance(self.input_profile, dict):
             self.input_profile = InputProfile.from_dict(self.input_profile)
+        if isinstance(self.equalisation, dict):
+            self.equalisation = Equalisation.from_dict(self.equalisation)
         if isinstance(self.external_checks, list):
             self.external_checks = [ExternalCheck.from_dict(x) if isinstance(x, dict) else x
                                     for x in self.external_checks]
@@ -336,6 +343,11 @@ class ModelCard:
                 p.append("input_profile must be an object")
             else:
                 p.extend(self.input_profile.problems())
+        if self.equalisation is not None:
+            if not isinstance(self.equalisation, Equalisation):
+                p.append("equalisation must be an object")
+            else:
+                p.extend(self.equalisation.problems())
         p.extend(self._range_problems())
         if p:
             raise ValueError("; ".join(p))
@@ -382,9 +394,9 @@ class ModelCard:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             d[f.name] = (v.to_dict() if isinstance(v, (FeatureConfig, Metrics, Training, Calibration,
-                                                       InputProfile)) else v)
+                                                       InputProfile, Equalisation)) else v)
         # absent unless set, so a card written before these existed saves back unchanged
-        for name in ("calibration", "input_profile"):
+        for name in ("calibration", "input_profile", "equalisation"):
             if getattr(self, name) is None:
                 d.pop(name)
         if self.external_checks:

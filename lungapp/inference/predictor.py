@@ -454,10 +454,10 @@ class Predictor:
             quality = QualityStream(fc.rate, params or None)
         outs: list[list] = [[] for _ in self.groups]
         starts: list[list] = [[] for _ in self.groups]
-        for block in blocks:
+        for block, model_block in self._model_blocks(blocks):
             if quality is not None:
-                quality.push(block)
-            self._run_windows(stream.push(block), outs, starts)
+                quality.push(block)  # the quality check reads the recording as it is
+            self._run_windows(stream.push(model_block), outs, starts)
         # The quality check of what is left (all of a recording under two minutes) runs on
         # a helper thread while this one makes the last windows' features; the helper then
         # joins in the model calls (runtime.run_parallel). NumPy and ONNX Runtime release
@@ -472,14 +472,34 @@ class Predictor:
         return self._result(path, stream.n_samples / fc.rate, read,
                             None if verdict is None else verdict.result())
 
+    def _model_blocks(self, blocks):
+        """(block as recorded, block the model reads) pairs: the same block, or for a card
+        with an ``equalisation`` the recording equalised as a whole
+        (:mod:`lungapp.inference.equalise`) and cut into the same blocks."""
+        eq = self.card.equalisation
+        if eq is None:
+            yield from ((b, b) for b in blocks)
+            return
+        raw = [np.asarray(b, dtype=np.float32) for b in blocks]
+        if not raw:
+            return
+        y = eq.apply(np.concatenate(raw), self.card.features.rate)
+        i = 0
+        for b in raw:
+            yield b, y[i: i + len(b)]
+            i += len(b)
+
     def _run_windows(self, batches, outs: list[list], starts: list[list]) -> None:
         for (g, _, st), o in zip(batches, self.group_outputs([(g, X) for g, X, _ in batches])):
             outs[g].append(o)
             starts[g].append(st)
 
     def member_windows(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(X, starts_s) of each member group for a mono signal at the card's rate
-        (:func:`lungapp.inference.features.member_windows`)."""
+        """(X, starts_s) of each member group for a mono signal at the card's rate, as the
+        model reads it (equalised first when the card says so;
+        :func:`lungapp.inference.features.member_windows`)."""
+        if self.card.equalisation is not None:
+            x = self.card.equalisation.apply(x, self.card.features.rate)
         return member_windows(x, [g.features for g in self.groups])
 
     def segment_probabilities(self, duration_s: float, outs, starts) -> tuple[np.ndarray, np.ndarray]:

@@ -133,6 +133,21 @@ def _profile_lines(card: ModelCard) -> list[str]:
             "still be judged wrongly, and the caution does not say the answer is wrong.", ""]
 
 
+def _equalisation_lines(card: ModelCard) -> list[str]:
+    """How the model's input is equalised (none: no section)."""
+    eq = card.equalisation
+    if eq is None:
+        return []
+    return ["## Equalised input", "",
+            f"Before the model reads a recording, the recording is filtered so that its balance "
+            f"of frequencies (ten half-octave bands, {eq.bands_hz[0]:g}-{eq.bands_hz[-1]:g} Hz) "
+            f"matches the training recordings' mean"
+            + (f", measured on {eq.recordings} recordings" if eq.recordings else "")
+            + (f" ({eq.source})" if eq.source else "") + ". This takes most of a stethoscope's "
+            "coloration out of what the model reads. The quality check, the caution on "
+            "recordings unlike the training ones and the sound you hear use the recording as it is.", ""]
+
+
 def card_markdown(card: ModelCard) -> str:
     """The card as Markdown: intended use, data, performance, limitations, details."""
     m, t = card.metrics, card.training
@@ -276,7 +291,8 @@ def card_markdown(card: ModelCard) -> str:
                       "as this simulated device, so this check is easier for the model than a real "
                       "other stethoscope (different response, placement, friction and ambient "
                       "sounds), whose effect is not measured here.", ""]
-    lines += _calibration_lines(card) + _external_lines(card) + _profile_lines(card)
+    lines += (_calibration_lines(card) + _external_lines(card) + _profile_lines(card)
+              + _equalisation_lines(card))
     if m.quality_gate:
         lines += ["## Quality check", "", m.quality_gate, ""]
     lines += ["## Limitations", ""] + [f"- {x}" for x in card.limitations] + [""]
