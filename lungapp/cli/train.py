@@ -99,6 +99,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(FeatureConfig.to_dict() form: spectrogram, window_s, hop_s, resize)")
     parser.add_argument("--max-bad-share", type=float, default=None,
                         help="abort when more than this share of files is unreadable (default 0.1)")
+    parser.add_argument("--equalise", action="store_true", default=None,
+                        help="equalise every recording to the training recordings' mean balance of "
+                             "frequencies before the model reads it, here and in the app (takes "
+                             "out a stethoscope's coloration; a fine-tune keeps its model's setting)")
     parser.add_argument("--no-device-shift", action="store_true",
                         help="skip the device-shift check (saves time and memory)")
     parser.add_argument("--oof", default=None, metavar="FILE.npz",
@@ -125,7 +129,8 @@ def options_from_args(args):
                  "artifact": args.artifact, "weights": args.weights,
                  "precision": getattr(args, "precision", None),
                  "max_bad_share": args.max_bad_share, "name": args.name,
-                 "finetune_lr": getattr(args, "finetune_lr", None)}
+                 "finetune_lr": getattr(args, "finetune_lr", None),
+                 "equalise": getattr(args, "equalise", None)}
     if getattr(args, "features", None):
         overrides["features"] = _features(args.features)
     if args.no_augment:

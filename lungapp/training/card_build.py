@@ -38,6 +38,7 @@ def make_card(ctx, data, cv, report: dict, artifact: tuple[list[str], str], wall
         description=f"lungapp train --preset {opts.preset} --arch {opts.arch} --task {opts.task}, "
                     f"{folds.k}-fold CV" + _start_text(ctx.start),
         quality_gate={"enabled": False} if data.kind == "image" else {},
+        equalisation=ctx.equalisation,
         input_profile=None if data.kind == "image" else profile_of_recordings(
             data.recs, data.patients, source=f"the training folder {os.path.basename(str(data.root))}"))
 

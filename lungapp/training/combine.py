@@ -55,7 +55,7 @@ from lungapp.training.card_build import metrics_of
 from lungapp.training.card_text import seed_words
 from lungapp.training.oof import OofData, card_threshold
 
-_SAME = ("task", "classes", "output_kind", "outputs", "pooling", "input_kind")
+_SAME = ("task", "classes", "output_kind", "outputs", "pooling", "input_kind", "equalisation")
 
 
 def window_subset(n_windows: int, m: int) -> np.ndarray:

@@ -115,9 +115,11 @@ def _window_classes(rec_label: str, events, starts, fc: FeatureConfig, task: str
     return out
 
 
-def _windows(ex, opts: TrainOptions):
+def _windows(ex, opts: TrainOptions, equalisation=None):
     """(windows, starts, duration_s, device-shifted windows or None, spectrum or None) of
-    one example (``spectrum``: :func:`lungapp.inference.quality.mean_spectrum`).
+    one example (``spectrum``: :func:`lungapp.inference.quality.mean_spectrum` of the
+    recording as it is). With an ``equalisation`` (:mod:`lungapp.inference.equalise`) the
+    windows, and the device shift, are made of the equalised recording, as the app reads it.
 
     Raises:
         AudioError / DatasetError: the file cannot be read or is too short.
@@ -133,19 +135,49 @@ def _windows(ex, opts: TrainOptions):
     x = load_audio(ex.path, rate=fc.rate).samples
     if len(x) < fc.spectrogram.win_length:
         raise AudioError(f"too short ({len(x)} samples) for one spectrogram frame", ex.path)
+    spectrum = mean_spectrum(x, fc.rate)
+    if equalisation is not None:
+        x = equalisation.apply(x, fc.rate)
     X, starts = windows_from_samples(x, fc)
     Xs = None
     if opts.device_shift:  # the same shift for a file in every run: seeded by its path
         rng = np.random.default_rng(int(hashlib.sha256(ex.path.encode()).hexdigest()[:8], 16))
         Xs = windows_from_samples(device_shift(x, fc.rate, rng), fc)[0].astype(np.float16)
-    return X, starts, len(x) / fc.rate, Xs, mean_spectrum(x, fc.rate)
+    return X, starts, len(x) / fc.rate, Xs, spectrum
+
+
+def fit_training_equalisation(examples, opts: TrainOptions, *, should_stop: Callable[[], bool],
+                              root: str):
+    """The equalisation target of ``examples`` (audio recordings of the folder ``root``):
+    their mean band levels (:func:`lungapp.inference.equalise.fit_equalisation`), each
+    decoded at the recipe's rate. Files that cannot be read are passed over here
+    (:func:`extract_features` reports them). Raises Cancelled when ``should_stop()``,
+    DatasetError naming the folder when no level could be measured."""
+    from lungapp.audio import load_audio
+    from lungapp.inference.equalise import fit_equalisation
+    from lungapp.inference.quality import mean_spectrum
+
+    rate = opts.features.rate
+    spectra = []
+    for ex in examples:
+        if should_stop():
+            raise Cancelled()
+        try:
+            spectra.append(mean_spectrum(load_audio(ex.path, rate=rate).samples, rate))
+        except (AudioError, DatasetError):
+            continue
+    try:
+        return fit_equalisation(spectra, source=f"the training folder {os.path.basename(str(root))}")
+    except ValueError as exc:
+        raise DatasetError(str(exc), root) from None
 
 
 def extract_features(examples, task: str, classes: list[str], opts: TrainOptions, *,
                      progress: Callable[[Event], None], should_stop: Callable[[], bool],
-                     root: str) -> tuple[list[Recording], list[tuple[str, str]]]:
-    """Decode and window every example once. Returns (recordings, bad) where bad lists
-    ``(path, reason)`` of unreadable files. Raises Cancelled when ``should_stop()``."""
+                     root: str, equalisation=None) -> tuple[list[Recording], list[tuple[str, str]]]:
+    """Decode and window every example once (equalised first with an ``equalisation``).
+    Returns (recordings, bad) where bad lists ``(path, reason)`` of unreadable files.
+    Raises Cancelled when ``should_stop()``."""
     recs, bad = [], []
     n = len(examples)
     step = max(1, n // 20)
@@ -154,7 +186,7 @@ def extract_features(examples, task: str, classes: list[str], opts: TrainOptions
             raise Cancelled()
         label = task_label(ex.label, task)
         try:
-            X, starts, dur, Xs, spectrum = _windows(ex, opts)
+            X, starts, dur, Xs, spectrum = _windows(ex, opts, equalisation)
         except (AudioError, DatasetError) as exc:
             bad.append((ex.path, exc.problem if isinstance(exc, LungappError) else str(exc)))
         else:

@@ -87,6 +87,11 @@ def compatibility_problem(card: ModelCard, member: tuple[FeatureConfig, str], op
     if (card.output_kind, list(card.outputs)) != (kind, list(outputs)):
         return (f"outputs differ: the starting model has {card.output_kind} {list(card.outputs)}, "
                 f"the run {kind} {list(outputs)}")
+    if bool(opts.equalise) != (card.equalisation is not None):
+        return ("input differs: the starting model "
+                + ("equalises recordings, the run does not (a fine-tune keeps its model's input)"
+                   if card.equalisation is not None else
+                   "reads recordings as they are, the run equalises them (leave --equalise out)"))
     diff = _feature_difference(opts.features, member[0])
     if diff:
         return (f"features differ from its member {member[1]}: {diff} (recipe vs model; "
@@ -130,12 +135,12 @@ def load_start(spec: str, opts) -> StartModel:
 
 def start_defaults(spec: str, window_s: float | None) -> dict:
     """The recipe values a fine-tuning run takes from its starting model unless given:
-    task, outputs and the chosen member's features (of ``window_s``-second windows where
-    a member reads them)."""
+    task, outputs, the chosen member's features (of ``window_s``-second windows where
+    a member reads them) and whether it equalises recordings."""
     card = load_card(resolve_start_dir(spec))
     fc, _ = pick_member(card, window_s)
     return {"task": card.task, "outputs": "flags" if card.output_kind == "sigmoid" else "softmax",
-            "features": fc}
+            "features": fc, "equalise": card.equalisation is not None}
 
 
 # ------------------------------------------------------------------- the comparison

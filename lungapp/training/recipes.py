@@ -177,6 +177,10 @@ class TrainOptions:
     steps_per_epoch: int = 0  # batches per epoch; 0 = one pass over the training windows
     max_bad_share: float = 0.1
     device_shift: bool = True
+    # Equalise every recording to the training recordings' mean balance of frequencies
+    # before windowing it (lungapp.inference.equalise); the card carries the target, so the
+    # app equalises the same way. A fine-tune keeps its starting model's setting.
+    equalise: bool = False
     weights: str | None = None  # a backbone weights file (inception_v3 / resnet50)
     precision: str = "float32"  # training arithmetic: float32, mixed_bfloat16 or auto
     name: str = ""
@@ -238,6 +242,8 @@ class TrainOptions:
             p.append(f"sampling must be one of {SAMPLINGS}")
         if self.precision not in PRECISIONS:
             p.append(f"precision must be one of {PRECISIONS}")
+        if not isinstance(self.equalise, bool):
+            p.append("equalise must be true or false")
         if not (isinstance(self.steps_per_epoch, int) and self.steps_per_epoch >= 0):
             p.append("steps_per_epoch must be an integer >= 0")
         if self.val_fraction == 0 and (self.early_stopping or self.schedule == "plateau"):
@@ -251,4 +257,6 @@ class TrainOptions:
         d["features"] = self.features.to_dict()
         if not self.init_from:  # a run from random weights: its card reads as before fine-tuning
             del d["init_from"], d["finetune_lr"]
+        if not self.equalise:  # likewise a run that reads its recordings as they are
+            del d["equalise"]
         return d

@@ -64,6 +64,8 @@ class RunContext:
     distribution: str = ""
     precision: str = "float32"
     start: object = None  # lungapp.training.finetune.StartModel when fine-tuning
+    # lungapp.inference.equalise.Equalisation the recordings are equalised to (--equalise)
+    equalisation: object = None
 
     def log(self, message: str, level: str = "info") -> None:
         self.progress(Log(message=message, level=level))
@@ -232,8 +234,9 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str],
     if excluded:
         warnings.append(f"{excluded} recordings excluded (labels unusable for task {opts.task}, "
                         "e.g. Poor Quality)")
+    ctx.equalisation = _equalisation(usable, kind, ctx, root)
     recs, bad = extract_features(usable, opts.task, classes, opts, progress=ctx.progress,
-                                 should_stop=ctx.should_stop, root=root)
+                                 should_stop=ctx.should_stop, root=root, equalisation=ctx.equalisation)
     bad = list(ds.problems) + bad
     for path, why in bad:  # every skipped file, each on its own line: none dropped silently
         ctx.log(f"skipped {path}: {why}", "warning")
@@ -241,6 +244,22 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str],
     patients = [r.patient for r in recs] if patients is not None else None
     check_dataset([r.label for r in recs], patients, opts.folds, classes, root)
     return TrainingData(root, ds, kind, classes, recs, patients, excluded, bad, warnings)
+
+
+def _equalisation(usable, kind: str, ctx: RunContext, root):
+    """The run's equalisation (None without ``--equalise``): the starting model's when
+    fine-tuning, else the training recordings' own mean band levels."""
+    from lungapp.training.dataset import fit_training_equalisation
+
+    if not ctx.opts.equalise:
+        return None
+    if kind == "image":
+        raise DatasetError("--equalise applies to audio recordings, not to spectrogram images", root)
+    if ctx.start is not None:
+        ctx.log("equalising every recording to the target of the model it starts from")
+        return ctx.start.card.equalisation
+    ctx.log(f"measuring {len(usable)} recordings' balance of frequencies for the equalisation")
+    return fit_training_equalisation(usable, ctx.opts, should_stop=ctx.should_stop, root=root)
 
 
 def _unreadable_warning(bad: list[tuple[str, str]], n_files: int, max_share: float,

@@ -118,6 +118,8 @@ def test_fine_tuned_run_starts_from_the_model_and_compares_with_it(tiny_model_di
                                                 "n_fft": 128, "scale": "mel", "n_mels": 32},
                                 "window_s": 2.0, "hop_s": 1.0})],
      "features differ from its member model.keras: spectrogram n_mels 32 vs 24"),
+    (["--equalise"], "input differs: the starting model reads recordings as they are, the run "
+                     "equalises them"),
 ])
 def test_a_model_that_does_not_fit_is_refused_in_one_line(card_only_model, clinic_folder, tmp_path,
                                                           capsys, extra, words):
