@@ -30,19 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def equalise(x: np.ndarray, rate: int, profile) -> np.ndarray:
     """``x`` filtered so its band levels (lungapp.inference.profile.band_levels) move to
-    the profile's mean; returned as is when its levels cannot be measured."""
-    from lungapp.inference.profile import band_levels
-    from lungapp.inference.quality import mean_spectrum
+    the profile's mean (the app's :class:`lungapp.inference.equalise.Equalisation`, whose
+    target is the training recordings' mean band levels); returned as is when its levels
+    cannot be measured."""
+    from lungapp.inference.equalise import Equalisation
 
-    have = band_levels(*mean_spectrum(x, rate), profile.bands_hz)
-    if have is None:
-        return x
-    edges = np.asarray(profile.bands_hz)
-    centres = np.sqrt(edges[:-1] * edges[1:])
-    f = np.fft.rfftfreq(len(x), 1.0 / rate)
-    gain_db = np.interp(np.log(np.maximum(f, 1.0)), np.log(centres), np.asarray(profile.mean) - have)
-    y = np.fft.irfft(np.fft.rfft(x) * 10 ** (gain_db / 20), n=len(x))
-    return y.astype(np.float32)
+    return Equalisation(list(profile.bands_hz), list(profile.mean)).apply(x, rate)
 
 
 class Equalised:
