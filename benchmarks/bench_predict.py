@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_predict.py --runtimes onnx:1,onnx:2   # model threads
     git worktree add /tmp/old d2590ba^   # the last commit with the NumPy runtime
     .venv/bin/python benchmarks/bench_predict.py --runtimes onnx,numpy@/tmp/old --repeats 60
+    .venv/bin/python benchmarks/bench_predict.py --runtimes onnx,onnx#/tmp/other-model
 
 For each runtime (``LUNGAPP_RUNTIME``, see lungapp/inference/predictor.py):
 
@@ -81,11 +82,20 @@ def _expect(proc, tag: str, runtime: str) -> dict | list:
     sys.exit(f"warm run ({runtime}) failed: {proc.stderr.read()[-2000:]}")
 
 
+def _model_of(spec: str, model: str | None) -> str | None:
+    """The model folder a runtime spec runs: the one after ``#`` (``onnx#DIR``), else
+    ``model``."""
+    other = spec.partition("#")[2]
+    return str(Path(other).resolve()) if other else model
+
+
 def _env(spec: str) -> dict:
     """The environment of a runtime spec: ``onnx`` or ``keras``, then optionally ``:N``
     (the threads the model calls share, LUNGAPP_THREADS), then optionally ``@TREE``: run the
     lungapp of another source tree (e.g. a worktree of an older commit, to compare with a
-    runtime that is gone). E.g. ``onnx:1``, ``numpy@/tmp/old-lungapp``."""
+    runtime that is gone), then optionally ``#MODEL``: run another model folder than
+    --model's. E.g. ``onnx:1``, ``numpy@/tmp/old-lungapp``, ``onnx#/tmp/other-model``."""
+    spec = spec.partition("#")[0]
     spec, _, tree = spec.partition("@")
     rt, *opts = spec.split(":")
     env = dict(os.environ, LUNGAPP_RUNTIME=rt, TF_CPP_MIN_LOG_LEVEL="3")
@@ -107,7 +117,8 @@ def run_warm(runtimes: list[str], wav: Path, model: str | None, repeats: int) ->
     procs, out = {}, {}
     for rt in runtimes:
         env = _env(rt)
-        procs[rt] = subprocess.Popen([sys.executable, "-c", WARM_CHILD, str(wav), model or ""],
+        procs[rt] = subprocess.Popen([sys.executable, "-c", WARM_CHILD, str(wav),
+                                      _model_of(rt, model) or ""],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env,
                                      cwd=env.get("BENCH_TREE"))  # python -c puts its cwd first
@@ -135,6 +146,7 @@ def run_warm(runtimes: list[str], wav: Path, model: str | None, repeats: int) ->
 def run_cold(runtime: str, wav: Path, model: str | None) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one `lungapp predict` run."""
     cmd = [sys.executable, "-m", "lungapp", "predict", str(wav), "--format", "json"]
+    model = _model_of(runtime, model)
     if model:
         cmd += ["--model", model]
     env = _env(runtime)
@@ -157,7 +169,8 @@ def main() -> None:
     ap.add_argument("--cold-repeats", type=int, default=3, help="cold CLI runs per runtime")
     ap.add_argument("--runtimes", default="onnx,keras",
                     help="comma-separated LUNGAPP_RUNTIME values (default onnx,keras); "
-                         "onnx:N runs the model calls on N threads (LUNGAPP_THREADS)")
+                         "onnx:N runs the model calls on N threads (LUNGAPP_THREADS); "
+                         "onnx#DIR runs the model folder DIR instead of --model's")
     args = ap.parse_args()
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
 
