@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pyqtgraph as pg
 from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -62,10 +63,15 @@ START_LABELS = {"new": "a new model (random weights)",
                 "active": "the active model (fine-tune it on this folder)"}
 START_HELP = ("Fine-tuning adapts the active model to your stethoscope: it trains it gently on "
               "this folder, sets a new threshold and compares the result with it.")
+EQUALISE_HELP = ("Filter every recording to the training recordings' mean balance of frequencies "
+                 "before the model reads it, in training and in the app. Models trained so "
+                 "ranked other stethoscopes' recordings better in a check on SPRSound. A "
+                 "fine-tune keeps the active model's setting.")
 
 
 def train_command(folder: str, out: str, preset: str, task: str, folds: int,
-                  epochs: int | None, init_from: str | None = None) -> tuple[str, list[str]]:
+                  epochs: int | None, init_from: str | None = None,
+                  equalise: bool = False) -> tuple[str, list[str]]:
     """Program and arguments of the training process (source install or frozen app)."""
     args = ["train", folder, "--out", out, "--progress", "json", "--preset", preset,
             "--task", task, "--folds", str(folds)]
@@ -73,6 +79,8 @@ def train_command(folder: str, out: str, preset: str, task: str, folds: int,
         args += ["--epochs", str(epochs)]
     if init_from:
         args += ["--init-from", init_from]
+    if equalise:
+        args += ["--equalise"]
     if getattr(sys, "frozen", False):  # PyInstaller: the app binary is the CLI too
         return sys.executable, args
     return sys.executable, ["-m", "lungapp", *args]
@@ -90,6 +98,7 @@ class TrainSettings:
     epochs: int = 0
     overwrite: bool = False   # replace an existing "Save model to" folder (asked first)
     start: str = "new"        # "new" (random weights) or "active" (fine-tune the active model)
+    equalise: bool = False    # --equalise (a new model only: a fine-tune keeps the model's)
 
     @classmethod
     def load(cls, settings) -> TrainSettings:
@@ -100,7 +109,8 @@ class TrainSettings:
                    task=str(settings.value("train/task", "")),
                    folds=int(settings.value("train/folds", 4)),
                    epochs=int(settings.value("train/epochs", 0)),
-                   start=str(settings.value("train/start", "new")))
+                   start=str(settings.value("train/start", "new")),
+                   equalise=settings.value("train/equalise", False, type=bool))
 
     def save(self, settings) -> None:
         settings.setValue("train/folder", self.folder)
@@ -109,6 +119,7 @@ class TrainSettings:
         settings.setValue("train/folds", self.folds)
         settings.setValue("train/epochs", self.epochs)
         settings.setValue("train/start", self.start)
+        settings.setValue("train/equalise", self.equalise)
 
     @property
     def run_epochs(self) -> int:
@@ -118,19 +129,21 @@ class TrainSettings:
         return self.epochs or (finetune_epochs(self.preset) if self.start == "active" else 0)
 
     def command(self) -> tuple[str, list[str]]:
+        active = self.start == "active"
         program, args = train_command(self.folder, self.out, self.preset, self.task, self.folds,
-                                      self.epochs or None,
-                                      "active" if self.start == "active" else None)
+                                      self.epochs or None, "active" if active else None,
+                                      self.equalise and not active)
         return program, args + (["--overwrite"] if self.overwrite else [])
 
 
 # The CLI's words in messages from the core, and the Train tab's fields they mean.
 CLI_FIELDS = {"--folds": "Cross-validation folds", "--epochs": "Epochs", "--preset": "Preset",
               "--task": "Task", "--out": "Save model to", "--overwrite": "Save model to",
-              "--init-from": "Start from"}
+              "--init-from": "Start from", "--equalise": "Input"}
 _FLAG_PHRASES = (("use --overwrite to replace it", "choose another folder in “Save model to”, or "
                   "replace it"),
-                 ("use --preset seed", "choose the seed preset in “Preset”"))
+                 ("use --preset seed", "choose the seed preset in “Preset”"),
+                 ("leave --equalise out", "untick “Equalise” in “Input”"))
 
 
 def gui_terms(message: str) -> tuple[str, list[str]]:
@@ -245,6 +258,19 @@ class RunForm(QGroupBox):
         form.addRow("Task", self.task)
         form.addRow("Cross-validation folds", self.folds)
         form.addRow("Epochs", self.epochs)
+        self.equalise = QCheckBox("Equalise each recording's balance of frequencies")
+        self.equalise.setChecked(initial.equalise)
+        self.equalise.setToolTip(EQUALISE_HELP)
+        form.addRow("Input", self.equalise)
+        self.start_from.currentIndexChanged.connect(self._start_changed)
+        self._start_changed()
+
+    def _start_changed(self, *_) -> None:
+        """A fine-tune keeps the active model's input: the box is then not offered."""
+        active = self.start_from.currentData() == "active"
+        self.equalise.setEnabled(not active)
+        self.equalise.setToolTip(("Fine-tuning keeps the active model's setting. " if active else "")
+                                 + EQUALISE_HELP)
 
     def follow_model_task(self, task: str) -> None:
         """Offer the active model's task (binary / 4class) until the user has chosen one."""
@@ -261,16 +287,20 @@ class RunForm(QGroupBox):
         """The field whose row is labelled ``label`` (gui_terms' names)."""
         return {"Data folder": self.folder, "Save model to": self.out, "Preset": self.preset,
                 "Task": self.task, "Cross-validation folds": self.folds, "Epochs": self.epochs,
-                "Start from": self.start_from}.get(label)
+                "Start from": self.start_from, "Input": self.equalise}.get(label)
 
     def mark(self, labels: list[str]) -> None:
-        """Outline the fields named ``labels`` (the others lose their outline) and put the
-        cursor in the first."""
+        """Outline the fields named ``labels`` (the others lose their outline and get their
+        own help back) and put the cursor in the first."""
         for name in ("Data folder", "Save model to", "Start from", "Preset", "Task",
-                     "Cross-validation folds", "Epochs"):
+                     "Cross-validation folds", "Epochs", "Input"):
             w = self.field(name)
             w.setStyleSheet(f"border: 2px solid {theme.VERMILLION};" if name in labels else "")
             w.setToolTip("The problem the training reported is about this field" if name in labels else "")
+        if "Start from" not in labels:
+            self.start_from.setToolTip(START_HELP)
+        if "Input" not in labels:
+            self._start_changed()
         if labels and self.field(labels[0]) is not None:
             self.field(labels[0]).setFocus()
 
@@ -278,7 +308,7 @@ class RunForm(QGroupBox):
         return TrainSettings(self.folder.text().strip(), self.out.text().strip(),
                              self.preset.currentData(), self.task.currentData(),
                              self.folds.value(), self.epochs.value(),
-                             start=self.start_from.currentData())
+                             start=self.start_from.currentData(), equalise=self.equalise.isChecked())
 
     def default_out(self) -> str:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -142,3 +142,34 @@ def test_a_refused_starting_model_points_at_the_start_from_field():
     assert fields == ["Task"] and "--" not in text
     text, fields = train_view.gui_terms("--init-from bundled: this installation has no bundled model")
     assert fields == ["Start from"] and "“Start from”" in text
+
+
+def test_equalise_is_passed_for_a_new_model_remembered_and_not_offered_to_a_fine_tune(
+        train_window, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    view = train_window.train
+    configure(view, data, tmp_path / "model")
+    form = view.form
+    assert not form.equalise.isChecked() and "--equalise" not in form.value().command()[1]
+    assert form.equalise.toolTip() == train_view.EQUALISE_HELP
+    form.equalise.setChecked(True)
+    monkeypatch.setattr(view, "_make_process", lambda: _NoProcess())
+    assert view.start()
+    assert view.log.toPlainText().splitlines()[0].endswith("--epochs 2 --equalise")
+    assert train_view.TrainSettings.load(view.settings).equalise is True   # remembered
+    view._set_running(False)
+    view.proc = None
+    # fine-tuning keeps the active model's input: the box is not offered, nor passed
+    form.start_from.setCurrentIndex(form.start_from.findData("active"))
+    assert not form.equalise.isEnabled() and "keeps the active model's" in form.equalise.toolTip()
+    assert "--equalise" not in form.value().command()[1]
+    # a refusal about it points at the field, whose help comes back afterwards
+    text, fields = train_view.gui_terms("/m: cannot fine-tune this model: input differs: the "
+                                        "starting model reads recordings as they are, the run "
+                                        "equalises them (leave --equalise out)")
+    assert fields == ["Input"] and "--" not in text and "untick “Equalise” in “Input”" in text
+    form.mark(fields)
+    assert "problem" in form.equalise.toolTip()
+    form.mark([])
+    assert "keeps the active model's" in form.equalise.toolTip()
