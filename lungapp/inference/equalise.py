@@ -34,12 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lungapp.inference.profile import BAND_EDGES_HZ, band_levels
-
-
-def _numbers(values) -> bool:
-    return isinstance(values, list) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values)
+from lungapp.inference.profile import BAND_EDGES_HZ, band_levels, finite_numbers
 
 
 @dataclass
@@ -54,9 +49,9 @@ class Equalisation:
 
     def problems(self) -> list[str]:
         p = []
-        if not _numbers(self.bands_hz):
+        if not finite_numbers(self.bands_hz):
             p.append("equalisation.bands_hz must be a list of finite numbers")
-        if not _numbers(self.target_db):
+        if not finite_numbers(self.target_db):
             p.append("equalisation.target_db must be a list of finite numbers")
         if p:
             return p

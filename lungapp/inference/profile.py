@@ -96,7 +96,7 @@ class Unfamiliar:
                          for x in d.get("differences") or ()))
 
 
-def _numbers(values) -> bool:
+def finite_numbers(values) -> bool:
     """A list of finite real numbers (booleans are not numbers here)."""
     return isinstance(values, list) and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values)
@@ -133,11 +133,11 @@ class InputProfile:
 
     def problems(self) -> list[str]:
         lists = {"bands_hz": self.bands_hz, "mean": self.mean, "sd": self.sd, "axis_var": self.axis_var}
-        p = [f"input_profile.{k} must be a list of finite numbers" for k, v in lists.items() if not _numbers(v)]
-        if not (isinstance(self.axes, list) and self.axes and all(_numbers(a) for a in self.axes)):
+        p = [f"input_profile.{k} must be a list of finite numbers" for k, v in lists.items() if not finite_numbers(v)]
+        if not (isinstance(self.axes, list) and self.axes and all(finite_numbers(a) for a in self.axes)):
             p.append("input_profile.axes must be a non-empty list of lists of finite numbers")
         for name in ("threshold", "residual_var"):
-            if not (_numbers([getattr(self, name)]) and getattr(self, name) > 0):
+            if not (finite_numbers([getattr(self, name)]) and getattr(self, name) > 0):
                 p.append(f"input_profile.{name} must be a positive number")
         if p:
             return p
