@@ -64,9 +64,10 @@ START_LABELS = {"new": "a new model (random weights)",
 START_HELP = ("Fine-tuning adapts the active model to your stethoscope: it trains it gently on "
               "this folder, sets a new threshold and compares the result with it.")
 EQUALISE_HELP = ("Filter every recording to the training recordings' mean balance of frequencies "
-                 "before the model reads it, in training and in the app. Models trained so "
-                 "ranked other stethoscopes' recordings better in a check on SPRSound. A "
-                 "fine-tune keeps the active model's setting.")
+                 "before the model reads it, in training and in the app. With the recommended "
+                 "preset, models trained so ranked other stethoscopes' recordings better in a "
+                 "check on SPRSound; with the bundled presets they did not. A fine-tune keeps "
+                 "the active model's setting.")
 
 
 def train_command(folder: str, out: str, preset: str, task: str, folds: int,

@@ -22,10 +22,14 @@ measured (silent, or sampled too low for the bands) is left as it is.
 
 Checked before it was built (docs/model_checks.md, 2026-12-07): the ``recommended`` recipe
 trained on SPRSound alone, on equalised recordings, ranked two of three ICBHI devices it
-never saw better in each of three seeds (Littmann 3200 +0.07, AKG C417L +0.09 AUC on
-average) for 0.007-0.009 less AUC on SPRSound intra_test. The filter works on the whole
-recording at once, so a model that equalises holds the decoded recording in memory (4 bytes
-a sample at the model's rate: about 115 MB for an hour at 8 kHz).
+never saw better in each of three seeds (judged on seeds 1 and 2: Littmann 3200 +0.07, AKG
+C417L +0.09 AUC on average) for 0.007-0.009 less AUC on SPRSound intra_test. The bundled
+model's 2-s recipe did not gain (one seed: Meditron -0.05, the others +0.02-0.03), so the
+bundled model does not equalise.
+
+The filter works on the whole recording at once, so a model that equalises holds the
+decoded recording in memory (4 bytes a sample at the model's rate: about 115 MB for an hour
+at 8 kHz).
 """
 
 from __future__ import annotations
@@ -102,9 +106,11 @@ class Equalisation:
         levels = band_levels(*mean_spectrum(x, rate), self.bands_hz) if len(x) else None
         if levels is None:
             return x
-        f = np.fft.rfftfreq(len(x), 1.0 / rate)
-        y = np.fft.irfft(np.fft.rfft(x) * 10 ** (self.gain_db(levels, f) / 20), n=len(x))
-        return y.astype(np.float32)
+        gain = 10 ** (self.gain_db(levels, np.fft.rfftfreq(len(x), 1.0 / rate)) / 20)
+        # single precision throughout (numpy's FFT keeps float32 input in complex64), as the
+        # model reads float32 anyway: about half the time of double precision
+        y = np.fft.irfft(np.fft.rfft(x) * gain.astype(np.float32), n=len(x))
+        return np.asarray(y, dtype=np.float32)
 
 
 def fit_equalisation(spectra, *, edges=BAND_EDGES_HZ, source: str = "") -> Equalisation:
