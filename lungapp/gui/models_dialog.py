@@ -1,7 +1,12 @@
 """Models: pick the active model from the GUI (the bundled one and those installed in the
 user's models folder, as ``lungapp models`` lists them), see each card's figures, use one,
 or restore the bundled model. Switching to a model much weaker than the active one asks
-first, with both cards' figures side by side."""
+first, with both cards' figures side by side.
+
+"Recalibrate to my stethoscope…" does what ``lungapp recalibrate`` does, in the background:
+the selected model's threshold and calibration chosen again on a folder of the clinic's own
+labelled recordings, checked on held-out patients first; the result is installed as a new
+model (the model files unchanged) and offered for use only when the check favours it."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -130,6 +136,41 @@ def ask(parent: QWidget, text: str) -> bool:
     return box.exec() == QMessageBox.StandardButton.Yes
 
 
+def ask_use(parent: QWidget, text: str) -> bool:
+    box = QMessageBox(QMessageBox.Icon.Question, "Use the recalibrated model?", text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box.setDefaultButton(QMessageBox.StandardButton.Yes)
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+RECALIBRATE_HELP = (
+    "Choose the selected model's decision threshold again on a folder of your own "
+    "stethoscope's labelled recordings (at least 12, 4 of each class; patient ids make the "
+    "check fair). No training: the model files are unchanged. It first checks on held-out "
+    "patients whether the new threshold does better, then installs the result as a new model.")
+
+
+def recalibrate_and_install(task, model_dir, folder):
+    """Worker: recalibrate ``model_dir`` on ``folder`` and install the result in the
+    models folder -> (Recalibration, installed path). Raises LungappError naming the folder
+    (too few recordings, a device the model cannot rank, unreadable files, ...)."""
+    import tempfile
+
+    from lungapp.evaluation.recalibrate import recalibrate, write_recalibrated
+    from lungapp.inference.predictor import Predictor
+    from lungapp.inference.registry import install_model, safe_model_name
+
+    predictor = Predictor.load(model_dir, runtime="onnx")
+    rec = recalibrate(folder, predictor, progress=lambda i, n: task.progress(i, n, ""))
+    if task.cancelled:  # the dialog was closed: install nothing the user has not seen
+        return None
+    name = safe_model_name(f"{predictor.card.name}-{Path(folder).name}")
+    with tempfile.TemporaryDirectory(prefix="lungapp-recalibrate-") as tmp:
+        write_recalibrated(predictor.model_dir, rec, Path(tmp) / name)
+        target = install_model(Path(tmp) / name, name=name)
+    return rec, target
+
+
 class ModelsDialog(QDialog):
     """``modelChosen(path)``: a model was made active ("" = the bundled one)."""
 
@@ -156,9 +197,12 @@ class ModelsDialog(QDialog):
         self.env_note.setVisible(bool(os.environ.get("LUNGAPP_MODEL")))
         self.use_btn = QPushButton("Use this model")
         self.restore_btn = QPushButton("Restore the bundled model")
+        self.recal_btn = QPushButton("Recalibrate to my stethoscope…")
+        self.recal_btn.setToolTip(RECALIBRATE_HELP)
+        self.recal_task = None
         close = QPushButton("Close")
         buttons = QHBoxLayout()
-        for b in (self.use_btn, self.restore_btn):
+        for b in (self.use_btn, self.restore_btn, self.recal_btn):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(close)
@@ -168,6 +212,7 @@ class ModelsDialog(QDialog):
         lay.addLayout(buttons)
         self.use_btn.clicked.connect(self.use_selected)
         self.restore_btn.clicked.connect(self.restore_bundled)
+        self.recal_btn.clicked.connect(self.recalibrate_selected)
         close.clicked.connect(self.accept)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.resize(900, 320)
@@ -223,7 +268,12 @@ class ModelsDialog(QDialog):
 
     def _selection_changed(self) -> None:
         row = self.selected()
-        self.use_btn.setEnabled(row is not None and row.card is not None)
+        busy = self.recal_task is not None
+        self.use_btn.setEnabled(row is not None and row.card is not None and not busy)
+        self.restore_btn.setEnabled(not busy)
+        self.recal_btn.setEnabled(row is not None and row.card is not None and not busy)
+        if busy:
+            return
         if row is None:
             self.details.setText("Select a model to see its figures.")
         elif row.card is None:
@@ -264,3 +314,65 @@ class ModelsDialog(QDialog):
         self.modelChosen.emit("" if path is None else str(path))
         self.refresh()
         return True
+
+    # --- recalibration ----------------------------------------------------------------
+    def done(self, result: int) -> None:
+        """Closing the dialog cancels a recalibration still running (nothing is installed)."""
+        if self.recal_task is not None:
+            self.recal_task.cancel()
+        super().done(result)
+
+    def recalibrate_selected(self) -> None:
+        """Ask for a folder of labelled recordings, then :meth:`start_recalibration`."""
+        folder = QFileDialog.getExistingDirectory(
+            self, "Folder of your stethoscope's labelled recordings")
+        if folder:
+            self.start_recalibration(folder)
+
+    def start_recalibration(self, folder) -> bool:
+        """Recalibrate the selected model on ``folder`` in the background; the table gains
+        the result when it is done. False when nothing was started."""
+        from lungapp.gui.workers import run_task
+
+        row = self.selected()
+        if row is None or row.card is None or self.recal_task is not None:
+            return False
+        self.recal_folder = str(folder)
+        self.recal_task = run_task(
+            recalibrate_and_install, row.path, str(folder), name="recalibrate", owner=self,
+            on_progress=self._recal_progress, on_finished=self._recal_finished,
+            on_failed=self._recal_failed, on_done=self._recal_done)
+        self.details.setText(f"Recalibrating {row.card.name} on {folder}: reading the recordings…")
+        self._selection_changed()
+        return True
+
+    def _recal_progress(self, done: int, total: int, _text: str) -> None:
+        self.details.setText(f"Recalibrating on {self.recal_folder}: scored {done} of {total} recordings…")
+
+    def _recal_failed(self, message: str, _exc) -> None:
+        self.details.setText(f"Cannot recalibrate: {message}")
+
+    def _recal_done(self) -> None:
+        self.recal_task = None
+        self._selection_changed_keep_details()
+
+    def _selection_changed_keep_details(self) -> None:
+        text = self.details.text()
+        self._selection_changed()
+        self.details.setText(text)
+
+    def _recal_finished(self, result) -> None:
+        rec, target = result
+        self.recal_task = None
+        self.refresh()
+        self.select_path(target)
+        text = f"{rec.summary()}\n\nInstalled as {Path(target).name}."
+        self.details.setText(text)
+        if rec.gain > 0:
+            if ask_use(self, text + "\n\nUse it now?") and self.use_selected():
+                self.details.setText(text + " It is now in use.")
+            else:
+                self.details.setText(text + " Not in use: \"Use this model\" uses it.")
+        else:
+            self.details.setText(text + " It is not in use: on held-out patients it did no "
+                                 "better than the model's own threshold.")

@@ -8,6 +8,13 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QVBoxLa
 
 from lungapp.gui import theme
 
+# Under the "unlike the training recordings" caution: what a clinic that records with such a
+# stethoscope can do about it (lungapp.gui.models_dialog; docs/model.md: a refitted
+# threshold mends a device whose normal recordings the model's own one over-calls).
+RECALIBRATE_HINT = ("If you record with this stethoscope regularly: Analysis > Models… > "
+                    "Recalibrate to my stethoscope fits the model's threshold to it from your "
+                    "own labelled recordings.")
+
 
 def describe(prediction) -> str:
     """One sentence saying what the model heard."""
@@ -179,7 +186,7 @@ class ResultPanel(QFrame):
         self._headline(headline, bg, fg)
         self.sentence.setText(describe(prediction))
         unfamiliar = getattr(prediction, "unfamiliar", None)
-        self._set_caution(unfamiliar.sentence() if unfamiliar is not None else "")
+        self._set_caution(f"{unfamiliar.sentence()}\n{RECALIBRATE_HINT}" if unfamiliar is not None else "")
         notes = list(prediction.notes(caution=False)) if hasattr(prediction, "notes") else []
         note = consistency_note(prediction)
         self.notes.setText("\n".join(notes + ([note] if note else [])))

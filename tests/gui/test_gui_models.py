@@ -127,3 +127,115 @@ def test_models_dialog_asks_before_a_much_weaker_model_then_restores_bundled(
     finally:
         win.close()
         workers.wait_all(5000)
+
+
+def _clinic_folder(root, n_patients: int, noise: float = 0.08):
+    """Labelled recordings with patient ids (CSV layout); with ``noise``, of an "other
+    stethoscope": broadband noise added to the generated normal and wheeze signals."""
+    import csv
+
+    import numpy as np
+    import soundfile as sf
+
+    from tiny_model import RATE, make_signal
+
+    rng = np.random.default_rng(5)
+    root.mkdir()
+    rows = []
+    for p in range(n_patients):
+        label = "Normal" if p % 2 == 0 else "CAS"
+        for k in range(2):
+            x = make_signal(label, 4, rng) + noise * rng.normal(0, 1, 4 * RATE).astype(np.float32)
+            sf.write(root / f"p{p}_{k}.wav", np.clip(x, -1, 1), RATE)
+            rows.append({"file": f"p{p}_{k}.wav", "label": label, "patient": f"P{p}"})
+    with open(root / "labels.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "label", "patient"])
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+def test_models_dialog_recalibrates_the_selected_model_to_a_clinic_folder(
+        qtbot, monkeypatch, tmp_path, strong_and_weak):
+    from lungapp import settings
+    from lungapp.gui import models_dialog, workers
+    from lungapp.inference.card import load_card
+    from lungapp.inference.predictor import Predictor
+    from lungapp.inference.registry import installed_models
+
+    strong, _ = strong_and_weak
+    win = make_window(qtbot, Predictor.load(strong))
+    try:
+        dlg = win.show_models()
+        dlg.select_path(strong)
+        assert dlg.recal_btn.isEnabled() and "labelled recordings" in dlg.recal_btn.toolTip()
+        # too few recordings: refused in the dialog, naming the folder; nothing installed
+        small = _clinic_folder(tmp_path / "small", 4)
+        before = set(installed_models())
+        assert dlg.start_recalibration(small) is True
+        assert not dlg.recal_btn.isEnabled() and not dlg.use_btn.isEnabled()   # busy
+        qtbot.waitUntil(lambda: dlg.recal_task is None, timeout=60000)
+        assert "Cannot recalibrate" in dlg.details.text() and str(small) in dlg.details.text()
+        assert "needs at least 12" in dlg.details.text() and set(installed_models()) == before
+        assert dlg.recal_btn.isEnabled()
+        # a usable folder: the check's figures are shown, a new model is installed with
+        # the same model files and a threshold fitted on the folder; used when the user says so
+        questions = []
+        monkeypatch.setattr(models_dialog, "ask_use", lambda parent, text: questions.append(text) or True)
+        clinic = _clinic_folder(tmp_path / "clinic", 10)
+        assert dlg.start_recalibration(clinic) is True
+        qtbot.waitUntil(lambda: dlg.recal_task is None, timeout=60000)
+        new = set(installed_models()) - before
+        assert len(new) == 1, dlg.details.text()
+        target = new.pop()
+        assert target.name == "strong-clinic"
+        card, old = load_card(target), load_card(strong)
+        assert card.model_files == old.model_files and card.calibration is not None
+        assert "recordings of clinic (lungapp recalibrate)" in card.calibration.fitted_on
+        assert "recalibration check" in card.external_checks[-1].name
+        text = dlg.details.text()
+        assert "model's own threshold:" in text and "recalibrated threshold:" in text
+        assert "Installed as strong-clinic" in text
+        # the noise makes the model's own threshold call every recording abnormal; the
+        # refitted one does better on held-out patients, so the dialog offers it
+        check = card.external_checks[-1]
+        assert check.score > check.extra["model_threshold_score"]
+        assert len(questions) == 1 and "Use it now?" in questions[0]
+        assert settings.get("active_model") == str(target.resolve()) and "now in use" in dlg.details.text()
+        assert dlg.selected().path == target
+        qtbot.waitUntil(lambda: win.ctx.model_state() == "ready", timeout=20000)
+        # recordings like the model's own: the refitted threshold does no better, so the
+        # model is installed but not offered
+        questions.clear()
+        dlg.select_path(strong)
+        plain = _clinic_folder(tmp_path / "plain", 10, noise=0.0)
+        assert dlg.start_recalibration(plain) is True
+        qtbot.waitUntil(lambda: dlg.recal_task is None, timeout=60000)
+        text = dlg.details.text()
+        assert "did no better" in text and "not in use" in text and "Installed as strong-plain" in text
+        assert not questions and settings.get("active_model") == str(target.resolve())
+        dlg.close()
+    finally:
+        win.close()
+        workers.wait_all(5000)
+
+
+def test_closing_the_models_dialog_cancels_a_recalibration(qtbot, tmp_path, strong_and_weak):
+    from lungapp.gui import workers
+    from lungapp.inference.predictor import Predictor
+    from lungapp.inference.registry import installed_models
+
+    strong, _ = strong_and_weak
+    win = make_window(qtbot, Predictor.load(strong))
+    try:
+        dlg = win.show_models()
+        dlg.select_path(strong)
+        before = set(installed_models())
+        assert dlg.start_recalibration(_clinic_folder(tmp_path / "clinic", 10)) is True
+        task = dlg.recal_task
+        dlg.close()
+        qtbot.waitUntil(lambda: task.is_done, timeout=60000)
+        assert task.cancelled and set(installed_models()) == before
+    finally:
+        win.close()
+        workers.wait_all(5000)

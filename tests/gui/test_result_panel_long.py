@@ -127,7 +127,8 @@ def test_a_recording_unlike_the_training_ones_is_cautioned_on_screen_and_in_the_
     qtbot.addWidget(panel)
     panel.show_prediction(unlike)
     # in its own box under the verdict, not repeated among the notes
-    assert panel.caution.text() == unlike.unfamiliar.sentence() and not panel.caution.isHidden()
+    assert panel.caution.text().startswith(unlike.unfamiliar.sentence()) and not panel.caution.isHidden()
+    assert "Recalibrate to my stethoscope" in panel.caution.text()
     assert "Unlike the recordings the model was trained on" in panel.caution.text()
     assert "Unlike the recordings" not in panel.notes.text()
     assert panel.state in ("normal", "abnormal")  # the answer is still given
