@@ -124,6 +124,11 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
         print(f"model: {m['name']} {m['version']} (decision threshold "
               f"{next(r['threshold'] for r in results if 'threshold' in r):.3f}); "
               "decision support only, not a diagnostic device")
+    n_unlike = sum(bool(r.get("unfamiliar")) for r in results)
+    if n_unlike:
+        print(f"{n_unlike} of {len(results)} unlike the training recordings: if you record with "
+              "that stethoscope regularly, `lungapp recalibrate FOLDER --out DIR` fits the "
+              "model's threshold to it from your own labelled recordings")
 
 
 def _truncated_cell(t: dict | None) -> str:

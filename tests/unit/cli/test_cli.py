@@ -97,8 +97,14 @@ def test_predict_cautions_on_a_recording_unlike_the_training_ones(tmp_path, caps
     assert main(["predict", str(tmp_path / "coloured.wav"), "--format", "json"]) == 0
     u = json.loads(capsys.readouterr().out)[0]["unfamiliar"]
     assert u["distance"] > u["threshold"] and u["differences"]
-    assert main(["predict", str(tmp_path / "coloured.wav")]) == 0
-    assert "Unlike the recordings the model was trained on" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "coloured.wav"), str(tmp_path / "plain.wav")]) == 0
+    out = capsys.readouterr().out
+    assert "Unlike the recordings the model was trained on" in out
+    # what to do about it, once under the table, counting the recordings it concerns
+    assert out.count("lungapp recalibrate FOLDER") == 1
+    assert "1 of 2 unlike the training recordings" in out.splitlines()[-1]
+    assert main(["predict", str(tmp_path / "plain.wav")]) == 0
+    assert "recalibrate" not in capsys.readouterr().out
 
 
 def test_predict_with_no_model_is_one_clear_line(recordings, tmp_path, capsys, monkeypatch):
