@@ -89,6 +89,20 @@ def figures_text(card) -> str:
             f"trained on {_fmt(f['recordings'])} recordings of {_fmt(f['patients'])} patients")
 
 
+def recalibration_text(card) -> str:
+    """For a recalibrated model (``lungapp recalibrate``, or this dialog), its held-out
+    check in one line; "" for any other. Its card's cross-validated figures are its
+    training's, at the threshold it had then, so the table alone would not show what the
+    recalibration changed."""
+    check = next((c for c in reversed(card.external_checks or [])
+                  if "model_threshold_score" in (c.extra or {})), None)
+    if check is None:
+        return ""
+    return (f"Recalibrated: on {check.n} recordings of held-out patients ({check.name.split(':')[0]}), "
+            f"score {check.score:.3f} at the new threshold against "
+            f"{check.extra['model_threshold_score']:.3f} at the model's own.")
+
+
 def much_weaker(active, new) -> str:
     """Why ``new`` (a card) looks much weaker than ``active`` (a card), or "" when it
     does not: its AUC is at least AUC_DROP lower (or unknown where the active one has
@@ -279,7 +293,8 @@ class ModelsDialog(QDialog):
         elif row.card is None:
             self.details.setText(f"{row.path}: {row.problem}")
         else:
-            self.details.setText(figures_text(row.card) + "\n" + (row.card.description or ""))
+            self.details.setText("\n".join(t for t in (figures_text(row.card), recalibration_text(row.card),
+                                                       row.card.description or "") if t))
 
     def use_selected(self) -> bool:
         """Make the selected model active (asking first when it is much weaker)."""

@@ -203,6 +203,10 @@ def test_models_dialog_recalibrates_the_selected_model_to_a_clinic_folder(
         assert len(questions) == 1 and "Use it now?" in questions[0]
         assert settings.get("active_model") == str(target.resolve()) and "now in use" in dlg.details.text()
         assert dlg.selected().path == target
+        dlg.select_path(strong)
+        dlg.select_path(target)     # its figures say what the recalibration changed
+        assert f"score {check.score:.3f} at the new threshold" in dlg.details.text()
+        assert "Recalibrated: on 20 recordings of held-out patients (clinic)" in dlg.details.text()
         qtbot.waitUntil(lambda: win.ctx.model_state() == "ready", timeout=20000)
         # recordings like the model's own: the refitted threshold does no better, so the
         # model is installed but not offered
