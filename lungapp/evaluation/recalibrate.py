@@ -176,7 +176,8 @@ def _recalibrated_card(card, y: np.ndarray, raw: np.ndarray, masks: list, folder
         brier=rel["brier"], reliability=rel["bins"])
     now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     return dataclasses.replace(
-        card, name=f"{card.name}-recalibrated", version=card.version, created=now,
+        card, name=f"{card.name}-recalibrated-{Path(folder).resolve().name}", version=card.version,
+        created=now,
         threshold=float(apply_platt(t_raw, a, b)), calibration=calibration,
         threshold_rule=(f"maximise score = (sensitivity + specificity) / 2 on {where}; the "
                         f"model's own threshold ({card.threshold:.3f}) was chosen on its "

@@ -178,7 +178,7 @@ def recalibrate_and_install(task, model_dir, folder):
     rec = recalibrate(folder, predictor, progress=lambda i, n: task.progress(i, n, ""))
     if task.cancelled:  # the dialog was closed: install nothing the user has not seen
         return None
-    name = safe_model_name(f"{predictor.card.name}-{Path(folder).name}")
+    name = safe_model_name(rec.card.name)   # "<model>-recalibrated-<folder>"
     with tempfile.TemporaryDirectory(prefix="lungapp-recalibrate-") as tmp:
         write_recalibrated(predictor.model_dir, rec, Path(tmp) / name)
         target = install_model(Path(tmp) / name, name=name)

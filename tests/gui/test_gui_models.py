@@ -188,14 +188,14 @@ def test_models_dialog_recalibrates_the_selected_model_to_a_clinic_folder(
         new = set(installed_models()) - before
         assert len(new) == 1, dlg.details.text()
         target = new.pop()
-        assert target.name == "strong-clinic"
+        assert target.name == "strong-recalibrated-clinic"
         card, old = load_card(target), load_card(strong)
         assert card.model_files == old.model_files and card.calibration is not None
         assert "recordings of clinic (lungapp recalibrate)" in card.calibration.fitted_on
         assert "recalibration check" in card.external_checks[-1].name
         text = dlg.details.text()
         assert "model's own threshold:" in text and "recalibrated threshold:" in text
-        assert "Installed as strong-clinic" in text
+        assert "Installed as strong-recalibrated-clinic" in text
         # the noise makes the model's own threshold call every recording abnormal; the
         # refitted one does better on held-out patients, so the dialog offers it
         check = card.external_checks[-1]
@@ -216,7 +216,7 @@ def test_models_dialog_recalibrates_the_selected_model_to_a_clinic_folder(
         assert dlg.start_recalibration(plain) is True
         qtbot.waitUntil(lambda: dlg.recal_task is None, timeout=60000)
         text = dlg.details.text()
-        assert "did no better" in text and "not in use" in text and "Installed as strong-plain" in text
+        assert "did no better" in text and "not in use" in text and "Installed as strong-recalibrated-plain" in text
         assert not questions and settings.get("active_model") == str(target.resolve())
         dlg.close()
     finally:

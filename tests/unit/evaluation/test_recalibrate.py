@@ -47,6 +47,7 @@ def test_recalibrate_writes_a_model_whose_decisions_follow_the_new_threshold(tin
     text = capsys.readouterr().out
     assert "3 folds by patients" in text and "recalibrated threshold:" in text
     card, old = load_card(out), load_card(tiny_model_dir)
+    assert card.name == f"{old.name}-recalibrated-clinic"   # which folder, in the Models list
     assert card.calibration is not None and card.calibration.a > 0
     assert "recordings of clinic (lungapp recalibrate)" in card.calibration.fitted_on
     assert card.model_files == old.model_files and card.onnx == old.onnx
