@@ -18,6 +18,7 @@ import dataclasses
 import datetime as _dt
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,6 +50,8 @@ class Recalibration:
     per_fold: list
     card: object
     notes: list
+    gain_lo: float = float("nan")
+    gain_hi: float = float("nan")
 
     @property
     def gain(self) -> float:
@@ -63,7 +66,9 @@ class Recalibration:
                  f"{self.k} folds by {split}; every recording decided by a threshold chosen "
                  "without it:",
                  f"  model's own threshold:   {f(self.before)}",
-                 f"  recalibrated threshold:  {f(self.after)}"]
+                 f"  recalibrated threshold:  {f(self.after)}",
+                 f"  gain in score: {self.gain:+.3f} (90 % interval {self.gain_lo:+.3f} to "
+                 f"{self.gain_hi:+.3f}, resampling the {split.split(' ')[0]})"]
         if self.gain <= 0:
             lines.append("  the recalibrated threshold did not do better on held-out recordings: "
                          "keep using the model's own threshold unless you have more recordings")
@@ -92,13 +97,75 @@ def _folds(y: np.ndarray, groups: list | None, k: int, seed: int) -> list[np.nda
     raise LungappError("too few patients of each class to hold any out: label more recordings")
 
 
+class HeldOut(NamedTuple):
+    """:func:`held_out_check`'s answer: ``before`` / ``after`` binary metrics of the same
+    held-out recordings at the model's own threshold and at the thresholds chosen on the
+    other folds, each fold's rows, the fold masks, and a 90 % interval of the score's gain
+    from resampling the patients whole."""
+
+    before: dict
+    after: dict
+    per_fold: list
+    masks: list
+    gain_lo: float
+    gain_hi: float
+
+
+def held_out_check(y: np.ndarray, shown: np.ndarray, raw: np.ndarray, threshold: float,
+                   patients: list | None, folds: int = 3, seed: int = 0) -> HeldOut:
+    """The check :func:`recalibrate` reports before it fits anything: patient-grouped folds
+    (by recording when ``patients`` is None), each decided at the threshold chosen on the
+    other folds' ``raw`` probabilities, against the model's own ``threshold`` on the
+    ``shown`` (calibrated) ones; ``after`` has the model's AUC and no single threshold."""
+    from lungapp.evaluation.metrics import binary_metrics, choose_threshold
+
+    masks = _folds(y, patients, folds, seed)
+    after_pred = np.zeros(len(y), dtype=float)
+    per_fold = []
+    for i, m in enumerate(masks):
+        t, _ = choose_threshold(y[~m], raw[~m])
+        after_pred[m] = (raw[m] >= t)
+        per_fold.append({"fold": i + 1, "n": int(m.sum()), "threshold_raw": float(t),
+                         "before_score": binary_metrics(y[m], shown[m], threshold)["score"],
+                         "after_score": binary_metrics(y[m], raw[m], t)["score"]})
+    before = binary_metrics(y, shown, threshold)
+    after = binary_metrics(y, after_pred, 0.5)
+    after["auc"] = before["auc"]  # the ranking is the model's either way
+    after["threshold"] = None
+    lo, hi = gain_interval(y, shown >= threshold, after_pred >= 0.5, patients, seed=seed)
+    return HeldOut(before, after, per_fold, masks, lo, hi)
+
+
+def gain_interval(y: np.ndarray, before: np.ndarray, after: np.ndarray, patients: list | None,
+                  resamples: int = 1000, level: float = 0.90, seed: int = 0) -> tuple[float, float]:
+    """``level`` interval of the score gain of the decisions ``after`` over ``before``
+    (booleans, one a recording), from resampling the patients whole (each recording its
+    own patient when ``patients`` is None); resamples without both classes are dropped."""
+    y, before, after = np.asarray(y, bool), np.asarray(before, bool), np.asarray(after, bool)
+    ids = np.arange(len(y)) if patients is None else np.unique(np.asarray(patients, dtype=str),
+                                                              return_inverse=True)[1]
+    n_p = int(ids.max()) + 1
+    # per patient: abnormal, abnormal called so before / after; normal, normal kept before / after
+    cols = [y, y & before, y & after, ~y, ~y & ~before, ~y & ~after]
+    counts = np.stack([np.bincount(ids, weights=c.astype(float), minlength=n_p) for c in cols], axis=1)
+    w = np.random.default_rng(seed).multinomial(n_p, np.full(n_p, 1.0 / n_p), size=resamples)
+    t = w @ counts
+    ok = (t[:, 0] > 0) & (t[:, 3] > 0)
+    if not ok.any():
+        return float("nan"), float("nan")
+    t = t[ok]
+    gain = ((t[:, 2] - t[:, 1]) / t[:, 0] + (t[:, 5] - t[:, 4]) / t[:, 3]) / 2
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(gain, tail)), float(np.percentile(gain, 100 - tail))
+
+
 def recalibrate(folder, predictor, *, folds: int = 3, layout: str | None = None, seed: int = 0,
                 progress=None) -> Recalibration:
     """Measure and fit a recalibration of ``predictor``'s model on the labelled ``folder``
     (see the module docstring). Raises LungappError (naming the folder) when it holds too
     few usable recordings."""
     from lungapp.evaluation.folder import evaluate_folder
-    from lungapp.evaluation.metrics import binary_metrics, choose_threshold
+    from lungapp.evaluation.metrics import binary_metrics
 
     card = predictor.card
     res = evaluate_folder(folder, predictor, progress=progress, layout=layout)
@@ -112,19 +179,8 @@ def recalibrate(folder, predictor, *, folds: int = 3, layout: str | None = None,
     raw = np.asarray(card.uncalibrate(shown), dtype=float)
     patients = [r.get("patient") for r in rows]
     grouped = all(patients)
-    masks = _folds(y, patients if grouped else None, folds, seed)
-    after_pred = np.zeros(len(y), dtype=float)
-    per_fold = []
-    for i, m in enumerate(masks):
-        t, _ = choose_threshold(y[~m], raw[~m])
-        after_pred[m] = (raw[m] >= t)
-        per_fold.append({"fold": i + 1, "n": int(m.sum()), "threshold_raw": float(t),
-                         "before_score": binary_metrics(y[m], shown[m], card.threshold)["score"],
-                         "after_score": binary_metrics(y[m], raw[m], t)["score"]})
-    before = binary_metrics(y, shown, card.threshold)
-    after = binary_metrics(y, after_pred, 0.5)
-    after["auc"] = before["auc"]  # the ranking is the model's either way
-    after["threshold"] = None
+    check = held_out_check(y, shown, raw, card.threshold, patients if grouped else None, folds, seed)
+    before, after, per_fold, masks = check.before, check.after, check.per_fold, check.masks
     a, b = fit_platt(y, raw)
     if a < CALIBRATION_LIMITS["a"][0]:
         raise LungappError(f"the model ranks these recordings no better than chance (AUC "
@@ -139,7 +195,7 @@ def recalibrate(folder, predictor, *, folds: int = 3, layout: str | None = None,
     notes = [] if grouped else ["no patient ids in this folder: folds split recordings, so "
                                 "one patient's recordings can be on both sides"]
     return Recalibration(str(folder), len(y), int(y.sum()), int(len(y) - y.sum()), len(masks),
-                         grouped, before, after, per_fold, new_card, notes)
+                         grouped, before, after, per_fold, new_card, notes, check.gain_lo, check.gain_hi)
 
 
 def _held_out_check(folder, before: dict, after: dict):

@@ -109,3 +109,22 @@ def test_recalibrating_the_bundled_model_to_another_stethoscope(tmp_path, capsys
     assert main(["recalibrate", str(akg), "--layout", "icbhi", "--out", str(tmp_path / "akg")]) == 2
     err = capsys.readouterr().err
     assert "no better than chance" in err and str(akg) in err
+
+
+def test_gain_interval_resamples_patients_whole():
+    from lungapp.evaluation.recalibrate import gain_interval
+
+    y = np.array([1, 1, 0, 0] * 10, dtype=bool)
+    before = np.ones(40, dtype=bool)              # every recording called abnormal: score 0.5
+    after = y.copy()                              # every one right: score 1.0
+    lo, hi = gain_interval(y, before, after, [f"P{i // 4}" for i in range(40)])
+    assert lo == hi == 0.5                        # every resample gains exactly 0.5
+    lo, hi = gain_interval(y, before, before, None)
+    assert lo == hi == 0.0
+    # one patient's recordings move together: a gain carried by one patient of ten is
+    # uncertain, the same gain spread over all ten is not
+    after = before.copy()
+    after[[2, 3, 6, 7]] = False                   # two normal recordings of patients P0, P1
+    one = gain_interval(y, before, after, ["P0"] * 8 + [f"P{i // 4}" for i in range(8, 40)])
+    spread = gain_interval(y, before, after, [f"P{i}" for i in range(40)])
+    assert one[0] == 0.0 and spread[0] > 0.0 and one[1] > spread[1]
