@@ -191,14 +191,14 @@ def recalibrate(folder, predictor, *, folds: int = 3, layout: str | None = None,
         raise LungappError(f"the calibration fitted on these recordings is extreme (slope {a:.3g}, "
                            f"offset {b:.3g}): label more recordings", folder)
     new_card = _recalibrated_card(card, y, raw, masks, folder)
-    new_card.external_checks = [*card.external_checks, _held_out_check(folder, before, after)]
+    new_card.external_checks = [*card.external_checks, _held_out_check(folder, before, after, check)]
     notes = [] if grouped else ["no patient ids in this folder: folds split recordings, so "
                                 "one patient's recordings can be on both sides"]
     return Recalibration(str(folder), len(y), int(y.sum()), int(len(y) - y.sum()), len(masks),
                          grouped, before, after, per_fold, new_card, notes, check.gain_lo, check.gain_hi)
 
 
-def _held_out_check(folder, before: dict, after: dict):
+def _held_out_check(folder, before: dict, after: dict, check: HeldOut):
     """The card's record of the recalibration check (held-out figures, both thresholds)."""
     from lungapp.inference.card_schema import ExternalCheck
 
@@ -210,7 +210,9 @@ def _held_out_check(folder, before: dict, after: dict):
         specificity=after["specificity"], score=after["score"],
         extra={"model_threshold_score": before["score"],
                "model_threshold_sensitivity": before["sensitivity"],
-               "model_threshold_specificity": before["specificity"]})
+               "model_threshold_specificity": before["specificity"],
+               "gain_interval_90": [round(v, 4) if np.isfinite(v) else None
+                                    for v in (check.gain_lo, check.gain_hi)]})
 
 
 def _recalibrated_card(card, y: np.ndarray, raw: np.ndarray, masks: list, folder):

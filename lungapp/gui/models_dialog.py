@@ -98,9 +98,12 @@ def recalibration_text(card) -> str:
                   if "model_threshold_score" in (c.extra or {})), None)
     if check is None:
         return ""
+    lo_hi = check.extra.get("gain_interval_90")
+    sure = (f" (gain {lo_hi[0]:+.3f} to {lo_hi[1]:+.3f}, 90 % interval)"
+            if isinstance(lo_hi, list) and len(lo_hi) == 2 and None not in lo_hi else "")
     return (f"Recalibrated: on {check.n} recordings of held-out patients ({check.name.split(':')[0]}), "
             f"score {check.score:.3f} at the new threshold against "
-            f"{check.extra['model_threshold_score']:.3f} at the model's own.")
+            f"{check.extra['model_threshold_score']:.3f} at the model's own{sure}.")
 
 
 def much_weaker(active, new) -> str:

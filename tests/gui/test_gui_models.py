@@ -207,6 +207,9 @@ def test_models_dialog_recalibrates_the_selected_model_to_a_clinic_folder(
         dlg.select_path(target)     # its figures say what the recalibration changed
         assert f"score {check.score:.3f} at the new threshold" in dlg.details.text()
         assert "Recalibrated: on 20 recordings of held-out patients (clinic)" in dlg.details.text()
+        lo, hi = check.extra["gain_interval_90"]
+        assert lo <= check.score - check.extra["model_threshold_score"] <= hi
+        assert f"(gain {lo:+.3f} to {hi:+.3f}, 90 % interval)" in dlg.details.text()
         qtbot.waitUntil(lambda: win.ctx.model_state() == "ready", timeout=20000)
         # recordings like the model's own: the refitted threshold does no better, so the
         # model is installed but not offered
