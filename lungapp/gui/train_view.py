@@ -66,7 +66,7 @@ START_HELP = ("Fine-tuning adapts the active model to your stethoscope: it train
 EQUALISE_HELP = ("Filter every recording to the training recordings' mean balance of frequencies "
                  "before the model reads it, in training and in the app. With the recommended "
                  "preset, models trained so ranked other stethoscopes' recordings better in a "
-                 "check on SPRSound; with the bundled preset they did not. A fine-tune keeps "
+                 "check on SPRSound; with the bundled presets (2-s and 4-s) they did not. A fine-tune keeps "
                  "the active model's setting.")
 
 

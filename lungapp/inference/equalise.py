@@ -23,9 +23,10 @@ measured (silent, or sampled too low for the bands) is left as it is.
 Checked before it was built (docs/model_checks.md, 2026-12-07): the ``recommended`` recipe
 trained on SPRSound alone, on equalised recordings, ranked two of three ICBHI devices it
 never saw better in each of three seeds (judged on seeds 1 and 2: Littmann 3200 +0.07, AKG
-C417L +0.09 AUC on average) for 0.007-0.009 less AUC on SPRSound intra_test. The bundled
-model's 2-s recipe did not gain (one seed: Meditron -0.05, the others +0.02-0.03), so the
-bundled model does not equalise.
+C417L +0.09 AUC on average) for 0.007-0.009 less AUC on SPRSound intra_test. Neither of the
+bundled model's recipes gained (one seed each; 2-s: Meditron -0.05, the others +0.02-0.03;
+4-s: Littmann 3200 +0.005, AKG C417L +0.04, Meditron unchanged), so the bundled model does
+not equalise.
 
 The filter works on the whole recording at once, so a model that equalises holds the
 decoded recording in memory (4 bytes a sample at the model's rate: about 115 MB for an hour
