@@ -230,21 +230,21 @@ def report_shot(win, d: Driver, tmp: Path) -> None:
 
 def _muffled_copy(src: Path, dest: Path) -> Path:
     """A copy of the labelled folder ``src`` as if recorded through a muffled, noisy
-    stethoscope: band-passed to 100-800 Hz, then white noise at twice the filtered
-    signal's RMS (synthetic, for the Models screenshot's recalibration)."""
+    stethoscope: the device-shift test's "other device" (:func:`lungapp.training.augment.
+    device_shift`) narrowed to 100-800 Hz, with white noise at -6 dB SNR (synthetic, for the
+    Models screenshot's recalibration)."""
     import shutil
 
     import numpy as np
     import soundfile as sf
-    from scipy.signal import butter, sosfiltfilt
+
+    from lungapp.training.augment import device_shift
 
     shutil.copytree(src, dest)
-    sos = butter(4, [100, 800], btype="band", fs=8000, output="sos")
     rng = np.random.default_rng(0)
     for f in sorted(dest.glob("*.wav")):
         x, rate = sf.read(f)
-        y = sosfiltfilt(sos, x) * 4
-        y += 2.0 * rng.normal(0, np.std(y), len(y))
+        y = device_shift(x, rate, rng, snr_db=-6.0, tilt_db_per_octave=0.0, low_hz=100.0, high_hz=800.0)
         sf.write(f, np.clip(y, -1, 1), rate, subtype="PCM_16")
     return dest
 
