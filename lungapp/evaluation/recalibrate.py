@@ -37,7 +37,8 @@ class Recalibration:
     """What :func:`recalibrate` measured and chose. ``before`` / ``after``: binary
     metrics of the same held-out recordings at the model's own threshold and at the
     thresholds chosen on the other folds; ``per_fold``: each fold's scores;
-    ``card``: the recalibrated model card."""
+    ``card``: the recalibrated model card; ``gain_lo`` / ``gain_hi``: the score gain's 90 %
+    interval over the folder's patients (:func:`gain_interval`)."""
 
     folder: str
     n: int
@@ -50,8 +51,8 @@ class Recalibration:
     per_fold: list
     card: object
     notes: list
-    gain_lo: float = float("nan")
-    gain_hi: float = float("nan")
+    gain_lo: float
+    gain_hi: float
 
     @property
     def gain(self) -> float:
@@ -191,14 +192,14 @@ def recalibrate(folder, predictor, *, folds: int = 3, layout: str | None = None,
         raise LungappError(f"the calibration fitted on these recordings is extreme (slope {a:.3g}, "
                            f"offset {b:.3g}): label more recordings", folder)
     new_card = _recalibrated_card(card, y, raw, masks, folder)
-    new_card.external_checks = [*card.external_checks, _held_out_check(folder, before, after, check)]
+    new_card.external_checks = [*card.external_checks, _check_record(folder, before, after, check)]
     notes = [] if grouped else ["no patient ids in this folder: folds split recordings, so "
                                 "one patient's recordings can be on both sides"]
     return Recalibration(str(folder), len(y), int(y.sum()), int(len(y) - y.sum()), len(masks),
                          grouped, before, after, per_fold, new_card, notes, check.gain_lo, check.gain_hi)
 
 
-def _held_out_check(folder, before: dict, after: dict, check: HeldOut):
+def _check_record(folder, before: dict, after: dict, check: HeldOut):
     """The card's record of the recalibration check (held-out figures, both thresholds)."""
     from lungapp.inference.card_schema import ExternalCheck
 

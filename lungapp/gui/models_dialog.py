@@ -283,14 +283,19 @@ class ModelsDialog(QDialog):
             if row.path.resolve() == Path(path).resolve():
                 self.table.selectRow(r)
 
-    def _selection_changed(self) -> None:
+    def _update_buttons(self) -> None:
+        """Buttons that act on a readable selected model; none while a recalibration runs."""
         row = self.selected()
-        busy = self.recal_task is not None
-        self.use_btn.setEnabled(row is not None and row.card is not None and not busy)
-        self.restore_btn.setEnabled(not busy)
-        self.recal_btn.setEnabled(row is not None and row.card is not None and not busy)
-        if busy:
-            return
+        usable = row is not None and row.card is not None and self.recal_task is None
+        self.use_btn.setEnabled(usable)
+        self.recal_btn.setEnabled(usable)
+        self.restore_btn.setEnabled(self.recal_task is None)
+
+    def _selection_changed(self) -> None:
+        self._update_buttons()
+        if self.recal_task is not None:
+            return  # the details show the recalibration's progress
+        row = self.selected()
         if row is None:
             self.details.setText("Select a model to see its figures.")
         elif row.card is None:
@@ -361,7 +366,7 @@ class ModelsDialog(QDialog):
             on_progress=self._recal_progress, on_finished=self._recal_finished,
             on_failed=self._recal_failed, on_done=self._recal_done)
         self.details.setText(f"Recalibrating {row.card.name} on {folder}: reading the recordings…")
-        self._selection_changed()
+        self._update_buttons()
         return True
 
     def _recal_progress(self, done: int, total: int, _text: str) -> None:
@@ -372,12 +377,7 @@ class ModelsDialog(QDialog):
 
     def _recal_done(self) -> None:
         self.recal_task = None
-        self._selection_changed_keep_details()
-
-    def _selection_changed_keep_details(self) -> None:
-        text = self.details.text()
-        self._selection_changed()
-        self.details.setText(text)
+        self._update_buttons()  # the details keep the outcome
 
     def _recal_finished(self, result) -> None:
         rec, target = result
