@@ -14,7 +14,8 @@ MAX_VALUES = 200_000     # a sample of the pixels is enough for two percentiles
 
 def auto_levels(spec_db: np.ndarray) -> tuple[float, float] | None:
     """(low, high) dB levels for ``spec_db`` (frames x bins, dB), whole dB, at least
-    MIN_SPAN_DB apart; None for an empty or non-finite spectrogram."""
+    MIN_SPAN_DB apart (a narrower spread keeps its low level and widens upwards); None for
+    an empty or non-finite spectrogram."""
     values = np.asarray(spec_db, dtype=np.float32).ravel()
     if values.size > MAX_VALUES:
         values = values[:: values.size // MAX_VALUES + 1]
@@ -24,5 +25,8 @@ def auto_levels(spec_db: np.ndarray) -> tuple[float, float] | None:
     lo, hi = np.percentile(values, [LOW_PERCENTILE, HIGH_PERCENTILE])
     lo, hi = float(np.floor(lo)), float(np.ceil(hi))
     if hi - lo < MIN_SPAN_DB:
-        lo = hi - MIN_SPAN_DB
+        # A nearly even picture (silence at the spectrogram's floor, a steady hum) is drawn
+        # near the bottom of the colour map: extending the range down instead drew silence
+        # at full brightness, as if it were the loudest sound.
+        hi = lo + MIN_SPAN_DB
     return lo, hi
