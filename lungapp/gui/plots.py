@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
 
 from lungapp.annotation.suggest import merge_intervals
@@ -241,6 +241,7 @@ class RecordingPlots(QWidget):
             plot.removeItem(item)
         self.timeline_items = []
         self.shaded: list[tuple[float, float]] = []   # the shaded spans (s), for tests
+        self.noisy: list[tuple[float, float]] = []    # the hatched noisy spans (s), for tests
         self.legend.clear()
         self.empty_text.setText(message)
         self._place_empty_text()
@@ -253,6 +254,14 @@ class RecordingPlots(QWidget):
         """Per-window probabilities of ``prediction`` (one curve per class, and shaded
         windows where the abnormal probability reaches ``threshold``)."""
         self.clear_timeline("")
+        quality = getattr(prediction, "quality", None)
+        if quality is not None and not quality.ok:
+            # A refused recording: the model's output on silence or clipping means nothing,
+            # so none is drawn (the result panel says why).
+            self.empty_text.setText(f"Not judged: {quality.reason}")
+            self._place_empty_text()
+            return
+        self._mark_noisy(getattr(quality, "noisy_ranges", ()) or ())
         windows = list(getattr(prediction, "windows", []) or [])
         if not windows:
             self.empty_text.setText("No per-window result")
@@ -306,6 +315,24 @@ class RecordingPlots(QWidget):
             sample = pg.BarGraphItem(x=[0], height=[0], width=0, brush=brush, pen=pg.mkPen(None))
             self.legend.addItem(sample, "over threshold")
         self.shaded = merge_intervals(hits)
+
+    def _mark_noisy(self, ranges) -> None:
+        """Hatch the stretches the quality check found noisy on all three plots (hatching,
+        not a fill, so the spectrogram stays readable under it), with a legend entry."""
+        spans = [(max(0.0, float(a)), float(b)) for a, b in ranges if float(b) > float(a)]
+        if not spans:
+            return
+        brush = QBrush(QColor(*theme.NOISY_RGBA), Qt.BrushStyle.BDiagPattern)
+        for s, e in spans:
+            for plot in (self.wave, self.spec, self.timeline):
+                region = pg.LinearRegionItem((s, e), movable=False, brush=brush,
+                                             pen=pg.mkPen(theme.NOISY_RGBA[:3], width=1))
+                region.setZValue(1)  # over the spectrogram image, under the curves
+                plot.addItem(region, ignoreBounds=True)
+                self.timeline_items.append((plot, region))
+        sample = pg.BarGraphItem(x=[0], height=[0], width=0, brush=brush, pen=pg.mkPen(None))
+        self.legend.addItem(sample, "noisy: interpret with care")
+        self.noisy = spans
 
     def _threshold_line(self, thr: float) -> None:
         """The threshold as a dotted line, named in the legend (a label on the line sat

@@ -186,11 +186,19 @@ class ResultPanel(QFrame):
         self._headline(headline, bg, fg)
         self.sentence.setText(describe(prediction))
         unfamiliar = getattr(prediction, "unfamiliar", None)
-        self._set_caution(f"{unfamiliar.sentence()}\n{RECALIBRATE_HINT}" if unfamiliar is not None else "")
+        noisy = noisy_words(prediction.quality)
+        cautions = [noisy] if noisy else []
+        if unfamiliar is not None:
+            cautions.append(f"{unfamiliar.sentence()}\n{RECALIBRATE_HINT}")
+        self._set_caution("\n".join(cautions))
         notes = list(prediction.notes(caution=False)) if hasattr(prediction, "notes") else []
         note = consistency_note(prediction)
         self.notes.setText("\n".join(notes + ([note] if note else [])))
-        self._show_bars(prediction)
+        if decision == "poor quality":
+            # The model's probabilities on a recording that cannot be judged mean nothing.
+            self._clear_probs()
+        else:
+            self._show_bars(prediction)
         self.quality.setText(quality_words(prediction.quality))
         m = prediction.model or {}
         self.model.setText(f"Model: {m.get('name', '?')} {m.get('version', '')}\n"
@@ -221,12 +229,21 @@ class ResultPanel(QFrame):
             self.prob_grid.addWidget(bar, row, 1)
 
 
+def noisy_words(q) -> str:
+    """The quality check's warning for the caution box ("" unless it warned), saying that
+    the noisy stretches it names are hatched on the plots."""
+    if q is None or getattr(q, "level", "") != "warn":
+        return ""
+    text = q.reason[:1].upper() + q.reason[1:]
+    return text + (". The noisy stretches are hatched on the plots." if q.noisy_ranges else ".")
+
+
 def quality_words(q) -> str:
     """The quality verdict in one line for the panel."""
     if q is None:
         return "Quality check: not run by this model."
     if getattr(q, "level", "") == "warn":
-        return f"Quality check: {q.reason}"
+        return "Quality check: passed, with the warning above."
     if q.ok:
         return "Quality check: passed." + (f" ({q.reason})" if q.reason else "")
     return f"Quality check: failed — {q.reason}"

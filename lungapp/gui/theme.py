@@ -9,6 +9,7 @@ CURSOR = "#d40000"
 MUTED = "#6b6b6b"
 ABNORMAL_LINE = "#000000"
 HIT_RGBA = (213, 94, 0, 45)     # vermillion, translucent: windows over the threshold
+NOISY_RGBA = (90, 90, 90, 150)  # grey hatching: stretches the quality check found noisy
 
 # Okabe-Ito
 ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (

@@ -83,3 +83,50 @@ def test_spectrogram_levels_follow_the_recording(window, qtbot, tmp_path):  # no
     qtbot.waitUntil(lambda: tuple(view.plots.image.levels) != loud, timeout=10000)
     low = tuple(view.plots.image.levels)
     assert low[1] == pytest.approx(loud[1] - 40, abs=2)
+
+
+def quality(level, reason, ranges=()):
+    from lungapp.inference.quality import QualityVerdict
+
+    return QualityVerdict(level != "refuse", reason, {}, level, tuple(ranges))
+
+
+def test_noisy_ranges_are_hatched_on_all_three_plots(plots):
+    """Issue #28: the quality check's noisy stretches are marked on the waveform, the
+    spectrogram and the timeline, named in the legend, and cleared with the result."""
+    import pyqtgraph as pg
+
+    pred = windows(["Normal", "CAS", "DAS", "CAS & DAS"])
+    pred.quality = quality("warn", "noisy recording: interpret with care (noise in parts; "
+                           "noisy: 3.0-5.0 s, 9.5-10.0 s)", [(3.0, 5.0), (9.5, 10.0)])
+    plots.set_timeline(pred, 0.36)
+    assert plots.noisy == [(3.0, 5.0), (9.5, 10.0)]
+    hatched = [(plot, item) for plot, item in (i for i in plots.timeline_items if isinstance(i, tuple))
+               if isinstance(item, pg.LinearRegionItem) and item.getRegion() in ((3.0, 5.0), (9.5, 10.0))]
+    assert {id(plot) for plot, _ in hatched} == {id(plots.wave), id(plots.spec), id(plots.timeline)}
+    assert len(hatched) == 6
+    assert "noisy: interpret with care" in legend_names(plots)
+    assert plots.timeline_curves() == 4                     # the result is still drawn
+    plots.set_timeline(windows(["Normal", "CAS", "DAS", "CAS & DAS"]), 0.36)   # a clean one
+    assert plots.noisy == [] and "noisy: interpret with care" not in legend_names(plots)
+    assert not any(isinstance(i, tuple) and i[0] is plots.spec for i in plots.timeline_items)
+
+
+def test_a_refused_recording_gets_no_curves_but_the_reason(plots):
+    pred = windows(["Normal", "CAS", "DAS", "CAS & DAS"])
+    pred.quality = quality("refuse", "no signal (silent, muted or unplugged input)")
+    plots.set_timeline(pred, 0.36)
+    assert plots.timeline_curves() == 0 and plots.shaded == []
+    assert plots.empty_text.textItem.toPlainText() == "Not judged: no signal (silent, muted or unplugged input)"
+
+
+def test_auto_levels_draw_silence_dark_not_bright():
+    from lungapp.gui.levels import MIN_SPAN_DB, auto_levels
+
+    silent = np.full((100, 64), -100.0)                     # the spectrogram's floor
+    lo, hi = auto_levels(silent)
+    assert (lo, hi) == (-100.0, -100.0 + MIN_SPAN_DB)       # silence at the dark end
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(-90.0, -20.0, (200, 64))
+    lo, hi = auto_levels(spread)
+    assert -77.0 <= lo <= -75.0 and -21.0 <= hi <= -19.0    # 20th and 99.8th percentiles

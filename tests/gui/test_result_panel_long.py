@@ -141,3 +141,27 @@ def test_a_recording_unlike_the_training_ones_is_cautioned_on_screen_and_in_the_
                for n, p in (("plain", plain), ("unlike", unlike))]
     header, data = rows(entries)
     assert "unlike_training" in header and [r["unlike_training"] for r in data] == ["false", "true"]
+
+
+def test_noisy_warning_in_the_caution_box_and_no_bars_when_refused(qtbot, bundled):
+    """Issue #28: a noisy stretch is warned about where the verdict is read, naming its
+    time range; a refused recording shows the reason and no probability bars."""
+    x = load_audio(_examples()["synthetic_normal"], rate=8000).samples.copy()
+    rng = np.random.default_rng(0)
+    x[3 * 8000:5 * 8000] += rng.standard_normal(2 * 8000) * 8 * float(np.std(x))
+    noisy = bundled.predict_audio(np.clip(x, -1, 1), 8000)
+    assert noisy.quality.level == "warn" and noisy.quality.noisy_ranges
+    panel = ResultPanel()
+    qtbot.addWidget(panel)
+    panel.show_prediction(noisy)
+    caution = panel.caution.text()
+    assert caution.startswith("Noisy recording: interpret with care") and "3.0-5.0 s" in caution
+    assert "hatched on the plots" in caution and not panel.caution.isHidden()
+    assert panel.quality.text() == "Quality check: passed, with the warning above."
+    assert panel.prob_grid.count() > 0
+
+    silent = bundled.predict_audio(np.zeros(15 * 8000, dtype=np.float32), 8000)
+    assert silent.decision == "poor quality"
+    panel.show_prediction(silent)
+    assert "no signal" in panel.sentence.text() and panel.prob_grid.count() == 0
+    assert panel.caution.isHidden()
