@@ -116,7 +116,16 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
         if "error" in r:
             print(f"{name:<{width}}  {'':>7}  {'':>11}  ERROR: {r['error']}")
         else:
-            print(f"{name:<{width}}  {r['duration_s']:>7.1f}  {r['abnormal_probability']:>11.3f}  {r['label']}")
+            q = r.get("quality") or {}
+            refused = q.get("level") == "refuse"
+            # A refused recording's probability means nothing: the table leaves it out (JSON
+            # and CSV keep it, for research).
+            p = "-" if refused else f"{r['abnormal_probability']:.3f}"
+            print(f"{name:<{width}}  {r['duration_s']:>7.1f}  {p:>11}  {r['label']}")
+            if q.get("level") in ("warn", "refuse"):
+                why = q.get("reason", "")
+                line = f"Not judged: {why}" if refused else why[:1].upper() + why[1:]
+                print(f"{'':<{width}}  {'':>7}  {'':>11}  {line}")
             for note in r.get("notes") or []:
                 print(f"{'':<{width}}  {'':>7}  {'':>11}  {note}")
     m = next((r["model"] for r in results if "model" in r), None)

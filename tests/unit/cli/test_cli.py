@@ -107,6 +107,26 @@ def test_predict_cautions_on_a_recording_unlike_the_training_ones(tmp_path, caps
     assert "recalibrate" not in capsys.readouterr().out
 
 
+def test_predict_table_gives_the_quality_verdict(tmp_path, capsys):
+    """Issue #28 in the table: a noisy stretch is warned about with its time range; a
+    refused recording says why, and its meaningless probability is left out."""
+    from lungapp import synth
+
+    x = synth.generate("normal", seconds=15.0, rate=8000, seed=2)
+    rng = np.random.default_rng(0)
+    x[3 * 8000:5 * 8000] += rng.standard_normal(2 * 8000) * 8 * float(np.std(x))
+    sf.write(tmp_path / "noisy.wav", np.clip(x, -1, 1).astype(np.float32), 8000)
+    sf.write(tmp_path / "silent.wav", np.zeros(15 * 8000, dtype=np.float32), 8000)
+    assert main(["predict", str(tmp_path / "noisy.wav"), str(tmp_path / "silent.wav")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    noisy = next(i for i, line in enumerate(lines) if "noisy.wav" in line)
+    assert lines[noisy + 1].strip().startswith("Noisy recording: interpret with care")
+    assert "3.0-5.0 s" in lines[noisy + 1]
+    silent = next(i for i, line in enumerate(lines) if "silent.wav" in line)
+    assert lines[silent].split()[1:3] == ["15.0", "-"]
+    assert lines[silent + 1].strip() == "Not judged: no signal (silent, muted or unplugged input)"
+
+
 def test_predict_with_no_model_is_one_clear_line(recordings, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LUNGAPP_MODEL", str(tmp_path))  # a folder without a card
     rc = main(["predict", str(recordings / "normal.wav")])
