@@ -25,14 +25,18 @@ from lungapp.gui.plots import RecordingPlots
 from lungapp.gui.review_tasks import load_display
 from lungapp.gui.workers import run_task
 from lungapp.inference.predictor import WindowResult
+from lungapp.inference.quality import QualityVerdict
 from lungapp.report.content import site_history, trend
 
 
 class _StoredPrediction:
-    """A stored result in the shape RecordingPlots.set_timeline reads."""
+    """A stored result in the shape RecordingPlots.set_timeline reads (its noisy stretches
+    are hatched too)."""
 
     def __init__(self, result: dict):
         self.windows = [WindowResult(s, e, {}, p) for s, e, p in result["windows"]]
+        q = result.get("quality")
+        self.quality = QualityVerdict.from_dict(q) if isinstance(q, dict) else None
 
 
 def describe(h: dict) -> str:

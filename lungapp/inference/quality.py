@@ -101,6 +101,13 @@ class QualityVerdict:
                 "metrics": {k: (round(float(v), 6) if isinstance(v, float) else v)
                             for k, v in self.metrics.items()}}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> QualityVerdict:
+        """The verdict again from :meth:`to_dict` (a stored result's; no spectrum)."""
+        return cls(ok=bool(d.get("ok", True)), reason=str(d.get("reason", "")),
+                   metrics=dict(d.get("metrics") or {}), level=str(d.get("level", GOOD)),
+                   noisy_ranges=tuple((float(a), float(b)) for a, b in d.get("noisy_ranges") or ()))
+
 
 #: Frames analysed at a time, in per-thread scratch arrays (lungapp.dsp.scratch): a whole
 #: recording's frame spectra would take about 60 times the signal's memory, allocated afresh

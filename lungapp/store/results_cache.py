@@ -137,9 +137,7 @@ def prediction_from_dict(d: dict):
     from lungapp.inference.segments import SegmentResult
 
     q = d.get("quality")
-    quality = None if q is None else QualityVerdict(
-        ok=bool(q.get("ok", True)), reason=str(q.get("reason", "")), metrics=dict(q.get("metrics") or {}),
-        level=str(q.get("level", "good")), noisy_ranges=tuple(tuple(r) for r in q.get("noisy_ranges") or ()))
+    quality = None if q is None else QualityVerdict.from_dict(q)
     windows = [WindowResult(w["start_s"], w["end_s"], dict(w.get("probabilities") or {}),
                             w["abnormal_probability"]) for w in d.get("windows") or []]
     segments = [SegmentResult(s["start_s"], s["end_s"], dict(s.get("probabilities") or {}),

@@ -130,3 +130,19 @@ def test_auto_levels_draw_silence_dark_not_bright():
     spread = rng.uniform(-90.0, -20.0, (200, 64))
     lo, hi = auto_levels(spread)
     assert -77.0 <= lo <= -75.0 and -21.0 <= hi <= -19.0    # 20th and 99.8th percentiles
+
+
+def test_a_stored_results_noisy_stretches_are_hatched_in_compare(plots):
+    """The Compare dialog draws stored results: their quality verdict comes back from the
+    store's JSON with the noisy ranges, as in Review."""
+    from lungapp.gui.compare_view import _StoredPrediction
+
+    verdict = quality("warn", "noisy recording: interpret with care (noise in parts; noisy: 3.0-5.0 s)",
+                      [(3.0, 5.0)])
+    stored = {"windows": [[0.0, 2.0, 0.1], [0.5, 2.5, 0.8]], "quality": verdict.to_dict()}
+    pred = _StoredPrediction(stored)
+    assert pred.quality == verdict
+    plots.set_timeline(pred, 0.5)
+    assert plots.noisy == [(3.0, 5.0)]
+    plots.set_timeline(_StoredPrediction({"windows": [[0.0, 2.0, 0.1]], "quality": None}), 0.5)
+    assert plots.noisy == []
