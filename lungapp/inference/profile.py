@@ -6,8 +6,8 @@ devices it ranks less well and its threshold over-calls (docs/model.md), but not
 answer said so. This check compares what a stethoscope changes most, the balance of power
 across frequencies, with the training recordings':
 
-* A recording's **band levels**: the mean power spectrum of its ~32-ms frames (the quality
-  check's, :func:`lungapp.inference.quality.mean_spectrum`) in :data:`BAND_EDGES_HZ`'s ten
+* A recording's **band levels**: the mean power spectrum of its ~32-ms frames outside the
+  noisy stretches (the quality check's, :func:`lungapp.inference.quality.mean_spectrum`) in :data:`BAND_EDGES_HZ`'s ten
   half-octave bands from 62.5 Hz to 2 kHz (what every stethoscope checked passes, 4-kHz
   ones included), in dB, minus their mean: the gain and the recording level drop out,
   the coloration stays.

@@ -49,6 +49,7 @@ Why these numbers:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -84,8 +85,9 @@ class QualityVerdict:
     recording cannot be judged). ``ok`` is False only for "refuse". ``reason``: what a
     doctor reads. ``noisy_ranges``: (start_s, end_s) of the noisy or clipped stretches.
     ``metrics``: what was measured. ``spectrum``: the mean power spectrum of the frames
-    (bin ``i`` at ``i * spectrum_bin_hz`` Hz, DC zeroed), which the input-profile check
-    (:mod:`lungapp.inference.profile`) reads; it is not part of :meth:`to_dict`."""
+    outside the noisy ranges (bin ``i`` at ``i * spectrum_bin_hz`` Hz, DC zeroed), which
+    the input-profile check (:mod:`lungapp.inference.profile`) reads; it is not part of
+    :meth:`to_dict`."""
 
     ok: bool
     reason: str
@@ -176,16 +178,57 @@ def measure(samples: np.ndarray, rate: int) -> dict:
 
 
 def mean_spectrum(samples: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
-    """(mean power spectrum of the check's frames, bin spacing in Hz) of a mono recording:
-    what :attr:`QualityVerdict.spectrum` holds (training measures its recordings' with it)."""
-    x = np.asarray(samples, dtype=np.float64).ravel()
-    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0) if len(x) else np.zeros(1)
-    stats = _frame_stats(x - x.mean(), int(rate))
+    """(mean power spectrum of the check's frames outside its noisy stretches, bin spacing
+    in Hz) of a mono recording: what :attr:`QualityVerdict.spectrum` holds (training
+    measures its recordings' with it, with the default parameters)."""
+    _, _, stats = _analyse(samples, int(rate), DEFAULT_PARAMS)
     return stats.mean_spectrum, stats.bin_hz
 
 
+#: The noisy stretches are left out of the mean spectrum only when they leave at least this
+#: much of the recording (seconds); otherwise every frame counts.
+CLEAN_SPECTRUM_MIN_S = 1.0
+
+
+def _power_sum(x: np.ndarray, n_fft: int, hop: int, frames: np.ndarray) -> np.ndarray:
+    """The sum of the Hann-windowed power spectra (DC zeroed) of the frames numbered
+    ``frames`` of ``x``, as :func:`_frame_stats` computes them, a chunk at a time."""
+    total = np.zeros(n_fft // 2 + 1)
+    win = np.hanning(n_fft)
+    offsets = np.arange(n_fft)
+    for a in range(0, len(frames), _CHUNK_FRAMES):
+        seg = x[frames[a:a + _CHUNK_FRAMES, None] * hop + offsets] * win
+        p = np.square(np.abs(np.fft.rfft(seg, axis=1)))
+        total[1:] += p[:, 1:].sum(axis=0)
+    return total
+
+
+def _without_noisy(x: np.ndarray, rate: int, stats: _FrameStats, ranges) -> _FrameStats:
+    """``stats`` with its mean spectrum taken over the frames outside the noisy ``ranges``,
+    so a burst of handling noise or clipping does not read as another stethoscope's
+    balance of frequencies (unchanged without ranges, or when they leave less than
+    :data:`CLEAN_SPECTRUM_MIN_S`). The sum of whichever frames are fewer is computed again."""
+    n_frames, hop, n_fft = len(stats.power), stats.hop, 2 * stats.hop
+    if not ranges or len(x) < n_fft:
+        return stats
+    start = np.arange(n_frames) * hop / rate
+    inside = np.zeros(n_frames, dtype=bool)
+    for a, b in ranges:
+        inside |= (start >= a - 1e-9) & (start + n_fft / rate <= b + 1e-9)
+    n_in = int(inside.sum())
+    n_out = n_frames - n_in
+    if n_in == 0 or n_out * hop / rate < CLEAN_SPECTRUM_MIN_S:
+        return stats
+    if n_out <= n_in:
+        clean = _power_sum(x, n_fft, hop, np.flatnonzero(~inside))
+    else:
+        clean = np.maximum(stats.mean_spectrum * n_frames - _power_sum(x, n_fft, hop, np.flatnonzero(inside)), 0.0)
+    return dataclasses.replace(stats, mean_spectrum=clean / n_out)
+
+
 def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float]], _FrameStats]:
-    """(features, noisy time ranges in s, frame statistics) of a mono recording."""
+    """(features, noisy time ranges in s, frame statistics) of a mono recording; the
+    statistics' mean spectrum leaves the noisy ranges out (:func:`_without_noisy`)."""
     x = np.asarray(samples, dtype=np.float64).ravel()
     if not np.all(np.isfinite(x)):
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -195,7 +238,8 @@ def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float
     magnitude = np.abs(x)
     clipped = _clipped(magnitude)
     m.update(_level_features(x, magnitude, clipped, rate))
-    stats = _frame_stats(x - x.mean(), rate)
+    xc = x - x.mean()
+    stats = _frame_stats(xc, rate)
     e_db = stats.energy_db
     m.update(_spectral_features(stats, e_db))
     for k, v in m.items():
@@ -204,7 +248,7 @@ def _analyse(samples, rate: int, p: dict) -> tuple[dict, list[tuple[float, float
     hop = stats.hop
     ranges = _ranges(_noisy_frames(clipped, stats, e_db, p), hop, 2 * hop, rate, p)
     m["noisy_s"] = float(sum(b - a for a, b in ranges))
-    return m, ranges, stats
+    return m, ranges, _without_noisy(xc, rate, stats, ranges)
 
 
 def _noisy_frames(clipped: np.ndarray, stats: _FrameStats, e_db: np.ndarray, p: dict) -> np.ndarray:

@@ -87,6 +87,47 @@ def test_a_noisy_stretch_is_named_and_the_rest_is_not():
     assert f"noisy: {a:.1f}-{b:.1f} s" in v.reason
 
 
+def _levels_db(v):
+    from lungapp.inference.profile import band_levels
+
+    return np.asarray(band_levels(np.asarray(v.spectrum), v.spectrum_bin_hz))
+
+
+def test_the_spectrum_leaves_a_noisy_stretch_out():
+    """The mean spectrum the input profile reads (and training measures) skips the noisy
+    stretches: a burst of rubbing does not read as another stethoscope's colouring. Both
+    ways of summing (the noisy frames taken away, or the clean ones summed) agree."""
+    clean = breath(12.0)
+    rng = np.random.default_rng(3)
+    for burst_s in (2, 9):                      # fewer noisy frames than clean ones, and more
+        x = clean.copy()
+        x[1 * RATE:(1 + burst_s) * RATE] += 0.3 * rng.standard_normal(burst_s * RATE).astype(np.float32)
+        v = assess(x, RATE)
+        assert v.level == quality.WARN and v.noisy_ranges
+        (a, b), = v.noisy_ranges
+        # the reference: the same frames of the clean recording, outside the noisy range
+        hop = round(RATE / v.spectrum_bin_hz) // 2            # frames of 2 hops, 50 % overlap
+        kept = [i for i in range(1 + (len(clean) - 2 * hop) // hop)
+                if not (i * hop / RATE >= a - 1e-9 and (i + 2) * hop / RATE <= b + 1e-9)]
+        ref = quality._power_sum(clean - clean.mean(), 2 * hop, hop, np.array(kept)) / len(kept)
+        noisy_all = quality._frame_stats(x - x.mean(), RATE).mean_spectrum
+        got, want = np.asarray(v.spectrum), ref
+        band = slice(2, len(got) // 2)            # the breath's band (the burst's edges leak a little)
+        assert np.allclose(10 * np.log10(got[band]), 10 * np.log10(want[band]), atol=1.5)
+        assert np.max(10 * np.log10(noisy_all[band] / want[band])) > 10   # what it used to read
+        ms, hz = quality.mean_spectrum(x, RATE)
+        assert hz == v.spectrum_bin_hz and np.allclose(ms, got)           # training reads the same
+
+
+def test_the_spectrum_keeps_every_frame_when_the_noise_leaves_too_little():
+    x = breath(4.0).copy()
+    rng = np.random.default_rng(4)
+    x[int(0.5 * RATE):] += 0.3 * rng.standard_normal(len(x) - RATE // 2).astype(np.float32)
+    v = assess(x, RATE)
+    assert v.noisy_ranges and v.noisy_ranges[0][0] < 1.0        # under 1 s left clean
+    assert np.allclose(v.spectrum, quality._frame_stats(x - x.mean(), RATE).mean_spectrum)
+
+
 def test_broadband_noise_throughout_warns_not_refuses():
     rng = np.random.default_rng(2)
     b = breath()
