@@ -28,7 +28,7 @@ from pathlib import Path
 from lungapp.data.readers import LAYOUTS
 from lungapp.training import progress as P
 from lungapp.training.recipes import ARCH_NAMES, ARTIFACTS, OUTPUTS, PRECISIONS, PRESET_NAMES, SAMPLINGS, WINDOW_LABELS
-from lungapp.vocabulary import TASKS
+from lungapp.vocabulary import TASKS, classes_for
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATASET, EXIT_OUTPUT, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 
@@ -294,6 +294,13 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     except LungappError as exc:
         emit(P.Error(kind="output", message=str(exc)))
         return EXIT_OUTPUT
+    from lungapp.training.dataset import usable_examples
+
+    try:  # the folder too (layout, enough recordings and patients), before TensorFlow loads
+        usable_examples(args.folder, opts, list(classes_for(opts.task)), getattr(args, "layout", None))
+    except DatasetError as exc:
+        emit(P.Error(kind="dataset", message=str(exc)))
+        return EXIT_DATASET
     from lungapp.training.train import train
 
     try:

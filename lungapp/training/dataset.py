@@ -73,6 +73,40 @@ def check_dataset(labels: list[str], patients: list | None, k: int, classes: lis
 
 
 @dataclass
+class UsableExamples:
+    """A labelled folder read for training (:func:`usable_examples`)."""
+
+    dataset: object               # the lungapp.data Dataset
+    usable: list                  # its examples with a label the task uses
+    kind: str                     # "audio" or "image"
+    patients: list | None         # the usable examples' patients (None: no patient ids)
+
+    @property
+    def excluded(self) -> int:
+        return len(self.dataset.examples) - len(self.usable)
+
+
+def usable_examples(folder, opts: TrainOptions, classes: list[str],
+                    layout: str | None = None) -> UsableExamples:
+    """Read the labelled ``folder`` and refuse it, naming it (DatasetError), when ``opts``
+    cannot train on it: no known layout, images for a recipe without image features, too
+    few recordings or patients per class for the folds. Reads no audio and imports no
+    TensorFlow, so ``lungapp train`` says so in a second, before TensorFlow loads."""
+    from lungapp.data import read_folder
+
+    ds = read_folder(folder, layout)
+    usable = [e for e in ds.examples if task_label(e.label, opts.task) is not None]
+    kind = usable[0].kind if usable else "audio"
+    if kind == "image" and opts.features.resize is None:
+        raise DatasetError("this folder holds spectrogram images: image models need resized "
+                           "features (use --preset seed)", ds.root)
+    patients = [e.patient for e in usable] if ds.has_patients else None
+    check_dataset([task_label(e.label, opts.task) for e in usable], patients, opts.folds,
+                  classes, ds.root)
+    return UsableExamples(ds, usable, kind, patients)
+
+
+@dataclass
 class Recording:
     """One usable recording with its cached feature windows."""
 

@@ -43,7 +43,7 @@ from lungapp.training.dataset import (
     extract_features,
     fit_validation_split,
     output_spec,
-    task_label,
+    usable_examples,
 )
 from lungapp.training.oof import auc_or_nan, class_pooled_probs, evaluate_oof, is_flag_spec, pool_probs, save_oof
 from lungapp.training.progress import Cancelled, Done, Event, FoldEnd, Log, Start
@@ -216,20 +216,11 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str],
     every usable recording (:func:`extract_features`). Raises DatasetError naming the
     folder: unfit data, image data for a recipe without image features, or more
     unreadable files than ``max_bad_share``."""
-    from lungapp.data import read_folder
-
     opts = ctx.opts
-    ds = read_folder(folder, layout)
+    found = usable_examples(folder, opts, classes, layout)
+    ds, usable, kind, patients, excluded = (found.dataset, found.usable, found.kind,
+                                            found.patients, found.excluded)
     root = ds.root
-    usable = [e for e in ds.examples if task_label(e.label, opts.task) is not None]
-    excluded = len(ds.examples) - len(usable)
-    kind = usable[0].kind if usable else "audio"
-    if kind == "image" and opts.features.resize is None:
-        raise DatasetError("this folder holds spectrogram images: image models need resized "
-                           "features (use --preset seed)", root)
-    patients = [e.patient for e in usable] if ds.has_patients else None
-    check_dataset([task_label(e.label, opts.task) for e in usable], patients, opts.folds,
-                  classes, root)
     warnings = list(ds.warnings)
     if excluded:
         warnings.append(f"{excluded} recordings excluded (labels unusable for task {opts.task}, "

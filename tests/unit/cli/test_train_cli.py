@@ -102,9 +102,16 @@ def test_bad_dataset_is_one_error_line_and_status_3(tmp_path):
                           env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == EXIT_DATASET
     events = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [e["event"] for e in events] == ["start", "error"]
+    assert [e["event"] for e in events] == ["error"]     # refused before the run starts
     assert events[-1]["kind"] == "dataset" and "empty" in events[-1]["message"]
     assert not (tmp_path / "model").exists()
+    # ... and before TensorFlow loads (2-3 s and 500 MB for a folder it cannot train on)
+    code = ("import sys; from lungapp.cli import main; "
+            f"rc = main(['train', {str(tmp_path / 'empty')!r}, '--out', {str(tmp_path / 'model')!r}]); "
+            "print(rc, sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip() == f"{EXIT_DATASET} []", proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -153,5 +160,5 @@ def test_in_process_json_run_restores_stdout(tmp_path, capfd):
     assert rc == EXIT_DATASET
     print("after")
     out = capfd.readouterr().out.splitlines()
-    assert [json.loads(line)["event"] for line in out[:-1]] == ["start", "error"]
+    assert [json.loads(line)["event"] for line in out[:-1]] == ["error"]
     assert out[-1] == "after"
