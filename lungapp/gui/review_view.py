@@ -104,7 +104,7 @@ class ReviewView(QWidget):
         for i, (w, stretch) in enumerate(((self.files, 2), (middle, 5), (right, 2))):
             self.splitter.addWidget(w)
             self.splitter.setStretchFactor(i, stretch)
-        self.splitter.setSizes([480, 600, 240])   # at 1280 px the Result column shows
+        self.splitter.setSizes([384, 606, 290])   # at 1280 px the Result column shows
         root.addWidget(self.splitter, 1)
         # Space = play/pause: the list turns it into spacePressed; elsewhere in the view
         # a shortcut does it.
@@ -152,7 +152,9 @@ class ReviewView(QWidget):
             # them by the stretch factors and the list lost its Result column at 1280 px).
             self._splitter_restored = True
             w = self.splitter.width()
-            files, result = min(480, int(0.38 * w)), 250
+            # The result column is wider than the panel's minimum (240) plus its scroll
+            # bar and frame: at 250 the panel scrolled sideways and its headline was cut.
+            files, result = min(420, int(0.30 * w)), 290
             self.splitter.setSizes([files, max(0, w - files - result), result])
 
     def save_settings(self) -> None:
