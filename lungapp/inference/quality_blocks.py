@@ -75,10 +75,15 @@ def join_verdicts(parts: list[tuple[float, QualityVerdict]], durations: list[flo
 
 def _mean_spectrum(verdicts: list[QualityVerdict], durations: list[float]) -> dict:
     """The blocks' mean power spectra averaged by duration (the whole recording's, to the
-    frames the block edges split), as QualityVerdict fields; none when they differ."""
+    frames the block edges split), as QualityVerdict fields; none when they differ. Refused
+    blocks count only when every block is refused: like a noisy stretch within a block, a
+    silent or clipped block says nothing of the stethoscope's balance of frequencies."""
     spectra = [v.spectrum for v in verdicts]
     if not spectra[0] or any(len(s) != len(spectra[0]) for s in spectra):
         return {}
+    judged = [v.level != REFUSE for v in verdicts]
+    if any(judged):
+        durations = [d if j else 0.0 for d, j in zip(durations, judged)]
     w = np.asarray(durations, dtype=np.float64)
     w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
     mean = np.average(np.asarray(spectra, dtype=np.float64), axis=0, weights=w)

@@ -160,6 +160,24 @@ def test_the_quality_verdict_carries_the_mean_spectrum_of_the_whole_recording():
                                band_levels(v.spectrum, v.spectrum_bin_hz), atol=0.2)
 
 
+def test_a_refused_block_does_not_colour_a_long_recordings_spectrum():
+    """A long recording checked in blocks: a block the check refuses (here clipped
+    throughout) is left out of the joined mean spectrum, as noisy stretches are within a
+    block; with it, that block alone would set the balance of frequencies."""
+    x = synth.generate("normal", seconds=20.0, rate=RATE, seed=3)
+    rng = np.random.default_rng(0)
+    y = x.copy()
+    y[5 * RATE:10 * RATE] = np.clip(rng.standard_normal(5 * RATE) * 3, -1, 1)   # block 2 of 4
+    stream = QualityStream(RATE, block_s=5.0)
+    for i in range(0, len(y), 3000):
+        stream.push(y[i:i + 3000])
+    joined = stream.finish()
+    assert joined.level == "warn" and "5-10 s: heavily clipped" in joined.reason, joined.reason
+    clean = np.concatenate([x[:5 * RATE], x[10 * RATE:]])
+    want = band_levels(*mean_spectrum(clean, RATE))
+    np.testing.assert_allclose(band_levels(joined.spectrum, joined.spectrum_bin_hz), want, atol=1.0)
+
+
 # --- the bundled model: the caution in a real prediction --------------------------------
 
 def _coloured_like(x: np.ndarray, prof: InputProfile, extra_db=None) -> np.ndarray:
