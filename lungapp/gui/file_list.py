@@ -82,9 +82,11 @@ class Entry:
         ab = p.abnormal_probability
         if ab is None or p.decision == "poor quality":
             return p.label
+        # A noisy recording's result says so in the list too (its tooltip says where).
+        noisy = " · noisy" if getattr(getattr(p, "quality", None), "level", "") == "warn" else ""
         if p.label.lower() == "abnormal":
-            return f"{p.label} · {ab * 100:.0f} %"
-        return f"{p.label} · abnormal {ab * 100:.0f} %"
+            return f"{p.label} · {ab * 100:.0f} %{noisy}"
+        return f"{p.label} · abnormal {ab * 100:.0f} %{noisy}"
 
     def duration_text(self) -> str:
         """The duration, and the header's when the file is truncated."""
@@ -176,6 +178,11 @@ class FileListModel(QAbstractTableModel):
         p = e.prediction
         lines = ["Class probabilities: " + ", ".join(
             f"{k} {v * 100:.0f} %" for k, v in p.probabilities.items())]
+        q = getattr(p, "quality", None)
+        if q is not None and q.level != "good":
+            lines.append(f"Quality: {q.reason}")
+        if getattr(p, "unfamiliar", None) is not None:
+            lines.append("Unlike the recordings the model was trained on: interpret with care.")
         made_by = model_text(getattr(p, "model", None))
         if made_by:
             lines.append(f"Model: {made_by}")

@@ -9,6 +9,7 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
+from PySide6.QtCore import Qt
 
 pytestmark = pytest.mark.gui
 
@@ -51,6 +52,15 @@ def test_result_text_says_what_the_percentage_means():
     assert e.result_text() == "Normal · abnormal 20 %"
     e.prediction = _pred("Abnormal", "abnormal", 0.7)   # binary model: no "abnormal" twice
     assert e.result_text() == "Abnormal · 70 %"
+    e.prediction = _pred("Normal", "normal", 0.2)
+    e.prediction.quality = SimpleNamespace(level="warn", reason="noisy recording: interpret with "
+                                           "care (noise in parts; noisy: 3.0-5.0 s)")
+    assert e.result_text() == "Normal · abnormal 20 % · noisy"     # the tooltip says where
+    m = fl.FileListModel()
+    m.add(["/x/a.wav"])
+    m.update("/x/a.wav", status=fl.DONE, prediction=e.prediction)
+    tip = m.data(m.index(0, fl.RESULT_COL), Qt.ItemDataRole.ToolTipRole)
+    assert "Quality: noisy recording: interpret with care (noise in parts; noisy: 3.0-5.0 s)" in tip
 
 
 def test_list_marks_results_of_another_model_stale(qtbot):
