@@ -58,8 +58,9 @@ def result_words(entry) -> str:
         return "file missing"
     if entry.result is None:
         return "not analysed"
+    noisy = " - noisy" if (entry.result.get("quality") or {}).get("level") == "warn" else ""
     caution = " - unlike the training recordings" if (entry.result.get("details") or {}).get("unfamiliar") else ""
-    return f"{entry.result['decision']} ({entry.result['label']}){caution}"
+    return f"{entry.result['decision']} ({entry.result['label']}){noisy}{caution}"
 
 
 class PatientsView(QWidget):

@@ -280,3 +280,6 @@ def test_the_visit_table_says_when_a_result_carries_the_caution():
     assert result_words(entry) == "normal (Normal) - unlike the training recordings"
     entry.result = {"decision": "normal", "label": "Normal", "details": {}}
     assert result_words(entry) == "normal (Normal)"
+    entry.result = {"decision": "abnormal", "label": "CAS", "details": {},
+                    "quality": {"ok": True, "level": "warn", "reason": "noisy recording: interpret with care"}}
+    assert result_words(entry) == "abnormal (CAS) - noisy"
