@@ -186,7 +186,7 @@ class ResultPanel(QFrame):
         self._headline(headline, bg, fg)
         self.sentence.setText(describe(prediction))
         unfamiliar = getattr(prediction, "unfamiliar", None)
-        noisy = noisy_words(prediction.quality)
+        noisy = noisy_words(getattr(prediction, "quality", None))
         cautions = [noisy] if noisy else []
         if unfamiliar is not None:
             cautions.append(f"{unfamiliar.sentence()}\n{RECALIBRATE_HINT}")
@@ -199,7 +199,7 @@ class ResultPanel(QFrame):
             self._clear_probs()
         else:
             self._show_bars(prediction)
-        self.quality.setText(quality_words(prediction.quality))
+        self.quality.setText(quality_words(getattr(prediction, "quality", None)))
         m = prediction.model or {}
         self.model.setText(f"Model: {m.get('name', '?')} {m.get('version', '')}\n"
                            f"Recording: {prediction.duration_s:.1f} s, "

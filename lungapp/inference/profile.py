@@ -7,10 +7,10 @@ answer said so. This check compares what a stethoscope changes most, the balance
 across frequencies, with the training recordings':
 
 * A recording's **band levels**: the mean power spectrum of its ~32-ms frames outside the
-  noisy stretches (the quality check's, :func:`lungapp.inference.quality.mean_spectrum`) in :data:`BAND_EDGES_HZ`'s ten
-  half-octave bands from 62.5 Hz to 2 kHz (what every stethoscope checked passes, 4-kHz
-  ones included), in dB, minus their mean: the gain and the recording level drop out,
-  the coloration stays.
+  noisy stretches (the quality check's, :func:`lungapp.inference.quality.mean_spectrum`)
+  in :data:`BAND_EDGES_HZ`'s ten half-octave bands from 62.5 Hz to 2 kHz (what every
+  stethoscope checked passes, 4-kHz ones included), in dB, minus their mean: the gain and
+  the recording level drop out, the coloration stays.
 * The **profile** (:func:`fit_profile`, at training time): the training recordings' mean
   band levels, the principal axes that hold :data:`VARIANCE` of their variation with their
   variances, the mean variance of the rest (a probabilistic PCA: a deviation along a

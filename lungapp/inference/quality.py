@@ -222,7 +222,8 @@ def _without_noisy(x: np.ndarray, rate: int, stats: _FrameStats, ranges) -> _Fra
     if n_out <= n_in:
         clean = _power_sum(x, n_fft, hop, np.flatnonzero(~inside))
     else:
-        clean = np.maximum(stats.mean_spectrum * n_frames - _power_sum(x, n_fft, hop, np.flatnonzero(inside)), 0.0)
+        noisy = _power_sum(x, n_fft, hop, np.flatnonzero(inside))
+        clean = np.maximum(stats.mean_spectrum * n_frames - noisy, 0.0)
     return dataclasses.replace(stats, mean_spectrum=clean / n_out)
 
 
