@@ -35,15 +35,27 @@ def _type_of(windows) -> str:
     return _TYPE_OF_CLASS[best] if totals[best] > 0 else "Wheeze+Crackle"
 
 
-def suggest_regions(windows, threshold: float, model_name: str = SUGGESTION_AUTHOR) -> list[Region]:
+#: The note of a draft region lying mostly in a stretch the quality check found noisy.
+NOISY_NOTE = "mostly in a noisy stretch: the model may have heard the noise"
+
+
+def _overlap(start: float, end: float, ranges) -> float:
+    """Seconds of (start, end) inside the union of ``ranges``."""
+    return sum(max(0.0, min(end, b) - max(start, a)) for a, b in merge_intervals(ranges))
+
+
+def suggest_regions(windows, threshold: float, model_name: str = SUGGESTION_AUTHOR,
+                    noisy_ranges=()) -> list[Region]:
     """Draft regions from a prediction's windows (objects with ``start_s``, ``end_s``,
-    ``abnormal_probability`` and ``probabilities``)."""
+    ``abnormal_probability`` and ``probabilities``). A draft more than half inside the
+    quality check's ``noisy_ranges`` says so in its note (:data:`NOISY_NOTE`)."""
     hits = [w for w in windows if w.abnormal_probability is not None
             and w.abnormal_probability >= threshold]
     stamp = now_iso()
     regions = []
     for start, end in merge_intervals((w.start_s, w.end_s) for w in hits):
         inside = [w for w in hits if w.start_s >= start and w.end_s <= end]
-        regions.append(Region(start, end, _type_of(inside), author=model_name, time=stamp,
-                              suggested=True))
+        noisy = end > start and _overlap(start, end, noisy_ranges) > 0.5 * (end - start)
+        regions.append(Region(start, end, _type_of(inside), note=NOISY_NOTE if noisy else "",
+                              author=model_name, time=stamp, suggested=True))
     return regions

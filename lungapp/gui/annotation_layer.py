@@ -529,12 +529,12 @@ class AnnotationLayer(QObject):
         if self.doc is not None and self.doc.region(region_id).pending:
             self.change(region_id, accepted=True)
 
-    def suggest(self, windows, threshold: float) -> int:
+    def suggest(self, windows, threshold: float, noisy_ranges=()) -> int:
         """Add the model's draft regions (not where an identical one exists); returns how many."""
         if self.doc is None:
             return 0
         have = {(round(r.start_s, 3), round(r.end_s, 3)) for r in self.doc.regions}
-        new = [r for r in suggest_regions(windows, threshold)
+        new = [r for r in suggest_regions(windows, threshold, noisy_ranges=noisy_ranges)
                if (round(r.start_s, 3), round(r.end_s, 3)) not in have]
         for region in new:
             self.push(AddRegion(region))

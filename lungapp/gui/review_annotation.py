@@ -157,11 +157,17 @@ class ReviewAnnotation(QObject):
             view.statusMessage.emit("Analyse the recording first: suggestions come from its "
                                     "result", 6000)
             return 0
+        quality = getattr(prediction, "quality", None)
+        if quality is not None and not quality.ok:
+            view.statusMessage.emit(f"No suggestions: the recording could not be judged "
+                                    f"({quality.reason})", 6000)
+            return 0
         threshold = getattr(prediction, "threshold", None)
         if threshold is None:
             p = view.ctx.predictor()
             threshold = p.card.threshold if p is not None else 0.5
         n = self.layer.suggest(list(getattr(prediction, "windows", []) or []),
-                               _abnormal_threshold(threshold))
+                               _abnormal_threshold(threshold),
+                               getattr(quality, "noisy_ranges", ()) or ())
         view.statusMessage.emit(f"{n} suggested region(s): accept (A), edit or delete each", 6000)
         return n

@@ -278,6 +278,26 @@ def test_suggest_regions_and_accept_one(qtbot, tiny_predictor, tmp_path):
     workers.wait_all(5000)
 
 
+def test_no_suggestions_on_a_recording_that_could_not_be_judged(qtbot, tmp_path):
+    """The model's output on silence means nothing: Suggest regions says why it drafts none
+    (the bundled model: the tiny test model's card runs no quality check)."""
+    from lungapp.gui import workers
+    from lungapp.inference.predictor import Predictor
+
+    path = tmp_path / "102_6.0_0_p1_02.wav"
+    sf.write(path, np.zeros(8 * 8000, dtype=np.float32), 8000)
+    win = _window(qtbot, Predictor.load())
+    view, layer = _open(qtbot, win, path)
+    qtbot.waitUntil(lambda: view.model.entries[0].prediction is not None, timeout=20000)
+    assert view.model.entries[0].prediction.decision == "poor quality"
+    said = []
+    view.statusMessage.connect(lambda text, *_: said.append(text))
+    assert view.annotation.suggest() == 0 and layer.doc.regions == []
+    assert said and said[-1].startswith("No suggestions: the recording could not be judged (no signal")
+    win.close()
+    workers.wait_all(5000)
+
+
 def test_file_list_label_states_progress_filter_and_keys(window, qtbot, tmp_path):
     from lungapp.gui.file_list import LABELS_COLUMN
 

@@ -36,3 +36,13 @@ def test_accepting_a_suggestion_is_recorded_and_pending_ones_stay_out_of_events(
     assert annotation_from_json(data).same_labels(doc)
     stack.undo()
     assert annotation_to_json(doc)["event_annotation"] == []
+
+
+def test_a_draft_mostly_in_a_noisy_stretch_says_so():
+    from lungapp.annotation.suggest import NOISY_NOTE
+
+    windows = [_w(0, 0.9, 0.8, 0.1), _w(6, 0.9, 0.1, 0.8)]      # drafts 0-2 s and 6-8 s
+    regions = suggest_regions(windows, 0.5, noisy_ranges=[(5.5, 7.2), (7.1, 7.5)])
+    assert [r.note for r in regions] == ["", NOISY_NOTE]          # 1.5 of 2 s are noisy
+    regions = suggest_regions(windows, 0.5, noisy_ranges=[(6.0, 6.9)])
+    assert [r.note for r in regions] == ["", ""]                   # under half
