@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen
 
 from lungapp.audio import load_audio
 from lungapp.dsp.spectrogram import SpectrogramConfig, normalise, spectrogram
@@ -35,14 +35,15 @@ def to_qimage(rgb: np.ndarray) -> QImage:
 
 
 def paint_timeline(painter: QPainter, rect: QRectF, windows: list, duration_s: float,
-                   threshold: float | None) -> None:
+                   threshold: float | None, hatched=()) -> None:
     """Each window's abnormal probability ([start_s, end_s, p] items) as a line through the
     windows' centres over ``rect`` (0 at the bottom, 1 at the top), the decision threshold
-    dashed."""
+    dashed, over the ``hatched`` (start_s, end_s) ranges (:func:`hatch_ranges`)."""
     painter.save()
     painter.setPen(QPen(QColor("#888888"), 1))
     painter.setBrush(QColor("#fafafa"))
     painter.drawRect(rect)
+    hatch_ranges(painter, rect, hatched, duration_s)
     x = lambda t: rect.x() + rect.width() * min(max(t / max(duration_s, 1e-6), 0.0), 1.0)
     y = lambda p: rect.bottom() - rect.height() * p
     if threshold is not None:
@@ -54,4 +55,17 @@ def paint_timeline(painter: QPainter, rect: QRectF, windows: list, duration_s: f
         painter.drawEllipse(points[0], 2, 2)
     for a, b in zip(points, points[1:]):
         painter.drawLine(a, b)
+    painter.restore()
+
+
+def hatch_ranges(painter: QPainter, rect: QRectF, ranges, duration_s: float) -> None:
+    """Hatch the (start_s, end_s) ``ranges`` of a recording of ``duration_s`` over ``rect``
+    (the quality check's noisy stretches, as the app hatches them on its plots)."""
+    painter.save()
+    painter.setPen(QPen(QColor(90, 90, 90), 1))
+    painter.setBrush(QBrush(QColor(90, 90, 90), Qt.BrushStyle.BDiagPattern))
+    x = lambda t: rect.x() + rect.width() * min(max(t / max(duration_s, 1e-6), 0.0), 1.0)
+    for a, b in ranges:
+        if b > a:
+            painter.drawRect(QRectF(x(a), rect.y(), x(b) - x(a), rect.height()))
     painter.restore()

@@ -17,7 +17,7 @@ from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
 from lungapp.report.body_map import STATE_COLOURS, paint_body_map
 from lungapp.report.content import NOTICE, ReportData, SiteEntry
-from lungapp.report.images import paint_timeline, spectrogram_rgb, to_qimage
+from lungapp.report.images import hatch_ranges, paint_timeline, spectrogram_rgb, to_qimage
 
 DPI = 150
 SPECTROGRAMS_PER_PAGE = 3
@@ -177,14 +177,22 @@ def _spectrogram_block(page: _Page, e: SiteEntry, cfg: SpectrogramConfig, block_
         page.text(f"spectrogram unavailable: {exc.problem}", 9, colour="#8a3300")
         page.y = top + block_h
         return
+    q = (r.get("quality") or {}) if r else {}
+    noisy = [(float(a), float(b)) for a, b in q.get("noisy_ranges") or ()]
     img_h = block_h * 0.55
-    page.painter.drawImage(QRectF(0, page.y, page.w, img_h), to_qimage(rgb))
+    image_rect = QRectF(0, page.y, page.w, img_h)
+    page.painter.drawImage(image_rect, to_qimage(rgb))
+    hatch_ranges(page.painter, image_rect, noisy, duration)
     page.y += img_h + 4
     line_h = block_h * 0.14
-    paint_timeline(page.painter, QRectF(0, page.y, page.w, line_h), r["windows"] if r else [], duration,
-                   r.get("threshold") if r else None)
+    line_rect = QRectF(0, page.y, page.w, line_h)
+    # A refused recording's per-window output means nothing: no line is drawn for it.
+    refused = q.get("level") == "refuse"
+    paint_timeline(page.painter, line_rect, r["windows"] if r and not refused else [], duration,
+                   r.get("threshold") if r and not refused else None, hatched=noisy)
     page.y += line_h + 4
-    quality = (r.get("quality") or {}).get("reason", "") if r else ""
+    quality = q.get("reason", "")
     page.text(f"0 to {duration:.1f} s, {cfg.rate // 2} Hz at the top; line: abnormal probability per window"
+              + ("; hatched: noisy" if noisy else "")
               + (f". Quality: {quality}" if quality else ""), 8, colour="#444444")
     page.y = top + block_h

@@ -86,6 +86,47 @@ def test_report_holds_patient_sites_results_labels_notes_model_and_notice(tmp_pa
 
 
 @needs_poppler
+def test_report_hatches_noisy_stretches_and_draws_no_line_for_a_refused_recording(tmp_path):
+    """The report's spectrogram and probability line carry the quality check's noisy
+    stretches, hatched as in the app; a recording it refused gets no probability line."""
+    grey, line = {}, {}
+    for name, quality in (("clean", {"ok": True, "level": "good", "reason": "good quality",
+                                     "noisy_ranges": []}),
+                          ("noisy", {"ok": True, "level": "warn", "noisy_ranges": [[1.0, 4.0]],
+                                     "reason": "noisy recording: interpret with care (noise in "
+                                               "parts; noisy: 1.0-4.0 s)"})):
+        wav = write_recording(tmp_path / f"{name}.wav", "Normal", seconds=6.0)
+        with Store() as s:
+            v = s.add_visit(s.add_patient(f"P-{name}"), "2025-04-01", "Dr Who", "")
+            u = s.add_recording(v, wav, site="Trachea")
+            s.add_result(u, {**prediction(0.05, "normal", "Normal", 6.0), "quality": {**quality, "metrics": {}}},
+                         ModelId("test-model", "7", "abc"))
+        pdf = tmp_path / f"{name}.pdf"
+        assert lungapp("report", f"P-{name}", "--out", str(pdf)).returncode == 0
+        text = pdf_text(pdf)
+        (tmp_path / name).mkdir()
+        page = pdf_pages(pdf, tmp_path / name)[1]
+        grey[name], line[name] = colour_pixels(page, "#5a5a5a"), colour_pixels(page, "#d9480f")
+        assert ("hatched: noisy" in text) == (name == "noisy")
+    assert "Quality: noisy recording: interpret with care" in text
+    assert grey["noisy"] > grey["clean"] + 100, grey
+
+    wav = write_recording(tmp_path / "silent.wav", "Normal", seconds=6.0)
+    with Store() as s:
+        v = s.add_visit(s.add_patient("P-silent"), "2025-04-01", "Dr Who", "")
+        u = s.add_recording(v, wav, site="Trachea")
+        refused = {"ok": False, "level": "refuse", "reason": "no signal (silent, muted or unplugged input)",
+                   "noisy_ranges": [], "metrics": {}}
+        s.add_result(u, {**prediction(0.66, "poor quality", "Poor quality - please record again", 6.0),
+                         "quality": refused}, ModelId("test-model", "7", "abc"))
+    pdf = tmp_path / "silent.pdf"
+    assert lungapp("report", "P-silent", "--out", str(pdf)).returncode == 0
+    (tmp_path / "silent").mkdir()
+    assert line["clean"] > 20                                   # the probability line ...
+    assert colour_pixels(pdf_pages(pdf, tmp_path / "silent")[1], "#d9480f") == 0   # ... not here
+
+
+@needs_poppler
 @pytest.mark.data
 @pytest.mark.slow
 def test_import_sprsound_list_patients_and_report_from_a_clean_home(tmp_path):
