@@ -152,9 +152,17 @@ def _entry_line(e: SiteEntry) -> str:
     q = r.get("quality") or {}
     stale = f" [made by another model: {r['model']}]" if r.get("stale") else ""
     notes = " ".join((r.get("details") or {}).get("notes") or [])
-    return (head + f"{r['decision']}, {r['label']} (abnormal probability {r['abnormal_probability']:.2f})"
+    return (head + f"{r['decision']}, {r['label']}{_probability_words(r)}"
             f"{stale}. Quality: {q.get('level', '?')}, {q.get('reason', '')}."
             + (f" {notes}" if notes else "") + f" Confirmed labels: {labels}")
+
+
+def _probability_words(r: dict) -> str:
+    """" (abnormal probability 0.91)", or nothing for a recording the quality check refused
+    (the model's output on it means nothing)."""
+    if (r.get("quality") or {}).get("level") == "refuse":
+        return ""
+    return f" (abnormal probability {r['abnormal_probability']:.2f})"
 
 
 def _spectrogram_pages(page: _Page, data: ReportData, cfg: SpectrogramConfig) -> None:
@@ -169,7 +177,7 @@ def _spectrogram_pages(page: _Page, data: ReportData, cfg: SpectrogramConfig) ->
 def _spectrogram_block(page: _Page, e: SiteEntry, cfg: SpectrogramConfig, block_h: float) -> None:
     top = page.y
     r = e.result
-    words = f"{r['decision']}, {r['label']}, p(abnormal) {r['abnormal_probability']:.2f}" if r else "not analysed"
+    words = f"{r['decision']}, {r['label']}{_probability_words(r)}" if r else "not analysed"
     page.text(f"{e.site} [{e.uid}]: {words}", 10, bold=True)
     try:
         rgb, duration = spectrogram_rgb(e.path, cfg)

@@ -121,6 +121,10 @@ def test_report_hatches_noisy_stretches_and_draws_no_line_for_a_refused_recordin
                          "quality": refused}, ModelId("test-model", "7", "abc"))
     pdf = tmp_path / "silent.pdf"
     assert lungapp("report", "P-silent", "--out", str(pdf)).returncode == 0
+    text = pdf_text(pdf)
+    assert "poor quality, Poor quality - please record again [made by another model" in text
+    assert "Quality: refuse, no signal" in text
+    assert "0.66" not in text                                   # no meaningless probability
     (tmp_path / "silent").mkdir()
     assert line["clean"] > 20                                   # the probability line ...
     assert colour_pixels(pdf_pages(pdf, tmp_path / "silent")[1], "#d9480f") == 0   # ... not here
