@@ -26,7 +26,7 @@ from lungapp.gui.review_tasks import load_display
 from lungapp.gui.workers import run_task
 from lungapp.inference.predictor import WindowResult
 from lungapp.inference.quality import QualityVerdict
-from lungapp.report.content import site_history, trend
+from lungapp.report.content import judged, site_history, trend
 
 
 class _StoredPrediction:
@@ -42,7 +42,8 @@ class _StoredPrediction:
 def describe(h: dict) -> str:
     r = h["result"]
     words = "not analysed" if r is None else (
-        f"{r['decision']} ({r['label']}), p(abnormal) {r['abnormal_probability']:.2f}, {r['model']}"
+        f"{r['decision']} ({r['label']})"
+        + (f", p(abnormal) {r['abnormal_probability']:.2f}" if judged(r) else "") + f", {r['model']}"
         + (" — made by another model" if r.get("stale") else ""))
     labels = ", ".join(f"{lab['label']} ({lab['confirmed_by']})" for lab in h["labels"]) or "none"
     return f"Visit {h['visit_number']} ({h['visit_date']}): {words}. Confirmed: {labels}."

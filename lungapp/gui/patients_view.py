@@ -38,7 +38,7 @@ from lungapp.errors import LungappError
 from lungapp.gui.body_map import BodyMapWidget
 from lungapp.gui.scrolling import scrolling
 from lungapp.gui.workers import run_task
-from lungapp.report.content import gather
+from lungapp.report.content import gather, judged
 
 
 def _import(task, folder: str) -> tuple[int, int, int]:
@@ -270,7 +270,7 @@ class PatientsView(QWidget):
         for row, e in enumerate(entries):
             r = e.result or {}
             values = (e.site, "", result_words(e),
-                      f"{r['abnormal_probability']:.2f}" if r else "",
+                      f"{r['abnormal_probability']:.2f}" if r and judged(r) else "",
                       (r["model"] + (" (other model)" if r.get("stale") else "")) if r else "",
                       ", ".join(lab["label"] for lab in e.labels), e.path)
             notes = "\n".join((r.get("details") or {}).get("notes") or [])

@@ -80,8 +80,15 @@ def site_history(store: Store, identifier: str, site: str, active: ModelId | Non
     return out
 
 
+def judged(result: dict) -> bool:
+    """Whether a stored result's probability means anything: not for a recording the
+    quality check refused (silence, heavy clipping): the model's output on it is noise."""
+    return (result.get("quality") or {}).get("level") != "refuse"
+
+
 def trend(history: list[dict]) -> list[tuple[int, float]]:
     """(visit number, abnormal probability) of each analysed, current recording of a site's
-    history; results by another model are left out (never mixed with the active model's)."""
+    history; results by another model are left out (never mixed with the active model's),
+    and so are recordings the quality check refused (:func:`judged`)."""
     return [(h["visit_number"], h["result"]["abnormal_probability"]) for h in history
-            if h["result"] is not None and not h["result"].get("stale")]
+            if h["result"] is not None and not h["result"].get("stale") and judged(h["result"])]

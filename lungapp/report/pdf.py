@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfW
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
 from lungapp.report.body_map import STATE_COLOURS, paint_body_map
-from lungapp.report.content import NOTICE, ReportData, SiteEntry
+from lungapp.report.content import NOTICE, ReportData, SiteEntry, judged
 from lungapp.report.images import hatch_ranges, paint_timeline, spectrogram_rgb, to_qimage
 
 DPI = 150
@@ -160,7 +160,7 @@ def _entry_line(e: SiteEntry) -> str:
 def _probability_words(r: dict) -> str:
     """" (abnormal probability 0.91)", or nothing for a recording the quality check refused
     (the model's output on it means nothing)."""
-    if (r.get("quality") or {}).get("level") == "refuse":
+    if not judged(r):
         return ""
     return f" (abnormal probability {r['abnormal_probability']:.2f})"
 
