@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ("review", "review_error", "record", "train", "about", "models", "patients", "compare",
-         "report")
+SHOTS = ("review", "review_error", "review_noisy", "record", "train", "about", "models", "patients",
+         "compare", "report")
 WINDOW = (1280, 720)
 
 
@@ -103,6 +103,28 @@ def review_error_shot(win, d: Driver, tmp: Path) -> None:
     win.open_paths([str(bad)])
     d.wait(lambda: win.review.result.state == "error", what="the error")
     d.shot(win, "review_error.png")
+
+
+def review_noisy_shot(win, d: Driver, examples: Path, tmp: Path) -> None:
+    """review_noisy.png: the synthetic normal example with a 2-s burst of handling noise
+    added at 6 s (white noise at 8 times the recording's RMS), so the quality check warns
+    and the plots hatch the noisy stretch."""
+    import numpy as np
+    import soundfile as sf
+
+    x, rate = sf.read(examples / "synthetic_normal.wav", dtype="float32")
+    rng = np.random.default_rng(0)
+    a, b = 6 * rate, 8 * rate
+    x[a:b] += rng.standard_normal(b - a).astype(np.float32) * 8 * float(np.std(x))
+    path = tmp / "synthetic_normal_bumped.wav"
+    sf.write(path, np.clip(x, -1, 1), rate)
+    view = win.review
+    win.open_paths([str(path)])
+    view.select(str(path))
+    d.wait(lambda: (e := view.model.entry(str(path))) is not None and e.prediction is not None
+           and view.plots.noisy, what="the noisy recording's result")
+    d.settle(1000)
+    d.shot(win, "review_noisy.png")
 
 
 def record_shot(win, d: Driver, wav: Path) -> None:
@@ -334,6 +356,8 @@ def main() -> int:
         review_shot(win, d, examples, args.select)
     if "review_error" in want:
         review_error_shot(win, d, tmp)
+    if "review_noisy" in want:
+        review_noisy_shot(win, d, examples, tmp)
     if "record" in want:
         record_shot(win, d, examples / args.play)
     if "train" in want:
