@@ -19,7 +19,7 @@ the runs already there); ``--table`` prints them.
 
     .venv/bin/python research/leave_device_out.py --out /tmp/lodo [--runs sprsound,no-Meditron,...]
                                                   [--preset recommended] [--folds 2] [--table]
-                                                  [--init-from bundled]
+                                                  [--init-from bundled] [--real-noise]
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def train_run(run: dict, data: Path, devices: dict[str, Path], work: Path, args)
         argv += ["--epochs", str(args.epochs)]
     if args.init_from:
         argv += ["--init-from", args.init_from]
+    if args.real_noise:
+        argv += ["--real-noise"]
     t0 = time.time()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     card = json.loads((out / "card.json").read_text())
@@ -148,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init-from", default=None,
                     help="fine-tune from this model (bundled, or a model folder) instead of training from scratch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--real-noise", action="store_true",
+                    help="train with `lungapp train --real-noise` (the added noise from SPRSound "
+                         "train's Poor Quality recordings)")
     ap.add_argument("--table", action="store_true", help="print the results so far and stop")
     args = ap.parse_args(argv)
     out = Path(args.out)

@@ -99,6 +99,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(FeatureConfig.to_dict() form: spectrogram, window_s, hop_s, resize)")
     parser.add_argument("--max-bad-share", type=float, default=None,
                         help="abort when more than this share of files is unreadable (default 0.1)")
+    parser.add_argument("--real-noise", action="store_true", default=None,
+                        help="texture the noise the recipe adds to training windows with the "
+                             "folder's Poor Quality recordings (crying, talking, rubbing) instead "
+                             "of white noise; the folder must hold some")
     parser.add_argument("--equalise", action="store_true", default=None,
                         help="equalise every recording to the training recordings' mean balance of "
                              "frequencies before the model reads it, here and in the app (takes "
@@ -130,7 +134,8 @@ def options_from_args(args):
                  "precision": getattr(args, "precision", None),
                  "max_bad_share": args.max_bad_share, "name": args.name,
                  "finetune_lr": getattr(args, "finetune_lr", None),
-                 "equalise": getattr(args, "equalise", None)}
+                 "equalise": getattr(args, "equalise", None),
+                 "real_noise": getattr(args, "real_noise", None)}
     if getattr(args, "features", None):
         overrides["features"] = _features(args.features)
     if args.no_augment:

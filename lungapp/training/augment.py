@@ -244,14 +244,17 @@ class Augmenter:
     ``policy=None`` it is the identity. Randomness comes from ``seed`` only.
     """
 
-    def __init__(self, cfg: SpectrogramConfig, policy: dict | None, seed: int = 0):
+    def __init__(self, cfg: SpectrogramConfig, policy: dict | None, seed: int = 0,
+                 noise_power: np.ndarray | None = None):
         self.cfg = cfg
         self.policy = None if policy is None else {**DEFAULT_POLICY, **policy}
         unknown = set(policy or {}) - set(DEFAULT_POLICY)
         if unknown:
             raise ValueError(f"unknown augmentation keys: {sorted(unknown)}")
         self.rng = np.random.default_rng(seed)
-        self._noise_power = None
+        # The added noise's texture (linear power, frames x bins): real recordings' when
+        # given (lungapp.training.dataset.poor_quality_noise), else white noise's.
+        self._noise_power = noise_power
 
     @staticmethod
     def _on_share(X: np.ndarray, prob: float, value_range, fn, rng: np.random.Generator) -> np.ndarray:

@@ -283,7 +283,8 @@ def card_markdown(card: ModelCard) -> str:
                   f"specificity {_pct(sh.specificity)}. Training augmentation: "
                   f"{ds.augmentation}.", ""]
         aug = (t.options or {}).get("augment") or {}
-        same = [name for key, name in (("snr_prob", "white noise"), ("noise_prob", "noise"),
+        white = "recorded noise" if (t.options or {}).get("real_noise") else "white noise"
+        same = [name for key, name in (("snr_prob", white), ("noise_prob", "noise"),
                                        ("band_limit_prob", "band limits"),
                                        ("tilt_db_per_octave", "spectral tilt")) if aug.get(key)]
         if same:

@@ -206,6 +206,51 @@ def fit_training_equalisation(examples, opts: TrainOptions, *, should_stop: Call
         raise DatasetError(str(exc), root) from None
 
 
+#: At most this much of the Poor Quality recordings goes into the noise bank (seconds):
+#: 30 minutes at the bundled recipe's 125 frames a second of 64 bands is 58 MB.
+NOISE_BANK_MAX_S = 1800.0
+
+
+def poor_quality_noise(examples, opts: TrainOptions, *, should_stop: Callable[[], bool],
+                       root: str) -> tuple[np.ndarray, int]:
+    """The noise bank of ``--real-noise``: the linear power spectrograms (frames x bins, the
+    recipe's own spectrogram, as :func:`lungapp.training.augment.white_noise_spectrogram`
+    gives white noise's) of the folder's Poor Quality recordings, joined, in an order drawn
+    from the run's seed, up to :data:`NOISE_BANK_MAX_S`. Experts rejected those recordings
+    for what a clinic's recordings also hold (crying, talking, rubbing, handling); mixed
+    under a window at a random SNR, they leave the window's label true. Returns (bank, how
+    many recordings it holds); unreadable ones are passed over. Raises Cancelled when
+    ``should_stop()``, DatasetError naming the folder when none could be read."""
+    from lungapp.audio import load_audio
+    from lungapp.data import POOR
+    from lungapp.dsp.spectrogram import spectrogram
+
+    cfg = opts.features.spectrogram
+    poor = sorted((e for e in examples if e.label == POOR and e.kind == "audio"), key=lambda e: str(e.path))
+    order = np.random.default_rng(opts.seed).permutation(len(poor))
+    parts, seconds = [], 0.0
+    for i in order:
+        if should_stop():
+            raise Cancelled()
+        if seconds >= NOISE_BANK_MAX_S:
+            break
+        try:
+            x = load_audio(poor[i].path, rate=cfg.rate).samples
+        except (AudioError, DatasetError):
+            continue
+        if len(x) < cfg.win_length:
+            continue
+        parts.append((10.0 ** (spectrogram(x, cfg).astype(np.float64) / 10.0)).astype(np.float32))
+        seconds += len(x) / cfg.rate
+    bank = np.concatenate(parts) if parts else np.zeros((0, cfg.n_bins), np.float32)
+    if len(bank) < opts.features.window_frames:
+        found = (f"none of its {len(poor)} could be read" if poor and not parts else
+                 f"its {len(parts)} hold {seconds:.1f} s, less than one {opts.features.window_s:g}-s window"
+                 if parts else "the folder has none")
+        raise DatasetError(f"--real-noise needs Poor Quality recordings to take noise from: {found}", root)
+    return bank, len(parts)
+
+
 def extract_features(examples, task: str, classes: list[str], opts: TrainOptions, *,
                      progress: Callable[[Event], None], should_stop: Callable[[], bool],
                      root: str, equalisation=None) -> tuple[list[Recording], list[tuple[str, str]]]:

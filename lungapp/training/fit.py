@@ -262,10 +262,12 @@ class WindowBatches(keras.utils.PyDataset):
     in a background thread (it does) and the run stays reproducible. Fit with
     ``steps_per_epoch=steps``."""
 
-    def __init__(self, data: TrainingWindows, opts: TrainOptions, steps: int, seed: int):
+    def __init__(self, data: TrainingWindows, opts: TrainOptions, steps: int, seed: int,
+                 noise_power: np.ndarray | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.data, self.bs, self.seed = data, opts.batch_size, seed
-        self.augment = Augmenter(opts.features.spectrogram, opts.augment, seed=seed)
+        self.augment = Augmenter(opts.features.spectrogram, opts.augment, seed=seed,
+                                 noise_power=noise_power)
         pos = positive_sets(data.Y, data.classes, data.flags) if opts.sampling == "balanced" else None
         rng = np.random.default_rng(seed)
         self.order = np.concatenate([epoch_order(rng, len(data.X), steps, self.bs, pos)
@@ -424,12 +426,14 @@ def _schedule_callbacks(opts: TrainOptions) -> tuple[list, keras.callbacks.Early
 
 def fit_one(model, train_recs: list[Recording], val_recs: list[Recording], opts: TrainOptions,
             classes: list[str], *, seed: int, fold: int | str,
-            progress: Callable[[Event], None], should_stop: Callable[[], bool]) -> dict:
+            progress: Callable[[Event], None], should_stop: Callable[[], bool],
+            noise_power: np.ndarray | None = None) -> dict:
     """Compile and train ``model`` (from :func:`build_model`) on ``train_recs``' windows;
     plateau and early-stopping decisions use ``val_recs`` only (none: a fixed schedule,
-    the last weights kept). Returns curves, best_epoch (the restored epoch, or None),
-    windows, windows_per_s and class_weights. Raises :class:`Cancelled` within a batch of
-    ``should_stop()`` turning true."""
+    the last weights kept). ``noise_power``: the added noise's texture (see
+    :class:`~lungapp.training.augment.Augmenter`; None: white). Returns curves, best_epoch
+    (the restored epoch, or None), windows, windows_per_s and class_weights. Raises
+    :class:`Cancelled` within a batch of ``should_stop()`` turning true."""
     data = TrainingWindows.of(train_recs, opts, classes)
     steps = opts.steps_per_epoch or int(math.ceil(len(data.X) / opts.batch_size))
     _compile(model, opts, steps * opts.epochs)
@@ -447,7 +451,7 @@ def fit_one(model, train_recs: list[Recording], val_recs: list[Recording], opts:
         callbacks.append(epochs)
     if should_stop():
         raise Cancelled()
-    model.fit(WindowBatches(data, opts, steps, seed), epochs=opts.epochs, steps_per_epoch=steps,
+    model.fit(WindowBatches(data, opts, steps, seed, noise_power), epochs=opts.epochs, steps_per_epoch=steps,
               callbacks=callbacks, verbose=0)
     if cancel.requested:
         raise Cancelled()

@@ -181,6 +181,11 @@ class TrainOptions:
     # before windowing it (lungapp.inference.equalise); the card carries the target, so the
     # app equalises the same way. A fine-tune keeps its starting model's setting.
     equalise: bool = False
+    # Texture the added noise (the policy's snr_prob share of windows) with stretches of the
+    # training folder's own Poor Quality recordings (crying, talking, rubbing, handling)
+    # instead of white noise (lungapp.training.dataset.poor_quality_noise): real noise the
+    # window's label stays true under. Needs such recordings and a policy that adds noise.
+    real_noise: bool = False
     weights: str | None = None  # a backbone weights file (inception_v3 / resnet50)
     precision: str = "float32"  # training arithmetic: float32, mixed_bfloat16 or auto
     name: str = ""
@@ -244,6 +249,11 @@ class TrainOptions:
             p.append(f"precision must be one of {PRECISIONS}")
         if not isinstance(self.equalise, bool):
             p.append("equalise must be true or false")
+        if not isinstance(self.real_noise, bool):
+            p.append("real_noise must be true or false")
+        elif self.real_noise and not (self.augment or {}).get("snr_prob"):
+            p.append("real noise textures the added noise: the recipe's augmentation adds none "
+                     "(snr_prob is 0)")
         if not (isinstance(self.steps_per_epoch, int) and self.steps_per_epoch >= 0):
             p.append("steps_per_epoch must be an integer >= 0")
         if self.val_fraction == 0 and (self.early_stopping or self.schedule == "plateau"):
@@ -259,4 +269,6 @@ class TrainOptions:
             del d["init_from"], d["finetune_lr"]
         if not self.equalise:  # likewise a run that reads its recordings as they are
             del d["equalise"]
+        if not self.real_noise:  # and one whose added noise is white
+            del d["real_noise"]
         return d

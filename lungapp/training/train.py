@@ -66,6 +66,9 @@ class RunContext:
     start: object = None  # lungapp.training.finetune.StartModel when fine-tuning
     # lungapp.inference.equalise.Equalisation the recordings are equalised to (--equalise)
     equalisation: object = None
+    # The added noise's texture, linear power (frames x bins) of the folder's Poor Quality
+    # recordings (--real-noise; None: white noise)
+    noise_bank: object = None
 
     def log(self, message: str, level: str = "info") -> None:
         self.progress(Log(message=message, level=level))
@@ -226,6 +229,7 @@ def read_training_data(folder: Path, ctx: RunContext, classes: list[str],
         warnings.append(f"{excluded} recordings excluded (labels unusable for task {opts.task}, "
                         "e.g. Poor Quality)")
     ctx.equalisation = _equalisation(usable, kind, ctx, root)
+    ctx.noise_bank = _noise_bank(ds.examples, kind, ctx, root)
     recs, bad = extract_features(usable, opts.task, classes, opts, progress=ctx.progress,
                                  should_stop=ctx.should_stop, root=root, equalisation=ctx.equalisation)
     bad = list(ds.problems) + bad
@@ -251,6 +255,22 @@ def _equalisation(usable, kind: str, ctx: RunContext, root):
         return ctx.start.card.equalisation
     ctx.log(f"measuring {len(usable)} recordings' balance of frequencies for the equalisation")
     return fit_training_equalisation(usable, ctx.opts, should_stop=ctx.should_stop, root=root)
+
+
+def _noise_bank(examples, kind: str, ctx: RunContext, root):
+    """The run's noise texture (None without ``--real-noise``): the folder's Poor Quality
+    recordings' spectrograms (:func:`~lungapp.training.dataset.poor_quality_noise`)."""
+    from lungapp.training.dataset import poor_quality_noise
+
+    if not ctx.opts.real_noise:
+        return None
+    if kind == "image":
+        raise DatasetError("--real-noise applies to audio recordings, not to spectrogram images", root)
+    bank, n = poor_quality_noise(examples, ctx.opts, should_stop=ctx.should_stop, root=root)
+    cfg = ctx.opts.features.spectrogram
+    ctx.log(f"added noise textured with {n} Poor Quality recordings "
+            f"({len(bank) * cfg.hop_length / cfg.rate / 60:.1f} min)")
+    return bank
 
 
 def _unreadable_warning(bad: list[tuple[str, str]], n_files: int, max_share: float,
@@ -288,7 +308,7 @@ def train_model(recs: list[Recording], groups: list | None, ctx: RunContext, cla
                                           policy=ctx.precision)
         report = fit.fit_one(model, [recs[j] for j in fit_idx], [recs[j] for j in val_idx], opts,
                              classes, seed=seed, fold=fold, progress=ctx.progress,
-                             should_stop=ctx.should_stop)
+                             should_stop=ctx.should_stop, noise_power=ctx.noise_bank)
         model = fit.as_float32(model, opts, len(classes), ctx.precision)
     return model, report, info, len(fit_idx), len(val_idx)
 
@@ -398,7 +418,9 @@ def device_shift_report(report: dict, y: np.ndarray, probs_shift: np.ndarray,
     return {
         "transform": "resample to 4 kHz, band-limit 100-1500 Hz, tilt -3 dB/octave, "
                      "white noise at 20 dB SNR (lungapp.training.augment.device_shift)",
-        "augmentation": "on" if opts.augment else "off",
+        "augmentation": ("off" if not opts.augment else
+                         "on, its added noise from the folder's Poor Quality recordings" if opts.real_noise
+                         else "on"),
         "shifted": shifted,
         "drop": {k: (overall[k] - shifted[k]) if overall[k] is not None and shifted[k] is not None
                  else None for k in ("auc", "score", "sensitivity", "specificity")},
