@@ -102,7 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-noise", action="store_true", default=None,
                         help="texture the noise the recipe adds to training windows with the "
                              "folder's Poor Quality recordings (crying, talking, rubbing) instead "
-                             "of white noise; the folder must hold some")
+                             "of white noise; the folder must hold some. Checked on SPRSound: it "
+                             "lowered AUC on intra_test and on other stethoscopes "
+                             "(docs/model_checks.md), so no recipe uses it")
     parser.add_argument("--equalise", action="store_true", default=None,
                         help="equalise every recording to the training recordings' mean balance of "
                              "frequencies before the model reads it, here and in the app (takes "
