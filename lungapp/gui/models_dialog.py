@@ -146,18 +146,21 @@ def confirm_switch(parent: QWidget, ctx, new_dir) -> bool:
     return not text or ask(parent, text)
 
 
+def _yes(parent: QWidget, title: str, text: str, *, warning: bool) -> bool:
+    """A Yes / (Cancel or No) question; a warning defaults to Cancel, a question to Yes."""
+    B = QMessageBox.StandardButton
+    box = QMessageBox(QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Question, title,
+                      text, B.Yes | (B.Cancel if warning else B.No), parent)
+    box.setDefaultButton(B.Cancel if warning else B.Yes)
+    return box.exec() == B.Yes
+
+
 def ask(parent: QWidget, text: str) -> bool:
-    box = QMessageBox(QMessageBox.Icon.Warning, "Switch to a weaker model?", text,
-                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
-    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-    return box.exec() == QMessageBox.StandardButton.Yes
+    return _yes(parent, "Switch to a weaker model?", text, warning=True)
 
 
 def ask_use(parent: QWidget, text: str) -> bool:
-    box = QMessageBox(QMessageBox.Icon.Question, "Use the recalibrated model?", text,
-                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
-    box.setDefaultButton(QMessageBox.StandardButton.Yes)
-    return box.exec() == QMessageBox.StandardButton.Yes
+    return _yes(parent, "Use the recalibrated model?", text, warning=False)
 
 
 RECALIBRATE_HELP = (

@@ -303,36 +303,32 @@ class RecordingPlots(QWidget):
         centres = (starts + ends) / 2
         hits = [(c - step / 2, c + step / 2) for c, w in zip(centres, windows)
                 if w.abnormal_probability is not None and w.abnormal_probability >= thr]
-        brush = pg.mkBrush(*theme.HIT_RGBA)
-        for s, e in merge_intervals(hits):
-            for plot in (self.timeline, self.wave):
-                region = pg.LinearRegionItem((max(0.0, s), e), movable=False, brush=brush,
-                                             pen=pg.mkPen(None))
-                region.setZValue(-10)
-                plot.addItem(region)
-                self.timeline_items.append((plot, region))
-        if hits:
-            sample = pg.BarGraphItem(x=[0], height=[0], width=0, brush=brush, pen=pg.mkPen(None))
-            self.legend.addItem(sample, "over threshold")
         self.shaded = merge_intervals(hits)
+        self._regions([(max(0.0, s), e) for s, e in self.shaded], (self.timeline, self.wave),
+                      pg.mkBrush(*theme.HIT_RGBA), pg.mkPen(None), -10, "over threshold")
+
+    def _regions(self, spans, plots, brush, pen, z: float, legend: str) -> None:
+        """Fixed (start_s, end_s) regions on each of ``plots``, cleared with the timeline,
+        and one legend entry saying what they mean (none without spans). The timeline's own
+        y range ignores them."""
+        for s, e in spans:
+            for plot in plots:
+                region = pg.LinearRegionItem((s, e), movable=False, brush=brush, pen=pen)
+                region.setZValue(z)
+                plot.addItem(region, ignoreBounds=True)
+                self.timeline_items.append((plot, region))
+        if spans:
+            sample = pg.BarGraphItem(x=[0], height=[0], width=0, brush=brush, pen=pg.mkPen(None))
+            self.legend.addItem(sample, legend)
 
     def _mark_noisy(self, ranges) -> None:
         """Hatch the stretches the quality check found noisy on all three plots (hatching,
         not a fill, so the spectrogram stays readable under it), with a legend entry."""
-        spans = [(max(0.0, float(a)), float(b)) for a, b in ranges if float(b) > float(a)]
-        if not spans:
-            return
-        brush = QBrush(QColor(*theme.NOISY_RGBA), Qt.BrushStyle.BDiagPattern)
-        for s, e in spans:
-            for plot in (self.wave, self.spec, self.timeline):
-                region = pg.LinearRegionItem((s, e), movable=False, brush=brush,
-                                             pen=pg.mkPen(theme.NOISY_RGBA[:3], width=1))
-                region.setZValue(1)  # over the spectrogram image, under the curves
-                plot.addItem(region, ignoreBounds=True)
-                self.timeline_items.append((plot, region))
-        sample = pg.BarGraphItem(x=[0], height=[0], width=0, brush=brush, pen=pg.mkPen(None))
-        self.legend.addItem(sample, "noisy: interpret with care")
-        self.noisy = spans
+        self.noisy = [(max(0.0, float(a)), float(b)) for a, b in ranges if float(b) > float(a)]
+        # z 1: over the spectrogram image, under the curves
+        self._regions(self.noisy, (self.wave, self.spec, self.timeline),
+                      QBrush(QColor(*theme.NOISY_RGBA), Qt.BrushStyle.BDiagPattern),
+                      pg.mkPen(theme.NOISY_RGBA[:3], width=1), 1, "noisy: interpret with care")
 
     def _threshold_line(self, thr: float) -> None:
         """The threshold as a dotted line, named in the legend (a label on the line sat

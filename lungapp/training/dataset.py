@@ -244,9 +244,12 @@ def poor_quality_noise(examples, opts: TrainOptions, *, should_stop: Callable[[]
         seconds += len(x) / cfg.rate
     bank = np.concatenate(parts) if parts else np.zeros((0, cfg.n_bins), np.float32)
     if len(bank) < opts.features.window_frames:
-        found = (f"none of its {len(poor)} could be read" if poor and not parts else
-                 f"its {len(parts)} hold {seconds:.1f} s, less than one {opts.features.window_s:g}-s window"
-                 if parts else "the folder has none")
+        if parts:
+            found = f"its {len(parts)} hold {seconds:.1f} s, less than one {opts.features.window_s:g}-s window"
+        elif poor:
+            found = f"none of its {len(poor)} could be read"
+        else:
+            found = "the folder has none"
         raise DatasetError(f"--real-noise needs Poor Quality recordings to take noise from: {found}", root)
     return bank, len(parts)
 
