@@ -20,6 +20,7 @@ the runs already there); ``--table`` prints them.
     .venv/bin/python research/leave_device_out.py --out /tmp/lodo [--runs sprsound,no-Meditron,...]
                                                   [--preset recommended] [--folds 2] [--table]
                                                   [--init-from bundled] [--real-noise]
+                                                  [--icbhi-copies K]
 """
 
 from __future__ import annotations
@@ -48,13 +49,20 @@ def _link_sprsound(src: Path, dst: Path) -> None:
             (dst / f.name).symlink_to(f.resolve())
 
 
-def _link_icbhi(device_folder: Path, dst: Path) -> None:
-    """One ICBHI device's recordings as links with SPRSound-style sidecars in ``dst``."""
+def _link_icbhi(device_folder: Path, dst: Path, copies: int = 1) -> None:
+    """One ICBHI device's recordings as links with SPRSound-style sidecars in ``dst``.
+
+    ``copies`` > 1: each recording is linked that many times (``NAME_copyK``, same patient,
+    so every copy falls in the recording's fold), so training draws ICBHI's windows that
+    many times as often as SPRSound's."""
     from lungapp.annotation.formats import export_labels
 
     export_labels(device_folder, "sprsound", dst)
     for wav in sorted(device_folder.glob("*.wav")):
         (dst / wav.name).symlink_to(wav.resolve())
+        for k in range(2, copies + 1):
+            (dst / f"{wav.stem}_copy{k}.wav").symlink_to(wav.resolve())
+            (dst / f"{wav.stem}_copy{k}.json").symlink_to((dst / wav.stem).with_suffix(".json").resolve())
 
 
 def plan(names: list[str]) -> list[dict]:
@@ -84,7 +92,7 @@ def train_run(run: dict, data: Path, devices: dict[str, Path], work: Path, args)
     if run["train"]["sprsound"]:
         _link_sprsound(data / "sprsound" / "train", folder / "sprsound")
     for d in run["train"]["devices"]:
-        _link_icbhi(devices[d], folder / "icbhi" / d)
+        _link_icbhi(devices[d], folder / "icbhi" / d, args.icbhi_copies)
     out = Path(args.out) / run["name"]
     argv = [sys.executable, "-m", "lungapp", "train", str(folder), "--out", str(out), "--layout", "sprsound",
             "--preset", args.preset, "--task", "4class", "--folds", str(args.folds), "--seed", str(args.seed),
@@ -153,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-noise", action="store_true",
                     help="train with `lungapp train --real-noise` (the added noise from SPRSound "
                          "train's Poor Quality recordings)")
+    ap.add_argument("--icbhi-copies", type=int, default=1,
+                    help="link each ICBHI training recording this many times (same patient, same "
+                         "fold): training draws ICBHI's windows that many times as often")
     ap.add_argument("--table", action="store_true", help="print the results so far and stop")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -172,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             cv = train_run(run, data, devices, Path(tmp), args)
             results[run["name"]] = {"train": run["train"], "cv": cv, "preset": args.preset,
                                     "folds": args.folds, "seed": args.seed, "init_from": args.init_from,
+                                    "icbhi_copies": args.icbhi_copies,
                                     "checks": check_run(run, data, devices, out)}
             path.write_text(json.dumps(results, indent=1))
             print(table({run["name"]: results[run["name"]]}), flush=True)
