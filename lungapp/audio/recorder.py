@@ -96,14 +96,18 @@ def make_sidecar(*, device: str, sample_rate: int, site: str = "", patient_id: s
                  recording_id: str = "") -> dict:
     """The sidecar of a new recording: SPRSound-compatible annotation keys (empty until
     someone labels it) plus where and how it was recorded (the patient is named here,
-    inside the file, not in its name)."""
+    inside the file, not in its name).
+
+    ``channel`` is the 0-based index the capture uses; the sidecar stores it as
+    ``input_channel``, 1-based, as the Record view and ``lungapp record --channel`` name it.
+    (Sidecars written before 2026-12-07 hold a 0-based ``channel`` instead.)"""
     start = start_time or _dt.datetime.now(_dt.UTC)
     return {
         "record_annotation": "",
         "event_annotation": [],
         "device": device,
         "sample_rate": int(sample_rate),
-        "channel": int(channel),
+        "input_channel": int(channel) + 1,
         "site": site,
         "patient_id": patient_id,
         "recording_id": recording_id,

@@ -79,7 +79,8 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
     ring = RingBuffer(RATE * 5)
     src = FakeSource(ring, x)
     rec = Recording(ring, RATE, RecordingSettings(device_name="Test Steth", site="Posterior left",
-                                                  patient_id="P 007/x", seconds=len(x) / RATE),
+                                                  patient_id="P 007/x", seconds=len(x) / RATE,
+                                                  channel=1),
                     source=src)
     res = rec.wait(20)
     assert res is not None and res.error is None and res.reason == "duration"
@@ -94,6 +95,7 @@ def test_recording_writes_every_frame_and_the_sidecar(lungapp_home):
     assert meta["record_annotation"] == "" and meta["event_annotation"] == []
     assert meta["device"] == "Test Steth" and meta["sample_rate"] == RATE
     assert meta["site"] == "Posterior left" and meta["patient_id"] == "P 007/x"
+    assert meta["input_channel"] == 2 and "channel" not in meta  # 1-based, as users choose it
     assert meta["app_version"] == lungapp.__version__
     assert meta["start_time"].endswith("Z")
     import datetime as dt
