@@ -77,6 +77,10 @@ class FilePanel(QWidget):
         hh.resizeSection(fl.DURATION_COL, fm.horizontalAdvance("Duration") + 24)
         hh.resizeSection(fl.STATUS_COL, fm.horizontalAdvance(fl.STALE) + 16)
         hh.resizeSection(fl.RESULT_COL, fm.horizontalAdvance("CAS & DAS · abnormal 100 %") + 12)
+        # The answer beside the name (the model's column order stays as COLUMNS): at
+        # 1280 px the list is about 380 px wide, and after Duration and Status the
+        # result was cut to "Normal · ab...".
+        hh.moveSection(hh.visualIndex(fl.RESULT_COL), 1)
         t.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         hh.setStretchLastSection(True)
         hh.setMinimumSectionSize(40)

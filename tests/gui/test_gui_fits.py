@@ -82,6 +82,14 @@ def test_every_control_is_reachable_at_1280x720(qtbot):
                 area = win.review.result.parentWidget().parentWidget()
                 assert isinstance(area, QScrollArea)
                 assert not area.horizontalScrollBar().isVisible(), area.viewport().width()
+                # and the file list shows the whole of its widest result beside the name
+                from lungapp.gui import file_list as fl
+
+                table = win.review.files.table
+                hh = table.horizontalHeader()
+                assert hh.visualIndex(fl.RESULT_COL) == 1
+                right = hh.sectionViewportPosition(fl.RESULT_COL) + hh.sectionSize(fl.RESULT_COL)
+                assert right <= table.viewport().width(), (right, table.viewport().width())
             if win.tabs.widget(i) is win.review and win.review.files.examples is not None:
                 # the first-run button (an empty list) was among the controls checked
                 assert win.review.examples_btn.isVisibleTo(win)
