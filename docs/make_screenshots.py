@@ -121,6 +121,7 @@ def review_noisy_shot(win, d: Driver, examples: Path, tmp: Path) -> None:
     view = win.review
     win.open_paths([str(path)])
     view.select(str(path))
+    view.analyse_all()  # the review shot turned "Analyse on select" off
     d.wait(lambda: (e := view.model.entry(str(path))) is not None and e.prediction is not None
            and view.plots.noisy, what="the noisy recording's result")
     d.settle(1000)
