@@ -86,6 +86,12 @@ class FilePanel(QWidget):
         hh.setMinimumSectionSize(40)
 
     def eventFilter(self, obj, event) -> bool:
+        if (obj is self.table and event.type() == QEvent.Type.ShortcutOverride
+                and not event.modifiers() and event.key() in (Qt.Key.Key_Space, Qt.Key.Key_Delete)):
+            # The list's own keys, not the Review view's shortcuts: Delete there deletes
+            # the selected annotation region.
+            event.accept()
+            return True
         if obj is self.table and event.type() == QEvent.Type.KeyPress and not event.modifiers():
             if event.key() == Qt.Key.Key_Space:
                 self.spacePressed.emit()
@@ -103,6 +109,8 @@ class FilePanel(QWidget):
         """Remove the selected files, relocate a missing one, clear the list, open the
         file's folder."""
         menu = QMenu(self.table)
+        # Gone once closed: a kept menu would keep its Delete shortcut for these paths.
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         paths = self.selected_paths()
         remove = menu.addAction(f"Remove {len(paths)} file(s) from the list" if len(paths) > 1
                                 else "Remove from the list", lambda: self.removeRequested.emit(paths))

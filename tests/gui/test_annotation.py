@@ -685,6 +685,22 @@ def test_typing_a_note_is_not_taken_by_the_keys(window, qtbot, recording):
     assert (r.note, r.type, r.start_s, len(played)) == ("3 p", "Wheeze", 1.0, 1)
 
 
+def test_delete_in_the_file_list_removes_the_file_not_the_region(window, qtbot, recording, tmp_path):
+    other = tmp_path / "other.wav"
+    sf.write(other, np.zeros(8000, dtype=np.float32), 8000)
+    window.open_paths([str(other)])
+    view, layer = _open(qtbot, window, recording)
+    rid = layer.add(1.0, 1.5, "Wheeze")
+    assert layer.selected == rid
+    window.activateWindow()
+    view.table.setFocus()
+    qtbot.waitUntil(view.table.hasFocus, timeout=3000)
+    qtbot.keyClick(view.table, Qt.Key.Key_Delete)  # the list's key, not the region shortcut
+    assert [e.name for e in view.model.entries] == ["other.wav"] and recording.exists()
+    saved = json.loads(recording.with_suffix(".json").read_text())  # autosaved on every edit
+    assert [(e["start"], e["type"]) for e in saved["event_annotation"]] == [(1000, "Wheeze")]
+
+
 def test_agreement_between_two_annotators_of_one_folder_in_the_gui(window, qtbot, tmp_path):
     from lungapp.annotation.model import SetRecordLabel, UndoStack
     from lungapp.annotation.sidecar import load_sidecar

@@ -27,10 +27,13 @@ def test_remove_and_clear_from_the_context_menu_keep_the_files(window, qtbot, tm
     view.select(str(paths[1]))
     menu = view.files.context_menu()
     _action(menu, "Remove").trigger()
+    menu.close()
     assert [e.name for e in view.model.entries] == ["rec00.wav", "rec02.wav"]
     assert view.current_path != str(paths[1]) and paths[1].exists()
     view.select(str(paths[0]))
+    window.activateWindow()
     view.table.setFocus()
+    qtbot.waitUntil(view.table.hasFocus, timeout=3000)
     qtbot.keyClick(view.table, Qt.Key.Key_Delete)
     assert [e.name for e in view.model.entries] == ["rec02.wav"]
     _action(view.files.context_menu(), "Clear").trigger()
