@@ -173,6 +173,7 @@ class RecordingPlots(QWidget):
 
     def context_menu(self) -> QMenu:
         menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # not one kept per right-click
         menu.addAction("Save view as PNG…", self.savePngRequested.emit)
         return menu
 

@@ -41,6 +41,18 @@ def test_remove_and_clear_from_the_context_menu_keep_the_files(window, qtbot, tm
     assert view.empty_hint.isVisibleTo(view) and all(p.exists() for p in paths)
 
 
+def test_context_menus_are_deleted_once_closed(window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QMenu
+
+    window.open_paths([str(p) for p in write_recordings(tmp_path, n=1, seconds=2.0)])
+    view = window.review
+    for owner, menu in ((view.table, view.files.context_menu()), (view.plots, view.plots.context_menu())):
+        menu.popup(owner.mapToGlobal(owner.rect().center()))
+        qtbot.waitUntil(menu.isVisible, timeout=3000)
+        menu.close()
+        qtbot.waitUntil(lambda o=owner: not o.findChildren(QMenu), timeout=3000)
+
+
 def test_arrow_keys_seek(window, qtbot, tmp_path):
     (path,) = write_recordings(tmp_path, n=1, seconds=8.0)
     view = window.review
