@@ -304,7 +304,7 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     from lungapp.training.dataset import usable_examples
 
     try:  # the folder too (layout, enough recordings and patients), before TensorFlow loads
-        usable_examples(args.folder, opts, list(classes_for(opts.task)), getattr(args, "layout", None))
+        found = usable_examples(args.folder, opts, list(classes_for(opts.task)), getattr(args, "layout", None))
     except DatasetError as exc:
         emit(P.Error(kind="dataset", message=str(exc)))
         return EXIT_DATASET
@@ -313,7 +313,7 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     try:
         train(args.folder, args.out, opts, progress=emit,
               should_stop=lambda: stop["signal"] is not None, overwrite=args.overwrite,
-              oof_path=getattr(args, "oof", None), layout=getattr(args, "layout", None))
+              oof_path=getattr(args, "oof", None), layout=getattr(args, "layout", None), found=found)
         return EXIT_OK
     except P.Cancelled:
         emit(P.Error(kind="cancelled",

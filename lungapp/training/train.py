@@ -39,6 +39,7 @@ from lungapp.training import fit
 from lungapp.training.card_build import make_card
 from lungapp.training.dataset import (
     Recording,
+    UsableExamples,
     check_dataset,
     extract_features,
     fit_validation_split,
@@ -131,13 +132,15 @@ class CrossValidation:
 
 def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] = lambda e: None,
           should_stop: Callable[[], bool] = lambda: False, overwrite: bool = False,
-          oof_path=None, layout: str | None = None) -> dict:
+          oof_path=None, layout: str | None = None, found: UsableExamples | None = None) -> dict:
     """Run a full cross-validated training and save the model folder ``out``.
 
     ``progress`` receives :mod:`lungapp.training.progress` events. ``oof_path``: also
     write the out-of-fold predictions there (see :func:`save_oof`), as soon as the folds
     are done; they name the training recordings, so they are kept out of the model folder.
     ``layout``: the folder's layout (None: detected, see :func:`lungapp.data.read_folder`).
+    ``found``: the folder as :func:`~lungapp.training.dataset.usable_examples` already read
+    it (``lungapp train`` checks it before TensorFlow loads), so it is not read again.
 
     Returns the summary also sent as the ``done`` event (its wire form, a dict). Raises
     DatasetError (unfit data, before training), Cancelled (``should_stop()`` became true;
@@ -157,7 +160,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     classes = list(classes_for(opts.task))
     progress(Start(folder=str(folder), out=str(out), task=opts.task, preset=opts.preset,
                    arch=opts.arch, folds=opts.folds, epochs=opts.epochs, classes=classes))
-    data = read_training_data(folder, ctx, classes, layout)
+    data = read_training_data(folder, ctx, classes, layout, found)
     folds = make_folds(data.labels, data.patients, opts.folds, opts.seed)
     data.warnings += folds.warnings
     for w in data.warnings:
@@ -214,13 +217,14 @@ def _check_outputs(out: Path, oof_path, overwrite: bool, folder: Path,
 
 
 def read_training_data(folder: Path, ctx: RunContext, classes: list[str],
-                       layout: str | None = None) -> TrainingData:
+                       layout: str | None = None, found: UsableExamples | None = None) -> TrainingData:
     """Read the labelled ``folder``, refuse it if unfit for the task's k folds, and window
     every usable recording (:func:`extract_features`). Raises DatasetError naming the
     folder: unfit data, image data for a recipe without image features, or more
     unreadable files than ``max_bad_share``."""
     opts = ctx.opts
-    found = usable_examples(folder, opts, classes, layout)
+    if found is None:
+        found = usable_examples(folder, opts, classes, layout)
     ds, usable, kind, patients, excluded = (found.dataset, found.usable, found.kind,
                                             found.patients, found.excluded)
     root = ds.root
