@@ -44,7 +44,7 @@ def paint_timeline(painter: QPainter, rect: QRectF, windows: list, duration_s: f
     painter.setBrush(QColor("#fafafa"))
     painter.drawRect(rect)
     hatch_ranges(painter, rect, hatched, duration_s)
-    x = lambda t: rect.x() + rect.width() * min(max(t / max(duration_s, 1e-6), 0.0), 1.0)
+    x = _time_to_x(rect, duration_s)
     y = lambda p: rect.bottom() - rect.height() * p
     if threshold is not None:
         painter.setPen(QPen(QColor("#555555"), 1, Qt.PenStyle.DashLine))
@@ -64,8 +64,13 @@ def hatch_ranges(painter: QPainter, rect: QRectF, ranges, duration_s: float) -> 
     painter.save()
     painter.setPen(QPen(QColor(90, 90, 90), 1))
     painter.setBrush(QBrush(QColor(90, 90, 90), Qt.BrushStyle.BDiagPattern))
-    x = lambda t: rect.x() + rect.width() * min(max(t / max(duration_s, 1e-6), 0.0), 1.0)
+    x = _time_to_x(rect, duration_s)
     for a, b in ranges:
         if b > a:
             painter.drawRect(QRectF(x(a), rect.y(), x(b) - x(a), rect.height()))
     painter.restore()
+
+
+def _time_to_x(rect: QRectF, duration_s: float):
+    """t (s) -> x over ``rect`` for a recording of ``duration_s``, clamped to the rect."""
+    return lambda t: rect.x() + rect.width() * min(max(t / max(duration_s, 1e-6), 0.0), 1.0)
