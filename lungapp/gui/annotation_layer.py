@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,7 +105,27 @@ def _read_only_reason(sidecar: Sidecar) -> str | None:
         # installed app usually not writable.
         return (f"{audio}: a bundled example, shown read-only; to label it, copy it and its "
                 f"{audio.with_suffix('.json').name} into a folder of yours and open the copy")
+    shared = _sharing_sidecar(audio)
+    if shared:
+        # NAME.wav and NAME.flac would both read and write NAME.json: editing one
+        # recording's labels would overwrite the other's.
+        return (f"{sidecar.path}: shared by {audio.name} and {', '.join(shared)}, so it cannot "
+                "tell whose labels it holds; they are shown read-only. Rename one recording "
+                "(and move its labels with it) so each has its own labels file")
     return None
+
+
+def _sharing_sidecar(audio: Path) -> list[str]:
+    """The other recordings in ``audio``'s folder with its name (another audio suffix)."""
+    from lungapp.gui.review_tasks import audio_extensions
+
+    try:
+        names = os.listdir(audio.parent)
+    except OSError:
+        return []
+    extensions = audio_extensions()
+    return sorted(n for n in names if n != audio.name and os.path.splitext(n)[0] == audio.stem
+                  and os.path.splitext(n)[1].lower() in extensions)
 
 
 def _tooltip(region: Region) -> str:
@@ -395,7 +416,9 @@ class AnnotationLayer(QObject):
         self.redraw()
         self.changed.emit()
         others = sidecar.others()
-        if others:
+        if self._read_only is not None and _sharing_sidecar(sidecar.audio):
+            self.message.emit(self._read_only, 15000)
+        elif others:
             self.message.emit(f"Also labelled by {', '.join(others)}: you see and edit only your "
                               f"own labels ({sidecar.annotator}); compare them with Labels ▾ "
                               "Agreement", 10000)

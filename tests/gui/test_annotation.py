@@ -505,6 +505,31 @@ def test_bundled_examples_are_shown_read_only(window, qtbot):
     assert any("bundled example" in m and "copy" in m for m in messages)
 
 
+def test_two_recordings_sharing_one_sidecar_are_shown_read_only(window, qtbot, recording):
+    """NAME.wav and NAME.flac both read NAME.json: editing one would overwrite the other's
+    labels, so neither is edited, and opening one says why."""
+    x, rate = sf.read(recording, dtype="float32")
+    twin = recording.with_suffix(".flac")
+    sf.write(twin, x[::-1].copy(), rate)
+    sidecar = recording.with_suffix(".json")
+    sidecar.write_text(json.dumps({"record_annotation": "CAS", "event_annotation": [
+        {"start": 500, "end": 1500, "type": "Wheeze"}]}))
+    before = sidecar.read_bytes()
+    messages = []
+    window.review.statusMessage.connect(lambda text, ms: messages.append(text))
+    for path in (twin, recording):
+        view, layer = _open(qtbot, window, path)
+        assert layer.read_only_reason() is not None
+        assert any("shared by" in m and twin.name in m and recording.name in m for m in messages)
+        assert layer.add(2.0, 2.6) == -1
+        view.annotation.panel.record_label.setCurrentText("Poor Quality")
+        assert sidecar.read_bytes() == before
+        messages.clear()
+    twin.unlink()  # once the name is its own again, its labels can be edited
+    layer.open(str(recording))
+    assert layer.read_only_reason() is None and layer.add(2.0, 2.6) != -1
+
+
 def test_player_plays_a_range_once_or_looped_with_gain_and_band(qtbot):
     import sounddevice as sd
 
