@@ -32,12 +32,16 @@ def _confirmed_copy(doc: Annotation) -> Annotation:
                       doc.confirmed_regions(), dict(doc.extra))
 
 
-def _items(sources: list[str | os.PathLike]) -> tuple[list[Item], list[tuple[str, str]]]:
+def _items(sources: list[str | os.PathLike], target: Path) -> tuple[list[Item], list[tuple[str, str]]]:
+    """The sources' annotated recordings and problems, leaving out the training folder
+    ``target`` where it lies inside a source: else each run would add last run's copies
+    again (``training/training/...``). Paths are compared as found under the resolved
+    folders, not resolved themselves: a linked copy resolves to its source."""
     items, problems = [], []
     for source in sources:
         found, bad = annotated(source)
-        items += found
-        problems += bad
+        items += [i for i in found if not i.sidecar.audio.is_relative_to(target)]
+        problems += [(f, r) for f, r in bad if not Path(f).is_relative_to(target)]
     return items, problems
 
 
@@ -50,7 +54,7 @@ def collect(sources: list[str | os.PathLike], out: str | os.PathLike,
         if check_folder(source) == target:
             raise LungappError("the training folder is one of the source folders", target)
     target.mkdir(parents=True, exist_ok=True)
-    items, problems = _items(sources)
+    items, problems = _items(sources, target)
     added, skipped = [], [{"file": f, "reason": r} for f, r in problems]
     for item in items:
         reason = _add(item, target, link)

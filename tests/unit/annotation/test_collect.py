@@ -53,6 +53,20 @@ def test_only_confirmed_recordings_are_added_and_nothing_is_overwritten(tmp_path
     assert victim.read_bytes() == b"RIFF other"
 
 
+@pytest.mark.parametrize("link", [False, True])
+def test_a_training_folder_inside_the_source_is_not_collected_again(tmp_path, link):
+    """The GUI's folder dialog starts in the recordings' folder: a training folder made there
+    must not gather its own copies on the next run (training/training/...)."""
+    src, _, _ = _source(tmp_path)
+    out = src / "training"
+    for _ in range(3):
+        res = collect([src], out, link=link)
+        assert len(res["added"]) == 10
+        assert not [s for s in res["skipped"] if Path(s["file"]).is_relative_to(out)]
+    assert not (out / "training").exists()
+    assert len(read_folder(out).examples) == 10
+
+
 @pytest.mark.slow  # a real (tiny) training run
 def test_collected_folder_trains(tmp_path):
     src, _, _ = _source(tmp_path)
