@@ -9,6 +9,7 @@ format) are methods, so tests can answer them.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 from PySide6.QtGui import QFont
@@ -24,6 +25,18 @@ from PySide6.QtWidgets import (
 
 from lungapp.annotation.formats import FORMATS, default_out
 from lungapp.gui.workers import run_task
+
+_USUAL_SKIPS = {"not labelled": "not labelled",
+                "has suggestions not yet accepted or rejected": "with suggestions to review"}
+
+
+def _skipped_words(skipped: list[dict], verb: str = "skipped") -> str:
+    """The files a folder action left out, for the status bar: the first named with its
+    reason, the rest counted ("" when none)."""
+    if not skipped:
+        return ""
+    more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+    return f"; {verb} {skipped[0]['file']}: {skipped[0]['reason']}{more}"
 
 
 def _export(task, folder, fmt, out, clips):
@@ -119,7 +132,8 @@ class LabelsMenu(QMenu):
 
     def _exported(self, res: dict) -> None:
         self.view.statusMessage.emit(f"Exported the labels of {res['recordings']} recordings "
-                                     f"({res['format']}) to {res['folder']}", 10000)
+                                     f"({res['format']}) to {res['folder']}"
+                                     f"{_skipped_words(res['skipped'])}", 15000 if res["skipped"] else 10000)
 
     def import_files(self) -> None:
         files = self.ask_files("Import ICBHI cycle files or Audacity label tracks", self._start())
@@ -179,9 +193,16 @@ class LabelsMenu(QMenu):
             self._run(_collect, sources, out, done=lambda res, o=out: self._collected(res, o))
 
     def _collected(self, res: dict, out: str) -> None:
-        self.view.statusMessage.emit(f"Added {len(res['added'])} confirmed recordings to {out}; "
-                                     f"skipped {len(res['skipped'])} (not labelled or not reviewed)",
-                                     10000)
+        skipped = res["skipped"]
+        # The usual reasons counted; any other (a sidecar that cannot be read, a different
+        # file of the same name already there) named with its file.
+        usual = Counter(s["reason"] for s in skipped if s["reason"] in _USUAL_SKIPS)
+        words = [f"{n} {_USUAL_SKIPS[r]}" for r, n in usual.items()]
+        words = f"; skipped {', '.join(words)}" if words else ""
+        self.view.statusMessage.emit(
+            f"Added {len(res['added'])} confirmed recordings to {out}{words}"
+            f"{_skipped_words([s for s in skipped if s['reason'] not in _USUAL_SKIPS], 'could not add')}",
+            15000)
         train = getattr(self.view.window(), "train", None)
         if train is not None and hasattr(train, "folder"):
             train.folder.setText(out)  # the Train tab reads it next

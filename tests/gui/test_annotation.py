@@ -635,6 +635,33 @@ def test_labels_menu_export_import_agreement_collect(window, qtbot, tmp_path):
     assert window.train.folder.text() == str(train)
 
 
+def test_labels_menu_names_the_recordings_it_left_out(window, qtbot, tmp_path):
+    """Export and "Add confirmed recordings" name a sidecar they could not read (the CLI lists
+    them too), and count the recordings not yet reviewed."""
+    src = tmp_path / "src"
+    src.mkdir()
+    noise = (0.1 * np.random.default_rng(4).standard_normal(8000)).astype(np.float32)
+    for stem, sidecar in (("100_6.0_0_p1_01", {"record_annotation": "Normal"}),
+                          ("101_6.0_0_p1_01", {"record_annotation": ""}), ("102_6.0_0_p1_01", None)):
+        sf.write(src / f"{stem}.wav", noise, 4000)
+        (src / f"{stem}.json").write_text(json.dumps(sidecar) if sidecar else "{not json")
+    view, _ = _open(qtbot, window, src / "100_6.0_0_p1_01.wav")
+    menu = view.annotation.menu
+    messages = []
+    view.statusMessage.connect(lambda text, ms: messages.append(text))
+    answers = iter([str(src), str(tmp_path / "out")])
+    menu.ask_folder = lambda title, start: next(answers)
+    menu.ask_format = lambda: "csv"
+    menu.export()
+    qtbot.waitUntil(lambda: any(m.startswith("Exported") for m in messages), timeout=5000)
+    assert any("skipped" in m and "102_6.0_0_p1_01.json" in m and "JSON" in m for m in messages), messages
+    menu.ask_folder = lambda title, start: str(tmp_path / "train")
+    menu.collect()
+    qtbot.waitUntil(lambda: any(m.startswith("Added 1 confirmed") for m in messages), timeout=5000)
+    added = next(m for m in messages if m.startswith("Added"))
+    assert "1 not labelled" in added and "could not add" in added and "102_6.0_0_p1_01.json" in added
+
+
 def test_annotator_name_is_set_once_and_kept(qtbot, recording):
     from lungapp.gui import workers
 
