@@ -132,7 +132,13 @@ class CompareDialog(QDialog):
         self.plots[col].clear("Loading…")
         run_task(load_display, h["path"], cfg, name="load for comparison", owner=self,
                  on_finished=lambda data, c=col, hh=h: self._loaded(c, hh, data),
-                 on_failed=lambda msg, exc, c=col: self.plots[c].clear(msg))
+                 on_failed=lambda msg, exc, c=col, hh=h: self._failed(c, hh, msg))
+
+    def _failed(self, col: int, h: dict, message: str) -> None:
+        """The recording could not be read: the whole message under the column (the plot's
+        own line is too short for a path and a reason)."""
+        self.plots[col].clear("Could not be read: see below")
+        self.labels[col].setText(f"{describe(h)}\n{message}")
 
     def _loaded(self, col: int, h: dict, data) -> None:
         if data is None:

@@ -143,6 +143,23 @@ def test_compare_with_an_earlier_visit_on_the_same_scales_with_a_trend(qtbot, st
     dlg.close()
 
 
+def test_compare_says_in_full_why_an_earlier_recording_cannot_be_read(qtbot, stored):
+    """The reason (file and problem) goes under the column, not into the plot's short line,
+    where it was cut off at both ends."""
+    stored["files"][0].write_bytes(b"RIFF, but not audio " * 40)
+    _, hook, view = make_view(qtbot)
+    view.search_edit.setText("P-1")
+    view.select_site("Trachea")
+    dlg = view.compare_selected()
+    qtbot.addWidget(dlg)
+    qtbot.waitUntil(lambda: stored["files"][0].name in dlg.labels[0].text(), timeout=20000)
+    text = dlg.labels[0].text()
+    assert text.startswith("Visit 1 (2025-01-05)") and str(stored["files"][0]) in text
+    assert dlg.plots[0].empty_text.toPlainText() == "Could not be read: see below"
+    qtbot.waitUntil(lambda: dlg.plots[1].has_image(), timeout=20000)
+    dlg.close()
+
+
 def test_a_recording_made_in_the_app_is_filed_with_its_result(qtbot, bundled_predictor):
     from lungapp.audio.recorder import Recording, RecordingSettings
     from lungapp.audio.ringbuffer import RingBuffer
