@@ -101,9 +101,12 @@ def _print_predictions(results: list[dict], fmt: str, classes: list[str]) -> Non
                 w.writerow([r["file"], "", "", "", "", *[""] * len(classes), "", "", "", "", "", r["error"]])
             else:
                 q = r.get("quality") or {}
+                # A refused recording has no probabilities, as in the table ("-"); the JSON
+                # keeps the model's raw output beside the verdict.
+                judged = q.get("level") != "refuse"
                 w.writerow([r["file"], r["duration_s"], r["label"], r["decision"],
-                            f"{r['abnormal_probability']:.4f}",
-                            *[f"{r['probabilities'][c]:.4f}" for c in classes],
+                            f"{r['abnormal_probability']:.4f}" if judged else "",
+                            *[f"{r['probabilities'][c]:.4f}" if judged else "" for c in classes],
                             q.get("reason", ""), int(bool(r.get("borderline"))),
                             " ".join(f"{a:g}-{b:g}" for a, b in r.get("abnormal_ranges") or []),
                             _truncated_cell(r.get("truncated")), int(bool(r.get("unfamiliar"))), ""])

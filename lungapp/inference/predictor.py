@@ -523,7 +523,10 @@ class Predictor:
         card = self.card
         outs, starts = read
         bounds, seg_probs = self.segment_probabilities(duration_s, outs, starts)
-        segments = self._segments(bounds, seg_probs)
+        # A refused recording is not judged: no segment flagged, no abnormal stretch, no
+        # peak to listen to (the model's output on silence or clipping means nothing).
+        refused = quality is not None and not quality.ok
+        segments = self._segments(bounds, seg_probs, judged=not refused)
         worst = int(np.argmax([sg.abnormal_probability for sg in segments]))
         rec = seg_probs[worst]
         fc = card.features
@@ -535,7 +538,7 @@ class Predictor:
         timeline = [WindowResult(float(s), float(min(s + fc.window_s, max(duration_s, fc.window_s))),
                                  dict(zip(card.classes, map(float, wp))), float(1.0 - wp[0]))
                     for s, wp in zip(starts[0], win_probs)]
-        if quality is not None and not quality.ok:
+        if refused:
             decision, label = "poor quality", POOR_QUALITY_LABEL
         elif p_abn >= card.threshold:
             decision, label = "abnormal", card.decide_class(rec, p_abn)
@@ -549,18 +552,18 @@ class Predictor:
                           abnormal_probability=p_abn, probabilities=dict(zip(card.classes, map(float, rec))),
                           windows=timeline, model=self._model_info(outs), threshold=card.threshold,
                           quality=quality, segments=segments, abnormal_ranges=flagged_ranges(segments),
-                          borderline=decision != "poor quality" and abs(p_abn - card.threshold) < margin,
+                          borderline=not refused and abs(p_abn - card.threshold) < margin,
                           borderline_margin=margin,
-                          peaks=timeline_peaks(starts[0], 1.0 - win_probs[:, 0], fc.window_s),
+                          peaks=[] if refused else timeline_peaks(starts[0], 1.0 - win_probs[:, 0], fc.window_s),
                           unfamiliar=unfamiliar)
 
-    def _segments(self, bounds: np.ndarray, seg_probs: np.ndarray) -> list[SegmentResult]:
+    def _segments(self, bounds: np.ndarray, seg_probs: np.ndarray, judged: bool = True) -> list[SegmentResult]:
         card = self.card
         out = []
         for (a, b), probs in zip(bounds, seg_probs):
             p = float(1.0 - probs[0])
             out.append(SegmentResult(float(a), float(b), dict(zip(card.classes, map(float, probs))),
-                                     p, p >= card.threshold))
+                                     p, judged and p >= card.threshold))
         return out
 
     def _model_info(self, outs) -> dict:

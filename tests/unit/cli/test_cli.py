@@ -127,6 +127,23 @@ def test_predict_table_gives_the_quality_verdict(tmp_path, capsys):
     assert lines[silent + 1].strip() == "Not judged: no signal (silent, muted or unplugged input)"
 
 
+def test_a_refused_recording_has_no_abnormal_stretch_in_csv_or_json(tmp_path, capsys):
+    """A script reading the output must not see a silent file as abnormal from start to end:
+    the CSV leaves its probabilities out as the table does, and the JSON flags no segment,
+    no stretch and no peak (the bundled model calls silence abnormal, 0.66)."""
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(9 * 8000, dtype=np.float32), 8000)
+    assert main(["predict", str(silent), "--format", "csv"]) == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row["decision"] == "poor quality" and row["abnormal_ranges"] == ""
+    assert row["abnormal_probability"] == "" and all(row[k] == "" for k in row if k.startswith("p_"))
+    assert main(["predict", str(silent), "--format", "json"]) == 0
+    r = json.loads(capsys.readouterr().out)[0]
+    assert r["quality"]["level"] == "refuse" and r["abnormal_probability"] >= r["threshold"]
+    assert r["abnormal_ranges"] == [] and r["peaks"] == [] and not r["borderline"]
+    assert not any(sg["flagged"] for sg in r["segments"])
+
+
 def test_predict_with_no_model_is_one_clear_line(recordings, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LUNGAPP_MODEL", str(tmp_path))  # a folder without a card
     rc = main(["predict", str(recordings / "normal.wav")])
