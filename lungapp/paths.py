@@ -50,7 +50,7 @@ def recordings_dir() -> Path:
     documents."""
     from lungapp import settings  # settings imports paths: imported here, when called
 
-    chosen = settings.get("recordings_folder")
+    chosen = settings.get("recordings_folder", kind=str)
     if chosen:
         return Path(chosen).expanduser()
     h = home()

@@ -30,8 +30,11 @@ def load() -> dict:
         return {}
 
 
-def get(key: str, default=None):
-    return load().get(key, default)
+def get(key: str, default=None, kind: type | None = None):
+    """The setting ``key`` (``default`` when unset). With ``kind``, a value of another type
+    (a hand-edited file: ``"active_model": 5``) counts as unset, like a corrupt file."""
+    value = load().get(key, default)
+    return default if kind is not None and value is not None and not isinstance(value, kind) else value
 
 
 def set(key: str, value) -> None:  # noqa: A001 - mirrors dict API

@@ -46,7 +46,7 @@ def active_model_dir() -> Path:
         if not p.is_dir():
             raise ModelError("LUNGAPP_MODEL does not name a model folder", p)
         return p
-    chosen = settings.get("active_model")
+    chosen = settings.get("active_model", kind=str)
     if chosen:
         p = Path(chosen)
         recover_swap(p)  # a replacement of it a killed process left half done
@@ -62,7 +62,7 @@ def active_model_dir() -> Path:
 def missing_active_model() -> str | None:
     """One line when the chosen active model's folder is gone, so the bundled model is used
     in its place (a fallback must never be silent); None otherwise."""
-    chosen = settings.get("active_model")
+    chosen = settings.get("active_model", kind=str)
     if os.environ.get("LUNGAPP_MODEL") or not chosen or Path(chosen).is_dir():
         return None
     return (f"{chosen}: the active model's folder is missing; using the bundled model instead "
