@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,17 @@ def describe(sidecar: Sidecar) -> tuple[str, str]:
 
 
 def label_states(task, paths: list[str], annotator: str = "") -> list[tuple[str, tuple[str, str]]]:
-    """:func:`label_state` of each path (a worker task: stops early when cancelled)."""
+    """:func:`label_state` of each path (a worker task: stops early when cancelled). A file
+    that fails in a way :func:`label_state` does not foresee is ``unreadable`` (who = the
+    error), not the end of the batch: the other recordings' states still come back."""
     out = []
     for p in paths:
         if getattr(task, "cancelled", False):
             break
-        out.append((p, label_state(p, annotator)))
+        try:
+            state = label_state(p, annotator)
+        except Exception as err:  # noqa: BLE001 - one file must not blank the others' column
+            traceback.print_exc()  # a bug, not a bad file: the traceback is for bug reports
+            state = "unreadable", f"{type(err).__name__}: {err}"
+        out.append((p, state))
     return out

@@ -60,6 +60,7 @@ class Stamp:
 
     @classmethod
     def of(cls, path: Path) -> Stamp | None:
+        """Raises OSError when the file is there but cannot be read (a folder, no permission)."""
         try:
             st = os.stat(path)
             with open(path, "rb") as f:
@@ -84,9 +85,26 @@ def _seconds(value: object, what: str) -> float:
         ms = float(value)
     except ValueError:
         raise ValueError(f"{what} is not a number: {value!r}") from None
+    except OverflowError:  # an integer beyond any float (float() of such a text gives inf)
+        raise ValueError(f"{what} is too large to be a time") from None
     if not math.isfinite(ms) or ms < 0:
         raise ValueError(f"{what} is not a time: {value!r}")
     return ms / 1000.0
+
+
+def _field_text(raw: dict, key: str) -> str:
+    """A text field; null (what some tools write for "none") is absent, never "None"."""
+    value = raw.get(key)
+    return "" if value is None else str(value)
+
+
+def _flag(raw: dict, key: str, where: str) -> bool:
+    """A true/false field (null or absent: false). Anything else is refused, not guessed at:
+    bool("false") is True, which would turn an expert's event into an accepted suggestion."""
+    value = raw.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{where} '{key}' is not true or false: {value!r}")
+    return bool(value)
 
 
 def _region(raw: object, where: str, pending: bool) -> Region:
@@ -98,10 +116,10 @@ def _region(raw: object, where: str, pending: bool) -> Region:
     start, end = _seconds(raw["start"], f"{where} start"), _seconds(raw["end"], f"{where} end")
     if end < start:
         raise ValueError(f"{where} ends before it starts")
-    return Region(start, end, normalise_event_type(raw["type"]), str(raw.get("note", "")),
-                  str(raw.get("author", "")), str(raw.get("time", "")),
-                  suggested=bool(raw.get("suggested", False)) or pending,
-                  accepted=bool(raw.get("accepted", False)) and not pending,
+    return Region(start, end, normalise_event_type(raw["type"]), _field_text(raw, "note"),
+                  _field_text(raw, "author"), _field_text(raw, "time"),
+                  suggested=_flag(raw, "suggested", where) or pending,
+                  accepted=_flag(raw, "accepted", where) and not pending,
                   extra={k: v for k, v in raw.items() if k not in _KNOWN_EVENT})
 
 
@@ -119,8 +137,8 @@ def annotation_from_json(data: object) -> Annotation:
         if not isinstance(raw, list):
             raise ValueError(f"'{key}' is not a list")
         regions += [_region(e, f"{key} {i}", pending) for i, e in enumerate(raw, start=1)]
-    return Annotation(label, str(data.get("record_annotation_author", "")),
-                      str(data.get("record_annotation_time", "")), regions,
+    return Annotation(label, _field_text(data, "record_annotation_author"),
+                      _field_text(data, "record_annotation_time"), regions,
                       {k: v for k, v in data.items() if k not in _KNOWN_TOP})
 
 
@@ -294,8 +312,11 @@ class Sidecar:
 
     def reload(self) -> Annotation:
         """Read the file (discarding unsaved changes). Raises LungappError naming the file
-        when it is not valid JSON or not an annotation."""
-        stamp = Stamp.of(self.path)
+        when it cannot be read, is not valid JSON or is not an annotation."""
+        try:
+            stamp = Stamp.of(self.path)
+        except OSError as err:
+            raise _unreadable(err, self.path) from None
         self.part, self._base = None, {}
         if stamp is None:
             icbhi = _icbhi_annotation(self.audio.with_suffix(".txt"))
@@ -315,8 +336,12 @@ class Sidecar:
         try:
             data = json.loads(self.path.read_bytes())
             annotator_docs(data)
+        except OSError as err:  # gone or unreadable since its stamp was taken
+            raise _unreadable(err, self.path) from None
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise LungappError(f"not valid JSON ({err}); fix or remove it", self.path) from None
+        except RecursionError:  # json.loads gives up on arrays or objects nested ~1000 deep
+            raise LungappError("not a usable annotation: nested too deeply", self.path) from None
         except ValueError as err:
             raise LungappError(f"not a usable annotation: {err}", self.path) from None
         return data
@@ -344,7 +369,10 @@ class Sidecar:
 
     def changed_on_disk(self) -> bool:
         """Whether the file differs from what was last loaded or saved."""
-        return Stamp.of(self.path) != self.stamp
+        try:
+            return Stamp.of(self.path) != self.stamp
+        except OSError:  # unreadable now: not what was loaded (a save then finds a conflict)
+            return True
 
     def save(self) -> Path:
         """Write the document atomically, with the audio file's permissions. If the file
@@ -384,7 +412,7 @@ class Sidecar:
         try:
             disk = json.loads(self.path.read_bytes()) if self.path.exists() else {}
             sections(disk)
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             raise conflict from None
         if _part_json(disk, self.part) != _part_json(self._base, self.part):
             raise conflict
@@ -420,6 +448,10 @@ class Sidecar:
             os.chmod(target, os.stat(self.audio).st_mode & 0o666)
         except OSError:  # no audio (yet) or a file system without modes: keep the default
             pass
+
+
+def _unreadable(err: OSError, path: Path) -> LungappError:
+    return LungappError(f"cannot be read ({err.strerror or err}); fix or remove it", path)
 
 
 def load_sidecar(audio: str | os.PathLike, annotator: str = "") -> Sidecar:

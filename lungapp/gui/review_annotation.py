@@ -59,12 +59,16 @@ class ReviewAnnotation(QObject):
     def _read_states(self, first: int, last: int) -> None:
         paths = [e.path for e in self.view.model.entries[first:last + 1]]
         run_task(label_states, paths, self.layer.annotator(), name="read label states",
-                 on_finished=self._states_read)
+                 on_finished=self._states_read, on_failed=self._states_failed)
 
     def _states_read(self, results) -> None:
         self.view.model.update_many([(p, {"labels": state}) for p, state in results])
         self._update_progress()
         self.apply_filter()
+
+    def _states_failed(self, message: str, _exc) -> None:
+        # Said, not silent: an empty Labels column would look like states still being read.
+        self.view.statusMessage.emit(f"Label states not read: {message}", 10000)
 
     def _doc_changed(self) -> None:
         doc, sidecar = self.layer.doc, self.layer.sidecar
