@@ -56,6 +56,12 @@ class ReviewAnnotation(QObject):
             sc.activated.connect(slot)
             self.shortcuts.append(sc)
 
+    def reread_state(self, path: str) -> None:
+        """Read ``path``'s label state again (a relocated file: its sidecar is another)."""
+        row = self.view.model.row_of(path)
+        if row >= 0:
+            self._read_states(row, row)
+
     def _read_states(self, first: int, last: int) -> None:
         paths = [e.path for e in self.view.model.entries[first:last + 1]]
         run_task(label_states, paths, self.layer.annotator(), name="read label states",

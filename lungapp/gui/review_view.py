@@ -304,6 +304,7 @@ class ReviewView(QWidget):
     def file_relocated(self, old: str, new: str) -> None:
         """A missing file's row now points at ``new``: read it, show it if selected."""
         run_task(read_infos, [new], name="read durations", on_partial=self._infos)
+        self.annotation.reread_state(new)
         if self.current_path == old:
             self.current_path = None
             self._row_changed(self.table.currentIndex(), None)

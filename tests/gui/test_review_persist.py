@@ -142,6 +142,26 @@ def test_a_moved_file_is_relocated_from_its_context_menu(qtbot, tiny_predictor, 
     _close(win)
 
 
+def test_a_relocated_file_shows_its_own_labels_state(qtbot, tmp_path):
+    """A file relocated while another is open: its Labels column and the progress count
+    come from the sidecar at its new place (the row was rebuilt without them)."""
+    first, other = write_recordings(tmp_path, n=2, seconds=2.0)
+    first.with_suffix(".json").write_text('{"record_annotation": "CAS"}')
+    win = make_window(qtbot)
+    view = win.review
+    win.open_paths([str(first), str(other)])
+    qtbot.waitUntil(lambda: (view.model.entry(str(first)).labels or ("",))[0] == "reviewed", timeout=5000)
+    view.select(str(other))
+    moved = tmp_path / "moved" / first.name
+    moved.parent.mkdir()
+    for suffix in (".wav", ".json"):
+        first.with_suffix(suffix).rename(moved.with_suffix(suffix))
+    assert win.review_persist.relocate(str(first), str(moved))
+    qtbot.waitUntil(lambda: (view.model.entry(str(moved)).labels or ("",))[0] == "reviewed", timeout=5000)
+    assert view.annotation.panel.progress.text() == "1 of 2 labelled"
+    _close(win)
+
+
 def test_an_empty_list_restarts_empty_with_the_examples_button(qtbot, tiny_predictor, tmp_path):
     (path,) = write_recordings(tmp_path, n=1, seconds=2.0)
     win = make_window(qtbot, tiny_predictor)
