@@ -105,6 +105,14 @@ def _read_only_reason(sidecar: Sidecar) -> str | None:
         # installed app usually not writable.
         return (f"{audio}: a bundled example, shown read-only; to label it, copy it and its "
                 f"{audio.with_suffix('.json').name} into a folder of yours and open the copy")
+    target = sidecar.path if sidecar.path.exists() else sidecar.path.parent
+    if not os.access(target, os.W_OK):
+        # A read-only disk or folder (access() says so even to root): edits would show as
+        # made, then vanish on the next recording.
+        what = "read-only file" if target == sidecar.path else "read-only folder"
+        return (f"{sidecar.path}: cannot be written here ({what}), "
+                "so the labels are shown read-only; copy the recordings to a folder you can "
+                "write to label them")
     shared = _sharing_sidecar(audio)
     if shared:
         # NAME.wav and NAME.flac would both read and write NAME.json: editing one
@@ -353,6 +361,7 @@ class AnnotationLayer(QObject):
         self.plots, self.settings, self.parent_widget = plots, settings, parent
         self.sidecar: Sidecar | None = None
         self._read_only: str | None = None  # why the open labels cannot be edited (None: they can)
+        self.save_error: str | None = None  # why the last save of the open labels failed
         self.stack: UndoStack | None = None
         self.selected = -1
         self.default_type = "Wheeze"
@@ -408,7 +417,7 @@ class AnnotationLayer(QObject):
             self.close()
             self.message.emit(f"{err} (labels not shown; fix the file to annotate)", 10000)
             return
-        self.sidecar = sidecar
+        self.sidecar, self.save_error = sidecar, None
         self._read_only = _read_only_reason(sidecar)
         self._version += 1
         self.stack = UndoStack(sidecar.doc, on_change=self._after_edit)
@@ -416,7 +425,7 @@ class AnnotationLayer(QObject):
         self.redraw()
         self.changed.emit()
         others = sidecar.others()
-        if self._read_only is not None and _sharing_sidecar(sidecar.audio):
+        if self._read_only is not None:  # said now, not first at an edit that is refused
             self.message.emit(self._read_only, 15000)
         elif others:
             self.message.emit(f"Also labelled by {', '.join(others)}: you see and edit only your "
@@ -425,6 +434,7 @@ class AnnotationLayer(QObject):
 
     def close(self) -> None:
         self.sidecar, self.stack, self.selected, self._read_only = None, None, -1, None
+        self.save_error = None
         self._version += 1
         self.redraw()
         self.changed.emit()
@@ -470,13 +480,15 @@ class AnnotationLayer(QObject):
         return any(r.id == region_id for r in self.doc.regions)
 
     def _save(self) -> None:
+        self.save_error = None
         try:
             self.sidecar.save()
         except SidecarConflict as err:
             self._resolve_conflict(str(err))
         except OSError as err:
-            self.message.emit(f"{self.sidecar.path}: cannot save the labels "
-                              f"({err.strerror or err})", 15000)
+            # Kept until a save succeeds: the panel says "not saved" while it is set.
+            self.save_error = f"{self.sidecar.path}: cannot save the labels ({err.strerror or err})"
+            self.message.emit(self.save_error, 15000)
 
     def _resolve_conflict(self, text: str) -> None:
         """Never overwrite: keep the user's labels as a copy if they wish, then show the

@@ -530,6 +530,52 @@ def test_two_recordings_sharing_one_sidecar_are_shown_read_only(window, qtbot, r
     assert layer.read_only_reason() is None and layer.add(2.0, 2.6) != -1
 
 
+def test_labels_on_a_read_only_disk_are_shown_read_only(window, qtbot, recording, tmp_path):
+    """Edits there looked made ("saved to NAME.json") and vanished on the next recording:
+    now they are refused, and opening the recording says why."""
+    import subprocess
+
+    from mount_helpers import tmpfs
+
+    with tmpfs(tmp_path / "ro", size="4m") as where:
+        audio = where / recording.name
+        shutil.copy(recording, audio)
+        audio.with_suffix(".json").write_text(json.dumps({"record_annotation": "CAS"}))
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        messages = []
+        window.review.statusMessage.connect(lambda text, ms: messages.append(text))
+        view, layer = _open(qtbot, window, audio)
+        assert "read-only" in (layer.read_only_reason() or "")
+        assert any("cannot be written here" in m and audio.with_suffix(".json").name in m for m in messages)
+        assert layer.add(1.0, 1.6) == -1 and layer.doc.record_label == "CAS"
+        window.review.remove_files([str(audio)])  # the list lets go of the file before unmounting
+
+
+def test_a_failed_save_is_kept_until_one_succeeds(window, qtbot, recording, tmp_path):
+    """A full disk: the save fails, and the layer keeps saying so (the panel shows it) until
+    a later save works."""
+    from mount_helpers import tmpfs
+
+    with tmpfs(tmp_path / "small", size="200k") as where:
+        audio = where / recording.name
+        shutil.copy(recording, audio)
+        view, layer = _open(qtbot, window, audio)
+        filler = where / "filler"
+        with open(filler, "wb", buffering=0) as f:  # fill the disk
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        layer.add(1.0, 1.6)
+        assert layer.save_error is not None and "cannot save the labels" in layer.save_error
+        filler.unlink()
+        layer.add(2.0, 2.6)
+        assert layer.save_error is None
+        assert len(json.loads(audio.with_suffix(".json").read_text())["event_annotation"]) == 2
+        window.review.remove_files([str(audio)])
+
+
 def test_player_plays_a_range_once_or_looped_with_gain_and_band(qtbot):
     import sounddevice as sd
 
