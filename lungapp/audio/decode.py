@@ -413,8 +413,8 @@ def load_audio(path, rate: int | None = None, *, min_seconds: float = 0.0,
         rate0, channels = int(f.samplerate), int(f.channels)
         out_rate = rate0 if rate is None else int(rate)
         limit = f.frames if max_seconds is None else min(f.frames, max(1, round(max_seconds * rate0)))
-        out, n_read = _decode_blocks(f, path, limit, out_rate)
-        declared = _declared_wav_frames(path) if f.format in ("WAV", "WAVEX") else None
+        out, n_read, damaged = _decode_blocks(f, path, limit, out_rate)
+        declared = f.frames if damaged else _declared_wav_frames(path) if f.format in ("WAV", "WAVEX") else None
 
     if n_read == 0:
         raise AudioError(_NO_SAMPLES, path)
@@ -474,38 +474,66 @@ def _check_load_arguments(rate, min_seconds, max_seconds) -> None:
             raise ValueError(f"max_seconds ({max_seconds}) is below min_seconds ({min_seconds})")
 
 
-def _decode_blocks(f, path: str, limit: int, out_rate: int) -> tuple[_Output, int]:
+def _decode_blocks(f, path: str, limit: int, out_rate: int) -> tuple[_Output, int, bool]:
     """Read up to ``limit`` frames of the open file ``f`` block by block, mixed to mono and
-    resampled to ``out_rate`` as they come. Returns (output, frames read). Raises AudioError
-    for unreadable data or non-finite samples."""
+    resampled to ``out_rate`` as they come. Returns (output, frames read, whether damaged
+    data stopped the reading early). Raises AudioError for unreadable data or non-finite
+    samples."""
     up, down = _ratio(int(f.samplerate), out_rate)
     # Preallocate the expected output, but never trust a (possibly corrupt) header
     # with more than 64 samples per byte of file (FLAC rarely compresses beyond 8x).
     expected = min(limit, 64 * os.path.getsize(path) + _BLOCK_SAMPLES)
     out = _Output(-(-expected * up // down))
-    counter = [0]
+    counter = [0, False]
     for chunk in _blocks(f, path, limit, out_rate, counter):
         out.append(chunk)
-    return out, counter[0]
+    return out, counter[0], counter[1]
 
 
-def _blocks(f, path: str, limit: int, out_rate: int, counter: list[int]):
+def _salvage(path: str, start: int, frames: int, step: int = 1024) -> np.ndarray:
+    """The frames of ``path`` from ``start`` (at most ``frames``) that decode before a
+    decoding error, read ``step`` at a time from a fresh handle (libsndfile's handle is
+    unusable after an error); (0, channels) when none do."""
+    parts = []
+    try:
+        with sf.SoundFile(path) as g:
+            g.seek(start)
+            while frames > 0:
+                part = g.read(min(step, frames), dtype="float32", always_2d=True)
+                if len(part) == 0:
+                    break
+                parts.append(part)
+                frames -= len(part)
+    except Exception:  # noqa: BLE001, S110 - the error this reading stops at
+        pass
+    return np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
+
+
+def _blocks(f, path: str, limit: int, out_rate: int, counter: list):
     """Yield up to ``limit`` frames of the open file ``f`` as mono blocks resampled to
     ``out_rate`` (float32, or float64 straight from the resampler), one per decoded block;
-    ``counter[0]`` holds the frames read so far. Raises AudioError for unreadable data or
-    non-finite samples."""
+    ``counter[0]`` holds the frames read so far, ``counter[1]`` becomes True when damaged
+    audio data stopped the reading early (what decoded before it was yielded). Raises
+    AudioError for unreadable data (nothing decodes) or non-finite samples."""
     rate0, channels = int(f.samplerate), int(f.channels)
     up, down = _ratio(rate0, out_rate)
     resampler = _ChunkedResampler(up, down) if up != down else None
     block_frames = max(256, _BLOCK_SAMPLES // channels)
     while counter[0] < limit:
         n_read = counter[0]
+        want = min(block_frames, limit - n_read)
         try:
-            block = f.read(min(block_frames, limit - n_read), dtype="float32", always_2d=True)
+            block = f.read(want, dtype="float32", always_2d=True)
         except Exception as e:  # noqa: BLE001 - libsndfile/soundfile errors of any type
-            where = f"after {n_read / rate0:.2f} s" if n_read else "from its start"
-            raise AudioError(f"the audio data is truncated or corrupt {where} "
-                             f"({_describe(e)})", path) from None
+            # The block holds the error somewhere: keep what decodes before it (a FLAC cut
+            # short or damaged is then analysed up to there, as a truncated WAV is).
+            block = _salvage(path, n_read, want)
+            if len(block) == 0:
+                where = f"after {n_read / rate0:.2f} s" if n_read else "from its start"
+                raise AudioError(f"the audio data is truncated or corrupt {where} "
+                                 f"({_describe(e)})", path) from None
+            limit = n_read + len(block)  # nothing after the damage is read
+            counter[1] = True
         if len(block) == 0:
             break
         mono = block[:, 0] if channels == 1 else _mix_down(block)
@@ -550,22 +578,22 @@ class AudioStream:
         self._f.close()
 
     def __iter__(self):
-        f, counter = self._f, [0]
+        f, counter = self._f, [0, False]
         for chunk in _blocks(f, self.path, f.frames, self.rate, counter):
             chunk = np.asarray(chunk, dtype=np.float32)
             self.n_samples += len(chunk)
             if len(chunk):
                 yield chunk
-        self._finish(counter[0], f)
+        self._finish(counter[0], f, counter[1])
 
-    def _finish(self, n_read: int, f) -> None:
+    def _finish(self, n_read: int, f, damaged: bool = False) -> None:
         """The checks :func:`load_audio` makes once the whole file has been read."""
         if n_read == 0:
             raise AudioError(_NO_SAMPLES, self.path)
         if n_read / self.original_rate < self.min_seconds:
             have, need = _fmt_pair(n_read / self.original_rate, float(self.min_seconds))
             raise AudioError(f"audio is {have} s long; at least {need} s is needed", self.path)
-        declared = _declared_wav_frames(self.path) if f.format in ("WAV", "WAVEX") else None
+        declared = f.frames if damaged else _declared_wav_frames(self.path) if f.format in ("WAV", "WAVEX") else None
         if declared is not None and declared > n_read + 1:
             self.declared_duration_s = declared / self.original_rate
 

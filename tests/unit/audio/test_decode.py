@@ -35,7 +35,7 @@ from lungapp.audio import (
     load_audio,
     resample,
 )
-from lungapp.audio.decode import _BLOCK_SAMPLES, _ChunkedResampler
+from lungapp.audio.decode import _BLOCK_SAMPLES, AudioStream, _ChunkedResampler
 from lungapp.errors import AudioError
 
 # --- helpers ---------------------------------------------------------------------------
@@ -199,11 +199,35 @@ def test_truncated_header(tmp_path, fmt, subtype, ext, cut, kind, func):
     expect_error(p, fragment=f"truncated, corrupt or unsupported {kind} file", func=func)
 
 
-def test_truncated_flac_data(tmp_path):
-    data = _valid_bytes(tmp_path, "FLAC", "PCM_16", "flac", seconds=3)
+def test_truncated_flac_data_returns_what_decodes(tmp_path):
+    # A FLAC cut mid-data decodes up to the cut (lossless: those samples are exact), and
+    # says it is truncated, as a cut WAV does; it was refused whole, "from its start".
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(3 * 8000)).astype(np.float32)  # noise: compresses little
+    full = tmp_path / "full.flac"
+    sf.write(full, x, 8000, subtype="PCM_16")
+    exact = sf.read(full, dtype="float32")[0]
+    data = full.read_bytes()
     p = tmp_path / "cut.flac"
     p.write_bytes(data[: len(data) // 2])
-    expect_error(p, fragment="truncated or corrupt")
+    a = load_audio(p)
+    assert 0.5 < a.duration_s < 2.0 and a.declared_duration_s == pytest.approx(3.0)
+    assert "truncated: the header says 3.0 s" in a.truncated
+    assert np.array_equal(a.samples, exact[: len(a.samples)])
+    with AudioStream(p) as stream:
+        blocks = np.concatenate(list(stream))
+    assert np.array_equal(blocks, a.samples) and stream.declared_duration_s == pytest.approx(3.0)
+    # Damage in the middle of a longer file: the audio before it, the rest not read.
+    y = (0.1 * rng.standard_normal(90 * 8000)).astype(np.float32)
+    long = tmp_path / "long.flac"
+    sf.write(long, y, 8000, subtype="PCM_16")
+    data = bytearray(long.read_bytes())
+    at = int(len(data) * 0.7)
+    data[at: at + 3000] = b"\xde\xad" * 1500
+    long.write_bytes(bytes(data))
+    b = load_audio(long)
+    assert 50 < b.duration_s < 65 and b.declared_duration_s == pytest.approx(90.0)
+    assert np.abs(b.samples - y[: len(b.samples)]).max() < 1e-4  # 16-bit steps
 
 
 def test_truncated_wav_data_returns_what_is_there(tmp_path):
