@@ -548,6 +548,7 @@ def test_labels_on_a_read_only_disk_are_shown_read_only(window, qtbot, recording
         assert "read-only" in (layer.read_only_reason() or "")
         assert any("cannot be written here" in m and audio.with_suffix(".json").name in m for m in messages)
         assert layer.add(1.0, 1.6) == -1 and layer.doc.record_label == "CAS"
+        assert "saved to" not in view.annotation.panel.state.text()
         window.review.remove_files([str(audio)])  # the list lets go of the file before unmounting
 
 
@@ -569,9 +570,11 @@ def test_a_failed_save_is_kept_until_one_succeeds(window, qtbot, recording, tmp_
                 pass
         layer.add(1.0, 1.6)
         assert layer.save_error is not None and "cannot save the labels" in layer.save_error
+        state = view.annotation.panel.state
+        assert "NOT SAVED" in state.text() and "saved to" not in state.text()
         filler.unlink()
         layer.add(2.0, 2.6)
-        assert layer.save_error is None
+        assert layer.save_error is None and state.text().endswith(f"saved to {audio.stem}.json")
         assert len(json.loads(audio.with_suffix(".json").read_text())["event_annotation"]) == 2
         window.review.remove_files([str(audio)])
 
