@@ -551,9 +551,12 @@ class AnnotationLayer(QObject):
         start = max(0.0, r.start_s + delta) if which in ("both", "start") else r.start_s
         end = r.end_s + (start - r.start_s if which == "both" else 0.0)
         if which == "end":
-            end = max(r.start_s, r.end_s + delta)
+            end = r.end_s + delta
         limit = self.plots.duration or end
-        if end <= limit and start <= end:
+        # An edge stops MIN_REGION_S from the other, as when drawing (a shorter region, say
+        # an imported point label, may still grow).
+        too_short = which != "both" and end - start < min(MIN_REGION_S, r.end_s - r.start_s)
+        if end <= limit and start <= end and not too_short:
             self.change(self.selected, start_s=round(start, 4), end_s=round(end, 4))
 
     def set_record_label(self, label: str | None) -> None:

@@ -579,6 +579,22 @@ def test_a_failed_save_is_kept_until_one_succeeds(window, qtbot, recording, tmp_
         window.review.remove_files([str(audio)])
 
 
+def test_nudging_an_edge_keeps_the_minimum_region_length(window, qtbot, recording):
+    """Ctrl+Left/Right and Shift+Left/Right move an edge; they stopped only at zero length."""
+    from lungapp.gui.annotation_layer import MIN_REGION_S
+
+    view, layer = _open(qtbot, window, recording)
+    rid = layer.add(1.0, 1.1)
+    layer.select(rid)
+    for which, delta in (("end", -0.01), ("start", 0.01)):
+        for _ in range(20):
+            layer.nudge(which, delta)
+        r = layer.doc.region(rid)
+        assert r.end_s - r.start_s >= MIN_REGION_S - 1e-9, (which, r)
+    layer.nudge("end", 0.5)  # growing is always allowed
+    assert layer.doc.region(rid).end_s - layer.doc.region(rid).start_s > 0.5
+
+
 def test_player_plays_a_range_once_or_looped_with_gain_and_band(qtbot):
     import sounddevice as sd
 
