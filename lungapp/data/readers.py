@@ -465,6 +465,14 @@ def _root_csvs(tree: _Tree) -> Iterator[tuple[str, dict[str, int]]]:
             continue
 
 
+def _same_label(a: str, b: str) -> bool:
+    """Whether two labels as written in a manifest mean the same ("healthy" and "Normal")."""
+    try:
+        return normalise_label(a) == normalise_label(b)
+    except ValueError:
+        return a.strip().casefold() == b.strip().casefold()
+
+
 def _manifest_csvs(tree: _Tree) -> list[str]:
     """Names of the root's .csv files whose header has ``file`` and ``label`` columns
     (results exported by lungapp left out)."""
@@ -686,7 +694,8 @@ def _read_csv(tree: _Tree) -> _Result:
                            f"({', '.join(manifests)}): keep one", tree.root)
     csv_path = tree.path("", manifests[0])
     examples, problems, warnings = [], [], []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}  # path -> (line, label as written)
+    conflicting: set[str] = set()
     try:
         rows = _csv_rows(csv_path)
         _, header = next(rows)
@@ -710,11 +719,18 @@ def _read_csv(tree: _Tree) -> _Result:
                 problems.append((where, f"{cell!r} is outside the manifest's folder: list files "
                                         "inside it, by their path relative to it"))
                 continue
+            raw_label = (fields[i_label] if i_label < len(fields) else "").strip()
             if path in seen:
-                problems.append((path, f"listed twice in {manifests[0]} "
-                                       f"(lines {seen[path]} and {line})"))
+                first, first_label = seen[path]
+                if _same_label(first_label, raw_label):
+                    problems.append((path, f"listed twice in {manifests[0]} (lines {first} and {line})"))
+                else:  # which label is right cannot be told: the file is left out
+                    problems.append((path, f"listed twice in {manifests[0]} with different labels "
+                                           f"({first_label!r} on line {first}, {raw_label!r} on line "
+                                           f"{line}): left out"))
+                    conflicting.add(path)
                 continue
-            seen[path] = line
+            seen[path] = (line, raw_label)
             if not os.path.isfile(path):
                 problems.append((path, f"listed in {manifests[0]} (line {line}) but not found"))
                 continue
@@ -737,7 +753,7 @@ def _read_csv(tree: _Tree) -> _Result:
                            "'CSV UTF-8'", csv_path) from None
     except (OSError, csv.Error) as err:
         raise DatasetError(f"cannot read the manifest: {err}", csv_path) from None
-    return examples, problems, warnings
+    return [e for e in examples if e.path not in conflicting], problems, warnings
 
 
 def _seed_labels_json(path: str, root: str) -> dict[str, tuple[str, str]]:

@@ -456,6 +456,20 @@ def test_csv_manifest(tmp_path):
     assert len(ds.problems) == 5
 
 
+def test_a_file_listed_twice_with_different_labels_is_left_out(tmp_path):
+    """Which row is right cannot be told: the file was scored with the first row's label.
+    The same label written twice ("healthy", "Normal") keeps the file."""
+    root = tmp_path / "set"
+    for name in ("a.wav", "b.wav", "c.wav"):
+        wav(root / name)
+    (root / "m.csv").write_text("file,label\na.wav,Normal\nb.wav,healthy\na.wav,CAS\n"
+                                "b.wav,Normal\nc.wav,DAS\n")
+    ds = read_folder(root)
+    assert sorted(Path(e.path).name for e in ds.examples) == ["b.wav", "c.wav"]
+    assert "different labels ('Normal' on line 2, 'CAS' on line 4): left out" in problem_for(ds, "a.wav")
+    assert problem_for(ds, "b.wav") == "listed twice in m.csv (lines 3 and 5)"
+
+
 def test_csv_manifest_rows_outside_its_folder_are_refused(tmp_path):
     root = tmp_path / "set"
     wav(root / "a.wav")
