@@ -320,3 +320,70 @@ def check_output_dir(out, *, data_dirs=(), overwrite: bool = False, model: bool 
                 raise LungappError("holds files that are not a lungapp model: not replaced; "
                                    "choose another output folder", out)
     _probe_writable(out)
+
+
+# ----------------------------------------------------------------- output file checks
+
+#: Arrays every out-of-fold file of ``lungapp train --oof`` holds
+#: (:func:`lungapp.training.oof.save_oof`).
+OOF_ARRAYS = frozenset({"path.npy", "label.npy", "fold.npy", "probs.npy", "window_out.npy",
+                        "offsets.npy"})
+
+
+def is_oof_file(path) -> bool:
+    """Whether ``path`` is an out-of-fold file that ``lungapp train --oof`` wrote (a NumPy
+    ``.npz`` archive holding :data:`OOF_ARRAYS`): the only file ``--oof --overwrite`` replaces."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return set(z.namelist()) >= OOF_ARRAYS
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_output_file(path, *, data_dirs=(), overwrite: bool = False,
+                      replaceable: Callable[[Path], bool] | None = None, kind: str = "",
+                      hint: str = "use --overwrite to replace it") -> Path:
+    """Check an output file before any work (the file counterpart of
+    :func:`check_output_dir`), so that nothing the user has is replaced. Refuses
+    (LungappError naming ``path``) a folder, a place on a virtual file system, a path inside
+    one of ``data_dirs`` (symlinks resolved; even with ``overwrite``), an existing file
+    without ``overwrite`` (``hint`` says what to do), and, with ``overwrite``, an existing
+    file that ``replaceable`` rejects (``kind`` names what it would have to be). Returns
+    ``path`` (``~`` expanded)."""
+    from lungapp.errors import LungappError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise LungappError("is a folder: give a file name", path)
+    real = path.resolve()
+    if any(real.is_relative_to(v) for v in _VIRTUAL_ROOTS):
+        raise LungappError("is on a virtual file system: choose a file on a disk", path)
+    for d in data_dirs:
+        if d is None:
+            continue
+        data = Path(d).expanduser().resolve()
+        if real.is_relative_to(data):
+            raise LungappError(f"lies inside the data folder {data}: choose a file outside it", path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise LungappError(f"already exists; not overwritten ({hint})", path)
+        if replaceable is not None and not replaceable(path):
+            raise LungappError(f"is not {kind or 'a file this command writes'}: not replaced; "
+                               "choose another file", path)
+    return path
+
+
+def check_oof_file(path, *, out, data_dirs=(), overwrite: bool = False) -> Path:
+    """Check ``lungapp train``'s out-of-fold file (``--oof``) before any work: refuses a
+    folder or a path inside the model folder ``out``, a path inside one of ``data_dirs``
+    (always), an existing file without ``overwrite``, and, with it, any existing file but
+    an earlier out-of-fold file (:func:`is_oof_file`). Returns ``path`` as a Path."""
+    from lungapp.errors import LungappError
+
+    path = Path(path).expanduser()
+    if path.is_dir() or path.resolve().is_relative_to(Path(out).expanduser().resolve()):
+        raise LungappError("the out-of-fold file must be a file outside the model folder", path)
+    return check_output_file(path, data_dirs=data_dirs, overwrite=overwrite, replaceable=is_oof_file,
+                             kind="an out-of-fold file of lungapp train (.npz)")

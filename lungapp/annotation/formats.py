@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections import Counter
 from pathlib import Path
 
 from lungapp.annotation.folder import Item, annotated, check_folder
@@ -68,26 +69,34 @@ def csv_rows(items: list[Item]) -> list[list[str]]:
     return rows
 
 
+def clip_targets(item: Item, out: Path) -> list[tuple[Region, Path]]:
+    """The confirmed regions of ``item`` in time order, each with its clip's path under
+    ``out`` (``NAME_NN_TYPE.wav``)."""
+    stem = Path(item.rel).with_suffix("")
+    regions = sorted(item.sidecar.doc.confirmed_regions(), key=lambda r: (r.start_s, r.end_s))
+    return [(r, out / stem.parent / f"{stem.name}_{n:02d}_{r.type.replace(' ', '_')}.wav")
+            for n, r in enumerate(regions, start=1)]
+
+
 def write_clips(item: Item, out: Path) -> list[Path]:
-    """Each confirmed region of ``item`` as a WAV clip ``NAME_NN_TYPE.wav`` under ``out``."""
+    """Each confirmed region of ``item`` as a WAV clip ``NAME_NN_TYPE.wav`` under ``out``
+    (new files only: an existing one raises FileExistsError and is left as it is)."""
     import soundfile as sf
 
     from lungapp.audio import load_audio
+    from lungapp.fsutil import atomic_write_bytes
 
+    targets = clip_targets(item, out)
+    if not targets:
+        return []
     audio = load_audio(item.sidecar.audio)
-    stem = Path(item.rel).with_suffix("")
     written = []
-    for n, r in enumerate(sorted(item.sidecar.doc.confirmed_regions(),
-                                 key=lambda r: (r.start_s, r.end_s)), start=1):
+    for r, target in targets:
         a, b = int(r.start_s * audio.rate), int(r.end_s * audio.rate)
         clip = audio.samples[a:max(b, a + 1)]
-        target = out / stem.parent / f"{stem.name}_{n:02d}_{r.type.replace(' ', '_')}.wav"
-        target.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         sf.write(buf, clip, audio.rate, format="WAV", subtype="PCM_16")
-        from lungapp.fsutil import atomic_write_bytes
-
-        written.append(atomic_write_bytes(target, buf.getvalue()))
+        written.append(atomic_write_bytes(target, buf.getvalue(), overwrite=False))
     return written
 
 
@@ -99,16 +108,20 @@ def export_labels(folder: str | os.PathLike, fmt: str, out: str | os.PathLike | 
     root = check_folder(folder)
     if fmt not in FORMATS:
         raise LungappError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}", root)
-    target = Path(out).resolve() if out else default_out(root, fmt)
+    target = Path(out).expanduser().resolve() if out else default_out(root, fmt)
     _refuse_same_folder(root, target, fmt, clips)
     items, problems = annotated(root)
     if not items:
         raise LungappError("no labelled recordings in the folder (no NAME.json or ICBHI "
                            "NAME.txt beside any recording)", root)
-    written = _write_format(items, target, fmt)
-    if clips:
-        for item in items:
-            written += write_clips(item, target / "clips")
+    _refuse_existing(target, _planned(items, target, fmt, clips), default=not out, clips=clips)
+    try:
+        written = _write_format(items, target, fmt)
+        if clips:
+            for item in items:
+                written += write_clips(item, target / "clips")
+    except FileExistsError as exc:  # made by someone else since the check: left as it is
+        raise LungappError(f"{exc} (the export stopped there; nothing was replaced)") from None
     return {"folder": str(target), "format": fmt, "recordings": len(items),
             "written": [str(p) for p in written],
             "skipped": [{"file": f, "reason": why} for f, why in problems]}
@@ -127,25 +140,78 @@ def _refuse_same_folder(root: Path, target: Path, fmt: str, clips: bool) -> None
                            "choose another folder with --out", target)
 
 
+#: The file each format writes for a recording ``NAME`` (csv: one file for them all).
+_SUFFIX = {"sprsound": ".json", "icbhi": ".txt", "audacity": AUDACITY_SUFFIX}
+
+
+def _format_target(item: Item, target: Path, fmt: str) -> Path:
+    stem = target / Path(item.rel).with_suffix("")
+    return stem.with_name(stem.name + _SUFFIX[fmt])
+
+
+def _planned(items: list[Item], target: Path, fmt: str, clips: bool) -> list[Path]:
+    """Every file the export would write, in the order it writes them (a clip twice when two
+    recordings would give it: see :func:`_refuse_existing`)."""
+    files = [target / CSV_NAME] if fmt == "csv" else [_format_target(i, target, fmt) for i in items]
+    files = list(dict.fromkeys(files))  # NAME.wav and NAME.flac share their sidecar: one file
+    if clips:
+        files += [p for item in items for _, p in clip_targets(item, target / "clips")]
+    return files
+
+
+def _refuse_existing(target: Path, planned: list[Path], *, default: bool, clips: bool) -> None:
+    """Refuse, before anything is written, an export that would replace a file or mix with
+    an earlier export: an existing file where ``target`` goes; the default folder when it
+    already holds anything (an earlier export: its files and the new ones would mix); any
+    file the export would write that exists (the first named, all counted); a ``clips``
+    folder that is not empty (clips of an earlier export would stay among the new ones); two
+    recordings that would give the same clip."""
+    twice = next((p for p, n in Counter(planned).items() if n > 1), None)
+    if twice is not None:
+        raise LungappError(f"two recordings of the folder would give the same clip "
+                           f"{twice.relative_to(target)} (same name, another audio format): "
+                           "rename one; nothing written", target)
+    if target.exists() and not target.is_dir():
+        raise LungappError("exists and is not a folder; choose a folder with --out", target)
+    if not target.is_dir():
+        return
+    if default and any(target.iterdir()):
+        raise LungappError("already holds an earlier export; nothing written, nothing replaced: "
+                           "move or delete it, or choose another folder with --out", target)
+    there = [p for p in planned if os.path.lexists(p)]
+    if there:
+        first = there[0].relative_to(target)
+        which = (f"{first} already exists there" if len(planned) == 1 else
+                 f"{len(there)} of the {len(planned)} files the export would write already "
+                 f"exist{'s' if len(there) == 1 else ''} there (first: {first})")
+        raise LungappError(f"{which}; nothing written, nothing replaced: choose a new or empty "
+                           "folder with --out, or move them away", target)
+    if clips and (target / "clips").is_dir() and any((target / "clips").iterdir()):
+        raise LungappError("holds the clips of an earlier export, which would mix with the new "
+                           "ones; nothing written: choose a new or empty folder with --out",
+                           target / "clips")
+
+
 def _write_format(items: list[Item], target: Path, fmt: str) -> list[Path]:
+    """Write ``items``' labels as ``fmt`` under ``target``: new files only (an existing one
+    raises FileExistsError and is left as it is)."""
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         writer.writerows(csv_rows(items))
-        return [atomic_write_text(target / CSV_NAME, buf.getvalue())]
+        return [atomic_write_text(target / CSV_NAME, buf.getvalue(), overwrite=False)]
     written = []
     for item in items:
-        stem = target / Path(item.rel).with_suffix("")
-        doc = item.sidecar.doc
+        path, doc = _format_target(item, target, fmt), item.sidecar.doc
+        if path in written:  # NAME.wav and NAME.flac: one sidecar, the same labels
+            continue
         if fmt == "sprsound":
-            written.append(atomic_write_json(stem.with_name(stem.name + ".json"), annotation_to_json(doc)))
+            written.append(atomic_write_json(path, annotation_to_json(doc), overwrite=False))
         elif fmt == "icbhi":
-            written.append(atomic_write_text(stem.with_name(stem.name + ".txt"),
-                                             icbhi_text(doc.confirmed_regions())))
+            written.append(atomic_write_text(path, icbhi_text(doc.confirmed_regions()), overwrite=False))
         else:
-            written.append(atomic_write_text(stem.with_name(stem.name + AUDACITY_SUFFIX),
-                                             audacity_text(doc.regions)))
+            written.append(atomic_write_text(path, audacity_text(doc.regions), overwrite=False))
     return written
 
 

@@ -1,9 +1,9 @@
 """``lungapp train FOLDER --out DIR``: the command-line front end of :mod:`.train`.
 
 Exit status: 0 done; 2 bad options; 3 dataset refused (nothing trained); 4 output
-folder refused (exists: use --overwrite; over the data; not writable) or the model could
-not be saved (disk full); 1 any other error; 130 cancelled (SIGINT / SIGTERM:
-the run stops within one batch and --out is left untouched).
+folder or --oof file refused (exists: use --overwrite; over the data; not writable) or
+the model could not be saved (disk full); 1 any other error; 130 cancelled (SIGINT /
+SIGTERM: the run stops within one batch and --out is left untouched).
 
 ``--progress json`` prints one JSON object per line on stdout and nothing else (library
 output that would reach stdout is redirected to stderr): the events of
@@ -113,10 +113,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the device-shift check (saves time and memory)")
     parser.add_argument("--oof", default=None, metavar="FILE.npz",
                         help="also write the out-of-fold predictions (per recording and per window, "
-                             "with file names and folds) to this .npz file, outside the model folder")
+                             "with file names and folds) to this new .npz file, outside the model "
+                             "and the data folders (an existing one is replaced only with "
+                             "--overwrite, and only if it is an earlier --oof file)")
     parser.add_argument("--name", default=None, help="model name in the card (default: the folder name)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out folder once the new model is complete")
+                        help="replace an existing --out folder once the new model is complete, "
+                             "and an existing --oof file of an earlier run")
     parser.add_argument("--progress", choices=("json", "bar", "none"), default=None,
                         help="json lines on stdout, a bar on stderr (default on a terminal), or none")
 
@@ -282,7 +285,7 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     """Train as ``args`` say, reporting to ``emit``; a failure becomes one ``error`` event
     and its exit status. ``stop["signal"]``: the signal that asked the run to stop."""
     from lungapp.errors import DatasetError, LungappError
-    from lungapp.fsutil import check_output_dir
+    from lungapp.fsutil import check_oof_file, check_output_dir
     from lungapp.training import unavailable_reason
 
     reason = unavailable_reason()
@@ -298,6 +301,8 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     try:  # before TensorFlow is imported and any file is read: fails in a second
         check_output_dir(args.out, data_dirs=[args.folder], overwrite=args.overwrite,
                          report=lambda note: emit(P.Log(message=note, level="warning")))
+        if getattr(args, "oof", None) is not None:
+            check_oof_file(args.oof, out=args.out, data_dirs=[args.folder], overwrite=args.overwrite)
     except LungappError as exc:
         emit(P.Error(kind="output", message=str(exc)))
         return EXIT_OUTPUT

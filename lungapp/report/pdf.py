@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfW
 
 from lungapp.dsp.spectrogram import SpectrogramConfig
 from lungapp.errors import LungappError
+from lungapp.fsutil import check_output_file
 from lungapp.report.body_map import STATE_COLOURS, paint_body_map
 from lungapp.report.content import NOTICE, ReportData, SiteEntry, judged
 from lungapp.report.images import hatch_ranges, paint_timeline, spectrogram_rgb, to_qimage
@@ -70,14 +71,48 @@ def ensure_app():
     return app
 
 
-def write_report(data: ReportData, out: str | os.PathLike, cfg: SpectrogramConfig | None = None) -> Path:
+def write_report(data: ReportData, out: str | os.PathLike, cfg: SpectrogramConfig | None = None,
+                 *, overwrite: bool = True) -> Path:
     """Write ``data`` as a PDF to ``out`` (written beside it, then renamed into place).
-    ``cfg``: the spectrogram config (the active model's; None: the default config)."""
-    out = Path(out)
+    ``cfg``: the spectrogram config (the active model's; None: the default config).
+    ``overwrite``: replace an existing ``out`` (the GUI's Save dialog has asked); with
+    False (``lungapp report`` without ``--overwrite``) an existing file is refused before
+    anything is drawn, and never replaced. A folder named ``out`` is refused; nothing is
+    left behind on a failure."""
+    out = Path(out).expanduser()
     if out.suffix.lower() != ".pdf":
         raise LungappError("the report is a PDF; use a .pdf name", out)
+    check_output_file(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
+    try:
+        _draw(data, tmp, out, cfg or SpectrogramConfig())
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise LungappError("the PDF could not be written", out)
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            _publish_new(tmp, out)
+    finally:
+        if tmp.is_file() or tmp.is_symlink():
+            tmp.unlink()
+    return out
+
+
+def _publish_new(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out`` unless ``out`` exists (it may have appeared while drawing)."""
+    exists = LungappError("already exists; not overwritten (use --overwrite to replace it)", out)
+    try:  # link() fails rather than replace a file: no window in which it could be clobbered
+        os.link(tmp, out)
+    except FileExistsError:
+        raise exists from None
+    except OSError:  # file systems without hard links
+        if os.path.lexists(out):
+            raise exists from None
+        os.replace(tmp, out)
+
+
+def _draw(data: ReportData, tmp: Path, out: Path, cfg: SpectrogramConfig) -> None:
     writer = QPdfWriter(str(tmp))
     writer.setResolution(DPI)
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait,
@@ -90,14 +125,10 @@ def write_report(data: ReportData, out: str | os.PathLike, cfg: SpectrogramConfi
     page = _Page(writer, painter, _footer(data))
     try:
         _summary_page(page, data)
-        _spectrogram_pages(page, data, cfg or SpectrogramConfig())
+        _spectrogram_pages(page, data, cfg)
         page.finish()
     finally:
         painter.end()
-    if not tmp.is_file() or tmp.stat().st_size == 0:
-        raise LungappError("the PDF could not be written", out)
-    os.replace(tmp, out)
-    return out
 
 
 def _footer(data: ReportData) -> str:

@@ -79,20 +79,32 @@ def make_folds(labels, groups, k: int, seed: int) -> Folds:
     return Folds(test=test, grouped=True)
 
 
+def validation_folds(labels, groups, fraction: float) -> int:
+    """How many folds :func:`validation_split` makes (one of them is held out): about
+    ``1 / fraction``, but no more than the patients (grouped) or than the rarest class's
+    recordings (by file), nor than the largest class's recordings (the stratified splitters
+    need one class with a member in every fold). Below 2: no validation split."""
+    counts = Counter(np.asarray(labels).tolist())
+    if not counts:
+        return 0
+    k = max(2, int(round(1 / fraction)))
+    if groups is not None and not any(g is None for g in groups):
+        k = min(k, len(set(map(str, groups))), max(counts.values()))
+    else:
+        k = min(k, min(counts.values()))
+    return k
+
+
 def validation_split(labels, groups, seed: int, fraction: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """Split a training set into (fit, validation) indices, grouped by patient where
     ``groups`` has ids, stratified by label: used for early stopping and learning-rate
     decisions, so the held-out fold is never looked at during training."""
     labels = np.asarray(labels)
     n = len(labels)
-    k = max(2, int(round(1 / fraction)))
-    grouped = groups is not None and not any(g is None for g in groups)
-    if grouped:
-        k = min(k, len(set(map(str, groups))))
-    else:
-        k = min(k, min(Counter(labels.tolist()).values()) if n else 0)
+    k = validation_folds(labels, groups, fraction)
     if k < 2:  # too small to hold anything out: train without a validation split
         return np.arange(n), np.arange(0)
+    grouped = groups is not None and not any(g is None for g in groups)
     folds = make_folds(labels, groups if grouped else None, k, seed)
     # The fold whose label mix is closest to the whole set's.
     whole = Counter(labels.tolist())

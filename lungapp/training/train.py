@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lungapp.errors import DatasetError, LungappError
-from lungapp.fsutil import check_output_dir, make_staging
+from lungapp.errors import DatasetError
+from lungapp.fsutil import check_oof_file, check_output_dir, make_staging
 from lungapp.training import fit
 from lungapp.training.card_build import make_card
 from lungapp.training.dataset import (
@@ -70,6 +70,8 @@ class RunContext:
     # The added noise's texture, linear power (frames x bins) of the folder's Poor Quality
     # recordings (--real-noise; None: white noise)
     noise_bank: object = None
+    # Whether an existing out-of-fold file may be replaced (``--overwrite``)
+    overwrite: bool = False
 
     def log(self, message: str, level: str = "info") -> None:
         self.progress(Log(message=message, level=level))
@@ -149,7 +151,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     t_start = time.perf_counter()
     opts.validate()
     folder, out = Path(folder), Path(out)
-    ctx = RunContext(opts, progress, should_stop)
+    ctx = RunContext(opts, progress, should_stop, overwrite=overwrite)
     oof_path = _check_outputs(out, oof_path, overwrite, folder, ctx)
     if opts.init_from:  # refused here, before any file is read, if it does not fit
         from lungapp.training.finetune import load_start
@@ -161,7 +163,10 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     progress(Start(folder=str(folder), out=str(out), task=opts.task, preset=opts.preset,
                    arch=opts.arch, folds=opts.folds, epochs=opts.epochs, classes=classes))
     data = read_training_data(folder, ctx, classes, layout, found)
-    folds = make_folds(data.labels, data.patients, opts.folds, opts.seed)
+    try:
+        folds = make_folds(data.labels, data.patients, opts.folds, opts.seed)
+    except ValueError as exc:  # what check_dataset let through: still the data's problem
+        raise DatasetError(f"cannot be split into {opts.folds} folds ({exc})", data.root) from None
     data.warnings += folds.warnings
     for w in data.warnings:
         ctx.log(w, "warning")
@@ -201,16 +206,14 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
 def _check_outputs(out: Path, oof_path, overwrite: bool, folder: Path,
                    ctx: RunContext) -> Path | None:
     """Refuse, before anything is read, an ``out`` that would destroy data or cannot be
-    written (:func:`~lungapp.fsutil.check_output_dir`) and an out-of-fold file inside the
-    model folder; returns ``oof_path`` as a Path."""
+    written (:func:`~lungapp.fsutil.check_output_dir`) and an out-of-fold file that would
+    (:func:`~lungapp.fsutil.check_oof_file`: inside the model or the data folder, an
+    existing file without ``overwrite``); returns ``oof_path`` as a Path."""
     check_output_dir(out, data_dirs=[folder], overwrite=overwrite,
                      report=lambda note: ctx.log(note, "warning"))
     if oof_path is None:
         return None
-    oof_path = Path(oof_path)
-    if oof_path.is_dir() or oof_path.resolve().is_relative_to(out.resolve()):
-        raise LungappError("the out-of-fold file must be a file outside the model folder", oof_path)
-    return oof_path
+    return check_oof_file(oof_path, out=out, data_dirs=[folder], overwrite=overwrite)
 
 
 # ------------------------------------------------------------------------------ the data
@@ -303,6 +306,10 @@ def train_model(recs: list[Recording], groups: list | None, ctx: RunContext, cla
     fit_idx, val_idx = fit_validation_split([r.label for r in recs], groups, seed,
                                             opts.val_fraction)
     name = f"{opts.arch}_fold{fold}" if isinstance(fold, int) else f"{opts.arch}_all"
+    if opts.val_fraction > 0 and not len(val_idx):
+        ctx.log(f"{'fold ' + str(fold) if isinstance(fold, int) else 'the final model'}: too few "
+                f"recordings ({len(recs)}) or patients to hold out a validation split; trained "
+                "on all of them with a fixed schedule (no early stopping or plateau decisions)")
     weight_seed = opts.seed + (1000 * (fold - 1) if isinstance(fold, int) else 99_000)
     with ctx.scope:
         if ctx.start is not None:
@@ -378,6 +385,8 @@ def oof_report(data: TrainingData, cv: CrossValidation, ctx: RunContext, oof_pat
     report["pooling_auc"] = {rule: auc_or_nan(y, p) for rule, p in cv.pooled.items()}
     if oof_path is not None:
         try:
+            if not ctx.overwrite and os.path.lexists(oof_path):  # made during the run
+                raise FileExistsError("a file of that name appeared during the run; not overwritten")
             save_oof(oof_path, data.recs, data.root, fold_of, data.classes, spec, cv.probs,
                      cv.windows, cv.windows_shift)
             ctx.log(f"out-of-fold predictions written to {oof_path}")
