@@ -15,6 +15,7 @@ Two ways to give the labels:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -84,10 +85,18 @@ def agreement(folder_a: str | os.PathLike, folder_b: str | os.PathLike,
               tolerance: float = ONSET_TOLERANCE_S) -> dict:
     """Compare two annotators' sidecar folders (see the module docstring). Pending
     suggestions are not labels and are left out."""
+    check_tolerance(tolerance)
     docs_a, problems_a = read_sidecars(folder_a)
     docs_b, problems_b = read_sidecars(folder_b)
     return compare(docs_a, docs_b, (str(folder_a), str(folder_b)), tolerance,
                    problems_a + problems_b)
+
+
+def check_tolerance(tolerance: float) -> None:
+    """LungappError unless the onset tolerance is a finite number of seconds >= 0 (with a
+    negative one nothing matches, with NaN identical labels disagreed)."""
+    if not (isinstance(tolerance, int | float) and math.isfinite(tolerance) and tolerance >= 0):
+        raise LungappError(f"the onset tolerance must be a number of seconds, 0 or more (got {tolerance!r})")
 
 
 def parse_names(text: str) -> tuple[str, str]:
@@ -104,6 +113,7 @@ def agreement_between(folder: str | os.PathLike, names: tuple[str, str],
     """Compare two named annotators' labels of the same recordings in one folder (see the
     module docstring). Raises LungappError (one line naming the folder) when a name has no
     labels there, when only one annotator has, or when the two share no recording."""
+    check_tolerance(tolerance)
     root = check_folder(folder)
     by_rec, problems = read_sidecars(root, annotator_docs)
     present = sorted({n for docs in by_rec.values() for n in docs})

@@ -294,6 +294,7 @@ def import_labels(files: list[str | os.PathLike], author: str = "",
             raise LungappError("an ICBHI file beside its recording is already read as labels; a "
                                "NAME.json beside it too would mix two layouts: give a folder "
                                "holding copies of the recordings with --audio-dir", path)
+        _check_within(path, regions, audio)
         sidecar = Sidecar(audio)
         sidecar.reload()
         added = merge_regions(sidecar.doc, regions, label, author or f"import:{path.name}")
@@ -301,6 +302,23 @@ def import_labels(files: list[str | os.PathLike], author: str = "",
         results.append({"file": str(path), "format": fmt, "sidecar": str(sidecar.path),
                         "added": added})
     return results
+
+
+#: How far a region may reach past the recording's end (rounding of its times) when imported.
+END_SLACK_S = 0.05
+
+
+def _check_within(path: Path, regions: list[Region], audio: Path) -> None:
+    """LungappError naming the label file when one of its regions lies past the end of
+    ``audio``: the labels of another recording, or times in other units. Nothing is imported."""
+    from lungapp.audio import audio_info
+
+    duration = audio_info(audio).duration_s
+    for i, r in enumerate(regions, start=1):
+        if r.start_s >= duration or r.end_s > duration + END_SLACK_S:
+            raise LungappError(f"region {i} ({r.start_s:g}-{r.end_s:g} s) lies past the end of "
+                               f"{audio.name} ({duration:.2f} s): are these the labels of another "
+                               "recording, or times in other units? Nothing imported", path)
 
 
 def merge_regions(doc: Annotation, regions: list[Region], label: str | None, author: str) -> int:

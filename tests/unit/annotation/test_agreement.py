@@ -55,6 +55,7 @@ def test_agreement_on_a_hand_made_pair(pair):
     assert res["event_f1_all"] == pytest.approx(4 / 6)
     assert [d["recording"] for d in res["disagreements"]] == ["r0", "r1", "r4"]
     assert res["disagreements"][0]["reasons"] == ["Wheeze: 1 only in A, 1 only in B"]
+    assert agreement(pair[0], pair[0], tolerance=0.0)["disagreements"] == []
     # A wider tolerance matches the second wheeze too.
     assert agreement(*pair, tolerance=0.35)["event_f1"]["Wheeze"]["f1"] == pytest.approx(1.0)
 
@@ -70,3 +71,8 @@ def test_cli_text_and_json(pair):
     assert res["kappa"] == pytest.approx(10 / 22)
     proc = run(str(pair[0]), str(pair[0].parent / "missing"))
     assert proc.returncode == 2 and "missing: no such folder" in proc.stderr
+    # With a negative tolerance nothing matched, with NaN identical folders disagreed.
+    for bad in ("-1", "nan", "inf"):
+        proc = run(str(pair[0]), str(pair[0]), "--tolerance", bad)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (bad, proc.stderr)
+        assert "onset tolerance must be a number of seconds" in proc.stderr

@@ -128,6 +128,17 @@ def test_icbhi_beside_its_recording_is_not_imported_into_a_mixed_folder(tmp_path
     assert not (tmp_path / "a.json").exists()
 
 
+def test_a_region_past_the_end_of_the_recording_is_refused(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 4000)  # 2 s
+    (tmp_path / "a.labels.txt").write_text("0.1\t0.5\tWheeze\n0.5\t100\tWheeze\n")
+    with pytest.raises(LungappError, match=r"a\.labels\.txt: region 2 \(0\.5-100 s\) lies past the end "
+                                           r"of a\.wav \(2\.00 s\)"):
+        import_labels([tmp_path / "a.labels.txt"])
+    assert not (tmp_path / "a.json").exists()
+    (tmp_path / "a.labels.txt").write_text("0.1\t0.5\tWheeze\n1.5\t2.01\tWheeze\n")  # rounding
+    assert import_labels([tmp_path / "a.labels.txt"])[0]["added"] == 2
+
+
 def test_bad_label_file_is_one_line(tmp_path):
     (tmp_path / "a.labels.txt").write_text("0.1\t0.5\tSqueak\n")
     with pytest.raises(LungappError, match=r"a\.labels\.txt: neither .* line 1: unknown event type"):
