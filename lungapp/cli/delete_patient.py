@@ -32,7 +32,7 @@ def run(args) -> int:
         problems = delete_patient(store, plan)
     for p in problems:
         err(f"could not delete {p}")
-    print(f"deleted patient {args.identifier}; kept {len(plan.kept)} imported file(s)")
+    print(f"deleted patient {plan.identifier}; kept {len(plan.kept)} imported file(s)")
     return EXIT_ERROR if problems else EXIT_OK
 
 

@@ -23,16 +23,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from lungapp.store import Store
+    from lungapp.store.db import patient_identifier
     from lungapp.store.manage import patient_record
 
     fields = {k: v for k, v in (("name", args.name), ("birth_year", args.birth_year), ("sex", args.sex))
               if v is not None}
     if "birth_year" in fields and not 1880 <= fields["birth_year"] <= _dt.date.today().year:
         raise LungappError(f"birth year {fields['birth_year']} is not plausible")
+    identifier = patient_identifier(args.identifier)  # " P1 " is P1; "" is refused
     with Store() as store:
-        store.ensure_patient(args.identifier)
-        if fields:
-            store.update_patient(args.identifier, **fields)
-        record = patient_record(store, args.identifier)
+        store.check()  # a damaged database is said, not written to
+        with store.transaction():  # all or nothing: never a patient half made
+            store.ensure_patient(identifier)
+            if fields:
+                store.update_patient(identifier, **fields)
+            record = patient_record(store, identifier)
     print(json.dumps({k: record[k] for k in ("identifier", "name", "birth_year", "sex")}))
     return EXIT_OK

@@ -16,9 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from lungapp.store import Store
+    from lungapp.store.db import patient_identifier
     from lungapp.store.manage import export_patient
 
     with Store() as store:
         out = export_patient(store, args.identifier, args.out)
-    print(f"exported patient {args.identifier} to {out}")
+    print(f"exported patient {patient_identifier(args.identifier)} to {out}")
     return EXIT_OK

@@ -21,6 +21,7 @@ import traceback
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog
 
+from lungapp.errors import LungappError
 from lungapp.gui import file_list as fl
 from lungapp.gui.context import READY
 from lungapp.gui.workers import run_task
@@ -185,12 +186,18 @@ class ReviewPersistence(QObject):
     def relocate(self, old: str, new: str) -> bool:
         """Point ``old``'s row (and its store row and cached results) at ``new``."""
         new = os.path.abspath(new)
-        if not os.path.isfile(new) or not self.review.model.relocate(old, new):
+        model = self.review.model
+        if not os.path.isfile(new) or model.entry(new) is not None or model.entry(old) is None:
             self.review.statusMessage.emit(f"{new}: not relocated (no such file, or already listed)", 8000)
             return False
         row = self._stored(old)
         if row is not None:
-            self.hook.store.relocate(row["uid"], new)
+            try:  # first: the store refuses another recording's file, or one that is not audio
+                self.hook.store.relocate(row["uid"], new)
+            except LungappError as exc:
+                self.review.statusMessage.emit(str(exc), 8000)
+                return False
+        model.relocate(old, new)
         if self.cache is not None:
             self.cache.move(old, new)
         self.fill([self.review.model.entry(new)])

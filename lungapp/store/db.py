@@ -1,10 +1,16 @@
 """The local store: patients, visits, recordings, results and confirmed labels in SQLite.
 
-Audio stays in files; a recording row refers to its file by absolute path. The database
+Audio stays in files; a recording row refers to its file by its real path (absolute,
+symbolic links resolved: :func:`file_path`), so the same file is one recording whatever path
+reaches it (rows written before hold an absolute path, and are found too). The database
 lives in the user data folder (:func:`lungapp.paths.database_path`) in WAL mode, so the
 app, a second app window and a CLI command can read while one of them writes; writers wait
 for each other (busy timeout) instead of failing. Every write is one ``BEGIN IMMEDIATE``
 transaction (:meth:`Store.transaction`): a process killed in the middle leaves none of it.
+
+SQLite's errors that mean the database file itself cannot be used (damaged, unreadable,
+full, read-only, locked) become :class:`StoreFileError`, one line naming the file, from
+every store operation; the file is never repaired or replaced here.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +31,82 @@ from lungapp.errors import LungappError
 from lungapp.store import schema
 
 BUSY_TIMEOUT_MS = 30_000
+#: Store._linked_rows's rows of each database (by real path): (last row id read, {real path: id}).
+_LINKED: dict[str, tuple[int, dict[str, int]]] = {}
+_LINKED_LOCK = threading.Lock()
 # What a recording row may say about its file, with the defaults.
 RECORDING_FACTS = {"site": "", "device": "", "sample_rate": None, "duration_s": None, "recorded_at": None}
 
 
 class StoreError(LungappError):
     """The store cannot be opened or a record in it is not what the caller asked for."""
+
+
+class StoreFileError(StoreError, sqlite3.DatabaseError):
+    """The database file cannot be used: damaged, unreadable, full, read-only, locked.
+    Also a :class:`sqlite3.DatabaseError`, so code that catches SQLite's errors around the
+    store (the GUI's Review list) still does."""
+
+
+#: SQLite's (primary) result codes saying the database file is damaged.
+_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+#: ... and those saying it cannot be used now (disk, permissions, another program's lock).
+#: Other codes (constraints, SQL errors, misuse) are the code's business and pass as they are.
+_UNUSABLE = frozenset({sqlite3.SQLITE_PERM, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY,
+                       sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+                       sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOLFS})
+
+
+def damaged_problem(what: str) -> str:
+    """The one line said of a damaged database (``what``: SQLite's words)."""
+    return (f"the database is damaged ({what}); to recover, close lungapp, move this file aside and "
+            "copy a backup (made with `lungapp backup`) in its place")
+
+
+def damage(conn: sqlite3.Connection) -> str | None:
+    """SQLite's ``quick_check`` of ``conn``: None for a sound database, else its first
+    finding, one line (and how many more there are)."""
+    rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
+    if rows == ["ok"]:
+        return None
+    lines = [ln for r in rows for ln in r.splitlines() if ln.strip() and not ln.startswith("***")]
+    more = f" and {len(lines) - 1} more problem(s)" if len(lines) > 1 else ""
+    return (lines or ["quick_check failed"])[0] + more
+
+
+def file_error(exc: sqlite3.Error, path: str | os.PathLike) -> StoreFileError | None:
+    """The :class:`StoreFileError` naming ``path`` for an error of SQLite that says the
+    database file cannot be used; None for any other error (a constraint, a bug)."""
+    if isinstance(exc, StoreError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if primary in _DAMAGED:
+        problem = damaged_problem(what)
+    elif primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        problem = f"cannot use the database now ({what}: another program is writing to it; try again)"
+    elif primary in _UNUSABLE or type(exc) is sqlite3.DatabaseError:
+        problem = f"cannot use the database ({what})"
+    else:
+        return None
+    out = StoreFileError(problem, path)
+    out.sqlite_errorcode, out.sqlite_errorname = code, getattr(exc, "sqlite_errorname", None)
+    return out
+
+
+def patient_identifier(identifier: str | None) -> str:
+    """A patient identifier as the store keeps and looks it up: without surrounding white
+    space (what every method taking one uses). An empty one raises StoreError."""
+    text = str(identifier if identifier is not None else "").strip()
+    if not text:
+        raise StoreError("a patient needs an identifier")
+    return text
+
+
+def file_path(path: str | os.PathLike) -> str:
+    """How a recording's file is kept: absolute, symbolic links resolved."""
+    return os.path.realpath(path)
 
 
 def now() -> str:
@@ -73,7 +150,10 @@ class Store:
             schema.migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise StoreError(f"not a usable lungapp store ({exc})", self.path) from None
+            converted = file_error(exc, self.path)
+            if converted is not None and type(exc) is not sqlite3.DatabaseError:
+                raise converted from None  # locked, read-only, a disk error
+            raise StoreFileError(f"not a usable lungapp store ({exc})", self.path) from None
         except ValueError as exc:
             self.conn.close()
             raise StoreError(str(exc), self.path) from None
@@ -95,6 +175,18 @@ class Store:
         self.close()
 
     @contextmanager
+    def errors(self) -> Iterator[None]:
+        """SQLite's errors saying the database file cannot be used, raised inside, become
+        :class:`StoreFileError` naming it (others pass as they are)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            converted = file_error(exc, self.path)
+            if converted is None:
+                raise
+            raise converted from exc
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (IMMEDIATE), so two writers queue on the
         busy timeout instead of one failing when it upgrades a read lock. Inside an open
@@ -102,24 +194,42 @@ class Store:
         if self.conn.in_transaction:
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self.errors():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # SQLite ends the transaction itself after some errors (a damaged page, a
+                # full disk): a ROLLBACK then would hide the error that says why.
+                if self.conn.in_transaction:
+                    try:
+                        self.conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, params).fetchall()
+        with self.errors():
+            return self.conn.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        with self.errors():
+            return self.conn.execute(sql, params).fetchone()
+
+    def check(self) -> None:
+        """Raise StoreFileError when SQLite's ``quick_check`` finds the database damaged.
+        It reads every page: run before bulk or destructive work, not on every open."""
+        with self.errors():
+            found = damage(self.conn)
+        if found:
+            raise StoreFileError(damaged_problem(found), self.path)
 
     # --- patients and visits ----------------------------------------------------------
 
     def add_patient(self, identifier: str, name: str = "", birth_year: int | None = None,
                     sex: str = "") -> int:
-        identifier = identifier.strip()
-        if not identifier:
-            raise StoreError("a patient needs an identifier")
+        identifier = patient_identifier(identifier)
         with self.transaction() as c:
             if c.execute("SELECT 1 FROM patients WHERE identifier = ?", (identifier,)).fetchone():
                 raise StoreError(f"patient {identifier!r} already exists", self.path)
@@ -131,13 +241,15 @@ class Store:
         row = self.patient(identifier, missing_ok=True)
         if row is not None:
             return row["id"]
-        try:
-            return self.add_patient(identifier, **fields)
-        except StoreError:  # another process added them in between
-            return self.patient(identifier)["id"]
+        with self.transaction():  # looked up again: another process may have added them
+            row = self.patient(identifier, missing_ok=True)
+            return row["id"] if row is not None else self.add_patient(identifier, **fields)
 
     def patient(self, identifier: str, missing_ok: bool = False) -> sqlite3.Row | None:
-        row = self.conn.execute("SELECT * FROM patients WHERE identifier = ?", (identifier,)).fetchone()
+        """The patient's row (``identifier`` as :func:`patient_identifier` makes it); an
+        unknown one raises StoreError, or gives None with ``missing_ok``."""
+        identifier = patient_identifier(identifier)
+        row = self._one("SELECT * FROM patients WHERE identifier = ?", (identifier,))
         if row is None and not missing_ok:
             raise StoreError(f"no patient {identifier!r} in the store", self.path)
         return row
@@ -200,7 +312,7 @@ class Store:
         with self.transaction() as c:
             c.execute("INSERT INTO recordings (uid, visit_id, path, site, device, sample_rate, duration_s, "
                       "recorded_at, owned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (uid, visit_id, os.path.abspath(path), row["site"], row["device"], row["sample_rate"],
+                      (uid, visit_id, file_path(path), row["site"], row["device"], row["sample_rate"],
                        row["duration_s"], row["recorded_at"] or now(), int(owned)))
         return uid
 
@@ -211,14 +323,47 @@ class Store:
             c.execute("UPDATE recordings SET visit_id = ?, site = ? WHERE uid = ?", (visit_id, site, uid))
 
     def recording(self, uid: str) -> sqlite3.Row:
-        row = self.conn.execute("SELECT * FROM recordings WHERE uid = ?", (uid,)).fetchone()
+        row = self._one("SELECT * FROM recordings WHERE uid = ?", (uid,))
         if row is None:
             raise StoreError(f"no recording {uid!r} in the store", self.path)
         return row
 
     def recording_by_path(self, path: str | os.PathLike) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM recordings WHERE path = ?",
-                                 (os.path.abspath(path),)).fetchone()
+        """The recording whose file ``path`` is, whatever path reaches it (a symbolic link,
+        a linked folder); the oldest when several are. Rows hold the real path; rows written
+        before hold the absolute one, maybe through a link: found as given, or by their real
+        path (:meth:`_linked_rows`)."""
+        real, absolute = file_path(path), os.path.abspath(path)
+        row = self._one("SELECT * FROM recordings WHERE path IN (?, ?) ORDER BY id LIMIT 1", (real, absolute))
+        if row is not None:
+            return row
+        rid = self._linked_rows().get(real)
+        row = None if rid is None else self._one("SELECT * FROM recordings WHERE id = ?", (rid,))
+        # Checked again: the row may have been relocated (or deleted) since the map was made.
+        return row if row is not None and file_path(row["path"]) == real else None
+
+    def _linked_rows(self) -> dict[str, int]:
+        """{real path: row id} of the rows whose path is not their real path (written before
+        paths were resolved, through a symbolic link). Kept per database for the process
+        and brought up to date with the rows added since (one ``lstat`` per new row, each
+        folder resolved once): only the first look-up reads every row. An entry may be out
+        of date (the row relocated or deleted since): the caller checks the row it finds."""
+        key = file_path(self.path)
+        with _LINKED_LOCK:
+            last, linked = _LINKED.get(key, (0, {}))
+        rows = self.query("SELECT id, path FROM recordings WHERE id > ? ORDER BY id", (last,))
+        if rows:
+            linked, real_dirs = dict(linked), {}
+            for r in rows:
+                folder, name = os.path.split(r["path"])
+                if folder not in real_dirs:
+                    real_dirs[folder] = file_path(folder)
+                real = file_path(r["path"]) if os.path.islink(r["path"]) else os.path.join(real_dirs[folder], name)
+                if real != r["path"]:
+                    linked.setdefault(real, r["id"])
+            with _LINKED_LOCK:
+                _LINKED[key] = (rows[-1]["id"], linked)
+        return linked
 
     def recordings(self, visit_id: int) -> list[dict]:
         """A visit's recordings (oldest first), each with ``missing`` (its file is gone)."""
@@ -237,12 +382,42 @@ class Store:
         return [dict(r) for r in self.query("SELECT * FROM recordings ORDER BY id") if not os.path.isfile(r["path"])]
 
     def relocate(self, uid: str, new_path: str | os.PathLike) -> None:
-        """Point recording ``uid`` at its file's new place."""
+        """Point recording ``uid`` at its file's new place. Refused (StoreError naming the
+        file): no such file, a file that is another recording's in the store (deleting a
+        patient deletes the files the app made: it must never reach another one's), a
+        file that is not readable audio."""
+        from lungapp.audio import audio_info
+
         if not os.path.isfile(new_path):
             raise StoreError("no such file; the recording was not relocated", new_path)
         self.recording(uid)
-        with self.transaction() as c:
-            c.execute("UPDATE recordings SET path = ? WHERE uid = ?", (os.path.abspath(new_path), uid))
+        try:
+            audio_info(new_path)
+        except LungappError as exc:
+            raise StoreError(f"{exc.problem}; the recording was not relocated", new_path) from None
+        with self.transaction() as c:  # checked and changed at once: no other writer in between
+            other = self._recording_of_file(new_path, besides=uid)
+            if other is not None:
+                raise StoreError(f"is already the file of recording {other['uid']} (patient "
+                                 f"{other['identifier']}); the recording was not relocated", new_path)
+            c.execute("UPDATE recordings SET path = ? WHERE uid = ?", (file_path(new_path), uid))
+
+    def _recording_of_file(self, path: str | os.PathLike, besides: str) -> sqlite3.Row | None:
+        """Another recording than ``besides`` whose file is ``path`` (an existing file): the
+        same file on disk, whatever path reaches it (the same real path, a symbolic link, a
+        hard link: one ``stat`` per row, cheaper than resolving each row's path)."""
+        real, here = file_path(path), os.stat(path)
+        rows = self.query("SELECT r.uid, r.path, p.identifier FROM recordings r JOIN visits v ON v.id = r.visit_id "
+                          "JOIN patients p ON p.id = v.patient_id WHERE r.uid != ? ORDER BY r.id", (besides,))
+        for r in rows:
+            if r["path"] == real:
+                return r
+            try:
+                if os.path.samestat(os.stat(r["path"]), here):
+                    return r
+            except OSError:  # its file is missing (or unreadable): not this one
+                continue
+        return None
 
     def add_result(self, uid: str, prediction: dict, model: ModelId) -> int:
         """Store a prediction (:meth:`Prediction.to_dict`) of recording ``uid`` by ``model``."""
@@ -305,7 +480,7 @@ class Store:
 
     def integrity(self) -> str:
         """``PRAGMA integrity_check``: "ok" for a sound database."""
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return self._one("PRAGMA integrity_check")[0]
 
 
 def _with(row: sqlite3.Row, **extra) -> dict:

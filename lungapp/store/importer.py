@@ -19,7 +19,7 @@ from lungapp.audio import AUDIO_EXTENSIONS, audio_info
 from lungapp.audio.recorder import SITE_CODES
 from lungapp.data.readers import icbhi_label, parse_icbhi_cycles, parse_sprsound_annotation
 from lungapp.errors import LungappError
-from lungapp.store.db import Store, StoreError
+from lungapp.store.db import Store, StoreError, patient_identifier
 
 # SPRSound's p1..p4 in the recorder's site names (lungapp.audio.recorder.SITES).
 SPRSOUND_SITES = {"p1": "Posterior left", "p2": "Lateral left", "p3": "Posterior right", "p4": "Lateral right"}
@@ -86,13 +86,18 @@ def annotation_label(audio: Path) -> tuple[str, str] | None:
 def import_folder(store: Store, folder: str | os.PathLike, patient: str | None = None,
                   clinician: str = "") -> ImportReport:
     """Add every audio file under ``folder`` to the store: one new visit (today) per patient
-    found. Files already in the store and files without a patient are skipped (reported)."""
+    found. Files already in the store (by any path: a linked folder is the same folder) and
+    files without a patient are skipped (reported). A damaged database is refused first
+    (StoreFileError): nothing is added to it."""
     folder = Path(folder)
+    if patient is not None:
+        patient = patient_identifier(patient)  # an empty one is refused, not taken as none
     if not folder.is_dir():
         raise StoreError("not a folder", folder)
     files = audio_files(folder)
     if not files:
         raise StoreError("no audio files in this folder", folder)
+    store.check()
     report = ImportReport()
     for path in files:
         why = _import_one(store, path, patient, clinician, folder, report)
@@ -106,8 +111,9 @@ def _import_one(store: Store, path: Path, patient: str | None, clinician: str, f
     """Import one file (one transaction: its recording row and its label); the reason it
     was skipped, or None."""
     info = name_info(path.stem)
-    pid = (patient or info.patient or "").strip()
-    if not pid:
+    try:
+        pid = patient_identifier(patient or info.patient)
+    except StoreError:
         return "no patient id in the file name (SPRSound or ICBHI style); give --patient"
     if store.recording_by_path(path) is not None:
         return "already in the store"
@@ -119,7 +125,7 @@ def _import_one(store: Store, path: Path, patient: str | None, clinician: str, f
     with store.transaction():
         if pid not in report.visits:
             report.visits[pid] = store.add_visit(store.ensure_patient(pid, sex=info.sex), clinician=clinician,
-                                                 notes=f"imported from {folder}")
+                                                 notes=f"imported from {folder.resolve()}")
         uid = store.add_recording(report.visits[pid], path, site=info.site, device=info.device,
                                   sample_rate=header.rate, duration_s=header.duration_s,
                                   recorded_at=_mtime(path))

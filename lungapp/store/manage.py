@@ -8,8 +8,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lungapp.fsutil import atomic_write_json, make_staging, publish_dir
-from lungapp.store.db import ModelId, Store, StoreError
+from lungapp.errors import LungappError
+from lungapp.fsutil import atomic_write_json, check_output_dir, make_staging, publish_dir
+from lungapp.store.db import ModelId, Store, StoreError, StoreFileError, damage, damaged_problem
 
 # Files beside a recording that belong to it (sidecar, annotations).
 SIDECAR_SUFFIXES = (".json", ".txt")
@@ -48,35 +49,54 @@ def _result_json(r: dict) -> dict:
 
 def export_patient(store: Store, identifier: str, out: str | os.PathLike) -> Path:
     """Write ``out/``: ``records.json`` and ``audio/`` holding each recording (named by its
-    uid) with its sidecars. ``out`` must not exist or be empty; the folder appears complete
-    or not at all (written in a staging folder, then renamed)."""
+    uid) with its sidecars; returns ``out``. ``out`` must not exist or be empty; the folder
+    appears complete or not at all (written in a staging folder, then renamed). A place
+    that cannot be written is refused before any work, naming ``out``."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError("exists and is not empty; choose a new folder", out)
     record = patient_record(store, identifier)
-    if out.exists():
-        out.rmdir()
-    staging = make_staging(out)
+    check_output_dir(out, model=False)  # a virtual file system, no permission: said now
+    try:
+        staging = make_staging(out)
+    except OSError as exc:
+        raise _export_error(exc, out) from None
     try:
         (staging / "audio").mkdir()
         for visit in record["visits"]:
             for rec in visit["recordings"]:
                 rec["exported_as"] = _copy_recording(rec, staging / "audio")
         atomic_write_json(staging / "records.json", record)
-        return publish_dir(staging, out)
-    except BaseException:
+        if out.exists():
+            out.rmdir()  # the empty folder given (a file put there meanwhile stops here)
+        publish_dir(staging, out)
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _export_error(exc, out) from None
         raise
+    return out
+
+
+def _export_error(exc: OSError, out: Path) -> LungappError:
+    """One line for an export that could not be written: ``out`` (never the hidden staging
+    folder) and the problem."""
+    return LungappError(f"cannot write the export here ({exc.strerror or exc}); nothing was exported", out)
 
 
 def _copy_recording(rec: dict, folder: Path) -> str | None:
-    """Copy a recording and its sidecars as ``UID_NAME``; None when its file is missing."""
+    """Copy a recording and its sidecars as ``UID_NAME``; None when its file is missing.
+    A file that cannot be read raises LungappError naming it."""
     if rec["missing"]:
         return None
     src = Path(rec["path"])
-    shutil.copy2(src, folder / f"{rec['uid']}_{src.name}")
-    for side in sidecars(src):
-        shutil.copy2(side, folder / f"{rec['uid']}_{side.name}")
+    for f in [src, *sidecars(src)]:
+        try:  # opened first, so that a failed copy is the copy's place (a full disk names the source too)
+            with open(f, "rb"):
+                pass
+        except OSError as exc:
+            raise LungappError(f"cannot read this file ({exc.strerror or exc}); nothing was exported", f) from None
+        shutil.copy2(f, folder / f"{rec['uid']}_{f.name}")
     return f"audio/{rec['uid']}_{src.name}"
 
 
@@ -98,8 +118,11 @@ class DeletionPlan:
 
 
 def plan_deletion(store: Store, identifier: str) -> DeletionPlan:
+    """What deleting the patient removes. A damaged database is refused first (StoreFileError):
+    files are deleted on its word."""
     p = store.patient(identifier)
-    plan = DeletionPlan(identifier)
+    store.check()
+    plan = DeletionPlan(p["identifier"])
     visits = store.visits(p["id"])
     plan.n_visits = len(visits)
     for r in store.patient_recordings(p["id"]):
@@ -142,11 +165,19 @@ def backup(store: Store, out: str | os.PathLike) -> Path:
         try:
             store.conn.backup(dest)
             dest.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            try:
+                found = damage(dest)
+            except sqlite3.DatabaseError as exc:  # too damaged to be checked
+                found = str(exc)
         finally:
             dest.close()
+        if found:  # a copy of a damaged store would pass for a good backup
+            raise StoreFileError(f"{damaged_problem(found)}; no backup was written to {out}", store.path)
         os.link(tmp, out)  # fails rather than replace a file that appeared meanwhile
     except FileExistsError:
         raise StoreError("already exists; not overwritten", out) from None
+    except StoreError:
+        raise
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"backup failed ({exc})", out) from None
     finally:

@@ -194,7 +194,7 @@ def known_results(paths_: list[str], *, active=None, active_model: dict | None =
                 continue
             row = store.recording_by_path(p) if store is not None else None
             if row is not None:
-                found = _from_store(store, row, active, active_model, cache) if use_store else None
+                found = _from_store(store, row, p, active, active_model, cache) if use_store else None
             else:
                 d = cache.get(p, prefer_model=active_model)
                 found = None if d is None else (prediction_from_dict(d), "cache")
@@ -206,16 +206,17 @@ def known_results(paths_: list[str], *, active=None, active_model: dict | None =
             store.close()
 
 
-def _from_store(store, row, active, active_model: dict | None, cache: ResultsCache):
+def _from_store(store, row, path: str, active, active_model: dict | None, cache: ResultsCache):
     """The store's choice of result; each class's timeline from the cache when the cache
-    holds that same result of the unchanged file."""
+    holds that same result of the unchanged file (cached under ``path``, the list's path
+    of the file: the store's may be another path to it, symbolic links resolved)."""
     result = store.latest_result(row["uid"], active)
     if result is None:
         return None
     current = active is not None and not result.get("stale")
     model_path = str((active_model or {}).get("path", "")) if current else ""
-    full = cache.get(row["path"], prefer_model={"name": result["model_name"], "version": result["model_version"],
-                                                "path": model_path})
+    full = cache.get(path, prefer_model={"name": result["model_name"], "version": result["model_version"],
+                                         "path": model_path})
     if full is not None and _same_result(full, result):
         # The store decides which model's result this is: its hash, not the cached folder.
         full["model"] = {**full.get("model", {}), "hash": result["model_hash"], "path": model_path}

@@ -99,6 +99,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     start = version(conn)
     if start > VERSION:
         raise ValueError(f"schema version {start} is newer than this lungapp knows ({VERSION})")
+    if start == VERSION:  # nothing to do: no write lock taken (opening never waits for a writer)
+        return start
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
