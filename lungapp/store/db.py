@@ -256,9 +256,11 @@ class Store:
 
     def find_patients(self, text: str = "") -> list[sqlite3.Row]:
         """Patients whose identifier or name contains ``text`` (case-insensitive), by identifier."""
-        like = f"%{text.strip()}%"
-        return self.query("SELECT * FROM patients WHERE identifier LIKE ? OR name LIKE ? "
-                          "ORDER BY identifier", (like, like))
+        # "_" and "%" are characters here, not LIKE's wildcards ("A_1" is not "AB1")
+        escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{escaped}%"
+        return self.query("SELECT * FROM patients WHERE identifier LIKE ? ESCAPE '\\' "
+                          "OR name LIKE ? ESCAPE '\\' ORDER BY identifier", (like, like))
 
     def update_patient(self, identifier: str, **fields) -> None:
         """Change a patient's ``name``, ``birth_year`` and/or ``sex``."""

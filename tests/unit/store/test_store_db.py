@@ -106,6 +106,15 @@ def test_patients_visits_recordings_results_and_labels(tmp_path):
         assert s.find_patients("nobody") == []
 
 
+def test_search_takes_underscore_percent_and_backslash_as_characters():
+    with Store() as s:
+        for ident in ("A_1", "AB1", "100%", "1000", "X\\Y", "XZY"):
+            s.add_patient(ident)
+        find = lambda text: [p["identifier"] for p in s.find_patients(text)]  # noqa: E731
+        assert find("A_1") == ["A_1"] and find("100%") == ["100%"] and find("X\\Y") == ["X\\Y"]
+        assert find("_") == ["A_1"] and find("%") == ["100%"] and sorted(find("a")) == ["AB1", "A_1"]
+
+
 def test_results_name_their_model_and_stale_ones_are_never_passed_off_as_current(tmp_path):
     wav = write_recording(tmp_path / "a.wav")
     old, new = ModelId("m", "1", "aaa"), ModelId("m", "1", "bbb")  # same name, other weights
