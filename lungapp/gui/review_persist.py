@@ -67,6 +67,33 @@ class ReviewPersistence(QObject):
         self.save_timer.timeout.connect(self.save)
         for signal in (review.model.rowsInserted, review.model.rowsRemoved, review.model.modelReset):
             signal.connect(self.save_timer.start)
+        self._confirmed: tuple[str, str, str] | None = None
+        review.annotation.layer.changed.connect(self._record_label_changed)
+
+    # --- an annotator's record label, confirmed in the store ------------------------------
+    def _record_label_changed(self) -> None:
+        """The record label an annotator set (and saved) on a recording in the store is their
+        confirmed label there too: the Patients view, Compare and the PDF showed the label
+        from import time after it was changed here."""
+        from lungapp.store.recorded import confirm_label
+
+        layer = self.review.annotation.layer
+        doc = layer.doc
+        if doc is None or layer.sidecar is None or layer.save_error or layer.read_only_reason():
+            return
+        key = (str(layer.sidecar.audio), doc.record_label or "", doc.record_author or "")
+        if key == self._confirmed or not key[1] or not key[2]:
+            return
+        self._confirmed = key
+        store = self.hook.store
+        if store is None:
+            return
+        try:
+            if confirm_label(store, *key, doc.record_time or None) is not None:
+                self.hook.changed.emit()
+        except (LungappError, sqlite3.Error) as exc:
+            self.review.statusMessage.emit(f"{key[0]}: the label was saved but not recorded in the "
+                                           f"patient store ({exc})", 10000)
 
     # --- the list -------------------------------------------------------------------
     def restore(self) -> int:

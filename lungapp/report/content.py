@@ -62,7 +62,7 @@ def gather(store: Store, identifier: str, visit_number: int | None = None,
     p = store.patient(identifier)
     v = store.visit(p["id"], visit_number)
     entries = [SiteEntry(r["site"] or "unknown site", r["uid"], r["path"], r["missing"], r["duration_s"],
-                         store.latest_result(r["uid"], active), store.labels(r["uid"]))
+                         store.latest_result(r["uid"], active), store.labels(r["uid"], current=True))
                for r in store.recordings(v["id"])]
     return ReportData(dict(p), dict(v), entries, active.text() if active else "",
                       _dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
@@ -76,7 +76,8 @@ def site_history(store: Store, identifier: str, site: str, active: ModelId | Non
     out = []
     for r in store.patient_recordings(p["id"]):
         if (r["site"] or "unknown site") == site:
-            out.append({**r, "result": store.latest_result(r["uid"], active), "labels": store.labels(r["uid"])})
+            out.append({**r, "result": store.latest_result(r["uid"], active),
+                        "labels": store.labels(r["uid"], current=True)})
     return out
 
 

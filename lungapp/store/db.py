@@ -475,10 +475,26 @@ class Store:
             return c.execute("INSERT INTO labels (recording_id, label, confirmed_by, confirmed_at) "
                              "VALUES (?, ?, ?, ?)", (rec_id, label, confirmed_by, confirmed_at or now())).lastrowid
 
-    def labels(self, uid: str) -> list[dict]:
+    def labels(self, uid: str, current: bool = False) -> list[dict]:
+        """The recording's confirmed labels, oldest first: every one ever confirmed, or with
+        ``current`` each confirmer's latest (what the views and the report show: a label an
+        annotator changed is no longer theirs)."""
         rec_id = self.recording(uid)["id"]
+        latest = (" AND id = (SELECT MAX(id) FROM labels AS l WHERE l.recording_id = labels.recording_id"
+                  " AND l.confirmed_by = labels.confirmed_by)") if current else ""
         return [dict(r) for r in self.query("SELECT label, confirmed_by, confirmed_at FROM labels "
-                                            "WHERE recording_id = ? ORDER BY confirmed_at, id", (rec_id,))]
+                                            f"WHERE recording_id = ?{latest} ORDER BY confirmed_at, id",
+                                            (rec_id,))]
+
+    def confirm_label_if_changed(self, uid: str, label: str, confirmed_by: str,
+                                 confirmed_at: str | None = None) -> bool:
+        """Confirm ``label`` unless it is already ``confirmed_by``'s latest; whether it was."""
+        with self.transaction():
+            mine = [lab for lab in self.labels(uid, current=True) if lab["confirmed_by"] == confirmed_by]
+            if mine and mine[-1]["label"] == label:
+                return False
+            self.confirm_label(uid, label, confirmed_by, confirmed_at)
+            return True
 
     def integrity(self) -> str:
         """``PRAGMA integrity_check``: "ok" for a sound database."""

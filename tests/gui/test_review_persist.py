@@ -162,6 +162,34 @@ def test_a_relocated_file_shows_its_own_labels_state(qtbot, tmp_path):
     _close(win)
 
 
+def test_a_record_label_set_in_review_is_the_annotators_confirmed_label_in_the_store(qtbot, tmp_path):
+    """The Patients view, Compare and the PDF read the store's confirmed labels: they kept
+    the label from import time after an annotator changed it in Review."""
+    from lungapp.report.content import site_history
+
+    wav = write_recording(tmp_path / "site.wav", "DAS", seconds=3.0, seed=1)
+    wav.with_suffix(".json").write_text('{"record_annotation": "DAS", "event_annotation": []}')
+    with Store() as s:
+        uid = s.add_recording(s.add_visit(s.add_patient("P-7")), wav, site="Trachea")
+        s.confirm_label(uid, "DAS", "SPRSound annotation")
+    win = make_window(qtbot)
+    win.review.settings.setValue("annotation/annotator", "tester")
+    win.open_paths([str(wav)])
+    layer = win.review.annotation.layer
+    qtbot.waitUntil(lambda: layer.doc is not None, timeout=10000)
+    layer.set_record_label("CAS")
+    layer.set_record_label("Normal")  # changed again: only the latest is theirs
+    with Store() as s:
+        labels = site_history(s, "P-7", "Trachea")[0]["labels"]
+        assert [(lab["label"], lab["confirmed_by"]) for lab in labels] == [
+            ("DAS", "SPRSound annotation"), ("Normal", "tester")]
+        assert len(s.labels(uid)) == 3  # the store keeps the history
+    layer.set_record_label("Normal")  # no change: nothing new
+    with Store() as s:
+        assert len(s.labels(uid)) == 3
+    _close(win)
+
+
 def test_an_empty_list_restarts_empty_with_the_examples_button(qtbot, tiny_predictor, tmp_path):
     (path,) = write_recordings(tmp_path, n=1, seconds=2.0)
     win = make_window(qtbot, tiny_predictor)
