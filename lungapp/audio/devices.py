@@ -27,6 +27,18 @@ class DeviceError(AudioError):
     """No usable input device, PortAudio missing, or the device failed."""
 
 
+class DeviceUnavailable(DeviceError):
+    """A listed device cannot be opened at all (unplugged, its audio server stopped, in use):
+    not a matter of sample rates. The message ends "reconnect it and try again"."""
+
+
+# PortAudio's codes for a device that cannot be opened at all, whatever the rate:
+# paDeviceUnavailable, paBadIODeviceCombination (what its ALSA host API says when the PCM
+# cannot be opened, e.g. the PulseAudio plugin without a server), paInvalidDevice and
+# paUnanticipatedHostError. An unsupported rate is paInvalidSampleRate (-9997).
+UNAVAILABLE_CODES = (-9985, -9993, -9996, -9999)
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     index: int
@@ -175,12 +187,20 @@ def find_device(spec: int | str | None) -> DeviceInfo:
 
 
 def rate_supported(device: DeviceInfo, rate: int, channels: int = 1) -> bool:
+    """Whether ``device`` opens with ``channels`` at ``rate`` Hz. Raises DeviceUnavailable
+    when it cannot be opened at all (PortAudio blames the device, not the rate): then no
+    rate would do."""
     sd = _sd()
     try:
         sd.check_input_settings(device=device.index, channels=channels, samplerate=rate,
                                 dtype="float32")
         return True
-    except Exception:
+    except Exception as exc:  # PortAudio errors surface as sd.PortAudioError
+        args = getattr(exc, "args", ())
+        if isinstance(exc, sd.PortAudioError) and len(args) > 1 and args[1] in UNAVAILABLE_CODES:
+            raise DeviceUnavailable(f"input device {device.index} ({device.name}) is unavailable "
+                                    "(unplugged, its audio server stopped, or in use by another "
+                                    "program): reconnect it and try again") from None
         return False
 
 
@@ -188,7 +208,8 @@ def choose_rate(device: DeviceInfo, preferred: int | None = None, channels: int 
     """A capture rate the device supports: ``preferred`` if given and supported, else
     the device's default rate (if standard and >= 16 kHz), else 48000, 44100, ...
 
-    Raises DeviceError when none works (or when ``preferred`` is below 16 kHz).
+    Raises DeviceError when none works (or when ``preferred`` is below 16 kHz), as
+    DeviceUnavailable when the device cannot be opened at all.
     """
     if preferred is not None:
         if preferred < MIN_RATE:

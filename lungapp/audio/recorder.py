@@ -11,7 +11,10 @@ Life of a recording ``<name>.wav``:
    power cut loses at most the last flush interval.
 3. On stop (user, duration reached, device failure, disk error) the file is closed
    (libsndfile writes the final header), fsync-ed and published as ``<name>.wav``
-   with a hard link, which fails rather than replace an existing file.
+   with a hard link, which fails rather than replace an existing file. After a write
+   error (a full disk) nothing more reaches the file: its header is rewritten from its
+   size, as a recovery would, and what was written is published all the same; only when
+   even that fails does it stay ``.partial`` (the result says so and names it).
 4. A ``.partial`` left behind by a killed process is found by :func:`find_interrupted`
    and turned back into ``<name>.wav`` by :func:`recover`, which rewrites the WAV
    header sizes from the file size (a killed libsndfile WAV says "0 bytes of data").
@@ -27,6 +30,7 @@ No Qt here: the GUI polls :class:`Recording` from a timer.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import re
@@ -65,6 +69,81 @@ _active: set[str] = set()  # partial files this process is writing right now
 
 class RecorderError(AudioError):
     """The recording could not be started, written or recovered."""
+
+
+# A write error in the user's words, by errno (else the system's own words).
+_IO_WORDS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+             errno.EROFS: "the disk became read-only",
+             errno.EIO: "input/output error (was the disk removed?)"}
+
+
+def io_error_text(exc: BaseException) -> str:
+    """One line for an error writing a recording: "the disk is full" for ENOSPC and the
+    like, else the system's words for the first OSError in ``exc``'s chain, else its own
+    text or type (libsndfile's errors can have an empty text)."""
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno:
+            return _IO_WORDS.get(err.errno) or err.strerror or str(err)
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return str(exc) or type(exc).__name__
+
+
+class _GuardedFile:
+    """The open partial WAV as libsndfile writes it (through soundfile's virtual I/O).
+
+    The first OSError (a full disk, a removed drive) is kept in :attr:`error` and from
+    then on nothing more reaches the file: libsndfile's I/O callbacks cannot raise
+    (soundfile would print the error and go on), so a failed seek would otherwise let it
+    write its header over the audio at the wrong place. Writes then report 0 bytes and
+    seeks -1, which libsndfile treats as errors."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.error: OSError | None = None
+
+    def _failed(self, exc: OSError):
+        if self.error is None:
+            self.error = exc
+
+    def write(self, data) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            return self._raw.write(data)
+        except OSError as exc:
+            self._failed(exc)
+            return 0
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if self.error is not None:
+            return -1
+        try:
+            return self._raw.seek(offset, whence)
+        except OSError as exc:
+            self._failed(exc)
+            return -1
+
+    def tell(self) -> int:
+        return -1 if self.error is not None else self._raw.tell()
+
+    def flush(self) -> None:
+        """Flush Python's buffer; raises the kept error, or the new one."""
+        if self.error is not None:
+            raise self.error
+        try:
+            self._raw.flush()
+        except OSError as exc:
+            self._failed(exc)
+            raise
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 # --- names, sidecars -------------------------------------------------------------------
@@ -234,7 +313,7 @@ def _update_sidecar(audio: Path, sidecar: Path, **changes) -> None:
 
 @dataclass
 class RecordingResult:
-    path: Path                 # the published WAV
+    path: Path                 # the published WAV (the .partial when not published)
     sidecar: Path
     frames: int
     rate: int
@@ -242,6 +321,9 @@ class RecordingResult:
     lost_frames: int           # frames the writer could not keep up with (goal: 0)
     reason: str                # "stopped", "duration", "device failed", "disk error"
     error: str | None          # one line when reason is a failure
+    # False when the audio could not be published: ``path`` is then the ``.partial``
+    # holding it, which find_interrupted offers for recovery.
+    published: bool = True
 
     @property
     def duration_s(self) -> float:
@@ -330,7 +412,7 @@ class Recording:
             atomic_write_json(self.sidecar_path, self.meta, overwrite=False)
             self._own_sidecar = True
             _same_mode(self.sidecar_path, self.partial_path)
-            self._file = open(self.partial_path, "r+b")  # noqa: SIM115 - held for the recording
+            self._file = _GuardedFile(open(self.partial_path, "r+b"))  # noqa: SIM115 - held for the recording
             _lock(self._file)
             self._snd = sf.SoundFile(self._file, mode="w", samplerate=self.rate, channels=1,
                                      format="WAV", subtype=SUBTYPE)
@@ -341,7 +423,8 @@ class Recording:
                 raise
             if isinstance(exc, FileExistsError):
                 raise RecorderError("already exists; not overwritten", self.sidecar_path) from None
-            raise RecorderError(f"cannot start recording: {exc}", self.partial_path) from None
+            why = io_error_text(getattr(getattr(self, "_file", None), "error", None) or exc)
+            raise RecorderError(f"cannot start recording: {why}", self.partial_path) from None
 
     def _abandon(self):
         for closer in (getattr(self, "_snd", None), getattr(self, "_file", None)):
@@ -436,41 +519,79 @@ class Recording:
                 self._stop.wait(min(POLL_S, max(0.005, last_flush + self.flush_interval
                                                 - time.monotonic())))
         except Exception as exc:  # disk full, file system gone...
-            reason, error = "disk error", f"{self.partial_path}: cannot write: {exc}"
+            reason, error = "disk error", self._write_error("cannot write to", exc)
         finally:
             if self.source is not None:
                 self.source.stop()
             self._finish(reason, error)
 
-    def _finish(self, reason: str, error: str | None) -> None:
-        final = self.final_path
+    def _write_error(self, what: str, exc: BaseException) -> str:
+        """"cannot write to FOLDER: the disk is full": the first OS error the file met
+        (libsndfile's own error after it says nothing), else ``exc``."""
+        return f"{what} {self.partial_path.parent}: {io_error_text(self._file.error or exc)}"
+
+    def _close_files(self) -> BaseException | None:
+        """Close libsndfile's handle (it writes the final header sizes), then flush,
+        fsync and close the file; the first error (None: all on disk)."""
+        problem = None
         try:
-            try:
-                self._snd.close()  # libsndfile writes the final header sizes
+            self._snd.close()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            problem = exc
+        try:
+            if problem is None:
                 self._file.flush()
                 os.fsync(self._file.fileno())
-            finally:
-                self._file.close()
-            if error is not None and reason == "disk error":
-                repair_wav_header(self.partial_path)
-            final = _publish(self.partial_path, self.final_path)
-            self.frames_flushed = self.frames_written
-            _update_sidecar(final, self.sidecar_path, status="complete" if error is None else reason,
-                            duration_s=round(self.frames_written / self.rate, 3),
-                            overflows=self.overflows, lost_frames=self.lost_frames,
-                            **({"error": error} if error else {}))
-        except Exception as exc:
-            error = error or f"{self.partial_path}: cannot finish the recording ({exc}); " \
-                             "it will be offered for recovery at the next start"
+        except Exception as exc:  # noqa: BLE001
+            problem = exc
+        finally:
+            try:
+                self._file.close()  # after a write error its unwritable buffer fails again
+            except Exception as exc:  # noqa: BLE001
+                problem = problem or exc
+        return self._file.error or problem
+
+    def _finish(self, reason: str, error: str | None) -> None:
+        published: Path | None = None
+        frames = self.frames_written
+        problem = self._close_files()
+        if problem is not None and error is None:
+            reason, error = "disk error", self._write_error("cannot finish the recording in", problem)
+        try:
+            if problem is not None or reason == "disk error":
+                # What reached the disk (nothing did after the error): the header that
+                # libsndfile could not finish is rewritten from the file size. Until it
+                # is, only the frames of the last flush are known to be there.
+                frames = self.frames_flushed
+                frames = repair_wav_header(self.partial_path)
+            published = _publish(self.partial_path, self.final_path)
+        except Exception as exc:  # noqa: BLE001 - it stays .partial: say where it is
+            error = error or self._write_error("cannot finish the recording in", exc)
+            error += (f"; the audio is kept in {self.partial_path}, which will be offered for "
+                      "recovery at the next start" if self.partial_path.is_file() else
+                      f"; {self.partial_path} is gone (deleted, or its disk removed): nothing "
+                      "was kept")
             reason = "disk error" if reason in ("stopped", "duration") else reason
         finally:
             with _active_lock:
                 _active.discard(str(self.partial_path))
+        self.frames_written = frames
+        if published is not None:
+            self.frames_flushed = frames
+            try:
+                _update_sidecar(published, self.sidecar_path,
+                                status="complete" if error is None else reason,
+                                duration_s=round(frames / self.rate, 3),
+                                overflows=self.overflows, lost_frames=self.lost_frames,
+                                **({"error": error} if error else {}))
+            except Exception:  # noqa: BLE001 - e.g. a full disk: the recording is published
+                pass  # all the same, and its sidecar still names its patient and site
+        where = published or self.partial_path
         self.error = error
-        self.result = RecordingResult(path=final, sidecar=sidecar_path(final),
-                                      frames=self.frames_written, rate=self.rate,
+        self.result = RecordingResult(path=where, sidecar=sidecar_path(where),
+                                      frames=frames, rate=self.rate,
                                       overflows=self.overflows, lost_frames=self.lost_frames,
-                                      reason=reason, error=error)
+                                      reason=reason, error=error, published=published is not None)
         self._done.set()
         if self._on_finished is not None:
             try:

@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 import lungapp
 from lungapp.gui.context import AppContext
@@ -21,6 +32,30 @@ _STATE_STYLE = {
     "ready": ("#00583f", ""),
     "error": ("#a03000", ""),
 }
+
+
+# What closing the window would stop: title, question, the button that stops it and closes.
+_CLOSE_QUESTIONS = {
+    "recording": ("A recording is in progress",
+                  "Closing the window stops the recording. It is kept and filed under its "
+                  "patient, as Stop does.", "Stop and keep the recording"),
+    "training": ("Training is running",
+                 "Closing the window stops the training run; the model it is training is not "
+                 "saved.", "Stop training and close"),
+}
+
+
+def ask_close(parent: QWidget | None, busy: str) -> bool:
+    """Ask whether to close the window while ``busy`` ("recording" or "training") runs:
+    True to stop it and close, False (Cancel) to keep the window open. Tests replace
+    :attr:`MainWindow.ask_close` to answer."""
+    title, text, stop = _CLOSE_QUESTIONS[busy]
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=parent)
+    stop_btn = box.addButton(stop, QMessageBox.ButtonRole.AcceptRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.exec()
+    return box.clickedButton() is stop_btn
 
 
 def _record_tab(context: AppContext) -> tuple[QWidget, str | None]:
@@ -85,6 +120,8 @@ class MainWindow(QMainWindow):
         self._painted = False
         self.first_paint_time: float | None = None
         self.installEventFilter(self)
+        #: asked before closing stops a recording or a training run (tests answer it)
+        self.ask_close: Callable[[QWidget | None, str], bool] = ask_close
         self.ctx = context or AppContext(self)
         self.settings = self.ctx.settings
         self.setWindowTitle("lungapp — lung sound review")
@@ -346,18 +383,38 @@ class MainWindow(QMainWindow):
             self.resize(w, h)
             self.move(avail.topLeft())
 
+    def busy(self) -> list[str]:
+        """What closing the window would stop: "recording" (one being made or started)
+        and "training" (a run in progress)."""
+        out = []
+        if getattr(self.record, "state", "idle") in ("starting", "recording"):
+            out.append("recording")
+        if getattr(self.train, "running", False):
+            out.append("training")
+        return out
+
+    @staticmethod
+    def _shutdown(child) -> None:
+        stop = getattr(child, "shutdown", None)
+        if callable(stop):
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - closing must always succeed
+                traceback.print_exc()
+
     def closeEvent(self, event) -> None:
+        # Asked first, one question per running thing; Cancel keeps the window open.
+        if not all(self.ask_close(self, what) for what in self.busy()):
+            event.ignore()
+            return
+        # The recording first: stopping it files it (recordingFinished: the store, the
+        # guided exam's site, Review's list) while the store and that list are still open.
+        self._shutdown(self.record)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
         self.review_persist.save()
         self.review.shutdown()
-        for child in (self.record, self.train):
-            stop = getattr(child, "shutdown", None)
-            if callable(stop):
-                try:
-                    stop()
-                except Exception:  # noqa: BLE001 - closing must always succeed
-                    traceback.print_exc()
+        self._shutdown(self.train)
         self.ctx.shutdown()
         self.store_hook.close()
         self.review_persist.close()

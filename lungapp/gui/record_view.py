@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
@@ -55,12 +56,14 @@ def _list_devices(task, rescan: bool):
 
 def _start(task, device, settings):
     """Open ``device`` and start recording as ``settings`` (RecordingSettings) say;
-    returns (capture, recording, live monitor)."""
+    returns (capture, recording, live monitor), also kept as ``task.outcome`` for a
+    window closing meanwhile (:meth:`RecordView.shutdown` stops and files it)."""
     from lungapp.audio.live import LiveMonitor
     from lungapp.audio.recorder import start_recording
 
     cap, rec = start_recording(device, settings)
-    return cap, rec, LiveMonitor(cap.ring, cap.rate)
+    task.outcome = (cap, rec, LiveMonitor(cap.ring, cap.rate))
+    return task.outcome
 
 
 def _recover_all(task, paths_):
@@ -105,6 +108,7 @@ class RecordView(QWidget):
         self.recording = None
         self.monitor = None
         self.last_result = None      # RecordingResult of the last recording
+        self._start_task = None      # the worker opening the device (state STARTING)
         self.last_path: str | None = None
         self._last_prediction = None   # the last recording's Prediction, once analysed
         self._clipped_seen = 0
@@ -346,10 +350,18 @@ class RecordView(QWidget):
         self._last_prediction = None
         self.status.setText(f"Opening {d.name}…")
         self.result_panel.show_message("Recording…")
-        run_task(_start, d, self.setup_panel.recording_settings(self.capture_rate),
-                 name="start recording", on_finished=self._started, on_failed=self._start_failed)
+        self._start_task = run_task(_start, d, self.setup_panel.recording_settings(self.capture_rate),
+                                    name="start recording", on_finished=self._started,
+                                    on_failed=self._start_failed)
 
     def _started(self, parts) -> None:
+        if self.state != STARTING:
+            # The window closed meanwhile: shutdown() stopped and filed it, or, when it
+            # gave up waiting, nothing may go on recording unseen (the file stays).
+            if not parts[1].finished:
+                parts[1].request_stop()
+            return
+        self._start_task = None
         self.capture, self.recording, self.monitor = parts
         self._clipped_seen = 0
         self.meter.reset()
@@ -362,7 +374,14 @@ class RecordView(QWidget):
         self.timer.start()
 
     def _start_failed(self, message: str, exc) -> None:
+        from lungapp.audio.devices import DeviceUnavailable
+
+        if self.state != STARTING:
+            return
+        self._start_task = None
         self._set_state(IDLE)
+        if isinstance(exc, DeviceUnavailable):
+            message = message.replace("try again", "press Refresh")
         self.status.setText(f"Could not start recording: {message}")
         self.result_panel.show_message("Record to see a result.")
 
@@ -388,14 +407,23 @@ class RecordView(QWidget):
             self.timer.stop()
             self._finished(rec.result)
 
-    def _finished(self, result) -> None:
-        if self.monitor is not None:
+    def _finished(self, result, quitting: bool = False) -> None:
+        """A recording has ended (Stop, its duration, a failure, the window closing): say
+        where it is and emit ``recordingFinished``, which files it in the store (and under
+        the guided exam's site), then show and analyse it. ``quitting``: filed only.
+        A recording the recorder could not publish (it stays ``.partial``) is neither filed
+        nor analysed: it is offered for recovery."""
+        if self.monitor is not None and not quitting:
             self.monitor.update()
             self.live.show_all()  # the last columns too (the live view runs a little behind)
         self.last_result = result
         self.recording = self.capture = None
         self._set_state(IDLE)
         path = os.path.abspath(result.path)
+        if not getattr(result, "published", True) or not os.path.isfile(path):
+            self.last_path = None
+            self._not_saved(result, path)
+            return
         self.last_path = path
         if result.error:
             self.status.setText(f"Recording stopped: {result.error}. Kept {result.duration_s:.1f} s "
@@ -406,12 +434,25 @@ class RecordView(QWidget):
         if result.frames == 0:
             self.result_panel.show_message("Nothing was recorded.")
             return
+        if quitting:
+            self.ctx.recordingFinished.emit(path)
+            return
         self.result_panel.show_message("Analysing…", busy=True)
         self._show_recorded(path)
         self.ctx.recordingFinished.emit(path)
         # Review queues the analysis when it is present; otherwise ask ourselves.
         if not self.ctx.is_queued(path):
             self.ctx.request_analysis(path)
+
+    def _not_saved(self, result, path: str) -> None:
+        """The recorder kept the audio only in its ``.partial`` (or nowhere): say so and
+        offer it for recovery now (the banner), not only at the next start."""
+        why = result.error or f"{path} was not written"
+        self.status.setText(f"Recording stopped: {why}.")
+        self.result_panel.show_message("The recording was not saved as a WAV file.")
+        if path in map(str, self.check_interrupted()):
+            self.status.setText(f"Recording stopped: {why}. It can also be recovered now: "
+                                "Recover, above.")
 
     def save_view_png(self, target: str | None = None) -> str | None:
         """Save the live or recorded view, as shown, as a PNG (``target``: no dialog)."""
@@ -470,11 +511,36 @@ class RecordView(QWidget):
         return self.state in (STARTING, RECORDING, STOPPING)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop and publish a recording in progress (the app is quitting)."""
+        """The window is closing or the app quitting: a recording in progress is stopped,
+        published and filed as Stop files it (``recordingFinished``; the store hook writes
+        before this returns), though not analysed; one still being started is waited for
+        (up to ``timeout`` s) and stopped at once. Does nothing when idle."""
         self.timer.stop()
+        if self.state == STARTING:
+            self._take_over_start(timeout)
         rec = self.recording
-        if rec is not None and not rec.finished:
-            try:
-                rec.stop(timeout)
-            except Exception:  # noqa: BLE001 - it stays .partial and is recovered next time
-                pass
+        if rec is None:
+            return
+        try:
+            result = rec.stop(timeout)
+        except Exception:  # noqa: BLE001 - it stays .partial and is offered at the next start
+            traceback.print_exc()
+            self.recording = self.capture = None
+            self._set_state(IDLE)
+            return
+        self._finished(result, quitting=True)
+
+    def _take_over_start(self, timeout: float) -> None:
+        """Wait for the worker opening the device; what it started becomes this view's
+        recording (its own callback is then ignored: the state is no longer STARTING)."""
+        task, self._start_task = self._start_task, None
+        if task is None:
+            return
+        deadline = time.monotonic() + timeout
+        while not task.is_done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        parts = getattr(task, "outcome", None)
+        if parts is not None:
+            self.capture, self.recording, self.monitor = parts
+        else:
+            self._set_state(IDLE)  # it failed (or hangs: its .partial is offered next time)
