@@ -56,16 +56,17 @@ def check_dataset(labels: list[str], patients: list | None, k: int, classes: lis
         raise DatasetError(f"class(es) {', '.join(missing)} have no examples; this task needs "
                            f"every class (counts: {counts})", where)
     few = [f"{c} ({counts[c]})" for c in classes if counts[c] < k]
+    fewer = " or use fewer folds (--folds)" if k > 2 else ""  # 2 is the fewest there can be
     if few:
         raise DatasetError(f"class(es) with fewer examples than the {k} folds: {', '.join(few)}; "
-                           "add recordings or use fewer folds (--folds)", where)
+                           f"add recordings{fewer}", where)
     if patients is not None:
         per = {c: len({p for p, lab in zip(patients, labels) if lab == c}) for c in classes}
         few = [f"{c} ({per[c]} patients)" for c in classes if per[c] < k]
         if few:
             raise DatasetError(f"class(es) with fewer patients than the {k} folds: {', '.join(few)}; "
                                "patient-grouped folds need each class in every fold's patients "
-                               "(add patients or use fewer folds)", where)
+                               f"(add patients{fewer.replace(' (--folds)', '')})", where)
         if len(set(patients)) < k:
             raise DatasetError(f"{len(set(patients))} patients cannot make {k} patient-grouped folds",
                                where)

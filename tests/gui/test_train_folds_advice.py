@@ -54,7 +54,7 @@ def test_one_patient_at_the_fewest_folds_is_told_to_add_patients_only(qtbot, win
     assert "fewer folds" not in text
     with qtbot.waitSignal(view.trainingFinished, timeout=120000) as sig:
         assert view.start()
-    assert sig.args[1].event == "error" and "use fewer folds" in sig.args[1].message  # the CLI's words
+    assert sig.args[1].event == "error" and "fewer folds" not in sig.args[1].message  # the CLI's words
     for shown in (view.stage.text(), view.summary.text()):
         assert "(add patients)" in shown and "fewer folds" not in shown
     assert "border" not in view.folds.styleSheet()    # the folds field is not pointed at

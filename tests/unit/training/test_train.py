@@ -71,6 +71,20 @@ def test_refuses_a_class_with_fewer_patients_than_folds(tmp_path):
         train(data, tmp_path / "out", tiny_options(folds=3))
 
 
+def test_fewer_folds_is_advised_only_above_the_fewest():
+    from lungapp.training.dataset import check_dataset
+
+    labels = ["Normal", "Abnormal", "Abnormal", "Abnormal", "Normal", "Normal"]
+    patients = ["P1", "P1", "P1", "P1", "P2", "P3"]  # the abnormal recordings: one child
+    for k, advice in ((2, "(add patients)"), (3, "(add patients or use fewer folds)")):
+        with pytest.raises(DatasetError, match=f"fewer patients than the {k} folds") as err:
+            check_dataset(labels, patients, k, ["Normal", "Abnormal"], "here")
+        assert str(err.value).endswith(advice)
+    with pytest.raises(DatasetError) as err:
+        check_dataset(["Normal", "Normal", "Abnormal"], None, 2, ["Normal", "Abnormal"], "here")
+    assert str(err.value).endswith("add recordings")
+
+
 def test_4class_needs_every_class(tmp_path):
     data = make_dataset(tmp_path / "d", {f"P{i}": ["Normal", "CAS", "DAS"] for i in range(4)},
                         seconds=2.0)
