@@ -54,6 +54,28 @@ def _predict(task: Task, predictor, path: str):
     return predictor.predict_file(path)
 
 
+def _window_settings() -> tuple[QSettings, str]:
+    """The window's settings (``lungapp.ini`` in the config folder) and why they cannot be
+    saved there, or "". A folder that cannot be made or written (a read-only disk) leaves
+    the settings in memory for this session: the app must start all the same."""
+    folder = paths.config_dir()
+    file = folder / "lungapp.ini"
+    problem = ""
+    try:
+        paths.ensure(folder)
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if not problem and not (os.access(folder, os.W_OK | os.X_OK)
+                            and (not file.exists() or os.access(file, os.W_OK))):
+        problem = "no permission to write there"
+    if problem:
+        from lungapp.gui.store_hook import unwritable
+
+        why = unwritable(file) or problem
+        problem = f"Settings (window size, recent files...) cannot be saved in {folder}: {why}."
+    return QSettings(str(file), QSettings.Format.IniFormat), problem
+
+
 class AppContext(QObject):
     modelStateChanged = Signal(str, str)
     recordingFinished = Signal(str)
@@ -65,9 +87,11 @@ class AppContext(QObject):
 
     def __init__(self, parent: QObject | None = None, settings: QSettings | None = None):
         super().__init__(parent)
+        #: Why the window's settings cannot be saved (a read-only folder...), or "". The
+        #: app works on without saving them; the store hook says this once at start.
+        self.settings_problem = ""
         if settings is None:
-            paths.ensure(paths.config_dir())
-            settings = QSettings(str(paths.config_dir() / "lungapp.ini"), QSettings.Format.IniFormat)
+            settings, self.settings_problem = _window_settings()
         self.settings = settings
         self._predictor = None
         self._state = LOADING
