@@ -113,7 +113,7 @@ class AppContext(QObject):
     def model_state(self) -> str:
         return self._state
 
-    def model_key(self) -> tuple[str, str, str] | None:
+    def model_key(self) -> tuple[str, str, str, str] | None:
         """The loaded model's identity as results carry it (file_list.model_key), or None."""
         from lungapp.gui.file_list import model_key
 
@@ -121,7 +121,8 @@ class AppContext(QObject):
         if p is None:
             return None
         return model_key({"name": p.card.name, "version": p.card.version,
-                          "path": str(getattr(p, "model_dir", "") or "")})
+                          "path": str(getattr(p, "model_dir", "") or ""),
+                          "card": getattr(p, "card_digest", "")})
 
     def model_message(self) -> str:
         return self._message

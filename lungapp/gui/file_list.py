@@ -28,14 +28,15 @@ STALE = "old model"   # shown in the Status column for a result of another model
 STALE_FG = "#8a8a8a"
 
 
-def model_key(model: dict | None) -> tuple[str, str, str] | None:
-    """What identifies the model that made a result: name, version and folder (two
-    trained models may share a name and version)."""
+def model_key(model: dict | None) -> tuple[str, str, str, str] | None:
+    """What identifies the model that made a result: name, version, folder (two trained
+    models may share a name and version) and its card's digest (a model retrained into the
+    same folder under the same name; results from before the digest was kept have "")."""
     if not model:
         return None
     path = str(model.get("path") or "")
     return (str(model.get("name", "")), str(model.get("version", "")),
-            os.path.realpath(path) if path else "")
+            os.path.realpath(path) if path else "", str(model.get("card", "")))
 
 
 def model_text(model: dict | None) -> str:

@@ -19,6 +19,8 @@ cheap; TensorFlow/Keras is imported only when the keras runtime loads a model.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,6 +342,19 @@ class Predictor:
         #: Seconds of signal analysed at a time (memory, not results, depends on it).
         self.chunk_s: float = CHUNK_S
 
+    @functools.cached_property
+    def card_digest(self) -> str:
+        """The first 16 hex digits of the sha256 of the model folder's ``card.json`` (which
+        records the model files' hashes, threshold and calibration): a model retrained or
+        recalibrated in the same folder under the same name is another model; "" when the
+        card cannot be read."""
+        from lungapp.inference.card import card_path
+
+        try:
+            return hashlib.sha256(card_path(self.model_dir).read_bytes()).hexdigest()[:16]
+        except OSError:
+            return ""
+
     @property
     def name(self) -> str:
         return self.card.name
@@ -568,6 +583,7 @@ class Predictor:
 
     def _model_info(self, outs) -> dict:
         return {"name": self.card.name, "version": self.card.version, "path": str(self.model_dir),
+                "card": self.card_digest,
                 "windows_read": [{"window_s": g.features.window_s, "windows": int(len(o))}
                                  for g, o in zip(self.groups, outs)]}
 

@@ -44,10 +44,11 @@ def file_key(path: str) -> tuple[int, int] | None:
 
 
 def model_text(model: dict | None) -> str:
-    """The cache's key for the model that made a result: name, version and folder (what
-    the Review list tells models apart by)."""
+    """The cache's key for the model that made a result: name, version, folder and card
+    digest (what the Review list tells models apart by)."""
     m = model or {}
-    return json.dumps([str(m.get("name", "")), str(m.get("version", "")), str(m.get("path", ""))])
+    return json.dumps([str(m.get("name", "")), str(m.get("version", "")), str(m.get("path", "")),
+                       str(m.get("card", ""))])
 
 
 class ResultsCache:

@@ -63,6 +63,36 @@ def test_result_text_says_what_the_percentage_means():
     assert "Quality: noisy recording: interpret with care (noise in parts; noisy: 3.0-5.0 s)" in tip
 
 
+def test_a_model_retrained_into_the_same_folder_makes_the_old_results_stale(qtbot, tiny_model_dir, tmp_path):
+    """Same name, version and folder, another card (retrained with --overwrite, or
+    recalibrated): Review showed the old model's cached result as current."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from lungapp.gui.context import AppContext
+    from lungapp.inference.predictor import Predictor
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, (0.1 * np.random.default_rng(0).standard_normal(4 * 8000)).astype(np.float32), 8000)
+    ctx = AppContext()
+    ctx.set_predictor(Predictor.load(folder))
+    pred = ctx.predictor().predict_file(str(wav))
+    m = fl.FileListModel()
+    m.add([str(wav)])
+    m.update(str(wav), status=fl.DONE, prediction=pred)
+    assert m.set_current_model(ctx.model_key()) == 0 and m.stale() == []
+    card = json.loads((folder / "card.json").read_text())
+    card["threshold"] = round(card["threshold"] * 0.9, 6)  # as a recalibration would
+    (folder / "card.json").write_text(json.dumps(card))
+    ctx.set_predictor(Predictor.load(folder))
+    assert ctx.predictor().name == pred.model["name"] and ctx.predictor().model_dir == folder
+    assert m.set_current_model(ctx.model_key()) == 1 and m.stale() == [str(wav)]
+
+
 def test_list_marks_results_of_another_model_stale(qtbot):
     m = fl.FileListModel()
     m.add(["/x/a.wav", "/x/b.wav"])
