@@ -407,6 +407,11 @@ class MainWindow(QMainWindow):
         if not all(self.ask_close(self, what) for what in self.busy()):
             event.ignore()
             return
+        # Typed patient details or visit notes not saved: save, discard or stay.
+        confirm = getattr(self.patients, "confirm_close", None)
+        if callable(confirm) and not confirm():
+            event.ignore()
+            return
         # The recording first: stopping it files it (recordingFinished: the store, the
         # guided exam's site, Review's list) while the store and that list are still open.
         self._shutdown(self.record)

@@ -378,6 +378,11 @@ class PatientsView(QWidget):
         """Whether details or notes were changed and not saved (e.g. for closing the window)."""
         return self._unsaved()
 
+    def confirm_close(self) -> bool:
+        """Before the window closes: True to close (nothing unsaved, or saved or discarded
+        as the user answered), False to keep it open (Cancel)."""
+        return self._confirm_leave()
+
     def _load_details(self, ident: str | None, row) -> None:
         """Show ``row``'s details; of the same patient, a field the user changed and has
         not saved is kept."""

@@ -165,6 +165,28 @@ def test_nothing_running_closes_without_a_question(qtbot, window):
     assert asked == [] and not window.isVisible()
 
 
+def test_closing_with_unsaved_patient_notes_asks_to_save_them(qtbot, window):
+    """Typed visit notes were lost when the window closed."""
+    from lungapp.store import Store
+
+    with Store() as s:
+        s.add_visit(s.add_patient("P-5", name="Ann"), notes="first")
+    view = window.patients
+    view.refresh()
+    view.search_edit.setText("P-5")
+    qtbot.waitUntil(lambda: view.notes_edit.isEnabled() and view.notes_edit.toPlainText() == "first",
+                    timeout=5000)
+    view.notes_edit.setPlainText("first; wheeze heard on the left")
+    asked = []
+    view.ask = lambda text, can_save: asked.append(text) or "cancel"
+    assert not window.close() and window.isVisible() and len(asked) == 1
+    view.ask = lambda text, can_save: asked.append(text) or "save"
+    assert window.close() and "notes" in asked[-1]
+    with Store() as s:
+        visit = s.visits(s.patient("P-5")["id"])[0]
+        assert visit["notes"] == "first; wheeze heard on the left"
+
+
 def test_the_question_offers_to_stop_or_cancel(qtbot):
     """The window's own question (the tests above answer through ``ask_close``)."""
     from PySide6.QtCore import QTimer
