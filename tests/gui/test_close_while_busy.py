@@ -18,18 +18,8 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(qtbot):
-    from lungapp.gui import workers
-    from lungapp.gui.app import create_window
-
-    win = create_window([], load_model=False)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.ask_close = lambda parent, what: True
-    win.close()
-    workers.wait_all(5000)
+def window(bare_window):
+    return bare_window  # tests/gui/conftest.py
 
 
 def answering(win, *answers):

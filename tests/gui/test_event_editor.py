@@ -20,18 +20,8 @@ SECONDS = 4.0
 
 
 @pytest.fixture
-def window(qtbot):
-    from lungapp.gui import workers
-    from lungapp.gui.app import create_window
-
-    win = create_window([], load_model=False)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.review.settings.setValue("annotation/annotator", "tester")
-    yield win
-    win.close()
-    workers.wait_all(5000)
+def window(bare_window):
+    return bare_window  # tests/gui/conftest.py
 
 
 @pytest.fixture
