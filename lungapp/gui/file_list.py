@@ -31,7 +31,8 @@ STALE_FG = "#8a8a8a"
 def model_key(model: dict | None) -> tuple[str, str, str, str] | None:
     """What identifies the model that made a result: name, version, folder (two trained
     models may share a name and version) and its card's digest (a model retrained into the
-    same folder under the same name; results from before the digest was kept have "")."""
+    same folder under the same name; results from before the digest was kept have "", which
+    matches any: see ``results_cache.same_model``)."""
     if not model:
         return None
     path = str(model.get("path") or "")
@@ -68,9 +69,13 @@ class Entry:
     def is_stale(self, current_model: tuple | None) -> bool:
         """True when the result was made by a model other than ``current_model``
         (a :func:`model_key`; None: no model is active, nothing is called stale)."""
+        from lungapp.store.results_cache import same_model
+
         p = self.prediction
-        return (p is not None and current_model is not None
-                and model_key(getattr(p, "model", None)) != current_model)
+        if p is None or current_model is None:
+            return False
+        made_by = model_key(getattr(p, "model", None))
+        return made_by is None or not same_model(made_by, current_model)
 
     def result_text(self) -> str:
         """The label with what its percentage means: "CAS · abnormal 62 %" (the

@@ -84,16 +84,17 @@ class ReviewPersistence(QObject):
         key = (str(layer.sidecar.audio), doc.record_label or "", doc.record_author or "")
         if key == self._confirmed or not key[1] or not key[2]:
             return
-        self._confirmed = key
         store = self.hook.store
         if store is None:
             return
         try:
             if confirm_label(store, *key, doc.record_time or None) is not None:
                 self.hook.changed.emit()
-        except (LungappError, sqlite3.Error) as exc:
+        except (LungappError, sqlite3.Error) as exc:  # tried again at the next change
             self.review.statusMessage.emit(f"{key[0]}: the label was saved but not recorded in the "
                                            f"patient store ({exc})", 10000)
+            return
+        self._confirmed = key
 
     # --- the list -------------------------------------------------------------------
     def restore(self) -> int:
@@ -201,7 +202,8 @@ class ReviewPersistence(QObject):
         p = self.ctx.predictor()
         if p is None:
             return None
-        return {"name": p.card.name, "version": p.card.version, "path": str(getattr(p, "model_dir", ""))}
+        return {"name": p.card.name, "version": p.card.version, "path": str(getattr(p, "model_dir", "")),
+                "card": getattr(p, "card_digest", "")}
 
     # --- relocating a missing file ---------------------------------------------------------
     def relocate_dialog(self, old: str) -> None:

@@ -19,7 +19,6 @@ cheap; TensorFlow/Keras is imported only when the keras runtime loads a model.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -320,6 +319,15 @@ def _forced_onnx_problem() -> str:
             "(`lungapp models install` exports it)")
 
 
+def _card_sha256(model_dir: Path) -> str:
+    from lungapp.inference.card import card_path
+
+    try:
+        return hashlib.sha256(card_path(model_dir).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
 class Predictor:
     """A loaded model. Use :meth:`load`; then :meth:`predict_file` / :meth:`predict_audio`.
 
@@ -336,24 +344,22 @@ class Predictor:
                        else [MemberGroup(card.features, model, len(card.model_files))])
         self.runtime = runtime
         self.runtime_note = runtime_note
+        #: The sha256 of the folder's ``card.json`` (which records the model files' hashes,
+        #: threshold and calibration) as it was when the model loaded ("" when unreadable):
+        #: a card rewritten later does not make this model look like the new one.
+        self.card_sha256 = _card_sha256(self.model_dir)
         #: Segment length for pooling long recordings (s); 0 or None pools the whole
         #: recording (the rule before segments; :mod:`lungapp.inference.segments`).
         self.segment_s: float | None = SEGMENT_S
         #: Seconds of signal analysed at a time (memory, not results, depends on it).
         self.chunk_s: float = CHUNK_S
 
-    @functools.cached_property
+    @property
     def card_digest(self) -> str:
-        """The first 16 hex digits of the sha256 of the model folder's ``card.json`` (which
-        records the model files' hashes, threshold and calibration): a model retrained or
-        recalibrated in the same folder under the same name is another model; "" when the
-        card cannot be read."""
-        from lungapp.inference.card import card_path
-
-        try:
-            return hashlib.sha256(card_path(self.model_dir).read_bytes()).hexdigest()[:16]
-        except OSError:
-            return ""
+        """The first 16 hex digits of :attr:`card_sha256`: what a result's model dict
+        carries ("card"), so a model retrained or recalibrated in the same folder under the
+        same name is another model."""
+        return self.card_sha256[:16]
 
     @property
     def name(self) -> str:

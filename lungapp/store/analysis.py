@@ -15,7 +15,9 @@ def model_id(predictor) -> ModelId:
     hashes, so a model retrained under the same name gets another id)."""
     from lungapp.inference.card import card_path
 
-    digest = hashlib.sha256(card_path(predictor.model_dir).read_bytes()).hexdigest()
+    # The card as loaded (Predictor.card_sha256); read now only for other predictors.
+    digest = getattr(predictor, "card_sha256", "") or hashlib.sha256(
+        card_path(predictor.model_dir).read_bytes()).hexdigest()
     return ModelId(predictor.name, predictor.version, digest)
 
 

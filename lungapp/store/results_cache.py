@@ -43,12 +43,26 @@ def file_key(path: str) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns) if os.path.isfile(path) else None
 
 
-def model_text(model: dict | None) -> str:
-    """The cache's key for the model that made a result: name, version, folder and card
-    digest (what the Review list tells models apart by)."""
+def model_fields(model: dict | None) -> list[str]:
+    """Name, version, folder and card digest of a result's model dict (what the Review list
+    tells models apart by)."""
     m = model or {}
-    return json.dumps([str(m.get("name", "")), str(m.get("version", "")), str(m.get("path", "")),
-                       str(m.get("card", ""))])
+    return [str(m.get("name", "")), str(m.get("version", "")), str(m.get("path", "")), str(m.get("card", ""))]
+
+
+def model_text(model: dict | None) -> str:
+    """The cache's key for the model that made a result (:func:`model_fields` as JSON)."""
+    return json.dumps(model_fields(model))
+
+
+def same_model(a, b) -> bool:
+    """Whether two models' fields (:func:`model_fields`, or the Review list's model_key)
+    are one model: name, version and folder equal, and the card digests too where both are
+    known (results kept before the digest was have none)."""
+    a, b = list(a), list(b)
+    a += [""] * (4 - len(a))
+    b += [""] * (4 - len(b))
+    return a[:3] == b[:3] and (not a[3] or not b[3] or a[3] == b[3])
 
 
 class ResultsCache:
@@ -104,8 +118,8 @@ class ResultsCache:
                                  "AND mtime_ns = ? ORDER BY saved_at DESC", (os.path.abspath(path), *key)).fetchall()
         if not rows:
             return None
-        want = model_text(prefer_model) if prefer_model else None
-        chosen = next((r for r in rows if r[0] == want), rows[0])
+        chosen = next((r for r in rows if prefer_model and same_model(json.loads(r[0]), model_fields(prefer_model))),
+                      rows[0])
         return json.loads(chosen[1])
 
     def move(self, old: str, new: str) -> int:
@@ -155,11 +169,12 @@ def prediction_from_dict(d: dict):
         unfamiliar=Unfamiliar.from_dict(d["unfamiliar"]) if d.get("unfamiliar") else None)
 
 
-def prediction_from_store(result: dict, recording: dict, model_path: str = ""):
+def prediction_from_store(result: dict, recording: dict, model_path: str = "", model_card: str = ""):
     """A stored result (:meth:`Store.latest_result`) of ``recording`` (its row) as a
     Prediction. The store keeps the per-window abnormal probability, not each class's, so
     the timeline shows the abnormal line only. ``model_path``: the active model's folder
-    when this result is that model's (the list then calls it current), else ""."""
+    when this result is that model's (the list then calls it current), else ""; ``model_card``
+    its card digest then (:attr:`Predictor.card_digest`)."""
     windows = [{"start_s": s, "end_s": e, "abnormal_probability": p} for s, e, p in result["windows"]]
     duration = recording.get("duration_s") or (windows[-1]["end_s"] if windows else 0.0)
     return prediction_from_dict({
@@ -169,7 +184,7 @@ def prediction_from_store(result: dict, recording: dict, model_path: str = ""):
         "probabilities": result["probabilities"], "quality": result["quality"], "windows": windows,
         "threshold": result["threshold"],
         "model": {"name": result["model_name"], "version": result["model_version"],
-                  "hash": result["model_hash"], "path": model_path}})
+                  "hash": result["model_hash"], "path": model_path, "card": model_card}})
 
 
 def known_results(paths_: list[str], *, active=None, active_model: dict | None = None,
@@ -216,13 +231,15 @@ def _from_store(store, row, path: str, active, active_model: dict | None, cache:
         return None
     current = active is not None and not result.get("stale")
     model_path = str((active_model or {}).get("path", "")) if current else ""
+    model_card = str((active_model or {}).get("card", "")) if current else ""
     full = cache.get(path, prefer_model={"name": result["model_name"], "version": result["model_version"],
-                                         "path": model_path})
+                                         "path": model_path, "card": model_card})
     if full is not None and _same_result(full, result):
         # The store decides which model's result this is: its hash, not the cached folder.
-        full["model"] = {**full.get("model", {}), "hash": result["model_hash"], "path": model_path}
+        full["model"] = {**full.get("model", {}), "hash": result["model_hash"], "path": model_path,
+                         "card": model_card}
         return prediction_from_dict(full), "store"
-    return prediction_from_store(result, dict(row), model_path), "store"
+    return prediction_from_store(result, dict(row), model_path, model_card), "store"
 
 
 def _same_result(full: dict, result: dict) -> bool:

@@ -88,9 +88,16 @@ def test_a_model_retrained_into_the_same_folder_makes_the_old_results_stale(qtbo
     card = json.loads((folder / "card.json").read_text())
     card["threshold"] = round(card["threshold"] * 0.9, 6)  # as a recalibration would
     (folder / "card.json").write_text(json.dumps(card))
+    before = ctx.predictor().card_digest
+    assert ctx.predictor().predict_file(str(wav)).model["card"] == before  # the card it loaded
     ctx.set_predictor(Predictor.load(folder))
+    assert ctx.predictor().card_digest != before
     assert ctx.predictor().name == pred.model["name"] and ctx.predictor().model_dir == folder
     assert m.set_current_model(ctx.model_key()) == 1 and m.stale() == [str(wav)]
+    # A result kept before results named their card is taken as the folder's model's.
+    old = dataclasses.replace(pred, model={k: v for k, v in pred.model.items() if k != "card"})
+    m.update(str(wav), prediction=old)
+    assert m.set_current_model(ctx.model_key()) == 0 and m.stale() == []
 
 
 def test_list_marks_results_of_another_model_stale(qtbot):

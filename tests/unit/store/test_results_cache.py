@@ -44,6 +44,25 @@ def test_a_result_is_found_only_for_the_same_file_and_prefers_the_active_model(t
     cache.close()
 
 
+def test_the_preferred_models_result_is_found_by_its_card_digest(tmp_path):
+    """One folder, two cards (retrained in place): the active card's result is preferred;
+    a result kept before results named their card still matches its folder's model."""
+    path = write_recording(tmp_path / "a.wav")
+    cache = ResultsCache(tmp_path / "cache.sqlite3")
+    m = {"name": "m", "version": "1", "path": "/m/m"}
+    first = {**prediction(0.9, "abnormal", "CAS"), "model": {**m, "card": "aaaa"}}
+    second = {**prediction(0.1, "normal", "Normal"), "model": {**m, "card": "bbbb"}}
+    assert cache.put(str(path), first) and cache.put(str(path), second)
+    assert cache.get(str(path), prefer_model={**m, "card": "aaaa"})["abnormal_probability"] == 0.9
+    assert cache.get(str(path), prefer_model={**m, "card": "bbbb"})["abnormal_probability"] == 0.1
+    other = write_recording(tmp_path / "b.wav")
+    assert cache.put(str(other), {**prediction(0.7, "abnormal", "DAS"), "model": dict(m)})   # no card
+    assert cache.put(str(other), {**prediction(0.2, "normal", "Normal"),
+                                  "model": {"name": "n", "version": "1", "path": "/m/n"}})
+    assert cache.get(str(other), prefer_model={**m, "card": "aaaa"})["abnormal_probability"] == 0.7
+    cache.close()
+
+
 def test_a_moved_file_keeps_its_results_and_the_list_keeps_its_order(tmp_path):
     path = write_recording(tmp_path / "a.wav")
     cache = ResultsCache(tmp_path / "cache.sqlite3")
@@ -66,10 +85,11 @@ def test_a_stored_result_becomes_a_prediction_naming_its_model(tmp_path):
         uid = s.add_recording(s.add_visit(s.add_patient("P")), path, duration_s=3.0)
         s.add_result(uid, prediction(0.8, "abnormal", "CAS"), model)
         result, row = s.latest_result(uid, model), dict(s.recording(uid))
-    p = prediction_from_store(result, row, "/models/m")
+    p = prediction_from_store(result, row, "/models/m", "0123456789abcdef")
     assert (p.label, p.decision, p.duration_s) == ("CAS", "abnormal", 3.0)
     assert p.abnormal_probability == pytest.approx(0.8) and p.quality.ok
-    assert p.model == {"name": "m", "version": "3", "hash": "abc", "path": "/models/m"}
+    assert p.model == {"name": "m", "version": "3", "hash": "abc", "path": "/models/m",
+                       "card": "0123456789abcdef"}
     assert [w.abnormal_probability for w in p.windows] == pytest.approx([0.8, 0.8, 0.8])
 
 
