@@ -40,8 +40,11 @@ def _items(sources: list[str | os.PathLike], target: Path) -> tuple[list[Item], 
     items, problems = [], []
     for source in sources:
         found, bad = annotated(source)
-        items += [i for i in found if not i.sidecar.audio.is_relative_to(target)]
-        problems += [(f, r) for f, r in bad if not Path(f).is_relative_to(target)]
+        if target.is_relative_to(check_folder(source)):
+            found = [i for i in found if not i.sidecar.audio.is_relative_to(target)]
+            bad = [(f, r) for f, r in bad if not Path(f).is_relative_to(target)]
+        items += found
+        problems += bad
     return items, problems
 
 

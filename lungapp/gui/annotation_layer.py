@@ -105,12 +105,11 @@ def _read_only_reason(sidecar: Sidecar) -> str | None:
         # installed app usually not writable.
         return (f"{audio}: a bundled example, shown read-only; to label it, copy it and its "
                 f"{audio.with_suffix('.json').name} into a folder of yours and open the copy")
-    target = sidecar.path if sidecar.path.exists() else sidecar.path.parent
-    if not os.access(target, os.W_OK):
+    if not os.access(sidecar.path.parent, os.W_OK | os.X_OK):
         # A read-only disk or folder (access() says so even to root): edits would show as
-        # made, then vanish on the next recording.
-        what = "read-only file" if target == sidecar.path else "read-only folder"
-        return (f"{sidecar.path}: cannot be written here ({what}), "
+        # made, then vanish on the next recording. A save writes a new file in the folder
+        # and renames it over the old, so the folder is what must be writable.
+        return (f"{sidecar.path}: cannot be written here (read-only folder or disk), "
                 "so the labels are shown read-only; copy the recordings to a folder you can "
                 "write to label them")
     shared = _sharing_sidecar(audio)

@@ -67,6 +67,15 @@ def test_a_training_folder_inside_the_source_is_not_collected_again(tmp_path, li
     assert len(read_folder(out).examples) == 10
 
 
+def test_a_source_inside_the_training_folder_is_still_collected(tmp_path):
+    """Only a training folder inside a source is left out of the scan, not a source that
+    lies inside the training folder (train/incoming)."""
+    train = tmp_path / "train"
+    src, _, _ = _source(train / "incoming")
+    res = collect([src], train)
+    assert len(res["added"]) == 10
+
+
 @pytest.mark.slow  # a real (tiny) training run
 def test_collected_folder_trains(tmp_path):
     src, _, _ = _source(tmp_path)
