@@ -274,8 +274,8 @@ class PatientsView(QWidget):
         from a damaged one)."""
         self.status.setText(f"{doing}: {store_problem(exc, paths.database_path())}")
 
-    def refresh(self, choose: str | None = None) -> None:
-        """Re-read the patient list (keeping the selection, or showing ``choose``) and the
+    def refresh(self) -> None:
+        """Re-read the patient list (keeping the selection) and the
         visit shown; fields changed and not saved are kept."""
         if self._asking:  # a question about unsaved changes is open: after it
             self._refresh_again = True
@@ -284,12 +284,12 @@ class PatientsView(QWidget):
         if store is None:
             return
         try:
-            self._refresh(store, choose)
+            self._refresh(store)
         except STORE_ERRORS as exc:
             self._failed(exc, "The patients cannot be shown")
 
-    def _refresh(self, store, choose: str | None = None) -> None:
-        keep = choose or self._patient
+    def _refresh(self, store) -> None:
+        keep = self._patient
         rows = list(store.find_patients(self.search_edit.text()))
         idents = [p["identifier"] for p in rows]
         gone = kept = False
@@ -373,10 +373,6 @@ class PatientsView(QWidget):
 
     def _unsaved(self) -> bool:
         return bool(self._details_changes()) or self._notes_changed()
-
-    def has_unsaved_changes(self) -> bool:
-        """Whether details or notes were changed and not saved (e.g. for closing the window)."""
-        return self._unsaved()
 
     def confirm_close(self) -> bool:
         """Before the window closes: True to close (nothing unsaved, or saved or discarded

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -148,18 +147,11 @@ _FLAG_PHRASES = (("use --overwrite to replace it", "choose another folder in “
                  ("leave --equalise out", "untick “Equalise” in “Input”"))
 
 
-# The core's advice to lower the folds, which cannot be followed at the form's minimum.
-_FEWER_FOLDS = re.compile(r"\s*\bor use fewer folds(?: \(--folds\))?")
-
-
-def gui_terms(message: str, folds_at_minimum: bool = False) -> tuple[str, list[str]]:
+def gui_terms(message: str) -> tuple[str, list[str]]:
     """``message`` with the CLI's flags put in the Train tab's words, and the names of the
     fields it points at: "use fewer folds (--folds)" -> "use fewer folds (the
-    “Cross-validation folds” field)", ["Cross-validation folds"]. With
-    ``folds_at_minimum`` (the run used the fewest folds the form allows) the advice to use
-    fewer folds is left out: "add patients or use fewer folds" -> "add patients"."""
-    if folds_at_minimum:
-        message = _FEWER_FOLDS.sub("", message)
+    “Cross-validation folds” field)", ["Cross-validation folds"] (the core gives that advice
+    only above 2 folds, the form's minimum too)."""
     fields = []
     for flag, field in CLI_FIELDS.items():
         if flag in message and field not in fields:
@@ -480,7 +472,6 @@ class TrainView(QWidget):
         self._stderr_tail: list[str] = []
         self._last_event: P.Event | None = None
         self._folds = 1
-        self._run_folds = 0     # the folds the current (or last) run was started with
         self._cancelled = False
         self._out = ""
         self._summary_task = None
@@ -604,17 +595,13 @@ class TrainView(QWidget):
                                       on_failed=lambda msg, exc: self.folder_info.setText(html.escape(msg)))
         return self._summary_task
 
-    def _folds_at_minimum(self, folds: int) -> bool:
-        return folds <= self.folds.minimum()
-
     def _summary_ready(self, run: TrainSettings, summary: dict | None) -> None:
         from lungapp.gui.train_summary import estimate_s, summary_html
 
         if summary is None or run != self.form.value():
             return  # cancelled, or the form changed meanwhile (a newer summary comes)
-        if summary.get("problems"):  # in the form's words, and only advice it can follow
-            at_minimum = self._folds_at_minimum(run.folds)
-            summary = {**summary, "problems": [gui_terms(p, at_minimum)[0] for p in summary["problems"]]}
+        if summary.get("problems"):  # in the form's words
+            summary = {**summary, "problems": [gui_terms(p)[0] for p in summary["problems"]]}
         self.last_summary = summary
         est = estimate_s(summary.get("duration_s"), run.preset, run.folds, run.run_epochs)
         self.last_estimate = est
@@ -669,7 +656,6 @@ class TrainView(QWidget):
         run.save(self.settings)
         self._reset_run()
         self._out = run.out
-        self._run_folds = run.folds
         program, args = run.command()
         self.proc = self._make_process()
         self.log.appendPlainText("$ " + " ".join([program, *args]))
@@ -801,7 +787,7 @@ class TrainView(QWidget):
         return f"Fine-tuned: {html.escape(comparison_text(e.start_comparison))}.<br>"
 
     def _on_error(self, e: P.Error) -> None:
-        text, fields = gui_terms(e.message, self._folds_at_minimum(self._run_folds))
+        text, fields = gui_terms(e.message)
         self.summary.setText(f"<b>Stopped</b>: {html.escape(text)}")
         self.form.mark(fields)
 
@@ -832,7 +818,7 @@ class TrainView(QWidget):
     def _failure(self, e: P.Event | None, code: int, status) -> str:
         """Why the run failed: its error event's message, or how the process ended."""
         if isinstance(e, P.Error):
-            return gui_terms(e.message, self._folds_at_minimum(self._run_folds))[0]
+            return gui_terms(e.message)[0]
         crashed = status == QProcess.ExitStatus.CrashExit
         tail = "\n".join(self._stderr_tail[-6:])
         return (f"the training process {'crashed' if crashed else 'exited'} (exit code {code})"
