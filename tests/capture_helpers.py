@@ -39,3 +39,18 @@ def paplay(path, sink="ci_sink", wait=True):
         subprocess.run(cmd, check=True, timeout=60)
         return None
     return subprocess.Popen(cmd)
+
+
+def use_the_null_sink(qtbot, view, patient: str, site: str = "Trachea") -> None:
+    """Set the Record view up to record from PulseAudio's ALSA "pulse" device (the null
+    sink's monitor) until stopped, for ``patient`` at ``site``; skips without that device."""
+    import pytest
+
+    qtbot.waitUntil(lambda: view.record_button.isEnabled() and bool(view.devices), timeout=20000)
+    names = [d.name for d in view.devices]
+    if "pulse" not in names:
+        pytest.skip(f"no ALSA 'pulse' input device (have {names})")
+    view.device_combo.setCurrentIndex(names.index("pulse"))
+    view.duration_combo.setCurrentText("Until stopped")
+    view.site_combo.setCurrentText(site)
+    view.patient_edit.setText(patient)

@@ -37,14 +37,9 @@ def answering(win, *answers):
 def start_recording_from_the_null_sink(qtbot, view, patient: str, site: str) -> Path:
     """Record from PulseAudio's ALSA "pulse" device (the null sink's monitor) for over a
     second; the final path of the recording in progress."""
-    qtbot.waitUntil(lambda: view.record_button.isEnabled() and bool(view.devices), timeout=20000)
-    names = [d.name for d in view.devices]
-    if "pulse" not in names:
-        pytest.skip(f"no ALSA 'pulse' input device (have {names})")
-    view.device_combo.setCurrentIndex(names.index("pulse"))
-    view.duration_combo.setCurrentText("Until stopped")
-    view.site_combo.setCurrentText(site)
-    view.patient_edit.setText(patient)
+    from capture_helpers import use_the_null_sink
+
+    use_the_null_sink(qtbot, view, patient, site)
     view.start()
     qtbot.waitUntil(lambda: view.state == "recording", timeout=20000)
     assert view.capture.wait_first_callback(5.0)

@@ -39,15 +39,7 @@ def make_view(qtbot):
     return ctx, hook, view, finished
 
 
-def use_the_null_sink(qtbot, view, patient: str) -> None:
-    qtbot.waitUntil(lambda: view.record_button.isEnabled() and bool(view.devices), timeout=20000)
-    names = [d.name for d in view.devices]
-    if "pulse" not in names:
-        pytest.skip(f"no ALSA 'pulse' input device (have {names})")
-    view.device_combo.setCurrentIndex(names.index("pulse"))
-    view.duration_combo.setCurrentText("Until stopped")
-    view.site_combo.setCurrentText("Trachea")
-    view.patient_edit.setText(patient)
+from capture_helpers import use_the_null_sink  # noqa: E402
 
 
 @pytest.mark.audio
