@@ -4,7 +4,7 @@
 # and integration tests on ../shared/data/sprsound (skipped cleanly where absent).
 # Before the tests: the layer contracts (import-linter, pyproject's [tool.importlinter]) and
 # ruff. Any failure fails the script.
-#   packaging/test.sh [pytest args...]
+#   packaging/test.sh [pytest args...]     (LUNGAPP_TEST_WORKERS=N: N parallel workers, default 2)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,4 +25,7 @@ echo "test: checking the layers (lint-imports) and the code (ruff)"
 .venv/bin/ruff check .
 unset QT_QPA_PLATFORM
 export TF_CPP_MIN_LOG_LEVEL=2
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist; LUNGAPP_TEST_WORKERS=0 runs in this process). A test file's
+# tests share a worker, so a module's fixtures (the one bundle build) are made once; the
+# tests that use the audio server's null sink take turns (tests/conftest.py, pulse_sink).
+.venv/bin/python -m pytest -n "${LUNGAPP_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -105,10 +105,27 @@ def pulse_sink():
     """A running PulseAudio server with the 48 kHz mono null sink ci_sink (started by
     packaging/pulse-null-sink.sh); skips where PulseAudio is not installed.
 
+    One test at a time has the sink, whatever process runs it (packaging/test.sh runs two
+    pytest-xdist workers; a contributor may run another pytest beside it): the fixture
+    holds an exclusive lock on a file in the system's temporary folder for the whole
+    test, so no two tests hear each other's signal or unplug the sink under another.
+
     Checked before every audio test, not once a session: a server that died during the run
     (as one did in CI, with nothing in the log to say why) is started again, and the test
     run warns with the end of the dead server's log instead of failing every later audio
     test on a refused connection."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "lungapp-test-pulse.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield _start_pulse()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _start_pulse() -> str:
     global _pulse_seen_up
     script = ROOT / "packaging" / "pulse-null-sink.sh"
     log = Path(os.environ.get("LUNGAPP_CI_PULSE_LOG", "/tmp/lungapp-ci-pulse.log"))
