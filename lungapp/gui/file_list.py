@@ -121,7 +121,11 @@ class FileListModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.entries: list[Entry] = []
-        self._index: dict[str, int] = {}
+        # Rows are found by the file's real path, so one file reached by two paths (a
+        # folder opened through a symbolic link, and the store's real path from the
+        # Patients tab) is listed once, under the path it was first listed by.
+        self._index: dict[str, int] = {}      # real path -> row
+        self._keys: dict[str, str] = {}       # a listed entry's path -> its real path
         self.current_model: tuple | None = None   # model_key() of the active model
 
     # --- Qt model API ---------------------------------------------------------------
@@ -229,26 +233,36 @@ class FileListModel(QAbstractTableModel):
         seen = set(self._index)
         for p in paths:
             p = os.path.abspath(os.fspath(p))
-            if p not in seen:
-                seen.add(p)
-                new.append(p)
+            key = self._key(p)
+            if key not in seen:
+                seen.add(key)
+                new.append((p, key))
         if not new:
             return []
         first = len(self.entries)
         self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-        for p in new:
-            self._index[p] = len(self.entries)
+        for p, key in new:
+            self._index[key] = len(self.entries)
+            self._keys[p] = key
             self.entries.append(Entry(p))
         self.endInsertRows()
-        return new
+        return [p for p, _ in new]
+
+    def _key(self, path) -> str:
+        p = os.path.abspath(os.fspath(path))
+        key = self._keys.get(p)
+        return key if key is not None else os.path.realpath(p)
+
+    def _reindex(self) -> None:
+        self._index = {self._keys[e.path]: i for i, e in enumerate(self.entries)}
 
     def clear(self) -> None:
         self.beginResetModel()
-        self.entries, self._index = [], {}
+        self.entries, self._index, self._keys = [], {}, {}
         self.endResetModel()
 
     def row_of(self, path: str) -> int:
-        return self._index.get(os.path.abspath(path), -1)
+        return self._index.get(self._key(path), -1)
 
     def entry(self, path: str) -> Entry | None:
         r = self.row_of(path)
@@ -291,8 +305,8 @@ class FileListModel(QAbstractTableModel):
         where = [(self.entries[i.row()].path, i.column()) for i in old]
         self.entries.sort(key=lambda e: (self.sort_key(e, column), e.name.lower()),
                           reverse=order == Qt.SortOrder.DescendingOrder)
-        self._index = {e.path: i for i, e in enumerate(self.entries)}
-        self.changePersistentIndexList(old, [self.index(self._index[p], c) for p, c in where])
+        self._reindex()
+        self.changePersistentIndexList(old, [self.index(self.row_of(p), c) for p, c in where])
         self.layoutChanged.emit()
 
     def update_many(self, changes: list[tuple[str, dict]]) -> None:
@@ -323,17 +337,20 @@ class FileListModel(QAbstractTableModel):
         """Point ``old``'s row at ``new`` (a missing file found again); False when ``old``
         is not listed or ``new`` already is."""
         r, new = self.row_of(old), os.path.abspath(new)
-        if r < 0 or new in self._index:
+        key = self._key(new)
+        if r < 0 or key in self._index:
             return False
-        del self._index[self.entries[r].path]
+        gone = self.entries[r].path
+        del self._index[self._keys.pop(gone)]
         self.entries[r] = Entry(new)
-        self._index[new] = r
+        self._index[key], self._keys[new] = r, key
         self.dataChanged.emit(self.index(r, 0), self.index(r, len(COLUMNS) - 1))
         return True
 
     def remove(self, paths: list[str]) -> list[str]:
         """Take ``paths`` off the list (the files stay on disk); returns those removed."""
-        gone = {os.path.abspath(p) for p in paths} & set(self._index)
+        rows = {self.row_of(p) for p in paths} - {-1}
+        gone = [self.entries[r].path for r in rows]
         if not gone:
             return []
         if len(gone) == len(self.entries):
@@ -341,10 +358,11 @@ class FileListModel(QAbstractTableModel):
             return sorted(gone)
         # Row by row from the end, so the selection of the rows that stay is kept; the
         # index is right before each endRemoveRows (views react to it at once).
-        for r in sorted((self._index[p] for p in gone), reverse=True):
+        for r in sorted(rows, reverse=True):
             self.beginRemoveRows(QModelIndex(), r, r)
+            del self._keys[self.entries[r].path]
             del self.entries[r]
-            self._index = {e.path: i for i, e in enumerate(self.entries)}
+            self._reindex()
             self.endRemoveRows()
         return sorted(gone)
 

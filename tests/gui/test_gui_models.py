@@ -293,3 +293,30 @@ def test_closing_the_models_dialog_cancels_a_recalibration(qtbot, tmp_path, stro
     finally:
         win.close()
         workers.wait_all(5000)
+
+
+def test_one_file_reached_through_a_symbolic_link_is_listed_once(qtbot, tmp_path):
+    """A recordings folder opened through a symbolic link, then a recording of it opened
+    from the Patients tab (the store keeps real paths), listed the file twice."""
+    real = tmp_path / "recordings"
+    real.mkdir()
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (real / name).write_bytes(b"")
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    via = [str(tmp_path / "link" / n) for n in ("a.wav", "b.wav", "c.wav")]
+    m = fl.FileListModel()
+    assert m.add(via) == via
+    assert m.add([str(real / "b.wav"), str(real / "a.wav")]) == []       # the same files
+    assert m.paths() == via                                              # as first listed
+    assert m.row_of(str(real / "c.wav")) == 2 and m.entry(str(real / "a.wav")).path == via[0]
+    m.update(str(real / "b.wav"), status=fl.ERROR, error="x")           # by either path
+    assert m.entries[1].status == fl.ERROR
+    m.sort(0, Qt.SortOrder.DescendingOrder)                            # by name
+    assert m.paths() == via[::-1] and m.row_of(str(real / "a.wav")) == 2
+    assert m.relocate(via[2], str(real / "a.wav")) is False             # a.wav is listed
+    (real / "d.wav").write_bytes(b"")
+    assert m.relocate(str(real / "c.wav"), str(real / "d.wav")) is True
+    assert m.row_of(via[2]) == -1 and m.row_of(str(tmp_path / "link" / "d.wav")) == 0
+    assert m.remove([str(real / "b.wav")]) == [via[1]]                  # the listed path
+    assert m.paths() == [str(real / "d.wav"), via[0]]
+    assert m.add([via[1]]) == [via[1]]                                   # listed again
