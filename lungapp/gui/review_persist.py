@@ -74,7 +74,7 @@ class ReviewPersistence(QObject):
     def _record_label_changed(self) -> None:
         """The record label an annotator set (and saved) on a recording in the store is their
         confirmed label there too: the Patients view, Compare and the PDF showed the label
-        from import time after it was changed here."""
+        from import time after it was changed here. Clearing the label withdraws it."""
         from lungapp.store.recorded import confirm_label
 
         layer = self.review.annotation.layer
@@ -82,13 +82,13 @@ class ReviewPersistence(QObject):
         if doc is None or layer.sidecar is None or layer.save_error or layer.read_only_reason():
             return
         key = (str(layer.sidecar.audio), doc.record_label or "", doc.record_author or "")
-        if key == self._confirmed or not key[1] or not key[2]:
+        if key == self._confirmed or not key[2]:
             return
         store = self.hook.store
         if store is None:
             return
         try:
-            if confirm_label(store, *key, doc.record_time or None) is not None:
+            if confirm_label(store, *key, (doc.record_time or None) if key[1] else None) is not None:
                 self.hook.changed.emit()
         except (LungappError, sqlite3.Error) as exc:  # tried again at the next change
             self.review.statusMessage.emit(f"{key[0]}: the label was saved but not recorded in the "

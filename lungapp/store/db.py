@@ -478,10 +478,11 @@ class Store:
     def labels(self, uid: str, current: bool = False) -> list[dict]:
         """The recording's confirmed labels, oldest first: every one ever confirmed, or with
         ``current`` each confirmer's latest (what the views and the report show: a label an
-        annotator changed is no longer theirs)."""
+        annotator changed is no longer theirs), leaving out a confirmer whose latest is a
+        withdrawal (an empty label, :meth:`withdraw_label`)."""
         rec_id = self.recording(uid)["id"]
         latest = (" AND id = (SELECT MAX(id) FROM labels AS l WHERE l.recording_id = labels.recording_id"
-                  " AND l.confirmed_by = labels.confirmed_by)") if current else ""
+                  " AND l.confirmed_by = labels.confirmed_by) AND label != ''") if current else ""
         return [dict(r) for r in self.query("SELECT label, confirmed_by, confirmed_at FROM labels "
                                             f"WHERE recording_id = ?{latest} ORDER BY confirmed_at, id",
                                             (rec_id,))]
@@ -494,6 +495,16 @@ class Store:
             if mine and mine[-1]["label"] == label:
                 return False
             self.confirm_label(uid, label, confirmed_by, confirmed_at)
+            return True
+
+    def withdraw_label(self, uid: str, confirmed_by: str, at: str | None = None) -> bool:
+        """``confirmed_by`` no longer confirms any label of the recording (they cleared it in
+        Review): an empty label is added to the history, so their earlier one stops being
+        current; whether they had one."""
+        with self.transaction():
+            if not any(lab["confirmed_by"] == confirmed_by for lab in self.labels(uid, current=True)):
+                return False
+            self.confirm_label(uid, "", confirmed_by, at)
             return True
 
     def integrity(self) -> str:

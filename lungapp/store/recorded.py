@@ -64,8 +64,11 @@ def confirm_label(store: Store, path: str | os.PathLike, label: str, who: str,
                   at: str | None = None) -> str | None:
     """Record ``who``'s record label of ``path`` (an annotator's, set in Review) as a
     confirmed label when the file is a recording in the store and the label is not already
-    their latest; its uid (None: not in the store, or nothing new)."""
+    their latest; an empty ``label`` (they cleared it) withdraws their current one. Its uid
+    (None: not in the store, or nothing new)."""
     row = store.recording_by_path(path)
-    if row is None or not label or not who:
+    if row is None or not who:
         return None
+    if not label:
+        return row["uid"] if store.withdraw_label(row["uid"], who, at) else None
     return row["uid"] if store.confirm_label_if_changed(row["uid"], label, who, at) else None

@@ -187,6 +187,15 @@ def test_a_record_label_set_in_review_is_the_annotators_confirmed_label_in_the_s
     layer.set_record_label("Normal")  # no change: nothing new
     with Store() as s:
         assert len(s.labels(uid)) == 3
+    layer.set_record_label(None)  # cleared: the annotator no longer confirms a label
+    with Store() as s:
+        labels = site_history(s, "P-7", "Trachea")[0]["labels"]
+        assert [(lab["label"], lab["confirmed_by"]) for lab in labels] == [("DAS", "SPRSound annotation")]
+        assert [lab["label"] for lab in s.labels(uid)] == ["DAS", "CAS", "Normal", ""]  # the history
+    layer.set_record_label("CAS")  # labelled again
+    with Store() as s:
+        assert [(lab["label"], lab["confirmed_by"]) for lab in s.labels(uid, current=True)] == [
+            ("DAS", "SPRSound annotation"), ("CAS", "tester")]
     _close(win)
 
 

@@ -204,3 +204,18 @@ def test_a_result_keeps_what_is_said_beside_its_verdict(tmp_path):
         again = prediction_from_store(r, dict(s.recording(uid)))
     assert again.unfamiliar is not None and again.borderline
     assert again.notes()[0] == u.sentence() and again.notes()[1].startswith("Borderline: listen again")
+
+
+def test_a_withdrawn_label_is_no_longer_current_and_stays_in_the_history(tmp_path):
+    wav = write_recording(tmp_path / "a.wav")
+    with Store() as s:
+        uid = s.add_recording(s.add_visit(s.add_patient("P-9")), wav, site="Trachea")
+        assert s.withdraw_label(uid, "Dr A") is False          # nothing of theirs to withdraw
+        s.confirm_label(uid, "CAS", "Dr A")
+        s.confirm_label(uid, "DAS", "Dr B")
+        assert s.withdraw_label(uid, "Dr A") is True
+        assert s.withdraw_label(uid, "Dr A") is False          # already withdrawn
+        assert [(lab["label"], lab["confirmed_by"]) for lab in s.labels(uid, current=True)] == [("DAS", "Dr B")]
+        assert [lab["label"] for lab in s.labels(uid)] == ["CAS", "DAS", ""]
+        assert s.confirm_label_if_changed(uid, "CAS", "Dr A") is True   # the same label again
+        assert [lab["confirmed_by"] for lab in s.labels(uid, current=True)] == ["Dr B", "Dr A"]
