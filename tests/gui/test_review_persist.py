@@ -216,7 +216,10 @@ def test_an_empty_list_restarts_empty_with_the_examples_button(qtbot, tiny_predi
 
 def _not_blank(img: QImage) -> bool:
     """Many colours in the picture (a spectrogram), not one background colour."""
-    arr = np.frombuffer(img.convertToFormat(QImage.Format.Format_RGB32).constBits(), np.uint8)
+    # The converted image is kept while its bits are read: a temporary one is freed under
+    # the array (a segmentation fault, seen once with two test workers).
+    rgb = img.convertToFormat(QImage.Format.Format_RGB32)
+    arr = np.frombuffer(rgb.constBits(), np.uint8).copy()
     colours = np.unique(arr.reshape(-1, 4)[::7], axis=0)
     return len(colours) > 50
 
