@@ -26,6 +26,9 @@ echo "test: checking the layers (lint-imports) and the code (ruff)"
 unset QT_QPA_PLATFORM
 export TF_CPP_MIN_LOG_LEVEL=2
 # Two workers (pytest-xdist; LUNGAPP_TEST_WORKERS=0 runs in this process). A test file's
-# tests share a worker, so a module's fixtures (the one bundle build) are made once; the
-# tests that use the audio server's null sink take turns (tests/conftest.py, pulse_sink).
-.venv/bin/python -m pytest -n "${LUNGAPP_TEST_WORKERS:-2}" --dist loadfile "$@"
+# tests share a worker, so a module's fixtures (the one bundle build) are made once, and
+# files go out in collection order (tests/conftest.py puts the bundle's first); the tests
+# that use the audio server's null sink take turns (tests/conftest.py, pulse_sink). A
+# worker that crashes fails the run: a replaced one can leave it waiting forever.
+.venv/bin/python -m pytest -n "${LUNGAPP_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
+  --max-worker-restart 0 "$@"

@@ -23,9 +23,14 @@ if str(TESTS) not in sys.path:  # the shared helpers, importable from every test
     sys.path.insert(0, str(TESTS))
 
 _FOLDER_MARKERS = ("unit", "gui", "integration")
+#: Test files that take minutes (the bundle build): collected first, so that with two
+#: workers (packaging/test.sh) one starts them at once while the other runs the rest.
+_START_FIRST = ("integration/test_bundle.py",)
 
 
 def pytest_collection_modifyitems(config, items):
+    first = tuple(str(TESTS / name) for name in _START_FIRST)
+    items.sort(key=lambda item: str(item.path) not in first)  # stable: the rest keep their order
     for item in items:
         try:
             folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
