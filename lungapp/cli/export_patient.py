@@ -17,9 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from lungapp.store import Store
     from lungapp.store.db import patient_identifier
-    from lungapp.store.manage import export_patient
+    from lungapp.store.manage import export_patient, not_exported
 
     with Store() as store:
         out = export_patient(store, args.identifier, args.out)
-    print(f"exported patient {patient_identifier(args.identifier)} to {out}")
+    gone = not_exported(out)
+    print(f"exported patient {patient_identifier(args.identifier)} to {out}"
+          + (f"; {len(gone)} recording(s) without audio (file missing, listed in records.json)" if gone else ""))
+    for path in gone:
+        print(f"  file missing: {path}")
     return EXIT_OK

@@ -27,11 +27,11 @@ class SiteEntry:
 
     @property
     def state(self) -> str:
-        if self.missing:
-            return "missing"
-        if self.result is None:
-            return "not analysed"
-        return self.result["decision"]
+        """What the body map shows: the stored result's decision (it stands when the file
+        has gone missing since), else "missing" or "not analysed"."""
+        if self.result is not None:
+            return self.result["decision"]
+        return "missing" if self.missing else "not analysed"
 
 
 @dataclass

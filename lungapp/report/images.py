@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen
 
-from lungapp.audio import load_audio
+from lungapp.audio import audio_info, load_audio
 from lungapp.dsp.spectrogram import SpectrogramConfig, normalise, spectrogram
 
 MAX_SECONDS = 60.0  # a report shows at most this much of a recording
@@ -20,12 +20,14 @@ def colour_table(name: str = "viridis") -> np.ndarray:
     return np.asarray(pg.colormap.get(name).getLookupTable(nPts=256, alpha=False), dtype=np.uint8)[:, :3]
 
 
-def spectrogram_rgb(path: str, cfg: SpectrogramConfig) -> tuple[np.ndarray, float]:
-    """(rows, cols, 3) uint8 RGB, low frequencies at the bottom, and the duration in s."""
+def spectrogram_rgb(path: str, cfg: SpectrogramConfig) -> tuple[np.ndarray, float, float]:
+    """(rows, cols, 3) uint8 RGB of the first :data:`MAX_SECONDS` at most, low frequencies
+    at the bottom; the duration shown and the recording's whole duration, in s."""
     audio = load_audio(path, rate=cfg.rate, max_seconds=MAX_SECONDS)
     spec = normalise(spectrogram(audio.samples, cfg), cfg)  # (frames, bins) in [0, 1]
     idx = np.clip(np.nan_to_num(spec) * 255, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(colour_table()[idx.T[::-1]]), audio.duration_s
+    whole = audio_info(path).duration_s if audio.duration_s >= MAX_SECONDS - 0.5 else audio.duration_s
+    return np.ascontiguousarray(colour_table()[idx.T[::-1]]), audio.duration_s, max(whole, audio.duration_s)
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:

@@ -49,14 +49,22 @@ def _result_json(r: dict) -> dict:
 
 def export_patient(store: Store, identifier: str, out: str | os.PathLike) -> Path:
     """Write ``out/``: ``records.json`` and ``audio/`` holding each recording (named by its
-    uid) with its sidecars; returns ``out``. ``out`` must not exist or be empty; the folder
-    appears complete or not at all (written in a staging folder, then renamed). A place
-    that cannot be written is refused before any work, naming ``out``."""
+    uid) with its sidecars; returns ``out``. ``out`` must not exist or be empty, nor lie in
+    a folder of the patient's recordings; the folder appears complete or not at all
+    (written in a staging folder, then renamed). A place that cannot be written is refused
+    before any work, naming ``out``. A recording whose file is missing is in records.json
+    with ``"exported_as": null`` (its sidecars that are still there are copied); the
+    caller says how many (:func:`not_exported`)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise StoreError("exists and is not a folder; choose a new folder", out)
+    if out.exists() and any(out.iterdir()):
         raise StoreError("exists and is not empty; choose a new folder", out)
     record = patient_record(store, identifier)
-    check_output_dir(out, model=False)  # a virtual file system, no permission: said now
+    # A virtual file system, no permission, or inside a folder of the patient's recordings
+    # (a training or evaluation run there would take the copies for more patients): said now.
+    folders = {str(Path(rec["path"]).parent) for visit in record["visits"] for rec in visit["recordings"]}
+    check_output_dir(out, model=False, data_dirs=sorted(folders))
     try:
         staging = make_staging(out)
     except OSError as exc:
@@ -78,6 +86,15 @@ def export_patient(store: Store, identifier: str, out: str | os.PathLike) -> Pat
     return out
 
 
+def not_exported(out: str | os.PathLike) -> list[str]:
+    """The paths of the recordings an export at ``out`` holds no audio of (their files were
+    missing), from its records.json."""
+    import json
+
+    record = json.loads((Path(out) / "records.json").read_text(encoding="utf-8"))
+    return [rec["path"] for visit in record["visits"] for rec in visit["recordings"] if not rec["exported_as"]]
+
+
 def _export_error(exc: OSError, out: Path) -> LungappError:
     """One line for an export that could not be written: ``out`` (never the hidden staging
     folder) and the problem."""
@@ -85,19 +102,19 @@ def _export_error(exc: OSError, out: Path) -> LungappError:
 
 
 def _copy_recording(rec: dict, folder: Path) -> str | None:
-    """Copy a recording and its sidecars as ``UID_NAME``; None when its file is missing.
-    A file that cannot be read raises LungappError naming it."""
-    if rec["missing"]:
-        return None
+    """Copy a recording and its sidecars as ``UID_NAME``; None when its file is missing
+    (its sidecars still there are copied). A file that cannot be read raises LungappError
+    naming it."""
     src = Path(rec["path"])
-    for f in [src, *sidecars(src)]:
+    missing = rec["missing"] or not src.is_file()
+    for f in ([] if missing else [src]) + sidecars(src):
         try:  # opened first, so that a failed copy is the copy's place (a full disk names the source too)
             with open(f, "rb"):
                 pass
         except OSError as exc:
             raise LungappError(f"cannot read this file ({exc.strerror or exc}); nothing was exported", f) from None
         shutil.copy2(f, folder / f"{rec['uid']}_{f.name}")
-    return f"audio/{rec['uid']}_{src.name}"
+    return None if missing else f"audio/{rec['uid']}_{src.name}"
 
 
 @dataclass
@@ -158,9 +175,11 @@ def backup(store: Store, out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists():
         raise StoreError("already exists; not overwritten", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise StoreError("is a file, not a folder: the backup cannot be written in it", out.parent)
     tmp = out.with_name(f".{out.name}.partial")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         dest = sqlite3.connect(tmp)
         try:
             store.conn.backup(dest)
@@ -179,7 +198,7 @@ def backup(store: Store, out: str | os.PathLike) -> Path:
     except StoreError:
         raise
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"backup failed ({exc})", out) from None
+        raise StoreError(f"backup failed ({getattr(exc, 'strerror', None) or exc})", out) from None
     finally:
         if tmp.exists():
             tmp.unlink()
