@@ -10,12 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_report_pdf import lungapp, needs_poppler, pdf_text
 
 from lungapp.store import ModelId, Store
 
 from mount_helpers import tmpfs
 from store_helpers import prediction, write_recording
-from test_report_pdf import lungapp, needs_poppler, pdf_text
 
 MODEL = ModelId("test-model", "7", "abc")
 
