@@ -318,13 +318,14 @@ def test_write_report_replaces_as_the_gui_asks_and_never_clobbers_a_file_made_me
     with pytest.raises(LungappError, match="already exists"):
         pdf.write_report(data, out, overwrite=False)
     new = tmp_path / "new.pdf"
-    draw = pdf._draw
+    render = pdf.render
 
     def draw_then_someone_saves(*args):
-        draw(*args)
+        drawn = render(*args)
         new.write_bytes(b"saved meanwhile")
+        return drawn
 
-    monkeypatch.setattr(pdf, "_draw", draw_then_someone_saves)
+    monkeypatch.setattr(pdf, "render", draw_then_someone_saves)
     with pytest.raises(LungappError, match="already exists; not overwritten"):
         pdf.write_report(data, new, overwrite=False)
     assert new.read_bytes() == b"saved meanwhile"

@@ -99,9 +99,10 @@ def test_identifiers_are_taken_without_surrounding_space_everywhere_and_an_empty
 
 
 def test_export_returns_the_folder_it_wrote(tmp_path):
-    write_recording(tmp_path / "a.wav")
+    (tmp_path / "data").mkdir()  # outside the recordings' folder, as an export must be
+    write_recording(tmp_path / "data" / "a.wav")
     with Store() as s:
-        s.add_recording(s.add_visit(s.add_patient("P")), tmp_path / "a.wav")
+        s.add_recording(s.add_visit(s.add_patient("P")), tmp_path / "data" / "a.wav")
         out = tmp_path / "ex1"
         assert export_patient(s, "P", out) == out
         empty = tmp_path / "empty"
