@@ -35,10 +35,17 @@ def run(args) -> int:
                 registry.set_active_model(target)
                 print("it is now the active model")
         elif args.action == "use":
+            if not args.path:  # not a silent return to the bundled model
+                err("models use: name the model folder (or 'bundled' to return to the bundled model)")
+                return EXIT_ERROR
             registry.set_active_model(None if args.path in ("bundled", "default") else args.path)
             print(f"active model: {registry.active_model_dir()}")
         else:
             _list(registry, load_card)
+        if args.action in ("use", "list") or args.use:
+            note = registry.env_override()
+            if note:
+                err(note)
     except LungappError as exc:
         err(str(exc))
         return EXIT_ERROR

@@ -36,13 +36,31 @@ def run(args) -> int:
         check_output_dir(args.out, data_dirs=[Path(args.folder)], overwrite=args.overwrite, report=err)
         predictor = load_predictor(args.model)
         rec = recalibrate(args.folder, predictor, folds=args.folds, layout=args.layout)
-        write_recalibrated(predictor.model_dir, rec, args.out)
+        active = _active_dir()
+        replaced = write_recalibrated(predictor.model_dir, rec, args.out)
     except LungappError as exc:
         err(str(exc))
         return EXIT_ERROR
     print(rec.summary())
     card = rec.card
+    if replaced is not None:
+        err(f"the model folder that was at {args.out} is kept at {replaced}")
+    if active is not None and Path(args.out).resolve() == active:
+        # It replaced the active model's folder: the app now runs the recalibrated card.
+        print(f"wrote {args.out}: threshold {card.threshold:.3f} on the recalibrated probability "
+              f"(the model's own: {predictor.card.threshold:.3f}); it was the active model's folder, "
+              "so the recalibrated model is now the one in use")
+        return EXIT_OK
     print(f"wrote {args.out}: threshold {card.threshold:.3f} on the recalibrated probability "
           f"(the model's own: {predictor.card.threshold:.3f}); use it with "
           f"`lungapp models install {args.out} --use`")
     return EXIT_OK
+
+
+def _active_dir() -> Path | None:
+    from lungapp.inference.registry import active_model_dir
+
+    try:
+        return active_model_dir().resolve()
+    except LungappError:
+        return None

@@ -83,7 +83,9 @@ def _folds(y: np.ndarray, groups: list | None, k: int, seed: int) -> list[np.nda
 
     g = np.arange(len(y)) if groups is None else np.unique(np.asarray(groups, dtype=str),
                                                           return_inverse=True)[1]
-    for kk in range(k, 1, -1):
+    # No more folds than the rarer class has patients (or recordings): each fold must hold one.
+    rarer = min((len(set(g[y == c].tolist())) for c in (0, 1)), default=0)
+    for kk in range(min(k, rarer), 1, -1):
         fold_of = np.full(len(y), -1)
         splitter = (StratifiedKFold(kk, shuffle=True, random_state=seed) if groups is None else
                     StratifiedGroupKFold(kk, shuffle=True, random_state=seed))
@@ -245,9 +247,10 @@ def _recalibrated_card(card, y: np.ndarray, raw: np.ndarray, masks: list, folder
                      f"{now[:10]}, the model files unchanged").lstrip("; "))
 
 
-def write_recalibrated(model_dir, rec: Recalibration, out) -> None:
+def write_recalibrated(model_dir, rec: Recalibration, out) -> Path | None:
     """Write the recalibrated model folder ``out``: the model's files copied unchanged,
-    the new card and its text; atomically (a staging folder moved into place)."""
+    the new card and its text; atomically (a staging folder moved into place). Returns
+    where a model folder it replaced was kept (None: nothing was replaced)."""
     from lungapp.fsutil import make_staging, publish_dir
     from lungapp.inference.card import write_card
     from lungapp.training.card_text import card_markdown
@@ -262,7 +265,7 @@ def write_recalibrated(model_dir, rec: Recalibration, out) -> None:
             shutil.copyfile(model_dir / f, staging / f)
         write_card(staging, card)
         (staging / "MODEL_CARD.md").write_text(card_markdown(card))
-        publish_dir(staging, out)
+        return publish_dir(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -52,13 +52,15 @@ class ModelRow:
 def model_rows() -> list[ModelRow]:
     """The bundled model (first) and the installed ones, each with its card or why not."""
     from lungapp.inference import registry
-    from lungapp.inference.card import load_card
+    from lungapp.inference.card import load_card, verify_onnx
 
     bundled = registry.bundled_model_dir()
     rows = []
     for d in ([bundled] if bundled else []) + registry.installed_models():
         try:
-            rows.append(ModelRow(d, load_card(d), bundled=d == bundled))
+            card = load_card(d)
+            verify_onnx(d, card)  # as `lungapp models list`: a tampered model is not offered
+            rows.append(ModelRow(d, card, bundled=d == bundled))
         except LungappError as exc:
             rows.append(ModelRow(d, None, getattr(exc, "problem", str(exc)), bundled=d == bundled))
     return rows

@@ -7,6 +7,7 @@ features it needs; the GUI draws the same :func:`lungapp.dsp.spectrogram` column
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,10 @@ class FeatureConfig:
             raise ValueError("spectrogram must be a SpectrogramConfig")
         if not (self.window_s > 0 and self.hop_s > 0):
             raise ValueError(f"window_s and hop_s must be positive (got {self.window_s}, {self.hop_s})")
+        if not all(math.isfinite(v * self.spectrogram.rate) for v in (self.window_s, self.hop_s)):
+            # (before any arithmetic on them; the card checks their range after this)
+            raise ValueError(f"window_s and hop_s must be finite numbers of seconds "
+                             f"(got {self.window_s}, {self.hop_s})")
         if self.window_frames < 1:
             raise ValueError(f"window_s={self.window_s} s is shorter than one spectrogram frame")
         if self.resize is not None:

@@ -8,15 +8,17 @@ resources/. Installing copies a validated model folder into the user's models fo
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import stat
+import zipfile
 from pathlib import Path
 
 from lungapp import paths, settings
 from lungapp.errors import ModelError
-from lungapp.fsutil import check_output_dir, make_staging, publish_dir, recover_swap, unique_path
+from lungapp.fsutil import check_output_dir, make_staging, recover_swap, unique_path
 from lungapp.inference.card import CARD_NAME, load_card, verify_onnx
 
 
@@ -70,19 +72,33 @@ def missing_active_model() -> str | None:
 
 
 def set_active_model(model_dir) -> None:
-    """Make ``model_dir`` the active model (validated first); None returns to the bundled one."""
+    """Make ``model_dir`` the active model (validated first: its card, and its ONNX files
+    against the card's hashes, so that a folder no prediction could run is refused and the
+    setting kept); None returns to the bundled one."""
     if model_dir is None:
         settings.set("active_model", None)
         return
-    load_card(model_dir)
+    verify_onnx(model_dir, load_card(model_dir))
     settings.set("active_model", str(Path(model_dir).resolve()))
+
+
+def env_override() -> str | None:
+    """One line when ``LUNGAPP_MODEL`` is set: the active-model setting is then not used."""
+    env = os.environ.get("LUNGAPP_MODEL")
+    if not env:
+        return None
+    return (f"LUNGAPP_MODEL is set ({env}): that model is used while it is set, whatever the "
+            "active-model setting says")
+
+
+MAX_NAME = 100  # characters of an installed model's folder name
 
 
 def safe_model_name(base: str) -> str:
     """A folder name for a model named ``base``: letters, digits, ``._-`` only, no ``..``,
     no leading dot (a hidden folder ``models list`` would not show) and no separator."""
     name = "".join(c if c.isalnum() or c in "._-" else "_" for c in base)
-    name = re.sub(r"\.{2,}", "_", name).lstrip(".")
+    name = re.sub(r"\.{2,}", "_", name).lstrip(".")[:MAX_NAME]  # room for -N and a staging suffix
     return name or "model"
 
 
@@ -98,7 +114,13 @@ def install_model(src_dir, name: str | None = None, notes: list[str] | None = No
     src_dir = Path(src_dir)
     card = load_card(src_dir)
     verify_onnx(src_dir, card)
-    root = paths.ensure(paths.models_dir())
+    root = paths.models_dir()
+    if root.exists() and not root.is_dir():
+        raise ModelError("is a file, not a folder: the models folder cannot be made here", root)
+    try:
+        paths.ensure(root)
+    except OSError as exc:
+        raise ModelError(f"cannot make the models folder ({exc.strerror or exc})", root) from None
     target = unique_path(root / safe_model_name(name or f"{card.name}-{card.version}"))
     check_output_dir(target, data_dirs=[src_dir], report=None if notes is None else notes.append)
     onnx_files = [o.file for o in card.onnx.values()]
@@ -108,7 +130,9 @@ def install_model(src_dir, name: str | None = None, notes: list[str] | None = No
     staging = make_staging(target)
     try:
         for f in [CARD_NAME, *card.model_files, *onnx_files, *extras]:
-            _copy_regular(src_dir / f, staging / f)
+            _copy_regular(src_dir / f, staging / f, root)
+        for f in card.model_files:
+            _check_keras_file(staging / f, src_dir / f)
         if not card.onnx:
             # Training side (TensorFlow), imported only for a folder that needs it.
             from lungapp.training.export import export_model_folder
@@ -116,16 +140,48 @@ def install_model(src_dir, name: str | None = None, notes: list[str] | None = No
             export_model_folder(staging)
         verify_onnx(staging, load_card(staging))
         _load_as_predict_would(staging)
-        publish_dir(staging, target)
+        target = _publish_new(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
 
 
-def _copy_regular(src: Path, dst: Path) -> None:
+def _publish_new(staging: Path, target: Path) -> Path:
+    """Move ``staging`` to ``target``, or to the next free ``target-N`` when another install
+    took the name meanwhile (never over a model: rename fails on a folder that holds one)."""
+    while True:
+        try:
+            if target.exists():
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            os.rename(staging, target)
+            return target
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            target = unique_path(target)
+
+
+def _check_keras_file(path: Path, src: Path) -> None:
+    """A ``.keras`` file is a zip archive (Keras's format): a damaged one is refused at
+    install, not at the first training or Keras prediction, naming the file given."""
+    if path.suffix != ".keras":
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelError(f"is not a readable Keras model file ({exc})", src) from None
+    if bad is not None or "config.json" not in names:
+        raise ModelError("is not a readable Keras model file (a damaged archive, or no "
+                         "config.json in it)", src)
+
+
+def _copy_regular(src: Path, dst: Path, root: Path) -> None:
     """Copy ``src`` if it is a regular file (never through a symbolic link: a model folder
-    must not smuggle /etc/shadow into the models folder)."""
+    must not smuggle /etc/shadow into the models folder). A copy that fails to be written
+    names the models folder ``root`` (a full disk is the place's problem, not the file's)."""
     try:
         mode = os.lstat(src).st_mode
     except OSError as exc:
@@ -133,7 +189,16 @@ def _copy_regular(src: Path, dst: Path) -> None:
     if not stat.S_ISREG(mode):
         raise ModelError("is a symbolic link or not a regular file: a model folder is copied "
                          "as regular files only", src)
-    shutil.copyfile(src, dst, follow_symlinks=False)
+    try:
+        with open(src, "rb"):
+            pass
+    except OSError as exc:
+        raise ModelError(f"cannot read it ({exc.strerror or exc})", src) from None
+    try:
+        shutil.copyfile(src, dst, follow_symlinks=False)
+    except OSError as exc:
+        raise ModelError(f"cannot install the model here ({exc.strerror or exc}); nothing was "
+                         "installed", root) from None
 
 
 def _load_as_predict_would(model_dir: Path) -> None:

@@ -128,3 +128,18 @@ def test_gain_interval_resamples_patients_whole():
     one = gain_interval(y, before, after, ["P0"] * 8 + [f"P{i // 4}" for i in range(8, 40)])
     spread = gain_interval(y, before, after, [f"P{i}" for i in range(40)])
     assert one[0] == 0.0 and spread[0] > 0.0 and one[1] > spread[1]
+
+
+def test_recalibrating_over_the_active_models_folder_says_it_is_now_in_use(tiny_model_dir, tmp_path, capsys):
+    from lungapp import paths
+    from lungapp.inference import registry
+
+    active = registry.install_model(tiny_model_dir)
+    registry.set_active_model(active)
+    folder = _csv_folder(tmp_path / "clinic", 10, shift=0.08)
+    assert main(["recalibrate", str(folder), "--out", str(active), "--overwrite"]) == 0
+    out, err = capsys.readouterr()
+    assert "it was the active model's folder, so the recalibrated model is now the one in use" in out
+    kept = next(paths.models_dir().glob(f"{active.name}.replaced-*"))
+    assert f"the model folder that was at {active} is kept at {kept}" in err
+    assert load_card(active).calibration is not None

@@ -62,7 +62,7 @@ def test_install_refuses_a_lambda_layer(keras_folder, capsys):
 def test_install_refuses_random_bytes_as_keras(keras_folder, capsys):
     (keras_folder / "model.keras").write_bytes(os.urandom(4096))
     _assert_refused(capsys, main(["models", "install", str(keras_folder), "--use"]),
-                    "cannot load the Keras model file")
+                    "is not a readable Keras model file")  # before Keras is asked to load it
 
 
 _CUSTOM = """
