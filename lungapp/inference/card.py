@@ -303,7 +303,7 @@ class ModelCard:
         mf = self.member_features
         if not isinstance(mf, list) or not all(isinstance(fc, FeatureConfig) for fc in mf):
             p.append("member_features must be a list of feature configs")
-        elif mf and (not isinstance(self.model_files, list) or len(mf) != len(self.model_files)):
+        elif mf and isinstance(self.model_files, list) and len(mf) != len(self.model_files):
             p.append("member_features must give one feature config per model file")
         elif mf and isinstance(self.features, FeatureConfig):
             if mf[0] != self.features:
@@ -384,7 +384,8 @@ class ModelCard:
             texts += [("a limitation", x) for x in self.limitations]
         for name, text in texts:
             if not isinstance(text, str):
-                p.append(f"{name} must be a string")
+                if name not in ("name", "version"):  # validate() has said so of these
+                    p.append(f"{name} must be a string")
             else:
                 p.extend(_out_of_range(f"{name}'s length", len(text), key="text"))
         return p

@@ -146,6 +146,16 @@ def test_recalibration_folds_never_exceed_the_patients_of_the_rarer_class():
     assert len(folds) == 12 and all(f.any() for f in folds)
 
 
+
+
+def test_a_card_with_wrong_types_lists_each_problem_once(tmp_path, capsys):
+    m = model_copy(tmp_path / "m", name=5, model_files="model_1.keras")
+    assert main(["models", "install", str(m)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lungapp: {m / 'card.json'}: invalid model card: name must be a non-empty string; "
+        "model_files must list one or more .keras file names (no folders)")
+
+
 @pytest.fixture(autouse=True)
 def _no_model_env(monkeypatch):
     monkeypatch.delenv("LUNGAPP_MODEL", raising=False)
