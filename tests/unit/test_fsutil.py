@@ -112,3 +112,15 @@ def test_killed_training_leaves_staging_that_the_next_run_removes(tmp_path):
 
     new = fsutil.make_staging(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d", new.name])
+
+
+def test_a_write_refused_by_the_folder_names_the_file_not_its_hidden_temporary(tmp_path):
+    """A read-only config folder made `models use` say ".settings.json.m0uw.tmp: Read-only
+    file system"."""
+    from lungapp.fsutil import atomic_write_json
+
+    from mount_helpers import tmpfs
+
+    with tmpfs(tmp_path / "ro", read_only=True) as ro, pytest.raises(OSError) as info:
+        atomic_write_json(ro / "settings.json", {"a": 1})
+    assert info.value.filename == str(ro / "settings.json") and info.value.strerror == "Read-only file system"
