@@ -99,7 +99,8 @@ def test_notes_missing_file_relocation_and_report(qtbot, stored, tmp_path):
     view.save_notes()
     assert hook.store.visit(hook.store.patient("P-1")["id"])["notes"] == "wheeze gone"
     assert "1 file(s) missing" in view.status.text()
-    assert view.table.item(1, 2).text() == "file missing" and view.body_map.states["Posterior left"] == "missing"
+    # the row says the file is missing; the body map keeps the stored result's colour
+    assert view.table.item(1, 2).text() == "file missing" and view.body_map.states["Posterior left"] == "abnormal"
     view.relocate(stored["uids"][2], str(moved))
     assert view.table.item(1, 2).text() == "abnormal (DAS)" and "missing" not in view.status.text()
     out = view.write_report(str(tmp_path / "r.pdf"))
