@@ -6,6 +6,7 @@ Used by ``lungapp evaluate`` and by anything else that wants the same figures.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lungapp.errors import LungappError
 from lungapp.evaluation.calibration import reliability
@@ -71,9 +72,23 @@ def evaluate_folder(folder, predictor, progress=None, layout: str | None = None)
     # Entries the reader could not use (malformed labels, missing files, duplicate rows):
     # listed, never dropped without a word.
     out["unusable"] = [{"file": f, "reason": why} for f, why in ds.problems]
-    out["warnings"] = list(ds.warnings)
+    out["warnings"] = list(ds.warnings) + _training_overlap(folder, card)
     out["note"] = NOTE
     return json_safe(out)
+
+
+def _training_overlap(folder, card) -> list[str]:
+    """A warning when ``folder`` is, holds or lies in the folder the model was trained on
+    (its card says which): the figures are then the model's own training recordings'."""
+    data = card.training.data if card.training else None
+    trained = getattr(data, "folder", None)
+    if not trained:
+        return []
+    here, there = Path(folder).resolve(), Path(trained).expanduser().resolve()
+    if not (here == there or here.is_relative_to(there) or there.is_relative_to(here)):
+        return []
+    return [f"{folder}: the model was trained on {trained}; these figures are on (some of) its own "
+            "training recordings and overstate how it does on recordings it never saw"]
 
 
 def _predict_all(examples, predictor, progress) -> _Scored:

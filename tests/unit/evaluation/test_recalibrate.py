@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,22 @@ def test_recalibrating_over_the_active_models_folder_says_it_is_now_in_use(tiny_
     kept = next(paths.models_dir().glob(f"{active.name}.replaced-*"))
     assert f"the model folder that was at {active} is kept at {kept}" in err
     assert load_card(active).calibration is not None
+
+
+def test_evaluating_a_model_on_its_own_training_folder_says_so(tiny_model_dir, tmp_path, capsys):
+    """`evaluate` gave the bundled model's figures on SPRSound's train/ recordings, which it
+    was trained on, with nothing said."""
+    import json
+
+    folder = _csv_folder(tmp_path / "clinic", 6)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "card.json").read_text())
+    card.setdefault("training", {}).setdefault("data", {})["folder"] = str(folder)
+    (model / "card.json").write_text(json.dumps(card))
+    assert main(["evaluate", str(folder), "--model", str(model)]) == 0
+    assert (f"warning: {folder}: the model was trained on {folder}; these figures are on (some of) its "
+            "own training recordings") in capsys.readouterr().out
+    other = _csv_folder(tmp_path / "other", 6)
+    assert main(["evaluate", str(other), "--model", str(model)]) == 0
+    assert "its own training recordings" not in capsys.readouterr().out
