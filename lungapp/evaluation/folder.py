@@ -60,7 +60,8 @@ def evaluate_folder(folder, predictor, progress=None, layout: str | None = None)
     out = {"folder": str(folder), "layout": ds.layout, **_scores(s, card, [True] * len(s.y)),
            "n_skipped": s.n_poor, "n_failed": len(s.failed), "n_unusable": len(ds.problems),
            "n_quality_gated": s.passed.count(False),
-           "model": {"name": card.name, "version": card.version},
+           "model": {"name": card.name, "version": card.version, "path": str(predictor.model_dir),
+                     "card": predictor.card_digest},   # as predict's results name it
            "quality_gate": _gate_report(s, card),
            **_unfamiliar_report(s, card),
            "calibration": reliability(s.y, s.p),

@@ -384,7 +384,8 @@ class Predictor:
         from lungapp.inference.registry import active_model_dir
 
         choice = runtime_choice(runtime)
-        model_dir = Path(model_dir) if model_dir is not None else active_model_dir()
+        # Absolute (links kept): results name the folder that made them, wherever they are read.
+        model_dir = Path(model_dir if model_dir is not None else active_model_dir()).absolute()
         card = load_card(model_dir)
         if choice != "keras" and card.onnx:
             return cls(model_dir, card, load_onnx_models(model_dir, card), runtime="onnx")

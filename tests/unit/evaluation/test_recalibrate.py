@@ -163,3 +163,20 @@ def test_evaluating_a_model_on_its_own_training_folder_says_so(tiny_model_dir, t
     other = _csv_folder(tmp_path / "other", 6)
     assert main(["evaluate", str(other), "--model", str(model)]) == 0
     assert "its own training recordings" not in capsys.readouterr().out
+
+
+def test_evaluate_and_predict_name_the_model_by_its_absolute_folder_and_card(tiny_model_dir, tmp_path,
+                                                                             capsys, monkeypatch):
+    """`evaluate --json` named the model by name and version only, so two models of one name
+    could not be told apart; `predict --model m` recorded the folder as typed ("m")."""
+    import json
+
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    _csv_folder(tmp_path / "clinic", 4)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "clinic", "--model", "m", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)["model"]
+    assert main(["predict", "--model", "m", "--format", "json", "clinic/p0_0.wav"]) == 0
+    predicted = json.loads(capsys.readouterr().out)[0]["model"]
+    assert evaluated["path"] == predicted["path"] == str(tmp_path / "m")
+    assert evaluated["card"] == predicted["card"] and len(evaluated["card"]) == 16
