@@ -17,11 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from lungapp.store import Store
     from lungapp.store.db import patient_identifier
-    from lungapp.store.manage import export_patient, not_exported
+    from lungapp.store.manage import export_patient
 
+    gone: list[str] = []
     with Store() as store:
-        out = export_patient(store, args.identifier, args.out)
-    gone = not_exported(out)
+        out = export_patient(store, args.identifier, args.out, missing=gone)
     print(f"exported patient {patient_identifier(args.identifier)} to {out}"
           + (f"; {len(gone)} recording(s) without audio (file missing, listed in records.json)" if gone else ""))
     for path in gone:

@@ -52,15 +52,12 @@ class ModelRow:
 def model_rows() -> list[ModelRow]:
     """The bundled model (first) and the installed ones, each with its card or why not."""
     from lungapp.inference import registry
-    from lungapp.inference.card import load_card, verify_onnx
 
     bundled = registry.bundled_model_dir()
     rows = []
     for d in ([bundled] if bundled else []) + registry.installed_models():
-        try:
-            card = load_card(d)
-            verify_onnx(d, card)  # as `lungapp models list`: a tampered model is not offered
-            rows.append(ModelRow(d, card, bundled=d == bundled))
+        try:  # as `lungapp models list`: a tampered model is not offered
+            rows.append(ModelRow(d, registry.checked_card(d), bundled=d == bundled))
         except LungappError as exc:
             rows.append(ModelRow(d, None, getattr(exc, "problem", str(exc)), bundled=d == bundled))
     return rows

@@ -19,7 +19,7 @@ from pathlib import Path
 from lungapp import paths, settings
 from lungapp.errors import ModelError
 from lungapp.fsutil import check_output_dir, make_staging, recover_swap, unique_path
-from lungapp.inference.card import CARD_NAME, load_card, verify_onnx
+from lungapp.inference.card import CARD_NAME, ModelCard, load_card, verify_onnx
 
 
 def bundled_model_dir() -> Path | None:
@@ -78,7 +78,7 @@ def set_active_model(model_dir) -> None:
     if model_dir is None:
         settings.set("active_model", None)
         return
-    verify_onnx(model_dir, load_card(model_dir))
+    checked_card(model_dir)
     settings.set("active_model", str(Path(model_dir).resolve()))
 
 
@@ -224,6 +224,14 @@ def _extra_files(src_dir) -> tuple[list[str], list[Path]]:
     return files, links
 
 
+def checked_card(model_dir) -> ModelCard:
+    """The card of ``model_dir`` with its ONNX files checked against the card's hashes:
+    what `models list` and the Models dialog offer (raises ModelError)."""
+    card = load_card(model_dir)
+    verify_onnx(model_dir, card)
+    return card
+
+
 def model_folders() -> list[tuple[Path, str | None]]:
     """Every folder under the user's models folder (hidden ones too), sorted by name, with
     why it is not a usable model (None: it is one)."""
@@ -239,7 +247,7 @@ def model_folders() -> list[tuple[Path, str | None]]:
                            "once its process has ended)"))
             continue
         try:
-            verify_onnx(p, load_card(p))
+            checked_card(p)
             out.append((p, None))
         except ModelError as exc:
             out.append((p, exc.problem))

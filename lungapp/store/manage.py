@@ -47,14 +47,15 @@ def _result_json(r: dict) -> dict:
     return {k: r[k] for k in keep if k in r}
 
 
-def export_patient(store: Store, identifier: str, out: str | os.PathLike) -> Path:
+def export_patient(store: Store, identifier: str, out: str | os.PathLike,
+                   missing: list[str] | None = None) -> Path:
     """Write ``out/``: ``records.json`` and ``audio/`` holding each recording (named by its
     uid) with its sidecars; returns ``out``. ``out`` must not exist or be empty, nor lie in
     a folder of the patient's recordings; the folder appears complete or not at all
     (written in a staging folder, then renamed). A place that cannot be written is refused
     before any work, naming ``out``. A recording whose file is missing is in records.json
-    with ``"exported_as": null`` (its sidecars that are still there are copied); the
-    caller says how many (:func:`not_exported`)."""
+    with ``"exported_as": null`` (its sidecars that are still there are copied), and its
+    path is added to ``missing`` for the caller to say."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StoreError("exists and is not a folder; choose a new folder", out)
@@ -75,6 +76,8 @@ def export_patient(store: Store, identifier: str, out: str | os.PathLike) -> Pat
             for rec in visit["recordings"]:
                 rec["exported_as"] = _copy_recording(rec, staging / "audio")
         atomic_write_json(staging / "records.json", record)
+        gone = [rec["path"] for visit in record["visits"] for rec in visit["recordings"]
+                if not rec["exported_as"]]
         if out.exists():
             out.rmdir()  # the empty folder given (a file put there meanwhile stops here)
         publish_dir(staging, out)
@@ -83,16 +86,9 @@ def export_patient(store: Store, identifier: str, out: str | os.PathLike) -> Pat
         if isinstance(exc, OSError):
             raise _export_error(exc, out) from None
         raise
+    if missing is not None:
+        missing += gone
     return out
-
-
-def not_exported(out: str | os.PathLike) -> list[str]:
-    """The paths of the recordings an export at ``out`` holds no audio of (their files were
-    missing), from its records.json."""
-    import json
-
-    record = json.loads((Path(out) / "records.json").read_text(encoding="utf-8"))
-    return [rec["path"] for visit in record["visits"] for rec in visit["recordings"] if not rec["exported_as"]]
 
 
 def _export_error(exc: OSError, out: Path) -> LungappError:
