@@ -32,20 +32,55 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc tells it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temp_prefix(name: str) -> str:
+    """The hidden temporary file's prefix for ``name``: ``.NAME.``, the name cut so that
+    the temporary name stays within the 255 bytes a file name may have (a legal 250-byte
+    name must not fail for its temporary file's sake)."""
+    cut = name.encode("utf-8", "surrogateescape")[:120].decode("utf-8", "ignore")
+    return f".{cut}."
+
+
 def atomic_write_bytes(path, data: bytes, *, overwrite: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically. With ``overwrite=False`` an existing file
-    raises FileExistsError and is left untouched."""
-    path = Path(path)
+    raises FileExistsError and is left untouched.
+
+    A ``path`` that is a symbolic link is written through: the file it points to is
+    replaced and the link kept. A replaced file keeps its permissions; a new one gets the
+    usual ones (0666 less the umask), not the temporary file's 0600. An OSError names
+    ``path``, not the hidden temporary file."""
+    link = Path(path)
+    path = Path(os.path.realpath(link)) if link.is_symlink() else link
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     except OSError as exc:  # named by the file the user knows, not the hidden temporary one
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise OSError(exc.errno, exc.strerror, str(link)) from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            mode = os.stat(path).st_mode & 0o7777 if overwrite else None
+        except OSError:
+            mode = None
+        try:
+            os.fchmod(fd, mode if mode is not None else 0o666 & ~_umask())
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a full disk: named by the file the user knows
+            raise OSError(exc.errno, exc.strerror, str(link)) from None
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -53,10 +88,10 @@ def atomic_write_bytes(path, data: bytes, *, overwrite: bool = True) -> Path:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise FileExistsError(f"{path}: already exists; not overwritten") from None
+                raise FileExistsError(f"{link}: already exists; not overwritten") from None
             except OSError:  # file systems without hard links
                 if path.exists():
-                    raise FileExistsError(f"{path}: already exists; not overwritten") from None
+                    raise FileExistsError(f"{link}: already exists; not overwritten") from None
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
@@ -66,11 +101,12 @@ def atomic_write_bytes(path, data: bytes, *, overwrite: bool = True) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+    return link
 
 
 def atomic_write_text(path, text: str, *, overwrite: bool = True) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+    """UTF-8; a file name that is not valid UTF-8 in the text keeps its own bytes."""
+    return atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
 
 
 def atomic_write_json(path, obj, *, overwrite: bool = True) -> Path:

@@ -124,3 +124,48 @@ def test_a_write_refused_by_the_folder_names_the_file_not_its_hidden_temporary(t
     with tmpfs(tmp_path / "ro", read_only=True) as ro, pytest.raises(OSError) as info:
         atomic_write_json(ro / "settings.json", {"a": 1})
     assert info.value.filename == str(ro / "settings.json") and info.value.strerror == "Read-only file system"
+
+
+def test_a_long_legal_name_is_written_though_its_temporary_name_would_not_be(tmp_path):
+    target = tmp_path / ("p" * 245 + ".json")  # 250 bytes: legal; ".NAME.XXXXXXXX.tmp" is not
+    assert fsutil.atomic_write_text(target, "{}") == target
+    assert target.read_text() == "{}" and os.listdir(tmp_path) == [target.name]
+
+
+def test_a_link_is_written_through_and_kept(tmp_path):
+    (tmp_path / "kept").mkdir()
+    real = tmp_path / "kept" / "r1.json"
+    real.write_text("old")
+    link = tmp_path / "r1.json"
+    link.symlink_to(real)
+    fsutil.atomic_write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+
+
+def test_a_new_file_gets_the_usual_mode_and_a_replaced_one_keeps_its_own(tmp_path):
+    old = os.umask(0o027)
+    try:
+        fsutil.atomic_write_text(tmp_path / "new.txt", "x")
+        kept = tmp_path / "kept.txt"
+        kept.write_text("x")
+        os.chmod(kept, 0o604)
+        fsutil.atomic_write_text(kept, "y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o640
+    assert kept.stat().st_mode & 0o777 == 0o604
+
+
+def test_a_failed_write_names_the_file_not_its_temporary_one(tmp_path, monkeypatch):
+    import errno
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "r1.json"
+    target.write_text("kept")
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError) as err:
+        fsutil.atomic_write_text(target, "new")
+    assert err.value.filename == str(target) and err.value.errno == errno.ENOSPC
+    assert target.read_text() == "kept" and os.listdir(tmp_path) == ["r1.json"]
