@@ -340,11 +340,17 @@ def _open(path: str) -> sf.SoundFile:
     return f
 
 
+def native_path(path) -> str | bytes:
+    """``path`` as libsndfile should be given it: its bytes on POSIX, where soundfile would
+    encode a name that is not valid UTF-8 (a disk from another system) strictly and fail."""
+    return os.fsencode(path) if os.name == "posix" else os.fspath(path)
+
+
 def _open_routed(path: str, head: bytes) -> sf.SoundFile:
     """``sf.SoundFile(path)``; for MP3, mpg123's own warnings (written to fd 2) become one
     warning line naming the file instead of a stray library line."""
     if _sniff(head) != "MP3":
-        return sf.SoundFile(path)
+        return sf.SoundFile(native_path(path))
     from lungapp.native_stderr import routed, warn_once
 
     def say(line: str) -> None:
@@ -352,7 +358,7 @@ def _open_routed(path: str, head: bytes) -> sf.SoundFile:
         warn_once(f"lungapp: {path}: warning from the MP3 decoder: {text}")
 
     with routed(say):
-        return sf.SoundFile(path)
+        return sf.SoundFile(native_path(path))
 
 
 def _check_header(f: sf.SoundFile, path: str) -> None:
@@ -496,7 +502,7 @@ def _salvage(path: str, start: int, frames: int, step: int = 1024) -> np.ndarray
     unusable after an error); (0, channels) when none do."""
     parts = []
     try:
-        with sf.SoundFile(path) as g:
+        with sf.SoundFile(native_path(path)) as g:
             g.seek(start)
             while frames > 0:
                 part = g.read(min(step, frames), dtype="float32", always_2d=True)

@@ -728,7 +728,9 @@ def recover(path) -> Path:
         pass
     if rate is None:
         import soundfile as sf
-        rate = sf.info(str(final)).samplerate
+
+        from lungapp.audio.decode import native_path
+        rate = sf.info(native_path(final)).samplerate
     _update_sidecar(final, side, status="recovered", sample_rate=rate,
                     duration_s=round(frames / rate, 3))
     return final
