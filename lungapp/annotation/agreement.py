@@ -45,6 +45,8 @@ def read_sidecars(folder: str | os.PathLike, decode=annotation_from_json) -> tup
                     json.loads(path.read_bytes()))
             except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
                 problems.append((str(path), str(err)))
+            except RecursionError:  # json.loads gives up on arrays or objects nested ~1000 deep
+                problems.append((str(path), "not a usable annotation: nested too deeply"))
     return docs, problems
 
 

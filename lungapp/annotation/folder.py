@@ -52,7 +52,25 @@ def annotated(folder: str | os.PathLike) -> tuple[list[Item], list[tuple[str, st
             continue
         if sidecar.source != "new":
             items.append(Item(str(audio.relative_to(root)), sidecar))
+        else:
+            broken = _icbhi_problem(audio.with_suffix(".txt"))
+            if broken:
+                problems.append((str(audio.with_suffix(".txt")), broken))
     return items, problems
+
+
+def _icbhi_problem(txt: Path) -> str | None:
+    """Why ``txt``, beside a recording with no sidecar, is not usable as its ICBHI labels
+    (None when there is no such file): the recording would otherwise vanish without a word."""
+    from lungapp.data.readers import parse_icbhi_cycles
+
+    if not txt.is_file():
+        return None
+    try:
+        parse_icbhi_cycles(txt.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return f"not a usable ICBHI cycle file ({err}); its recording is left out"
+    return None
 
 
 LABEL_STATES = ("unlabelled", "labelled", "reviewed")

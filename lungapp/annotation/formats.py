@@ -32,6 +32,10 @@ CSV_COLUMNS = ("recording", "record_label", "start_s", "end_s", "type", "note", 
 
 
 def default_out(folder: Path, fmt: str) -> Path:
+    """``FOLDER-labels-FORMAT`` beside ``folder``."""
+    if not folder.name:  # the root folder has nothing beside it
+        raise LungappError("an export cannot go beside the root folder: choose a folder with --out",
+                           folder)
     return folder.with_name(f"{folder.name}-labels-{fmt}")
 
 
@@ -43,7 +47,8 @@ def audacity_text(regions: list[Region]) -> str:
     event type, then `` | note`` when there is one."""
     lines = []
     for r in sorted(regions, key=lambda r: (r.start_s, r.end_s)):
-        label = f"{r.type} | {r.note}" if r.note else r.type
+        note = " ".join(r.note.split())  # a tab or a line break would end the label's line
+        label = f"{r.type} | {note}" if note else r.type
         lines.append(f"{r.start_s:.6f}\t{r.end_s:.6f}\t{label}")
     return "".join(line + "\n" for line in lines)
 
@@ -59,6 +64,8 @@ def icbhi_text(regions: list[Region]) -> str:
 
 
 def csv_rows(items: list[Item]) -> list[list[str]]:
+    """A row per event; a recording without events gets one row with its record label and
+    the event's columns empty (its label is not lost)."""
     rows = []
     for item in items:
         doc = item.sidecar.doc
@@ -66,6 +73,8 @@ def csv_rows(items: list[Item]) -> list[list[str]]:
             rows.append([item.rel, doc.record_label or "", f"{r.start_s:.3f}", f"{r.end_s:.3f}",
                          r.type, r.note, r.author, r.time, str(int(r.suggested)),
                          str(int(r.accepted))])
+        if not doc.regions:
+            rows.append([item.rel, doc.record_label or ""] + [""] * (len(CSV_COLUMNS) - 2))
     return rows
 
 
@@ -78,20 +87,41 @@ def clip_targets(item: Item, out: Path) -> list[tuple[Region, Path]]:
             for n, r in enumerate(regions, start=1)]
 
 
-def write_clips(item: Item, out: Path) -> list[Path]:
+def write_clips(item: Item, out: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
     """Each confirmed region of ``item`` as a WAV clip ``NAME_NN_TYPE.wav`` under ``out``
-    (new files only: an existing one raises FileExistsError and is left as it is)."""
+    (new files only: an existing one raises FileExistsError and is left as it is).
+
+    What cannot be clipped goes to ``skipped`` as ``(file, reason)`` (without it, raises
+    LungappError): a recording that cannot be decoded (no clip of it), a region that starts
+    after the recording's end (no clip). A region that runs past the end is clipped at the
+    end, and ``skipped`` says so."""
     import soundfile as sf
 
     from lungapp.audio import load_audio
     from lungapp.fsutil import atomic_write_bytes
 
+    def note(reason: str) -> None:
+        if skipped is None:
+            raise LungappError(reason, item.sidecar.audio)
+        skipped.append((str(item.sidecar.audio), reason))
+
     targets = clip_targets(item, out)
     if not targets:
         return []
-    audio = load_audio(item.sidecar.audio)
+    try:
+        audio = load_audio(item.sidecar.audio)
+    except LungappError as err:
+        note(f"no clips: {err.problem}")
+        return []
+    duration = len(audio.samples) / audio.rate
     written = []
-    for r, target in targets:
+    for n, (r, target) in enumerate(targets, start=1):
+        where = f"region {n} ({r.type}, {r.start_s:g}-{r.end_s:g} s)"
+        if r.start_s >= duration:
+            note(f"{where} starts after the recording's end ({duration:.2f} s): no clip")
+            continue
+        if r.end_s > duration + END_SLACK_S:
+            note(f"{where} runs past the recording's end: its clip {target.name} stops at {duration:.2f} s")
         a, b = int(r.start_s * audio.rate), int(r.end_s * audio.rate)
         clip = audio.samples[a:max(b, a + 1)]
         buf = io.BytesIO()
@@ -104,14 +134,24 @@ def export_labels(folder: str | os.PathLike, fmt: str, out: str | os.PathLike | 
                   clips: bool = False) -> dict:
     """Export the labels of every annotated recording in ``folder`` as ``fmt`` (one of
     :data:`FORMATS`) into ``out`` (default :func:`default_out`). Returns a summary: the
-    folder written, the files written, the recordings skipped with a reason."""
+    folder written, the files written, the recordings skipped with a reason (and clips
+    that could not be made, or were cut at a recording's end)."""
     root = check_folder(folder)
     if fmt not in FORMATS:
         raise LungappError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}", root)
     target = Path(out).expanduser().resolve() if out else default_out(root, fmt)
     _refuse_same_folder(root, target, fmt, clips)
     items, problems = annotated(root)
+    if fmt == "icbhi":  # an ICBHI file without a cycle is not one: say so instead
+        problems += [(str(i.sidecar.audio), "no events to write as ICBHI cycles (its record label "
+                      "is not exported)") for i in items if not i.sidecar.doc.confirmed_regions()]
+        items = [i for i in items if i.sidecar.doc.confirmed_regions()]
     if not items:
+        if problems:
+            f, why = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise LungappError(f"nothing to export: no recording's labels could be used; "
+                               f"{f}: {why}{more}", root)
         raise LungappError("no labelled recordings in the folder (no NAME.json or ICBHI "
                            "NAME.txt beside any recording)", root)
     _refuse_existing(target, _planned(items, target, fmt, clips), default=not out, clips=clips)
@@ -119,7 +159,7 @@ def export_labels(folder: str | os.PathLike, fmt: str, out: str | os.PathLike | 
         written = _write_format(items, target, fmt)
         if clips:
             for item in items:
-                written += write_clips(item, target / "clips")
+                written += write_clips(item, target / "clips", problems)
     except FileExistsError as exc:  # made by someone else since the check: left as it is
         raise LungappError(f"{exc} (the export stopped there; nothing was replaced)") from None
     return {"folder": str(target), "format": fmt, "recordings": len(items),
@@ -210,8 +250,8 @@ def _write_format(items: list[Item], target: Path, fmt: str) -> list[Path]:
             written.append(atomic_write_json(path, annotation_to_json(doc), overwrite=False))
         elif fmt == "icbhi":
             written.append(atomic_write_text(path, icbhi_text(doc.confirmed_regions()), overwrite=False))
-        else:
-            written.append(atomic_write_text(path, audacity_text(doc.regions), overwrite=False))
+        else:  # a label track has no "suggested" mark: pending suggestions are left out
+            written.append(atomic_write_text(path, audacity_text(doc.confirmed_regions()), overwrite=False))
     return written
 
 
@@ -281,8 +321,15 @@ def import_labels(files: list[str | os.PathLike], author: str = "",
     """Add the regions of ICBHI cycle files and Audacity label tracks to the sidecars of their
     recordings (``NAME.wav`` beside the label file, or in ``audio_dir``); a region already there
     (same times and type) is not added twice, and an ICBHI file's record label is set when
-    the recording has none. Returns one ``{"file", "sidecar", "added"}`` per file."""
-    results = []
+    the recording has none. Returns one ``{"file", "sidecar", "added"}`` per file.
+
+    ``author``: who imports; an annotator's name puts the regions into that annotator's part
+    of the sidecar (:class:`~lungapp.annotation.sidecar.Sidecar`), never into another's.
+    Every file is read and checked before any sidecar is written: one bad file imports
+    nothing."""
+    from lungapp.annotation.sidecar import is_person
+
+    planned = []
     for name in files:
         path = Path(name).resolve()
         fmt, regions, label = read_label_file(path)
@@ -290,18 +337,40 @@ def import_labels(files: list[str | os.PathLike], author: str = "",
         if audio is None:
             raise LungappError("no recording of the same name beside it (NAME.wav/.flac); "
                                "give the recordings' folder with --audio-dir", path)
-        if fmt == "icbhi" and audio.with_suffix(".txt") == path:
-            raise LungappError("an ICBHI file beside its recording is already read as labels; a "
-                               "NAME.json beside it too would mix two layouts: give a folder "
-                               "holding copies of the recordings with --audio-dir", path)
+        cycles = audio.with_suffix(".txt")
+        if _is_icbhi_file(cycles):
+            where = ("an ICBHI file beside its recording is already read as labels"
+                     if cycles == path else f"{audio.name} has ICBHI labels beside it ({cycles.name})")
+            raise LungappError(f"{where}; a NAME.json beside it too would mix two layouts and make "
+                               "the folder unreadable to training: give a folder holding copies of "
+                               "the recordings alone (no NAME.txt) with --audio-dir", path)
         _check_within(path, regions, audio)
-        sidecar = Sidecar(audio)
+        planned.append((path, fmt, regions, label, audio))
+    results = []
+    for path, fmt, regions, label, audio in planned:
+        sidecar = Sidecar(audio, author if is_person(author) else "")
         sidecar.reload()
         added = merge_regions(sidecar.doc, regions, label, author or f"import:{path.name}")
-        sidecar.save()
+        try:
+            sidecar.save()
+        except (OSError, LungappError) as err:
+            done = (f" (imported before it: {', '.join(r['file'] for r in results)})"
+                    if results else " (nothing was imported)")
+            text = err.problem if isinstance(err, LungappError) else (err.strerror or str(err))
+            raise LungappError(f"cannot write {sidecar.path} ({text}); its labels are as they "
+                               f"were{done}", path) from None
         results.append({"file": str(path), "format": fmt, "sidecar": str(sidecar.path),
                         "added": added})
     return results
+
+
+def _is_icbhi_file(path: Path) -> bool:
+    """Whether ``path`` is an ICBHI cycle file (a recording's labels in that layout)."""
+    try:
+        parse_icbhi_cycles(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return True
 
 
 #: How far a region may reach past the recording's end (rounding of its times) when imported.
@@ -323,14 +392,24 @@ def _check_within(path: Path, regions: list[Region], audio: Path) -> None:
 
 def merge_regions(doc: Annotation, regions: list[Region], label: str | None, author: str) -> int:
     """Add ``regions`` not already in ``doc`` (same times and type), stamped with ``author``;
-    set ``label`` as the record label if ``doc`` has none. Returns how many were added."""
-    have = {(round(r.start_s, 3), round(r.end_s, 3), r.type) for r in doc.regions}
+    set ``label`` as the record label if ``doc`` has none. A region that matches a pending
+    suggestion confirms it: the suggestion is replaced by the region. Returns how many were
+    added."""
+    def key(r: Region) -> tuple:
+        return round(r.start_s, 3), round(r.end_s, 3), r.type
+
+    have = {key(r) for r in doc.regions if not r.pending}
+    pending = {key(r): r for r in doc.regions if r.pending}
     stamp = now_iso()
     added = 0
     for r in regions:
-        if (round(r.start_s, 3), round(r.end_s, 3), r.type) in have:
+        k = key(r)
+        if k in have:
             continue
+        if k in pending:
+            doc.regions.remove(pending.pop(k))
         doc.regions.append(Region(r.start_s, r.end_s, r.type, r.note, author, stamp))
+        have.add(k)
         added += 1
     if label and not doc.record_label:
         doc.record_label, doc.record_author, doc.record_time = label, author, stamp

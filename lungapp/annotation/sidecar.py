@@ -201,13 +201,13 @@ def label_owner(doc: Annotation) -> str:
     author of its hand-made regions; "" for nobody in particular (no labels yet, labels from a
     source that names no one, such as SPRSound's experts or an import, or regions by several
     people)."""
-    if _person(doc.record_author):
+    if is_person(doc.record_author):
         return doc.record_author
-    authors = {r.author for r in doc.regions if not r.suggested and _person(r.author)}
+    authors = {r.author for r in doc.regions if not r.suggested and is_person(r.author)}
     return authors.pop() if len(authors) == 1 else ""
 
 
-def _person(author: str) -> bool:
+def is_person(author: str) -> bool:
     """Whether a label's author is an annotator, not a tool (an import, ICBHI's files)."""
     return bool(author) and not author.startswith("import:") and author != ICBHI_AUTHOR
 

@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("files", metavar="FILE", nargs="+")
     i.add_argument("--audio-dir", metavar="DIR", help="folder of the recordings (default: beside "
                                                       "each file)")
-    i.add_argument("--author", default="", help="who the imported labels are from")
+    i.add_argument("--author", default="", help="who the imported labels are from (an annotator's name puts "
+                   "them into that annotator's part of the sidecar)")
     i.add_argument("--json", action="store_true", help="print JSON")
     a = sub.add_parser("agreement", help="compare two annotators' sidecar folders, or two "
                                          "annotators' labels in one folder (--annotators)")
