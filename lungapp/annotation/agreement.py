@@ -90,8 +90,17 @@ def agreement(folder_a: str | os.PathLike, folder_b: str | os.PathLike,
     check_tolerance(tolerance)
     docs_a, problems_a = read_sidecars(folder_a)
     docs_b, problems_b = read_sidecars(folder_b)
+    # A recording whose sidecar one side cannot read is reported once, as unreadable, not
+    # also as labelled by the other side only.
+    unreadable = {_key(folder, f) for folder, problems in ((folder_a, problems_a), (folder_b, problems_b))
+                  for f, _ in problems}
     return compare(docs_a, docs_b, (str(folder_a), str(folder_b)), tolerance,
-                   problems_a + problems_b)
+                   problems_a + problems_b, unreadable)
+
+
+def _key(folder: str | os.PathLike, file: str) -> str:
+    """The key :func:`read_sidecars` gives the sidecar ``file`` of ``folder``."""
+    return str(Path(file).relative_to(check_folder(folder)).with_suffix(""))
 
 
 def check_tolerance(tolerance: float) -> None:
@@ -139,9 +148,11 @@ def annotators_of(folder: str | os.PathLike) -> list[str]:
 
 
 def compare(docs_a: dict[str, Annotation], docs_b: dict[str, Annotation], names: tuple[str, str],
-            tolerance: float = ONSET_TOLERANCE_S, problems: list[tuple[str, str]] = ()) -> dict:
+            tolerance: float = ONSET_TOLERANCE_S, problems: list[tuple[str, str]] = (),
+            unreadable: set[str] = frozenset()) -> dict:
     """The agreement of two sets of documents keyed by recording (``names``: what A and B
-    are, for the report): kappa, event F1 per type, disagreements, recordings in one only."""
+    are, for the report): kappa, event F1 per type, disagreements, recordings in one only
+    (but for the ``unreadable`` keys, whose sidecar one side could not read)."""
     common = sorted(set(docs_a) & set(docs_b))
     labelled = [k for k in common if docs_a[k].record_label and docs_b[k].record_label]
     kappa = cohen_kappa([docs_a[k].record_label for k in labelled],
@@ -156,8 +167,8 @@ def compare(docs_a: dict[str, Annotation], docs_b: dict[str, Annotation], names:
                 for t, c in sorted(counts.items())}
     total = sum(counts.values(), Counter())
     return {"a": names[0], "b": names[1], "n_common": len(common),
-            "n_labelled_by_both": len(labelled), "only_a": sorted(set(docs_a) - set(docs_b)),
-            "only_b": sorted(set(docs_b) - set(docs_a)), "kappa": kappa,
+            "n_labelled_by_both": len(labelled), "only_a": sorted(set(docs_a) - set(docs_b) - unreadable),
+            "only_b": sorted(set(docs_b) - set(docs_a) - unreadable), "kappa": kappa,
             "record_agreement": (sum(docs_a[k].record_label == docs_b[k].record_label
                                      for k in labelled) / len(labelled)) if labelled else None,
             "onset_tolerance_s": tolerance, "event_f1": per_type,

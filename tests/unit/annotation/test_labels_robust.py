@@ -269,7 +269,8 @@ def test_agreement_names_a_sidecar_nested_too_deeply_and_goes_on(tmp_path):
         (tmp_path / side / "r1.json").write_text(json.dumps({"record_annotation": "CAS",
                                                              "event_annotation": [WHEEZE]}))
     (tmp_path / "A" / "r2.json").write_text("[" * 5000 + "]" * 5000)
+    (tmp_path / "B" / "r2.json").write_text(json.dumps({"record_annotation": "CAS", "event_annotation": []}))
     res = agreement(tmp_path / "A", tmp_path / "B")
-    assert res["n_common"] == 1
+    assert res["n_common"] == 1 and res["only_b"] == []  # reported once, as unreadable
     assert res["problems"] == [{"file": str(tmp_path / "A" / "r2.json"),
                                   "reason": "not a usable annotation: nested too deeply"}]
