@@ -36,6 +36,7 @@ def folder_summary(task, folder: str, task_name: str, folds: int) -> dict:
     from lungapp.audio import audio_info
     from lungapp.data.readers import read_folder
     from lungapp.training.dataset import check_dataset, task_label
+    from lungapp.training.recipes import TrainOptions
     from lungapp.vocabulary import BINARY_CLASSES, FOUR_CLASSES
 
     try:
@@ -45,10 +46,22 @@ def folder_summary(task, folder: str, task_name: str, folds: int) -> dict:
     classes = list(BINARY_CLASSES if task_name == "binary" else FOUR_CLASSES)
     usable = [(e, task_label(e.label, task_name)) for e in ds.examples]
     usable = [(e, lab) for e, lab in usable if lab is not None]
-    problems = [f"{p}: {why}" for p, why in ds.problems[:5]]
-    if len(ds.problems) > 5:
-        problems.append(f"…and {len(ds.problems) - 5} more files skipped")
+    audio = [e.path for e, _ in usable if e.kind == "audio"]
+    duration, unreadable, share = _total_duration(task, audio, audio_info)
+    if share is None:  # every header read: the unreadable recordings are known, and left out
+        gone = {p for p, _ in unreadable}
+        usable = [(e, lab) for e, lab in usable if e.path not in gone]
+    skipped = list(ds.problems) + unreadable
+    problems = [f"{p}: {why}" for p, why in skipped[:5]]
+    if len(skipped) > 5:
+        problems.append(f"…and {len(skipped) - 5} more files skipped")
     problems += ds.warnings[:3]
+    n_files = len(usable) + len(skipped) if share is None else len(audio) + len(ds.problems)
+    n_bad = len(skipped) if share is None else len(ds.problems) + round(share * len(audio))
+    limit = TrainOptions.max_bad_share
+    if n_files and n_bad / n_files > limit:  # what `lungapp train` would abort on
+        problems.insert(0, f"{'about ' if share is not None else ''}{n_bad} of {n_files} files cannot "
+                           f"be read: more than {limit:.0%}, so training would stop; fix or remove them")
     try:
         check_dataset([lab for _, lab in usable],
                       [e.patient for e, _ in usable] if ds.has_patients else None, folds, classes, folder)
@@ -57,24 +70,31 @@ def folder_summary(task, folder: str, task_name: str, folds: int) -> dict:
     return {"error": "", "layout": ds.layout, "n": len(usable),
             "counts": {c: sum(1 for _, lab in usable if lab == c) for c in classes},
             "n_patients": len({e.patient for e, _ in usable if e.patient is not None}),
-            "duration_s": _total_duration(task, [e.path for e, _ in usable if e.kind == "audio"], audio_info),
-            "problems": problems}
+            "duration_s": duration, "problems": problems}
 
 
-def _total_duration(task, paths: list[str], audio_info) -> float | None:
+def _total_duration(task, paths: list[str], audio_info) -> tuple[float | None, list[tuple[str, str]], float | None]:
+    """``(duration_s, unreadable, share)``: the recordings' total duration (None: none
+    could be read, or cancelled), the ``(path, why)`` of those whose header cannot be read,
+    and ``None`` when every header was read, else the unreadable share of the sample (a very
+    large folder: its total is scaled up from the readable ones)."""
     if not paths:
-        return None
+        return None, [], None
     step = max(1, len(paths) // MAX_HEADERS)
-    total, read = 0.0, 0
+    total, read, bad = 0.0, 0, []
     for p in paths[::step]:
         if task is not None and task.cancelled:
-            return None
+            return None, [], None
         try:
             total += float(audio_info(p).duration_s)
             read += 1
-        except LungappError:
-            continue
-    return total * len(paths) / read if read else None
+        except LungappError as exc:
+            bad.append((p, getattr(exc, "problem", str(exc))))
+    sampled = step > 1
+    share = len(bad) / (read + len(bad)) if sampled else None
+    if not read:
+        return None, bad, share
+    return (total * len(paths) * (1 - (share or 0)) / read if sampled else total), bad, share
 
 
 def estimate_s(duration_s: float | None, preset: str, folds: int, epochs: int = 0) -> float | None:

@@ -87,6 +87,28 @@ def train_command(folder: str, out: str, preset: str, task: str, folds: int,
     return sys.executable, ["-m", "lungapp", *args]
 
 
+def _summary_key(run: TrainSettings) -> tuple:
+    """What the folder summary depends on (the fields of ``RunForm.changed_signals``): a
+    change to another field ("Save model to", "Equalise") does not make it stale."""
+    return run.folder, run.task, run.folds, run.preset, run.epochs, run.start
+
+
+def _remembered(settings, key: str, allowed: tuple[str, ...]) -> str:
+    """``train/KEY`` from the app's QSettings if it is one of ``allowed``, else the first of
+    them (a hand-edited or older ``lungapp.ini`` must not stop the window opening)."""
+    value = str(settings.value(f"train/{key}", allowed[0])).strip().lower()
+    return value if value in allowed else allowed[0]
+
+
+def _remembered_int(settings, key: str, default: int) -> int:
+    """``train/KEY`` as a whole number of 0 or more, else ``default`` (see :func:`_remembered`)."""
+    try:
+        value = int(str(settings.value(f"train/{key}", default)).strip())
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
 @dataclass
 class TrainSettings:
     """A training run's options as the Train tab edits them (``epochs`` 0: the preset's)."""
@@ -107,11 +129,11 @@ class TrainSettings:
         (task "": none remembered yet, the active model's task is offered)."""
         return cls(folder=str(settings.value("train/folder", "")),
                    preset=str(settings.value("train/preset", "recommended")),
-                   task=str(settings.value("train/task", "")),
-                   folds=int(settings.value("train/folds", 4)),
-                   epochs=int(settings.value("train/epochs", 0)),
-                   start=str(settings.value("train/start", "new")),
-                   equalise=settings.value("train/equalise", False, type=bool))
+                   task=_remembered(settings, "task", ("", "binary", "4class")),
+                   folds=_remembered_int(settings, "folds", 4),
+                   epochs=_remembered_int(settings, "epochs", 0),
+                   start=_remembered(settings, "start", ("new", "active")),
+                   equalise=_remembered(settings, "equalise", ("false", "true")) == "true")
 
     def save(self, settings) -> None:
         settings.setValue("train/folder", self.folder)
@@ -129,10 +151,13 @@ class TrainSettings:
 
         return self.epochs or (finetune_epochs(self.preset) if self.start == "active" else 0)
 
-    def command(self) -> tuple[str, list[str]]:
+    def command(self, active_dir: str | None = None) -> tuple[str, list[str]]:
+        """The training process's command; ``active_dir``: the folder of the model the
+        window uses, which a fine-tune starts from (else ``--init-from active``, which the
+        process resolves itself, through ``LUNGAPP_MODEL`` too)."""
         active = self.start == "active"
         program, args = train_command(self.folder, self.out, self.preset, self.task, self.folds,
-                                      self.epochs or None, "active" if active else None,
+                                      self.epochs or None, (active_dir or "active") if active else None,
                                       self.equalise and not active)
         return program, args + (["--overwrite"] if self.overwrite else [])
 
@@ -598,8 +623,8 @@ class TrainView(QWidget):
     def _summary_ready(self, run: TrainSettings, summary: dict | None) -> None:
         from lungapp.gui.train_summary import estimate_s, summary_html
 
-        if summary is None or run != self.form.value():
-            return  # cancelled, or the form changed meanwhile (a newer summary comes)
+        if summary is None or _summary_key(run) != _summary_key(self.form.value()):
+            return  # cancelled, or a field it depends on changed meanwhile (a newer summary comes)
         if summary.get("problems"):  # in the form's words
             summary = {**summary, "problems": [gui_terms(p)[0] for p in summary["problems"]]}
         self.last_summary = summary
@@ -612,7 +637,7 @@ class TrainView(QWidget):
 
         elapsed = time.monotonic() - self._started_at
         left = remaining_s(elapsed, self.progress.value(), self.progress.maximum()) \
-            if self.progress.format().startswith("fold") else None
+            if self.progress.format().startswith(("fold", "final")) else None
         self.times.setText(f"Elapsed {fmt_span(elapsed)}"
                            + (f" · about {fmt_span(left)} left" if left is not None else ""))
 
@@ -656,7 +681,8 @@ class TrainView(QWidget):
         run.save(self.settings)
         self._reset_run()
         self._out = run.out
-        program, args = run.command()
+        model_dir = getattr(self.ctx.predictor(), "model_dir", None)  # the model the window shows
+        program, args = run.command(os.fspath(model_dir) if model_dir is not None else None)
         self.proc = self._make_process()
         self.log.appendPlainText("$ " + " ".join([program, *args]))
         self.proc.start(program, args)
@@ -735,8 +761,13 @@ class TrainView(QWidget):
             handler(e)
 
     def _on_start(self, e: P.Start) -> None:
+        from lungapp.training.recipes import PRESETS
+
         self.plot.epochs_per_fold = max(1, e.epochs or 1)
-        self._folds = e.folds or 1
+        # The fits the bar counts: the folds, then the model fitted on all the data that a
+        # "retrain" recipe (the bundled presets) keeps.
+        retrain = PRESETS.get(e.preset, {}).get("artifact") == "retrain"
+        self._folds = (e.folds or 1) + (1 if retrain else 0)
         self.stage.setText(f"Training {e.preset} / {e.arch} / {e.task} "
                            f"with {e.folds}-fold cross-validation")
         self.log.appendPlainText(f"classes: {', '.join(e.classes)}")
@@ -751,11 +782,12 @@ class TrainView(QWidget):
         x = self.plot.add_epoch(e)
         self.progress.setRange(0, self._folds * self.plot.epochs_per_fold)
         self.progress.setValue(x)
-        self.progress.setFormat(f"fold {e.fold}, epoch {e.epoch}/{e.epochs}")
+        fit = f"fold {e.fold}" if str(e.fold).isdigit() else "final model (all the data)"
+        self.progress.setFormat(f"{fit}, epoch {e.epoch}/{e.epochs}")
         m = e.metrics
         loss = m.get("loss")
         extra = f", validation AUC {m['val_auc']:.3f}" if m.get("val_auc") is not None else ""
-        self.stage.setText(f"Fold {e.fold}: epoch {e.epoch}/{e.epochs}, "
+        self.stage.setText(f"{fit[0].upper()}{fit[1:]}: epoch {e.epoch}/{e.epochs}, "
                            f"loss {loss if loss is not None else float('nan'):.3f}{extra}")
 
     def _on_fold(self, e: P.FoldEnd) -> None:

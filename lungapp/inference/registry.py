@@ -65,7 +65,11 @@ def missing_active_model() -> str | None:
     """One line when the chosen active model's folder is gone, so the bundled model is used
     in its place (a fallback must never be silent); None otherwise."""
     chosen = settings.get("active_model", kind=str)
-    if os.environ.get("LUNGAPP_MODEL") or not chosen or Path(chosen).is_dir():
+    if os.environ.get("LUNGAPP_MODEL"):
+        return None
+    if settings.notice():  # an unreadable settings file: whatever it chose is not known
+        return settings.notice()
+    if not chosen or Path(chosen).is_dir():
         return None
     return (f"{chosen}: the active model's folder is missing; using the bundled model instead "
             "(choose another with `lungapp models use`)")

@@ -156,6 +156,12 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     if opts.init_from:  # refused here, before any file is read, if it does not fit
         from lungapp.training.finetune import load_start
 
+        if opts.init_from == "active":
+            from lungapp.inference.registry import missing_active_model
+
+            note = missing_active_model()  # the bundled model stands in: never silently
+            if note:
+                ctx.log(note, "warning")
         ctx.start = load_start(opts.init_from, opts)
         ctx.log(f"fine-tuning {ctx.start.card.name} ({ctx.start.member_path}) at learning "
                 f"rate {opts.finetune_lr:g}")

@@ -139,6 +139,17 @@ def test_a_missing_starting_model_is_refused(clinic_folder, tmp_path, capsys):
     assert "nowhere: model folder not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_an_active_model_whose_folder_is_gone_is_said_not_silently_replaced(clinic_folder, tmp_path,
+                                                                            capsys):
+    from lungapp import settings
+
+    settings.set("active_model", str(tmp_path / "gone"))
+    main([str(clinic_folder), "--out", str(tmp_path / "m"), "--init-from", "active", *QUICK])
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'gone'}: the active model's folder is missing; using the bundled model" in err
+
+
 def test_the_library_refuses_before_reading_the_folder(card_only_model, tmp_path):
     from lungapp.training.train import train
 
