@@ -9,6 +9,7 @@ detected by :meth:`Capture.failure` so the recorder can stop and keep what it ha
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 from lungapp.audio.devices import PA_LOCK, DeviceError, DeviceInfo, _sd, choose_rate, current, find_device
@@ -19,6 +20,7 @@ from lungapp.audio.ringbuffer import RingBuffer
 # pause would be worse than the pause. A device that really fails usually ends the
 # stream at once (finished_callback / inactive stream), which is detected immediately.
 STALL_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 2.0  # how long stopping a stream may take before it is left behind
 # The first block may take a while (sound servers, Bluetooth, USB wake-up).
 FIRST_BLOCK_TIMEOUT_S = 15.0
 BLOCK_S = 0.020
@@ -100,9 +102,16 @@ class Capture:
         return self
 
     def stop(self) -> None:
+        """Stop and close the stream. A device or audio server that no longer answers (a
+        hung USB or Bluetooth driver) can block PortAudio's stop for ever: it is given
+        STOP_TIMEOUT_S in a thread of its own, then left behind, so the recording that
+        waits on this is still saved."""
         self._stopping = True
         stream, self._stream = self._stream, None
-        if stream is not None:
+        if stream is None:
+            return
+
+        def close() -> None:
             try:
                 stream.stop()
             except Exception:
@@ -111,6 +120,10 @@ class Capture:
                 stream.close()
             except Exception:
                 pass
+
+        closer = threading.Thread(target=close, name="lungapp-stream-stop", daemon=True)
+        closer.start()
+        closer.join(STOP_TIMEOUT_S)
 
     @property
     def running(self) -> bool:

@@ -206,7 +206,10 @@ def _reserve(out: Path | None, recording_id: str, site: str) -> tuple[Path, Path
         for p in (final, partial_path(final), sidecar_path(final)):
             if p.exists():
                 raise RecorderError("already exists; not overwritten", p)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only disk, a USB stick that is gone
+            raise RecorderError(f"cannot create the folder: {exc.strerror}", final.parent) from None
         try:
             os.close(os.open(partial_path(final), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:
@@ -214,7 +217,11 @@ def _reserve(out: Path | None, recording_id: str, site: str) -> tuple[Path, Path
         except OSError as exc:
             raise RecorderError(f"cannot create: {exc.strerror}", partial_path(final)) from None
         return final, partial_path(final)
-    folder = paths.ensure(paths.recordings_dir())
+    try:
+        folder = paths.ensure(paths.recordings_dir())
+    except OSError as exc:  # a read-only disk, a recordings folder on a USB stick that is gone
+        raise RecorderError(f"cannot create the recordings folder: {exc.strerror}",
+                            paths.recordings_dir()) from None
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     parts = [stamp] + [p for p in (recording_id, SITE_CODES.get(site, _safe(site))) if p]
     stem = "_".join(parts)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import signal
 import sys
 import threading
@@ -150,6 +151,8 @@ def _usage_problem(args) -> str:
     """What is wrong with the recording options ("" when nothing is)."""
     if args.seconds is not None and not args.seconds > 0:
         return f"--seconds must be positive, not {args.seconds:g}"
+    if args.seconds is not None and not math.isfinite(args.seconds):
+        return "--seconds must be a number of seconds; leave it out to record until Ctrl-C"
     if args.channel < 1:
         return f"--channel is 1-based, not {args.channel}"
     return ""

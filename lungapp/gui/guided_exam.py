@@ -9,6 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout
 
+from lungapp.errors import LungappError
+from lungapp.inference.predictor import MIN_SECONDS
 from lungapp.store.exam import PROTOCOLS, Exam, parse_sites
 
 
@@ -62,10 +64,31 @@ class ExamPanel(QGroupBox):
         self.skip_button.setEnabled(idle and running and not self.exam.finished)
         self.repeat_button.setEnabled(idle and running and self.exam.last is not None)
         self.view.patient_edit.setReadOnly(running)
+        # The exam chooses the chest site: a recording is filed under the site it was made at.
+        self.view.setup_panel.site_locked = running
+        self.view.site_combo.setEnabled(idle and not running)
 
     # --- steps --------------------------------------------------------------------------
     def toggle(self) -> None:
-        self.stop() if self.exam is not None else self.start()
+        if self.exam is None:
+            self.start()
+        elif self._may_end():
+            self.stop()
+
+    def _may_end(self) -> bool:
+        """Ending an exam with sites still to record asks first (a second click on Start
+        exam must not end it unseen)."""
+        from PySide6.QtWidgets import QMessageBox
+
+        exam = self.exam
+        left = [s for s in exam.sites if not exam.recorded.get(s) and s not in exam.skipped]
+        if not left:
+            return True
+        answer = QMessageBox.question(
+            self, "End the exam?", f"{len(left)} of the exam's {len(exam.sites)} sites are not "
+            f"recorded yet. End the exam anyway? ({exam.summary()})",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def start(self) -> Exam | None:
         patient = self.view.patient_edit.text().strip()
@@ -75,7 +98,13 @@ class ExamPanel(QGroupBox):
             self.next_label.setText("Enter the patient identifier (and at least one site) first."
                                     if store is not None else f"No patient store: {self.hook.error}")
             return None
-        visit = store.add_visit(store.ensure_patient(patient))
+        from lungapp.store.recorded import todays_visit
+
+        try:  # the patient's visit of today: a second exam today goes on with it
+            visit = todays_visit(store, store.ensure_patient(patient))
+        except LungappError as exc:  # the store's disk is full or gone
+            self.next_label.setText(f"Cannot start the exam: {exc}")
+            return None
         self.exam = Exam(patient, sites, visit)
         self._show()
         self.hook.changed.emit()
@@ -105,8 +134,29 @@ class ExamPanel(QGroupBox):
             return
         from lungapp.store.recorded import file_recording
 
-        uid = file_recording(store, path, exam.visit_id)
-        store.file_under(uid, exam.visit_id, exam.current)
+        result = self.view.last_result
+        seconds = getattr(result, "duration_s", None)
+        if seconds is not None and seconds < MIN_SECONDS:
+            self.next_label.setText(f"That recording is {seconds:.1f} s long, too short to analyse "
+                                    f"(at least {MIN_SECONDS:g} s): record {exam.current} again. "
+                                    f"It is kept in {path}.")
+            return
+        from lungapp.store.recorded import recording_site
+
+        made_at = recording_site(path) or exam.current
+        try:
+            uid = file_recording(store, path, exam.visit_id)
+            store.file_under(uid, exam.visit_id, made_at)
+        except LungappError as exc:  # the store's disk is full or gone: the file is kept
+            self.next_label.setText(f"The recording of {exam.current} is saved in {path}, but it "
+                                    f"could not be filed under the exam: {exc}. Record it again "
+                                    "once that is mended, or Skip site.")
+            return
+        if made_at != exam.current:  # not the site the exam asked for: filed as made, not ticked
+            self.hook.changed.emit()
+            self.next_label.setText(f"That recording was made at {made_at} and is filed there; the exam "
+                                    f"still asks for {exam.current}. {exam.summary()}")
+            return
         exam.record(uid)
         self.hook.changed.emit()
         self._show()

@@ -63,6 +63,7 @@ class RecordSettingsPanel(QWidget):
     def __init__(self, settings, parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings
+        self.site_locked = False  # a guided exam chooses the site (see set_editable)
         self.device_combo = DevicePicker()
         self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.refresh_button = QPushButton("Refresh")
@@ -173,8 +174,10 @@ class RecordSettingsPanel(QWidget):
         self.channel_spin.setValue(min(max(1, ch), n))
 
     def set_editable(self, idle: bool, listing: bool) -> None:
-        """Everything editable only while ``idle``; Refresh not while ``listing``."""
+        """Everything editable only while ``idle``; Refresh not while ``listing``; the chest
+        site not while ``site_locked`` (a guided exam chooses it)."""
         for w in (self.device_combo, self.refresh_button, self.channel_spin, self.site_combo,
                   self.patient_edit, self.duration_combo, self.folder_button):
             w.setEnabled(idle)
         self.refresh_button.setEnabled(idle and not listing)
+        self.site_combo.setEnabled(idle and not self.site_locked)

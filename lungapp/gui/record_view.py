@@ -190,6 +190,7 @@ class RecordView(QWidget):
         self.setup_panel.folderProblem.connect(self.status.setText)
         self.ctx.analysisFinished.connect(self._analysis_finished)
         self.ctx.analysisFailed.connect(self._analysis_failed)
+        self.ctx.analysisCancelled.connect(self._analysis_cancelled)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -504,6 +505,14 @@ class RecordView(QWidget):
     def _analysis_failed(self, path: str, message: str) -> None:
         if self.last_path and os.path.abspath(path) == self.last_path:
             self.result_panel.show_error(message)
+
+    def _analysis_cancelled(self, path: str) -> None:
+        """The queued analysis of the recording shown was dropped (the Review list cleared
+        while it waited): say so instead of "Analysing…" for ever."""
+        if self.last_path and os.path.abspath(path) == self.last_path and self._last_prediction is None:
+            text = "Not analysed: the analysis was cancelled. Open the recording in Review to analyse it."
+            self.result_panel.show_message(text)
+            self.recorded.clear_timeline("Not analysed")
 
     # --- leaving ------------------------------------------------------------------------
     @property

@@ -20,11 +20,27 @@ def _sidecar(path: str | os.PathLike) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def todays_visit(store: Store, patient_id: int, clinician: str = "") -> int:
-    """The patient's visit of today (the latest one), made when there is none yet."""
-    today = _dt.date.today().isoformat()
+def todays_visit(store: Store, patient_id: int, clinician: str = "", day: _dt.date | None = None) -> int:
+    """The patient's visit of today (``day``: of that day; the latest one), made when there
+    is none yet."""
+    today = (day or _dt.date.today()).isoformat()
     visits = [v for v in store.visits(patient_id) if v["date"] == today]
     return visits[-1]["id"] if visits else store.add_visit(patient_id, today, clinician)
+
+
+def _recorded_on(meta: dict) -> _dt.date | None:
+    """The local date a recording was started on, from its sidecar's ``start_time`` (None
+    when it has none): a recording recovered the next day belongs to the day it was made."""
+    try:
+        start = _dt.datetime.fromisoformat(str(meta.get("start_time") or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (start.astimezone() if start.tzinfo else start).date()
+
+
+def recording_site(path: str | os.PathLike) -> str:
+    """The chest site a recording the app made names in its sidecar ("" when none)."""
+    return str(_sidecar(path).get("site") or "").strip()
 
 
 def file_recording(store: Store, path: str | os.PathLike, visit_id: int | None = None) -> str | None:
@@ -41,7 +57,7 @@ def file_recording(store: Store, path: str | os.PathLike, visit_id: int | None =
     uid = str(meta.get("recording_id") or "") or None
     with store.transaction():
         if visit_id is None:
-            visit_id = todays_visit(store, store.ensure_patient(patient))
+            visit_id = todays_visit(store, store.ensure_patient(patient), day=_recorded_on(meta))
         if uid and store.query("SELECT 1 FROM recordings WHERE uid = ?", (uid,)):
             uid = None  # a copy of a file already filed: a new id
         return store.add_recording(visit_id, path, site=str(meta.get("site") or ""),
