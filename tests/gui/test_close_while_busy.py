@@ -125,7 +125,7 @@ def test_closing_during_training_asks_before_stopping_it(qtbot, window, tmp_path
     # A stand-in for the training process (TensorFlow is not started on this shared machine):
     # a real child process the Train tab runs, watches and stops as it does `lungapp train`.
     monkeypatch.setattr(train_view.TrainSettings, "command",
-                        lambda self: (sys.executable, ["-c", "import time; time.sleep(120)"]))
+                        lambda self, active_dir=None: (sys.executable, ["-c", "import time; time.sleep(120)"]))
     tv.folder.setText(str(tmp_path))
     tv.out.setText(str(tmp_path / "model"))
     assert tv.start()
