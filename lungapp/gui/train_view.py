@@ -87,6 +87,12 @@ def train_command(folder: str, out: str, preset: str, task: str, folds: int,
     return sys.executable, ["-m", "lungapp", *args]
 
 
+def _typed_path(text: str) -> str:
+    """A folder as typed into the form: trimmed, ``~`` expanded ("" stays "")."""
+    text = text.strip()
+    return os.path.expanduser(text) if text else ""
+
+
 def _summary_key(run: TrainSettings) -> tuple:
     """What the folder summary depends on (the fields of ``RunForm.changed_signals``): a
     change to another field ("Save model to", "Equalise") does not make it stale."""
@@ -332,7 +338,8 @@ class RunForm(QGroupBox):
             self.field(labels[0]).setFocus()
 
     def value(self) -> TrainSettings:
-        return TrainSettings(self.folder.text().strip(), self.out.text().strip(),
+        """The form as settings; a typed ``~`` means the home folder, as in a shell."""
+        return TrainSettings(_typed_path(self.folder.text()), _typed_path(self.out.text()),
                              self.preset.currentData(), self.task.currentData(),
                              self.folds.value(), self.epochs.value(),
                              start=self.start_from.currentData(), equalise=self.equalise.isChecked())

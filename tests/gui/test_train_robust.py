@@ -184,3 +184,14 @@ def test_a_fine_tune_starts_from_the_model_the_window_shows(qtbot, close_all, ti
         view._set_running(False)
     args = started[0]
     assert args[args.index("--init-from") + 1] == os.fspath(tiny_predictor.model_dir)
+
+
+def test_a_typed_home_folder_is_expanded(qtbot, close_all, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = binary_dataset(tmp_path / "data", n_patients=3, per_class=2, seconds=2.0)
+    win = make_window(qtbot)
+    close_all.append(win)
+    view = win.train
+    view.folder.setText("~/data")
+    assert view.form.value().folder == str(data)
+    qtbot.waitUntil(lambda: "usable recordings" in view.folder_info.text(), timeout=10000)
