@@ -26,6 +26,10 @@ class _Section:
     cannot be computed); otherwise None means "absent"."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ()
+    #: Fields that are shares (AUC, sensitivity...): a card with one outside [0, 1] is
+    #: invalid, not shown as "inf %" or "-500 %".
+    RATES: ClassVar[tuple[str, ...]] = ("auc", "sensitivity", "specificity", "score", "accuracy",
+                                        "four_class_score", "argmax_score", "nested_score", "ece")
 
     @classmethod
     def from_dict(cls, d: dict | None):
@@ -39,6 +43,8 @@ class _Section:
         for k, v in d.items():
             if k in names:
                 known[k] = _read(hints[k], v, f"{cls.__name__}.{k}")
+                if k in cls.RATES and known[k] is not None and not 0 <= known[k] <= 1:
+                    raise ValueError(f"{cls.__name__}.{k} must lie between 0 and 1, not {known[k]:g}")
             else:
                 extra[k] = v
         return cls(**known, extra=extra)

@@ -73,6 +73,17 @@ def test_an_absurd_window_in_a_card_is_an_invalid_card_not_an_overflow(tmp_path,
     assert "BROKEN" in out and "must be finite numbers of seconds" in out and str(BUNDLED) in out
 
 
+@pytest.mark.parametrize("field,value", [("sensitivity", 1e308), ("specificity", -5.0), ("auc", 1.5)])
+def test_an_impossible_figure_in_a_card_is_an_invalid_card(tmp_path, capsys, field, value):
+    """A sensitivity of 1e308 was shown as "inf %", a specificity of -5 as "-500 %"."""
+    m = model_copy(tmp_path / "m")
+    card = json.loads((m / "card.json").read_text())
+    card["metrics"]["overall"][field] = value
+    (m / "card.json").write_text(json.dumps(card))
+    assert main(["models", "install", str(m)]) == 2
+    assert f"BinaryScores.{field} must lie between 0 and 1" in capsys.readouterr().err
+
+
 def test_lungapp_model_in_the_environment_is_said_to_win(tmp_path, monkeypatch, capsys):
     installed = registry.install_model(model_copy(tmp_path / "m"))
     monkeypatch.setenv("LUNGAPP_MODEL", str(tmp_path / "m"))
