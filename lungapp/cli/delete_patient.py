@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lungapp.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, err
@@ -21,19 +22,28 @@ def run(args) -> int:
 
     with Store() as store:
         plan = plan_deletion(store, args.identifier)
-        print(plan.describe())
+        _say(plan.describe())
         for f in plan.delete_files:
-            print(f"  delete {f}")
+            _say(f"  delete {f}")
         for f in plan.kept:
-            print(f"  keep   {f}")
+            _say(f"  keep   {f}")
         if not args.yes and not _confirm():
             err("nothing deleted")
             return EXIT_CANCELLED
         problems = delete_patient(store, plan)
     for p in problems:
         err(f"could not delete {p}")
-    print(f"deleted patient {plan.identifier}; kept {len(plan.kept)} imported file(s)")
+    _say(f"deleted patient {plan.identifier}; kept {len(plan.kept)} imported file(s)")
     return EXIT_ERROR if problems else EXIT_OK
+
+
+def _say(line: str) -> None:
+    """Print ``line``; a reader that went away (``| head -1``) does not stop the deletion
+    asked for with --yes: the rest of the listing goes nowhere."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _confirm() -> bool:

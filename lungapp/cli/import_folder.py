@@ -19,15 +19,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from lungapp.cli.common import EXIT_CANCELLED
     from lungapp.store import Store
     from lungapp.store.analysis import analyse
-    from lungapp.store.importer import import_folder
+    from lungapp.store.importer import ImportReport, import_folder
 
     predictor = load_predictor(args.model) if args.analyse else None  # fail before importing
     with Store() as store:
-        report = import_folder(store, args.folder, args.patient, args.clinician)
+        report = ImportReport()
+        try:
+            import_folder(store, args.folder, args.patient, args.clinician, report)
+        except KeyboardInterrupt:
+            err(f"cancelled: {len(report.added)} recording(s) were filed before it; import the "
+                "folder again to add the rest (today they join the same visit)")
+            return EXIT_CANCELLED
         for f, why in report.skipped:
             err(f"{f}: skipped: {why}")
+        for f, why in report.notes:
+            err(f"{f}: {why}")
         print(f"imported {len(report.added)} recording(s) of {len(report.patients)} patient(s); "
               f"{len(report.skipped)} skipped")
         failed = analyse(store, report.added, predictor) if predictor else {}
@@ -36,4 +45,4 @@ def run(args) -> int:
         if predictor:
             print(f"analysed {len(report.added) - len(failed)} recording(s) with {predictor.name} "
                   f"{predictor.version}")
-    return EXIT_ERROR if not report.added and report.skipped else EXIT_OK
+    return EXIT_ERROR if (not report.added and report.skipped) or failed else EXIT_OK

@@ -19,18 +19,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     """Refused relocations (another recording's file, not audio) are said in one line each;
     with --search the others go on."""
+    from lungapp.errors import LungappError
     from lungapp.store import Store, StoreError, StoreFileError
 
+    if args.to and not args.recording:
+        raise LungappError("--to needs --recording UID (which recording the file is)")
+    if args.recording and not args.to:
+        raise LungappError("--recording needs --to FILE (the recording's new path)")
+    if args.search and not os.path.isdir(args.search):
+        raise LungappError("no such folder" if not os.path.exists(args.search) else "not a folder",
+                           args.search)
     with Store() as store:
         if args.recording:
-            if not args.to:
-                raise SystemExit("lungapp relocate: --recording needs --to FILE")
+            if os.path.isdir(args.to):
+                raise LungappError("is a folder: give the recording's file", args.to)
             store.check()  # a damaged database is said, not written to
             store.relocate(args.recording, args.to)
             print(f"recording {args.recording} now at {store.recording(args.recording)['path']}")
             return EXIT_OK
         missing = store.missing_recordings()
-        found = _search(args.search, missing) if args.search else {}
+        found, why_not = _search(args.search, missing) if args.search else ({}, {})
         if found:
             store.check()
         relocated = 0
@@ -47,14 +55,55 @@ def run(args) -> int:
                 print(f"{r['uid']}  found  {found[r['uid']]}")
             else:
                 print(f"{r['uid']}  missing  {r['path']}")
+                if r["uid"] in why_not:
+                    err(f"{r['uid']}  not relocated: {why_not[r['uid']]}")
     return EXIT_ERROR if relocated < len(missing) else EXIT_OK
 
 
-def _search(folder: str, missing: list[dict]) -> dict[str, str]:
-    """{uid: new path} for the missing recordings whose file name appears once under folder."""
+def _search(folder: str, missing: list[dict]) -> tuple[dict[str, str], dict[str, str]]:
+    """``({uid: new path}, {uid: why not})`` for the missing recordings whose file name
+    appears once under ``folder``. A name that two missing recordings share is taken for
+    neither (it could be either's: patients' files are often named alike), and a file whose
+    duration or sample rate is not the recording's is not taken for it."""
+    from collections import Counter
+
+    from lungapp.audio import audio_info
+    from lungapp.errors import LungappError
+
     by_name: dict[str, list[str]] = {}
     for root, _, files in os.walk(folder):
         for f in files:
             by_name.setdefault(f, []).append(os.path.join(root, f))
-    return {r["uid"]: by_name[n][0] for r in missing
-            if len(by_name.get(n := os.path.basename(r["path"]), [])) == 1}
+    def tail(path: str) -> str:  # the file's name with its folder's: P2/left.flac
+        return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+
+    names = Counter(os.path.basename(r["path"]) for r in missing)
+    tails = Counter(tail(r["path"]) for r in missing)
+    found, why_not = {}, {}
+    for r in missing:
+        name = os.path.basename(r["path"])
+        there = by_name.get(name, [])
+        if not there:
+            continue
+        if len(there) > 1 or names[name] > 1:  # the folder's name may still tell which
+            same = [f for f in there if tail(f) == tail(r["path"])]
+            if len(same) == 1 and tails[tail(r["path"])] == 1:
+                there = same
+        if len(there) > 1 or (names[name] > 1 and tail(there[0]) != tail(r["path"])):
+            why_not[r["uid"]] = (f"{name} could be any of {max(len(there), names[name])} files or recordings "
+                                 "of that name: give it with --recording UID --to FILE")
+            continue
+        try:
+            info = audio_info(there[0])
+        except LungappError as exc:
+            why_not[r["uid"]] = f"{there[0]}: {exc.problem}"
+            continue
+        stored_s, stored_rate = r["duration_s"], r["sample_rate"]
+        if (stored_s is not None and abs(float(stored_s) - info.duration_s) > 0.05) or \
+                (stored_rate and int(stored_rate) != info.rate):
+            why_not[r["uid"]] = (f"{there[0]} has its name but not its audio ({info.duration_s:.1f} s at "
+                                 f"{info.rate} Hz; the recording was {float(stored_s or 0):.1f} s at "
+                                 f"{stored_rate} Hz)")
+            continue
+        found[r["uid"]] = there[0]
+    return found, why_not

@@ -28,12 +28,13 @@ def analyse(store: Store, uids: list[str], predictor,
     mid = model_id(predictor)
     problems: dict[str, str] = {}
     for i, uid in enumerate(uids, 1):
-        path = store.recording(uid)["path"]
-        try:
+        path = ""
+        try:  # a recording deleted meanwhile (delete-patient beside it) is one problem, not the end
+            path = store.recording(uid)["path"]
             store.add_result(uid, predictor.predict_file(path).to_dict(), mid)
             problem = None
         except LungappError as exc:
-            problem = problems[uid] = str(exc)
+            problem = problems[uid] = str(exc) if path else f"recording {uid}: {exc.problem}"
         if progress:
             progress(i, len(uids), path, problem)
     return problems

@@ -38,6 +38,11 @@ _LINKED_LOCK = threading.Lock()
 RECORDING_FACTS = {"site": "", "device": "", "sample_rate": None, "duration_s": None, "recorded_at": None}
 
 
+def _fold(text):
+    """Python's case folding, for SQL (None stays None)."""
+    return text.casefold() if isinstance(text, str) else text
+
+
 class StoreError(LungappError):
     """The store cannot be opened or a record in it is not what the caller asked for."""
 
@@ -257,10 +262,13 @@ class Store:
     def find_patients(self, text: str = "") -> list[sqlite3.Row]:
         """Patients whose identifier or name contains ``text`` (case-insensitive), by identifier."""
         # "_" and "%" are characters here, not LIKE's wildcards ("A_1" is not "AB1")
-        escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # SQLite's LIKE folds ASCII only ("émile" would not find "Émile"): both sides are
+        # folded by Python's casefold first.
+        escaped = text.strip().casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         like = f"%{escaped}%"
-        return self.query("SELECT * FROM patients WHERE identifier LIKE ? ESCAPE '\\' "
-                          "OR name LIKE ? ESCAPE '\\' ORDER BY identifier", (like, like))
+        self.conn.create_function("lungapp_fold", 1, _fold, deterministic=True)
+        return self.query("SELECT * FROM patients WHERE lungapp_fold(identifier) LIKE ? ESCAPE '\\' "
+                          "OR lungapp_fold(name) LIKE ? ESCAPE '\\' ORDER BY identifier", (like, like))
 
     def update_patient(self, identifier: str, **fields) -> None:
         """Change a patient's ``name``, ``birth_year`` and/or ``sex``."""
@@ -423,8 +431,8 @@ class Store:
 
     def add_result(self, uid: str, prediction: dict, model: ModelId) -> int:
         """Store a prediction (:meth:`Prediction.to_dict`) of recording ``uid`` by ``model``."""
-        rec_id = self.recording(uid)["id"]
         with self.transaction() as c:
+            rec_id = self.recording(uid)["id"]  # in the transaction: not deleted under it
             return c.execute(
                 "INSERT INTO results (recording_id, model_name, model_version, model_hash, probabilities, "
                 "abnormal_probability, decision, label, quality, windows, threshold, created, details) "
