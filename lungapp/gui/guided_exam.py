@@ -10,7 +10,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout
 
 from lungapp.errors import LungappError
-from lungapp.inference.predictor import MIN_SECONDS
 from lungapp.store.exam import PROTOCOLS, Exam, parse_sites
 
 
@@ -132,6 +131,8 @@ class ExamPanel(QGroupBox):
         exam, store = self.exam, self.hook.store
         if exam is None or exam.finished or path != self.view.last_path or store is None:
             return
+        # (imported here: the window paints before the inference modules are imported)
+        from lungapp.inference.predictor import MIN_SECONDS
         from lungapp.store.recorded import file_recording
 
         result = self.view.last_result
