@@ -86,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--smoke-test":  # hidden: packaging/smoke.sh checks the window
         return gui_main(argv)
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")
-                    and os.path.exists(argv[0])):
-        return gui_main(argv)
+    if not argv or argv[0] == "--" or (argv[0] not in COMMANDS and os.path.exists(argv[0])):
+        return gui_main(argv)  # files to open (after --, any name: lungapp -- -3dB.flac)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -71,22 +71,42 @@ def create_window(paths: list[str] | None = None, *, load_model: bool = True):
     return win
 
 
+def window_paths(argv: list[str]) -> list[str] | None:
+    """The files and folders to open from the window's arguments: everything after ``--``,
+    and before it anything that is not an option or is an existing file (``-3dB.flac``).
+    An unknown option is said on stderr (None is returned): never dropped silently."""
+    paths, args = [], iter(argv)
+    for a in args:
+        if a == "--":
+            paths += list(args)
+            break
+        if a.startswith("-") and not os.path.exists(a):
+            print(f"lungapp: unknown option {a} (to open a file of that name, put -- before it)\n"
+                  "usage: lungapp [FILE_OR_FOLDER...]", file=sys.stderr)
+            return None
+        paths.append(a)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print("usage: lungapp [FILE_OR_FOLDER...]\n\nOpens the lungapp window; files and "
               "folders given are opened in the Review tab.")
         return 0
+    smoke_test = bool(argv) and argv[0] == "--smoke-test"  # hidden: packaging/smoke.sh
+    paths = [] if smoke_test else window_paths(argv)
+    if paths is None:
+        return 2
     if not has_display():
         print(NO_DISPLAY, file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if argv and argv[0] == "--smoke-test":  # hidden: packaging/smoke.sh (lungapp.gui.smoke)
+    if smoke_test:  # (lungapp.gui.smoke)
         from lungapp.gui import smoke
 
         return smoke.main(argv[1:])
     app = create_application([])
-    paths = [a for a in argv if not a.startswith("-")]
     win = create_window(paths)
     rc = app.exec()
     # Close (saves settings, stops playback and workers) and wait for the pool before

@@ -51,7 +51,15 @@ def _load_predictor(task: Task, model_dir):
 
 
 def _predict(task: Task, predictor, path: str):
-    return predictor.predict_file(path)
+    """The prediction of ``path``, carrying (as ``file_key``) the file's size and time as
+    the analysis read it, or None when the file changed while it was read: a result must
+    never be kept for content it was not made of."""
+    from lungapp.store.results_cache import file_key
+
+    before = file_key(path)
+    prediction = predictor.predict_file(path)
+    prediction.file_key = before if file_key(path) == before else None
+    return prediction
 
 
 def _window_settings() -> tuple[QSettings, str]:

@@ -26,15 +26,18 @@ def rows(entries) -> tuple[list[str], list[dict]]:
         if p is not None:
             q = p.quality
             model = p.model or {}
+            # A recording the quality check refused has no probabilities (as `predict
+            # --format csv` and the result panel): its numbers mean nothing.
+            judged = q is None or q.level != "refuse"
             row.update(label=p.label, decision=p.decision,
-                       abnormal_probability="" if p.abnormal_probability is None
+                       abnormal_probability="" if p.abnormal_probability is None or not judged
                        else f"{p.abnormal_probability:.4f}",
                        quality_ok="" if q is None else str(bool(q.ok)).lower(),
                        quality_reason="" if q is None else q.reason,
                        unlike_training=str(getattr(p, "unfamiliar", None) is not None).lower(),
                        model_name=model.get("name", ""), model_version=model.get("version", ""))
             for c, v in p.probabilities.items():
-                row[f"p_{c}"] = f"{v:.4f}"
+                row[f"p_{c}"] = f"{v:.4f}" if judged else ""
         out.append(row)
     return header, out
 
@@ -43,7 +46,9 @@ def export_csv(path, entries) -> int:
     """Write ``entries`` (file_list.Entry) to ``path``; returns the number of rows."""
     header, data = rows(entries)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=header, restval="", lineterminator="\n")
+    # "\r\n" (the csv module's own): a field holding a carriage return (a file name can)
+    # is quoted, so the row reads back as one.
+    w = csv.DictWriter(buf, fieldnames=header, restval="", lineterminator="\r\n")
     w.writeheader()
     w.writerows(data)
     atomic_write_text(path, buf.getvalue())

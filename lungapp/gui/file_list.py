@@ -186,9 +186,10 @@ class FileListModel(QAbstractTableModel):
 
     def _result_tooltip(self, e: Entry) -> str:
         p = e.prediction
-        lines = ["Class probabilities: " + ", ".join(
-            f"{k} {v * 100:.0f} %" for k, v in p.probabilities.items())]
         q = getattr(p, "quality", None)
+        refused = q is not None and q.level == "refuse"  # not judged: no probabilities
+        lines = [] if refused else ["Class probabilities: " + ", ".join(
+            f"{k} {v * 100:.0f} %" for k, v in p.probabilities.items())]
         if q is not None and q.level != "good":
             lines.append(f"Quality: {q.reason}")
         if getattr(p, "unfamiliar", None) is not None:
@@ -287,7 +288,8 @@ class FileListModel(QAbstractTableModel):
             return e.folder.lower()
         if column == RESULT_COL:
             p = e.prediction
-            if p is not None and p.abnormal_probability is not None:
+            q = getattr(p, "quality", None)
+            if p is not None and p.abnormal_probability is not None and (q is None or q.level != "refuse"):
                 return float(p.abnormal_probability)
             return -1.0 if e.status != ERROR else -2.0
         if column == LABELS_COLUMN:

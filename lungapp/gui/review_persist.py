@@ -136,8 +136,11 @@ class ReviewPersistence(QObject):
             e.extra.pop(RESTORED, None)   # a live result now: never replaced by a restored one
         if self.cache is None or not hasattr(prediction, "to_dict"):
             return
+        key = getattr(prediction, "file_key", ())  # the file as the analysis read it
+        if key is None:  # it changed while it was analysed: keep nothing for it
+            return
         try:
-            self.cache.put(path, prediction.to_dict())
+            self.cache.put(path, prediction.to_dict(), key=key or None)
         except sqlite3.Error:
             traceback.print_exc()
 

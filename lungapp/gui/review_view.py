@@ -69,6 +69,7 @@ class ReviewView(QWidget):
 
         self.model = fl.FileListModel(self)
         self.player = Player(self)
+        self._player_path: str | None = None  # the file whose audio the player holds
         self._build()
         self._restore()
         self._connect()
@@ -261,6 +262,33 @@ class ReviewView(QWidget):
                             on_failed=lambda msg, exc: self.statusMessage.emit(msg, 8000))
             self._scan_tasks.append(task)
 
+    def _back(self, files: list[str]) -> list[str]:
+        """The listed ``files`` marked missing whose file is there again (a drive mounted
+        late): no longer missing, read again. Returns them."""
+        back = [f for f in files if (e := self.model.entry(f)) is not None and e.status == fl.MISSING
+                and os.path.isfile(f)]
+        if back:
+            self.model.update_many([(f, {"status": fl.DONE if self.model.entry(f).prediction is not None
+                                         else fl.NEW, "error": ""}) for f in back])
+            run_task(read_infos, back, name="read durations", on_partial=self._infos)
+        return back
+
+    def _listable(self, files: list[str]) -> list[str]:
+        """``files`` but those whose name is not valid UTF-8 (a disk from another system):
+        Qt's signals and the list's database cannot carry such a name, so each is refused
+        in one line instead of being listed and never analysed."""
+        ok = []
+        for f in files:
+            try:
+                f.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = f.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                self.statusMessage.emit(f"{shown}: its name is not valid UTF-8 (a disk from another "
+                                        "system?): rename it to open it", 10000)
+                continue
+            ok.append(f)
+        return ok
+
     def _scanned(self, folders: list[str], found: list[str]) -> None:
         if not found:
             self.statusMessage.emit(f"No recordings found in {', '.join(folders)}", 8000)
@@ -269,6 +297,10 @@ class ReviewView(QWidget):
         self._add_files(found, select=found[0] if self.current_path is None else None)
 
     def _add_files(self, files: list[str], select: str | None = None) -> list[str]:
+        files = self._listable(files)
+        if select is not None and select not in files:
+            select = None
+        self._back(files)
         new = self.model.add(files)
         if new:
             self.files.resort()
@@ -357,6 +389,7 @@ class ReviewView(QWidget):
             return
         self.current_path = path
         self.player.clear()
+        self._player_path = None
         self._update_buttons()
         self.annotation.close()
         if path is None:
@@ -366,6 +399,8 @@ class ReviewView(QWidget):
             return
         self.transport.set_title(path)
         e = self.model.entry(path)
+        if e is not None and e.status == fl.MISSING and self._back([path]):
+            e = self.model.entry(path)
         if e is not None and e.status == fl.MISSING:
             self.plots.clear("This file was moved or deleted: right-click its row to relocate it")
             self.result.show_message(f"Missing file: {path}")
@@ -393,10 +428,15 @@ class ReviewView(QWidget):
         if data is None or data["path"] != self.current_path:
             return  # the user moved on
         audio = data["audio"]
+        # The same file drawn again (the model's spectrogram changed): what is being heard,
+        # and where, stays as it is.
+        again = data["path"] == self._player_path and self.player.has_audio
         self.transport.show_recording_levels(data["spec"])
         self.plots.set_recording(audio.samples, audio.rate, data["spec"], data["cfg"],
                                  wave=data["wave"])
-        self.player.set_audio(audio.samples, audio.rate)
+        if not again:
+            self.player.set_audio(audio.samples, audio.rate)
+            self._player_path = data["path"]
         self.annotation.open(data["path"])
         self._note_truncated(data["path"], audio)
         e = self.model.entry(data["path"])
@@ -404,7 +444,7 @@ class ReviewView(QWidget):
             self._show_timeline(e.prediction)
         else:
             self.plots.clear_timeline(self._timeline_placeholder(e))
-        self._position(0.0)
+        self._position(self.player.position() if again else 0.0)
         self._update_buttons()
         self.displayed.emit(data["path"])
 

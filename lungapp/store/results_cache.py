@@ -97,12 +97,14 @@ class ResultsCache:
     def close(self) -> None:
         self.conn.close()
 
-    def put(self, path: str, prediction: dict) -> bool:
-        """Keep ``prediction`` (:meth:`Prediction.to_dict`) of ``path`` as the file is now;
-        False when the file is gone (nothing to key it by)."""
-        key = file_key(path)
-        if key is None:
+    def put(self, path: str, prediction: dict, key: tuple[int, int] | None = None) -> bool:
+        """Keep ``prediction`` (:meth:`Prediction.to_dict`) of ``path`` as the file is now
+        (``key``: as it was when the prediction was made; a file changed since gets no
+        result); False when the file is gone or changed (nothing to key it by)."""
+        now = file_key(path)
+        if now is None or (key is not None and tuple(key) != now):
             return False
+        key = now
         self.conn.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, julianday('now'))",
                           (os.path.abspath(path), *key, model_text(prediction.get("model")),
                            json.dumps(prediction)))
@@ -139,7 +141,10 @@ class ResultsCache:
             self.conn.executemany("INSERT INTO open_list VALUES (?, ?)", enumerate(paths_))
 
     def open_list(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT path FROM open_list ORDER BY position")]
+        """The files listed at the last close; rows that are no absolute path (a damaged or
+        hand-edited cache: a number, a BLOB, "") are left out, not a reason not to start."""
+        rows = self.conn.execute("SELECT path FROM open_list ORDER BY position")
+        return [r[0] for r in rows if isinstance(r[0], str) and os.path.isabs(r[0])]
 
 
 def prediction_from_dict(d: dict):
