@@ -203,7 +203,7 @@ def label_owner(doc: Annotation) -> str:
     people)."""
     if is_person(doc.record_author):
         return doc.record_author
-    authors = {r.author for r in doc.regions if not r.suggested and is_person(r.author)}
+    authors = {r.author for r in doc.regions if not r.pending and is_person(r.author)}
     return authors.pop() if len(authors) == 1 else ""
 
 

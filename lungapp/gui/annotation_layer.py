@@ -105,6 +105,13 @@ def _read_only_reason(sidecar: Sidecar) -> str | None:
         # installed app usually not writable.
         return (f"{audio}: a bundled example, shown read-only; to label it, copy it and its "
                 f"{audio.with_suffix('.json').name} into a folder of yours and open the copy")
+    try:
+        protected = sidecar.path.exists() and not os.stat(sidecar.path).st_mode & 0o222
+    except OSError:
+        protected = False
+    if protected:  # write-protected by its owner (a mode root's access() would ignore)
+        return (f"{sidecar.path}: write-protected, so the labels are shown read-only; make it "
+                "writable to label this recording")
     if not os.access(sidecar.path.parent, os.W_OK | os.X_OK):
         # A read-only disk or folder (access() says so even to root): edits would show as
         # made, then vanish on the next recording. A save writes a new file in the folder
@@ -494,7 +501,13 @@ class AnnotationLayer(QObject):
         file as it is on disk now (a fresh undo stack: the old edits belong to other labels)."""
         self.message.emit(text, 15000)
         if self.ask_conflict(self.parent_widget, str(self.sidecar.path)) == "copy":
-            copy = self.sidecar.save_copy()
+            try:
+                copy = self.sidecar.save_copy()
+            except OSError as err:  # a full disk: the edit stays here, unsaved, and says so
+                self.save_error = (f"{self.sidecar.path}: your labels could not be kept as a copy "
+                                   f"({err.strerror or err}); they are not saved")
+                self.message.emit(self.save_error, 15000)
+                return
             self.message.emit(f"Your labels were kept in {copy}", 15000)
         self.open(str(self.sidecar.audio))
 
@@ -555,8 +568,12 @@ class AnnotationLayer(QObject):
         # An edge stops MIN_REGION_S from the other, as when drawing (a shorter region, say
         # an imported point label, may still grow).
         too_short = which != "both" and end - start < min(MIN_REGION_S, r.end_s - r.start_s)
-        if end <= limit and start <= end and not too_short:
+        # A region that already runs past the end (an import) may move or shrink back in.
+        inward = end <= r.end_s
+        if (end <= limit or inward) and start <= end and not too_short:
             self.change(self.selected, start_s=round(start, 4), end_s=round(end, 4))
+        elif end > limit:
+            self.message.emit(f"A region cannot end after the recording's end ({limit:.2f} s)", 4000)
 
     def set_record_label(self, label: str | None) -> None:
         if self.doc is not None and label != self.doc.record_label:
@@ -568,7 +585,7 @@ class AnnotationLayer(QObject):
 
     def suggest(self, windows, threshold: float, noisy_ranges=()) -> int:
         """Add the model's draft regions (not where an identical one exists); returns how many."""
-        if self.doc is None:
+        if self.doc is None or self._refused():  # read-only labels: nothing is added (said once)
             return 0
         have = {(round(r.start_s, 3), round(r.end_s, 3)) for r in self.doc.regions}
         new = [r for r in suggest_regions(windows, threshold, noisy_ranges=noisy_ranges)
@@ -661,6 +678,7 @@ class AnnotationLayer(QObject):
         lo, hi = min(x0, x1), max(x0, x1)
         if ev.isStart():
             self._clear_preview()
+            self._drag_sidecar = self.sidecar  # the labels the drag was started on
             for plot in (self.plots.wave, self.plots.spec):
                 item = pg.LinearRegionItem((lo, hi), movable=False, brush=pg.mkBrush(80, 80, 80, 50))
                 plot.addItem(item, ignoreBounds=True)
@@ -669,6 +687,9 @@ class AnnotationLayer(QObject):
             item.setRegion((lo, hi))
         if ev.isFinish():
             self._clear_preview()
+            started_on, self._drag_sidecar = getattr(self, "_drag_sidecar", None), None
+            if started_on is not self.sidecar:  # another recording opened mid-drag: nothing made
+                return
             if hi - lo >= MIN_REGION_S:
                 self.add(round(lo, 4), round(hi, 4))
 

@@ -172,6 +172,9 @@ class ReviewAnnotation(QObject):
             view.statusMessage.emit(f"No suggestions: the recording could not be judged "
                                     f"({quality.reason})", 6000)
             return 0
+        if self.layer.read_only_reason() is not None:  # nothing can be added: say why, once
+            view.statusMessage.emit(self.layer.read_only_reason(), 10000)
+            return 0
         threshold = getattr(prediction, "threshold", None)
         if threshold is None:
             p = view.ctx.predictor()

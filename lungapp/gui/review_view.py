@@ -383,9 +383,41 @@ class ReviewView(QWidget):
     def selected_path(self) -> str | None:
         return self.current_path
 
+    def _may_leave_labels(self, previous) -> bool:
+        """Labels whose last save failed (a full disk) are saved again before the recording
+        is left; if that fails too, the user chooses: stay (the row comes back) or leave
+        them unsaved."""
+        layer = self.annotation.layer
+        if layer.sidecar is None or layer.save_error is None:
+            return True
+        layer._save()
+        if layer.save_error is None:
+            return True
+        if self.ask_leave_unsaved(self, layer.save_error):
+            return True
+        if previous.isValid():
+            sm = self.table.selectionModel()
+            sm.blockSignals(True)
+            sm.setCurrentIndex(previous, sm.SelectionFlag.ClearAndSelect | sm.SelectionFlag.Rows)
+            sm.blockSignals(False)
+        return False
+
+    @staticmethod
+    def ask_leave_unsaved(parent, why: str) -> bool:
+        """Whether to leave a recording whose labels cannot be saved (tests replace it)."""
+        from PySide6.QtWidgets import QMessageBox
+
+        return QMessageBox.question(
+            parent, "Labels not saved", f"{why}.\n\nLeave this recording anyway? Its unsaved "
+            "edits are then lost. (Stay, free some space, and edit again to save them.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+
     def _row_changed(self, current, previous) -> None:
         path = self.model.data(current, fl.PATH_ROLE) if current.isValid() else None
         if path == self.current_path:
+            return
+        if not self._may_leave_labels(previous):
             return
         self.current_path = path
         self.player.clear()
@@ -437,7 +469,9 @@ class ReviewView(QWidget):
         if not again:
             self.player.set_audio(audio.samples, audio.rate)
             self._player_path = data["path"]
-        self.annotation.open(data["path"])
+        sidecar = self.annotation.layer.sidecar
+        if not again or sidecar is None or str(sidecar.audio) != data["path"]:
+            self.annotation.open(data["path"])  # (a redraw keeps the labels, undo and selection)
         self._note_truncated(data["path"], audio)
         e = self.model.entry(data["path"])
         if e is not None and e.prediction is not None:

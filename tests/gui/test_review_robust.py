@@ -61,7 +61,6 @@ def test_a_png_name_typed_without_its_suffix_asks_before_replacing(window, qtbot
 
 def test_a_refused_recording_has_no_probabilities_in_the_csv_or_the_tooltip(window, qtbot, tmp_path):
     from lungapp.gui.export import export_csv
-
     from lungapp.inference.predictor import Predictor
 
     window.ctx.set_predictor(Predictor.load(None))  # the bundled model: its quality check
