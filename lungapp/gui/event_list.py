@@ -163,12 +163,17 @@ class EventPanel(QFrame):
         row.addWidget(self.more)
         return row
 
+    def _annotator_edited(self) -> None:
+        """The name typed becomes the annotator's; an emptied field falls back to the
+        default name, which the placeholder then names (not the name of the start-up)."""
+        self.layer.set_annotator(self.annotator.text().strip())
+        self.annotator.setPlaceholderText(f"your name (saved; now: {self.layer.annotator()})")
+
     def _build_header(self) -> QFormLayout:
         form = QFormLayout()
         self.annotator = QLineEdit(str(self.layer.settings.value(ANNOTATOR_KEY, "") or ""))
         self.annotator.setPlaceholderText(f"your name (saved; now: {self.layer.annotator()})")
-        self.annotator.editingFinished.connect(
-            lambda: self.layer.set_annotator(self.annotator.text().strip()))
+        self.annotator.editingFinished.connect(self._annotator_edited)
         self.record_label = QComboBox()
         self.record_label.addItems((UNLABELLED, *RECORD_LABELS))
         self.record_label.setToolTip("The recording's label (Ctrl+1..5; Ctrl+0: not labelled)")

@@ -146,3 +146,13 @@ def test_a_drag_started_on_one_recording_makes_nothing_on_the_next(window, qtbot
     qtbot.waitUntil(lambda: layer.sidecar is not None and str(layer.sidecar.audio) == str(other), timeout=10000)
     layer._drag_create(vb, Ev(False, True))
     assert layer.doc.regions == [] and not other.with_suffix(".json").exists()
+
+
+def test_an_emptied_annotator_field_names_who_the_labels_now_go_to(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    field = view.annotation.panel.annotator
+    field.setText("anna")
+    field.editingFinished.emit()
+    field.setText("")
+    field.editingFinished.emit()
+    assert layer.annotator() != "anna" and field.placeholderText().endswith(f"now: {layer.annotator()})")
