@@ -225,13 +225,19 @@ def test_record_label_and_reopen_identical_and_readable(qtbot, recording):
     workers.wait_all(5000)
 
 
-def test_conflicting_change_on_disk_offers_a_copy(window, qtbot, recording):
-    view, layer = _open(qtbot, window, recording)
-    layer.add(0.5, 1.0, "Wheeze")
+def change_on_disk(recording: Path) -> Path:
+    """Another program sets the record label in the recording's sidecar; its path."""
     side = recording.with_suffix(".json")
     theirs = json.loads(side.read_text())
     theirs["record_annotation"] = "Normal"
     side.write_text(json.dumps(theirs))
+    return side
+
+
+def test_conflicting_change_on_disk_offers_a_copy(window, qtbot, recording):
+    view, layer = _open(qtbot, window, recording)
+    layer.add(0.5, 1.0, "Wheeze")
+    side = change_on_disk(recording)
     asked = []
     layer.ask_conflict = lambda parent, path: asked.append(path) or "copy"
     layer.add(2.0, 2.5, "Stridor")  # my edit: not written over theirs

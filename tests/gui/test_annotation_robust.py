@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.gui
 
-from test_annotation import _open, recording, window  # noqa: E402, F401
+from test_annotation import _open, change_on_disk, recording, window  # noqa: E402, F401
 
 from lungapp.annotation import sidecar as sidecar_mod  # noqa: E402
 
@@ -29,10 +29,7 @@ def test_a_copy_that_cannot_be_kept_in_a_conflict_is_said_and_not_called_saved(w
                                                                                monkeypatch):
     view, layer = _open(qtbot, window, recording)
     layer.add(0.5, 1.0, "Wheeze")
-    side = recording.with_suffix(".json")
-    theirs = json.loads(side.read_text())
-    theirs["record_annotation"] = "Normal"
-    side.write_text(json.dumps(theirs))
+    change_on_disk(recording)
     layer.ask_conflict = lambda parent, path: "copy"
     monkeypatch.setattr(sidecar_mod, "atomic_write_text", _full_disk)
     layer.add(2.0, 2.5, "Stridor")  # no exception out of the edit
