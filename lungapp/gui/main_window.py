@@ -412,6 +412,10 @@ class MainWindow(QMainWindow):
         if callable(confirm) and not confirm():
             event.ignore()
             return
+        # Labels whose save failed (a full disk): saved again, else stay or close without them.
+        if not self.review.may_close_labels():
+            event.ignore()
+            return
         # The recording first: stopping it files it (recordingFinished: the store, the
         # guided exam's site, Review's list) while the store and that list are still open.
         self._shutdown(self.record)

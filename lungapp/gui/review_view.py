@@ -383,17 +383,20 @@ class ReviewView(QWidget):
     def selected_path(self) -> str | None:
         return self.current_path
 
-    def _may_leave_labels(self, previous) -> bool:
-        """Labels whose last save failed (a full disk) are saved again before the recording
-        is left; if that fails too, the user chooses: stay (the row comes back) or leave
-        them unsaved."""
+    def may_close_labels(self) -> bool:
+        """Whether the open labels may be left: saved, saved again now, or the user says
+        to leave them unsaved (their last save failed: a full disk)."""
         layer = self.annotation.layer
         if layer.sidecar is None or layer.save_error is None:
             return True
         layer._save()
-        if layer.save_error is None:
-            return True
-        if self.ask_leave_unsaved(self, layer.save_error):
+        return layer.save_error is None or self.ask_leave_unsaved(self, layer.save_error)
+
+    def _may_leave_labels(self, previous) -> bool:
+        """Labels whose last save failed (a full disk) are saved again before the recording
+        is left; if that fails too, the user chooses: stay (the row comes back) or leave
+        them unsaved."""
+        if self.may_close_labels():
             return True
         if previous.isValid():
             sm = self.table.selectionModel()

@@ -35,6 +35,7 @@ def test_a_copy_that_cannot_be_kept_in_a_conflict_is_said_and_not_called_saved(w
     layer.add(2.0, 2.5, "Stridor")  # no exception out of the edit
     assert layer.save_error is not None and "could not be kept as a copy" in layer.save_error
     assert "No space left on device" in layer.save_error and len(layer.doc.regions) == 2
+    view.ask_leave_unsaved = lambda parent, why: True  # the window closes at the end: unsaved, as asked
 
 
 def test_labels_that_cannot_be_saved_are_not_left_without_a_word(window, qtbot, recording, tmp_path,
@@ -153,3 +154,20 @@ def test_an_emptied_annotator_field_names_who_the_labels_now_go_to(window, qtbot
     field.setText("")
     field.editingFinished.emit()
     assert layer.annotator() != "anna" and field.placeholderText().endswith(f"now: {layer.annotator()})")
+
+
+def test_closing_the_window_with_labels_that_cannot_be_saved_asks(window, qtbot, recording, monkeypatch):
+    from PySide6.QtGui import QCloseEvent
+
+    view, layer = _open(qtbot, window, recording)
+    monkeypatch.setattr(sidecar_mod, "atomic_write_text", _full_disk)
+    layer.add(0.5, 1.0, "Wheeze")
+    asked = []
+    view.ask_leave_unsaved = lambda parent, why: asked.append(why) or False  # stay
+    event = QCloseEvent()
+    window.closeEvent(event)
+    assert asked and not event.isAccepted() and window.isVisible()
+    monkeypatch.undo()
+    event = QCloseEvent()
+    window.closeEvent(event)  # space again: saved, then closed
+    assert event.isAccepted() and json.loads(recording.with_suffix(".json").read_text())["event_annotation"]
