@@ -74,6 +74,7 @@ def _search(folder: str, missing: list[dict]) -> tuple[dict[str, str], dict[str,
     for root, _, files in os.walk(folder):
         for f in files:
             by_name.setdefault(f, []).append(os.path.join(root, f))
+
     def tail(path: str) -> str:  # the file's name with its folder's: P2/left.flac
         return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
 
@@ -85,11 +86,12 @@ def _search(folder: str, missing: list[dict]) -> tuple[dict[str, str], dict[str,
         there = by_name.get(name, [])
         if not there:
             continue
-        if len(there) > 1 or names[name] > 1:  # the folder's name may still tell which
+        ambiguous = len(there) > 1 or names[name] > 1
+        if ambiguous:  # the folder's name may still tell which, if only one pair matches
             same = [f for f in there if tail(f) == tail(r["path"])]
             if len(same) == 1 and tails[tail(r["path"])] == 1:
-                there = same
-        if len(there) > 1 or (names[name] > 1 and tail(there[0]) != tail(r["path"])):
+                there, ambiguous = same, False
+        if ambiguous:
             why_not[r["uid"]] = (f"{name} could be any of {max(len(there), names[name])} files or recordings "
                                  "of that name: give it with --recording UID --to FILE")
             continue
