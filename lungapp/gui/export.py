@@ -6,6 +6,7 @@ import csv
 import io
 
 from lungapp.fsutil import atomic_write_text
+from lungapp.gui.file_list import judged
 
 
 def rows(entries) -> tuple[list[str], list[dict]]:
@@ -28,16 +29,16 @@ def rows(entries) -> tuple[list[str], list[dict]]:
             model = p.model or {}
             # A recording the quality check refused has no probabilities (as `predict
             # --format csv` and the result panel): its numbers mean nothing.
-            judged = q is None or q.level != "refuse"
+            shown = judged(p)
             row.update(label=p.label, decision=p.decision,
-                       abnormal_probability="" if p.abnormal_probability is None or not judged
+                       abnormal_probability="" if p.abnormal_probability is None or not shown
                        else f"{p.abnormal_probability:.4f}",
                        quality_ok="" if q is None else str(bool(q.ok)).lower(),
                        quality_reason="" if q is None else q.reason,
                        unlike_training=str(getattr(p, "unfamiliar", None) is not None).lower(),
                        model_name=model.get("name", ""), model_version=model.get("version", ""))
             for c, v in p.probabilities.items():
-                row[f"p_{c}"] = f"{v:.4f}" if judged else ""
+                row[f"p_{c}"] = f"{v:.4f}" if shown else ""
         out.append(row)
     return header, out
 

@@ -47,6 +47,13 @@ def model_text(model: dict | None) -> str:
     return f"{model.get('name', '')} {model.get('version', '')}".strip()
 
 
+
+def judged(prediction) -> bool:
+    """Whether a prediction's probabilities mean anything: not for a recording the quality
+    check refused (``quality.ok`` False: silence, heavy clipping), as ``predict`` leaves them out."""
+    q = getattr(prediction, "quality", None)
+    return q is None or q.ok
+
 @dataclass
 class Entry:
     path: str
@@ -187,8 +194,7 @@ class FileListModel(QAbstractTableModel):
     def _result_tooltip(self, e: Entry) -> str:
         p = e.prediction
         q = getattr(p, "quality", None)
-        refused = q is not None and q.level == "refuse"  # not judged: no probabilities
-        lines = [] if refused else ["Class probabilities: " + ", ".join(
+        lines = [] if not judged(p) else ["Class probabilities: " + ", ".join(
             f"{k} {v * 100:.0f} %" for k, v in p.probabilities.items())]
         if q is not None and q.level != "good":
             lines.append(f"Quality: {q.reason}")
@@ -288,8 +294,7 @@ class FileListModel(QAbstractTableModel):
             return e.folder.lower()
         if column == RESULT_COL:
             p = e.prediction
-            q = getattr(p, "quality", None)
-            if p is not None and p.abnormal_probability is not None and (q is None or q.level != "refuse"):
+            if p is not None and p.abnormal_probability is not None and judged(p):
                 return float(p.abnormal_probability)
             return -1.0 if e.status != ERROR else -2.0
         if column == LABELS_COLUMN:
