@@ -50,9 +50,8 @@ def model_text(model: dict | None) -> str:
 
 def judged(prediction) -> bool:
     """Whether a prediction's probabilities mean anything: not for a recording the quality
-    check refused (``quality.ok`` False: silence, heavy clipping), as ``predict`` leaves them out."""
-    q = getattr(prediction, "quality", None)
-    return q is None or q.ok
+    check refused (level "refuse": silence, heavy clipping), as ``predict`` leaves them out."""
+    return getattr(getattr(prediction, "quality", None), "level", None) != "refuse"
 
 @dataclass
 class Entry:
