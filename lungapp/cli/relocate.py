@@ -49,6 +49,7 @@ def run(args) -> int:
                 except StoreFileError:
                     raise  # the database itself: nothing more can be done
                 except StoreError as exc:
+                    print(f"{r['uid']}  missing  {r['path']}")
                     err(f"{r['uid']}  not relocated: {exc}")
                     continue
                 relocated += 1
@@ -63,12 +64,10 @@ def run(args) -> int:
 def _search(folder: str, missing: list[dict]) -> tuple[dict[str, str], dict[str, str]]:
     """``({uid: new path}, {uid: why not})`` for the missing recordings whose file name
     appears once under ``folder``. A name that two missing recordings share is taken for
-    neither (it could be either's: patients' files are often named alike), and a file whose
-    duration or sample rate is not the recording's is not taken for it."""
+    neither (it could be either's: patients' files are often named alike). Whether a file
+    found is the recording's audio (its duration and sample rate) is
+    :meth:`~lungapp.store.Store.relocate`'s check."""
     from collections import Counter
-
-    from lungapp.audio import audio_info
-    from lungapp.errors import LungappError
 
     by_name: dict[str, list[str]] = {}
     for root, _, files in os.walk(folder):
@@ -94,18 +93,6 @@ def _search(folder: str, missing: list[dict]) -> tuple[dict[str, str], dict[str,
         if ambiguous:
             why_not[r["uid"]] = (f"{name} could be any of {max(len(there), names[name])} files or recordings "
                                  "of that name: give it with --recording UID --to FILE")
-            continue
-        try:
-            info = audio_info(there[0])
-        except LungappError as exc:
-            why_not[r["uid"]] = f"{there[0]}: {exc.problem}"
-            continue
-        stored_s, stored_rate = r["duration_s"], r["sample_rate"]
-        if (stored_s is not None and abs(float(stored_s) - info.duration_s) > 0.05) or \
-                (stored_rate and int(stored_rate) != info.rate):
-            why_not[r["uid"]] = (f"{there[0]} has its name but not its audio ({info.duration_s:.1f} s at "
-                                 f"{info.rate} Hz; the recording was {float(stored_s or 0):.1f} s at "
-                                 f"{stored_rate} Hz)")
             continue
         found[r["uid"]] = there[0]
     return found, why_not

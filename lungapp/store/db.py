@@ -395,16 +395,23 @@ class Store:
         """Point recording ``uid`` at its file's new place. Refused (StoreError naming the
         file): no such file, a file that is another recording's in the store (deleting a
         patient deletes the files the app made: it must never reach another one's), a
-        file that is not readable audio."""
+        file that is not readable audio, audio whose duration or sample rate is not the
+        recording's (its results were made from other audio)."""
         from lungapp.audio import audio_info
 
         if not os.path.isfile(new_path):
             raise StoreError("no such file; the recording was not relocated", new_path)
-        self.recording(uid)
+        rec = self.recording(uid)
         try:
-            audio_info(new_path)
+            info = audio_info(new_path)
         except LungappError as exc:
             raise StoreError(f"{exc.problem}; the recording was not relocated", new_path) from None
+        stored_s, stored_rate = rec["duration_s"], rec["sample_rate"]
+        if (stored_s is not None and abs(float(stored_s) - info.duration_s) > 0.05) or \
+                (stored_rate and int(stored_rate) != info.rate):
+            raise StoreError(f"is not recording {uid}'s audio ({info.duration_s:.1f} s at {info.rate} Hz; "
+                             f"the recording was {float(stored_s or 0):.1f} s at {stored_rate} Hz); "
+                             "the recording was not relocated", new_path)
         with self.transaction() as c:  # checked and changed at once: no other writer in between
             other = self._recording_of_file(new_path, besides=uid)
             if other is not None:

@@ -140,7 +140,29 @@ def test_relocate_search_takes_no_file_two_recordings_could_own(tmp_path, capsys
     out, err = capsys.readouterr()
     assert f"{uid['P2']}  found  {tmp_path / 'new' / 'P2' / 'left.wav'}" in out  # its folder's name tells
     assert f"{uid['P1']}  missing" in out and "could be any of 2" in err          # P1's is not taken
-    assert f"{uid['P3']}  missing" in out and "has its name but not its audio" in err
+    assert f"{uid['P3']}  missing" in out and f"is not recording {uid['P3']}'s audio (6.0 s" in err
+
+
+def test_relocate_to_a_file_of_other_audio_is_refused(tmp_path, capsys):
+    # --to once took any audio: the recording's results, made from the old audio, then
+    # stood beside a file they were not made from.
+    rec = write_recording(tmp_path / "P1" / "left.wav", seconds=3.0)
+    with Store() as store:
+        import_folder(store, rec.parent, patient="P1")
+        uid = store.recording_by_path(rec)["uid"]
+    moved = tmp_path / "moved" / "left.wav"
+    moved.parent.mkdir()
+    rec.rename(moved)
+    other = write_recording(tmp_path / "other" / "left.wav", seconds=5.0, seed=4)
+    assert main(["relocate", "--recording", uid, "--to", str(other)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lungapp: {other}: is not recording {uid}'s audio (5.0 s at 4000 Hz; the recording was 3.0 s "
+        "at 4000 Hz); the recording was not relocated")
+    with Store() as store:
+        assert store.recording(uid)["path"] == str(rec)
+    assert main(["relocate", "--recording", uid, "--to", str(moved)]) == 0
+    with Store() as store:
+        assert store.recording(uid)["path"] == str(moved)
 
 
 @pytest.mark.parametrize("args,message", [
