@@ -525,8 +525,8 @@ class PatientsView(QWidget):
         ident, number, store = self.current_patient(), self.current_visit_number(), self.hook.store
         self.data, times, problem = None, [], ""
         if ident and number and store is not None:
-            try:
-                self.data = gather(store, ident, number, self.hook.active_model())
+            try:  # by its id: the number it is listed under may have moved since
+                self.data = gather(store, ident, None, self.hook.active_model(), visit_id=self._current_visit_id())
                 times = [store.recording(e.uid)["recorded_at"] for e in self.data.entries]
             except STORE_ERRORS as exc:
                 self.data, problem = None, store_problem(exc, paths.database_path())
@@ -538,6 +538,9 @@ class PatientsView(QWidget):
         elif not orphan:
             self._load_notes(None, "")
         self._fill_table(entries, times)
+        if self.data is not None and self.data.visit["number"] != number:
+            self._show_visits()  # visits were filed or deleted since the list was made: list them again
+            return
         missing = sum(e.missing for e in entries)
         stale = sum(bool(e.result and e.result.get("stale")) for e in entries)
         if problem:
@@ -546,10 +549,15 @@ class PatientsView(QWidget):
             self.status.setText("The visit these notes were typed for is no longer in the store (deleted "
                                 "elsewhere?). They are still shown, to copy; choose a visit to discard them.")
         else:
-            self.status.setText(self._summary(ident, len(entries), missing, stale))
+            self.status.setText(self._summary(ident, len(entries), missing, stale, self.search_edit.text().strip(),
+                                              self.patient_list.count()))
 
     @staticmethod
-    def _summary(ident, n: int, missing: int, stale: int) -> str:
+    def _summary(ident, n: int, missing: int, stale: int, search: str = "", listed: int = 0) -> str:
+        if not ident and search and not listed:
+            return f"No patient matches \u201c{search}\u201d."
+        if not ident and listed:
+            return "Choose a patient."
         if not ident:
             return "No patients yet: record with a patient identifier, or import a folder."
         text = f"Patient {ident}: {n} recording(s) in this visit"

@@ -57,10 +57,11 @@ class ReportData:
 
 
 def gather(store: Store, identifier: str, visit_number: int | None = None,
-           active: ModelId | None = None) -> ReportData:
-    """The report of visit ``visit_number`` (1 = first; None: latest) of a patient."""
+           active: ModelId | None = None, *, visit_id: int | None = None) -> ReportData:
+    """The report of visit ``visit_number`` (1 = first; None: latest) of a patient, or of
+    the visit whose store id is ``visit_id``."""
     p = store.patient(identifier)
-    v = store.visit(p["id"], visit_number)
+    v = store.visit(p["id"], visit_number, visit_id=visit_id)
     entries = [SiteEntry(r["site"] or "unknown site", r["uid"], r["path"], r["missing"], r["duration_s"],
                          store.latest_result(r["uid"], active), store.labels(r["uid"], current=True))
                for r in store.recordings(v["id"])]

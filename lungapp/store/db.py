@@ -291,9 +291,16 @@ class Store:
         rows = self.query("SELECT * FROM visits WHERE patient_id = ? ORDER BY date, id", (patient_id,))
         return [_with(r, number=i) for i, r in enumerate(rows, 1)]
 
-    def visit(self, patient_id: int, number: int | None = None) -> dict:
-        """Visit ``number`` (1 = first) of a patient; None: the latest."""
+    def visit(self, patient_id: int, number: int | None = None, *, visit_id: int | None = None) -> dict:
+        """Visit ``number`` (1 = first) of a patient; None: the latest. ``visit_id``: the
+        visit of that id, whatever its number is now (a visit filed since on an earlier day
+        moves the later ones' numbers)."""
         visits = self.visits(patient_id)
+        if visit_id is not None:
+            found = next((v for v in visits if v["id"] == visit_id), None)
+            if found is None:
+                raise StoreError("the visit is no longer in the store (deleted elsewhere?)", self.path)
+            return found
         if not visits:
             raise StoreError("the patient has no visits", self.path)
         if number is None:
@@ -455,7 +462,7 @@ class Store:
         whether it is ``stale`` (made by another model than the active one)."""
         rec_id = self.recording(uid)["id"]
         rows = self.query("SELECT * FROM results WHERE recording_id = ? ORDER BY created DESC, id DESC", (rec_id,))
-        return [_decode_result(r, active) for r in rows]
+        return [_decode_result(r, active, self.path) for r in rows]
 
     def latest_result(self, uid: str, active: ModelId | None = None) -> dict | None:
         """The newest result, preferring one of the active model: a stale one only when the
@@ -544,12 +551,17 @@ def _timeline(prediction: dict) -> list[list[float]]:
     return [[w["start_s"], w["end_s"], w["abnormal_probability"]] for w in prediction.get("windows", [])]
 
 
-def _decode_result(row: sqlite3.Row, active: ModelId | None) -> dict:
+def _decode_result(row: sqlite3.Row, active: ModelId | None, path) -> dict:
+    """A result row with its JSON columns read; one that cannot be read (a damaged page
+    SQLite's checks do not see, another program's write) is StoreFileError naming ``path``."""
     d = dict(row)
-    d["probabilities"] = json.loads(d["probabilities"])
-    d["quality"] = json.loads(d["quality"]) if d["quality"] else None
-    d["windows"] = json.loads(d["windows"])
-    d["details"] = json.loads(d.get("details") or "{}")
+    try:
+        d["probabilities"] = json.loads(d["probabilities"])
+        d["quality"] = json.loads(d["quality"]) if d["quality"] else None
+        d["windows"] = json.loads(d["windows"])
+        d["details"] = json.loads(d.get("details") or "{}")
+    except (TypeError, ValueError) as exc:
+        raise StoreFileError(damaged_problem(f"result {d.get('id')} cannot be read: {exc}"), path) from None
     d["model"] = ModelId(d["model_name"], d["model_version"], d["model_hash"]).text()
     if active is not None:
         d["stale"] = (d["model_name"], d["model_version"], d["model_hash"]) != (active.name, active.version,

@@ -145,7 +145,7 @@ def _import_one(store: Store, path: Path, patient: str | None, clinician: str, f
         visit = report.visits.get(pid)
         if visit is None or not store.query("SELECT 1 FROM visits WHERE id = ?", (visit,)):  # deleted meanwhile: anew
             visit = report.visits[pid] = _import_visit(store, store.ensure_patient(pid, sex=info.sex),
-                                                       clinician, f"imported from {folder.resolve()}")
+                                                       clinician, folder.resolve())
         uid = store.add_recording(visit, path, site=info.site, device=info.device,
                                   sample_rate=header.rate, duration_s=header.duration_s,
                                   recorded_at=_mtime(path))
@@ -179,15 +179,17 @@ def _known(store: Store, path: Path) -> str:
     return "already in the store"
 
 
-def _import_visit(store: Store, patient_id: int, clinician: str, notes: str) -> int:
-    """The visit an import files a patient's recordings under: today's visit made by an
-    import of the same folder (an import interrupted and run again goes on with it), else
-    a new one."""
+def _import_visit(store: Store, patient_id: int, clinician: str, folder: Path) -> int:
+    """The visit an import of ``folder`` (resolved) files a patient's recordings under:
+    today's visit made by an import of the same folder (an import interrupted and run again
+    goes on with it), else a new one. Such a visit is known by the notes the import gave it
+    or, once the user has changed them, by a recording it holds from the folder."""
     import datetime as dt
 
-    today = dt.date.today().isoformat()
+    today, notes, inside = dt.date.today().isoformat(), f"imported from {folder}", os.path.join(folder, "")
     for v in reversed(store.visits(patient_id)):
-        if v["date"] == today and v["notes"] == notes:
+        if v["date"] == today and (v["notes"] == notes or any(
+                r["path"].startswith(inside) for r in store.recordings(v["id"]))):
             return v["id"]
     return store.add_visit(patient_id, clinician=clinician, notes=notes)
 

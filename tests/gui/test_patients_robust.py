@@ -274,6 +274,46 @@ def test_saving_notes_of_a_patient_deleted_elsewhere_writes_nothing_and_says_so(
 
 # --- 4: a damaged store -------------------------------------------------------------------
 
+def test_a_visit_filed_elsewhere_on_an_earlier_day_does_not_swap_the_visit_shown(qtbot, stored):
+    # The tab looked a visit up by its number: a visit filed since on an earlier day (a
+    # recovered recording, another window) moved the numbers, and clicking "Visit 2:
+    # 2025-02-05" showed, and saved notes into, the new 2025-01-20 visit.
+    _, _, view = make_view(qtbot)
+    view.patient_list.setCurrentRow(_row_of(view, "P-1"))
+    view.visit_list.setCurrentRow(0)
+    with Store() as s:
+        s.add_visit(s.patient("P-1")["id"], "2025-01-20", "Dr B", "")
+    view.visit_list.setCurrentRow(1)             # listed as "Visit 2: 2025-02-05"
+    assert view.data.visit["date"] == "2025-02-05"
+    assert view.visit_list.currentItem().text() == "Visit 3: 2025-02-05, Dr A"  # listed again
+    assert view.visit_list.count() == 3
+    view.notes_edit.setPlainText("follow-up: wheeze gone")
+    view.save_notes()
+    assert _notes_of_visit("P-1", 3) == "follow-up: wheeze gone" and _notes_of_visit("P-1", 2) == ""
+
+
+def test_a_damaged_result_is_said_and_the_window_starts(qtbot, stored):
+    # One result's JSON damaged (quick_check still "ok") was a JSONDecodeError out of
+    # the Patients tab's constructor: the window never opened.
+    from test_gui_review import make_window
+
+    with Store() as s, s.transaction() as c:
+        c.execute("UPDATE results SET probabilities = '{#Normal\": 0.8' WHERE recording_id = "
+                  "(SELECT id FROM recordings WHERE uid = ?)", (stored["uids"][1],))
+    win = make_window(qtbot)
+    win.patients.patient_list.setCurrentRow(_row_of(win.patients, "P-1"))
+    text = win.patients.status.text()
+    assert str(paths.database_path()) in text and "cannot be read" in text and "damaged" in text
+    win.close()
+
+
+def test_a_search_that_matches_nobody_says_so(qtbot, stored):
+    _, _, view = make_view(qtbot)
+    view.search_edit.setText("Smith")
+    assert view.patient_list.count() == 0
+    assert view.status.text() == "No patient matches \u201cSmith\u201d."
+
+
 def _damage_store() -> None:
     with Store() as s:
         for i in range(40):

@@ -88,6 +88,23 @@ def test_an_import_run_again_today_files_into_its_visit_and_a_deleted_visit_is_m
         assert len(report.added) == 1 and report.visits["A"] != 99999
 
 
+def test_an_import_run_again_today_finds_its_visit_after_its_notes_were_edited(tmp_path):
+    # The import knew its visit only by the notes it wrote ("imported from ..."): notes the
+    # user typed in the Patients tab made the next import that day open a second visit.
+    folder = tmp_path / "in"
+    write_recording(folder / "A_1_0_p1_1.wav")
+    with Store() as store:
+        first = import_folder(store, folder)
+        store.set_visit_notes(first.visits["A"], "Wheeze right anterior; follow up in 2 weeks.")
+        write_recording(folder / "A_1_0_p1_2.wav", seed=1)
+        again = import_folder(store, folder)
+        assert again.visits["A"] == first.visits["A"] and len(again.added) == 1
+        assert len(store.visits(store.patient("A")["id"])) == 1
+        other = tmp_path / "other"          # another folder the same day: a visit of its own
+        write_recording(other / "A_1_0_p1_9.wav", seed=3)
+        assert import_folder(store, other).visits["A"] != first.visits["A"]
+
+
 def test_a_file_date_no_calendar_holds_is_no_date(monkeypatch):
     class Far:
         def stat(self):
