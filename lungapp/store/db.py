@@ -347,9 +347,9 @@ class Store:
 
     def recording_by_path(self, path: str | os.PathLike) -> sqlite3.Row | None:
         """The recording whose file ``path`` is, whatever path reaches it (a symbolic link,
-        a linked folder); the oldest when several are. Rows hold the real path; rows written
-        before hold the absolute one, maybe through a link: found as given, or by their real
-        path (:meth:`_linked_rows`)."""
+        a linked folder, a hard link); the oldest when several are. Rows hold the real path;
+        rows written before hold the absolute one, maybe through a link: found as given, or
+        by their real path (:meth:`_linked_rows`)."""
         real, absolute = file_path(path), os.path.abspath(path)
         row = self._one("SELECT * FROM recordings WHERE path IN (?, ?) ORDER BY id LIMIT 1", (real, absolute))
         if row is not None:
@@ -357,7 +357,14 @@ class Store:
         rid = self._linked_rows().get(real)
         row = None if rid is None else self._one("SELECT * FROM recordings WHERE id = ?", (rid,))
         # Checked again: the row may have been relocated (or deleted) since the map was made.
-        return row if row is not None and file_path(row["path"]) == real else None
+        if row is not None and file_path(row["path"]) == real:
+            return row
+        try:  # a file with other names (hard links) may be filed under one of them
+            linked = os.stat(real).st_nlink > 1
+        except OSError:
+            return None
+        other = self._recording_of_file(real, besides="") if linked else None
+        return None if other is None else self.recording(other["uid"])
 
     def _linked_rows(self) -> dict[str, int]:
         """{real path: row id} of the rows whose path is not their real path (written before

@@ -105,6 +105,21 @@ def test_an_import_run_again_today_finds_its_visit_after_its_notes_were_edited(t
         assert import_folder(store, other).visits["A"] != first.visits["A"]
 
 
+def test_a_hard_linked_copy_of_an_imported_folder_is_not_imported_again(tmp_path):
+    # Symbolic links were followed to the file the store had; a hard-linked copy (what
+    # `cp -al` or a backup tool makes) was filed a second time.
+    folder = tmp_path / "in"
+    rec = write_recording(folder / "A_1_0_p1_1.wav")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    os.link(rec, copy / rec.name)
+    with Store() as store:
+        first = import_folder(store, folder)
+        again = import_folder(store, copy)
+        assert again.added == [] and again.skipped == [(str(copy / rec.name), "already in the store")]
+        assert store.recording_by_path(copy / rec.name)["uid"] == first.added[0]
+
+
 def test_a_file_date_no_calendar_holds_is_no_date(monkeypatch):
     class Far:
         def stat(self):
