@@ -202,6 +202,7 @@ SWAP_PAUSE_ENV = "LUNGAPP_TEST_SWAP_PAUSE_S"
 
 
 def _swap_marker(target: Path) -> Path:
+    """The journal of a replacement of ``target`` (absolute: "." and "x/.." have a name)."""
     return target.with_name(f".{target.name}.swap.json")
 
 
@@ -217,7 +218,7 @@ def publish_dir(staging: Path, target: Path) -> Path | None:
     backup (None when nothing was replaced). The two renames of a replacement are journalled
     in a hidden marker file, so a process killed between them is repaired by the next
     :func:`recover_swap` of ``target``."""
-    staging, target = Path(staging), Path(target)
+    staging, target = Path(staging), Path(os.path.abspath(target))
     if not target.exists():
         os.replace(staging, target)
         _fsync_dir(target.parent)
@@ -244,7 +245,9 @@ def recover_swap(target) -> str | None:
     (see :func:`publish_dir`): the new folder is moved into place when it is there, else the
     previous one is restored. Returns one line saying what was done (None: nothing to do;
     a swap of a live process is left alone)."""
-    target = Path(target)
+    target = Path(os.path.abspath(target))
+    if not target.name:  # the root: nothing is ever published in its place
+        return None
     marker = _swap_marker(target)
     try:
         info = json.loads(marker.read_text("utf-8"))
@@ -348,6 +351,13 @@ def check_output_dir(out, *, data_dirs=(), overwrite: bool = False, model: bool 
     if any(real.is_relative_to(v) for v in _VIRTUAL_ROOTS):
         raise LungappError("is on a virtual file system: choose a folder on a disk", out)
     _refuse_overlap(real, data_dirs)
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the current folder was deleted: it cannot be the output
+        here = None
+    if here is not None and here.is_relative_to(real):
+        raise LungappError("is (or holds) the current folder, which the finished model would be moved "
+                           "into place of: give the name of a new folder", out)
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise LungappError("exists and is not a folder", out)

@@ -8,6 +8,7 @@ explosive transients), written as WAV files with SPRSound JSON sidecars named
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -45,3 +46,25 @@ def binary_dataset(folder, n_patients: int = 8, per_class: int = 2, **kw) -> Pat
     """n_patients patients, each with ``per_class`` normal and ``per_class`` wheeze recordings."""
     return make_dataset(folder, {f"{100 + i}": ["Normal"] * per_class + ["CAS"] * per_class
                                  for i in range(n_patients)}, **kw)
+
+
+def clinic_csv_folder(root: Path, n_patients: int, per_patient: int = 2, shift: float = 0.0) -> Path:
+    """Labelled recordings with patient ids (CSV layout): half the patients normal, half
+    with wheezes; ``shift`` adds broadband noise, an "other stethoscope"."""
+    from tiny_model import RATE, make_signal
+
+    rng = np.random.default_rng(5)
+    root.mkdir()
+    rows = []
+    for p in range(n_patients):
+        label = "Normal" if p % 2 == 0 else "CAS"
+        for k in range(per_patient):
+            x = make_signal(label, 4, rng) + shift * rng.normal(0, 1, 4 * RATE).astype(np.float32)
+            name = f"p{p}_{k}.wav"
+            sf.write(root / name, np.clip(x, -1, 1), RATE)
+            rows.append({"file": name, "label": label, "patient": f"P{p}"})
+    with open(root / "labels.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "label", "patient"])
+        w.writeheader()
+        w.writerows(rows)
+    return root

@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return gui_main(argv)  # files to open (after --, any name: lungapp -- -3dB.flac)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    _names_as_given()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     if not getattr(args, "func", None):
@@ -110,6 +111,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err(unexpected_error_line(exc))
         return EXIT_UNEXPECTED
+
+
+def _names_as_given() -> None:
+    """File names that are not UTF-8 reach Python as lone surrogates (from argv and
+    os.walk); a UTF-8 stdout writes them back as the bytes they were, rather than stopping
+    a table half-printed (Python does so itself only in the C and POSIX locales)."""
+    out = sys.stdout
+    if (getattr(out, "encoding", "") or "").lower().replace("-", "") == "utf8" and hasattr(out, "reconfigure"):
+        try:
+            out.reconfigure(errors="surrogateescape")
+        except (AttributeError, ValueError, OSError):  # a stand-in stream: left as it is
+            pass
 
 
 def unexpected_error_line(exc: BaseException) -> str:

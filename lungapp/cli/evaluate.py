@@ -31,7 +31,7 @@ def run(args) -> int:
         return EXIT_ERROR
     if args.json:
         print(json.dumps(res, indent=2))
-        return EXIT_OK
+        return _status(res)
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     (tn, fp), (fn, tp) = res["confusion"]
     print(f"folder: {res['folder']} ({res['layout']})  model: {res['model']['name']} {res['model']['version']}")
@@ -80,4 +80,16 @@ def run(args) -> int:
         print(f"unusable: {item['file']}: {item['reason']}")
     for line in res["warnings"]:
         print(f"warning: {line}")
+    return _status(res)
+
+
+def _status(res: dict) -> int:
+    """Not 0 when recordings could not be scored (unreadable audio, unusable label files;
+    listed in the output): the figures leave them out. Poor Quality recordings, left out
+    by the task's rule, are not failures."""
+    bad = res["n_failed"] + res["n_unusable"]
+    if bad:
+        err(f"{bad} file(s) of {res['folder']} could not be scored (listed in the output); "
+            "the figures leave them out")
+        return EXIT_ERROR
     return EXIT_OK

@@ -7,7 +7,7 @@ import json
 import sys
 
 import lungapp
-from lungapp.cli.common import EXIT_OK
+from lungapp.cli.common import EXIT_OK, err
 from lungapp.errors import LungappError
 
 HELP = "versions, active model, data and settings paths"
@@ -28,6 +28,10 @@ def run(args) -> int:
                 "tensorflow", "PySide6", "pyqtgraph"):
         vers[mod] = module_version(mod)
     info["libraries"] = vers
+    note = registry.missing_active_model()  # the bundled model standing in, or unreadable settings
+    if note:
+        err(note)
+        info["model_note"] = note
     try:
         d = registry.active_model_dir()
         card = load_card(d)

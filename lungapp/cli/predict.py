@@ -46,14 +46,20 @@ def collect_inputs(paths: list[str], extensions: tuple[str, ...]) -> list[tuple[
 
 def _walk(folder: str, extensions: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
     """Audio files under ``folder`` (sorted; hidden files and folders left out) and the
-    sub-folders that could not be read, with the reason."""
+    sub-folders that could not be read, with the reason. Linked sub-folders are followed
+    (as linked files are taken), each real folder once (a link back up ends there)."""
     problems: list[tuple[str, str]] = []
 
     def unreadable(exc: OSError) -> None:
         problems.append((exc.filename or folder, f"cannot read this folder ({exc.strerror or exc})"))
 
-    found = []
-    for root, dirs, files in os.walk(folder, onerror=unreadable):
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [os.path.join(root, f) for f in files
                   if not f.startswith(".") and os.path.splitext(f)[1].lower() in extensions]

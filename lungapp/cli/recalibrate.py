@@ -50,10 +50,20 @@ def run(args) -> int:
         print(f"wrote {args.out}: threshold {card.threshold:.3f} on the recalibrated probability "
               f"(the model's own: {predictor.card.threshold:.3f}); it was the active model's folder, "
               "so the recalibrated model is now the one in use")
-        return EXIT_OK
+        return _status(rec)
     print(f"wrote {args.out}: threshold {card.threshold:.3f} on the recalibrated probability "
           f"(the model's own: {predictor.card.threshold:.3f}); use it with "
           f"`lungapp models install {args.out} --use`")
+    return _status(rec)
+
+
+def _status(rec) -> int:
+    """Not 0 when recordings or label files of the folder could not be used (listed in
+    the summary): the recalibration was made without them."""
+    if rec.n_failed:
+        err(f"{rec.n_failed} file(s) of {rec.folder} could not be used (listed above); "
+            "the recalibration was made without them")
+        return EXIT_ERROR
     return EXIT_OK
 
 

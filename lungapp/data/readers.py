@@ -27,9 +27,11 @@ of several layouts at once, or yields no usable example at all.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -185,11 +187,13 @@ class _Tree:
 
     def sibling(self, reldir: str, stem: str, suffixes: tuple[str, ...]) -> str | None:
         """Name of the first file ``stem + suffix`` in ``reldir`` for these suffixes, or None."""
+        found = self.siblings(reldir, stem, suffixes)
+        return found[0] if found else None
+
+    def siblings(self, reldir: str, stem: str, suffixes: tuple[str, ...]) -> list[str]:
+        """Names of the files ``stem + suffix`` in ``reldir`` for these suffixes, in their order."""
         by_suffix = self.dirs[reldir][stem]
-        for suffix in suffixes:
-            if suffix in by_suffix:
-                return by_suffix[suffix]
-        return None
+        return [by_suffix[suffix] for suffix in suffixes if suffix in by_suffix]
 
     def has_seed_labels_json(self) -> bool:
         """Whether the root holds the seed layout's ``labels.json``."""
@@ -415,8 +419,25 @@ def _in_dir(reldir: str, top: str) -> bool:
     return reldir == top or reldir.startswith(top + os.sep)
 
 
+def _open(path: str, mode: str = "rb", **kwargs):
+    """``open`` for a label or manifest file, refusing what is not a regular file (a FIFO
+    would block for ever, a device never end) with an OSError saying so. Opened without
+    blocking first, so that a FIFO with no writer is refused rather than waited on."""
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblock)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if nonblock:
+            os.set_blocking(fd, True)
+        return open(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8-sig") as f:
+    with _open(path, "r", encoding="utf-8-sig") as f:
         return f.read()
 
 
@@ -429,7 +450,7 @@ def _delimiter(first_line: str) -> str:
 def _csv_header(path: str) -> list[str]:
     """The header fields of a CSV file, read from its first line only (undecodable bytes are
     replaced, so a manifest with a bad row is still recognised and then refused by name)."""
-    with open(path, "rb") as f:
+    with _open(path, "rb") as f:
         first = f.readline(65536).decode("utf-8-sig", errors="replace").rstrip("\r\n")
     return next(csv.reader([first], delimiter=_delimiter(first)), [])
 
@@ -437,7 +458,7 @@ def _csv_header(path: str) -> list[str]:
 def _csv_rows(path: str) -> Iterator[tuple[int, list[str]]]:
     """``(line number, fields)`` of a UTF-8 CSV file (with or without a BOM), the delimiter
     from :func:`_delimiter`. Raises OSError, UnicodeDecodeError or csv.Error."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with _open(path, "r", encoding="utf-8-sig", newline="") as f:
         first = f.readline()
         f.seek(0)
         reader = csv.reader(f, delimiter=_delimiter(first))
@@ -490,9 +511,9 @@ def _is_app_sidecar(path: str) -> bool:
     """Whether ``path`` is the sidecar lungapp's recorder writes beside a recording, still
     unlabelled (it has the recorder's keys and an empty record_annotation)."""
     try:
-        with open(path, "rb") as f:
+        with _open(path, "rb") as f:
             data = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return (isinstance(data, dict) and "app_version" in data and "device" in data
             and not data.get("record_annotation"))
@@ -581,14 +602,19 @@ def _read_sprsound(tree: _Tree) -> _Result:
         if audio_name is None:
             problems.append((json_path, f"no audio file beside it ({stem}{_suffix_list(audio)})"))
             continue
+        if _shared(tree, reldir, stem, audio, json_path, problems):
+            continue
         try:
-            with open(json_path, "rb") as f:
+            with _open(json_path, "rb") as f:
                 data = json.load(f)
         except OSError as err:
             problems.append((json_path, f"cannot read it ({err.strerror or err})"))
             continue
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             problems.append((json_path, f"not valid JSON ({err})"))
+            continue
+        except RecursionError:
+            problems.append((json_path, "not valid JSON (nested too deeply)"))
             continue
         if is_unlabelled(data):
             unlabelled.append(os.path.join(reldir, audio_name))
@@ -609,6 +635,17 @@ def _read_sprsound(tree: _Tree) -> _Result:
         warnings.append(f"{len(unlabelled)} recordings not labelled yet (empty "
                         f"record_annotation) left out: {listed}; label them in Review")
     return examples, problems, warnings
+
+
+def _shared(tree: _Tree, reldir: str, stem: str, audio: tuple[str, ...], label_path: str,
+            problems: list[tuple[str, str]]) -> bool:
+    """Whether two recordings (``X.wav`` and ``X.flac``) sit beside one label file: which
+    one the labels are of is not known, so neither is taken (said in ``problems``)."""
+    names = tree.siblings(reldir, stem, audio)
+    if len(names) > 1:
+        problems.append((label_path, f"labels of which recording? {' and '.join(names)} both sit beside "
+                                     "it: keep one, or give each a name of its own"))
+    return len(names) > 1
 
 
 def is_unlabelled(data: object) -> bool:
@@ -639,6 +676,8 @@ def _read_icbhi(tree: _Tree) -> _Result:
             continue
         if audio_name is None:
             problems.append((txt_path, f"no audio file beside it ({stem}{_suffix_list(audio)})"))
+            continue
+        if _shared(tree, reldir, stem, audio, txt_path, problems):
             continue
         patient, meta = icbhi_name_info(stem)
         examples.append(Example(tree.path(reldir, audio_name), icbhi_label(cycles), patient,
@@ -761,12 +800,14 @@ def _seed_labels_json(path: str, root: str) -> dict[str, tuple[str, str]]:
     ``{"file", "label"}`` objects or an object ``{file: label}``; paths relative to ``root``.
     Raises DatasetError when the file as a whole is unusable."""
     try:
-        with open(path, "rb") as f:
+        with _open(path, "rb") as f:
             data = json.load(f)
     except OSError as err:
         raise DatasetError(f"cannot read it ({err.strerror or err})", path) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DatasetError(f"not valid JSON ({err})", path) from None
+    except RecursionError:
+        raise DatasetError("not valid JSON (nested too deeply)", path) from None
     if isinstance(data, dict):
         pairs = list(data.items())
     elif isinstance(data, list):

@@ -53,6 +53,11 @@ class Recalibration:
     notes: list
     gain_lo: float
     gain_hi: float
+    #: (file, why) of the recordings left out: unreadable, unusable labels, refused by the
+    #: quality check (its probability on them is noise, as the app shows no result)
+    left_out: list = dataclasses.field(default_factory=list)
+    #: how many of ``left_out`` could not be used at all (unreadable, unusable labels)
+    n_failed: int = 0
 
     @property
     def gain(self) -> float:
@@ -73,6 +78,9 @@ class Recalibration:
         if self.gain <= 0:
             lines.append("  the recalibrated threshold did not do better on held-out recordings: "
                          "keep using the model's own threshold unless you have more recordings")
+        if self.left_out:
+            lines.append(f"left out: {len(self.left_out)} recording(s) or label file(s):")
+            lines += [f"  {f}: {why}" for f, why in self.left_out]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
@@ -90,7 +98,7 @@ def _folds(y: np.ndarray, groups: list | None, k: int, seed: int) -> list[np.nda
         splitter = (StratifiedKFold(kk, shuffle=True, random_state=seed) if groups is None else
                     StratifiedGroupKFold(kk, shuffle=True, random_state=seed))
         try:
-            for i, (_, te) in enumerate(splitter.split(np.zeros(len(y)), y, g)):
+            for i, (_, te) in enumerate(splitter.split(np.zeros(len(y)), y, None if groups is None else g)):
                 fold_of[te] = i
         except ValueError:
             continue
@@ -172,7 +180,12 @@ def recalibrate(folder, predictor, *, folds: int = 3, layout: str | None = None,
 
     card = predictor.card
     res = evaluate_folder(folder, predictor, progress=progress, layout=layout)
-    rows = res["recordings"]
+    left_out = [(i["file"], i["error"]) for i in res.get("failed", [])]
+    left_out += [(i["file"], f"unusable: {i['reason']}") for i in res.get("unusable", [])]
+    n_failed = len(left_out)
+    left_out += [(r["file"], "refused by the quality check (the app shows no result for it)")
+                 for r in res["recordings"] if r.get("quality") == "refused"]
+    rows = [r for r in res["recordings"] if r.get("quality") != "refused"]
     y = np.array([r["truth"] == "abnormal" for r in rows], dtype=int)
     if len(y) < MIN_RECORDINGS or min(y.sum(), len(y) - y.sum()) < MIN_PER_CLASS:
         raise LungappError(f"{len(y)} scorable recordings ({int(y.sum())} abnormal): recalibrating "
@@ -198,7 +211,8 @@ def recalibrate(folder, predictor, *, folds: int = 3, layout: str | None = None,
     notes = [] if grouped else ["no patient ids in this folder: folds split recordings, so "
                                 "one patient's recordings can be on both sides"]
     return Recalibration(str(folder), len(y), int(y.sum()), int(len(y) - y.sum()), len(masks),
-                         grouped, before, after, per_fold, new_card, notes, check.gain_lo, check.gain_hi)
+                         grouped, before, after, per_fold, new_card, notes, check.gain_lo, check.gain_hi,
+                         left_out, n_failed)
 
 
 def _check_record(folder, before: dict, after: dict, check: HeldOut):
@@ -266,6 +280,9 @@ def write_recalibrated(model_dir, rec: Recalibration, out) -> Path | None:
         write_card(staging, card)
         (staging / "MODEL_CARD.md").write_text(card_markdown(card))
         return publish_dir(staging, out)
+    except OSError as exc:  # a full disk, a folder that went read-only: --out is the place named
+        raise LungappError(f"the model folder cannot be written ({exc.strerror or exc}); nothing "
+                           "was written there", out) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -39,7 +39,7 @@ def _csv_folder(folder: Path) -> Path:
 
 def test_evaluate_lists_missing_files_and_duplicate_rows(tiny_model_dir, tmp_path, capsys):
     ds = _csv_folder(tmp_path / "ds")
-    assert main(["evaluate", str(ds), "--model", str(tiny_model_dir), "--json"]) == 0
+    assert main(["evaluate", str(ds), "--model", str(tiny_model_dir), "--json"]) == 2  # two rows unusable
     res = json.loads(capsys.readouterr().out)
     why = {Path(u["file"]).name: u["reason"] for u in res["unusable"]}
     assert res["n_unusable"] == 2 and set(why) == {"r0.wav", "gone.wav"}
@@ -65,7 +65,7 @@ def test_evaluate_lists_an_unreadable_subfolder(tiny_model_dir, tmp_path):
                 for extra in ([], ["--json"])]
     finally:
         locked.chmod(0o755)
-    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert [r.returncode for r in runs] == [2, 2], runs[0].stderr
     assert f"unusable: {locked}: cannot read this folder (Permission denied)" in runs[0].stdout
     assert "unusable entries 2" in runs[0].stdout  # the folder and the .wav left without its .json
     res = json.loads(runs[1].stdout)

@@ -3,42 +3,21 @@ own labelled recordings, checked on held-out patients first."""
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from lungapp.cli import main
 from lungapp.inference.card import load_card
 from lungapp.inference.predictor import Predictor
 
 from tiny_model import RATE, make_signal
+from train_helpers import clinic_csv_folder as _csv_folder
 
 ICBHI = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "icbhi_subset"
-
-
-def _csv_folder(root: Path, n_patients: int, per_patient: int = 2, shift: float = 0.0) -> Path:
-    """Labelled recordings with patient ids (CSV layout): half the patients normal, half
-    with wheezes; ``shift`` adds broadband noise, an "other stethoscope"."""
-    rng = np.random.default_rng(5)
-    root.mkdir()
-    rows = []
-    for p in range(n_patients):
-        label = "Normal" if p % 2 == 0 else "CAS"
-        for k in range(per_patient):
-            x = make_signal(label, 4, rng) + shift * rng.normal(0, 1, 4 * RATE).astype(np.float32)
-            name = f"p{p}_{k}.wav"
-            sf.write(root / name, np.clip(x, -1, 1), RATE)
-            rows.append({"file": name, "label": label, "patient": f"P{p}"})
-    with open(root / "labels.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["file", "label", "patient"])
-        w.writeheader()
-        w.writerows(rows)
-    return root
 
 
 def test_recalibrate_writes_a_model_whose_decisions_follow_the_new_threshold(tiny_model_dir, tmp_path, capsys):
