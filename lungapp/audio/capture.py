@@ -12,7 +12,17 @@ import math
 import threading
 import time
 
-from lungapp.audio.devices import PA_LOCK, DeviceError, DeviceInfo, _sd, choose_rate, current, find_device
+from lungapp.audio.devices import (
+    PA_LOCK,
+    DeviceError,
+    DeviceInfo,
+    _sd,
+    abandon,
+    choose_rate,
+    current,
+    find_device,
+    released,
+)
 from lungapp.audio.ringbuffer import RingBuffer
 
 # No callback for this long while running = the device is gone. Generous: on a busy
@@ -24,6 +34,7 @@ STOP_TIMEOUT_S = 2.0  # how long stopping a stream may take before it is left be
 # The first block may take a while (sound servers, Bluetooth, USB wake-up).
 FIRST_BLOCK_TIMEOUT_S = 15.0
 BLOCK_S = 0.020
+_CLOSING = threading.Lock()  # a stop's end and the decision to leave it behind, one at a time
 
 
 def default_blocksize(rate: int) -> int:
@@ -43,16 +54,20 @@ class Capture:
 
     def __init__(self, device=None, rate: int | None = None, channel: int = 0,
                  ring_seconds: float = 30.0, blocksize: int | None = None, latency="high"):
-        dev = device if isinstance(device, DeviceInfo) else find_device(device)
-        self._check_channel(dev, channel)
-        if isinstance(device, DeviceInfo):
-            # A DeviceInfo from an earlier listing is looked up again by name and host
-            # API: a device re-scan (devices.rescan) may have renumbered the devices.
-            dev = current(dev)
+        with PA_LOCK:  # not while PortAudio is being re-initialised (devices.rescan)
+            dev = device if isinstance(device, DeviceInfo) else find_device(device)
             self._check_channel(dev, channel)
-        self.device: DeviceInfo = dev
-        self.channel = int(channel)
-        self.rate = choose_rate(self.device, rate, channels=self.channel + 1)
+            if isinstance(device, DeviceInfo):
+                # A DeviceInfo from an earlier listing is looked up again by name and host
+                # API: a device re-scan (devices.rescan) may have renumbered the devices.
+                dev = current(dev)
+                self._check_channel(dev, channel)
+            self.device: DeviceInfo = dev
+            self.channel = int(channel)
+            # At least two channels of a device that has them: asked for one, a host API
+            # (PulseAudio) mixes every channel into it, and channel 1 would hold channel 2 too.
+            self.channels = max(self.channel + 1, min(2, dev.max_input_channels))
+            self.rate = choose_rate(self.device, rate, channels=self.channels)
         self.ring = RingBuffer(int(ring_seconds * self.rate), channels=1)
         self.overflows = 0     # callbacks flagged input_overflow (audio lost by the driver)
         self.callbacks = 0
@@ -90,7 +105,7 @@ class Capture:
         try:
             with PA_LOCK:  # not while PortAudio is being re-initialised (devices.rescan)
                 self._stream = sd.InputStream(
-                    device=self.device.index, channels=self.channel + 1, samplerate=self.rate,
+                    device=self.device.index, channels=self.channels, samplerate=self.rate,
                     dtype="float32", blocksize=self._blocksize, latency=self._latency,
                     callback=self._callback, finished_callback=self._on_finished)
                 self._last_callback = time.monotonic()
@@ -111,6 +126,8 @@ class Capture:
         if stream is None:
             return
 
+        done = threading.Event()
+
         def close() -> None:
             try:
                 stream.stop()
@@ -120,10 +137,16 @@ class Capture:
                 stream.close()
             except Exception:
                 pass
+            with _CLOSING:
+                done.set()
+                released(stream)  # (when it was left behind: it answered after all)
 
         closer = threading.Thread(target=close, name="lungapp-stream-stop", daemon=True)
         closer.start()
         closer.join(STOP_TIMEOUT_S)
+        with _CLOSING:  # a stop that returns just now is not left behind
+            if not done.is_set():
+                abandon(stream)
 
     @property
     def running(self) -> bool:

@@ -107,6 +107,47 @@ def list_input_devices() -> list[DeviceInfo]:
     return out
 
 
+#: Streams whose stop never returned (a hung driver or audio server): kept alive here,
+#: never touched again. PortAudio cannot be re-initialised (or terminated) under them.
+_ABANDONED: list = []
+
+
+_ABANDON_LOCK = threading.Lock()
+
+
+def abandon(stream) -> None:
+    """Leave ``stream`` behind: its stop did not return. PortAudio's own clean-up at exit
+    (sounddevice's atexit handler, Pa_Terminate) would wait on it for ever, and the process
+    would never end: it is skipped while such a stream is left; the operating system
+    closes the device."""
+    import atexit
+
+    with _ABANDON_LOCK:
+        _ABANDONED.append(stream)
+        handler = getattr(_sd(), "_exit_handler", None)
+        if handler is not None and len(_ABANDONED) == 1:
+            atexit.unregister(handler)
+
+
+def released(stream) -> None:
+    """A stream left behind whose stop returned after all: PortAudio is usable again
+    (re-scans, its clean-up at exit) once no stream is left behind."""
+    import atexit
+
+    with _ABANDON_LOCK:
+        if not any(s is stream for s in _ABANDONED):
+            return
+        _ABANDONED[:] = [s for s in _ABANDONED if s is not stream]
+        handler = getattr(_sd(), "_exit_handler", None)
+        if handler is not None and not _ABANDONED:
+            atexit.register(handler)
+
+
+def abandoned() -> int:
+    """How many streams are left behind (:func:`abandon`)."""
+    return len(_ABANDONED)
+
+
 def open_streams() -> int:
     """How many sounddevice streams are open in this process (any module's: capture,
     playback). Found through the garbage collector because sounddevice keeps no list,
@@ -126,7 +167,7 @@ def rescan() -> bool:
     """
     sd = _sd()
     with PA_LOCK:
-        if open_streams():
+        if open_streams() or _ABANDONED:
             return False
         try:
             while sd._initialized > 0:

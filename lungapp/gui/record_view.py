@@ -247,8 +247,14 @@ class RecordView(QWidget):
         if new_devices:
             msg += " New: " + ", ".join(d.name for d in new_devices) + "."
         if not rescanned and self._rescan_wanted:
-            msg += (" (Audio is playing, so the list was not re-scanned for newly plugged "
-                    "devices; stop playback and press Refresh.)")
+            from lungapp.audio.devices import abandoned
+
+            if abandoned():
+                msg += (" (An input device stopped answering, so the list cannot be re-scanned for "
+                        "newly plugged devices until lungapp is restarted.)")
+            else:
+                msg += (" (Audio is playing, so the list was not re-scanned for newly plugged "
+                        "devices; stop playback and press Refresh.)")
         return msg
 
     def _devices_failed(self, message: str, exc) -> None:
@@ -344,7 +350,7 @@ class RecordView(QWidget):
 
     def start(self) -> None:
         d = self.selected_device()
-        if d is None or self.state != IDLE:
+        if d is None or self.state != IDLE or self._listing:  # (Space: the button is off while listing)
             return
         self._set_state(STARTING)
         self.stack.setCurrentWidget(self.live)
@@ -419,6 +425,7 @@ class RecordView(QWidget):
             self.live.show_all()  # the last columns too (the live view runs a little behind)
         self.last_result = result
         self.recording = self.capture = None
+        self.meter.reset()  # no input now: no level, no clipping warning held for ever
         self._set_state(IDLE)
         path = os.path.abspath(result.path)
         if not getattr(result, "published", True) or not os.path.isfile(path):

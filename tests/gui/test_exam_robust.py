@@ -162,9 +162,17 @@ def test_a_stream_that_no_longer_answers_does_not_hang_stop(monkeypatch):
     cap = cap_mod.Capture.__new__(cap_mod.Capture)
     cap._stopping, cap._stream = False, Hung()
     t0 = time.monotonic()
+    hung = cap._stream
     cap.stop()
     assert time.monotonic() - t0 < 3 and cap._stream is None
-    Hung.released.set()
+    from lungapp.audio import devices
+
+    assert devices.abandoned() == 1 and not devices.rescan()  # PortAudio is not re-initialised under it
+    Hung.released.set()                                       # it answers after all
+    deadline = time.monotonic() + 5
+    while devices.abandoned() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert devices.abandoned() == 0 and hung is not None
 
 
 def test_a_recordings_folder_that_cannot_be_made_is_one_line(monkeypatch, tmp_path):
