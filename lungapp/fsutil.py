@@ -192,8 +192,12 @@ def make_staging(target) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(target)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}@{_host_tag()}-",
-                                 dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}@{_host_tag()}-",
+                                    dir=target.parent))
+    # mkdtemp makes it 0700: published, the folder would be unreadable to anyone else (a
+    # model folder shared on a clinic's machine); a folder as mkdir makes it instead.
+    os.chmod(staging, 0o777 & ~_umask())
+    return staging
 
 
 #: Environment hook for tests only: seconds to sleep between the two renames of a

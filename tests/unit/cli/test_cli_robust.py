@@ -83,6 +83,10 @@ def test_recalibrate_lists_and_counts_what_it_left_out(tiny_model_dir, tmp_path,
     assert f"  {folder / 'p0_0.wav'}: " in out and "gone.wav" in out
     assert "2 file(s) of" in err and "the recalibration was made without them" in err
     assert (tmp_path / "m" / "card.json").is_file()                # made, from the others
+    # a folder as mkdir makes it (it was mkdtemp's 0700: unreadable to the clinic's other users)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o777 & ~mask
 
 
 def test_recalibrate_leaves_out_what_the_quality_check_refuses(tmp_path, capsys):
