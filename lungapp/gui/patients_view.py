@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -806,8 +807,9 @@ class PatientsView(QWidget):
         if self.data is None:
             self.status.setText("Choose a visit first: the report is of one visit.")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save the report", f"report-{self.current_patient()}.pdf",
-                                              "PDF (*.pdf)")
+        # An identifier such as 2024/0017 is one name, not a folder and a name.
+        name = re.sub(r'[\\/:*?"<>|\x00-\x1f]', "-", self.current_patient() or "")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the report", f"report-{name}.pdf", "PDF (*.pdf)")
         if path:
             self.write_report(path)
 

@@ -314,6 +314,20 @@ def test_a_search_that_matches_nobody_says_so(qtbot, stored):
     assert view.status.text() == "No patient matches \u201cSmith\u201d."
 
 
+def test_the_suggested_report_name_of_an_identifier_with_a_slash_is_one_name(qtbot, stored, monkeypatch):
+    from lungapp.gui import patients_view
+
+    with Store() as s:
+        s.add_visit(s.add_patient("2024/0017"))
+    _, _, view = make_view(qtbot)
+    view.patient_list.setCurrentRow(_row_of(view, "2024/0017"))
+    offered = []
+    monkeypatch.setattr(patients_view.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda parent, title, name, filt: offered.append(name) or ("", "")))
+    view.report_dialog()
+    assert offered == ["report-2024-0017.pdf"]
+
+
 def _damage_store() -> None:
     with Store() as s:
         for i in range(40):
