@@ -551,16 +551,19 @@ class PatientsView(QWidget):
                                 "elsewhere?). They are still shown, to copy; choose a visit to discard them.")
         else:
             self.status.setText(self._summary(ident, len(entries), missing, stale, self.search_edit.text().strip(),
-                                              self.patient_list.count()))
+                                              self.patient_list.count(), self.visit_list.count()))
 
     @staticmethod
-    def _summary(ident, n: int, missing: int, stale: int, search: str = "", listed: int = 0) -> str:
+    def _summary(ident, n: int, missing: int, stale: int, search: str = "", listed: int = 0,
+                 visits: int | None = None) -> str:
         if not ident and search and not listed:
             return f"No patient matches \u201c{search}\u201d."
         if not ident and listed:
             return "Choose a patient."
         if not ident:
             return "No patients yet: record with a patient identifier, or import a folder."
+        if visits == 0:
+            return f"Patient {ident} has no visits yet: record with their identifier, or import a folder."
         text = f"Patient {ident}: {n} recording(s) in this visit"
         if missing:
             text += f"; {missing} file(s) missing (moved or deleted outside lungapp: relocate them)"

@@ -326,6 +326,12 @@ def test_the_suggested_report_name_of_an_identifier_with_a_slash_is_one_name(qtb
                         staticmethod(lambda parent, title, name, filt: offered.append(name) or ("", "")))
     view.report_dialog()
     assert offered == ["report-2024-0017.pdf"]
+    with Store() as s:
+        s.add_patient("NEW-1")
+    view.refresh()
+    view.patient_list.setCurrentRow(_row_of(view, "NEW-1"))   # once "0 recording(s) in this visit"
+    assert view.status.text() == ("Patient NEW-1 has no visits yet: record with their identifier, "
+                                  "or import a folder.")
 
 
 def _damage_store() -> None:
