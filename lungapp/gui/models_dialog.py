@@ -10,6 +10,7 @@ model (the model files unchanged) and offered for use only when the check favour
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,12 +98,18 @@ def recalibration_text(card) -> str:
                   if "model_threshold_score" in (c.extra or {})), None)
     if check is None:
         return ""
-    lo_hi = check.extra.get("gain_interval_90")
+
+    def number(v) -> bool:  # a card is data: any of its figures may be missing or odd
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    lo_hi, own = check.extra.get("gain_interval_90"), check.extra.get("model_threshold_score")
     sure = (f" (gain {lo_hi[0]:+.3f} to {lo_hi[1]:+.3f}, 90 % interval)"
-            if isinstance(lo_hi, list) and len(lo_hi) == 2 and None not in lo_hi else "")
+            if isinstance(lo_hi, list) and len(lo_hi) == 2 and all(map(number, lo_hi)) else "")
+    if not (number(check.score) and number(own)):
+        return (f"Recalibrated on recordings of {check.name.split(':')[0]}; its card does not give "
+                "the check's scores.")
     return (f"Recalibrated: on {check.n} recordings of held-out patients ({check.name.split(':')[0]}), "
-            f"score {check.score:.3f} at the new threshold against "
-            f"{check.extra['model_threshold_score']:.3f} at the model's own{sure}.")
+            f"score {check.score:.3f} at the new threshold against {own:.3f} at the model's own{sure}.")
 
 
 def much_weaker(active, new) -> str:
@@ -150,6 +157,7 @@ def _yes(parent: QWidget, title: str, text: str, *, warning: bool) -> bool:
     B = QMessageBox.StandardButton
     box = QMessageBox(QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Question, title,
                       text, B.Yes | (B.Cancel if warning else B.No), parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)  # it names models: data, never markup
     box.setDefaultButton(B.Cancel if warning else B.Yes)
     return box.exec() == B.Yes
 
@@ -209,6 +217,7 @@ class ModelsDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.details = QLabel()
+        self.details.setTextFormat(Qt.TextFormat.PlainText)  # names and descriptions are data, never markup
         self.details.setWordWrap(True)
         self.env_note = QLabel("LUNGAPP_MODEL is set: it chooses the model when the app starts, "
                                "whatever is chosen here.")

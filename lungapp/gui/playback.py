@@ -98,7 +98,11 @@ class Player(QObject):
         self._raw = np.ascontiguousarray(samples, dtype=np.float32)
         self._rate = int(rate)
         self._range = None
-        self._samples = self._filtered()
+        try:
+            self._samples = self._filtered()
+        except ValueError as err:  # a band this recording's rate cannot take: heard as recorded
+            self._samples = self._raw
+            self.error.emit(f"Band-pass not applied to this recording: {err}")
         self._pos = 0
         self.positionChanged.emit(0.0)
 

@@ -127,6 +127,7 @@ class ResultPanel(QFrame):
         lay.addWidget(self.quality)
 
         self.model = QLabel()
+        self.model.setTextFormat(Qt.TextFormat.PlainText)  # the card's name is data, never markup
         self.model.setWordWrap(True)
         self.model.setStyleSheet(f"color: {theme.MUTED};")
         lay.addWidget(self.model)

@@ -134,8 +134,7 @@ class ReviewAnnotation(QObject):
         bar.bandChanged.connect(self._set_band)
         bar.gainChanged.connect(player.set_gain_db)
         bar.playSelection.connect(self.play_selection)
-        # Play / Space / a click on the plot play the whole recording again.
-        self.view.transport.play_btn.clicked.connect(lambda: None if player.playing else player.clear_range())
+        # A click on the plot plays the whole recording again (Play and Space: ReviewView._play_pause).
         self.view.plots.seekRequested.connect(lambda _s: player.clear_range())
         sc = QShortcut(QKeySequence("P"), self.view)  # not Return: the note field needs it
         sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)

@@ -191,11 +191,17 @@ class ReviewView(QWidget):
         self.cmap.currentTextChanged.connect(self.plots.set_colormap)
         self.plots.savePngRequested.connect(self.save_view_png)
 
+    def _play_pause(self) -> None:
+        """Play / pause (the button, Space): Play after a region was played (Play selection)
+        plays the whole recording on, not the region again."""
+        if not self.player.playing:
+            self.player.clear_range()
+        self.player.toggle()
+
     def _connect_player(self) -> None:
         p = self.player
-        self.play_btn.clicked.connect(p.toggle)
-        self.space.activated.connect(p.toggle)
-        self.files.spacePressed.connect(p.toggle)
+        for play_pause in (self.play_btn.clicked, self.space.activated, self.files.spacePressed):
+            play_pause.connect(self._play_pause)
         self.speed.currentIndexChanged.connect(lambda _i: p.set_speed(self.speed.currentData()))
         self.plots.seekRequested.connect(p.seek)
         for step, sc in self.seek_keys.items():

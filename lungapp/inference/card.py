@@ -542,6 +542,8 @@ def read_card_json(path: Path):
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"model card is not valid JSON ({exc})", path) from None
+    except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
+        raise ModelError(f"model card holds a value that cannot be read ({str(exc)[:120]})", path) from None
     except RecursionError:
         raise ModelError("model card is nested too deeply to be a model card; refused", path) from None
 
