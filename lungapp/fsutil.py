@@ -319,20 +319,20 @@ def _refuse_overlap(out: Path, data_dirs) -> None:
                                "outside it", out)
 
 
-def _probe_writable(out: Path) -> None:
+def _probe_writable(out: Path, what: str = "the output folder") -> None:
     """Create and delete a temporary file where ``out`` will be written (its nearest
     existing parent), so an unwritable place fails now, naming the path."""
     from lungapp.errors import LungappError
 
     where = out.parent
-    while not where.exists() and where != where.parent:
+    while not os.path.lexists(where) and where != where.parent:
         where = where.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=".lungapp-probe-", dir=where)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise LungappError(f"cannot write the output folder here ({where}: "
+        raise LungappError(f"cannot write {what} here ({where}: "
                            f"{exc.strerror or exc})", out) from None
 
 
@@ -425,6 +425,7 @@ def check_output_file(path, *, data_dirs=(), overwrite: bool = False,
         if replaceable is not None and not replaceable(path):
             raise LungappError(f"is not {kind or 'a file this command writes'}: not replaced; "
                                "choose another file", path)
+    _probe_writable(path, "the file")  # a read-only place fails now, not after the work
     return path
 
 

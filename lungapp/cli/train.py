@@ -313,6 +313,7 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     except DatasetError as exc:
         emit(P.Error(kind="dataset", message=str(exc)))
         return EXIT_DATASET
+    from lungapp.training.finetune import StartModelError
     from lungapp.training.train import train
 
     try:
@@ -327,6 +328,9 @@ def _train(args, emit: _Emitter, stop: dict) -> int:
     except DatasetError as exc:
         emit(P.Error(kind="dataset", message=str(exc)))
         return EXIT_DATASET
+    except StartModelError as exc:  # the --init-from model's file cannot be loaded: a bad option
+        emit(P.Error(kind="options", message=str(exc)))
+        return EXIT_USAGE
     except LungappError as exc:
         emit(P.Error(kind="output", message=str(exc)))
         return EXIT_OUTPUT

@@ -64,7 +64,8 @@ def folder_summary(task, folder: str, task_name: str, folds: int) -> dict:
                            f"be read: more than {limit:.0%}, so training would stop; fix or remove them")
     try:
         check_dataset([lab for _, lab in usable],
-                      [e.patient for e, _ in usable] if ds.has_patients else None, folds, classes, folder)
+                      [e.patient for e, _ in usable] if any(e.patient is not None for e, _ in usable) else None,
+                      folds, classes, folder)
     except LungappError as exc:
         problems.insert(0, getattr(exc, "problem", str(exc)))
     return {"error": "", "layout": ds.layout, "n": len(usable),

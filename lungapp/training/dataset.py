@@ -18,7 +18,7 @@ from lungapp.errors import AudioError, DatasetError, LungappError
 from lungapp.inference.features import FeatureConfig, image_features, windows_from_samples
 from lungapp.training.progress import Cancelled, Event, Extract
 from lungapp.training.recipes import TrainOptions
-from lungapp.training.splits import validation_split
+from lungapp.training.splits import validation_split, with_unknown
 from lungapp.vocabulary import FLAG_OUTPUTS, FOUR_CLASSES
 
 
@@ -61,6 +61,8 @@ def check_dataset(labels: list[str], patients: list | None, k: int, classes: lis
         raise DatasetError(f"class(es) with fewer examples than the {k} folds: {', '.join(few)}; "
                            f"add recordings{fewer}", where)
     if patients is not None:
+        patients, _ = with_unknown(patients)  # each recording without an id: its own patient
+    if patients is not None:
         per = {c: len({p for p, lab in zip(patients, labels) if lab == c}) for c in classes}
         few = [f"{c} ({per[c]} patients)" for c in classes if per[c] < k]
         if few:
@@ -101,7 +103,8 @@ def usable_examples(folder, opts: TrainOptions, classes: list[str],
     if kind == "image" and opts.features.resize is None:
         raise DatasetError("this folder holds spectrogram images: image models need resized "
                            "features (use --preset seed)", ds.root)
-    patients = [e.patient for e in usable] if ds.has_patients else None
+    # A recording without an id among others with one is a group of its own (splits.make_folds).
+    patients = [e.patient for e in usable] if any(e.patient is not None for e in usable) else None
     check_dataset([task_label(e.label, opts.task) for e in usable], patients, opts.folds,
                   classes, ds.root)
     return UsableExamples(ds, usable, kind, patients)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lungapp.errors import LungappError
+from lungapp.errors import LungappError, ModelError
 from lungapp.inference.card import ModelCard, load_card
 from lungapp.inference.features import FeatureConfig
 
@@ -92,6 +92,10 @@ def compatibility_problem(card: ModelCard, member: tuple[FeatureConfig, str], op
                 + ("equalises recordings, the run does not (a fine-tune keeps its model's input)"
                    if card.equalisation is not None else
                    "reads recordings as they are, the run equalises them (leave --equalise out)"))
+    arch = start_arch(card)
+    if arch is not None and opts.arch != arch:
+        return (f"architecture differs: the starting model is {arch}, the run {opts.arch} (a fine-tune "
+                "trains its model's network: leave --arch out, or use a preset of that network)")
     diff = _feature_difference(opts.features, member[0])
     if diff:
         return (f"features differ from its member {member[1]}: {diff} (recipe vs model; "
@@ -133,14 +137,44 @@ def load_start(spec: str, opts) -> StartModel:
     return StartModel(folder, card, member[0], member[1])
 
 
+class StartModelError(ModelError):
+    """The starting model cannot be used (said as a bad option, exit status 2)."""
+
+
+def check_start_loads(start: StartModel) -> None:
+    """Load the starting member once, before any work (TensorFlow is loaded for the run
+    anyway): a damaged model file is refused now, as an unusable starting model, not after
+    the folder was read."""
+    from lungapp.inference.predictor import load_keras_model
+
+    try:
+        load_keras_model(start.member_path)
+    except LungappError as exc:
+        raise StartModelError(f"cannot fine-tune this model: its {start.member_path.name} cannot be loaded "
+                         f"({exc.problem})", start.folder) from None
+
+
 def start_defaults(spec: str, window_s: float | None) -> dict:
     """The recipe values a fine-tuning run takes from its starting model unless given:
     task, outputs, the chosen member's features (of ``window_s``-second windows where
     a member reads them) and whether it equalises recordings."""
     card = load_card(resolve_start_dir(spec))
     fc, _ = pick_member(card, window_s)
-    return {"task": card.task, "outputs": "flags" if card.output_kind == "sigmoid" else "softmax",
-            "features": fc, "equalise": card.equalisation is not None}
+    out = {"task": card.task, "outputs": "flags" if card.output_kind == "sigmoid" else "softmax",
+           "features": fc, "equalise": card.equalisation is not None}
+    arch = start_arch(card)
+    if arch is not None:  # a fine-tune trains its model's network: the card says which
+        out["arch"] = arch
+    return out
+
+
+def start_arch(card: ModelCard) -> str | None:
+    """The architecture the starting model was trained as (its card's training options),
+    or None where the card does not say."""
+    training = card.training
+    options = training.get("options") if isinstance(training, dict) else getattr(training, "options", None)
+    arch = options.get("arch") if isinstance(options, dict) else None
+    return arch if isinstance(arch, str) and arch else None
 
 
 # ------------------------------------------------------------------- the comparison

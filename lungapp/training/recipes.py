@@ -12,8 +12,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from lungapp.dsp.spectrogram import SpectrogramConfig
+from lungapp.inference.card import LIMITS
 from lungapp.inference.features import FeatureConfig
-from lungapp.vocabulary import POOLINGS, TASKS
+from lungapp.vocabulary import POOLINGS, TASKS, is_pooling_rule
+
+TOPK_MAX = LIMITS["topk"][1]
 
 ARCH_NAMES = ("seed_cnn", "cnn4", "lungcnn", "inception_v3", "resnet50")
 """Architectures :func:`lungapp.training.archs.build` builds (and ``--arch`` accepts)."""
@@ -231,8 +234,11 @@ class TrainOptions:
             p.append(f"schedule must be one of {SCHEDULES}")
         if self.monitor not in MONITORS:
             p.append("monitor must be val_auc or val_loss")
-        if self.pooling not in POOLINGS and not self.pooling.startswith("topk:"):
-            p.append(f"pooling must be one of {POOLINGS}")
+        topk = (isinstance(self.pooling, str) and self.pooling.startswith("topk:") and is_pooling_rule(self.pooling)
+                and int(self.pooling[5:]) <= TOPK_MAX)
+        if self.pooling not in POOLINGS and not topk:  # as the card will be checked, before the run
+            p.append(f"pooling must be one of {', '.join(POOLINGS)} or topk:K with K in 1..{TOPK_MAX}, "
+                     f"not {self.pooling!r}")
         if self.window_labels not in WINDOW_LABELS:
             p.append(f"window_labels must be one of {WINDOW_LABELS}")
         if self.outputs not in OUTPUTS:

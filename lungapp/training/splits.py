@@ -47,11 +47,21 @@ class Folds:
         return out
 
 
+def with_unknown(groups) -> tuple[list | None, int]:
+    """``groups`` with each None (a recording whose patient is not known) made a group of
+    its own, and how many there were; None when no recording has an id."""
+    if groups is None or all(g is None for g in groups):
+        return None, 0 if groups is None else len(groups)
+    unknown = sum(g is None for g in groups)
+    return [f"\0unknown-{i}" if g is None else str(g) for i, g in enumerate(groups)], unknown
+
+
 def make_folds(labels, groups, k: int, seed: int) -> Folds:
     """Split n examples into ``k`` folds, stratified by ``labels``.
 
-    labels: (n,) class labels (any hashable). groups: (n,) patient ids, or None (or any
-    None among them) to split by file. Same inputs and seed -> same folds.
+    labels: (n,) class labels (any hashable). groups: (n,) patient ids, or None (or all
+    None) to split by file; a recording without an id among others with one is a group of
+    its own (said in the warnings). Same inputs and seed -> same folds.
 
     Raises:
         ValueError: k < 2, or fewer examples / patients than folds.
@@ -60,7 +70,8 @@ def make_folds(labels, groups, k: int, seed: int) -> Folds:
     n = len(labels)
     if k < 2:
         raise ValueError(f"need at least 2 folds, not {k}")
-    if groups is None or any(g is None for g in groups):
+    groups, unknown = with_unknown(groups)
+    if groups is None:
         if n < k:
             raise ValueError(f"{n} examples cannot make {k} folds")
         with _warnings.catch_warnings():
@@ -68,7 +79,7 @@ def make_folds(labels, groups, k: int, seed: int) -> Folds:
             splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
             test = [t for _, t in splitter.split(np.zeros(n), labels)]
         return Folds(test=test, grouped=False, warnings=[BY_FILE_WARNING])
-    groups = np.asarray([str(g) for g in groups])
+    groups = np.asarray(groups)
     n_groups = len(set(groups.tolist()))
     if n_groups < k:
         raise ValueError(f"{n_groups} patients cannot make {k} patient-grouped folds")
@@ -76,7 +87,9 @@ def make_folds(labels, groups, k: int, seed: int) -> Folds:
         _warnings.simplefilter("ignore", UserWarning)
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         test = [t for _, t in splitter.split(np.zeros(n), labels, groups)]
-    return Folds(test=test, grouped=True)
+    notes = [f"{unknown} of {n} recordings have no patient id: each is a group of its own (if one "
+             "is another recording's patient, that patient can be on both sides)"] if unknown else []
+    return Folds(test=test, grouped=True, warnings=notes)
 
 
 def validation_folds(labels, groups, fraction: float) -> int:
@@ -88,8 +101,9 @@ def validation_folds(labels, groups, fraction: float) -> int:
     if not counts:
         return 0
     k = max(2, int(round(1 / fraction)))
-    if groups is not None and not any(g is None for g in groups):
-        k = min(k, len(set(map(str, groups))), max(counts.values()))
+    groups, _ = with_unknown(groups)
+    if groups is not None:
+        k = min(k, len(set(groups)), max(counts.values()))
     else:
         k = min(k, min(counts.values()))
     return k
@@ -104,8 +118,7 @@ def validation_split(labels, groups, seed: int, fraction: float = 0.15) -> tuple
     k = validation_folds(labels, groups, fraction)
     if k < 2:  # too small to hold anything out: train without a validation split
         return np.arange(n), np.arange(0)
-    grouped = groups is not None and not any(g is None for g in groups)
-    folds = make_folds(labels, groups if grouped else None, k, seed)
+    folds = make_folds(labels, groups, k, seed)
     # The fold whose label mix is closest to the whole set's.
     whole = Counter(labels.tolist())
 

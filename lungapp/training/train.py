@@ -162,7 +162,10 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
             note = missing_active_model()  # the bundled model stands in: never silently
             if note:
                 ctx.log(note, "warning")
+        from lungapp.training.finetune import check_start_loads
+
         ctx.start = load_start(opts.init_from, opts)
+        check_start_loads(ctx.start)
         ctx.log(f"fine-tuning {ctx.start.card.name} ({ctx.start.member_path}) at learning "
                 f"rate {opts.finetune_lr:g}")
     classes = list(classes_for(opts.task))
@@ -184,6 +187,7 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
         ctx.check_stop()
         files, artifact_text = make_artifact(data, cv, ctx)
         save_models(staging, files, cv)
+        out = _publish_target(out, overwrite, ctx)
         card = make_card(ctx, data, cv, report, (list(files), artifact_text),
                          time.perf_counter() - t_start, out)
         from lungapp.fsutil import publish_dir
@@ -207,6 +211,33 @@ def train(folder, out, opts: TrainOptions, *, progress: Callable[[Event], None] 
     done.skipped = [{"file": f, "reason": why} for f, why in data.bad]
     progress(done)
     return done.to_dict()
+
+
+def _publish_target(out: Path, overwrite: bool, ctx: RunContext) -> Path:
+    """Where the finished model goes: ``out``, checked again now that the run is over.
+    A folder that appeared there meanwhile (another training to the same place, files the
+    user put there) is replaced only with ``overwrite`` and only if it is a model (as the
+    check before the run said); else the model goes beside it, under a free name. An
+    empty folder the run was given is simply taken."""
+    from lungapp.fsutil import is_model_folder, unique_path
+
+    out = Path(out)
+    if not os.path.lexists(out):
+        return out
+    if out.is_dir() and not out.is_symlink():
+        try:
+            if not any(out.iterdir()):
+                out.rmdir()  # empty, as it was checked: nothing in it to keep
+                return out
+            if overwrite and is_model_folder(out):
+                return out
+        except OSError:  # written into meanwhile, or unreadable: kept as it is
+            pass
+    other = unique_path(out)
+    ctx.log(f"{out} was made or changed during the run (another training to the same folder?) and "
+            f"is not a model this run may replace: kept as it is; this model was written to {other}",
+            "warning")
+    return other
 
 
 def _check_outputs(out: Path, oof_path, overwrite: bool, folder: Path,

@@ -235,23 +235,33 @@ def test_oof_file_holds_the_device_shift_check_too(trained):
 
 
 @pytest.mark.slow
-def test_a_bad_oof_path_is_refused_first_or_costs_only_the_file(tmp_path):
-    """An --oof file inside the model folder is refused before any training; one that
-    cannot be written when the folds are done is a warning, and the model is still saved."""
+def test_a_bad_oof_path_is_refused_first_or_costs_only_the_file(tmp_path, monkeypatch):
+    """An --oof file inside the model folder, or where no file can be written, is refused
+    before any training; one that cannot be written when the folds are done (the disk
+    filled meanwhile) is a warning, and the model is still saved."""
+    from lungapp.training import train as train_module
+
     data = binary_dataset(tmp_path / "d", n_patients=4, per_class=1, seconds=3.0)
     events = []
     with pytest.raises(LungappError, match="outside the model folder"):
         train(data, tmp_path / "m", tiny_options(epochs=1), progress=events.append,
               oof_path=tmp_path / "m" / "oof.npz")
-    assert events == [] and not (tmp_path / "m").exists()
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where a folder would be")
+    with pytest.raises(LungappError, match="cannot write the file here"):
+        train(data, tmp_path / "m", tiny_options(epochs=1), progress=events.append, oof_path=blocker / "oof.npz")
+    assert events == [] and not (tmp_path / "m").exists()
+    assert blocker.read_text() == "a file where a folder would be"
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module, "save_oof", full)
     s = train(data, tmp_path / "m", tiny_options(epochs=1, device_shift=False), progress=events.append,
-              oof_path=blocker / "oof.npz")
+              oof_path=tmp_path / "oof.npz")
     assert (tmp_path / "m" / "card.json").is_file() and s["event"] == "done"
     card = json.loads((tmp_path / "m" / "card.json").read_text())
     assert any("out-of-fold predictions not written" in w for w in card["training"]["warnings"])
-    assert blocker.read_text() == "a file where a folder would be"
 
 
 def test_card_records_data_options_and_artifact(trained):
