@@ -397,14 +397,14 @@ def is_oof_file(path) -> bool:
 
 def check_output_file(path, *, data_dirs=(), overwrite: bool = False,
                       replaceable: Callable[[Path], bool] | None = None, kind: str = "",
-                      hint: str = "use --overwrite to replace it") -> Path:
+                      hint: str = "use --overwrite to replace it", probe: bool = False) -> Path:
     """Check an output file before any work (the file counterpart of
     :func:`check_output_dir`), so that nothing the user has is replaced. Refuses
     (LungappError naming ``path``) a folder, a place on a virtual file system, a path inside
     one of ``data_dirs`` (symlinks resolved; even with ``overwrite``), an existing file
     without ``overwrite`` (``hint`` says what to do), and, with ``overwrite``, an existing
-    file that ``replaceable`` rejects (``kind`` names what it would have to be). Returns
-    ``path`` (``~`` expanded)."""
+    file that ``replaceable`` rejects (``kind`` names what it would have to be), and, with
+    ``probe``, a place where no file can be created. Returns ``path`` (``~`` expanded)."""
     from lungapp.errors import LungappError
 
     path = Path(path).expanduser()
@@ -425,7 +425,8 @@ def check_output_file(path, *, data_dirs=(), overwrite: bool = False,
         if replaceable is not None and not replaceable(path):
             raise LungappError(f"is not {kind or 'a file this command writes'}: not replaced; "
                                "choose another file", path)
-    _probe_writable(path, "the file")  # a read-only place fails now, not after the work
+    if probe:  # a read-only place fails now, not after the work
+        _probe_writable(path, "the file")
     return path
 
 
@@ -440,4 +441,4 @@ def check_oof_file(path, *, out, data_dirs=(), overwrite: bool = False) -> Path:
     if path.is_dir() or path.resolve().is_relative_to(Path(out).expanduser().resolve()):
         raise LungappError("the out-of-fold file must be a file outside the model folder", path)
     return check_output_file(path, data_dirs=data_dirs, overwrite=overwrite, replaceable=is_oof_file,
-                             kind="an out-of-fold file of lungapp train (.npz)")
+                             kind="an out-of-fold file of lungapp train (.npz)", probe=True)
