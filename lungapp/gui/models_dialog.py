@@ -10,7 +10,6 @@ model (the model files unchanged) and offered for use only when the check favour
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +97,7 @@ def recalibration_text(card) -> str:
                   if "model_threshold_score" in (c.extra or {})), None)
     if check is None:
         return ""
-
-    def number(v) -> bool:  # a card is data: any of its figures may be missing or odd
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    from lungapp.inference.card import finite_number as number  # a card's figures may be missing or odd
 
     lo_hi, own = check.extra.get("gain_interval_90"), check.extra.get("model_threshold_score")
     sure = (f" (gain {lo_hi[0]:+.3f} to {lo_hi[1]:+.3f}, 90 % interval)"

@@ -286,8 +286,7 @@ class ModelCard:
             p.append('sigmoid outputs ["CAS", "DAS"] go with task 4class')
         if not isinstance(self.features, FeatureConfig):
             p.append("features must be a FeatureConfig")
-        if (not isinstance(self.threshold, (int, float)) or isinstance(self.threshold, bool)
-                or not math.isfinite(self.threshold) or not 0.0 <= self.threshold <= 1.0):
+        if not (finite_number(self.threshold) and 0.0 <= self.threshold <= 1.0):
             p.append(f"threshold must be a number in [0, 1], not {self.threshold!r}")
         if not isinstance(self.pooling, str) or not _POOLING.match(self.pooling):
             p.append(f"pooling must be 'mean', 'max', 'topk:K' or 'quantile:Q', not {self.pooling!r}")
@@ -322,9 +321,7 @@ class ModelCard:
         elif ft:
             if self.output_kind != "sigmoid" or list(self.outputs) != ["CAS", "DAS"]:
                 p.append('flag_thresholds go with sigmoid outputs ["CAS", "DAS"]')
-            elif set(ft) != {"CAS", "DAS"} or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    and 0.0 < v < 1.0 for v in ft.values()):
+            elif set(ft) != {"CAS", "DAS"} or not all(finite_number(v) and 0.0 < v < 1.0 for v in ft.values()):
                 p.append('flag_thresholds must be {"CAS": t, "DAS": t} with each t in (0, 1)')
         if not isinstance(self.metrics, Metrics):
             p.append("metrics must be an object")
@@ -448,18 +445,21 @@ def _calibration_problems(c) -> list[str]:
         return [f"calibration method must be 'platt', not {c.method!r}"]
     p = []
     for name, value, (lo, hi) in (("a", c.a, CALIBRATION_LIMITS["a"]), ("b", c.b, CALIBRATION_LIMITS["b"])):
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value) and lo <= value <= hi):
+        if not (finite_number(value) and lo <= value <= hi):
             p.append(f"calibration.{name} must be a number within {lo:g}..{hi:g}, not {value!r}")
     return p
+
+
+def finite_number(value) -> bool:
+    """Whether a card's value is a finite real number (booleans are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _out_of_range(what: str, value, *, key: str | None = None) -> list[str]:
     """[] when ``value`` is within ``LIMITS[key]`` (``key`` defaults to the last word of
     ``what``), else the problem in words."""
     lo, hi = LIMITS[key or what.rsplit(".", 1)[-1]]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and lo <= value <= hi:
+    if finite_number(value) and lo <= value <= hi:
         return []
     return [f"{what} must be within {lo:g}..{hi:g}, not {value!r}"]
 
