@@ -171,8 +171,7 @@ def start_defaults(spec: str, window_s: float | None) -> dict:
 def start_arch(card: ModelCard) -> str | None:
     """The architecture the starting model was trained as (its card's training options),
     or None where the card does not say."""
-    training = card.training
-    options = training.get("options") if isinstance(training, dict) else getattr(training, "options", None)
+    options = card.training.options
     arch = options.get("arch") if isinstance(options, dict) else None
     return arch if isinstance(arch, str) and arch else None
 
