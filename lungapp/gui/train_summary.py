@@ -35,7 +35,7 @@ def folder_summary(task, folder: str, task_name: str, folds: int) -> dict:
     training), error ("" or why the folder cannot be read at all)."""
     from lungapp.audio import audio_info
     from lungapp.data.readers import read_folder
-    from lungapp.training.dataset import check_dataset, task_label
+    from lungapp.training.dataset import check_dataset, patient_ids, task_label
     from lungapp.training.recipes import TrainOptions
     from lungapp.vocabulary import BINARY_CLASSES, FOUR_CLASSES
 
@@ -64,8 +64,7 @@ def folder_summary(task, folder: str, task_name: str, folds: int) -> dict:
                            f"be read: more than {limit:.0%}, so training would stop; fix or remove them")
     try:
         check_dataset([lab for _, lab in usable],
-                      [e.patient for e, _ in usable] if any(e.patient is not None for e, _ in usable) else None,
-                      folds, classes, folder)
+                      patient_ids([e for e, _ in usable]), folds, classes, folder)
     except LungappError as exc:
         problems.insert(0, getattr(exc, "problem", str(exc)))
     return {"error": "", "layout": ds.layout, "n": len(usable),

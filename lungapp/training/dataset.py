@@ -35,6 +35,14 @@ def task_label(label: str, task: str) -> str | None:
     return label if label in FOUR_CLASSES else None
 
 
+def patient_ids(examples) -> list | None:
+    """The examples' patient ids (None for one without), or None when none has one. A
+    recording without an id among others with one is a group of its own
+    (:func:`~lungapp.training.splits.make_folds`)."""
+    ids = [e.patient for e in examples]
+    return ids if any(i is not None for i in ids) else None
+
+
 def check_dataset(labels: list[str], patients: list | None, k: int, classes: list[str],
                   where: str) -> list[str]:
     """Refuse a dataset unfit for k-fold training; returns warnings.
@@ -103,8 +111,7 @@ def usable_examples(folder, opts: TrainOptions, classes: list[str],
     if kind == "image" and opts.features.resize is None:
         raise DatasetError("this folder holds spectrogram images: image models need resized "
                            "features (use --preset seed)", ds.root)
-    # A recording without an id among others with one is a group of its own (splits.make_folds).
-    patients = [e.patient for e in usable] if any(e.patient is not None for e in usable) else None
+    patients = patient_ids(usable)
     check_dataset([task_label(e.label, opts.task) for e in usable], patients, opts.folds,
                   classes, ds.root)
     return UsableExamples(ds, usable, kind, patients)
