@@ -10,12 +10,14 @@ replace an existing file pass ``overwrite=False`` (the default for user data) or
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -111,6 +113,23 @@ def atomic_write_text(path, text: str, *, overwrite: bool = True) -> Path:
 
 def atomic_write_json(path, obj, *, overwrite: bool = True) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite=overwrite)
+
+
+def open_regular(path, mode: str = "rb", **kwargs):
+    """``open`` for a file read whole (a label file, a manifest), refusing what is not a regular file (a FIFO
+    would block for ever, a device never end) with an OSError saying so. Opened without
+    blocking first, so that a FIFO with no writer is refused rather than waited on."""
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblock)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if nonblock:
+            os.set_blocking(fd, True)
+        return open(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def unique_path(path) -> Path:

@@ -27,11 +27,9 @@ of several layouts at once, or yields no usable example at all.
 from __future__ import annotations
 
 import csv
-import errno
 import json
 import math
 import os
-import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from lungapp.data.labels import (
     normalise_label,
 )
 from lungapp.errors import DatasetError
+from lungapp.fsutil import open_regular
 
 LAYOUTS = ("sprsound", "icbhi", "class-folders", "csv", "seed-images")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -419,25 +418,8 @@ def _in_dir(reldir: str, top: str) -> bool:
     return reldir == top or reldir.startswith(top + os.sep)
 
 
-def _open(path: str, mode: str = "rb", **kwargs):
-    """``open`` for a label or manifest file, refusing what is not a regular file (a FIFO
-    would block for ever, a device never end) with an OSError saying so. Opened without
-    blocking first, so that a FIFO with no writer is refused rather than waited on."""
-    nonblock = getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, os.O_RDONLY | nonblock)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        if nonblock:
-            os.set_blocking(fd, True)
-        return open(fd, mode, **kwargs)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def _read_text(path: str) -> str:
-    with _open(path, "r", encoding="utf-8-sig") as f:
+    with open_regular(path, "r", encoding="utf-8-sig") as f:
         return f.read()
 
 
@@ -450,7 +432,7 @@ def _delimiter(first_line: str) -> str:
 def _csv_header(path: str) -> list[str]:
     """The header fields of a CSV file, read from its first line only (undecodable bytes are
     replaced, so a manifest with a bad row is still recognised and then refused by name)."""
-    with _open(path, "rb") as f:
+    with open_regular(path, "rb") as f:
         first = f.readline(65536).decode("utf-8-sig", errors="replace").rstrip("\r\n")
     return next(csv.reader([first], delimiter=_delimiter(first)), [])
 
@@ -458,7 +440,7 @@ def _csv_header(path: str) -> list[str]:
 def _csv_rows(path: str) -> Iterator[tuple[int, list[str]]]:
     """``(line number, fields)`` of a UTF-8 CSV file (with or without a BOM), the delimiter
     from :func:`_delimiter`. Raises OSError, UnicodeDecodeError or csv.Error."""
-    with _open(path, "r", encoding="utf-8-sig", newline="") as f:
+    with open_regular(path, "r", encoding="utf-8-sig", newline="") as f:
         first = f.readline()
         f.seek(0)
         reader = csv.reader(f, delimiter=_delimiter(first))
@@ -511,7 +493,7 @@ def _is_app_sidecar(path: str) -> bool:
     """Whether ``path`` is the sidecar lungapp's recorder writes beside a recording, still
     unlabelled (it has the recorder's keys and an empty record_annotation)."""
     try:
-        with _open(path, "rb") as f:
+        with open_regular(path, "rb") as f:
             data = json.load(f)
     except (OSError, ValueError, RecursionError):
         return False
@@ -605,7 +587,7 @@ def _read_sprsound(tree: _Tree) -> _Result:
         if _shared(tree, reldir, stem, audio, json_path, problems):
             continue
         try:
-            with _open(json_path, "rb") as f:
+            with open_regular(json_path, "rb") as f:
                 data = json.load(f)
         except OSError as err:
             problems.append((json_path, f"cannot read it ({err.strerror or err})"))
@@ -800,7 +782,7 @@ def _seed_labels_json(path: str, root: str) -> dict[str, tuple[str, str]]:
     ``{"file", "label"}`` objects or an object ``{file: label}``; paths relative to ``root``.
     Raises DatasetError when the file as a whole is unusable."""
     try:
-        with _open(path, "rb") as f:
+        with open_regular(path, "rb") as f:
             data = json.load(f)
     except OSError as err:
         raise DatasetError(f"cannot read it ({err.strerror or err})", path) from None
